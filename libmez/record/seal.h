@@ -37,12 +37,14 @@ std::string KeyId(std::string_view key);
 
 // What the readable framing says about a chunk; bound into the GCM AAD.
 struct ChunkInfo {
-  int64_t time_us = 0;    // Offset from the recording start, microseconds.
-  uint8_t direction = 0;  // Container-defined ('o', 'i', 'r', 'x', ...).
+  int64_t time_us = 0;       // The container's readable time, microseconds.
+  uint8_t direction = 0;     // Container-defined ('o', 'i', 'r', 'x', ...).
   std::string_view context;  // Container-defined (e.g. a pcap flow 4-tuple).
 };
 
-// Seals chunks in order. REQUIRES: external synchronization.
+// Seals chunks in order. REQUIRES: external synchronization. Nonces are
+// drawn from the CSPRNG in batches, so a sealer must not be used on both
+// sides of a fork().
 class ChunkSealer {
  public:
   static Result<std::unique_ptr<ChunkSealer>> Create(
@@ -90,7 +92,10 @@ class ChunkOpener {
   // Compares the key id stored in a file header with KeyId(key); a
   // mismatch is kWrongKey.
   Status CheckKeyId(std::string_view stored_key_id);
-  // Returns the plaintext of the next chunk in file order.
+  // Returns the plaintext of the next chunk in file order. A chunk whose
+  // seq skips ahead is authentic and returned; the gap is reported by
+  // OpenFinal or Finish. After a failure later calls still open what they
+  // can, but integrity() keeps the first failure.
   Result<std::string> Open(const ChunkInfo& info, std::string_view sealed);
   // Checks the final record against everything opened so far.
   Status OpenFinal(int64_t time_us, std::string_view sealed);
@@ -109,6 +114,21 @@ class ChunkOpener {
   Integrity integrity_ = Integrity::kOk;
   uint64_t opened_ = 0;
 };
+
+namespace internal {
+
+// Raw AES-256-GCM with a 12-byte nonce and a 16-byte tag, through the same
+// EVP code the sealer and opener use. Exposed so tests can check it against
+// published vectors; recordings never call these.
+// Returns ciphertext || tag.
+Result<std::string> AesGcmSeal(std::string_view key, std::string_view nonce,
+                               std::string_view aad,
+                               std::string_view plaintext);
+// `sealed` is ciphertext || tag; an authentication failure is kDataLoss.
+Result<std::string> AesGcmOpen(std::string_view key, std::string_view nonce,
+                               std::string_view aad, std::string_view sealed);
+
+}  // namespace internal
 
 }  // namespace mez::record
 

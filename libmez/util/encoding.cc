@@ -17,6 +17,18 @@ constexpr std::array<int8_t, 256> MakeB64Table() {
 }
 constexpr std::array<int8_t, 256> kB64Table = MakeB64Table();
 
+// Two output characters for every 12-bit input group: halves the lookups of
+// the encoder's hot loop.
+constexpr std::array<uint16_t, 4096> MakePairTable() {
+  std::array<uint16_t, 4096> t{};
+  for (int i = 0; i < 4096; ++i) {
+    t[i] = static_cast<uint16_t>(static_cast<unsigned char>(kB64[i >> 6]) |
+                                 static_cast<unsigned char>(kB64[i & 63]) << 8);
+  }
+  return t;
+}
+constexpr std::array<uint16_t, 4096> kB64Pairs = MakePairTable();
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -35,10 +47,13 @@ void Base64EncodeTo(std::string_view data, std::string* out) {
   size_t i = 0;
   for (; i + 3 <= n; i += 3) {
     uint32_t v = (p[i] << 16) | (p[i + 1] << 8) | p[i + 2];
-    *o++ = kB64[v >> 18];
-    *o++ = kB64[(v >> 12) & 63];
-    *o++ = kB64[(v >> 6) & 63];
-    *o++ = kB64[v & 63];
+    uint16_t hi = kB64Pairs[v >> 12];
+    uint16_t lo = kB64Pairs[v & 4095];
+    o[0] = static_cast<char>(hi & 0xff);
+    o[1] = static_cast<char>(hi >> 8);
+    o[2] = static_cast<char>(lo & 0xff);
+    o[3] = static_cast<char>(lo >> 8);
+    o += 4;
   }
   if (i < n) {
     uint32_t v = p[i] << 16;

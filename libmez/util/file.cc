@@ -29,8 +29,9 @@ Status AtomicWriteFile(const std::string& path, std::string_view data,
     return PermissionDenied("refusing to replace symlink '" + path + "'");
   }
   size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  if (dir.empty()) dir = "/";
+  std::string dir = slash == std::string::npos ? std::string(".")
+                    : slash == 0               ? std::string("/")
+                                               : path.substr(0, slash);
   std::vector<char> tmpl(path.begin(), path.end());
   const char kSuffix[] = ".tmp.XXXXXX";
   tmpl.insert(tmpl.end(), kSuffix, kSuffix + sizeof(kSuffix));

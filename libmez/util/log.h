@@ -30,9 +30,9 @@ class LogMessage {
 }  // namespace mez
 
 // MEZ_LOG(kInfo) << "text " << value;
-#define MEZ_LOG(level)                                   \
-  if (::mez::LogLevel::level < ::mez::GetLogLevel()) {   \
-  } else                                                 \
+#define MEZ_LOG(level)                                 \
+  if (::mez::LogLevel::level < ::mez::GetLogLevel()) { \
+  } else                                               \
     ::mez::internal::LogMessage(::mez::LogLevel::level).stream()
 
 #endif  // MEZ_UTIL_LOG_H_

@@ -31,9 +31,9 @@ TEST_F(PathTest, JoinsPlainRelativePaths) {
 }
 
 TEST_F(PathTest, RefusesEscapes) {
-  const char* bad[] = {"..",          "../x",      "a/../../x", "/etc/passwd",
-                       "a//b",        "a/./b",     "a/",        "",
-                       "./a",         "alice/..", "a/.."};
+  const char* bad[] = {"..",   "../x",     "a/../../x", "/etc/passwd",
+                       "a//b", "a/./b",    "a/",        "",
+                       "./a",  "alice/..", "a/.."};
   for (const char* rel : bad) {
     auto r = SafeJoin(dir_, rel);
     EXPECT_FALSE(r.ok()) << "accepted '" << rel << "'";

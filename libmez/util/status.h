@@ -119,9 +119,9 @@ class Result {
 #define MEZ_CONCAT(a, b) MEZ_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when it is not ok.
-#define MEZ_RETURN_IF_ERROR(expr)          \
-  do {                                     \
-    ::mez::Status mez_status_ = (expr);    \
+#define MEZ_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::mez::Status mez_status_ = (expr);        \
     if (!mez_status_.ok()) return mez_status_; \
   } while (0)
 

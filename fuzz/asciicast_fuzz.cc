@@ -1,0 +1,29 @@
+// Fuzzes the asciicast reader: plain, gzip (by magic), and encrypted with a
+// fixed key. It must return errors, never crash, hang or leak.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "libmez/record/asciicast_reader.h"
+
+namespace {
+
+void ReadAll(const std::string& bytes, std::optional<std::string> key) {
+  auto r = mez::record::AsciicastReader::Open(
+      mez::record::OpenRecordingBytes(bytes), std::move(key));
+  if (!r.ok()) return;
+  mez::record::AsciicastEvent e;
+  for (int i = 0; i < 100000; ++i) {
+    auto more = (*r)->Next(&e);
+    if (!more.ok() || !*more) return;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string bytes(reinterpret_cast<const char*>(data), size);
+  ReadAll(bytes, std::nullopt);
+  ReadAll(bytes, std::string(32, '\x42'));
+  return 0;
+}
