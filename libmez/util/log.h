@@ -15,6 +15,11 @@ LogLevel GetLogLevel();
 void LogLine(LogLevel level, const std::string& message);
 
 namespace internal {
+// Turns the stream expression into void for the ?: in MEZ_LOG.
+struct Voidify {
+  void operator&(std::ostream&) {}
+};
+
 class LogMessage {
  public:
   explicit LogMessage(LogLevel level) : level_(level) {}
@@ -29,10 +34,12 @@ class LogMessage {
 
 }  // namespace mez
 
-// MEZ_LOG(kInfo) << "text " << value;
-#define MEZ_LOG(level)                                 \
-  if (::mez::LogLevel::level < ::mez::GetLogLevel()) { \
-  } else                                               \
-    ::mez::internal::LogMessage(::mez::LogLevel::level).stream()
+// MEZ_LOG(kInfo) << "text " << value;  An expression, so it is safe as the
+// body of an unbraced if.
+#define MEZ_LOG(level)                            \
+  (::mez::LogLevel::level < ::mez::GetLogLevel()) \
+      ? (void)0                                   \
+      : ::mez::internal::Voidify() &              \
+            ::mez::internal::LogMessage(::mez::LogLevel::level).stream()
 
 #endif  // MEZ_UTIL_LOG_H_

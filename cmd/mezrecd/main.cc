@@ -1,0 +1,48 @@
+// mezrecd: the cluster service (recording ingest, catalog, keys).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "libmez/rpc/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "mezrecd - Mezite cluster service: receives SSH session recordings "
+      "over gRPC and keeps the catalog, audit log and cluster keys"};
+  mez::rpc::ConfigFlags flags;
+  app.add_option("--config", flags.config_path, "mezrecd.yaml to read")
+      ->check(CLI::ExistingFile);
+  app.add_option("--data-dir", flags.data_dir,
+                 "keys, catalog and default storage (default /var/lib/mezite)");
+  app.add_option("--listen", flags.listen,
+                 "gRPC address HOST:PORT (default 127.0.0.1:3025; port 0 "
+                 "picks a free one)");
+  // Flag callbacks: an absent flag must leave the lower layers alone.
+  app.add_flag_callback(
+      "--insecure", [&flags] { flags.insecure = true; },
+      "serve plaintext gRPC (loopback addresses only)");
+  app.add_option("--storage-path", flags.storage_path,
+                 "where recordings are written (default DATA_DIR/recordings)");
+  app.add_flag_callback(
+      "--gzip", [&flags] { flags.gzip = true; }, "gzip recordings");
+  app.add_option("--log-level", flags.log_level, "debug, info, warn or error");
+  app.footer(
+      "Environment: MEZITE_DATA_DIR, MEZITE_LISTEN, MEZITE_INSECURE, "
+      "MEZITE_LOG_LEVEL, MEZITE_RECORDING_ENABLED, "
+      "MEZITE_RECORDING_STORAGE_PATH, MEZITE_RECORDING_GZIP, "
+      "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "
+      "MEZITE_PCAP_IDLE_TIMEOUT. Flags override the environment, which "
+      "overrides the config file. See mezrecd(8).");
+  CLI11_PARSE(app, argc, argv);
+
+  auto config = mez::rpc::LoadServerConfig(flags);
+  if (!config.ok()) {
+    std::fprintf(stderr, "mezrecd: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  mez::Status s = mez::rpc::RunMezrecd(*config);
+  if (!s.ok()) {
+    std::fprintf(stderr, "mezrecd: %s\n", s.message().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,589 @@
+#include "libmez/rpc/ingest.h"
+
+#include <nlohmann/json.hpp>
+
+#include "libmez/util/log.h"
+#include "libmez/util/path.h"
+
+namespace mez::rpc {
+namespace {
+
+constexpr int64_t kGzipFlushUs = 1'000'000;
+constexpr size_t kMaxFieldBytes = 256;
+
+Status Invalid(const std::string& m) { return InvalidArgument(m); }
+
+const char* KindName(int kind) {
+  switch (kind) {
+    case 1:
+      return "shell";
+    case 2:
+      return "exec";
+    case 3:
+      return "tcpip";
+  }
+  return "";
+}
+
+Status CheckText(const std::string& value, const char* field, size_t max) {
+  if (value.size() > max) {
+    return Invalid(std::string(field) + " is " + std::to_string(value.size()) +
+                   " bytes; the limit is " + std::to_string(max));
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      return Invalid(std::string(field) + " contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+// A destination host that becomes part of a file name: a DNS name or an
+// IPv4/IPv6 literal, nothing that could alias a path.
+Status CheckHost(const std::string& host) {
+  if (host.empty()) return Invalid("dst_host is required for tcpip streams");
+  if (host.size() > 253) return Invalid("dst_host is longer than 253 bytes");
+  if (host.front() == '.' || host.front() == '-') {
+    return Invalid("dst_host '" + host.substr(0, 64) +
+                   "' must not start with '.' or '-'");
+  }
+  for (char c : host) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':' ||
+              c == '_';
+    if (!ok) {
+      return Invalid(
+          "dst_host contains a character that is not allowed in "
+          "a host name or address");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct IngestStream::PcapShare {
+  IngestManager::PcapKey key;
+  std::string storage_key;
+  std::unique_ptr<record::PcapWriter> writer;
+  int refs = 0;
+  bool ending = false;
+  int64_t idle_since_mono_us = 0;
+};
+
+// ---------------------------------------------------------------------------
+// IngestStream
+
+IngestStream::IngestStream(IngestManager* manager, catalog::Session session)
+    : manager_(manager), session_(std::move(session)) {}
+
+IngestStream::~IngestStream() {
+  (void)Finish(false);
+  manager_->Forget(this);
+}
+
+Status IngestStream::Chunk(int64_t offset_us, ChunkDirection dir,
+                           std::string_view data) {
+  if (data.size() > kMaxChunkBytes) {
+    return Invalid("chunk of " + std::to_string(data.size()) +
+                   " bytes is over the limit of " +
+                   std::to_string(kMaxChunkBytes) + " bytes");
+  }
+  if (offset_us < 0) return Invalid("chunk offset is negative");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return FailedPrecondition("stream already finished");
+  ++frames_;
+  bytes_ += data.size();
+  if (cast_) {
+    record::StreamId id = dir == ChunkDirection::kIn ? record::StreamId::kStdin
+                          : dir == ChunkDirection::kErr
+                              ? record::StreamId::kStderr
+                              : record::StreamId::kStdout;
+    MEZ_RETURN_IF_ERROR(cast_->Write(offset_us, id, data));
+    dirty_ = true;
+    if (!manager_->opt_.recording.gzip) return cast_->Flush();
+    return Status::Ok();
+  }
+  if (pcap_) {
+    if (dir == ChunkDirection::kErr) {
+      return Invalid("tcpip streams carry only in and out chunks");
+    }
+    int64_t wall = session_.started_us + offset_us;
+    if (!flow_open_) {
+      MEZ_ASSIGN_OR_RETURN(
+          flow_, pcap_->writer->OpenFlow(session_.started_us, src_host_,
+                                         src_port_, dst_host_, dst_port_));
+      flow_open_ = true;
+    }
+    auto fd = dir == ChunkDirection::kIn
+                  ? record::FlowDirection::kClientToServer
+                  : record::FlowDirection::kServerToClient;
+    if ((fd == record::FlowDirection::kClientToServer && in_shut_) ||
+        (fd == record::FlowDirection::kServerToClient && out_shut_)) {
+      return Invalid("data after end of that direction");
+    }
+    if (data.empty()) {
+      // An empty chunk marks the end of that direction (half close).
+      (fd == record::FlowDirection::kClientToServer ? in_shut_ : out_shut_) =
+          true;
+      return pcap_->writer->Shutdown(flow_, wall, fd);
+    }
+    return pcap_->writer->Data(flow_, wall, fd, data);
+  }
+  return Status::Ok();  // Format "none": counted, not stored.
+}
+
+Status IngestStream::Resize(int64_t offset_us, uint32_t width,
+                            uint32_t height) {
+  if (session_.kind == "tcpip") return Invalid("resize on a tcpip stream");
+  if (width < 1 || width > 65535 || height < 1 || height > 65535) {
+    return Invalid("resize to " + std::to_string(width) + "x" +
+                   std::to_string(height) + " is out of range (1..65535)");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return FailedPrecondition("stream already finished");
+  ++frames_;
+  if (!cast_) return Status::Ok();
+  MEZ_RETURN_IF_ERROR(cast_->Resize(offset_us, static_cast<int>(width),
+                                    static_cast<int>(height)));
+  dirty_ = true;
+  return Status::Ok();
+}
+
+Status IngestStream::Exit(int64_t offset_us, int32_t status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return FailedPrecondition("stream already finished");
+  ++frames_;
+  if (cast_) {
+    MEZ_RETURN_IF_ERROR(cast_->Exit(offset_us, status));
+    dirty_ = true;
+    return Status::Ok();
+  }
+  if (pcap_ && !flow_open_ && status != 0 && !failed_open_) {
+    // The forwarded connection was refused: SYN answered by RST.
+    failed_open_ = true;
+    return pcap_->writer->FailedOpen(session_.started_us + offset_us, src_host_,
+                                     src_port_, dst_host_, dst_port_);
+  }
+  return Status::Ok();
+}
+
+Status IngestStream::Tick(int64_t now_mono_us) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_ || !cast_ || !dirty_) return Status::Ok();
+  if (now_mono_us - last_flush_mono_us_ < kGzipFlushUs) return Status::Ok();
+  last_flush_mono_us_ = now_mono_us;
+  dirty_ = false;
+  return cast_->Flush();
+}
+
+Status IngestStream::Finish(bool complete) {
+  Status result;
+  int64_t ended_us;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return Status::Ok();
+    finished_ = true;
+    ended_us = manager_->opt_.clock->WallMicros();
+    if (cast_) {
+      result = cast_->Close();
+      cast_.reset();
+    }
+    if (pcap_ && flow_open_) {
+      auto& w = pcap_->writer;
+      if (complete) {
+        if (!in_shut_) {
+          result = w->Shutdown(flow_, ended_us,
+                               record::FlowDirection::kClientToServer);
+        }
+        if (!out_shut_ && result.ok()) {
+          result = w->Shutdown(flow_, ended_us,
+                               record::FlowDirection::kServerToClient);
+        }
+      } else {
+        result =
+            w->Reset(flow_, ended_us, record::FlowDirection::kServerToClient);
+      }
+    }
+  }
+  if (pcap_) {
+    manager_->ReleasePcap(pcap_);
+    pcap_.reset();
+  }
+  bool ok = complete && result.ok();
+  auto status = ok ? catalog::SessionStatus::kComplete
+                   : catalog::SessionStatus::kIncomplete;
+  Status cat = manager_->opt_.catalog->FinishSession(session_.id, ended_us,
+                                                     bytes_, status);
+  if (!cat.ok()) {
+    MEZ_LOG(kError) << "catalog: finishing session " << session_.id << ": "
+                    << cat.ToString();
+  }
+  nlohmann::json details = {
+      {"duration_us", ended_us - session_.started_us},
+      {"bytes", bytes_},
+      {"status", std::string(catalog::SessionStatusName(status))},
+      {"kind", session_.kind},
+      {"storage_key", session_.storage_key}};
+  if (!result.ok()) details["error"] = result.message();
+  manager_->Audit("session.end", session_.user, session_.id, session_.node,
+                  details.dump());
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// IngestManager
+
+IngestManager::IngestManager(IngestOptions options) : opt_(std::move(options)) {
+  MEZ_CHECK(opt_.store != nullptr && opt_.catalog != nullptr &&
+            opt_.verifier != nullptr);
+  if (opt_.clock == nullptr) opt_.clock = RealClock();
+}
+
+IngestManager::~IngestManager() {
+  StopTimer();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [key, share] : pcaps_) {
+    Status s = share->writer->Close();
+    if (!s.ok())
+      MEZ_LOG(kError) << "closing " << share->storage_key << ": "
+                      << s.ToString();
+  }
+  pcaps_.clear();
+}
+
+void IngestManager::Audit(const std::string& type, const std::string& user,
+                          const std::string& session_id,
+                          const std::string& node, const std::string& details) {
+  catalog::AuditEvent e;
+  e.time_us = opt_.clock->WallMicros();
+  e.type = type;
+  e.user = user;
+  e.session_id = session_id;
+  e.node = node;
+  e.details = details;
+  auto r = opt_.catalog->AppendAudit(e);
+  if (!r.ok()) {
+    MEZ_LOG(kError) << "audit " << type << " for " << session_id << ": "
+                    << r.status().ToString();
+  }
+}
+
+void IngestManager::AuditRejected(const Caller& caller,
+                                  const std::string& session_id,
+                                  const Status& why) {
+  nlohmann::json details = {
+      {"caller", caller.name},
+      {"caller_role", std::string(auth::RoleName(caller.role))},
+      {"code", std::string(CodeName(why.code()))},
+      {"reason", why.message()}};
+  std::string sid = IsPlainIdentifier(session_id) ? session_id : "";
+  Audit("recording.rejected", "", sid, caller.name, details.dump());
+}
+
+Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
+    const StreamHeader& h, const Caller& caller) {
+  int64_t now_us = opt_.clock->WallMicros();
+  auto claims = opt_.verifier->Verify(h.user_token, now_us / 1'000'000);
+  if (!claims.ok()) {
+    return Status(Code::kUnauthenticated,
+                  "user_token: " + claims.status().message());
+  }
+  if (claims->role != auth::Role::kUser && claims->role != auth::Role::kAdmin) {
+    return Status(Code::kPermissionDenied,
+                  "user_token is a " +
+                      std::string(auth::RoleName(claims->role)) +
+                      " token, not a user's");
+  }
+  const std::string& user = claims->subject;
+  if (!IsPlainIdentifier(user)) {
+    return Invalid(
+        "username in user_token cannot be used as a storage "
+        "prefix (allowed: letters, digits, '.', '_', '-')");
+  }
+  if (!IsPlainIdentifier(h.session_id)) {
+    return Invalid(
+        "session_id must be 1-128 characters of letters, digits, "
+        "'.', '_', '-' (not starting with '.' or '-')");
+  }
+  if (!h.connection_id.empty() && !IsPlainIdentifier(h.connection_id)) {
+    return Invalid(
+        "connection_id must be 1-128 characters of letters, "
+        "digits, '.', '_', '-' (not starting with '.' or '-')");
+  }
+  const char* kind = KindName(h.kind);
+  if (*kind == '\0') {
+    return Invalid("unknown kind " + std::to_string(h.kind) +
+                   " (expected shell, exec or tcpip)");
+  }
+  MEZ_RETURN_IF_ERROR(CheckText(h.node, "node", kMaxFieldBytes));
+  MEZ_RETURN_IF_ERROR(CheckText(h.login, "login", kMaxFieldBytes));
+  MEZ_RETURN_IF_ERROR(CheckText(h.term, "term", 64));
+  std::string kind_s = kind;
+  if (kind_s == "shell" &&
+      (h.width < 1 || h.width > 65535 || h.height < 1 || h.height > 65535)) {
+    return Invalid("shell streams need width and height in 1..65535");
+  }
+  if (kind_s == "exec" && h.command.empty()) {
+    return Invalid("exec streams need a command");
+  }
+  if (h.command.size() > 64 * 1024) return Invalid("command is over 64 KiB");
+  if (kind_s == "tcpip") {
+    if (h.connection_id.empty()) {
+      return Invalid("tcpip streams need a connection_id");
+    }
+    MEZ_RETURN_IF_ERROR(CheckHost(h.dst_host));
+    if (h.dst_port < 1 || h.dst_port > 65535) {
+      return Invalid("tcpip streams need dst_port in 1..65535");
+    }
+    if (h.src_port > 65535) return Invalid("src_port is over 65535");
+    MEZ_RETURN_IF_ERROR(CheckText(h.src_host, "src_host", kMaxFieldBytes));
+  }
+
+  catalog::Session s;
+  s.id = h.session_id;
+  s.connection_id = h.connection_id;
+  s.user = user;
+  s.node = h.node.empty() ? caller.name : h.node;
+  s.login = h.login;
+  s.kind = kind_s;
+  s.command = h.command;
+  s.started_us = h.started_at_us > 0 ? h.started_at_us : now_us;
+  s.status = catalog::SessionStatus::kRecording;
+  const RecordingConfig& rec = opt_.recording;
+  std::string format = rec.enabled ? rec.formats.at(kind_s) : "none";
+  s.encrypted = format != "none" && rec.encryption_key.has_value();
+  record::AsciicastOptions cast_opt;
+  cast_opt.gzip = rec.gzip;
+  cast_opt.key = rec.encryption_key;
+  cast_opt.session_id = s.id;
+  cast_opt.record_input = rec.record_input;
+  cast_opt.clock = opt_.clock;
+  if (format == "asciicast") {
+    s.format = "asciicast-v2";
+    s.storage_key =
+        user + "/" + kind_s + "/" + s.id + record::CastFileSuffix(cast_opt);
+  } else if (format == "pcap") {
+    s.format = "pcap";
+  } else {
+    s.format = "none";
+  }
+
+  std::unique_ptr<IngestStream> stream(new IngestStream(this, s));
+  stream->src_host_ = h.src_host;
+  stream->src_port_ = static_cast<uint16_t>(h.src_port);
+  stream->dst_host_ = h.dst_host;
+  stream->dst_port_ = static_cast<uint16_t>(h.dst_port);
+  if (format == "pcap") {
+    // The shared file's key is known only once it is acquired; the
+    // session row is created first so a duplicate id touches nothing.
+    s.storage_key = user + "/tcpip/" + h.connection_id + "_" + h.dst_host +
+                    "_" + std::to_string(h.dst_port) + ".pcap";
+  }
+  MEZ_RETURN_IF_ERROR(opt_.catalog->CreateSession(s));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    streams_[stream.get()] = true;
+  }
+  // From here on, an error finishes the session as incomplete.
+  Status opened;
+  if (format == "asciicast") {
+    auto sink = opt_.store->Create(s.storage_key);
+    if (!sink.ok()) {
+      opened = sink.status();
+    } else {
+      record::AsciicastHeader ah;
+      ah.width = kind_s == "shell" ? static_cast<int>(h.width) : 80;
+      ah.height = kind_s == "shell" ? static_cast<int>(h.height) : 24;
+      ah.timestamp = s.started_us / 1'000'000;
+      ah.command = h.command;
+      ah.term = h.term;
+      auto w = record::AsciicastWriter::Create(std::move(sink).value(), ah,
+                                               cast_opt);
+      if (w.ok()) {
+        stream->cast_ = std::move(w).value();
+        opened = stream->cast_->Flush();
+      } else {
+        opened = w.status();
+      }
+    }
+  } else if (format == "pcap") {
+    auto share = AcquirePcap(user, h, &stream->session_);
+    if (share.ok()) {
+      stream->pcap_ = std::move(share).value();
+    } else {
+      opened = share.status();
+    }
+  }
+  if (!opened.ok()) {
+    MEZ_LOG(kError) << "session " << s.id << ": cannot open "
+                    << opt_.store->Describe(s.storage_key) << ": "
+                    << opened.ToString();
+    (void)stream->Finish(false);
+    return Status(Code::kUnavailable,
+                  "recording storage is unavailable: " + opened.message());
+  }
+  nlohmann::json details = {{"kind", kind_s},
+                            {"login", h.login},
+                            {"storage_key", stream->session_.storage_key},
+                            {"format", s.format},
+                            {"encrypted", s.encrypted},
+                            {"caller", caller.name}};
+  if (!h.command.empty()) details["command"] = record::SanitizeUtf8(h.command);
+  Audit("session.start", user, s.id, s.node, details.dump());
+  return stream;
+}
+
+Result<std::shared_ptr<IngestStream::PcapShare>> IngestManager::AcquirePcap(
+    const std::string& user, const StreamHeader& h, catalog::Session* s) {
+  PcapKey key{user, h.connection_id, h.dst_host, h.dst_port};
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pcaps_.find(key);
+  if (it != pcaps_.end() && !it->second->ending) {
+    ++it->second->refs;
+    s->storage_key = it->second->storage_key;
+    return it->second;
+  }
+  // A new file; if one of that name exists (an earlier mezrecd run, or a
+  // file closed after idling), the next free ".N" name is used.
+  std::string stem = user + "/tcpip/" + h.connection_id + "_" + h.dst_host +
+                     "_" + std::to_string(h.dst_port);
+  const RecordingConfig& rec = opt_.recording;
+  bool gzip = rec.gzip && !rec.encryption_key.has_value();
+  Result<std::unique_ptr<record::ByteSink>> sink = Status(Code::kInternal, "");
+  std::string storage_key;
+  for (int n = 0; n < 100; ++n) {
+    storage_key = stem + (n == 0 ? "" : "." + std::to_string(n)) + ".pcap" +
+                  (gzip ? ".gz" : "");
+    sink = opt_.store->Create(storage_key);
+    if (sink.ok() || sink.status().code() != Code::kAlreadyExists) break;
+  }
+  if (!sink.ok()) return sink.status();
+  std::unique_ptr<record::ByteSink> out = std::move(sink).value();
+  if (gzip) {
+    record::GzipOptions gz;
+    gz.clock = opt_.clock;
+    MEZ_ASSIGN_OR_RETURN(out, record::GzipSink::Create(std::move(out), gz));
+  }
+  record::PcapWriterOptions popt;
+  popt.start_wall_us = opt_.clock->WallMicros();
+  if (rec.encryption_key.has_value()) {
+    std::string seal_id = storage_key.substr(storage_key.rfind('/') + 1);
+    MEZ_ASSIGN_OR_RETURN(
+        popt.sealer, record::ChunkSealer::Create(*rec.encryption_key, seal_id));
+    popt.session_id = seal_id;
+    popt.key_id = record::KeyId(*rec.encryption_key);
+  }
+  MEZ_ASSIGN_OR_RETURN(
+      auto writer, record::PcapWriter::Create(std::move(out), std::move(popt)));
+  auto share = std::make_shared<IngestStream::PcapShare>();
+  share->key = key;
+  share->storage_key = storage_key;
+  share->writer = std::move(writer);
+  share->refs = 1;
+  pcaps_[key] = share;
+  s->storage_key = storage_key;
+  return share;
+}
+
+void IngestManager::ReleasePcap(
+    const std::shared_ptr<IngestStream::PcapShare>& share) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --share->refs;
+  share->idle_since_mono_us = opt_.clock->MonotonicMicros();
+  if (share->refs == 0 && share->ending) {
+    Status s = share->writer->Close();
+    if (!s.ok()) MEZ_LOG(kError) << share->storage_key << ": " << s.ToString();
+    auto it = pcaps_.find(share->key);
+    if (it != pcaps_.end() && it->second == share) pcaps_.erase(it);
+  }
+}
+
+int IngestManager::EndConnection(const std::string& connection_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int n = 0;
+  for (auto it = pcaps_.begin(); it != pcaps_.end();) {
+    auto& share = it->second;
+    if (std::get<1>(it->first) != connection_id) {
+      ++it;
+      continue;
+    }
+    ++n;
+    share->ending = true;
+    if (share->refs == 0) {
+      Status s = share->writer->Close();
+      if (!s.ok())
+        MEZ_LOG(kError) << share->storage_key << ": " << s.ToString();
+      it = pcaps_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return n;
+}
+
+void IngestManager::Forget(IngestStream* stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_.erase(stream);
+}
+
+void IngestManager::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t now = opt_.clock->MonotonicMicros();
+  for (auto& [stream, unused] : streams_) {
+    Status s = stream->Tick(now);
+    if (!s.ok()) {
+      MEZ_LOG(kError) << "flush of session " << stream->session_id() << ": "
+                      << s.ToString();
+    }
+  }
+  for (auto it = pcaps_.begin(); it != pcaps_.end();) {
+    auto& share = it->second;
+    if (share->refs == 0 && now - share->idle_since_mono_us >=
+                                opt_.recording.pcap_idle_timeout_us) {
+      MEZ_LOG(kInfo) << "closing idle " << share->storage_key;
+      Status s = share->writer->Close();
+      if (!s.ok())
+        MEZ_LOG(kError) << share->storage_key << ": " << s.ToString();
+      it = pcaps_.erase(it);
+      continue;
+    }
+    Status s = share->writer->Flush();
+    if (!s.ok()) MEZ_LOG(kError) << share->storage_key << ": " << s.ToString();
+    ++it;
+  }
+}
+
+void IngestManager::StartTimer(int64_t period_us) {
+  timer_ = std::thread([this, period_us] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!timer_stop_) {
+      timer_cv_.wait_for(lock, std::chrono::microseconds(period_us));
+      if (timer_stop_) break;
+      lock.unlock();
+      Tick();
+      lock.lock();
+    }
+  });
+}
+
+void IngestManager::StopTimer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    timer_stop_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+}
+
+int IngestManager::open_streams() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(streams_.size());
+}
+
+int IngestManager::open_pcaps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(pcaps_.size());
+}
+
+}  // namespace mez::rpc

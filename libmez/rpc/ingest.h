@@ -1,0 +1,161 @@
+// Recording ingest, independent of gRPC: validates a stream's header,
+// opens the file in the storage layout, writes frames as they arrive, keeps
+// the catalog and the audit log up to date, and shares one pcap per
+// (connection, destination) between the channels that use it.
+#ifndef MEZ_RPC_INGEST_H_
+#define MEZ_RPC_INGEST_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "libmez/auth/token.h"
+#include "libmez/catalog/catalog.h"
+#include "libmez/record/asciicast_writer.h"
+#include "libmez/record/gzip.h"
+#include "libmez/record/pcap_writer.h"
+#include "libmez/rpc/server_config.h"
+#include "libmez/store/blob_store.h"
+#include "libmez/util/clock.h"
+
+namespace mez::rpc {
+
+// Largest chunk payload accepted.
+inline constexpr size_t kMaxChunkBytes = 1 << 20;
+
+enum class StreamKind { kShell, kExec, kTcpip };
+enum class ChunkDirection { kIn, kOut, kErr };
+
+// A stream's header, as the transport delivered it (unverified).
+struct StreamHeader {
+  std::string session_id;
+  std::string connection_id;
+  std::string user_token;
+  int64_t started_at_us = 0;  // 0: now
+  int kind = 0;               // 1 shell, 2 exec, 3 tcpip (proto values)
+  uint32_t width = 0, height = 0;
+  std::string command;
+  std::string src_host;
+  uint32_t src_port = 0;
+  std::string dst_host;
+  uint32_t dst_port = 0;
+  std::string node;
+  std::string login;
+  std::string term;
+};
+
+// Who opened the stream (the verified caller credential).
+struct Caller {
+  std::string name;  // token sub
+  auth::Role role = auth::Role::kNode;
+};
+
+struct IngestOptions {
+  RecordingConfig recording;
+  store::BlobStore* store = nullptr;              // Not owned.
+  catalog::Catalog* catalog = nullptr;            // Not owned.
+  const auth::TokenVerifier* verifier = nullptr;  // Not owned.
+  Clock* clock = nullptr;                         // Default: RealClock().
+};
+
+class IngestManager;
+
+// One Record stream. REQUIRES: external synchronization (one frame at a
+// time, as a gRPC reactor delivers them); Tick may run concurrently.
+class IngestStream {
+ public:
+  ~IngestStream();
+  Status Chunk(int64_t offset_us, ChunkDirection dir, std::string_view data);
+  Status Resize(int64_t offset_us, uint32_t width, uint32_t height);
+  Status Exit(int64_t offset_us, int32_t status);
+  // Ends the stream: closes (or releases) the file, records the end in the
+  // catalog (`complete` or incomplete) and audits session.end. Idempotent.
+  Status Finish(bool complete);
+
+  const std::string& session_id() const { return session_.id; }
+  const std::string& storage_key() const { return session_.storage_key; }
+  uint64_t frames() const { return frames_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  friend class IngestManager;
+  struct PcapShare;
+  IngestStream(IngestManager* manager, catalog::Session session);
+  Status Tick(int64_t now_mono_us);
+
+  IngestManager* manager_;
+  catalog::Session session_;
+  std::mutex mu_;  // Guards the writers against Tick.
+  std::unique_ptr<record::AsciicastWriter> cast_;
+  std::shared_ptr<PcapShare> pcap_;
+  std::string src_host_, dst_host_;
+  uint16_t src_port_ = 0, dst_port_ = 0;
+  record::FlowId flow_ = 0;
+  bool flow_open_ = false;
+  bool failed_open_ = false;
+  bool out_shut_ = false, in_shut_ = false;
+  int64_t last_flush_mono_us_ = 0;
+  bool dirty_ = false;
+  uint64_t frames_ = 0;
+  uint64_t bytes_ = 0;
+  bool finished_ = false;
+};
+
+// Thread-safe.
+class IngestManager {
+ public:
+  explicit IngestManager(IngestOptions options);
+  // Closes every shared pcap still open.
+  ~IngestManager();
+
+  // Verifies the user token, validates the header, creates the catalog
+  // entry (kAlreadyExists for a duplicate id) and the file, and audits
+  // session.start. A refused header is audited as recording.rejected.
+  // Errors carry a Code the transport maps to its status.
+  Result<std::unique_ptr<IngestStream>> Begin(const StreamHeader& header,
+                                              const Caller& caller);
+  // Audits a stream refused before or after its header.
+  void AuditRejected(const Caller& caller, const std::string& session_id,
+                     const Status& why);
+  // Closes every shared pcap of `connection_id` (once their channels are
+  // done). Returns how many were closed or marked.
+  int EndConnection(const std::string& connection_id);
+
+  // Flushes gzip streams that have had data pending for a second, and
+  // closes shared pcaps idle for pcap_idle_timeout. Called by the timer
+  // thread started with StartTimer (tests may call it directly).
+  void Tick();
+  void StartTimer(int64_t period_us = 250'000);
+  void StopTimer();
+
+  int open_streams() const;
+  int open_pcaps() const;
+
+ private:
+  friend class IngestStream;
+  using PcapKey = std::tuple<std::string, std::string, std::string, uint32_t>;
+
+  Result<std::shared_ptr<IngestStream::PcapShare>> AcquirePcap(
+      const std::string& user, const StreamHeader& h, catalog::Session* s);
+  void ReleasePcap(const std::shared_ptr<IngestStream::PcapShare>& share);
+  void Audit(const std::string& type, const std::string& user,
+             const std::string& session_id, const std::string& node,
+             const std::string& details);
+  void Forget(IngestStream* stream);
+
+  IngestOptions opt_;
+  mutable std::mutex mu_;
+  std::map<PcapKey, std::shared_ptr<IngestStream::PcapShare>> pcaps_;
+  std::map<IngestStream*, bool> streams_;
+  std::thread timer_;
+  std::condition_variable timer_cv_;
+  bool timer_stop_ = false;
+};
+
+}  // namespace mez::rpc
+
+#endif  // MEZ_RPC_INGEST_H_

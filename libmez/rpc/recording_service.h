@@ -1,0 +1,56 @@
+// The gRPC Recording service on the callback API. Each Record stream is a
+// ServerReadReactor that has at most one frame in flight: a frame is read,
+// handed to a worker thread that writes it, and only then is the next read
+// started. A slow disk therefore stops the reads, and HTTP/2 flow control
+// slows the sender; memory per stream stays at one frame.
+#ifndef MEZ_RPC_RECORDING_SERVICE_H_
+#define MEZ_RPC_RECORDING_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "libmez/auth/token.h"
+#include "libmez/rpc/ingest.h"
+#include "libmez/util/thread_pool.h"
+#include "mezite/v1/recording.grpc.pb.h"
+
+namespace mez::rpc {
+
+// Verifies "authorization: Bearer <token>" metadata. Thread-safe.
+class CallAuthenticator {
+ public:
+  CallAuthenticator(const auth::TokenVerifier* verifier, Clock* clock)
+      : verifier_(verifier), clock_(clock) {}
+  // kUnauthenticated when missing or invalid.
+  Result<auth::Claims> Authenticate(const grpc::ServerContextBase* ctx) const;
+
+ private:
+  const auth::TokenVerifier* verifier_;
+  Clock* clock_;
+};
+
+// Maps a mez::Status to a grpc::Status with the same message.
+grpc::Status ToGrpc(const Status& s);
+
+class RecordingService final : public mezite::v1::Recording::CallbackService {
+ public:
+  RecordingService(IngestManager* ingest, const CallAuthenticator* auth,
+                   ThreadPool* pool)
+      : ingest_(ingest), auth_(auth), pool_(pool) {}
+
+  grpc::ServerReadReactor<mezite::v1::RecordFrame>* Record(
+      grpc::CallbackServerContext* ctx,
+      mezite::v1::RecordSummary* summary) override;
+  grpc::ServerUnaryReactor* EndRecordingSession(
+      grpc::CallbackServerContext* ctx,
+      const mezite::v1::EndRecordingSessionRequest* request,
+      mezite::v1::EndRecordingSessionResponse* response) override;
+
+ private:
+  IngestManager* ingest_;
+  const CallAuthenticator* auth_;
+  ThreadPool* pool_;
+};
+
+}  // namespace mez::rpc
+
+#endif  // MEZ_RPC_RECORDING_SERVICE_H_

@@ -1,0 +1,176 @@
+#include "libmez/rpc/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "libmez/auth/identity.h"
+#include "libmez/auth/keys.h"
+#include "libmez/auth/token.h"
+#include "libmez/catalog/catalog.h"
+#include "libmez/rpc/ingest.h"
+#include "libmez/rpc/recording_service.h"
+#include "libmez/store/blob_store.h"
+#include "libmez/util/log.h"
+#include "libmez/util/thread_pool.h"
+
+namespace mez::rpc {
+namespace {
+
+constexpr int64_t kAdminTokenTtl = 365LL * 24 * 3600;
+constexpr int kMaxMessageBytes = 2 << 20;  // A 1 MiB chunk plus framing.
+
+std::string HostOf(const std::string& addr) {
+  if (!addr.empty() && addr[0] == '[')
+    return addr.substr(1, addr.find(']') - 1);
+  return addr.substr(0, addr.rfind(':'));
+}
+
+LogLevel ParseLevel(const std::string& s) {
+  if (s == "debug") return LogLevel::kDebug;
+  if (s == "warn") return LogLevel::kWarning;
+  if (s == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+Status MakeDataDir(const std::string& dir) {
+  std::string path;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    path = dir.substr(0, pos);
+    if (mkdir(path.c_str(), pos == std::string::npos ? 0700 : 0755) != 0 &&
+        errno != EEXIST) {
+      return ErrnoStatus("create data dir " + path, errno);
+    }
+  }
+  return Status::Ok();
+}
+
+// Writes admin.identity on first start, and keeps its address current
+// (a port chosen by the OS changes on each start) and its token valid.
+Status EnsureAdminIdentity(const std::string& data_dir, const std::string& addr,
+                           const std::string& ca_pem,
+                           const auth::TokenSigner& signer,
+                           const auth::TokenVerifier& verifier,
+                           const std::string& issuer, Clock* clock) {
+  std::string path = data_dir + "/admin.identity";
+  auto existing = auth::ReadIdentityFile(path);
+  auth::Identity id;
+  bool write = true;
+  if (existing.ok()) {
+    id = *existing;
+    auto claims =
+        verifier.Verify(id.token, clock->WallMicros() / 1'000'000 + 86400);
+    write = !claims.ok() || id.auth_addr != addr || id.tls_ca_pem != ca_pem;
+    if (!claims.ok()) id.token.clear();
+  }
+  if (!write) return Status::Ok();
+  id.auth_addr = addr;
+  id.tls_ca_pem = ca_pem;
+  id.username = "admin";
+  if (id.token.empty()) {
+    MEZ_ASSIGN_OR_RETURN(
+        id.token, auth::IssueToken(signer, issuer, auth::Role::kAdmin, "admin",
+                                   {}, kAdminTokenTtl, clock));
+  }
+  return auth::WriteIdentityFile(path, id);
+}
+
+}  // namespace
+
+Status RunMezrecd(const ServerConfig& config) {
+  SetLogLevel(ParseLevel(config.log_level));
+  Clock* clock = RealClock();
+
+  // Signals are taken synchronously by this thread; every thread started
+  // from here on inherits the block.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  MEZ_RETURN_IF_ERROR(MakeDataDir(config.data_dir));
+  MEZ_ASSIGN_OR_RETURN(auth::ClusterKeys keys,
+                       auth::LoadOrCreateClusterKeys(
+                           config.data_dir, {HostOf(config.listen)}, clock));
+  MEZ_ASSIGN_OR_RETURN(auto signer,
+                       auth::TokenSigner::FromPem(keys.jwt_private_pem));
+  MEZ_ASSIGN_OR_RETURN(auto verifier,
+                       auth::TokenVerifier::FromPublicPem(keys.jwt_public_pem,
+                                                          keys.cluster_name));
+  MEZ_ASSIGN_OR_RETURN(auto catalog, catalog::OpenSqliteCatalog(
+                                         config.data_dir + "/catalog.db"));
+  MEZ_ASSIGN_OR_RETURN(int interrupted,
+                       catalog->MarkInterruptedSessions(clock->WallMicros()));
+  if (interrupted > 0) {
+    MEZ_LOG(kWarning) << interrupted
+                      << " session(s) were still recording when mezrecd "
+                         "stopped; marked incomplete (their files are "
+                         "readable up to the interruption)";
+  }
+  MEZ_ASSIGN_OR_RETURN(auto store,
+                       store::LocalStore::New(config.recording.storage_path));
+
+  IngestOptions iopt;
+  iopt.recording = config.recording;
+  iopt.store = store.get();
+  iopt.catalog = catalog.get();
+  iopt.verifier = verifier.get();
+  iopt.clock = clock;
+  auto ingest = std::make_unique<IngestManager>(std::move(iopt));
+  ingest->StartTimer();
+  auto pool = std::make_unique<ThreadPool>(4);
+  CallAuthenticator authn(verifier.get(), clock);
+  RecordingService recording(ingest.get(), &authn, pool.get());
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (config.insecure) {
+    creds = grpc::InsecureServerCredentials();
+  } else {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back(
+        {keys.tls_server_key_pem, keys.tls_server_cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, creds, &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.RegisterService(&recording);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return Status(Code::kUnavailable,
+                  "cannot listen on " + config.listen +
+                      " (in use, or not an address of this machine?)");
+  }
+  std::string addr = config.listen.substr(0, config.listen.rfind(':') + 1) +
+                     std::to_string(port);
+  MEZ_RETURN_IF_ERROR(EnsureAdminIdentity(
+      config.data_dir, addr, config.insecure ? "" : keys.tls_ca_cert_pem,
+      *signer, *verifier, keys.cluster_name, clock));
+  MEZ_LOG(kInfo) << "storage " << config.recording.storage_path
+                 << (config.recording.gzip ? ", gzip" : "")
+                 << (config.recording.encryption_key ? ", encrypted" : "");
+  std::fprintf(stderr, "mezrecd: serving on %s (%s)\n", addr.c_str(),
+               config.insecure ? "plaintext" : "tls");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  MEZ_LOG(kInfo) << "signal " << sig << ": draining streams (up to "
+                 << config.shutdown_grace_us / 1'000'000 << " s)";
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::microseconds(config.shutdown_grace_us));
+  MEZ_LOG(kDebug) << "gRPC shutdown returned";
+  server->Wait();
+  MEZ_LOG(kDebug) << "gRPC server stopped";
+  pool.reset();    // Runs what the last reactions handed over.
+  ingest.reset();  // Closes the shared pcaps.
+  MEZ_LOG(kInfo) << "stopped";
+  return Status::Ok();
+}
+
+}  // namespace mez::rpc

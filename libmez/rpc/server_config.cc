@@ -1,0 +1,294 @@
+#include "libmez/rpc/server_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "libmez/record/seal.h"
+#include "libmez/util/duration.h"
+#include "libmez/util/file.h"
+
+namespace mez::rpc {
+namespace {
+
+Status KeyError(const std::string& key, const std::string& what) {
+  return InvalidArgument("config: " + key + ": " + what);
+}
+
+Result<bool> ParseBool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return KeyError(key, "'" + v + "' is not a boolean (true or false)");
+}
+
+Status SetFormat(RecordingConfig* rec, const std::string& key,
+                 const std::string& kind, std::string format) {
+  static const std::set<std::string> kKinds = {"shell", "exec", "tcpip"};
+  if (kKinds.count(kind) == 0) {
+    return KeyError(
+        key, "unknown stream kind '" + kind + "' (kinds: shell, exec, tcpip)");
+  }
+  if (format == "asciinema") format = "asciicast";
+  bool ok = kind == "tcpip" ? (format == "pcap" || format == "none")
+                            : (format == "asciicast" || format == "none");
+  if (!ok) {
+    return KeyError(
+        key, "format '" + format + "' is not available for " + kind + " (use " +
+                 (kind == "tcpip" ? "pcap" : "asciicast") + " or none)");
+  }
+  rec->formats[kind] = format;
+  return Status::Ok();
+}
+
+Status SetEncryptionKey(RecordingConfig* rec, const std::string& key,
+                        const std::string& hex) {
+  auto parsed = record::ParseKeyHex(hex);
+  if (!parsed.ok()) {
+    return KeyError(key, parsed.status().message() +
+                             "; generate one with: openssl rand -hex 32");
+  }
+  rec->encryption_key = std::move(parsed).value();
+  return Status::Ok();
+}
+
+// yaml-cpp throws; every access goes through here.
+Result<std::string> Scalar(const YAML::Node& n, const std::string& key) {
+  if (!n.IsScalar()) return KeyError(key, "expected a single value");
+  return n.Scalar();
+}
+
+Status ApplyRecordingYaml(const YAML::Node& node, RecordingConfig* rec) {
+  if (!node.IsMap()) return KeyError("recording", "expected a mapping");
+  for (const auto& kv : node) {
+    std::string name = kv.first.as<std::string>();
+    std::string key = "recording." + name;
+    const YAML::Node& v = kv.second;
+    if (name == "enabled" || name == "gzip" || name == "recordInput") {
+      MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, key));
+      MEZ_ASSIGN_OR_RETURN(bool b, ParseBool(key, s));
+      if (name == "enabled") rec->enabled = b;
+      if (name == "gzip") rec->gzip = b;
+      if (name == "recordInput") rec->record_input = b;
+    } else if (name == "storagePath") {
+      MEZ_ASSIGN_OR_RETURN(rec->storage_path, Scalar(v, key));
+      if (rec->storage_path.empty() || rec->storage_path[0] != '/') {
+        return KeyError(key, "must be an absolute path");
+      }
+    } else if (name == "formats") {
+      if (!v.IsMap())
+        return KeyError(key, "expected a mapping of kind: format");
+      for (const auto& f : v) {
+        std::string kind = f.first.as<std::string>();
+        MEZ_ASSIGN_OR_RETURN(std::string fmt,
+                             Scalar(f.second, key + "." + kind));
+        MEZ_RETURN_IF_ERROR(SetFormat(rec, key + "." + kind, kind, fmt));
+      }
+    } else if (name == "pcapIdleTimeout") {
+      MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, key));
+      auto d = ParseDuration(s);
+      if (!d.ok()) return KeyError(key, d.status().message());
+      rec->pcap_idle_timeout_us = *d;
+    } else if (name == "encryption") {
+      if (!v.IsMap()) return KeyError(key, "expected a mapping");
+      for (const auto& e : v) {
+        std::string ename = e.first.as<std::string>();
+        std::string ekey = key + "." + ename;
+        if (ename != "keyFile") {
+          return KeyError(ekey, "unknown key (known: keyFile)");
+        }
+        MEZ_ASSIGN_OR_RETURN(std::string path, Scalar(e.second, ekey));
+        auto text = ReadFile(path);
+        if (!text.ok()) return KeyError(ekey, text.status().message());
+        std::string hex = *text;
+        while (!hex.empty() && (hex.back() == '\n' || hex.back() == ' ')) {
+          hex.pop_back();
+        }
+        MEZ_RETURN_IF_ERROR(
+            SetEncryptionKey(rec, ekey + " (" + path + ")", hex));
+      }
+    } else {
+      return KeyError(key,
+                      "unknown key (known: enabled, storagePath, formats, "
+                      "gzip, encryption, pcapIdleTimeout, recordInput)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return NotFound("config file " + path + " cannot be read");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("config file " + path + ": " + e.what());
+  }
+  if (root.IsNull()) return Status::Ok();
+  if (!root.IsMap()) {
+    return InvalidArgument("config file " + path + ": expected a mapping");
+  }
+  try {
+    for (const auto& kv : root) {
+      std::string name = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (name == "recording") {
+        MEZ_RETURN_IF_ERROR(ApplyRecordingYaml(v, &cfg->recording));
+      } else if (name == "dataDir") {
+        MEZ_ASSIGN_OR_RETURN(cfg->data_dir, Scalar(v, name));
+      } else if (name == "listen") {
+        MEZ_ASSIGN_OR_RETURN(cfg->listen, Scalar(v, name));
+      } else if (name == "insecure") {
+        MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
+        MEZ_ASSIGN_OR_RETURN(cfg->insecure, ParseBool(name, s));
+      } else if (name == "logLevel") {
+        MEZ_ASSIGN_OR_RETURN(cfg->log_level, Scalar(v, name));
+      } else if (name == "shutdownGrace") {
+        MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
+        auto d = ParseDuration(s);
+        if (!d.ok()) return KeyError(name, d.status().message());
+        cfg->shutdown_grace_us = *d;
+      } else {
+        return KeyError(name,
+                        "unknown key (known: dataDir, listen, insecure, "
+                        "logLevel, shutdownGrace, recording)");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("config file " + path + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
+  auto env = [&](const char* name) -> std::optional<std::string> {
+    const char* v = get(name);
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+  RecordingConfig& rec = cfg->recording;
+  if (auto v = env("MEZITE_DATA_DIR")) cfg->data_dir = *v;
+  if (auto v = env("MEZITE_LISTEN")) cfg->listen = *v;
+  if (auto v = env("MEZITE_INSECURE")) {
+    MEZ_ASSIGN_OR_RETURN(cfg->insecure, ParseBool("MEZITE_INSECURE", *v));
+  }
+  if (auto v = env("MEZITE_LOG_LEVEL")) cfg->log_level = *v;
+  if (auto v = env("MEZITE_RECORDING_ENABLED")) {
+    MEZ_ASSIGN_OR_RETURN(rec.enabled,
+                         ParseBool("MEZITE_RECORDING_ENABLED", *v));
+  }
+  if (auto v = env("MEZITE_RECORDING_STORAGE_PATH")) rec.storage_path = *v;
+  if (auto v = env("MEZITE_RECORDING_GZIP")) {
+    MEZ_ASSIGN_OR_RETURN(rec.gzip, ParseBool("MEZITE_RECORDING_GZIP", *v));
+  }
+  if (auto v = env("MEZITE_RECORDING_ENC_KEY")) {
+    MEZ_RETURN_IF_ERROR(SetEncryptionKey(&rec, "MEZITE_RECORDING_ENC_KEY", *v));
+  }
+  if (auto v = env("MEZITE_RECORDING_FORMATS")) {
+    // "shell=asciicast,exec=asciicast,tcpip=none"
+    size_t pos = 0;
+    while (pos <= v->size()) {
+      size_t comma = v->find(',', pos);
+      if (comma == std::string::npos) comma = v->size();
+      std::string item = v->substr(pos, comma - pos);
+      size_t eq = item.find('=');
+      if (eq == std::string::npos) {
+        return KeyError(
+            "MEZITE_RECORDING_FORMATS",
+            "expected kind=format[,kind=format...], got '" + item + "'");
+      }
+      MEZ_RETURN_IF_ERROR(SetFormat(&rec, "MEZITE_RECORDING_FORMATS",
+                                    item.substr(0, eq), item.substr(eq + 1)));
+      pos = comma + 1;
+    }
+  }
+  if (auto v = env("MEZITE_PCAP_IDLE_TIMEOUT")) {
+    auto d = ParseDuration(*v);
+    if (!d.ok())
+      return KeyError("MEZITE_PCAP_IDLE_TIMEOUT", d.status().message());
+    rec.pcap_idle_timeout_us = *d;
+  }
+  return Status::Ok();
+}
+
+const char* RealGetenv(const char* name) { return std::getenv(name); }
+
+}  // namespace
+
+bool IsLoopbackHost(const std::string& addr) {
+  std::string host = addr;
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (size_t colon = host.rfind(':');
+             colon != std::string::npos && host.find(':') == colon) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Status ValidateListenAddress(const std::string& addr) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return InvalidArgument("listen address '" + addr +
+                           "' must be HOST:PORT (e.g. 127.0.0.1:3025)");
+  }
+  if (addr[0] == '[' && addr[colon - 1] != ']') {
+    return InvalidArgument("listen address '" + addr +
+                           "': write IPv6 hosts as [::1]:3025");
+  }
+  std::string port = addr.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return InvalidArgument("listen address '" + addr + "': bad port '" + port +
+                           "'");
+  }
+  return Status::Ok();
+}
+
+Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
+                                      const char* (*getenv_fn)(const char*)) {
+  ServerConfig cfg;
+  if (!flags.config_path.empty()) {
+    MEZ_RETURN_IF_ERROR(ApplyYaml(flags.config_path, &cfg));
+  }
+  MEZ_RETURN_IF_ERROR(ApplyEnv(getenv_fn ? getenv_fn : RealGetenv, &cfg));
+  if (flags.data_dir) cfg.data_dir = *flags.data_dir;
+  if (flags.listen) cfg.listen = *flags.listen;
+  if (flags.insecure) cfg.insecure = *flags.insecure;
+  if (flags.storage_path) cfg.recording.storage_path = *flags.storage_path;
+  if (flags.gzip) cfg.recording.gzip = *flags.gzip;
+  if (flags.log_level) cfg.log_level = *flags.log_level;
+
+  if (cfg.data_dir.empty() || cfg.data_dir[0] != '/') {
+    return InvalidArgument("data dir '" + cfg.data_dir +
+                           "' must be an absolute path");
+  }
+  while (cfg.data_dir.size() > 1 && cfg.data_dir.back() == '/') {
+    cfg.data_dir.pop_back();
+  }
+  if (cfg.recording.storage_path.empty()) {
+    cfg.recording.storage_path = cfg.data_dir + "/recordings";
+  }
+  if (cfg.recording.storage_path[0] != '/') {
+    return InvalidArgument("storage path '" + cfg.recording.storage_path +
+                           "' must be an absolute path");
+  }
+  MEZ_RETURN_IF_ERROR(ValidateListenAddress(cfg.listen));
+  if (cfg.insecure && !IsLoopbackHost(cfg.listen)) {
+    return InvalidArgument(
+        "--insecure serves plaintext gRPC and is allowed only on loopback "
+        "addresses (127.0.0.1, ::1); '" +
+        cfg.listen + "' is not one. Drop --insecure to serve TLS.");
+  }
+  static const std::set<std::string> kLevels = {"debug", "info", "warn",
+                                                "error"};
+  if (kLevels.count(cfg.log_level) == 0) {
+    return InvalidArgument("log level '" + cfg.log_level +
+                           "' is not one of debug, info, warn, error");
+  }
+  return cfg;
+}
+
+}  // namespace mez::rpc

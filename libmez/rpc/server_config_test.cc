@@ -1,0 +1,156 @@
+#include "libmez/rpc/server_config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "libmez/util/file.h"
+
+namespace mez::rpc {
+namespace {
+
+std::map<std::string, std::string>* g_env = nullptr;
+const char* FakeEnv(const char* name) {
+  auto it = g_env->find(name);
+  return it == g_env->end() ? nullptr : it->second.c_str();
+}
+
+class ServerConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_env = &env_;
+    char tmpl[] = "/tmp/mez_cfg_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    ASSERT_EQ(std::system(("rm -rf " + dir_).c_str()), 0);
+  }
+  Result<ServerConfig> Load(const std::string& yaml, ConfigFlags flags = {}) {
+    if (!yaml.empty()) {
+      flags.config_path = dir_ + "/mezrecd.yaml";
+      EXPECT_TRUE(AtomicWriteFile(flags.config_path, yaml).ok());
+    }
+    return LoadServerConfig(flags, FakeEnv);
+  }
+  std::map<std::string, std::string> env_;
+  std::string dir_;
+};
+
+TEST_F(ServerConfigTest, DefaultsFollowTheDataDir) {
+  auto c = Load("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "/var/lib/mezite");
+  EXPECT_EQ(c->listen, "127.0.0.1:3025");
+  EXPECT_EQ(c->recording.storage_path, "/var/lib/mezite/recordings");
+  EXPECT_FALSE(c->recording.gzip);
+  EXPECT_EQ(c->recording.formats.at("tcpip"), "pcap");
+  ConfigFlags f;
+  f.data_dir = "/srv/mez/";
+  auto d = Load("", f);
+  EXPECT_EQ(d->recording.storage_path, "/srv/mez/recordings");
+}
+
+TEST_F(ServerConfigTest, FileThenEnvThenFlags) {
+  std::string yaml =
+      "listen: 127.0.0.1:4000\n"
+      "recording:\n"
+      "  storagePath: /from/file\n"
+      "  gzip: true\n"
+      "  formats:\n"
+      "    tcpip: none\n"
+      "    shell: asciinema\n"
+      "  pcapIdleTimeout: 90s\n";
+  auto a = Load(yaml);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->recording.storage_path, "/from/file");
+  EXPECT_TRUE(a->recording.gzip);
+  EXPECT_EQ(a->recording.formats.at("tcpip"), "none");
+  EXPECT_EQ(a->recording.formats.at("shell"), "asciicast");
+  EXPECT_EQ(a->recording.pcap_idle_timeout_us, 90'000'000);
+  env_["MEZITE_RECORDING_STORAGE_PATH"] = "/from/env";
+  env_["MEZITE_RECORDING_GZIP"] = "false";
+  env_["MEZITE_RECORDING_FORMATS"] = "tcpip=pcap,exec=none";
+  auto b = Load(yaml);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->recording.storage_path, "/from/env");
+  EXPECT_FALSE(b->recording.gzip);
+  EXPECT_EQ(b->recording.formats.at("tcpip"), "pcap");
+  EXPECT_EQ(b->recording.formats.at("exec"), "none");
+  ConfigFlags f;
+  f.storage_path = "/from/flag";
+  f.gzip = true;
+  auto c = Load(yaml, f);
+  EXPECT_EQ(c->recording.storage_path, "/from/flag");
+  EXPECT_TRUE(c->recording.gzip);
+  EXPECT_EQ(c->listen, "127.0.0.1:4000");
+}
+
+TEST_F(ServerConfigTest, ErrorsNameTheKey) {
+  struct Case {
+    std::string yaml;
+    std::string key;
+  } cases[] = {
+      {"recordng: {}\n", "recordng"},
+      {"recording:\n  gzipp: true\n", "recording.gzipp"},
+      {"recording:\n  gzip: maybe\n", "recording.gzip"},
+      {"recording:\n  storagePath: relative/dir\n", "recording.storagePath"},
+      {"recording:\n  formats:\n    shell: mp4\n", "recording.formats.shell"},
+      {"recording:\n  formats:\n    video: asciicast\n", "recording.formats"},
+      {"recording:\n  pcapIdleTimeout: soon\n", "recording.pcapIdleTimeout"},
+      {"recording:\n  encryption:\n    keyFile: /nonexistent\n",
+       "recording.encryption.keyFile"},
+      {"recording: [1, 2]\n", "recording"},
+      {"listen: [a]\n", "listen"},
+      {"key: value: other\n", "mezrecd.yaml"},
+  };
+  for (const Case& c : cases) {
+    auto r = Load(c.yaml);
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.status().message().find(c.key), std::string::npos)
+        << c.yaml << " -> " << r.status().message();
+  }
+}
+
+TEST_F(ServerConfigTest, EncryptionKeyFromEnvOrFile) {
+  std::string hex(64, 'a');
+  env_["MEZITE_RECORDING_ENC_KEY"] = hex;
+  auto a = Load("");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a->recording.encryption_key.has_value());
+  EXPECT_EQ(*a->recording.encryption_key, std::string(32, '\xaa'));
+  env_["MEZITE_RECORDING_ENC_KEY"] = hex.substr(0, 62);
+  auto b = Load("");
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("MEZITE_RECORDING_ENC_KEY"),
+            std::string::npos);
+  EXPECT_NE(b.status().message().find("openssl rand -hex 32"),
+            std::string::npos);
+  env_.clear();
+  ASSERT_TRUE(AtomicWriteFile(dir_ + "/key", std::string(64, 'b') + "\n").ok());
+  auto c = Load("recording:\n  encryption:\n    keyFile: " + dir_ + "/key\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(*c->recording.encryption_key, std::string(32, '\xbb'));
+}
+
+TEST_F(ServerConfigTest, InsecureOnlyOnLoopback) {
+  ConfigFlags f;
+  f.insecure = true;
+  f.listen = "127.0.0.1:0";
+  EXPECT_TRUE(Load("", f).ok());
+  f.listen = "[::1]:3025";
+  EXPECT_TRUE(Load("", f).ok());
+  f.listen = "0.0.0.0:3025";
+  auto r = Load("", f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("loopback"), std::string::npos);
+  f.insecure = false;
+  EXPECT_TRUE(Load("", f).ok());
+  f.listen = "no-port";
+  EXPECT_FALSE(Load("", f).ok());
+  f.listen = "127.0.0.1:99999";
+  EXPECT_FALSE(Load("", f).ok());
+}
+
+}  // namespace
+}  // namespace mez::rpc

@@ -1,0 +1,52 @@
+// Where recording files live. Keys are relative paths in the layout of
+// DESIGN.md ("alice/shell/<session>.cast"); a store never writes outside
+// its root, whatever the key says.
+#ifndef MEZ_STORE_BLOB_STORE_H_
+#define MEZ_STORE_BLOB_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "libmez/record/sink.h"
+#include "libmez/util/status.h"
+
+namespace mez::store {
+
+// Thread-safe.
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  // Creates a new object for appending. kAlreadyExists if it exists.
+  virtual Result<std::unique_ptr<record::ByteSink>> Create(
+      const std::string& key) = 0;
+  virtual Result<std::unique_ptr<record::ByteSource>> Open(
+      const std::string& key) = 0;
+  virtual Result<bool> Exists(const std::string& key) = 0;
+  // A human-readable location for logs ("/var/lib/mezite/recordings/k").
+  virtual std::string Describe(const std::string& key) const = 0;
+};
+
+// Files under a root directory. Every key is checked with SafeJoin (no
+// "..", absolute parts, NUL, symlinks); directories are created 0750 and
+// files 0640, never following or replacing a symlink.
+class LocalStore : public BlobStore {
+ public:
+  // Creates `root` (and parents) if missing.
+  static Result<std::unique_ptr<LocalStore>> New(const std::string& root);
+
+  Result<std::unique_ptr<record::ByteSink>> Create(
+      const std::string& key) override;
+  Result<std::unique_ptr<record::ByteSource>> Open(
+      const std::string& key) override;
+  Result<bool> Exists(const std::string& key) override;
+  std::string Describe(const std::string& key) const override;
+  const std::string& root() const { return root_; }
+
+ private:
+  explicit LocalStore(std::string root) : root_(std::move(root)) {}
+  std::string root_;
+};
+
+}  // namespace mez::store
+
+#endif  // MEZ_STORE_BLOB_STORE_H_

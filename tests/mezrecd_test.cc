@@ -1,0 +1,399 @@
+// mezrecd end to end: a real server process, real gRPC over loopback TLS,
+// real files checked with asciinema, tshark and our readers.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "libmez/catalog/catalog.h"
+#include "libmez/record/asciicast_reader.h"
+#include "libmez/record/pcap_reader.h"
+#include "libmez/util/file.h"
+#include "tests/mezrecd_harness.h"
+#include "tests/test_util.h"
+
+namespace mez::testing {
+namespace {
+
+using mezite::v1::DIRECTION_ERR;
+using mezite::v1::DIRECTION_IN;
+using mezite::v1::DIRECTION_OUT;
+using mezite::v1::SESSION_KIND_EXEC;
+using mezite::v1::SESSION_KIND_SHELL;
+using mezite::v1::SESSION_KIND_TCPIP;
+
+constexpr char kKeyHex[] =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+class MezrecdTest : public ::testing::Test {
+ protected:
+  void StartServer(std::vector<std::string> args = {},
+                   std::map<std::string, std::string> env = {}) {
+    server_ =
+        std::make_unique<Mezrecd>(data_dir(), std::move(args), std::move(env));
+    ASSERT_TRUE(server_->Start()) << server_->log();
+    stub_ = server_->Stub();
+    node_ = server_->Token(auth::Role::kNode, "web-01");
+    alice_ = server_->Token(auth::Role::kUser, "alice");
+    ASSERT_FALSE(node_.empty());
+  }
+  // Closes the client channel first: gRPC's shutdown otherwise waits some
+  // seconds for an idle connected client to go away.
+  void StopServer() {
+    stub_.reset();
+    EXPECT_EQ(server_->Stop(), 0);
+  }
+  std::string data_dir() const { return dir_.path() + "/data"; }
+  std::string storage() const { return data_dir() + "/recordings"; }
+
+  std::unique_ptr<catalog::Catalog> OpenCatalog() {
+    auto c = catalog::OpenSqliteCatalog(data_dir() + "/catalog.db");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+
+  // Records a shell session and returns the output the viewer saw.
+  std::string RecordShell(const std::string& id) {
+    RecordCall call(stub_.get(), node_);
+    EXPECT_TRUE(call.Send(HeaderFrame(id, alice_, SESSION_KIND_SHELL)));
+    std::string shown;
+    const char* parts[] = {"$ ", "echo \xC5", "\xBC\xC3\xB3\xC5\x82w\r\n",
+                           "\x1b[1;32mok\x1b[0m\r\n", "$ exit\r\n"};
+    int64_t t = 0;
+    for (const char* p : parts) {
+      t += 20'000;
+      EXPECT_TRUE(call.Send(ChunkFrame(t, DIRECTION_OUT, p)));
+      shown += p;
+    }
+    EXPECT_TRUE(call.Send(ResizeFrame(t + 1, 100, 30)));
+    EXPECT_TRUE(call.Send(ExitFrame(t + 2, 0)));
+    grpc::Status s = call.Close();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(call.summary.session_id(), id);
+    EXPECT_EQ(call.summary.bytes(), shown.size());
+    return shown;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Mezrecd> server_;
+  std::unique_ptr<mezite::v1::Recording::Stub> stub_;
+  std::string node_, alice_;
+};
+
+TEST_F(MezrecdTest, CreatesItsDataDirWithKeysAndAdminIdentity) {
+  StartServer();
+  for (const char* f :
+       {"jwt.key", "user_ca.key", "host_ca.key", "tls_ca.crt", "tls_server.crt",
+        "tls_server.key", "admin.identity", "catalog.db"}) {
+    struct stat st;
+    ASSERT_EQ(stat((data_dir() + "/" + f).c_str(), &st), 0) << f;
+  }
+  struct stat st;
+  ASSERT_EQ(stat((data_dir() + "/admin.identity").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string id = *ReadFile(data_dir() + "/admin.identity");
+  EXPECT_NE(id.find(server_->addr()), std::string::npos);
+  EXPECT_NE(id.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_EQ(server_->Stop(), 0);
+}
+
+TEST_F(MezrecdTest, ShellStreamLandsInTheLayoutAndPlaysInAsciinema) {
+  StartServer();
+  std::string shown = RecordShell("sess-shell-1");
+  std::string path = storage() + "/alice/shell/sess-shell-1.cast";
+  auto played = ::mez::testing::Run("setsid asciinema play -s 1000 -i 0.001 " +
+                                    ShellQuote(path));
+  EXPECT_EQ(played.exit_code, 0);
+  EXPECT_EQ(played.out, shown);
+  auto reader = record::AsciicastReader::OpenFile(path);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->info().width, 80);
+  EXPECT_EQ((*reader)->info().env.at("TERM"), "xterm-256color");
+
+  auto cat = OpenCatalog();
+  auto s = cat->GetSession("sess-shell-1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->status, catalog::SessionStatus::kComplete);
+  EXPECT_EQ(s->user, "alice");
+  EXPECT_EQ(s->node, "web-01");
+  EXPECT_EQ(s->storage_key, "alice/shell/sess-shell-1.cast");
+  EXPECT_EQ(s->bytes, shown.size());
+  catalog::AuditFilter f;
+  f.session_id = "sess-shell-1";
+  auto events = cat->ListAudit(f);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].type, "session.end");  // Newest first.
+  EXPECT_NE((*events)[0].details.find("duration_us"), std::string::npos);
+  EXPECT_EQ((*events)[1].type, "session.start");
+}
+
+TEST_F(MezrecdTest, ExecStreamKeepsStdoutStderrAndExitStatus) {
+  StartServer();
+  RecordCall call(stub_.get(), node_);
+  ASSERT_TRUE(call.Send(HeaderFrame("sess-exec-1", alice_, SESSION_KIND_EXEC)));
+  ASSERT_TRUE(call.Send(ChunkFrame(1000, DIRECTION_OUT, "Linux web-01\n")));
+  ASSERT_TRUE(call.Send(ChunkFrame(2000, DIRECTION_ERR, "warning: x\n")));
+  ASSERT_TRUE(call.Send(ExitFrame(3000, 3)));
+  ASSERT_TRUE(call.Close().ok());
+  auto reader = record::AsciicastReader::OpenFile(
+      storage() + "/alice/exec/sess-exec-1.cast");
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->info().command, "uname -a");
+  std::vector<record::AsciicastEvent> events;
+  record::AsciicastEvent e;
+  while (*(*reader)->Next(&e)) events.push_back(e);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].data, "Linux web-01\n");
+  EXPECT_EQ(events[1].data, "warning: x\n");
+  EXPECT_EQ(events[2].code, "x");
+  EXPECT_EQ(events[2].data, "3");
+}
+
+// Three channels of one connection to one destination share one pcap,
+// open until EndRecordingSession; tshark follows each stream exactly.
+TEST_F(MezrecdTest, TcpipChannelsShareOnePcapUntilEndRecordingSession) {
+  StartServer();
+  std::vector<std::pair<std::string, std::string>> flows;
+  for (int i = 0; i < 3; ++i) {
+    std::string id = "chan-" + std::to_string(i);
+    RecordCall call(stub_.get(), node_);
+    auto h = HeaderFrame(id, alice_, SESSION_KIND_TCPIP);
+    h.mutable_header()->set_connection_id("conn-42");
+    h.mutable_header()->set_src_host("127.0.0.1");
+    h.mutable_header()->set_src_port(65535);  // What ssh -W reports.
+    ASSERT_TRUE(call.Send(h));
+    std::string up = "query " + std::to_string(i) + ";\n";
+    std::string down(2000 + i * 3000, static_cast<char>('a' + i));
+    ASSERT_TRUE(call.Send(ChunkFrame(100, DIRECTION_IN, up)));
+    ASSERT_TRUE(call.Send(ChunkFrame(200, DIRECTION_OUT, down)));
+    ASSERT_TRUE(call.Close().ok());
+    EXPECT_EQ(call.summary.storage_key(),
+              "alice/tcpip/conn-42_db.internal_5432.pcap");
+    flows.push_back({up, down});
+  }
+  auto files = ListFiles(storage());
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files.begin()->first, "alice/tcpip/conn-42_db.internal_5432.pcap");
+
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + node_);
+  mezite::v1::EndRecordingSessionRequest req;
+  req.set_connection_id("conn-42");
+  mezite::v1::EndRecordingSessionResponse resp;
+  ASSERT_TRUE(stub_->EndRecordingSession(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.closed_files(), 1u);
+
+  std::string pcap = storage() + "/alice/tcpip/conn-42_db.internal_5432.pcap";
+  auto conv = ::mez::testing::Run("tshark -r " + ShellQuote(pcap) +
+                                  " -q -z conv,tcp 2>&1");
+  ASSERT_EQ(conv.exit_code, 0) << conv.out;
+  auto reader = record::PcapReader::OpenFile(pcap);
+  ASSERT_TRUE(reader.ok());
+  auto flows_read = record::ReassembleFlows(reader->get());
+  ASSERT_TRUE(flows_read.ok()) << flows_read.status().ToString();
+  ASSERT_EQ(flows_read->flows.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    std::string follow = ::mez::testing::Run("tshark -r " + ShellQuote(pcap) +
+                                             " -q -z follow,tcp,raw," +
+                                             std::to_string(i) + " 2>&1")
+                             .out;
+    // Each direction's bytes appear hex-encoded in tshark's follow output.
+    std::string hex;
+    for (unsigned char c : flows[i].first) {
+      char b[3];
+      std::snprintf(b, sizeof(b), "%02x", c);
+      hex += b;
+    }
+    EXPECT_NE(follow.find(hex), std::string::npos) << "stream " << i;
+  }
+}
+
+TEST_F(MezrecdTest, GzipRecordingsPlayThroughZcat) {
+  StartServer({"--gzip"});
+  std::string shown = RecordShell("sess-gz");
+  std::string path = storage() + "/alice/shell/sess-gz.cast.gz";
+  auto played =
+      ::mez::testing::Run("zcat " + ShellQuote(path) +
+                          " | setsid asciinema play -s 1000 -i 0.001 -");
+  EXPECT_EQ(played.exit_code, 0);
+  EXPECT_EQ(played.out, shown);
+}
+
+TEST_F(MezrecdTest, EncryptedRecordingsOpenOnlyWithTheKey) {
+  StartServer({}, {{"MEZITE_RECORDING_ENC_KEY", kKeyHex}});
+  std::string shown = RecordShell("sess-enc");
+  std::string path = storage() + "/alice/shell/sess-enc.cast";
+  std::string raw = *ReadFile(path);
+  EXPECT_EQ(raw.find("ok"), std::string::npos);
+  auto key = record::ParseKeyHex(kKeyHex);
+  auto reader = record::AsciicastReader::OpenFile(path, *key);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  std::string text;
+  record::AsciicastEvent e;
+  for (;;) {
+    auto more = (*reader)->Next(&e);
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!*more) break;
+    if (e.code == "o") text += e.data;
+  }
+  EXPECT_EQ(text, shown);
+  auto cat = OpenCatalog();
+  EXPECT_TRUE(cat->GetSession("sess-enc")->encrypted);
+}
+
+TEST_F(MezrecdTest, BadEncryptionKeyStopsStartup) {
+  for (std::string bad :
+       {std::string("abcd"), std::string(kKeyHex).substr(0, 63) + "g"}) {
+    Mezrecd server(data_dir(), {}, {{"MEZITE_RECORDING_ENC_KEY", bad}});
+    EXPECT_FALSE(server.Start());
+    EXPECT_NE(server.log().find("MEZITE_RECORDING_ENC_KEY"), std::string::npos)
+        << server.log();
+    EXPECT_EQ(server.log().find(bad), std::string::npos) << "key echoed";
+  }
+}
+
+TEST_F(MezrecdTest, ConfigFileEnvAndFlagsOverrideInOrder) {
+  std::string yaml = dir_.File("mezrecd.yaml");
+  WriteFileOrDie(yaml, "recording:\n  storagePath: " + dir_.File("from-file") +
+                           "\n  gzip: true\n");
+  {
+    StartServer({"--config", yaml});
+    RecordShell("s-file");
+    StopServer();
+    EXPECT_EQ(
+        ListFiles(dir_.File("from-file")).count("alice/shell/s-file.cast.gz"),
+        1u);
+  }
+  {
+    StartServer({"--config", yaml},
+                {{"MEZITE_RECORDING_STORAGE_PATH", dir_.File("from-env")},
+                 {"MEZITE_RECORDING_GZIP", "false"}});
+    RecordShell("s-env");
+    StopServer();
+    EXPECT_EQ(ListFiles(dir_.File("from-env")).count("alice/shell/s-env.cast"),
+              1u);
+  }
+  {
+    StartServer({"--config", yaml, "--storage-path", dir_.File("from-flag")},
+                {{"MEZITE_RECORDING_STORAGE_PATH", dir_.File("from-env")}});
+    RecordShell("s-flag");
+    StopServer();
+    EXPECT_EQ(
+        ListFiles(dir_.File("from-flag")).count("alice/shell/s-flag.cast.gz"),
+        1u);
+  }
+  WriteFileOrDie(yaml, "recording:\n  gzipp: true\n");
+  Mezrecd bad(data_dir(), {"--config", yaml});
+  EXPECT_FALSE(bad.Start());
+  EXPECT_NE(bad.log().find("recording.gzipp"), std::string::npos) << bad.log();
+  WriteFileOrDie(yaml, "recording:\n  formats:\n    shell: mp4\n");
+  Mezrecd bad2(data_dir(), {"--config", yaml});
+  EXPECT_FALSE(bad2.Start());
+  EXPECT_NE(bad2.log().find("recording.formats.shell"), std::string::npos);
+}
+
+TEST_F(MezrecdTest, FormatsMapCanTurnAKindOff) {
+  StartServer({}, {{"MEZITE_RECORDING_FORMATS", "exec=none"}});
+  RecordCall call(stub_.get(), node_);
+  ASSERT_TRUE(call.Send(HeaderFrame("sess-noexec", alice_, SESSION_KIND_EXEC)));
+  ASSERT_TRUE(call.Send(ChunkFrame(1, DIRECTION_OUT, "hidden\n")));
+  ASSERT_TRUE(call.Close().ok());
+  EXPECT_TRUE(ListFiles(storage()).empty());
+  auto s = OpenCatalog()->GetSession("sess-noexec");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->format, "none");
+  EXPECT_EQ(s->status, catalog::SessionStatus::kComplete);
+}
+
+TEST_F(MezrecdTest, Kill9MidStreamLeavesAReadablePrefixAndIncompleteSession) {
+  StartServer();
+  auto call = std::make_unique<RecordCall>(stub_.get(), node_);
+  ASSERT_TRUE(
+      call->Send(HeaderFrame("sess-crash", alice_, SESSION_KIND_SHELL)));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(call->Send(ChunkFrame(i * 1000, DIRECTION_OUT,
+                                      "line " + std::to_string(i) + "\r\n")));
+  }
+  std::string path = storage() + "/alice/shell/sess-crash.cast";
+  // Wait until the server has written what was sent (no fixed sleep).
+  for (int i = 0; i < 500; ++i) {
+    auto text = ReadFile(path);
+    if (text.ok() && text->find("line 49") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  server_->Kill9();
+  call.reset();
+  auto reader = record::AsciicastReader::OpenFile(path);
+  ASSERT_TRUE(reader.ok());
+  int n = 0;
+  record::AsciicastEvent e;
+  for (;;) {
+    auto more = (*reader)->Next(&e);
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!*more) break;
+    EXPECT_EQ(e.data, "line " + std::to_string(n) + "\r\n");
+    ++n;
+  }
+  EXPECT_EQ(n, 50);
+
+  StartServer();
+  auto s = OpenCatalog()->GetSession("sess-crash");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->status, catalog::SessionStatus::kIncomplete);
+  EXPECT_NE(server_->log().find("marked incomplete"), std::string::npos);
+}
+
+TEST_F(MezrecdTest, SigtermDrainsOpenStreams) {
+  StartServer({}, {{"MEZITE_LOG_LEVEL", "info"}});
+  RecordCall call(stub_.get(), node_);
+  ASSERT_TRUE(call.Send(HeaderFrame("sess-drain", alice_, SESSION_KIND_SHELL)));
+  ASSERT_TRUE(call.Send(ChunkFrame(1, DIRECTION_OUT, "before\r\n")));
+  std::string path = storage() + "/alice/shell/sess-drain.cast";
+  for (int i = 0; i < 500; ++i) {
+    auto text = ReadFile(path);
+    if (text.ok() && text->find("before") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::thread stopper([&] { EXPECT_EQ(server_->Stop(), 0); });
+  // The stream in flight still completes during the drain.
+  for (int i = 0;
+       i < 500 && server_->log().find("draining") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(call.Send(ChunkFrame(2, DIRECTION_OUT, "during drain\r\n")));
+  grpc::Status st = call.Close();
+  stopper.join();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_NE(ReadFile(path)->find("during drain"), std::string::npos);
+  auto s = OpenCatalog()->GetSession("sess-drain");
+  EXPECT_EQ(s->status, catalog::SessionStatus::kComplete);
+}
+
+TEST_F(MezrecdTest, CallersNeedANodeOrProxyCredential) {
+  StartServer();
+  {
+    RecordCall call(stub_.get(), "");
+    call.Send(HeaderFrame("s-anon", alice_, SESSION_KIND_SHELL));
+    EXPECT_EQ(call.Close().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    RecordCall call(stub_.get(), alice_);  // A user cannot record for others.
+    call.Send(HeaderFrame("s-user", alice_, SESSION_KIND_SHELL));
+    EXPECT_EQ(call.Close().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  EXPECT_TRUE(ListFiles(storage()).empty());
+  catalog::AuditFilter f;
+  f.type = "recording.rejected";
+  EXPECT_EQ(OpenCatalog()->ListAudit(f)->size(), 2u);
+}
+
+TEST_F(MezrecdTest, InsecureIsRefusedOffLoopback) {
+  Mezrecd server(data_dir(), {"--insecure", "--listen", "0.0.0.0:0"});
+  EXPECT_FALSE(server.Start());
+  EXPECT_NE(server.log().find("loopback"), std::string::npos) << server.log();
+}
+
+}  // namespace
+}  // namespace mez::testing
