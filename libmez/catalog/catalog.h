@@ -1,6 +1,6 @@
-// The catalog: sessions, audit events and cluster settings. An interface so
-// that the embedded SQLite store and the scale-out PostgreSQL store share
-// one test suite.
+// The catalog: sessions, audit events, cluster settings, users and nodes. An
+// interface so that the embedded SQLite store and the scale-out PostgreSQL
+// store share one test suite.
 #ifndef MEZ_CATALOG_CATALOG_H_
 #define MEZ_CATALOG_CATALOG_H_
 
@@ -63,6 +63,27 @@ struct AuditFilter {
   int limit = 0;  // Newest first.
 };
 
+// A Mezite user account.
+struct User {
+  std::string name;                 // A plain identifier (IsPlainIdentifier).
+  std::vector<std::string> logins;  // OS logins allowed; may be empty.
+  std::string role;                 // "user" or "admin".
+  int64_t created_us = 0;           // Unix microseconds, as given.
+};
+
+// A node: an SSH server whose sessions are recorded.
+struct Node {
+  std::string name;      // A plain identifier.
+  std::string addr;      // HOST:PORT; an IPv6 host in brackets.
+  bool openssh = false;  // Plain OpenSSH, no Mezite node agent.
+  std::string login_hint;
+  std::string host_key;
+  std::string join_token_hash;  // Empty: none. Unique among nodes otherwise.
+  int64_t created_us = 0;
+  int64_t last_seen_us = 0;    // 0: never seen.
+  std::string recording_mode;  // As the node last reported it.
+};
+
 // Thread-safe.
 class Catalog {
  public:
@@ -92,6 +113,52 @@ class Catalog {
       const std::string& key) = 0;
   virtual Status SetConfig(const std::string& key,
                            const std::string& value) = 0;
+
+  // Users. kInvalidArgument (naming the field) unless ValidateUser accepts
+  // the user; kAlreadyExists when one with that name exists.
+  virtual Status CreateUser(const User& user) = 0;
+  // kNotFound for an unknown name.
+  virtual Result<User> GetUser(const std::string& name) = 0;
+  // Every user, ordered by name (bytewise).
+  virtual Result<std::vector<User>> ListUsers() = 0;
+  // kNotFound for an unknown name. Sessions and audit events naming the
+  // user are kept.
+  virtual Status DeleteUser(const std::string& name) = 0;
+
+  // Nodes. kInvalidArgument (naming the field) unless ValidateNode accepts
+  // the node; kAlreadyExists when one with that name, or another node with
+  // the same non-empty join_token_hash, exists.
+  virtual Status CreateNode(const Node& node) = 0;
+  // kNotFound for an unknown name.
+  virtual Result<Node> GetNode(const std::string& name) = 0;
+  // Every node, ordered by name (bytewise).
+  virtual Result<std::vector<Node>> ListNodes() = 0;
+  // kNotFound for an unknown name.
+  virtual Status DeleteNode(const std::string& name) = 0;
+  // Records a sign of life: sets last_seen_us and recording_mode, and addr
+  // unless `addr` is empty (kInvalidArgument unless HOST:PORT). kNotFound
+  // for an unknown name.
+  virtual Status TouchNode(const std::string& name, int64_t seen_us,
+                           const std::string& recording_mode,
+                           const std::string& addr) = 0;
+  // The node whose join_token_hash is `hash`. kNotFound when none;
+  // kInvalidArgument for an empty hash (which never matches).
+  virtual Result<Node> FindNodeByJoinTokenHash(const std::string& hash) = 0;
+
+  // Row counts. Not free on SQLite (a walk of the smallest index), but no
+  // rows are read or returned; meant for benchmarks and status pages.
+  virtual Result<uint64_t> CountSessions() = 0;
+  virtual Result<uint64_t> CountAudit() = 0;
+
+  // For benchmarks and imports: stores every element in one transaction,
+  // or none (the first failure is returned: kInvalidArgument as for
+  // CreateSession/AppendAudit, checked before anything is written;
+  // kAlreadyExists for a session id already stored or repeated). Other
+  // callers wait while a batch is written; keep batches to ~100,000 rows.
+  virtual Status BulkInsertSessions(const std::vector<Session>& sessions) = 0;
+  // Audit event ids are assigned increasing in vector order; AuditEvent::id
+  // is ignored.
+  virtual Status BulkInsertAudit(const std::vector<AuditEvent>& events) = 0;
 };
 
 // Opens (creating if needed) the SQLite catalog at `path` in WAL mode,
@@ -109,6 +176,20 @@ Status ValidateSession(const Session& session);
 // The details text to store: "{}" for empty input; otherwise `details`
 // itself, which must be a JSON object (kInvalidArgument if not).
 Result<std::string> NormalizeAuditDetails(const std::string& details);
+// True for a POSIX-style login name: 1-32 characters of [a-z0-9_-], the
+// first one of [a-z_].
+bool IsValidLoginName(std::string_view login);
+// kInvalidArgument, naming the field, unless: name is a plain identifier,
+// role is "user" or "admin", and each login is a valid login name, with no
+// repeats.
+Status ValidateUser(const User& user);
+// kInvalidArgument, naming the field, unless name is a plain identifier and
+// addr is valid (ValidateNodeAddr). Other fields are stored as given.
+Status ValidateNode(const Node& node);
+// kInvalidArgument unless `addr` is HOST:PORT: port 1-65535 in decimal;
+// host a name or IPv4 address of [A-Za-z0-9._-], or an IPv6 address in
+// brackets (an optional %zone allowed). The message names node `node_name`.
+Status ValidateNodeAddr(std::string_view node_name, std::string_view addr);
 
 struct SqliteCatalogOptions {
   // Apply migrations only up to this version; 0 applies all. Lets tests

@@ -7,9 +7,11 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "libmez/catalog/catalog.h"
+#include "libmez/catalog/sqlite_catalog_internal.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 
@@ -78,6 +81,29 @@ CREATE TABLE config (
   updated_us INTEGER NOT NULL
 ) STRICT;
 )sql"},
+    {4, R"sql(
+CREATE TABLE users (
+  name       TEXT    NOT NULL PRIMARY KEY,
+  logins     TEXT    NOT NULL,
+  role       TEXT    NOT NULL CHECK (role IN ('user', 'admin')),
+  created_us INTEGER NOT NULL
+) STRICT;
+)sql"},
+    {5, R"sql(
+CREATE TABLE nodes (
+  name            TEXT    NOT NULL PRIMARY KEY,
+  addr            TEXT    NOT NULL,
+  openssh         INTEGER NOT NULL CHECK (openssh IN (0, 1)),
+  login_hint      TEXT    NOT NULL,
+  host_key        TEXT    NOT NULL,
+  join_token_hash TEXT    NOT NULL,
+  created_us      INTEGER NOT NULL,
+  last_seen_us    INTEGER NOT NULL,
+  recording_mode  TEXT    NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX nodes_join_token_hash ON nodes (join_token_hash)
+  WHERE join_token_hash != '';
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -85,6 +111,19 @@ constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
 constexpr char kSessionColumns[] =
     "id, connection_id, user, node, login, kind, command, started_us, "
     "ended_us, bytes, status, storage_key, format, encrypted";
+constexpr char kInsertSessionSql[] =
+    "INSERT INTO sessions (id, connection_id, user, node, login, kind, "
+    "command, started_us, ended_us, bytes, status, storage_key, format, "
+    "encrypted) VALUES (:id, :connection_id, :user, :node, :login, :kind, "
+    ":command, :started_us, :ended_us, :bytes, :status, :storage_key, "
+    ":format, :encrypted)";
+constexpr char kInsertAuditSql[] =
+    "INSERT INTO audit_events (time_us, type, user, session_id, node, "
+    "details) VALUES (:time_us, :type, :user, :session_id, :node, :details)";
+constexpr char kUserColumns[] = "name, logins, role, created_us";
+constexpr char kNodeColumns[] =
+    "name, addr, openssh, login_hint, host_key, join_token_hash, created_us, "
+    "last_seen_us, recording_mode";
 
 Code CodeForSqlite(int rc) {
   switch (rc & 0xff) {
@@ -127,6 +166,11 @@ class Statement {
   }
   void Bind(const char* name, int64_t value) {
     Record(sqlite3_bind_int64(stmt_, Index(name), value));
+  }
+  // Ready to bind and step again (in a loop over rows to insert).
+  void Reset() {
+    sqlite3_reset(stmt_);
+    bind_rc_ = SQLITE_OK;
   }
   // SQLITE_ROW, SQLITE_DONE or an error code (including a failed bind).
   int Step() {
@@ -182,6 +226,22 @@ class SqliteCatalog : public Catalog {
   Result<std::vector<AuditEvent>> ListAudit(const AuditFilter& filter) override;
   Result<std::optional<std::string>> GetConfig(const std::string& key) override;
   Status SetConfig(const std::string& key, const std::string& value) override;
+  Status CreateUser(const User& user) override;
+  Result<User> GetUser(const std::string& name) override;
+  Result<std::vector<User>> ListUsers() override;
+  Status DeleteUser(const std::string& name) override;
+  Status CreateNode(const Node& node) override;
+  Result<Node> GetNode(const std::string& name) override;
+  Result<std::vector<Node>> ListNodes() override;
+  Status DeleteNode(const std::string& name) override;
+  Status TouchNode(const std::string& name, int64_t seen_us,
+                   const std::string& recording_mode,
+                   const std::string& addr) override;
+  Result<Node> FindNodeByJoinTokenHash(const std::string& hash) override;
+  Result<uint64_t> CountSessions() override;
+  Result<uint64_t> CountAudit() override;
+  Status BulkInsertSessions(const std::vector<Session>& sessions) override;
+  Status BulkInsertAudit(const std::vector<AuditEvent>& events) override;
 
  private:
   // "catalog PATH: OP: sqlite message". REQUIRES: mu_ held (or Init).
@@ -190,6 +250,17 @@ class SqliteCatalog : public Catalog {
   // Statement per SQL text may be alive. REQUIRES: mu_ held (or Init).
   Result<Statement> Prepare(std::string_view op, const std::string& sql);
   Status Exec(std::string_view op, const char* sql);
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it (or
+  // the commit) fails. REQUIRES: mu_ held (or Init).
+  Status InTransaction(std::string_view op,
+                       const std::function<Status()>& body);
+  // Runs a statement that returns one integer row (a count). REQUIRES: mu_
+  // not held.
+  Result<uint64_t> Count(const char* op, const char* sql);
+  // Runs a statement that changes at most one row named by :name. kNotFound
+  // (`what` NAME not found) when it changed none. REQUIRES: mu_ held.
+  Status ChangeOne(std::string_view op, Statement& stmt, std::string_view what,
+                   const std::string& name);
   Status ApplyMigration(const Migration& m);
   Result<int64_t> MaxSchemaVersion();
   Result<bool> IsApplied(int version);
@@ -229,6 +300,37 @@ Status SqliteCatalog::Exec(std::string_view op, const char* sql) {
   return Status::Ok();
 }
 
+Status SqliteCatalog::InTransaction(std::string_view op,
+                                    const std::function<Status()>& body) {
+  MEZ_RETURN_IF_ERROR(Exec(op, "BEGIN IMMEDIATE"));
+  Status status = body();
+  if (status.ok()) status = Exec(op, "COMMIT");
+  // A failed COMMIT may leave the transaction open (e.g. SQLITE_BUSY).
+  if (!status.ok() && sqlite3_get_autocommit(db_) == 0) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  return status;
+}
+
+Result<uint64_t> SqliteCatalog::Count(const char* op, const char* sql) {
+  std::lock_guard lock(mu_);
+  MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare(op, sql));
+  int rc = stmt.Step();
+  if (rc != SQLITE_ROW) return Error(op, rc);
+  return static_cast<uint64_t>(stmt.Int(0));
+}
+
+Status SqliteCatalog::ChangeOne(std::string_view op, Statement& stmt,
+                                std::string_view what,
+                                const std::string& name) {
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  if (sqlite3_changes(db_) == 0) {
+    return NotFound(std::string(what) + " " + name + " not found");
+  }
+  return Status::Ok();
+}
+
 Result<int64_t> SqliteCatalog::MaxSchemaVersion() {
   MEZ_ASSIGN_OR_RETURN(
       Statement stmt,
@@ -255,8 +357,7 @@ Status SqliteCatalog::ApplyMigration(const Migration& m) {
   std::string op = "schema migration " + std::to_string(m.version);
   // IMMEDIATE takes the write lock first, so two processes opening the same
   // file at once apply each step exactly once.
-  MEZ_RETURN_IF_ERROR(Exec(op, "BEGIN IMMEDIATE"));
-  Status status = [&]() -> Status {
+  return InTransaction(op, [&]() -> Status {
     MEZ_ASSIGN_OR_RETURN(bool applied, IsApplied(m.version));
     if (applied) return Status::Ok();  // By another process, just now.
     MEZ_RETURN_IF_ERROR(Exec(op, m.sql));
@@ -269,12 +370,7 @@ Status SqliteCatalog::ApplyMigration(const Migration& m) {
     int rc = stmt.Step();
     if (rc != SQLITE_DONE) return Error(op, rc);
     return Status::Ok();
-  }();
-  if (!status.ok()) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return status;
-  }
-  return Exec(op, "COMMIT");
+  });
 }
 
 Status SqliteCatalog::Init(int max_version) {
@@ -360,15 +456,7 @@ Status SqliteCatalog::CreateSession(const Session& session) {
   MEZ_RETURN_IF_ERROR(ValidateSession(session));
   std::lock_guard lock(mu_);
   std::string op = "create session " + session.id;
-  MEZ_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Prepare(op,
-              "INSERT INTO sessions (id, connection_id, user, node, login, "
-              "kind, command, started_us, ended_us, bytes, status, "
-              "storage_key, format, encrypted) VALUES (:id, :connection_id, "
-              ":user, :node, :login, :kind, :command, :started_us, "
-              ":ended_us, :bytes, :status, :storage_key, :format, "
-              ":encrypted)"));
+  MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare(op, kInsertSessionSql));
   BindSession(stmt, session);
   int rc = stmt.Step();
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -458,15 +546,7 @@ Result<std::vector<Session>> SqliteCatalog::ListSessions(
     return InvalidArgument("list sessions: negative limit " +
                            std::to_string(filter.limit));
   }
-  std::vector<const char*> where;
-  if (!filter.user.empty()) where.push_back("user = :user");
-  if (!filter.node.empty()) where.push_back("node = :node");
-  if (filter.since_us != 0) where.push_back("started_us >= :since");
-  if (filter.until_us != 0) where.push_back("started_us < :until");
-  std::string sql = std::string("SELECT ") + kSessionColumns +
-                    " FROM sessions" + WhereClause(where) +
-                    " ORDER BY started_us DESC, id DESC LIMIT :limit";
-
+  std::string sql = internal::ListSessionsSql(filter);
   std::lock_guard lock(mu_);
   MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare("list sessions", sql));
   if (!filter.user.empty()) stmt.Bind(":user", filter.user);
@@ -498,24 +578,30 @@ Result<int> SqliteCatalog::MarkInterruptedSessions(int64_t now_us) {
   return sqlite3_changes(db_);
 }
 
-Result<int64_t> SqliteCatalog::AppendAudit(const AuditEvent& event) {
+// The details text to store for `event` (checks the type too).
+Result<std::string> CheckAudit(const AuditEvent& event) {
   if (event.type.empty()) return InvalidArgument("audit event type is empty");
-  MEZ_ASSIGN_OR_RETURN(std::string details,
-                       NormalizeAuditDetails(event.details));
-  std::lock_guard lock(mu_);
-  std::string op = "append audit event " + event.type;
-  MEZ_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Prepare(op,
-              "INSERT INTO audit_events (time_us, type, user, session_id, "
-              "node, details) VALUES (:time_us, :type, :user, :session_id, "
-              ":node, :details) RETURNING id"));
+  return NormalizeAuditDetails(event.details);
+}
+
+void BindAudit(Statement& stmt, const AuditEvent& event,
+               const std::string& details) {
   stmt.Bind(":time_us", event.time_us);
   stmt.Bind(":type", event.type);
   stmt.Bind(":user", event.user);
   stmt.Bind(":session_id", event.session_id);
   stmt.Bind(":node", event.node);
   stmt.Bind(":details", details);
+}
+
+Result<int64_t> SqliteCatalog::AppendAudit(const AuditEvent& event) {
+  MEZ_ASSIGN_OR_RETURN(std::string details, CheckAudit(event));
+  std::lock_guard lock(mu_);
+  std::string op = "append audit event " + event.type;
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op, std::string(kInsertAuditSql) + " RETURNING id"));
+  BindAudit(stmt, event, details);
   int rc = stmt.Step();
   if (rc != SQLITE_ROW) return Error(op, rc);
   int64_t id = stmt.Int(0);
@@ -532,17 +618,7 @@ Result<std::vector<AuditEvent>> SqliteCatalog::ListAudit(
     return InvalidArgument("list audit events: negative limit " +
                            std::to_string(filter.limit));
   }
-  std::vector<const char*> where;
-  if (!filter.type.empty()) where.push_back("type = :type");
-  if (!filter.user.empty()) where.push_back("user = :user");
-  if (!filter.session_id.empty()) where.push_back("session_id = :session_id");
-  if (filter.since_us != 0) where.push_back("time_us >= :since");
-  if (filter.until_us != 0) where.push_back("time_us < :until");
-  std::string sql =
-      "SELECT id, time_us, type, user, session_id, node, details "
-      "FROM audit_events" +
-      WhereClause(where) + " ORDER BY time_us DESC, id DESC LIMIT :limit";
-
+  std::string sql = internal::ListAuditSql(filter);
   std::lock_guard lock(mu_);
   const char* op = "list audit events";
   MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare(op, sql));
@@ -603,6 +679,257 @@ Status SqliteCatalog::SetConfig(const std::string& key,
   return Status::Ok();
 }
 
+Status SqliteCatalog::BulkInsertSessions(const std::vector<Session>& sessions) {
+  for (const Session& s : sessions) MEZ_RETURN_IF_ERROR(ValidateSession(s));
+  if (sessions.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  const char* op = "bulk insert sessions";
+  return InTransaction(op, [&]() -> Status {
+    MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare(op, kInsertSessionSql));
+    for (const Session& s : sessions) {
+      stmt.Reset();
+      BindSession(stmt, s);
+      int rc = stmt.Step();
+      if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return Status(Code::kAlreadyExists,
+                      "session " + s.id + " already exists");
+      }
+      if (rc != SQLITE_DONE) return Error(op, rc);
+    }
+    return Status::Ok();
+  });
+}
+
+Status SqliteCatalog::BulkInsertAudit(const std::vector<AuditEvent>& events) {
+  std::vector<std::string> details;
+  details.reserve(events.size());
+  for (const AuditEvent& e : events) {
+    MEZ_ASSIGN_OR_RETURN(std::string d, CheckAudit(e));
+    details.push_back(std::move(d));
+  }
+  if (events.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  const char* op = "bulk insert audit events";
+  return InTransaction(op, [&]() -> Status {
+    MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare(op, kInsertAuditSql));
+    for (size_t i = 0; i < events.size(); ++i) {
+      stmt.Reset();
+      BindAudit(stmt, events[i], details[i]);
+      int rc = stmt.Step();
+      if (rc != SQLITE_DONE) return Error(op, rc);
+    }
+    return Status::Ok();
+  });
+}
+
+Result<uint64_t> SqliteCatalog::CountSessions() {
+  return Count("count sessions", "SELECT COUNT(*) FROM sessions");
+}
+
+Result<uint64_t> SqliteCatalog::CountAudit() {
+  return Count("count audit events", "SELECT COUNT(*) FROM audit_events");
+}
+
+// Reads a row selected with kUserColumns.
+Result<User> ReadUser(const Statement& stmt) {
+  User u;
+  u.name = stmt.Text(0);
+  nlohmann::json logins = nlohmann::json::parse(stmt.Text(1), /*cb=*/nullptr,
+                                                /*allow_exceptions=*/false);
+  if (logins.is_discarded() || !logins.is_array()) {
+    return DataLoss("user " + u.name + ": logins are not a JSON array");
+  }
+  for (const nlohmann::json& login : logins) {
+    if (!login.is_string()) {
+      return DataLoss("user " + u.name + ": a login is not a JSON string");
+    }
+    u.logins.push_back(login.get<std::string>());
+  }
+  u.role = stmt.Text(2);
+  u.created_us = stmt.Int(3);
+  return u;
+}
+
+Status SqliteCatalog::CreateUser(const User& user) {
+  MEZ_RETURN_IF_ERROR(ValidateUser(user));
+  // Valid logins are plain ASCII, so dump() cannot throw.
+  std::string logins = nlohmann::json(user.logins).dump();
+  std::lock_guard lock(mu_);
+  std::string op = "create user " + user.name;
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op,
+              "INSERT INTO users (name, logins, role, created_us) "
+              "VALUES (:name, :logins, :role, :created_us)"));
+  stmt.Bind(":name", user.name);
+  stmt.Bind(":logins", logins);
+  stmt.Bind(":role", user.role);
+  stmt.Bind(":created_us", user.created_us);
+  int rc = stmt.Step();
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Status(Code::kAlreadyExists,
+                  "user " + user.name + " already exists");
+  }
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return Status::Ok();
+}
+
+Result<User> SqliteCatalog::GetUser(const std::string& name) {
+  std::lock_guard lock(mu_);
+  std::string op = "get user " + name;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, std::string("SELECT ") + kUserColumns +
+                                       " FROM users WHERE name = :name"));
+  stmt.Bind(":name", name);
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return NotFound("user " + name + " not found");
+  if (rc != SQLITE_ROW) return Error(op, rc);
+  return ReadUser(stmt);
+}
+
+Result<std::vector<User>> SqliteCatalog::ListUsers() {
+  std::lock_guard lock(mu_);
+  const char* op = "list users";
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, std::string("SELECT ") + kUserColumns +
+                                       " FROM users ORDER BY name"));
+  std::vector<User> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    MEZ_ASSIGN_OR_RETURN(User u, ReadUser(stmt));
+    out.push_back(std::move(u));
+  }
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return out;
+}
+
+Status SqliteCatalog::DeleteUser(const std::string& name) {
+  std::lock_guard lock(mu_);
+  std::string op = "delete user " + name;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, "DELETE FROM users WHERE name = :name"));
+  stmt.Bind(":name", name);
+  return ChangeOne(op, stmt, "user", name);
+}
+
+// Reads a row selected with kNodeColumns.
+Node ReadNode(const Statement& stmt) {
+  Node n;
+  n.name = stmt.Text(0);
+  n.addr = stmt.Text(1);
+  n.openssh = stmt.Int(2) != 0;
+  n.login_hint = stmt.Text(3);
+  n.host_key = stmt.Text(4);
+  n.join_token_hash = stmt.Text(5);
+  n.created_us = stmt.Int(6);
+  n.last_seen_us = stmt.Int(7);
+  n.recording_mode = stmt.Text(8);
+  return n;
+}
+
+Status SqliteCatalog::CreateNode(const Node& node) {
+  MEZ_RETURN_IF_ERROR(ValidateNode(node));
+  std::lock_guard lock(mu_);
+  std::string op = "create node " + node.name;
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op,
+              "INSERT INTO nodes (name, addr, openssh, login_hint, host_key, "
+              "join_token_hash, created_us, last_seen_us, recording_mode) "
+              "VALUES (:name, :addr, :openssh, :login_hint, :host_key, "
+              ":join_token_hash, :created_us, :last_seen_us, "
+              ":recording_mode)"));
+  stmt.Bind(":name", node.name);
+  stmt.Bind(":addr", node.addr);
+  stmt.Bind(":openssh", int64_t{node.openssh ? 1 : 0});
+  stmt.Bind(":login_hint", node.login_hint);
+  stmt.Bind(":host_key", node.host_key);
+  stmt.Bind(":join_token_hash", node.join_token_hash);
+  stmt.Bind(":created_us", node.created_us);
+  stmt.Bind(":last_seen_us", node.last_seen_us);
+  stmt.Bind(":recording_mode", node.recording_mode);
+  int rc = stmt.Step();
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Status(Code::kAlreadyExists,
+                  "node " + node.name + " already exists");
+  }
+  if (rc == SQLITE_CONSTRAINT_UNIQUE) {  // nodes_join_token_hash
+    return Status(Code::kAlreadyExists,
+                  "node " + node.name +
+                      ": join_token_hash already belongs to another node");
+  }
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return Status::Ok();
+}
+
+Result<Node> SqliteCatalog::GetNode(const std::string& name) {
+  std::lock_guard lock(mu_);
+  std::string op = "get node " + name;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, std::string("SELECT ") + kNodeColumns +
+                                       " FROM nodes WHERE name = :name"));
+  stmt.Bind(":name", name);
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return NotFound("node " + name + " not found");
+  if (rc != SQLITE_ROW) return Error(op, rc);
+  return ReadNode(stmt);
+}
+
+Result<std::vector<Node>> SqliteCatalog::ListNodes() {
+  std::lock_guard lock(mu_);
+  const char* op = "list nodes";
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, std::string("SELECT ") + kNodeColumns +
+                                       " FROM nodes ORDER BY name"));
+  std::vector<Node> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadNode(stmt));
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return out;
+}
+
+Status SqliteCatalog::DeleteNode(const std::string& name) {
+  std::lock_guard lock(mu_);
+  std::string op = "delete node " + name;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, "DELETE FROM nodes WHERE name = :name"));
+  stmt.Bind(":name", name);
+  return ChangeOne(op, stmt, "node", name);
+}
+
+Status SqliteCatalog::TouchNode(const std::string& name, int64_t seen_us,
+                                const std::string& recording_mode,
+                                const std::string& addr) {
+  if (!addr.empty()) MEZ_RETURN_IF_ERROR(ValidateNodeAddr(name, addr));
+  std::lock_guard lock(mu_);
+  std::string op = "touch node " + name;
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op,
+              "UPDATE nodes SET last_seen_us = :seen_us, "
+              "recording_mode = :recording_mode, "
+              "addr = COALESCE(NULLIF(:addr, ''), addr) WHERE name = :name"));
+  stmt.Bind(":name", name);
+  stmt.Bind(":seen_us", seen_us);
+  stmt.Bind(":recording_mode", recording_mode);
+  stmt.Bind(":addr", addr);
+  return ChangeOne(op, stmt, "node", name);
+}
+
+Result<Node> SqliteCatalog::FindNodeByJoinTokenHash(const std::string& hash) {
+  if (hash.empty()) return InvalidArgument("join token hash is empty");
+  std::lock_guard lock(mu_);
+  const char* op = "find node by join token hash";
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, internal::FindNodeByJoinTokenHashSql()));
+  stmt.Bind(":hash", hash);
+  int rc = stmt.Step();
+  // The message leaves the hash out: it is derived from a secret.
+  if (rc == SQLITE_DONE) return NotFound("no node has that join token hash");
+  if (rc != SQLITE_ROW) return Error(op, rc);
+  return ReadNode(stmt);
+}
+
 // Creates the file owner-only before SQLite sees it: SQLite would create it
 // 0644 (less umask), and gives its -wal and -shm files the mode of the main
 // file. An existing file is tightened to 0600 too.
@@ -625,6 +952,40 @@ Status PrepareFile(const std::string& path) {
 }
 
 }  // namespace
+
+namespace internal {
+
+std::string ListSessionsSql(const SessionFilter& filter) {
+  std::vector<const char*> where;
+  if (!filter.user.empty()) where.push_back("user = :user");
+  if (!filter.node.empty()) where.push_back("node = :node");
+  if (filter.since_us != 0) where.push_back("started_us >= :since");
+  if (filter.until_us != 0) where.push_back("started_us < :until");
+  return std::string("SELECT ") + kSessionColumns + " FROM sessions" +
+         WhereClause(where) + " ORDER BY started_us DESC, id DESC LIMIT :limit";
+}
+
+std::string ListAuditSql(const AuditFilter& filter) {
+  std::vector<const char*> where;
+  if (!filter.type.empty()) where.push_back("type = :type");
+  if (!filter.user.empty()) where.push_back("user = :user");
+  if (!filter.session_id.empty()) where.push_back("session_id = :session_id");
+  if (filter.since_us != 0) where.push_back("time_us >= :since");
+  if (filter.until_us != 0) where.push_back("time_us < :until");
+  return "SELECT id, time_us, type, user, session_id, node, details "
+         "FROM audit_events" +
+         WhereClause(where) + " ORDER BY time_us DESC, id DESC LIMIT :limit";
+}
+
+std::string FindNodeByJoinTokenHashSql() {
+  // The second condition is always true for a non-empty :hash; it is there
+  // so that SQLite may use the partial index nodes_join_token_hash.
+  return std::string("SELECT ") + kNodeColumns +
+         " FROM nodes WHERE join_token_hash = :hash "
+         "AND join_token_hash != ''";
+}
+
+}  // namespace internal
 
 int SqliteCatalogSchemaVersion() { return kLatestVersion; }
 

@@ -13,7 +13,7 @@ namespace {
 
 // Lines are batched and handed to the sink once this much is buffered (or
 // on Flush), so small events do not cost a sink call each.
-constexpr size_t kSpillBytes = 32 * 1024;
+constexpr size_t kSpillBytes = 16 * 1024;
 
 Status ValidateSize(int width, int height, std::string_view what) {
   if (width < 1 || width > 65535 || height < 1 || height > 65535) {
@@ -53,7 +53,6 @@ AsciicastWriter::AsciicastWriter(std::unique_ptr<ByteSink> sink,
     : sink_(std::move(sink)), options_(std::move(options)) {
   if (options_.clock == nullptr) options_.clock = RealClock();
   start_mono_us_ = options_.clock->MonotonicMicros();
-  line_buf_.reserve(kSpillBytes * 2);
 }
 
 AsciicastWriter::~AsciicastWriter() { (void)Close(); }
@@ -93,7 +92,8 @@ Result<std::unique_ptr<AsciicastWriter>> AsciicastWriter::Create(
                                {"session_id", w->options_.session_id}};
     if (w->options_.gzip) {
       w->deflater_ = std::make_unique<Deflater>();
-      if (deflateInit2(&w->deflater_->zs, 1, Z_DEFLATED, -15, 8,
+      // Small window, as GzipSink's: one deflate state per live session.
+      if (deflateInit2(&w->deflater_->zs, 1, Z_DEFLATED, -13, 6,
                        Z_DEFAULT_STRATEGY) != Z_OK) {
         return Internal("deflateInit2 failed");
       }

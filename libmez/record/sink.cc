@@ -13,14 +13,13 @@
 namespace mez::record {
 namespace {
 
-constexpr size_t kFileBuffer = 64 * 1024;
+// Small, and allocated on first use: a server holds one per live session.
+constexpr size_t kFileBuffer = 16 * 1024;
 
 }  // namespace
 
 FileSink::FileSink(int fd, std::string path, uint64_t size)
-    : fd_(fd), path_(std::move(path)), written_(size) {
-  buf_.reserve(kFileBuffer);
-}
+    : fd_(fd), path_(std::move(path)), written_(size) {}
 
 FileSink::~FileSink() {
   if (fd_ >= 0) (void)Close();

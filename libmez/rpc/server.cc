@@ -10,6 +10,7 @@
 #include "libmez/auth/keys.h"
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/ingest.h"
 #include "libmez/rpc/recording_service.h"
 #include "libmez/store/blob_store.h"
@@ -21,6 +22,7 @@ namespace {
 
 constexpr int64_t kAdminTokenTtl = 365LL * 24 * 3600;
 constexpr int kMaxMessageBytes = 2 << 20;  // A 1 MiB chunk plus framing.
+constexpr size_t kMemoryBudgetBytes = size_t{512} << 20;
 
 std::string HostOf(const std::string& addr) {
   if (!addr.empty() && addr[0] == '[')
@@ -79,6 +81,17 @@ Status EnsureAdminIdentity(const std::string& data_dir, const std::string& addr,
   return auth::WriteIdentityFile(path, id);
 }
 
+// The bootstrap admin of admin.identity is a catalog user like any other.
+Status EnsureAdminUser(catalog::Catalog* catalog, Clock* clock) {
+  catalog::User admin;
+  admin.name = "admin";
+  admin.role = "admin";
+  admin.created_us = clock->WallMicros();
+  Status s = catalog->CreateUser(admin);
+  if (s.code() == Code::kAlreadyExists) return Status::Ok();
+  return s;
+}
+
 }  // namespace
 
 Status RunMezrecd(const ServerConfig& config) {
@@ -126,6 +139,18 @@ Status RunMezrecd(const ServerConfig& config) {
   auto pool = std::make_unique<ThreadPool>(4);
   CallAuthenticator authn(verifier.get(), clock);
   RecordingService recording(ingest.get(), &authn, pool.get());
+  MEZ_RETURN_IF_ERROR(EnsureAdminUser(catalog.get(), clock));
+  Authorizer authorizer(&authn, catalog.get());
+  ClusterServiceOptions copt;
+  copt.catalog = catalog.get();
+  copt.store = store.get();
+  copt.authorizer = &authorizer;
+  copt.signer = signer.get();
+  copt.keys = &keys;
+  copt.encryption_key = config.recording.encryption_key;
+  copt.pool = pool.get();
+  copt.clock = clock;
+  ClusterService cluster(std::move(copt));
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (config.insecure) {
@@ -140,7 +165,15 @@ Status RunMezrecd(const ServerConfig& config) {
   int port = 0;
   builder.AddListeningPort(config.listen, creds, &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // Bound what gRPC buffers ahead of the disk: no window growth from
+  // bandwidth probing, and one memory budget for all connections. With one
+  // frame in flight per stream, a slow disk then slows the senders.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  grpc::ResourceQuota quota("mezrecd");
+  quota.Resize(kMemoryBudgetBytes);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(&recording);
+  builder.RegisterService(&cluster);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     return Status(Code::kUnavailable,

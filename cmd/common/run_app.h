@@ -1,0 +1,30 @@
+// Shared by the CLI binaries: parse with CLI11 and turn the outcome into
+// the exit codes every command promises: 0 ok, 1 error, 2 usage.
+#ifndef MEZ_CMD_COMMON_RUN_APP_H_
+#define MEZ_CMD_COMMON_RUN_APP_H_
+
+#include <CLI/CLI.hpp>
+
+namespace mez::cmd {
+
+// Parses argv and runs the chosen subcommand's callback, which stores its
+// exit code in *rc. Usage errors print CLI11's message and return 2.
+inline int RunApp(CLI::App& app, int argc, char** argv, const int* rc) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  return *rc;
+}
+
+}  // namespace mez::cmd
+
+#endif  // MEZ_CMD_COMMON_RUN_APP_H_

@@ -1,0 +1,40 @@
+// mezctl users add|ls|rm
+#include "cmd/mezctl/commands.h"
+#include "libmez/cli/commands.h"
+
+namespace mez::cli {
+
+void AddUsersCommand(CLI::App* app, const std::string* identity, int* rc) {
+  auto* users = app->add_subcommand("users", "users of the cluster");
+  users->require_subcommand(1);
+
+  auto o = std::make_shared<UsersAddOptions>();
+  auto* add = users->add_subcommand(
+      "add", "create a user and write (or print) their identity file");
+  add->add_option("name", o->name, "user name")->required();
+  add->add_option("--logins", o->logins, "OS logins they may use, a,b")
+      ->delimiter(',');
+  add->add_option("--role", o->role, "user or admin")
+      ->check(CLI::IsMember({"user", "admin"}));
+  add->add_option("--ttl", o->ttl, "how long the identity is valid, e.g. 12h");
+  add->add_option("--identity-out", o->identity_out,
+                  "write the identity here (default: print it)");
+  add->callback([o, identity, rc] {
+    o->identity = *identity;
+    *rc = Report("mezctl", UsersAdd(*o));
+  });
+
+  auto format = std::make_shared<std::string>("text");
+  auto* ls = users->add_subcommand("ls", "list users");
+  ls->add_option("--format", *format, "text, json or jsonl")
+      ->check(CLI::IsMember({"text", "json", "jsonl"}));
+  ls->callback([=] { *rc = Report("mezctl", UsersLs(*identity, *format)); });
+
+  auto name = std::make_shared<std::string>();
+  auto* rm = users->add_subcommand(
+      "rm", "remove a user (their identity stops working)");
+  rm->add_option("name", *name, "user name")->required();
+  rm->callback([=] { *rc = Report("mezctl", UsersRm(*identity, *name)); });
+}
+
+}  // namespace mez::cli

@@ -1,0 +1,16 @@
+// msh subcommands: each file registers one with the app.
+#ifndef MEZ_CMD_MSH_COMMANDS_H_
+#define MEZ_CMD_MSH_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace mez::cli {
+
+// `identity` is the global --identity flag; `rc` receives the exit code.
+void AddLoginCommand(CLI::App* app, int* rc);
+void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc);
+
+}  // namespace mez::cli
+
+#endif  // MEZ_CMD_MSH_COMMANDS_H_

@@ -1,0 +1,26 @@
+// msh sessions ls
+#include "cmd/msh/commands.h"
+#include "libmez/cli/commands.h"
+
+namespace mez::cli {
+
+void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc) {
+  auto* sessions = app->add_subcommand("sessions", "recorded sessions");
+  sessions->require_subcommand(1);
+  auto* ls = sessions->add_subcommand(
+      "ls", "list sessions, newest first (yours; admins see all)");
+  auto o = std::make_shared<SessionsLsOptions>();
+  ls->add_option("--user", o->user, "only this user's sessions");
+  ls->add_option("--node", o->node, "only sessions on this node");
+  ls->add_option("--last", o->last, "only sessions started within, e.g. 24h");
+  ls->add_option("--limit", o->limit, "at most this many (0: all)");
+  ls->add_option("--format", o->format, "text, json or jsonl")
+      ->check(CLI::IsMember({"text", "json", "jsonl"}));
+  ls->add_flag("-q,--quiet", o->quiet, "print session ids only");
+  ls->callback([o, identity, rc] {
+    o->identity = *identity;
+    *rc = Report("msh", SessionsLs(*o));
+  });
+}
+
+}  // namespace mez::cli

@@ -1,0 +1,102 @@
+# bash completion for mezctl(1), the Mezite operator CLI.  -*- shell-script -*-
+# Installed as share/bash-completion/completions/mezctl; needs nothing else
+# from bash-completion. Node and user names are not completed: listing them
+# would mean a round trip to the server on every TAB.
+
+_mezctl() {
+  local i w cur prev opt val path="" opts="" subs=""
+  local -a words=()
+  # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value"; rejoin.
+  for ((i = 0; i <= COMP_CWORD; i++)); do
+    w=${COMP_WORDS[i]}
+    if ((${#words[@]} > 1)) && [[ $w == "=" || ${words[-1]} == --*= ]]; then
+      words[-1]+=$w
+    else
+      words+=("$w")
+    fi
+  done
+  cur=${words[-1]}
+  prev=""
+  ((${#words[@]} > 1)) && prev=${words[-2]}
+
+  # The words before the cursor that are neither options nor their values:
+  # the subcommand path, then positional arguments.
+  for ((i = 1; i < ${#words[@]} - 1; i++)); do
+    case ${words[i]} in
+      --identity | --type | --user | --session | --last | --since | --until | \
+        --limit | --format | --addr | --login-hint | --host-key | --logins | \
+        --role | --ttl | --identity-out) ((i++)) ;;
+      -*) ;;
+      *) path+="${path:+ }${words[i]}" ;;
+    esac
+  done
+
+  # The value of an option: "--opt=val" or "--opt val".
+  opt=""
+  val=$cur
+  if [[ $cur == --*=* ]]; then
+    opt=${cur%%=*}
+    val=${cur#*=}
+  elif [[ $prev == --* ]]; then
+    opt=$prev
+  fi
+  case $opt in
+    --identity | --identity-out)
+      compopt -o filenames 2>/dev/null
+      COMPREPLY=($(compgen -f -- "$val"))
+      return 0
+      ;;
+    --format)
+      COMPREPLY=($(compgen -W "text json jsonl" -- "$val"))
+      return 0
+      ;;
+    --role)
+      COMPREPLY=($(compgen -W "user admin" -- "$val"))
+      return 0
+      ;;
+    --type)
+      # ca export: the CA; audit ls: any event type (free).
+      [[ $path == "ca export"* ]] &&
+        COMPREPLY=($(compgen -W "user host" -- "$val"))
+      return 0
+      ;;
+    --user | --session | --last | --since | --until | --limit | --addr | \
+      --login-hint | --host-key | --logins | --ttl)
+      COMPREPLY=() # Free values.
+      return 0
+      ;;
+  esac
+  [[ $cur == --*=* ]] && return 0
+
+  case $path in
+    "")
+      subs="config audit nodes users ca"
+      opts="--identity --help -h"
+      ;;
+    config) subs="get set" ;;
+    "config get" | "config set") subs="session_recording" ;;
+    "config set session_recording") subs="node-sync node off" ;;
+    audit) subs="ls" ;;
+    "audit ls")
+      opts="--type --user --session --last --since --until --limit --format"
+      ;;
+    nodes) subs="add ls rm" ;;
+    "nodes add"*) opts="--addr --openssh --login-hint --host-key" ;;
+    "nodes ls") opts="--format" ;;
+    users) subs="add ls rm" ;;
+    "users add"*) opts="--logins --role --ttl --identity-out" ;;
+    "users ls") opts="--format" ;;
+    ca) subs="export" ;;
+    "ca export") opts="--type" ;;
+  esac
+  [[ $path != "" ]] && opts+="${opts:+ }--help -h"
+
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+  fi
+  return 0
+}
+
+complete -F _mezctl mezctl

@@ -1,0 +1,155 @@
+#compdef mezctl
+# zsh completion for mezctl(1), the Mezite operator CLI. Installed as
+# _mezctl in a directory of $fpath (share/zsh/vendor-completions). Node and
+# user names are not completed: listing them would mean a round trip to the
+# server per TAB.
+
+# _mezctl_group GROUP 'action:description'... -- completes GROUP's action,
+# then dispatches to _mezctl_GROUP_ACTION for its arguments.
+_mezctl_group() {
+  local group=$1 curcontext=$curcontext state line ret=1
+  shift
+  local -a actions
+  actions=("$@")
+  _arguments -C \
+    '(- *)'{-h,--help}'[print help and exit]' \
+    '1:action:->action' \
+    '*::arg:->args' && ret=0
+  case $state in
+    action)
+      _describe -t actions "mezctl $group action" actions && ret=0
+      ;;
+    args)
+      curcontext=${curcontext%:*}-$words[1]:
+      (( $+functions[_mezctl_${group}_$words[1]] )) &&
+        _mezctl_${group}_$words[1] && ret=0
+      ;;
+  esac
+  return ret
+}
+
+_mezctl_config_get() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '1:setting:(session_recording)'
+}
+
+_mezctl_config_set() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '1:setting:(session_recording)' \
+    '2:value:->value' && return 0
+  [[ $words[2] == session_recording ]] || return 1
+  local -a modes
+  modes=(
+    'node-sync:stream live; a broken stream ends the session'
+    'node:spool on the node, upload after the session'
+    'off:record nothing'
+  )
+  _describe -t values 'session_recording value' modes
+}
+
+_mezctl_audit_ls() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--type=[only this event type]:type (e.g. session.end)' \
+    '--user=[only events of this user]:user' \
+    '--session=[only events of this session]:session id' \
+    '(--since --until)--last=[only events within this long]:duration (e.g. 24h)' \
+    '(--last)--since=[from this UTC time]:time (ISO-8601)' \
+    '(--last)--until=[before this UTC time]:time (ISO-8601)' \
+    '--limit=[at most this many (0: all)]:count' \
+    '--format=[output format]:format:(text json jsonl)'
+}
+
+_mezctl_nodes_add() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--addr=[HOST:PORT where it serves SSH]:address (HOST\:PORT)' \
+    '--openssh[agentless OpenSSH node, recorded by the proxy]' \
+    '--login-hint=[usual login, for display]:login:_users' \
+    '--host-key=[pinned host public key line]:host key' \
+    '1:node name'
+}
+
+_mezctl_nodes_ls() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--format=[output format]:format:(text json jsonl)'
+}
+
+_mezctl_nodes_rm() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' '1:node name'
+}
+
+_mezctl_users_add() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--logins=[OS logins they may use]:logins:_sequence _users' \
+    '--role=[role]:role:((user\:"their own sessions" admin\:"all sessions and settings"))' \
+    '--ttl=[how long the identity is valid]:duration (e.g. 12h)' \
+    '--identity-out=[write the identity here]:identity file:_files' \
+    '1:user name'
+}
+
+_mezctl_users_ls() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--format=[output format]:format:(text json jsonl)'
+}
+
+_mezctl_users_rm() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' '1:user name'
+}
+
+_mezctl_ca_export() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--type=[which CA]:type:((user\:"for sshd TrustedUserCAKeys" host\:"for known_hosts @cert-authority"))'
+}
+
+_mezctl() {
+  local curcontext=$curcontext state line ret=1
+  local -a commands
+  commands=(
+    'config:cluster settings'
+    'audit:the audit log'
+    'nodes:nodes of the cluster'
+    'users:users of the cluster'
+    'ca:certificate authorities'
+  )
+  _arguments -C \
+    '(- *)'{-h,--help}'[print help and exit]' \
+    '--identity=[identity file to use]:identity file:_files' \
+    '1:command:->command' \
+    '*::arg:->args' && ret=0
+  case $state in
+    command)
+      _describe -t commands 'mezctl command' commands && ret=0
+      ;;
+    args)
+      curcontext=${curcontext%:*:*}:mezctl-$words[1]:
+      case $words[1] in
+        config)
+          _mezctl_group config 'get:print a setting' \
+            'set:change a setting (applies to new sessions)' && ret=0
+          ;;
+        audit)
+          _mezctl_group audit 'ls:list audit events, newest first' && ret=0
+          ;;
+        nodes)
+          _mezctl_group nodes 'add:register a node' 'ls:list nodes' \
+            'rm:remove a node' && ret=0
+          ;;
+        users)
+          _mezctl_group users 'add:create a user and their identity file' \
+            'ls:list users' 'rm:remove a user' && ret=0
+          ;;
+        ca)
+          _mezctl_group ca 'export:print a CA public key' && ret=0
+          ;;
+      esac
+      ;;
+  esac
+  return ret
+}
+
+# Autoloaded from $fpath the file body runs per completion; sourced, it
+# registers itself.
+if [[ $funcstack[1] == _mezctl ]]; then
+  _mezctl "$@"
+else
+  compdef _mezctl mezctl
+fi

@@ -1,0 +1,356 @@
+#include "libmez/cli/commands.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "libmez/auth/identity.h"
+#include "libmez/cli/output.h"
+#include "libmez/rpc/client.h"
+#include "libmez/util/clock.h"
+#include "libmez/util/duration.h"
+
+namespace mez::cli {
+namespace {
+
+namespace pb = mezite::v1;
+using nlohmann::ordered_json;
+
+Result<std::unique_ptr<rpc::ClusterClient>> Connect(const std::string& flag) {
+  MEZ_ASSIGN_OR_RETURN(auto id, rpc::ResolveIdentity(flag));
+  return rpc::ClusterClient::Connect(id);
+}
+
+// Calls a unary Cluster method with the caller's credentials.
+template <typename Req, typename Resp, typename Method>
+Status Call(rpc::ClusterClient* c, Method method, const Req& req, Resp* resp) {
+  grpc::ClientContext ctx;
+  c->Prepare(&ctx);
+  return c->Check((c->cluster()->*method)(&ctx, req, resp));
+}
+
+ordered_json SessionJson(const pb::SessionInfo& s) {
+  return ordered_json{{"id", s.id()},
+                      {"connection_id", s.connection_id()},
+                      {"user", s.user()},
+                      {"node", s.node()},
+                      {"login", s.login()},
+                      {"kind", s.kind()},
+                      {"command", s.command()},
+                      {"started", IsoUtc(s.started_us())},
+                      {"ended", s.ended_us() ? IsoUtc(s.ended_us()) : ""},
+                      {"started_us", s.started_us()},
+                      {"ended_us", s.ended_us()},
+                      {"bytes", s.bytes()},
+                      {"status", s.status()},
+                      {"storage_key", s.storage_key()},
+                      {"format", s.format()},
+                      {"encrypted", s.encrypted()}};
+}
+
+// Prints rows as json (one array) or jsonl (one object per line).
+void PrintJson(const std::vector<ordered_json>& rows, OutputFormat f) {
+  if (f == OutputFormat::kJson) {
+    std::printf("%s\n", ordered_json(rows).dump(2).c_str());
+  } else {
+    for (const auto& r : rows) std::printf("%s\n", r.dump().c_str());
+  }
+}
+
+}  // namespace
+
+int Report(const char* program, const Status& s) {
+  if (s.ok()) return 0;
+  std::fprintf(stderr, "%s: %s\n", program, s.message().c_str());
+  return s.code() == Code::kInvalidArgument ? 2 : 1;
+}
+
+Status Login(const std::string& identity_file) {
+  MEZ_ASSIGN_OR_RETURN(std::string path, rpc::StoreLogin(identity_file));
+  MEZ_ASSIGN_OR_RETURN(auto id, auth::ReadIdentityFile(path));
+  MEZ_ASSIGN_OR_RETURN(auto client, rpc::ClusterClient::Connect(id));
+  pb::WhoAmIResponse me;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::WhoAmI, pb::WhoAmIRequest(), &me));
+  std::string logins;
+  for (const auto& l : me.logins()) logins += (logins.empty() ? "" : ",") + l;
+  std::printf("Logged in to %s as %s (%s%s%s), valid until %s.\n",
+              id.auth_addr.c_str(), me.name().c_str(), me.role().c_str(),
+              logins.empty() ? "" : ", logins: ", logins.c_str(),
+              IsoUtc(me.expires_at() * 1'000'000).c_str());
+  std::printf("Identity stored in %s\n", path.c_str());
+  return Status::Ok();
+}
+
+Status SessionsLs(const SessionsLsOptions& o) {
+  MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.format));
+  if (o.limit < 0) return InvalidArgument("--limit must be 0 or more");
+  pb::ListSessionsRequest req;
+  req.set_user(o.user);
+  req.set_node(o.node);
+  req.set_limit(o.limit);
+  int64_t since = 0, until = 0;
+  MEZ_RETURN_IF_ERROR(
+      TimeWindow(o.last, "", "", RealClock()->WallMicros(), &since, &until));
+  req.set_since_us(since);
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
+  pb::ListSessionsResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::ListSessions, req, &resp));
+  if (o.quiet) {
+    for (const auto& s : resp.sessions()) std::printf("%s\n", s.id().c_str());
+    return Status::Ok();
+  }
+  if (format != OutputFormat::kText) {
+    std::vector<ordered_json> rows;
+    for (const auto& s : resp.sessions()) rows.push_back(SessionJson(s));
+    PrintJson(rows, format);
+    return Status::Ok();
+  }
+  Table t({"SESSION ID", "USER", "NODE", "LOGIN", "STARTED", "ENDED", "KIND",
+           "STATUS"});
+  for (const auto& s : resp.sessions()) {
+    t.AddRow({s.id(), s.user(), s.node(), s.login(), IsoUtc(s.started_us()),
+              IsoUtc(s.ended_us()), s.kind(), s.status()});
+  }
+  t.Print(stdout, StdoutIsTty(), TerminalWidth(), 7);
+  return Status::Ok();
+}
+
+Status AuditLs(const AuditLsOptions& o) {
+  MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.format));
+  if (o.limit < 0) return InvalidArgument("--limit must be 0 or more");
+  pb::ListAuditRequest req;
+  req.set_type(o.type);
+  req.set_user(o.user);
+  req.set_session_id(o.session);
+  req.set_limit(o.limit);
+  int64_t since = 0, until = 0;
+  MEZ_RETURN_IF_ERROR(TimeWindow(o.last, o.since, o.until,
+                                 RealClock()->WallMicros(), &since, &until));
+  req.set_since_us(since);
+  req.set_until_us(until);
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
+  pb::ListAuditResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::ListAudit, req, &resp));
+  if (format != OutputFormat::kText) {
+    std::vector<ordered_json> rows;
+    for (const auto& e : resp.events()) {
+      ordered_json details = ordered_json::parse(e.details(), nullptr, false);
+      if (details.is_discarded()) details = e.details();
+      rows.push_back(ordered_json{{"id", e.id()},
+                                  {"time", IsoUtc(e.time_us())},
+                                  {"time_us", e.time_us()},
+                                  {"type", e.type()},
+                                  {"user", e.user()},
+                                  {"session_id", e.session_id()},
+                                  {"node", e.node()},
+                                  {"details", details}});
+    }
+    PrintJson(rows, format);
+    return Status::Ok();
+  }
+  Table t({"TIME", "TYPE", "USER", "SESSION", "NODE", "DETAILS"});
+  for (const auto& e : resp.events()) {
+    t.AddRow({IsoUtc(e.time_us()), e.type(), e.user(), e.session_id(), e.node(),
+              e.details()});
+  }
+  t.Print(stdout, StdoutIsTty(), TerminalWidth());
+  return Status::Ok();
+}
+
+Status ConfigGet(const std::string& identity, const std::string& key) {
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::GetConfigRequest req;
+  req.set_key(key);
+  pb::ConfigValue v;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::GetConfig, req, &v));
+  std::printf("%s\n", v.value().c_str());
+  return Status::Ok();
+}
+
+Status ConfigSet(const std::string& identity, const std::string& key,
+                 const std::string& value) {
+  if (key == "session_recording" && value != "node-sync" && value != "node" &&
+      value != "off") {
+    return InvalidArgument(
+        "session_recording must be one of node-sync, node, "
+        "off (got '" +
+        value + "')");
+  }
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::SetConfigRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  pb::ConfigValue v;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::SetConfig, req, &v));
+  std::printf("%s = %s (applies to new sessions)\n", v.key().c_str(),
+              v.value().c_str());
+  return Status::Ok();
+}
+
+Status NodesAdd(const NodesAddOptions& o) {
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
+  pb::AddNodeRequest req;
+  req.set_name(o.name);
+  req.set_addr(o.addr);
+  req.set_openssh(o.openssh);
+  req.set_login_hint(o.login_hint);
+  req.set_host_key(o.host_key);
+  pb::AddNodeResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::AddNode, req, &resp));
+  if (o.openssh) {
+    std::printf("Added agentless node %s at %s.\n", o.name.c_str(),
+                o.addr.c_str());
+    return Status::Ok();
+  }
+  std::printf("Added node %s at %s. Its join token (shown once):\n%s\n",
+              o.name.c_str(), o.addr.c_str(), resp.join_token().c_str());
+  std::printf(
+      "Start the agent with: mezd --auth %s --token <token> --listen %s\n",
+      client->identity().auth_addr.c_str(), o.addr.c_str());
+  return Status::Ok();
+}
+
+Status NodesLs(const std::string& identity, const std::string& format_s) {
+  MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(format_s));
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::ListNodesResponse resp;
+  MEZ_RETURN_IF_ERROR(Call(client.get(), &pb::Cluster::Stub::ListNodes,
+                           pb::ListNodesRequest(), &resp));
+  pb::GetConfigRequest creq;
+  creq.set_key("session_recording");
+  pb::ConfigValue cluster_mode;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::GetConfig, creq, &cluster_mode));
+  auto effective = [&](const pb::NodeInfo& n) {
+    // Agentless nodes are recorded by the proxy with the cluster setting;
+    // agents report theirs when they join.
+    if (!n.recording_mode().empty()) return n.recording_mode();
+    return cluster_mode.value() + " (cluster)";
+  };
+  if (format != OutputFormat::kText) {
+    std::vector<ordered_json> rows;
+    for (const auto& n : resp.nodes()) {
+      rows.push_back(ordered_json{{"name", n.name()},
+                                  {"addr", n.addr()},
+                                  {"kind", n.openssh() ? "openssh" : "agent"},
+                                  {"last_seen", IsoUtc(n.last_seen_us())},
+                                  {"recording_mode", effective(n)}});
+    }
+    PrintJson(rows, format);
+    return Status::Ok();
+  }
+  Table t({"NAME", "ADDRESS", "KIND", "LAST SEEN", "RECORDING"});
+  for (const auto& n : resp.nodes()) {
+    t.AddRow({n.name(), n.addr(), n.openssh() ? "openssh" : "agent",
+              IsoUtc(n.last_seen_us()), effective(n)});
+  }
+  t.Print(stdout, StdoutIsTty(), TerminalWidth());
+  return Status::Ok();
+}
+
+Status NodesRm(const std::string& identity, const std::string& name) {
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::RemoveNodeRequest req;
+  req.set_name(name);
+  pb::RemoveNodeResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::RemoveNode, req, &resp));
+  std::printf("Removed node %s.\n", name.c_str());
+  return Status::Ok();
+}
+
+Status UsersAdd(const UsersAddOptions& o) {
+  MEZ_ASSIGN_OR_RETURN(int64_t ttl_us, ParseDuration(o.ttl));
+  if (ttl_us < 60'000'000) return InvalidArgument("--ttl must be at least 1m");
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
+  pb::AddUserRequest req;
+  req.set_name(o.name);
+  for (const auto& l : o.logins) req.add_logins(l);
+  req.set_role(o.role);
+  req.set_ttl_seconds(ttl_us / 1'000'000);
+  pb::AddUserResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::AddUser, req, &resp));
+  auth::Identity id = client->identity();
+  id.token = resp.token();
+  id.username = o.name;
+  if (o.identity_out.empty()) {
+    std::printf("%s\n", ordered_json{{"auth_addr", id.auth_addr},
+                                     {"proxy_addr", id.proxy_addr},
+                                     {"tls_ca_pem", id.tls_ca_pem},
+                                     {"token", id.token},
+                                     {"username", id.username}}
+                            .dump(2)
+                            .c_str());
+    return Status::Ok();
+  }
+  MEZ_RETURN_IF_ERROR(auth::WriteIdentityFile(o.identity_out, id));
+  std::printf(
+      "Added user %s (%s). Identity written to %s; give it to them "
+      "for 'msh login --identity %s'.\n",
+      o.name.c_str(), o.role.c_str(), o.identity_out.c_str(),
+      o.identity_out.c_str());
+  return Status::Ok();
+}
+
+Status UsersLs(const std::string& identity, const std::string& format_s) {
+  MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(format_s));
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::ListUsersResponse resp;
+  MEZ_RETURN_IF_ERROR(Call(client.get(), &pb::Cluster::Stub::ListUsers,
+                           pb::ListUsersRequest(), &resp));
+  auto logins = [](const pb::UserInfo& u) {
+    std::string s;
+    for (const auto& l : u.logins()) s += (s.empty() ? "" : ",") + l;
+    return s;
+  };
+  if (format != OutputFormat::kText) {
+    std::vector<ordered_json> rows;
+    for (const auto& u : resp.users()) {
+      rows.push_back(ordered_json{{"name", u.name()},
+                                  {"role", u.role()},
+                                  {"logins", u.logins()},
+                                  {"created", IsoUtc(u.created_us())}});
+    }
+    PrintJson(rows, format);
+    return Status::Ok();
+  }
+  Table t({"NAME", "ROLE", "LOGINS", "CREATED"});
+  for (const auto& u : resp.users()) {
+    t.AddRow({u.name(), u.role(), logins(u), IsoUtc(u.created_us())});
+  }
+  t.Print(stdout, StdoutIsTty(), TerminalWidth());
+  return Status::Ok();
+}
+
+Status UsersRm(const std::string& identity, const std::string& name) {
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::RemoveUserRequest req;
+  req.set_name(name);
+  pb::RemoveUserResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::RemoveUser, req, &resp));
+  std::printf("Removed user %s.\n", name.c_str());
+  return Status::Ok();
+}
+
+Status CaExport(const std::string& identity, const std::string& type) {
+  if (type != "user" && type != "host") {
+    return InvalidArgument("--type must be user or host (got '" + type + "')");
+  }
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
+  pb::ExportCARequest req;
+  req.set_type(type);
+  pb::ExportCAResponse resp;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::ExportCA, req, &resp));
+  std::printf("%s\n", resp.public_key().c_str());
+  return Status::Ok();
+}
+
+}  // namespace mez::cli

@@ -1,0 +1,67 @@
+// The msh and mezctl commands, one function each: the binaries in cmd/
+// bind flags to these option structs and map the returned Status to an
+// exit code. Output goes to stdout; errors come back as the Status.
+#ifndef MEZ_CLI_COMMANDS_H_
+#define MEZ_CLI_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+#include "libmez/util/status.h"
+
+namespace mez::cli {
+
+// msh login --identity FILE
+Status Login(const std::string& identity_file);
+
+struct SessionsLsOptions {
+  std::string identity;
+  std::string user, node, last;
+  int limit = 0;
+  std::string format = "text";
+  bool quiet = false;  // -q: session ids only
+};
+Status SessionsLs(const SessionsLsOptions& o);
+
+struct AuditLsOptions {
+  std::string identity;
+  std::string type, user, session, last, since, until;
+  int limit = 0;
+  std::string format = "text";
+};
+Status AuditLs(const AuditLsOptions& o);
+
+Status ConfigGet(const std::string& identity, const std::string& key);
+Status ConfigSet(const std::string& identity, const std::string& key,
+                 const std::string& value);
+
+struct NodesAddOptions {
+  std::string identity;
+  std::string name, addr, login_hint, host_key;
+  bool openssh = false;
+};
+Status NodesAdd(const NodesAddOptions& o);
+Status NodesLs(const std::string& identity, const std::string& format);
+Status NodesRm(const std::string& identity, const std::string& name);
+
+struct UsersAddOptions {
+  std::string identity;
+  std::string name;
+  std::vector<std::string> logins;
+  std::string role = "user";
+  std::string ttl = "12h";
+  std::string identity_out;  // Empty: print the identity JSON to stdout.
+};
+Status UsersAdd(const UsersAddOptions& o);
+Status UsersLs(const std::string& identity, const std::string& format);
+Status UsersRm(const std::string& identity, const std::string& name);
+
+Status CaExport(const std::string& identity, const std::string& type);
+
+// Prints "<program>: <message>" on stderr and returns the exit code for
+// `s`: 0 ok, 2 usage (kInvalidArgument), 1 anything else.
+int Report(const char* program, const Status& s);
+
+}  // namespace mez::cli
+
+#endif  // MEZ_CLI_COMMANDS_H_

@@ -1,0 +1,56 @@
+// Output for the CLIs: ISO-8601 times, text tables that scripts can cut,
+// and JSON / JSON Lines with stable field names.
+#ifndef MEZ_CLI_OUTPUT_H_
+#define MEZ_CLI_OUTPUT_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "libmez/util/status.h"
+
+namespace mez::cli {
+
+enum class OutputFormat { kText, kJson, kJsonl };
+// "text", "json", "jsonl"; anything else names the allowed values.
+Result<OutputFormat> ParseOutputFormat(const std::string& s);
+
+// "2026-11-22T10:00:00Z" for Unix microseconds; "-" for 0.
+std::string IsoUtc(int64_t unix_us);
+// Parses "2026-11-22", "2026-11-22T10:00:00Z" (or without Z, as UTC).
+Result<int64_t> ParseIsoUtc(const std::string& s);
+
+// Resolves --last / --since / --until into a [since, until) window in Unix
+// microseconds (0 = open). --last excludes the other two.
+Status TimeWindow(const std::string& last, const std::string& since,
+                  const std::string& until, int64_t now_us, int64_t* since_us,
+                  int64_t* until_us);
+
+// A text table. On a terminal: columns fit the width (long cells are cut
+// with "…") and the status column may be coloured. Otherwise: every cell
+// whole, no colour, empty cells as "-", one row per line, columns
+// separated by two spaces, so awk and cut work.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers)
+      : headers_(std::move(headers)) {}
+  void AddRow(std::vector<std::string> cells) {
+    rows_.push_back(std::move(cells));
+  }
+  // `color_column`: index of a column whose values get colours on a tty
+  // (complete green, recording yellow, incomplete red), or -1.
+  void Print(FILE* out, bool tty, int tty_width, int color_column = -1) const;
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// Whether fd 1 is a terminal, and its width (80 when unknown).
+bool StdoutIsTty();
+int TerminalWidth();
+
+}  // namespace mez::cli
+
+#endif  // MEZ_CLI_OUTPUT_H_

@@ -1,0 +1,488 @@
+#include "libmez/play/player.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include "libmez/play/output.h"
+#include "libmez/util/file.h"
+
+namespace mez::play {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000;
+
+std::string FormatClock(int64_t us) {
+  int64_t s = std::max<int64_t>(us, 0) / kSecond;
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld",
+                  static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60),
+                  static_cast<long long>(s % 60));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%02lld:%02lld",
+                  static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  }
+  return buf;
+}
+
+std::string FormatSpeed(double speed) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", speed);
+  return buf;
+}
+
+// Columns `s` takes, counting each UTF-8 character as one.
+size_t Columns(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// Cuts `s` to `cols` characters.
+std::string Clip(const std::string& s, size_t cols) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (n == cols) return s.substr(0, i);
+      ++n;
+    }
+  }
+  return s;
+}
+
+bool ParseSize(const std::string& data, int* rows, int* cols) {
+  int c = 0;
+  int r = 0;
+  if (std::sscanf(data.c_str(), "%dx%d", &c, &r) != 2) return false;
+  if (c < 1 || r < 1 || c > 65535 || r > 65535) return false;
+  *rows = r;
+  *cols = c;
+  return true;
+}
+
+}  // namespace
+
+std::string Banner(const SessionMeta& meta) {
+  std::string s = "Playing session " + meta.id;
+  std::string details;
+  if (!meta.user.empty()) details += "user: " + meta.user;
+  if (!meta.node.empty()) {
+    if (!details.empty()) details += ", ";
+    details += "host: " + meta.node;
+  }
+  if (!details.empty()) s += " (" + details + ")";
+  return s;
+}
+
+Player::Player(RecordingSource* source, PlayerOptions options,
+               record::ByteSink* out)
+    : source_(source),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
+      out_(out),
+      timeline_(options_.idle_cap_us),
+      speed_(options_.speed) {}
+
+Player::~Player() = default;
+
+Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
+                                               PlayerOptions options,
+                                               record::ByteSink* out) {
+  if (!(options.speed > 0)) return InvalidArgument("speed must be above 0");
+  std::unique_ptr<Player> p(new Player(source, std::move(options), out));
+  MEZ_ASSIGN_OR_RETURN(p->reader_,
+                       OpenEvents(source, &p->header_, p->options_.read_size));
+  p->screen_ =
+      std::make_unique<Screen>(p->header_.info.height, p->header_.info.width);
+  Checkpoint start;
+  start.at = p->reader_->position();
+  start.rows = p->screen_->rows();
+  start.cols = p->screen_->cols();
+  start.snapshot = p->screen_->Snapshot();
+  p->checkpoints_.push_back(std::move(start));
+  p->Reanchor(p->clock_->MonotonicMicros(), 0);
+  return p;
+}
+
+void Player::Reanchor(int64_t now, int64_t position) {
+  anchor_wall_us_ = now;
+  anchor_pos_us_ = position;
+}
+
+int64_t Player::position_us() const {
+  if (paused_ || finished_) return anchor_pos_us_;
+  int64_t elapsed = clock_->MonotonicMicros() - anchor_wall_us_;
+  return anchor_pos_us_ +
+         static_cast<int64_t>(static_cast<double>(elapsed) * speed_);
+}
+
+std::optional<int64_t> Player::duration_us() const {
+  if (end_us_.has_value()) return end_us_;
+  if (!options_.idle_cap_us.has_value()) return source_->meta().duration_us;
+  return std::nullopt;
+}
+
+Result<bool> Player::Peek() {
+  if (have_next_) return true;
+  if (eof_) return false;
+  MEZ_ASSIGN_OR_RETURN(bool got, reader_->Next(&next_));
+  if (!got) {
+    eof_ = true;
+    end_us_ = timeline_.pos_us();
+    return false;
+  }
+  int64_t before_time = timeline_.last_time_us();
+  int64_t before_pos = timeline_.pos_us();
+  next_timeline_us_ = timeline_.Place(next_.time_us);
+  MaybeCheckpoint(before_time, before_pos);
+  have_next_ = true;
+  return true;
+}
+
+void Player::MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us) {
+  const Checkpoint& last = checkpoints_.back();
+  if (next_.offset <= last.at.offset) return;  // Indexed already.
+  if (next_timeline_us_ - last.time_us < options_.checkpoint_interval_us &&
+      next_.offset - last.at.offset < options_.checkpoint_bytes) {
+    return;
+  }
+  // Every event before next_ has been applied: the screen is the state
+  // at before_pos_us.
+  Checkpoint cp;
+  cp.time_us = before_pos_us;
+  cp.at = ReadPosition{next_.offset, next_.line - 1, before_time_us};
+  cp.rows = screen_->rows();
+  cp.cols = screen_->cols();
+  cp.snapshot = screen_->Snapshot();
+  checkpoints_.push_back(std::move(cp));
+}
+
+Status Player::Apply(bool to_terminal, size_t* bytes) {
+  have_next_ = false;
+  applied_us_ = next_timeline_us_;
+  if (next_.code == "o") {
+    if (to_terminal) MEZ_RETURN_IF_ERROR(out_->Append(next_.data));
+    screen_->Feed(next_.data);
+    *bytes += next_.data.size();
+  } else if (next_.code == "r") {
+    int rows = 0;
+    int cols = 0;
+    if (ParseSize(next_.data, &rows, &cols)) screen_->Resize(rows, cols);
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> Player::Tick() {
+  if (finished_) return -1;
+  int64_t now = clock_->MonotonicMicros();
+  int64_t pos = position_us();
+  size_t burst = 0;
+  bool busy = false;
+  if (!paused_) {
+    for (;;) {
+      if (burst >= options_.max_burst) {
+        busy = true;
+        break;
+      }
+      MEZ_ASSIGN_OR_RETURN(bool have, Peek());
+      if (!have) {
+        finished_ = true;
+        break;
+      }
+      if (next_timeline_us_ > pos) break;
+      MEZ_RETURN_IF_ERROR(Apply(true, &burst));
+    }
+  }
+  if (burst > 0) status_dirty_ = true;
+  if (finished_) {
+    anchor_pos_us_ = end_us_.value_or(applied_us_);
+    status_dirty_ = true;
+    MEZ_RETURN_IF_ERROR(DrawStatus(now));
+    MEZ_RETURN_IF_ERROR(out_->Flush());
+    return -1;
+  }
+  std::string text = StatusText();
+  if (text != last_status_) status_dirty_ = true;
+  int64_t wait = kSecond;
+  if (status_dirty_) {
+    int64_t due = last_status_draw_us_ < 0
+                      ? now
+                      : last_status_draw_us_ + options_.status_min_interval_us;
+    if (text != last_status_ || due <= now) {
+      MEZ_RETURN_IF_ERROR(DrawStatus(now));
+    } else {
+      wait = std::min(wait, due - now);
+    }
+  }
+  MEZ_RETURN_IF_ERROR(out_->Flush());
+  if (busy) return 0;
+  if (!paused_) {
+    if (have_next_) {
+      double until = static_cast<double>(next_timeline_us_ - pos) / speed_;
+      wait = std::min(wait, static_cast<int64_t>(until) + 1);
+    }
+    // The status line shows whole seconds.
+    double tick = static_cast<double>(kSecond - pos % kSecond) / speed_;
+    wait = std::min(wait, static_cast<int64_t>(tick) + 1);
+  }
+  return std::max<int64_t>(wait, 0);
+}
+
+std::string Player::StatusText() const {
+  const char* glyph = paused_ ? (options_.utf8 ? "\u2016" : "||")
+                              : (options_.utf8 ? "\u25b6" : ">");
+  std::optional<int64_t> d = duration_us();
+  int64_t pos = position_us();
+  if (d.has_value()) pos = std::min(pos, *d);
+  std::string s = std::string(glyph) + " " + FormatClock(pos) + " / " +
+                  (d.has_value() ? FormatClock(*d) : "--:--") + "  " +
+                  (options_.utf8 ? "\u00d7" : "x") + FormatSpeed(speed_);
+  // The recording's size, unless it is the terminal's (counting the status
+  // line's row in or out).
+  int rows = screen_->rows();
+  if (screen_->cols() != options_.term_cols ||
+      (rows != options_.term_rows && rows != options_.term_rows - 1)) {
+    s += "  [" + std::to_string(screen_->cols()) + "x" +
+         std::to_string(screen_->rows()) + "]";
+  }
+  return s;
+}
+
+Status Player::DrawStatus(int64_t now) {
+  std::string text = StatusText();
+  last_status_ = text;
+  last_status_draw_us_ = now;
+  status_dirty_ = false;
+  if (options_.term_rows < 2 || options_.term_cols < 2) return Status::Ok();
+  size_t width = static_cast<size_t>(options_.term_cols - 1);
+  std::string help = options_.utf8
+                         ? "space pause  \u2190/\u2192 seek  +/- speed  q quit"
+                         : "space pause  <-/-> seek  +/- speed  q quit";
+  std::string line = " " + text;
+  if (Columns(line) + 4 + Columns(help) <= width) line += "    " + help;
+  line = Clip(line, width);
+  line.append(width - Columns(line), ' ');
+  const TermCaps& caps = options_.caps;
+  std::string seq = caps.save_cursor + caps.Cup(options_.term_rows - 1, 0) +
+                    caps.attrs_off + caps.reverse + line + caps.attrs_off +
+                    caps.clear_eol + caps.restore_cursor;
+  return out_->Append(seq);
+}
+
+void Player::TogglePause() {
+  int64_t now = clock_->MonotonicMicros();
+  int64_t pos = position_us();
+  paused_ = !paused_;
+  Reanchor(now, pos);
+  status_dirty_ = true;
+}
+
+void Player::ChangeSpeed(bool faster) {
+  int64_t now = clock_->MonotonicMicros();
+  int64_t pos = position_us();
+  double next = faster ? speed_ * 2 : speed_ / 2;
+  if (next >= kMinSpeed && next <= kMaxSpeed) speed_ = next;
+  Reanchor(now, pos);
+  status_dirty_ = true;
+}
+
+void Player::Quit() {
+  anchor_pos_us_ = position_us();
+  finished_ = true;
+  quit_ = true;
+}
+
+Status Player::SeekTo(int64_t target) {
+  if (finished_) return Status::Ok();
+  target = std::max<int64_t>(target, 0);
+  if (end_us_.has_value()) target = std::min(target, *end_us_);
+  bool was_alt = screen_->altscreen();
+  // The last checkpoint at or before the target.
+  auto it = std::upper_bound(
+      checkpoints_.begin(), checkpoints_.end(), target,
+      [](int64_t t, const Checkpoint& cp) { return t < cp.time_us; });
+  const Checkpoint& cp = *std::prev(it);  // The first is at time 0.
+  uint64_t read_at = have_next_ ? next_.offset : reader_->position().offset;
+  if (target < applied_us_ || cp.at.offset > read_at) {
+    MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(cp.at.offset));
+    reader_ = std::make_unique<EventReader>(std::move(stream), cp.at,
+                                            options_.read_size);
+    screen_->Load(cp.snapshot, cp.rows, cp.cols);
+    timeline_.Restore(cp.at.last_time_us, cp.time_us);
+    applied_us_ = cp.time_us;
+    have_next_ = false;
+    eof_ = false;
+  }
+  // Read up to the target without delays, on the emulator only.
+  size_t bytes = 0;
+  for (;;) {
+    MEZ_ASSIGN_OR_RETURN(bool have, Peek());
+    if (!have || next_timeline_us_ > target) break;
+    MEZ_RETURN_IF_ERROR(Apply(false, &bytes));
+  }
+  if (end_us_.has_value()) target = std::min(target, *end_us_);
+  std::string redraw;
+  if (was_alt && !screen_->altscreen()) redraw += "\033[?1049l";
+  redraw += screen_->Snapshot(options_.term_rows - 1, options_.term_cols);
+  MEZ_RETURN_IF_ERROR(out_->Append(redraw));
+  Reanchor(clock_->MonotonicMicros(), target);
+  status_dirty_ = true;
+  last_status_.clear();  // The snapshot cleared the status line.
+  return Status::Ok();
+}
+
+Status Player::HandleInput(std::string_view bytes) {
+  pending_keys_.append(bytes);
+  size_t i = 0;
+  const std::string& k = pending_keys_;
+  while (i < k.size() && !finished_) {
+    char c = k[i];
+    if (c == '\033') {
+      if (i + 1 >= k.size()) break;  // Wait for the rest.
+      if (k[i + 1] != '[' && k[i + 1] != 'O') {
+        ++i;  // A lone Escape.
+        continue;
+      }
+      // CSI or SS3: parameters, then a final byte in 0x40..0x7E.
+      size_t j = i + 2;
+      while (j < k.size() && (k[j] < 0x40 || k[j] > 0x7E)) ++j;
+      if (j >= k.size()) break;
+      if (k[j] == 'C') MEZ_RETURN_IF_ERROR(SeekBy(kSeekStepUs));
+      if (k[j] == 'D') MEZ_RETURN_IF_ERROR(SeekBy(-kSeekStepUs));
+      i = j + 1;
+      continue;
+    }
+    switch (c) {
+      case ' ':
+        TogglePause();
+        break;
+      case '+':
+      case '=':
+        ChangeSpeed(true);
+        break;
+      case '-':
+      case '_':
+        ChangeSpeed(false);
+        break;
+      case 'q':
+      case 'Q':
+      case 0x03:  // Ctrl-C: raw mode delivers it as a byte.
+        Quit();
+        break;
+      default:
+        break;
+    }
+    ++i;
+  }
+  pending_keys_.erase(0, finished_ ? pending_keys_.size() : i);
+  return Status::Ok();
+}
+
+void Player::Resize(int rows, int cols) {
+  options_.term_rows = rows;
+  options_.term_cols = cols;
+  status_dirty_ = true;
+  last_status_.clear();
+  (void)out_->Append(SetupText());
+}
+
+std::string Player::SetupText() const {
+  const TermCaps& caps = options_.caps;
+  if (options_.term_rows < 3) return {};
+  return caps.save_cursor + caps.Csr(0, options_.term_rows - 2) +
+         caps.restore_cursor;
+}
+
+std::string Player::RestoreText(bool alt) const {
+  const TermCaps& caps = options_.caps;
+  std::string s = caps.attrs_off;
+  if (alt) s += "\033[?1049l";
+  // Keyboard and mouse modes a recording may have turned on.
+  s += "\033[?1l\033>\033[?2004l\033[?1000l\033[?1002l\033[?1003l\033[?1006l";
+  if (options_.term_rows >= 2) {
+    s += caps.save_cursor + caps.Csr(0, options_.term_rows - 1) +
+         caps.Cup(options_.term_rows - 1, 0) + caps.clear_eol +
+         caps.restore_cursor;
+  }
+  s += caps.cursor_visible + "\r\n";
+  return s;
+}
+
+Status PlayInteractive(RecordingSource* source, PlayerOptions options,
+                       int in_fd, int out_fd) {
+  if (!isatty(out_fd)) {
+    return FailedPrecondition(
+        "--format=pty needs a terminal on stdout (use --format=text, json or "
+        "cast)");
+  }
+  int rows = 24;
+  int cols = 80;
+  (void)GetWindowSize(out_fd, &rows, &cols);
+  options.term_rows = rows;
+  options.term_cols = cols;
+  options.caps = TermCaps::Load(out_fd);
+  options.utf8 = LocaleIsUtf8();
+  FdSink out(out_fd, 1 << 16);
+  MEZ_ASSIGN_OR_RETURN(auto player, Player::Create(source, options, &out));
+
+  // The banner goes out before raw mode, so "\n" still means a new line.
+  MEZ_RETURN_IF_ERROR(WriteAll(out_fd, Banner(source->meta()) + "\n"));
+  bool keys = in_fd >= 0 && isatty(in_fd);
+  MEZ_ASSIGN_OR_RETURN(auto guard,
+                       TerminalGuard::Enter(keys ? in_fd : -1, out_fd));
+  guard->SetRestoreText(player->RestoreText(false), player->RestoreText(true));
+  // Keep the cursor off the bottom line, which the status line takes.
+  MEZ_RETURN_IF_ERROR(out.Append("\n" + options.caps.cursor_up));
+  MEZ_RETURN_IF_ERROR(out.Append(player->SetupText()));
+
+  Status status;
+  for (;;) {
+    auto wait = player->Tick();
+    if (!wait.ok()) {
+      status = wait.status();
+      break;
+    }
+    guard->SetAltscreen(player->screen().altscreen());
+    if (*wait < 0) break;
+    if (guard->TakeResized() && GetWindowSize(out_fd, &rows, &cols)) {
+      player->Resize(rows, cols);
+      guard->SetRestoreText(player->RestoreText(false),
+                            player->RestoreText(true));
+      continue;
+    }
+    struct pollfd pfd {};
+    pfd.fd = keys ? in_fd : -1;
+    pfd.events = POLLIN;
+    int timeout_ms = static_cast<int>((*wait + 999) / 1000);
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      status = ErrnoStatus("poll", errno);
+      break;
+    }
+    if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      char buf[256];
+      ssize_t got = read(in_fd, buf, sizeof(buf));
+      if (got <= 0) {
+        if (got < 0 && errno == EINTR) continue;
+        keys = false;  // End of input: play on without keys.
+        continue;
+      }
+      status =
+          player->HandleInput(std::string_view(buf, static_cast<size_t>(got)));
+      if (!status.ok()) break;
+    }
+  }
+  (void)out.Flush();
+  guard->SetAltscreen(player->screen().altscreen());
+  Status restored = guard->Restore();
+  if (!status.ok()) return status;
+  return restored;
+}
+
+}  // namespace mez::play

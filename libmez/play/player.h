@@ -1,0 +1,165 @@
+// The interactive player: real-time playback on a terminal with pause,
+// speed changes and seeking, and the time -> offset index that makes a seek
+// cost at most one checkpoint interval of reading. Behaviour:
+// docs/formats/playback.md.
+//
+// Player itself does no terminal I/O of its own: it writes what the
+// terminal should receive to a ByteSink and takes key bytes from its
+// caller, and it reads time from a Clock, so that tests drive it with a
+// FakeClock. PlayInteractive() wires it to the real terminal.
+#ifndef MEZ_PLAY_PLAYER_H_
+#define MEZ_PLAY_PLAYER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "libmez/play/event_reader.h"
+#include "libmez/play/screen.h"
+#include "libmez/play/source.h"
+#include "libmez/play/terminal.h"
+#include "libmez/play/timing.h"
+#include "libmez/record/sink.h"
+#include "libmez/util/clock.h"
+
+namespace mez::play {
+
+inline constexpr double kMinSpeed = 1.0 / 16;
+inline constexpr double kMaxSpeed = 16;
+inline constexpr int64_t kSeekStepUs = 5'000'000;
+
+struct PlayerOptions {
+  double speed = 1.0;                  // > 0; keys move it within 1/16..16.
+  std::optional<int64_t> idle_cap_us;  // Longest gap kept, recording time.
+  Clock* clock = nullptr;              // RealClock() when null.
+  int term_rows = 24;                  // The real terminal's size.
+  int term_cols = 80;
+  bool utf8 = true;  // Status line glyphs (else ASCII ones).
+  TermCaps caps = TermCaps::Ansi();
+  // A checkpoint is taken when this much timeline time or this many bytes
+  // went by since the last one.
+  int64_t checkpoint_interval_us = 5'000'000;
+  uint64_t checkpoint_bytes = 4 << 20;
+  size_t read_size = 64 << 10;              // Per read from the source.
+  size_t max_burst = 1 << 20;               // Output bytes per Tick, to stay
+                                            // responsive to keys.
+  int64_t status_min_interval_us = 50'000;  // Status redraws after output.
+};
+
+// A point the player can resume from without reading what came before.
+struct Checkpoint {
+  int64_t time_us = 0;  // Timeline time of the state (the last event
+                        // before `at`).
+  ReadPosition at;      // The next event line.
+  int rows = 0;         // Emulated screen size and contents.
+  int cols = 0;
+  std::string snapshot;  // Screen::Snapshot().
+};
+
+// REQUIRES: external synchronization. `source` and `out` must outlive it.
+class Player {
+ public:
+  // Opens the source and reads the header; writes nothing yet.
+  static Result<std::unique_ptr<Player>> Create(RecordingSource* source,
+                                                PlayerOptions options,
+                                                record::ByteSink* out);
+  ~Player();
+
+  const CastHeader& header() const { return header_; }
+
+  // Key bytes as the terminal sends them: space pauses and resumes, '+'
+  // and '-' double and halve the speed, right and left arrows seek 5 s,
+  // 'q' (or Ctrl-C) quits. Partial escape sequences are kept for the next
+  // call.
+  Status HandleInput(std::string_view bytes);
+  void TogglePause();
+  void ChangeSpeed(bool faster);
+  // Moves to `timeline_us` (clamped to the recording) and redraws the
+  // screen as it is there.
+  Status SeekTo(int64_t timeline_us);
+  Status SeekBy(int64_t delta_us) { return SeekTo(position_us() + delta_us); }
+  void Quit();
+
+  // Writes everything due by the clock's now, then the status line when it
+  // changed. Returns the microseconds until it needs calling again, or -1
+  // when playback is over (the end reached, or Quit).
+  Result<int64_t> Tick();
+  // The real terminal changed size.
+  void Resize(int rows, int cols);
+
+  // What the terminal needs to reserve the status line (at the start).
+  std::string SetupText() const;
+  // What it needs on the way out (clear the status line, scroll region
+  // back, cursor visible, ...); `alt` when the alternate screen is on.
+  std::string RestoreText(bool alt) const;
+
+  int64_t position_us() const;
+  bool paused() const { return paused_; }
+  double speed() const { return speed_; }
+  bool finished() const { return finished_; }
+  bool quit() const { return quit_; }
+  // Timeline length, once known (from the source, or at the end).
+  std::optional<int64_t> duration_us() const;
+  const std::vector<Checkpoint>& checkpoints() const { return checkpoints_; }
+  const Screen& screen() const { return *screen_; }
+  // The status line without escapes, e.g. "▶ 00:12 / 03:45  ×2".
+  std::string StatusText() const;
+
+ private:
+  Player(RecordingSource* source, PlayerOptions options, record::ByteSink* out);
+  // Makes next_ hold the next unapplied event; false at the end.
+  Result<bool> Peek();
+  void MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us);
+  // Applies next_ to the emulator and, when `to_terminal`, writes it out.
+  Status Apply(bool to_terminal, size_t* bytes);
+  Status DrawStatus(int64_t now);
+  void Reanchor(int64_t now, int64_t position);
+
+  RecordingSource* source_;
+  PlayerOptions options_;
+  Clock* clock_;
+  record::ByteSink* out_;
+  CastHeader header_;
+  std::unique_ptr<EventReader> reader_;
+  std::unique_ptr<Screen> screen_;
+  Timeline timeline_;
+  std::vector<Checkpoint> checkpoints_;
+
+  Event next_;
+  int64_t next_timeline_us_ = 0;
+  bool have_next_ = false;
+  bool eof_ = false;
+  int64_t applied_us_ = 0;  // Timeline time of the last applied event.
+  std::optional<int64_t> end_us_;
+
+  double speed_;
+  bool paused_ = false;
+  bool finished_ = false;
+  bool quit_ = false;
+  int64_t anchor_wall_us_ = 0;  // Clock time at anchor_pos_us_.
+  int64_t anchor_pos_us_ = 0;
+
+  std::string pending_keys_;
+  std::string last_status_;
+  int64_t last_status_draw_us_ = -1;
+  bool status_dirty_ = true;
+};
+
+// Plays `source` on the terminal `out_fd` (which must be one), keys from
+// `in_fd` (ignored when not a terminal): prints the "Playing session"
+// line, reserves the bottom line for the status, and restores the
+// terminal on every way out, fatal signals included. `options.term_*`,
+// `utf8` and `caps` are taken from the terminal and environment.
+Status PlayInteractive(RecordingSource* source, PlayerOptions options,
+                       int in_fd, int out_fd);
+
+// "Playing session <id> (user: <u>, host: <node>)", leaving out what is
+// unknown.
+std::string Banner(const SessionMeta& meta);
+
+}  // namespace mez::play
+
+#endif  // MEZ_PLAY_PLAYER_H_

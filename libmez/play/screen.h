@@ -1,0 +1,57 @@
+// A terminal emulator (libvterm) fed with a recording's output, so that the
+// player knows what the screen shows at any point and can redraw it on the
+// real terminal after a seek. A snapshot is that screen written as escape
+// sequences (clear, cursor moves, SGR, text) for an xterm-like terminal.
+//
+// What a snapshot keeps: every cell's characters, colours and attributes
+// (bold, underline, italic, blink, reverse, strike), the cursor position
+// and visibility, the current pen, and whether the alternate screen is on.
+// What it loses: the main screen's contents while the alternate one is
+// shown, scroll regions, tab stops, character sets and saved cursors.
+#ifndef MEZ_PLAY_SCREEN_H_
+#define MEZ_PLAY_SCREEN_H_
+
+#include <string>
+#include <string_view>
+
+namespace mez::play {
+
+// REQUIRES: external synchronization.
+class Screen {
+ public:
+  Screen(int rows, int cols);
+  ~Screen();
+  Screen(const Screen&) = delete;
+  Screen& operator=(const Screen&) = delete;
+
+  // Interprets terminal output (UTF-8).
+  void Feed(std::string_view bytes);
+  // Resizes the emulated terminal (a recording's "r" event).
+  void Resize(int rows, int cols);
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+
+  // Escape sequences that redraw this screen on a terminal, clipped to
+  // `max_rows` x `max_cols` (0: no clip). Starts with a full clear.
+  std::string Snapshot(int max_rows = 0, int max_cols = 0) const;
+  // Replaces the whole state with that of a snapshot taken from a screen of
+  // `rows` x `cols`.
+  void Load(std::string_view snapshot, int rows, int cols);
+
+  // The text of one row, trailing blanks removed (tests, debugging).
+  std::string RowText(int row) const;
+  bool altscreen() const;
+  bool cursor_visible() const;
+  void cursor(int* row, int* col) const;
+
+  struct Impl;  // libvterm's state; opaque to users.
+
+ private:
+  Impl* impl_;
+  int rows_;
+  int cols_;
+};
+
+}  // namespace mez::play
+
+#endif  // MEZ_PLAY_SCREEN_H_

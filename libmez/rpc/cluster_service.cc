@@ -1,0 +1,546 @@
+#include "libmez/rpc/cluster_service.h"
+
+#include <openssl/sha.h>
+
+#include <nlohmann/json.hpp>
+
+#include "libmez/record/plain_cast.h"
+#include "libmez/util/encoding.h"
+#include "libmez/util/log.h"
+#include "libmez/util/path.h"
+
+namespace mez::rpc {
+namespace {
+
+using auth::Role;
+namespace pb = mezite::v1;
+
+constexpr int64_t kJoinTokenTtl = 365LL * 24 * 3600;
+constexpr int64_t kDefaultUserTtl = 12 * 3600;
+constexpr size_t kReadChunk = 256 * 1024;
+
+void ToProto(const catalog::Session& s, pb::SessionInfo* p) {
+  p->set_id(s.id);
+  p->set_connection_id(s.connection_id);
+  p->set_user(s.user);
+  p->set_node(s.node);
+  p->set_login(s.login);
+  p->set_kind(s.kind);
+  p->set_command(s.command);
+  p->set_started_us(s.started_us);
+  p->set_ended_us(s.ended_us);
+  p->set_bytes(s.bytes);
+  p->set_status(std::string(catalog::SessionStatusName(s.status)));
+  p->set_storage_key(s.storage_key);
+  p->set_format(s.format);
+  p->set_encrypted(s.encrypted);
+}
+
+void ToProto(const catalog::User& u, pb::UserInfo* p) {
+  p->set_name(u.name);
+  for (const auto& l : u.logins) p->add_logins(l);
+  p->set_role(u.role);
+  p->set_created_us(u.created_us);
+}
+
+void ToProto(const catalog::Node& n, pb::NodeInfo* p) {
+  p->set_name(n.name);
+  p->set_addr(n.addr);
+  p->set_openssh(n.openssh);
+  p->set_login_hint(n.login_hint);
+  p->set_last_seen_us(n.last_seen_us);
+  p->set_recording_mode(n.recording_mode);
+  p->set_host_key(n.host_key);
+}
+
+bool HasRole(const auth::Claims& c, std::initializer_list<Role> roles) {
+  for (Role r : roles) {
+    if (c.role == r) return true;
+  }
+  return false;
+}
+
+// Streams a recording's plain cast bytes from an offset.
+class ReadReactor : public grpc::ServerWriteReactor<pb::RecordingBytes> {
+ public:
+  ReadReactor(ThreadPool* pool) : pool_(pool) {}
+
+  // Called once the caller is authorized and the source is open.
+  void Begin(std::unique_ptr<record::ByteSource> src, uint64_t offset,
+             pb::SessionInfo info) {
+    src_ = std::move(src);
+    offset_ = offset;
+    *msg_.mutable_session() = std::move(info);
+    pool_->Submit([this] { Skip(); });
+  }
+  void Fail(const grpc::Status& s) { Finish(s); }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    msg_.clear_session();
+    pool_->Submit([this] { Next(); });
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Skip() {
+    std::string scratch(kReadChunk, '\0');
+    uint64_t skipped = 0;
+    while (skipped < offset_) {
+      auto n =
+          src_->Read(scratch.data(),
+                     std::min<uint64_t>(scratch.size(), offset_ - skipped));
+      if (!n.ok()) return Finish(ToGrpc(n.status()));
+      if (*n == 0) break;
+      skipped += *n;
+    }
+    pos_ = skipped;
+    Next();
+  }
+  void Next() {
+    std::string* data = msg_.mutable_data();
+    data->resize(kReadChunk);
+    size_t got = 0;
+    while (got < kReadChunk) {
+      auto n = src_->Read(data->data() + got, kReadChunk - got);
+      if (!n.ok()) {
+        data->resize(got);
+        if (got == 0) return Finish(ToGrpc(n.status()));
+        error_ = ToGrpc(n.status());
+        break;
+      }
+      if (*n == 0) break;
+      got += *n;
+    }
+    data->resize(got);
+    if (got == 0 && !msg_.has_session()) return Finish(error_);
+    msg_.set_offset(pos_);
+    pos_ += got;
+    StartWrite(&msg_);
+  }
+
+  ThreadPool* pool_;
+  std::unique_ptr<record::ByteSource> src_;
+  uint64_t offset_ = 0;
+  uint64_t pos_ = 0;
+  pb::RecordingBytes msg_;
+  grpc::Status error_ = grpc::Status::OK;
+};
+
+}  // namespace
+
+Status ValidateSetting(const std::string& key, const std::string& value) {
+  if (key != "session_recording") {
+    return InvalidArgument("unknown setting '" + key +
+                           "' (known: session_recording)");
+  }
+  if (value != "node-sync" && value != "node" && value != "off") {
+    return InvalidArgument(
+        "session_recording must be one of node-sync, "
+        "node, off (got '" +
+        value + "')");
+  }
+  return Status::Ok();
+}
+
+std::string JoinTokenHash(const std::string& token) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         md);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(md), sizeof(md)));
+}
+
+Result<auth::Claims> Authorizer::Caller(
+    const grpc::ServerContextBase* ctx) const {
+  MEZ_ASSIGN_OR_RETURN(auth::Claims c, authn_->Authenticate(ctx));
+  if (c.role == Role::kUser || c.role == Role::kAdmin) {
+    auto u = catalog_->GetUser(c.subject);
+    if (!u.ok()) {
+      return Status(Code::kUnauthenticated,
+                    "user '" + c.subject + "' no longer exists");
+    }
+    // The role in the catalog wins over the one in an older token.
+    auto role = auth::ParseRole(u->role);
+    if (role.ok()) c.role = *role;
+  } else if (c.role == Role::kNode) {
+    auto n = catalog_->GetNode(c.subject);
+    if (!n.ok()) {
+      return Status(Code::kUnauthenticated,
+                    "node '" + c.subject + "' is not registered");
+    }
+  }
+  return c;
+}
+
+ClusterService::ClusterService(ClusterServiceOptions options)
+    : opt_(std::move(options)) {
+  if (opt_.clock == nullptr) opt_.clock = RealClock();
+}
+
+void ClusterService::Audit(const std::string& type, const std::string& user,
+                           const std::string& session_id,
+                           const std::string& details) {
+  catalog::AuditEvent e;
+  e.time_us = opt_.clock->WallMicros();
+  e.type = type;
+  e.user = user;
+  e.session_id = session_id;
+  e.details = details;
+  auto r = opt_.catalog->AppendAudit(e);
+  if (!r.ok())
+    MEZ_LOG(kError) << "audit " << type << ": " << r.status().ToString();
+}
+
+void ClusterService::Deny(const auth::Claims* who, const std::string& method,
+                          const Status& why) {
+  nlohmann::json d = {{"method", method},
+                      {"code", std::string(CodeName(why.code()))},
+                      {"reason", why.message()}};
+  if (who) d["role"] = std::string(auth::RoleName(who->role));
+  Audit("access.denied", who ? who->subject : "", "", d.dump());
+}
+
+grpc::ServerUnaryReactor* ClusterService::Unary(
+    grpc::CallbackServerContext* ctx, const char* method,
+    std::initializer_list<Role> roles,
+    std::function<Status(const auth::Claims&)> fn) {
+  auto* reactor = ctx->DefaultReactor();
+  std::vector<Role> allowed(roles);
+  opt_.pool->Submit([this, ctx, reactor, method, allowed, fn] {
+    auto who = opt_.authorizer->Caller(ctx);
+    if (!who.ok()) {
+      Deny(nullptr, method, who.status());
+      reactor->Finish(ToGrpc(who.status()));
+      return;
+    }
+    bool ok = false;
+    for (Role r : allowed) ok |= who->role == r;
+    if (!ok) {
+      std::string names;
+      for (Role r : allowed) {
+        if (!names.empty()) names += " or ";
+        names += auth::RoleName(r);
+      }
+      Status denied = PermissionDenied(
+          std::string(method) + " needs a " + names + " credential; you are " +
+          who->subject + " (" + std::string(auth::RoleName(who->role)) + ")");
+      Deny(&*who, method, denied);
+      reactor->Finish(ToGrpc(denied));
+      return;
+    }
+    reactor->Finish(ToGrpc(fn(*who)));
+  });
+  return reactor;
+}
+
+Result<catalog::Session> ClusterService::ReadableSession(
+    const auth::Claims& who, const std::string& id, const char* method) {
+  auto s = opt_.catalog->GetSession(id);
+  if (!s.ok()) return s.status();
+  if (who.role != Role::kAdmin && s->user != who.subject) {
+    // Not found, not "forbidden": other users' session ids stay private.
+    Status denied = NotFound("session " + id + " not found");
+    Deny(&who, method,
+         PermissionDenied("session " + id + " belongs to another user"));
+    return denied;
+  }
+  return s;
+}
+
+grpc::ServerUnaryReactor* ClusterService::WhoAmI(
+    grpc::CallbackServerContext* ctx, const pb::WhoAmIRequest*,
+    pb::WhoAmIResponse* resp) {
+  return Unary(ctx, "WhoAmI",
+               {Role::kUser, Role::kAdmin, Role::kNode, Role::kProxy},
+               [resp](const auth::Claims& c) {
+                 resp->set_name(c.subject);
+                 resp->set_role(std::string(auth::RoleName(c.role)));
+                 for (const auto& l : c.logins) resp->add_logins(l);
+                 resp->set_expires_at(c.expires_at);
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::ListSessions(
+    grpc::CallbackServerContext* ctx, const pb::ListSessionsRequest* req,
+    pb::ListSessionsResponse* resp) {
+  return Unary(ctx, "ListSessions", {Role::kUser, Role::kAdmin},
+               [this, req, resp](const auth::Claims& c) -> Status {
+                 catalog::SessionFilter f;
+                 f.user = req->user();
+                 f.node = req->node();
+                 f.since_us = req->since_us();
+                 f.until_us = req->until_us();
+                 f.limit = req->limit();
+                 if (c.role != Role::kAdmin) {
+                   if (!f.user.empty() && f.user != c.subject) {
+                     Status d = PermissionDenied(
+                         "users can list only their own sessions");
+                     Deny(&c, "ListSessions", d);
+                     return d;
+                   }
+                   f.user = c.subject;
+                 }
+                 MEZ_ASSIGN_OR_RETURN(auto rows, opt_.catalog->ListSessions(f));
+                 for (const auto& s : rows) ToProto(s, resp->add_sessions());
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::GetSession(
+    grpc::CallbackServerContext* ctx, const pb::GetSessionRequest* req,
+    pb::SessionInfo* resp) {
+  return Unary(ctx, "GetSession", {Role::kUser, Role::kAdmin},
+               [this, req, resp](const auth::Claims& c) -> Status {
+                 MEZ_ASSIGN_OR_RETURN(
+                     auto s, ReadableSession(c, req->id(), "GetSession"));
+                 ToProto(s, resp);
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
+    grpc::CallbackServerContext* ctx, const pb::ReadRecordingRequest* req) {
+  auto* reactor = new ReadReactor(opt_.pool);
+  std::string id = req->id();
+  uint64_t offset = req->offset();
+  opt_.pool->Submit([this, ctx, reactor, id, offset] {
+    auto who = opt_.authorizer->Caller(ctx);
+    if (!who.ok()) {
+      Deny(nullptr, "ReadRecording", who.status());
+      return reactor->Fail(ToGrpc(who.status()));
+    }
+    if (!HasRole(*who, {Role::kUser, Role::kAdmin})) {
+      Status d = PermissionDenied(
+          "ReadRecording needs a user or admin "
+          "credential; nodes can record but not read");
+      Deny(&*who, "ReadRecording", d);
+      return reactor->Fail(ToGrpc(d));
+    }
+    auto s = ReadableSession(*who, id, "ReadRecording");
+    if (!s.ok()) return reactor->Fail(ToGrpc(s.status()));
+    if (s->format == "none" || s->storage_key.empty()) {
+      return reactor->Fail(ToGrpc(
+          NotFound("session " + id + " has no recording (its format is '" +
+                   s->format + "')")));
+    }
+    auto src = opt_.store->Open(s->storage_key);
+    if (!src.ok()) {
+      return reactor->Fail(ToGrpc(
+          Status(Code::kNotFound,
+                 "the recording of session " + id +
+                     " is missing from storage: " + src.status().message())));
+    }
+    std::unique_ptr<record::ByteSource> plain = std::move(src).value();
+    if (s->format == "asciicast-v2") {
+      auto p = record::OpenPlainCast(std::move(plain), opt_.encryption_key);
+      if (!p.ok()) return reactor->Fail(ToGrpc(p.status()));
+      plain = std::move(p).value();
+    }
+    if (offset == 0) {
+      nlohmann::json d = {{"storage_key", s->storage_key}, {"owner", s->user}};
+      Audit("session.recording.access", who->subject, id, d.dump());
+    }
+    pb::SessionInfo info;
+    ToProto(*s, &info);
+    reactor->Begin(std::move(plain), offset, std::move(info));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ClusterService::ListAudit(
+    grpc::CallbackServerContext* ctx, const pb::ListAuditRequest* req,
+    pb::ListAuditResponse* resp) {
+  return Unary(ctx, "ListAudit", {Role::kAdmin},
+               [this, req, resp](const auth::Claims&) -> Status {
+                 catalog::AuditFilter f;
+                 f.type = req->type();
+                 f.user = req->user();
+                 f.session_id = req->session_id();
+                 f.since_us = req->since_us();
+                 f.until_us = req->until_us();
+                 f.limit = req->limit();
+                 MEZ_ASSIGN_OR_RETURN(auto rows, opt_.catalog->ListAudit(f));
+                 for (const auto& e : rows) {
+                   auto* p = resp->add_events();
+                   p->set_id(e.id);
+                   p->set_time_us(e.time_us);
+                   p->set_type(e.type);
+                   p->set_user(e.user);
+                   p->set_session_id(e.session_id);
+                   p->set_node(e.node);
+                   p->set_details(e.details);
+                 }
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::GetConfig(
+    grpc::CallbackServerContext* ctx, const pb::GetConfigRequest* req,
+    pb::ConfigValue* resp) {
+  // Nodes read session_recording at start and for every new session.
+  return Unary(
+      ctx, "GetConfig", {Role::kUser, Role::kAdmin, Role::kNode, Role::kProxy},
+      [this, req, resp](const auth::Claims&) -> Status {
+        if (req->key() != "session_recording") {
+          return InvalidArgument("unknown setting '" + req->key() +
+                                 "' (known: session_recording)");
+        }
+        MEZ_ASSIGN_OR_RETURN(auto v, opt_.catalog->GetConfig(req->key()));
+        resp->set_key(req->key());
+        resp->set_value(v.value_or(""));
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::SetConfig(
+    grpc::CallbackServerContext* ctx, const pb::SetConfigRequest* req,
+    pb::ConfigValue* resp) {
+  return Unary(
+      ctx, "SetConfig", {Role::kAdmin},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        MEZ_RETURN_IF_ERROR(ValidateSetting(req->key(), req->value()));
+        auto old = opt_.catalog->GetConfig(req->key());
+        MEZ_RETURN_IF_ERROR(opt_.catalog->SetConfig(req->key(), req->value()));
+        nlohmann::json d = {{"key", req->key()}, {"value", req->value()}};
+        if (old.ok() && old->has_value()) d["previous"] = **old;
+        Audit("config.set", c.subject, "", d.dump());
+        resp->set_key(req->key());
+        resp->set_value(req->value());
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::AddUser(
+    grpc::CallbackServerContext* ctx, const pb::AddUserRequest* req,
+    pb::AddUserResponse* resp) {
+  return Unary(ctx, "AddUser", {Role::kAdmin},
+               [this, req, resp](const auth::Claims& c) -> Status {
+                 catalog::User u;
+                 u.name = req->name();
+                 u.logins.assign(req->logins().begin(), req->logins().end());
+                 u.role = req->role().empty() ? "user" : req->role();
+                 u.created_us = opt_.clock->WallMicros();
+                 if (u.role != "user" && u.role != "admin") {
+                   return InvalidArgument("role must be user or admin (got '" +
+                                          u.role + "')");
+                 }
+                 int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds()
+                                                      : kDefaultUserTtl;
+                 MEZ_RETURN_IF_ERROR(opt_.catalog->CreateUser(u));
+                 auto role = u.role == "admin" ? Role::kAdmin : Role::kUser;
+                 MEZ_ASSIGN_OR_RETURN(
+                     std::string token,
+                     auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                                      role, u.name, u.logins, ttl, opt_.clock));
+                 ToProto(u, resp->mutable_user());
+                 resp->set_token(token);
+                 nlohmann::json d = {
+                     {"name", u.name}, {"role", u.role}, {"logins", u.logins}};
+                 Audit("user.create", c.subject, "", d.dump());
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::ListUsers(
+    grpc::CallbackServerContext* ctx, const pb::ListUsersRequest*,
+    pb::ListUsersResponse* resp) {
+  return Unary(ctx, "ListUsers", {Role::kAdmin},
+               [this, resp](const auth::Claims&) -> Status {
+                 MEZ_ASSIGN_OR_RETURN(auto users, opt_.catalog->ListUsers());
+                 for (const auto& u : users) ToProto(u, resp->add_users());
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::RemoveUser(
+    grpc::CallbackServerContext* ctx, const pb::RemoveUserRequest* req,
+    pb::RemoveUserResponse*) {
+  return Unary(ctx, "RemoveUser", {Role::kAdmin},
+               [this, req](const auth::Claims& c) -> Status {
+                 if (req->name() == c.subject) {
+                   return FailedPrecondition("you cannot remove yourself");
+                 }
+                 MEZ_RETURN_IF_ERROR(opt_.catalog->DeleteUser(req->name()));
+                 Audit("user.delete", c.subject, "",
+                       nlohmann::json{{"name", req->name()}}.dump());
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::AddNode(
+    grpc::CallbackServerContext* ctx, const pb::AddNodeRequest* req,
+    pb::AddNodeResponse* resp) {
+  return Unary(
+      ctx, "AddNode", {Role::kAdmin},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        catalog::Node n;
+        n.name = req->name();
+        n.addr = req->addr();
+        n.openssh = req->openssh();
+        n.login_hint = req->login_hint();
+        n.host_key = req->host_key();
+        n.created_us = opt_.clock->WallMicros();
+        std::string token;
+        if (!n.openssh) {
+          MEZ_ASSIGN_OR_RETURN(
+              token, auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                                      Role::kNode, n.name, {}, kJoinTokenTtl,
+                                      opt_.clock));
+          n.join_token_hash = JoinTokenHash(token);
+        }
+        MEZ_RETURN_IF_ERROR(opt_.catalog->CreateNode(n));
+        ToProto(n, resp->mutable_node());
+        resp->set_join_token(token);
+        nlohmann::json d = {
+            {"name", n.name}, {"addr", n.addr}, {"openssh", n.openssh}};
+        Audit("node.create", c.subject, "", d.dump());
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::ListNodes(
+    grpc::CallbackServerContext* ctx, const pb::ListNodesRequest*,
+    pb::ListNodesResponse* resp) {
+  return Unary(ctx, "ListNodes", {Role::kAdmin},
+               [this, resp](const auth::Claims&) -> Status {
+                 MEZ_ASSIGN_OR_RETURN(auto nodes, opt_.catalog->ListNodes());
+                 for (const auto& n : nodes) ToProto(n, resp->add_nodes());
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::RemoveNode(
+    grpc::CallbackServerContext* ctx, const pb::RemoveNodeRequest* req,
+    pb::RemoveNodeResponse*) {
+  return Unary(ctx, "RemoveNode", {Role::kAdmin},
+               [this, req](const auth::Claims& c) -> Status {
+                 MEZ_RETURN_IF_ERROR(opt_.catalog->DeleteNode(req->name()));
+                 Audit("node.delete", c.subject, "",
+                       nlohmann::json{{"name", req->name()}}.dump());
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::ExportCA(
+    grpc::CallbackServerContext* ctx, const pb::ExportCARequest* req,
+    pb::ExportCAResponse* resp) {
+  return Unary(
+      ctx, "ExportCA", {Role::kUser, Role::kAdmin, Role::kNode, Role::kProxy},
+      [this, req, resp](const auth::Claims&) -> Status {
+        if (req->type() == "user") {
+          resp->set_public_key(opt_.keys->user_ca_public);
+        } else if (req->type() == "host") {
+          resp->set_public_key(opt_.keys->host_ca_public);
+        } else {
+          return InvalidArgument("CA type must be user or host (got '" +
+                                 req->type() + "')");
+        }
+        return Status::Ok();
+      });
+}
+
+}  // namespace mez::rpc

@@ -1,0 +1,118 @@
+// The Cluster gRPC service (proto/mezite/v1/cluster.proto): sessions and
+// playback, audit, settings, users, nodes and CA export, with RBAC enforced
+// here, not in the CLIs (docs/formats/rbac.md). Every denial is audited as
+// access.denied; every playback as session.recording.access.
+#ifndef MEZ_RPC_CLUSTER_SERVICE_H_
+#define MEZ_RPC_CLUSTER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "libmez/auth/keys.h"
+#include "libmez/auth/token.h"
+#include "libmez/catalog/catalog.h"
+#include "libmez/rpc/recording_service.h"
+#include "libmez/store/blob_store.h"
+#include "libmez/util/thread_pool.h"
+#include "mezite/v1/cluster.grpc.pb.h"
+
+namespace mez::rpc {
+
+// Settings the cluster knows, with their allowed values.
+Status ValidateSetting(const std::string& key, const std::string& value);
+
+// Resolves a caller to its claims and checks that the identity still
+// exists in the catalog (removed users and nodes lose access at once).
+class Authorizer {
+ public:
+  Authorizer(const CallAuthenticator* authn, catalog::Catalog* catalog)
+      : authn_(authn), catalog_(catalog) {}
+  Result<auth::Claims> Caller(const grpc::ServerContextBase* ctx) const;
+
+ private:
+  const CallAuthenticator* authn_;
+  catalog::Catalog* catalog_;
+};
+
+// SHA-256 hex of a node join token, as stored in the catalog.
+std::string JoinTokenHash(const std::string& token);
+
+struct ClusterServiceOptions {
+  catalog::Catalog* catalog = nullptr;
+  store::BlobStore* store = nullptr;
+  const Authorizer* authorizer = nullptr;
+  const auth::TokenSigner* signer = nullptr;
+  const auth::ClusterKeys* keys = nullptr;
+  std::optional<std::string> encryption_key;
+  ThreadPool* pool = nullptr;  // For calls that touch the disk.
+  Clock* clock = nullptr;
+};
+
+class ClusterService final : public mezite::v1::Cluster::CallbackService {
+ public:
+  explicit ClusterService(ClusterServiceOptions options);
+
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext*,
+                                   const mezite::v1::WhoAmIRequest*,
+                                   mezite::v1::WhoAmIResponse*) override;
+  grpc::ServerUnaryReactor* ListSessions(
+      grpc::CallbackServerContext*, const mezite::v1::ListSessionsRequest*,
+      mezite::v1::ListSessionsResponse*) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext*,
+                                       const mezite::v1::GetSessionRequest*,
+                                       mezite::v1::SessionInfo*) override;
+  grpc::ServerWriteReactor<mezite::v1::RecordingBytes>* ReadRecording(
+      grpc::CallbackServerContext*,
+      const mezite::v1::ReadRecordingRequest*) override;
+  grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext*,
+                                      const mezite::v1::ListAuditRequest*,
+                                      mezite::v1::ListAuditResponse*) override;
+  grpc::ServerUnaryReactor* GetConfig(grpc::CallbackServerContext*,
+                                      const mezite::v1::GetConfigRequest*,
+                                      mezite::v1::ConfigValue*) override;
+  grpc::ServerUnaryReactor* SetConfig(grpc::CallbackServerContext*,
+                                      const mezite::v1::SetConfigRequest*,
+                                      mezite::v1::ConfigValue*) override;
+  grpc::ServerUnaryReactor* AddUser(grpc::CallbackServerContext*,
+                                    const mezite::v1::AddUserRequest*,
+                                    mezite::v1::AddUserResponse*) override;
+  grpc::ServerUnaryReactor* ListUsers(grpc::CallbackServerContext*,
+                                      const mezite::v1::ListUsersRequest*,
+                                      mezite::v1::ListUsersResponse*) override;
+  grpc::ServerUnaryReactor* RemoveUser(
+      grpc::CallbackServerContext*, const mezite::v1::RemoveUserRequest*,
+      mezite::v1::RemoveUserResponse*) override;
+  grpc::ServerUnaryReactor* AddNode(grpc::CallbackServerContext*,
+                                    const mezite::v1::AddNodeRequest*,
+                                    mezite::v1::AddNodeResponse*) override;
+  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext*,
+                                      const mezite::v1::ListNodesRequest*,
+                                      mezite::v1::ListNodesResponse*) override;
+  grpc::ServerUnaryReactor* RemoveNode(
+      grpc::CallbackServerContext*, const mezite::v1::RemoveNodeRequest*,
+      mezite::v1::RemoveNodeResponse*) override;
+  grpc::ServerUnaryReactor* ExportCA(grpc::CallbackServerContext*,
+                                     const mezite::v1::ExportCARequest*,
+                                     mezite::v1::ExportCAResponse*) override;
+
+ private:
+  // Runs `fn` on the pool after authorizing the caller for `roles`, and
+  // finishes the reactor with its Status. Denials are audited.
+  grpc::ServerUnaryReactor* Unary(
+      grpc::CallbackServerContext* ctx, const char* method,
+      std::initializer_list<auth::Role> roles,
+      std::function<Status(const auth::Claims&)> fn);
+  void Deny(const auth::Claims* who, const std::string& method,
+            const Status& why);
+  void Audit(const std::string& type, const std::string& user,
+             const std::string& session_id, const std::string& details);
+  // Loads a session the caller may read (own or admin).
+  Result<catalog::Session> ReadableSession(const auth::Claims& who,
+                                           const std::string& id,
+                                           const char* method);
+
+  ClusterServiceOptions opt_;
+};
+
+}  // namespace mez::rpc
+
+#endif  // MEZ_RPC_CLUSTER_SERVICE_H_

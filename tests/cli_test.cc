@@ -1,0 +1,336 @@
+// mezctl and msh against a real mezrecd: users, login, sessions ls (text
+// piped through awk, json parsed), audit ls filters, config round trip,
+// nodes, CA export, and the RBAC matrix of every Cluster RPC.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "libmez/util/file.h"
+#include "mezite/v1/cluster.grpc.pb.h"
+#include "tests/mezrecd_harness.h"
+#include "tests/test_util.h"
+
+namespace mez::testing {
+namespace {
+
+namespace pb = mezite::v1;
+using nlohmann::json;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<Mezrecd>(dir_.File("data"));
+    ASSERT_TRUE(server_->Start()) << server_->log();
+    admin_id_ = dir_.File("data/admin.identity");
+  }
+  // Runs a CLI with HOME in the test dir; stderr merged into out.
+  CommandResult Cli(const std::string& bin, const std::string& args,
+                    const std::string& home = "") {
+    std::string h = home.empty() ? dir_.File("home-admin") : home;
+    return ::mez::testing::Run("HOME=" + ShellQuote(h) +
+                               " MEZ_IDENTITY= " + bin + " " + args + " 2>&1");
+  }
+  CommandResult Mezctl(const std::string& args) {
+    return Cli(MEZCTL_PATH, "--identity " + ShellQuote(admin_id_) + " " + args);
+  }
+  // Creates a user and logs them in under their own HOME.
+  std::string AddUser(const std::string& name,
+                      const std::string& role = "user") {
+    std::string out = dir_.File(name + ".identity");
+    auto r =
+        Mezctl("users add " + name + " --logins=root,ubuntu --role=" + role +
+               " --identity-out " + ShellQuote(out));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    std::string home = dir_.File("home-" + name);
+    ::mez::testing::Run("mkdir -p " + ShellQuote(home));
+    auto login = Cli(MSH_PATH, "login --identity " + ShellQuote(out), home);
+    EXPECT_EQ(login.exit_code, 0) << login.out;
+    EXPECT_NE(login.out.find("as " + name), std::string::npos) << login.out;
+    return home;
+  }
+  void Record(const std::string& id, const std::string& user) {
+    auto stub = server_->Stub();
+    RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
+    ASSERT_TRUE(call.Send(HeaderFrame(
+        id, server_->Token(auth::Role::kUser, user), pb::SESSION_KIND_SHELL)));
+    ASSERT_TRUE(call.Send(
+        ChunkFrame(1000, pb::DIRECTION_OUT, "hello from " + user + "\r\n")));
+    ASSERT_TRUE(call.Close().ok());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Mezrecd> server_;
+  std::string admin_id_;
+};
+
+TEST_F(CliTest, SessionsLsShowsUsersTheirOwnAndPipesIntoAwk) {
+  std::string alice = AddUser("alice");
+  AddUser("bob");
+  Record("a1", "alice");
+  Record("a2", "alice");
+  Record("b1", "bob");
+
+  auto text =
+      Cli(MSH_PATH, "sessions ls | awk 'NR>1 {print $1, $2, $8}'", alice);
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_EQ(text.out, "a2 alice complete\na1 alice complete\n");
+
+  auto ids = Cli(MSH_PATH, "sessions ls -q", alice);
+  EXPECT_EQ(ids.out, "a2\na1\n");
+
+  auto js = Cli(MSH_PATH, "sessions ls --format=json", alice);
+  ASSERT_EQ(js.exit_code, 0) << js.out;
+  json arr = json::parse(js.out);
+  ASSERT_EQ(arr.size(), 2u);
+  for (const char* field : {"id", "user", "node", "login", "started", "ended",
+                            "kind", "status", "bytes", "storage_key"}) {
+    EXPECT_TRUE(arr[0].contains(field)) << field;
+  }
+  EXPECT_EQ(arr[0]["node"], "web-01");
+
+  auto jl = Cli(MSH_PATH, "sessions ls --format=jsonl --limit=1", alice);
+  EXPECT_EQ(json::parse(jl.out)["id"], "a2");
+
+  // Another user's sessions are not listable by alice.
+  auto denied = Cli(MSH_PATH, "sessions ls --user=bob", alice);
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_NE(denied.out.find("only their own"), std::string::npos) << denied.out;
+
+  // The admin sees everything.
+  auto all =
+      Cli(MSH_PATH, "--identity " + ShellQuote(admin_id_) + " sessions ls -q");
+  EXPECT_EQ(all.out, "b1\na2\na1\n");
+  auto last = Cli(MSH_PATH, "--identity " + ShellQuote(admin_id_) +
+                                " sessions ls -q --last=1h --user=bob");
+  EXPECT_EQ(last.out, "b1\n");
+}
+
+TEST_F(CliTest, MissingOrExpiredIdentitySaysWhatToRun) {
+  auto none = Cli(MSH_PATH, "sessions ls", dir_.File("nobody"));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.out.find("msh login"), std::string::npos) << none.out;
+  EXPECT_EQ(std::count(none.out.begin(), none.out.end(), '\n'), 1);
+
+  auto r = Mezctl("users add carol --ttl=1m --identity-out " +
+                  ShellQuote(dir_.File("carol.id")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // Rewrite the token's expiry claim into the past (the server would also
+  // refuse it; the CLI says so before calling).
+  std::string id = *ReadFile(dir_.File("carol.id"));
+  json j = json::parse(id);
+  std::string token = j["token"];
+  auto expired = server_->Sign([&] {
+    auth::Claims c;
+    c.subject = "carol";
+    c.issued_at = 1000;
+    c.expires_at = 2000;
+    c.id = "x";
+    return c;
+  }());
+  j["token"] = expired;
+  WriteFileOrDie(dir_.File("carol-old.id"), j.dump());
+  auto old =
+      Cli(MSH_PATH, "--identity " + ShellQuote(dir_.File("carol-old.id")) +
+                        " sessions ls");
+  EXPECT_EQ(old.exit_code, 1);
+  EXPECT_NE(old.out.find("expired"), std::string::npos) << old.out;
+  EXPECT_NE(old.out.find("msh login"), std::string::npos) << old.out;
+}
+
+TEST_F(CliTest, ConfigSetGetRoundTripIsAudited) {
+  auto get = Mezctl("config get session_recording");
+  EXPECT_EQ(get.out, "node-sync\n");
+  auto set = Mezctl("config set session_recording node");
+  ASSERT_EQ(set.exit_code, 0) << set.out;
+  EXPECT_EQ(Mezctl("config get session_recording").out, "node\n");
+  auto bad = Mezctl("config set session_recording sometimes");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.out.find("node-sync, node, off"), std::string::npos) << bad.out;
+  auto audit = Mezctl("audit ls --type=config.set --format=json");
+  ASSERT_EQ(audit.exit_code, 0) << audit.out;
+  json events = json::parse(audit.out);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["user"], "admin");
+  EXPECT_EQ(events[0]["details"]["value"], "node");
+  EXPECT_EQ(events[0]["details"]["previous"], "node-sync");
+  // Users cannot change settings.
+  std::string alice = AddUser("alice");
+  auto denied = Cli(MEZCTL_PATH, "config set session_recording off", alice);
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_NE(denied.out.find("admin"), std::string::npos) << denied.out;
+}
+
+TEST_F(CliTest, AuditLsFiltersByTypeAndTime) {
+  Record("s1", "alice");
+  auto ends = Mezctl("audit ls --type=session.end --last=1h --format=jsonl");
+  ASSERT_EQ(ends.exit_code, 0) << ends.out;
+  json e = json::parse(ends.out);
+  EXPECT_EQ(e["session_id"], "s1");
+  EXPECT_TRUE(e["details"].contains("duration_us"));
+  auto future = Mezctl("audit ls --since=2100-01-01 --format=jsonl");
+  EXPECT_EQ(future.out, "");
+  auto text =
+      Mezctl("audit ls --type=session.start | awk 'NR>1 {print $2, $4}'");
+  EXPECT_EQ(text.out, "session.start s1\n");
+  auto bad = Mezctl("audit ls --last=yesterday");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.out.find("examples"), std::string::npos);
+}
+
+TEST_F(CliTest, NodesAndCaExport) {
+  auto add = Mezctl("nodes add web-01 --addr 127.0.0.1:3022");
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  EXPECT_NE(add.out.find("join token"), std::string::npos);
+  ASSERT_EQ(Mezctl("nodes add db-01 --addr 127.0.0.1:22 --openssh").exit_code,
+            0);
+  auto ls = Mezctl("nodes ls | awk 'NR>1 {print $1, $3, $5}'");
+  EXPECT_EQ(ls.out, "db-01 openssh node-sync\nweb-01 agent node-sync\n");
+  ASSERT_EQ(Mezctl("nodes rm db-01").exit_code, 0);
+  EXPECT_EQ(Mezctl("nodes ls --format=jsonl").out.find("db-01"),
+            std::string::npos);
+
+  auto ca = Mezctl("ca export --type=user");
+  ASSERT_EQ(ca.exit_code, 0);
+  EXPECT_EQ(ca.out.rfind("ssh-ed25519 ", 0), 0u) << ca.out;
+  WriteFileOrDie(dir_.File("user_ca.pub"), ca.out);
+  EXPECT_EQ(::mez::testing::Run("ssh-keygen -l -f " +
+                                ShellQuote(dir_.File("user_ca.pub")) +
+                                " >/dev/null 2>&1")
+                .exit_code,
+            0);
+  EXPECT_EQ(Mezctl("ca export --type=root").exit_code, 2);
+}
+
+// Every Cluster RPC for a user, another user, an admin and a node token.
+TEST_F(CliTest, RbacMatrix) {
+  AddUser("alice");
+  AddUser("bob");
+  Record("a1", "alice");
+  auto add = Mezctl("nodes add web-01 --addr 127.0.0.1:3022");
+  std::string out = add.out;
+  size_t start = out.find("(shown once):\n") + 14;
+  std::string node_token = out.substr(start, out.find('\n', start) - start);
+  std::string admin = json::parse(*ReadFile(admin_id_))["token"];
+  std::string alice =
+      json::parse(*ReadFile(dir_.File("alice.identity")))["token"];
+  std::string bob = json::parse(*ReadFile(dir_.File("bob.identity")))["token"];
+  auto stub = pb::Cluster::NewStub(server_->Channel());
+
+  enum Who { kAlice, kBob, kAdmin, kNode };
+  const std::string tokens[] = {alice, bob, admin, node_token};
+  auto call = [&](Who who, auto fn) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + tokens[who]);
+    return fn(&ctx).error_code();
+  };
+  using C = grpc::StatusCode;
+  struct Row {
+    const char* rpc;
+    std::function<grpc::Status(grpc::ClientContext*)> fn;
+    C expect[4];  // alice (owner), bob (other user), admin, node
+  };
+  pb::ListSessionsResponse ls;
+  pb::SessionInfo si;
+  pb::ListAuditResponse la;
+  pb::ConfigValue cv;
+  pb::ListUsersResponse lu;
+  pb::ListNodesResponse ln;
+  pb::ExportCAResponse ca;
+  pb::GetSessionRequest get_a1;
+  get_a1.set_id("a1");
+  pb::SetConfigRequest set_cfg;
+  set_cfg.set_key("session_recording");
+  set_cfg.set_value("node-sync");
+  pb::GetConfigRequest get_cfg;
+  get_cfg.set_key("session_recording");
+  pb::ExportCARequest ca_req;
+  ca_req.set_type("host");
+  auto read = [&](grpc::ClientContext* ctx) {
+    pb::ReadRecordingRequest r;
+    r.set_id("a1");
+    auto reader = stub->ReadRecording(ctx, r);
+    pb::RecordingBytes b;
+    while (reader->Read(&b)) {
+    }
+    return reader->Finish();
+  };
+  Row rows[] = {
+      {"ListSessions",
+       [&](auto* c) { return stub->ListSessions(c, {}, &ls); },
+       {C::OK, C::OK, C::OK, C::PERMISSION_DENIED}},
+      {"GetSession",
+       [&](auto* c) { return stub->GetSession(c, get_a1, &si); },
+       {C::OK, C::NOT_FOUND, C::OK, C::PERMISSION_DENIED}},
+      {"ReadRecording",
+       read,
+       {C::OK, C::NOT_FOUND, C::OK, C::PERMISSION_DENIED}},
+      {"ListAudit",
+       [&](auto* c) { return stub->ListAudit(c, {}, &la); },
+       {C::PERMISSION_DENIED, C::PERMISSION_DENIED, C::OK,
+        C::PERMISSION_DENIED}},
+      {"GetConfig",
+       [&](auto* c) { return stub->GetConfig(c, get_cfg, &cv); },
+       {C::OK, C::OK, C::OK, C::OK}},
+      {"SetConfig",
+       [&](auto* c) { return stub->SetConfig(c, set_cfg, &cv); },
+       {C::PERMISSION_DENIED, C::PERMISSION_DENIED, C::OK,
+        C::PERMISSION_DENIED}},
+      {"ListUsers",
+       [&](auto* c) { return stub->ListUsers(c, {}, &lu); },
+       {C::PERMISSION_DENIED, C::PERMISSION_DENIED, C::OK,
+        C::PERMISSION_DENIED}},
+      {"ListNodes",
+       [&](auto* c) { return stub->ListNodes(c, {}, &ln); },
+       {C::PERMISSION_DENIED, C::PERMISSION_DENIED, C::OK,
+        C::PERMISSION_DENIED}},
+      {"ExportCA",
+       [&](auto* c) { return stub->ExportCA(c, ca_req, &ca); },
+       {C::OK, C::OK, C::OK, C::OK}},
+  };
+  int denials = 0;
+  for (const Row& r : rows) {
+    for (int who = 0; who < 4; ++who) {
+      EXPECT_EQ(call(static_cast<Who>(who), r.fn), r.expect[who])
+          << r.rpc << " as " << who;
+      denials += r.expect[who] != C::OK;
+    }
+  }
+  // Mutations by non-admins (checked last: they would change state).
+  pb::AddUserRequest au;
+  au.set_name("mallory");
+  pb::AddUserResponse aur;
+  pb::RemoveUserRequest ru;
+  ru.set_name("bob");
+  pb::RemoveUserResponse rur;
+  pb::AddNodeRequest an;
+  an.set_name("evil");
+  an.set_addr("127.0.0.1:1");
+  pb::AddNodeResponse anr;
+  pb::RemoveNodeRequest rn;
+  rn.set_name("web-01");
+  pb::RemoveNodeResponse rnr;
+  for (Who who : {kAlice, kNode}) {
+    EXPECT_EQ(call(who, [&](auto* c) { return stub->AddUser(c, au, &aur); }),
+              C::PERMISSION_DENIED);
+    EXPECT_EQ(call(who, [&](auto* c) { return stub->RemoveUser(c, ru, &rur); }),
+              C::PERMISSION_DENIED);
+    EXPECT_EQ(call(who, [&](auto* c) { return stub->AddNode(c, an, &anr); }),
+              C::PERMISSION_DENIED);
+    EXPECT_EQ(call(who, [&](auto* c) { return stub->RemoveNode(c, rn, &rnr); }),
+              C::PERMISSION_DENIED);
+    denials += 4;
+  }
+  // Every denial is audited; so is the admin's and alice's playback.
+  auto audit = Mezctl("audit ls --type=access.denied --format=jsonl | wc -l");
+  EXPECT_EQ(std::stoi(audit.out), denials);
+  auto access =
+      Mezctl("audit ls --type=session.recording.access --format=jsonl | wc -l");
+  EXPECT_EQ(std::stoi(access.out), 2);
+  // A removed user loses access at once.
+  ASSERT_EQ(Mezctl("users rm bob").exit_code, 0);
+  EXPECT_EQ(call(kBob, [&](auto* c) { return stub->ListSessions(c, {}, &ls); }),
+            C::UNAUTHENTICATED);
+}
+
+}  // namespace
+}  // namespace mez::testing
