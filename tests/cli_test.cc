@@ -201,6 +201,41 @@ TEST_F(CliTest, NodesAndCaExport) {
   EXPECT_EQ(Mezctl("ca export --type=root").exit_code, 2);
 }
 
+// msh play ID streams the recording from mezrecd; the server undoes gzip
+// and encryption, and only the owner (or an admin) may play it.
+TEST_F(CliTest, PlayStreamsFromTheServerForTheOwnerOnly) {
+  for (int variant = 0; variant < 3; ++variant) {
+    SCOPED_TRACE(variant);
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    if (variant == 1) args.push_back("--gzip");
+    if (variant == 2) {
+      env["MEZITE_RECORDING_ENC_KEY"] = std::string(64, 'c');
+    }
+    server_->Stop();
+    server_ = std::make_unique<Mezrecd>(
+        dir_.File("data" + std::to_string(variant)), args, env);
+    ASSERT_TRUE(server_->Start()) << server_->log();
+    admin_id_ = dir_.File("data" + std::to_string(variant) + "/admin.identity");
+    std::string alice = AddUser("alice");
+    std::string bob = AddUser("bob");
+    Record("p1", "alice");
+    auto text = Cli(MSH_PATH, "play --format=text p1", alice);
+    ASSERT_EQ(text.exit_code, 0) << text.out;
+    EXPECT_EQ(text.out, "hello from alice\r\n");
+    auto cast = Cli(MSH_PATH, "play --format=cast p1", alice);
+    EXPECT_EQ(cast.out.find("mezite_encryption"), std::string::npos);
+    EXPECT_NE(cast.out.find("\"hello from alice\\r\\n\""), std::string::npos)
+        << cast.out;
+    auto other = Cli(MSH_PATH, "play --format=text p1", bob);
+    EXPECT_EQ(other.exit_code, 1);
+    EXPECT_NE(other.out.find("not found"), std::string::npos) << other.out;
+    auto missing = Cli(MSH_PATH, "play --format=text nope", alice);
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_EQ(std::count(missing.out.begin(), missing.out.end(), '\n'), 1);
+  }
+}
+
 // Every Cluster RPC for a user, another user, an admin and a node token.
 TEST_F(CliTest, RbacMatrix) {
   AddUser("alice");

@@ -1,4 +1,6 @@
 // mezrecd: the cluster service (recording ingest, catalog, keys).
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -33,6 +35,13 @@ int main(int argc, char** argv) {
       "MEZITE_PCAP_IDLE_TIMEOUT. Flags override the environment, which "
       "overrides the config file. See mezrecd(8).");
   CLI11_PARSE(app, argc, argv);
+
+  // Many threads free frame-sized buffers all the time; glibc's default
+  // trimming hands that memory back with madvise and takes it again at
+  // once, and the TLB shootdowns cost more CPU than zlib (measured with
+  // bench/ingest_bench). Keep up to 64 MiB of free heap instead.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
   auto config = mez::rpc::LoadServerConfig(flags);
   if (!config.ok()) {

@@ -558,6 +558,18 @@ TEST(PlayerTest, PauseSpeedAndQuitKeys) {
   EXPECT_EQ(rig.Tick(), -1);
 }
 
+TEST(PlayerTest, KeysFirstShowWhatFellDue) {
+  PlayerRig rig(SecondsCast());
+  rig.Tick();
+  rig.TakeOut();
+  rig.clock.Advance(2'500'000);  // No Tick: the key comes first.
+  ASSERT_TRUE(rig.player->HandleInput(" ").ok());
+  std::string out = rig.TakeOut();
+  EXPECT_NE(out.find("e1\r\ne2\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("e3"), std::string::npos);
+  EXPECT_EQ(rig.player->position_us(), 2'500'000);
+}
+
 TEST(PlayerTest, ArrowKeysSeekAndRedraw) {
   PlayerRig rig(SecondsCast());
   rig.Tick();

@@ -178,28 +178,33 @@ Status Player::Apply(bool to_terminal, size_t* bytes) {
   return Status::Ok();
 }
 
+Status Player::EmitDue(int64_t pos, bool* busy) {
+  *busy = false;
+  if (paused_ || finished_) return Status::Ok();
+  size_t burst = 0;
+  for (;;) {
+    if (burst >= options_.max_burst) {
+      *busy = true;
+      break;
+    }
+    MEZ_ASSIGN_OR_RETURN(bool have, Peek());
+    if (!have) {
+      finished_ = true;
+      break;
+    }
+    if (next_timeline_us_ > pos) break;
+    MEZ_RETURN_IF_ERROR(Apply(true, &burst));
+  }
+  if (burst > 0) status_dirty_ = true;
+  return Status::Ok();
+}
+
 Result<int64_t> Player::Tick() {
   if (finished_) return -1;
   int64_t now = clock_->MonotonicMicros();
   int64_t pos = position_us();
-  size_t burst = 0;
   bool busy = false;
-  if (!paused_) {
-    for (;;) {
-      if (burst >= options_.max_burst) {
-        busy = true;
-        break;
-      }
-      MEZ_ASSIGN_OR_RETURN(bool have, Peek());
-      if (!have) {
-        finished_ = true;
-        break;
-      }
-      if (next_timeline_us_ > pos) break;
-      MEZ_RETURN_IF_ERROR(Apply(true, &burst));
-    }
-  }
-  if (burst > 0) status_dirty_ = true;
+  MEZ_RETURN_IF_ERROR(EmitDue(pos, &busy));
   if (finished_) {
     anchor_pos_us_ = end_us_.value_or(applied_us_);
     status_dirty_ = true;
@@ -338,6 +343,9 @@ Status Player::SeekTo(int64_t target) {
 }
 
 Status Player::HandleInput(std::string_view bytes) {
+  // Keys act on what is on screen now: show what fell due first.
+  bool busy = false;
+  MEZ_RETURN_IF_ERROR(EmitDue(position_us(), &busy));
   pending_keys_.append(bytes);
   size_t i = 0;
   const std::string& k = pending_keys_;

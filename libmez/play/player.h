@@ -113,6 +113,9 @@ class Player {
   // Makes next_ hold the next unapplied event; false at the end.
   Result<bool> Peek();
   void MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us);
+  // Writes the events due at timeline time `pos`, stopping after
+  // max_burst bytes (then *busy). Reaching the end sets finished_.
+  Status EmitDue(int64_t pos, bool* busy);
   // Applies next_ to the emulator and, when `to_terminal`, writes it out.
   Status Apply(bool to_terminal, size_t* bytes);
   Status DrawStatus(int64_t now);
