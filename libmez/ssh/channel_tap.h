@@ -1,0 +1,58 @@
+// The seam between the SSH server and the recorder: the server reports
+// what flows through each session channel, and the recorder (later) turns
+// it into asciicast frames or a live recording stream.
+#ifndef MEZ_SSH_CHANNEL_TAP_H_
+#define MEZ_SSH_CHANNEL_TAP_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mez::ssh {
+
+enum class ChannelKind { kShell, kExec };
+
+enum class Direction {
+  kIn,   // client -> program (keystrokes, piped stdin)
+  kOut,  // program stdout (with a pty: everything the terminal shows)
+  kErr,  // program stderr (exec without a pty only)
+};
+
+std::string_view ChannelKindName(ChannelKind kind);   // "shell", "exec"
+std::string_view DirectionName(Direction direction);  // "in", "out", "err"
+
+// What is known when a shell or exec starts.
+struct ChannelInfo {
+  ChannelKind kind = ChannelKind::kShell;
+  std::string login;    // the SSH user name, as granted by the cert
+  std::string key_id;   // the certificate's key id (the Mezite user)
+  std::string remote;   // "address:port" of the client
+  std::string command;  // exec only
+  bool pty = false;
+  std::string term;          // pty only
+  int width = 0;             // pty only, in columns
+  int height = 0;            // pty only, in rows
+  int64_t start_micros = 0;  // Clock::MonotonicMicros() at the start
+};
+
+// One tap per channel, created by the server's TapFactory when the program
+// starts and destroyed after OnExit (or after the connection ended without
+// an exit). Calls come from the connection's thread, never concurrently
+// for one tap, in the order the bytes moved. Times are
+// Clock::MonotonicMicros(). A tap must not block for long: it runs on the
+// thread that pumps the channel.
+class ChannelTap {
+ public:
+  virtual ~ChannelTap() = default;
+  virtual void OnData(Direction direction, std::string_view bytes,
+                      int64_t micros) = 0;
+  virtual void OnResize(int width, int height, int64_t micros) = 0;
+  // `exit_status` is the exit code, or 128 + signal number when the program
+  // was killed by a signal (as shells report it).
+  virtual void OnExit(int exit_status, int64_t micros) = 0;
+};
+
+}  // namespace mez::ssh
+
+#endif  // MEZ_SSH_CHANNEL_TAP_H_

@@ -1,0 +1,72 @@
+// Starting the program behind a session channel: a shell or a command,
+// under a new pty (forkpty) or with three pipes (stdin, stdout and stderr
+// kept apart). Internal to libmez/ssh.
+#ifndef MEZ_SSH_CHILD_PROCESS_H_
+#define MEZ_SSH_CHILD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libmez/util/status.h"
+
+namespace mez::ssh {
+
+struct ChildSpec {
+  std::string shell;             // absolute path, e.g. the login's shell
+  std::string command;           // empty: an interactive login shell
+  std::string home;              // working directory
+  std::vector<std::string> env;  // the whole environment, "NAME=value"
+  bool pty = false;
+  int width = 80;
+  int height = 24;
+};
+
+// Owns the child and its descriptors (all non-blocking, close-on-exec).
+// The destructor hangs up on a child still running (SIGHUP to its process
+// group, SIGKILL after a second) and reaps it. Not thread-safe.
+class ChildProcess {
+ public:
+  static Result<std::unique_ptr<ChildProcess>> Spawn(const ChildSpec& spec);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool has_pty() const { return pty_; }
+  // With a pty, input and output are the same fd (the master). -1 once
+  // closed.
+  int input_fd() const { return pty_ ? out_fd_ : in_fd_; }
+  int output_fd() const { return out_fd_; }
+  int error_fd() const { return err_fd_; }  // -1 with a pty
+  // A pidfd that becomes readable when the child exits, or -1 when the
+  // kernel has none (callers then poll Reap on a timer).
+  int pid_fd() const { return pid_fd_; }
+
+  void CloseInput();  // pipes only: the program sees EOF on stdin
+  void CloseOutput();
+  void CloseError();
+  void Resize(int width, int height);
+  // Non-blocking. True once the child exited; *exit_status as ChannelTap
+  // documents it.
+  bool Reap(int* exit_status);
+  // After Reap: the signal that killed the child, or 0.
+  int term_signal() const { return term_signal_; }
+
+ private:
+  ChildProcess() = default;
+
+  bool pty_ = false;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int term_signal_ = 0;
+  int in_fd_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  int pid_fd_ = -1;
+};
+
+}  // namespace mez::ssh
+
+#endif  // MEZ_SSH_CHILD_PROCESS_H_

@@ -1,0 +1,87 @@
+// The node agent's SSH server (libssh): users authenticate with an OpenSSH
+// user certificate from the cluster's user CA and get session channels
+// (pty, shell, exec, env, window-change) whose programs run as the current
+// user. Every byte through a session channel is reported to a ChannelTap.
+//
+// Threads: one acceptor thread, and one thread per connection owning that
+// connection's ssh_session and ssh_event (libssh objects are never shared
+// between threads).
+#ifndef MEZ_SSH_SSH_SERVER_H_
+#define MEZ_SSH_SSH_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libmez/ssh/channel_tap.h"
+#include "libmez/util/clock.h"
+#include "libmez/util/status.h"
+
+namespace mez::ssh {
+
+// One refused authentication attempt, for the audit log.
+struct AuthRefusal {
+  std::string remote;  // "address:port"
+  std::string login;   // the requested SSH user name
+  std::string key_id;  // the certificate's key id, when there was one
+  std::string reason;  // for an operator, e.g. "SSH certificate expired at ..."
+};
+
+using RefusalHook = std::function<void(const AuthRefusal&)>;
+// Returns the tap for a starting shell or exec, or nullptr for none.
+using TapFactory =
+    std::function<std::unique_ptr<ChannelTap>(const ChannelInfo&)>;
+
+struct SshServerOptions {
+  std::string listen_address = "127.0.0.1";  // IPv4 or IPv6 literal
+  uint16_t port = 0;                         // 0: any free port
+  // Ed25519 host key as an unencrypted OpenSSH private key
+  // (OpenSshPrivateKeyFromPem). Empty: a fresh key per server.
+  std::string host_key_openssh;
+  // The user CA's public key, SSH wire format (Ed25519PublicBlobFromPem).
+  // Required: only certificates signed by it are accepted.
+  std::string trusted_user_ca_blob;
+  // Called from connection threads, possibly concurrently.
+  RefusalHook on_refusal;
+  // Called from connection threads, possibly concurrently.
+  TapFactory tap_factory;
+  // Environment variables a client may set (exact names, or a prefix
+  // ending in '*'), as sshd's AcceptEnv.
+  std::vector<std::string> accept_env = {"LANG", "LC_*"};
+  // Connections that have not authenticated by then are dropped.
+  int login_grace_seconds = 30;
+  Clock* clock = nullptr;  // nullptr: RealClock()
+};
+
+class SshServer {
+ public:
+  // Binds, listens and starts accepting. kInvalidArgument for bad options
+  // (address, host key, CA); kUnavailable when the address cannot be bound.
+  static Result<std::unique_ptr<SshServer>> Start(SshServerOptions options);
+  // Stop().
+  ~SshServer();
+  SshServer(const SshServer&) = delete;
+  SshServer& operator=(const SshServer&) = delete;
+
+  // The bound port (the chosen one when options.port was 0).
+  uint16_t port() const;
+  // The host key's public blob (SSH wire format), e.g. for known_hosts.
+  const std::string& host_public_key_blob() const;
+
+  // Stops accepting, hangs up every connection (their programs get SIGHUP)
+  // and joins all threads. Returns within about a second plus any key
+  // exchange in progress (bounded by its 10 s timeout). Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit SshServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mez::ssh
+
+#endif  // MEZ_SSH_SSH_SERVER_H_
