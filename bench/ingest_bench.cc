@@ -311,7 +311,8 @@ class Probe {
 
  private:
   // A truncated gzip stream is normal here: inflate keeps its state and
-  // continues when the next bytes arrive.
+  // continues when the next bytes arrive; a finished member is followed by
+  // the next one.
   void Inflate(std::string_view in, int64_t at) {
     if (!z_ready_) {
       if (inflateInit2(&zs_, 15 + 32) != Z_OK) {
@@ -327,7 +328,15 @@ class Probe {
       zs_.avail_out = static_cast<uInt>(out_.size());
       int rc = inflate(&zs_, Z_NO_FLUSH);
       Scan(std::string_view(out_.data(), out_.size() - zs_.avail_out), at);
-      if (rc == Z_STREAM_END) return;
+      if (rc == Z_STREAM_END) {
+        // mezrecd writes one gzip member per flush: the next one follows.
+        if (zs_.avail_in == 0) {
+          inflateReset(&zs_);
+          return;
+        }
+        inflateReset(&zs_);
+        continue;
+      }
       if (rc != Z_OK && rc != Z_BUF_ERROR) {
         std::fprintf(stderr, "ingest_bench: %s: inflate error %d\n",
                      path_.c_str(), rc);

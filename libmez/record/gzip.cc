@@ -1,5 +1,6 @@
 #include "libmez/record/gzip.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -7,76 +8,84 @@
 namespace mez::record {
 namespace {
 
-// An 8 KiB window and memLevel 6 keep deflate's state near 64 KiB per open
-// stream (the zlib defaults take ~256 KiB) for a few percent of ratio on
-// terminal output: mezrecd holds one per live session.
-constexpr int kGzipWindowBits = 13 + 16;  // 13-bit window, gzip wrapper.
-constexpr int kGzipMemLevel = 6;
 constexpr int kAutoWindowBits = 15 + 32;  // Accept gzip or zlib headers.
 constexpr size_t kOutChunk = 16 * 1024;
 
 }  // namespace
 
-struct GzipSink::Impl {
-  z_stream zs{};
-  std::string out;
-};
+namespace {
+
+// Input per member: large enough that a member compresses nearly as well
+// as one long stream on terminal output, small enough to hold per live
+// session.
+constexpr size_t kMemberBytes = 64 * 1024;
+
+// libdeflate compressors are not thread-safe but hold no stream state, so
+// each thread keeps one per level instead of each sink keeping its own.
+libdeflate_compressor* ThreadCompressor(int level) {
+  struct Cache {
+    libdeflate_compressor* by_level[13] = {};
+    ~Cache() {
+      for (auto* c : by_level) {
+        if (c) libdeflate_free_compressor(c);
+      }
+    }
+  };
+  thread_local Cache cache;
+  if (cache.by_level[level] == nullptr) {
+    cache.by_level[level] = libdeflate_alloc_compressor(level);
+  }
+  return cache.by_level[level];
+}
+
+}  // namespace
 
 GzipSink::GzipSink(std::unique_ptr<ByteSink> below, GzipOptions options)
-    : impl_(std::make_unique<Impl>()),
-      below_(std::move(below)),
-      options_(options) {
+    : below_(std::move(below)), options_(options) {
   if (options_.clock == nullptr) options_.clock = RealClock();
 }
 
 GzipSink::~GzipSink() {
   if (!closed_) (void)Close();
-  deflateEnd(&impl_->zs);
 }
 
 Result<std::unique_ptr<GzipSink>> GzipSink::Create(
     std::unique_ptr<ByteSink> below, GzipOptions options) {
   MEZ_CHECK(below != nullptr);
-  std::unique_ptr<GzipSink> sink(new GzipSink(std::move(below), options));
-  int rc = deflateInit2(&sink->impl_->zs, options.level, Z_DEFLATED,
-                        kGzipWindowBits, kGzipMemLevel, Z_DEFAULT_STRATEGY);
-  if (rc != Z_OK) {
-    return Internal("deflateInit2 failed with " + std::to_string(rc));
+  if (options.level < 1 || options.level > 12) {
+    return InvalidArgument("gzip level " + std::to_string(options.level) +
+                           " is out of range (1..12)");
   }
-  sink->impl_->out.resize(kOutChunk);
-  return sink;
+  if (ThreadCompressor(options.level) == nullptr) {
+    return Internal("cannot allocate a libdeflate compressor");
+  }
+  return std::unique_ptr<GzipSink>(new GzipSink(std::move(below), options));
 }
 
-Status GzipSink::Deflate(std::string_view data, int flush) {
-  z_stream& zs = impl_->zs;
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  do {
-    zs.next_out = reinterpret_cast<Bytef*>(impl_->out.data());
-    zs.avail_out = static_cast<uInt>(impl_->out.size());
-    int rc = deflate(&zs, flush);
-    if (rc == Z_STREAM_ERROR) return Internal("deflate failed");
-    size_t have = impl_->out.size() - zs.avail_out;
-    if (have > 0) {
-      MEZ_RETURN_IF_ERROR(
-          below_->Append(std::string_view(impl_->out.data(), have)));
-    }
-  } while (zs.avail_out == 0 || zs.avail_in > 0);
-  return Status::Ok();
+Status GzipSink::EmitMember() {
+  libdeflate_compressor* c = ThreadCompressor(options_.level);
+  if (c == nullptr) return Internal("cannot allocate a libdeflate compressor");
+  thread_local std::string out;
+  out.resize(libdeflate_gzip_compress_bound(c, buf_.size()));
+  size_t n = libdeflate_gzip_compress(c, buf_.data(), buf_.size(), out.data(),
+                                      out.size());
+  if (n == 0) return Internal("gzip compression failed");
+  buf_.clear();
+  ++members_;
+  return below_->Append(std::string_view(out.data(), n));
 }
 
 Status GzipSink::Append(std::string_view data) {
   if (closed_) return FailedPrecondition("append to closed gzip stream");
-  // deflate takes uInt lengths; feed very large buffers in slices.
-  while (!data.empty()) {
-    size_t n = std::min<size_t>(data.size(), 1u << 30);
-    MEZ_RETURN_IF_ERROR(Deflate(data.substr(0, n), Z_NO_FLUSH));
-    data.remove_prefix(n);
-    bytes_in_ += n;
-  }
-  if (pending_since_us_ < 0) {
+  bytes_in_ += data.size();
+  if (!data.empty() && pending_since_us_ < 0) {
     pending_since_us_ = options_.clock->MonotonicMicros();
-    return Status::Ok();
+  }
+  while (!data.empty()) {
+    size_t k = std::min(data.size(), kMemberBytes - buf_.size());
+    buf_.append(data.substr(0, k));
+    data.remove_prefix(k);
+    if (buf_.size() == kMemberBytes) MEZ_RETURN_IF_ERROR(EmitMember());
   }
   return Tick();
 }
@@ -90,7 +99,11 @@ Status GzipSink::Tick() {
 
 Status GzipSink::Flush() {
   if (closed_) return FailedPrecondition("flush of closed gzip stream");
-  MEZ_RETURN_IF_ERROR(Deflate({}, Z_SYNC_FLUSH));
+  if (!buf_.empty()) {
+    MEZ_RETURN_IF_ERROR(EmitMember());
+    // A stream flushed by the timer is likely idle: give its buffer back.
+    buf_.shrink_to_fit();
+  }
   pending_since_us_ = -1;
   return below_->Flush();
 }
@@ -102,7 +115,8 @@ Status GzipSink::Sync() {
 
 Status GzipSink::Close() {
   if (closed_) return Status::Ok();
-  Status s = Deflate({}, Z_FINISH);
+  Status s;
+  if (!buf_.empty() || members_ == 0) s = EmitMember();
   closed_ = true;
   Status c = below_->Close();
   return s.ok() ? c : s;

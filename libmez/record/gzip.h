@@ -1,10 +1,12 @@
 // gzip as a stream layer: GzipSink compresses into any ByteSink; the gunzip
 // source decompresses any ByteSource.
 //
-// Crash safety: GzipSink issues Z_SYNC_FLUSH at least once a second while
-// data is pending (checked on every Append and on Tick) and on every Flush
-// and Close, so a process killed at any moment leaves a .gz file whose
-// prefix decompresses up to the last flush.
+// GzipSink writes a sequence of complete gzip members (RFC 1952 allows
+// any number; gunzip, zcat and our reader decode them in turn), one per
+// 64 KiB of input or per flush, compressed by libdeflate. It flushes at
+// least once a second while data is pending (checked on every Append and
+// on Tick) and on every Flush and Close, so a process killed at any moment
+// leaves a .gz file that decompresses up to the last flush.
 #ifndef MEZ_RECORD_GZIP_H_
 #define MEZ_RECORD_GZIP_H_
 
@@ -16,7 +18,7 @@
 namespace mez::record {
 
 struct GzipOptions {
-  int level = 1;  // zlib level; 1 keeps up with fast terminal output.
+  int level = 1;  // 1..12 (libdeflate); 1 keeps up with fast terminal output.
   int64_t flush_interval_us = 1'000'000;
   Clock* clock = nullptr;  // Defaults to RealClock().
 };
@@ -29,10 +31,11 @@ class GzipSink : public ByteSink {
   ~GzipSink() override;
 
   Status Append(std::string_view data) override;
-  // Z_SYNC_FLUSH, then flushes the sink below.
+  // Writes pending input as a gzip member, then flushes the sink below.
   Status Flush() override;
   Status Sync() override;
-  // Z_FINISH (writes the gzip trailer), then closes the sink below.
+  // Writes pending input (or an empty member if nothing was ever written,
+  // so the file is valid gzip), then closes the sink below.
   Status Close() override;
   uint64_t bytes_written() const override { return below_->bytes_written(); }
 
@@ -43,11 +46,12 @@ class GzipSink : public ByteSink {
 
  private:
   GzipSink(std::unique_ptr<ByteSink> below, GzipOptions options);
-  Status Deflate(std::string_view data, int flush);
+  // Compresses buf_ as one member and hands it to the sink below.
+  Status EmitMember();
 
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
   std::unique_ptr<ByteSink> below_;
+  std::string buf_;  // Input not yet compressed; at most kMemberBytes.
+  uint64_t members_ = 0;
   GzipOptions options_;
   int64_t pending_since_us_ = -1;  // -1: nothing pending since last flush.
   uint64_t bytes_in_ = 0;
