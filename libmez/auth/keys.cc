@@ -20,6 +20,7 @@
 #include <optional>
 #include <utility>
 
+#include "libmez/auth/openssl_ptr.h"
 #include "libmez/auth/token.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -29,34 +30,13 @@
 namespace mez::auth {
 namespace {
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct X509NameDeleter {
-  void operator()(X509_NAME* n) const { X509_NAME_free(n); }
-};
-struct ExtensionDeleter {
-  void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
-};
-struct BignumDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using X509NamePtr = std::unique_ptr<X509_NAME, X509NameDeleter>;
-using ExtensionPtr = std::unique_ptr<X509_EXTENSION, ExtensionDeleter>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
-using BignumPtr = std::unique_ptr<BIGNUM, BignumDeleter>;
+using internal::BignumPtr;
+using internal::BioPtr;
+using internal::ExtensionPtr;
+using internal::GeneralNamesPtr;
+using internal::PkeyPtr;
+using internal::X509NamePtr;
+using internal::X509Ptr;
 
 constexpr int64_t kDay = 24 * 3600;
 constexpr int64_t kCaValidity = 3652 * kDay;  // ten years

@@ -11,10 +11,15 @@
 #include <limits>
 #include <memory>
 
+#include "libmez/auth/openssl_ptr.h"
 #include "libmez/util/encoding.h"
 
 namespace mez::auth {
 namespace {
+
+using internal::BioPtr;
+using internal::MdCtxPtr;
+using internal::PkeyPtr;
 
 constexpr size_t kEd25519KeySize = 32;
 constexpr size_t kEd25519SigSize = 64;
@@ -22,19 +27,6 @@ constexpr size_t kNonceSize = 32;
 constexpr std::string_view kOpenSshKeyMagic{"openssh-key-v1\0", 15};
 constexpr size_t kOpenSshBlockSize = 8;  // cipher "none"
 constexpr size_t kPemLineWidth = 70;     // what ssh-keygen writes
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 // Wipes a string that held key material before it is freed.
 struct Wiped {

@@ -14,10 +14,15 @@
 #include <set>
 #include <utility>
 
+#include "libmez/auth/openssl_ptr.h"
 #include "libmez/util/encoding.h"
 
 namespace mez::auth {
 namespace {
+
+using internal::BioPtr;
+using internal::MdCtxPtr;
+using internal::PkeyPtr;
 
 using nlohmann::json;
 
@@ -37,19 +42,6 @@ constexpr std::array<int8_t, 256> MakeB64UrlTable() {
   return t;
 }
 constexpr std::array<int8_t, 256> kB64UrlTable = MakeB64UrlTable();
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 // Refuses to prompt on the terminal for the passphrase of an encrypted PEM.
 int NoPassphrase(char*, int, int, void*) { return -1; }
