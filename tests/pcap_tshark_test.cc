@@ -115,7 +115,8 @@ void ExpectFollowEquals(const Followed& f, const FlowKey& key,
 class PcapTshark : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!mez::testing::HaveProgram("tshark")) GTEST_SKIP() << "no tshark";
+    ASSERT_TRUE(mez::testing::HaveProgram("tshark"))
+        << "tshark is missing: run scripts/deps";
   }
   TempDir dir_;
 };

@@ -194,7 +194,8 @@ int PausedSeconds(const std::string& screen) {
 class PlayTmuxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing::HaveProgram("tmux")) GTEST_SKIP() << "tmux not installed";
+    ASSERT_TRUE(testing::HaveProgram("tmux"))
+        << "tmux is missing: run scripts/deps";
     ASSERT_TRUE(tmux_.Start());
     ASSERT_TRUE(tmux_.WaitForText("$")) << tmux_.last();
   }

@@ -320,7 +320,8 @@ TEST_F(KeysTest, RefusesServerNamesThatAreNeitherIpNorDns) {
 }
 
 TEST_F(KeysTest, CaPublicKeyFilesAreAcceptedBySshKeygen) {
-  if (!HaveProgram("ssh-keygen")) GTEST_SKIP() << "ssh-keygen not installed";
+  ASSERT_TRUE(HaveProgram("ssh-keygen"))
+      << "ssh-keygen is missing: run scripts/deps";
   LoadOrDie();
   for (const char* name : {"user_ca.pub", "host_ca.pub"}) {
     auto r = Sh("ssh-keygen -l -f " + ShellQuote(File(name)) + " 2>&1");
@@ -416,7 +417,8 @@ std::string OpenSshToPkcs8(const std::string& file) {
 }
 
 TEST(SshPublicKeyLineTest, MatchesSshKeygenForTheSameKey) {
-  if (!HaveProgram("ssh-keygen")) GTEST_SKIP() << "ssh-keygen not installed";
+  ASSERT_TRUE(HaveProgram("ssh-keygen"))
+      << "ssh-keygen is missing: run scripts/deps";
   TempDir tmp;
   std::string key = tmp.File("id");
   auto gen = Sh("ssh-keygen -q -t ed25519 -N '' -C test-comment -f " +

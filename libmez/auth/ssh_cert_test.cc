@@ -358,7 +358,8 @@ std::string WriteUserKey(const TempDir& dir, const std::string& name) {
 }
 
 TEST(SshCertOpenSshTest, KeygenLoadsGeneratedKey) {
-  if (!HaveProgram("ssh-keygen")) GTEST_SKIP() << "ssh-keygen not installed";
+  ASSERT_TRUE(HaveProgram("ssh-keygen"))
+      << "ssh-keygen is missing: run scripts/deps";
   TempDir dir;
   std::string blob = WriteUserKey(dir, "id");
   auto r = Sh("ssh-keygen -y -f " + ShellQuote(dir.File("id")) + " 2>&1");
@@ -367,7 +368,8 @@ TEST(SshCertOpenSshTest, KeygenLoadsGeneratedKey) {
 }
 
 TEST(SshCertOpenSshTest, KeygenListsCert) {
-  if (!HaveProgram("ssh-keygen")) GTEST_SKIP() << "ssh-keygen not installed";
+  ASSERT_TRUE(HaveProgram("ssh-keygen"))
+      << "ssh-keygen is missing: run scripts/deps";
   TempDir dir;
   std::string ca_pem = NewCaPem();
   SshCertRequest req = UserRequest(UserKeyBlob());
@@ -395,7 +397,8 @@ TEST(SshCertOpenSshTest, KeygenListsCert) {
 // CA is ours (PKCS#8), converted to OpenSSH format for ssh-keygen: its
 // `-p -m PKCS8` silently keeps Ed25519 keys in OpenSSH format (9.2).
 TEST(SshCertOpenSshTest, KeygenSignedCertPasses) {
-  if (!HaveProgram("ssh-keygen")) GTEST_SKIP() << "ssh-keygen not installed";
+  ASSERT_TRUE(HaveProgram("ssh-keygen"))
+      << "ssh-keygen is missing: run scripts/deps";
   TempDir dir;
   std::string ca_pem = NewCaPem();
   Result<std::string> ca_openssh = OpenSshPrivateKeyFromPem(ca_pem, "ca");
@@ -527,9 +530,8 @@ class Sshd {
 };
 
 TEST(SshCertOpenSshTest, SshdAcceptsOnlyValidCertForPrincipal) {
-  if (access("/usr/sbin/sshd", X_OK) != 0 || !HaveProgram("ssh")) {
-    GTEST_SKIP() << "openssh-server or openssh-client not installed";
-  }
+  ASSERT_TRUE(access("/usr/sbin/sshd", X_OK) == 0 && HaveProgram("ssh"))
+      << "openssh-server or openssh-client is missing: run scripts/deps";
   if (geteuid() != 0) GTEST_SKIP() << "logs in as root; needs root";
   TempDir dir;
   std::string ca_pem = NewCaPem();
