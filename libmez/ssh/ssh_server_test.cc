@@ -57,7 +57,8 @@ std::string CurrentUser() {
 class SshServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!mez::testing::HaveProgram("ssh")) GTEST_SKIP() << "no ssh client";
+    ASSERT_TRUE(mez::testing::HaveProgram("ssh"))
+        << "ssh is missing: run scripts/deps";
     ca_pem_ = auth::GenerateEd25519Pem().value();
     SshServerOptions options;
     options.trusted_user_ca_blob =
