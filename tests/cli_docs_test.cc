@@ -312,6 +312,10 @@ TEST(CliDocsTest, MezrecdManPage) {
       "");
 }
 
+TEST(CliDocsTest, MezdManPage) {
+  EXPECT_EQ(ManPageGaps("mezd", Tree(MEZD_PATH), kSource + "/man/mezd.8"), "");
+}
+
 TEST(CliDocsTest, MshCompletions) {
   std::vector<Command> tree = Tree(MSH_PATH);
   std::string dir = kSource + "/completions/";

@@ -7,9 +7,9 @@
 
 namespace mez::cmd {
 
-// Parses argv and runs the chosen subcommand's callback, which stores its
-// exit code in *rc. Usage errors print CLI11's message and return 2.
-inline int RunApp(CLI::App& app, int argc, char** argv, const int* rc) {
+// Parses argv. Returns -1 to go on, or the exit code to return now: 0
+// after --help, 2 after a usage error (CLI11's message printed).
+inline int Parse(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -22,7 +22,14 @@ inline int RunApp(CLI::App& app, int argc, char** argv, const int* rc) {
     app.exit(e);
     return 2;
   }
-  return *rc;
+  return -1;
+}
+
+// Parses argv and runs the chosen subcommand's callback, which stores its
+// exit code in *rc.
+inline int RunApp(CLI::App& app, int argc, char** argv, const int* rc) {
+  int parsed = Parse(app, argc, argv);
+  return parsed >= 0 ? parsed : *rc;
 }
 
 }  // namespace mez::cmd

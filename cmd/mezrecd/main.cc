@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cmd/common/run_app.h"
 #include "libmez/rpc/server.h"
 
 int main(int argc, char** argv) {
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
       "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "
       "MEZITE_PCAP_IDLE_TIMEOUT. Flags override the environment, which "
       "overrides the config file. See mezrecd(8).");
-  CLI11_PARSE(app, argc, argv);
+  if (int rc = mez::cmd::Parse(app, argc, argv); rc >= 0) return rc;
 
   // Many threads free frame-sized buffers all the time; glibc's default
   // trimming hands that memory back with madvise and takes it again at

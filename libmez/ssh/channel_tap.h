@@ -5,6 +5,7 @@
 #define MEZ_SSH_CHANNEL_TAP_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,9 @@ struct ChannelInfo {
   int width = 0;             // pty only, in columns
   int height = 0;            // pty only, in rows
   int64_t start_micros = 0;  // Clock::MonotonicMicros() at the start
+  // The certificate's extensions (name -> value), e.g. the user's JWT
+  // under auth::kMeziteTokenExtension.
+  std::map<std::string, std::string> cert_extensions;
 };
 
 // One tap per channel, created by the server's TapFactory when the program
@@ -51,6 +55,10 @@ class ChannelTap {
   // `exit_status` is the exit code, or 128 + signal number when the program
   // was killed by a signal (as shells report it).
   virtual void OnExit(int exit_status, int64_t micros) = 0;
+  // Polled by the connection at least every 200 ms: non-empty means the
+  // session must end now; the server writes this one-line message to the
+  // user's terminal, hangs up on the program and closes the channel.
+  virtual std::string EndReason() { return ""; }
 };
 
 }  // namespace mez::ssh

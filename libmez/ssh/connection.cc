@@ -281,14 +281,15 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
   if (login != ctx_->user) {
     Refuse(login, cert->key_id,
            "this server runs as \"" + ctx_->user +
-               "\" and starts sessions only as that user, not as \"" +
-               login + "\"");
+               "\" and starts sessions only as that user, not as \"" + login +
+               "\"");
     return SSH_AUTH_DENIED;
   }
   if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
     authenticated_ = true;
     login_ = login;
     key_id_ = cert->key_id;
+    cert_extensions_ = cert->extensions;
     MEZ_LOG(kInfo) << "ssh: " << remote_ << " authenticated as \"" << login
                    << "\" (certificate key id \"" << key_id_ << "\")";
   }
@@ -359,6 +360,7 @@ bool Connection::StartProgram(Channel& ch, ChannelKind kind,
     info.width = ch.pty ? ch.width : 0;
     info.height = ch.pty ? ch.height : 0;
     info.start_micros = NowMicros(ctx_);
+    info.cert_extensions = cert_extensions_;
     ch.tap = ctx_->options->tap_factory(info);
   }
   return true;
@@ -473,6 +475,23 @@ void Connection::Pump(Channel& ch) {
     // still holds the terminal (as sshd does); pipes are read to EOF.
     bool drained = ch.pty || (ch.out_eof && ch.err_eof);
     if (ch.exited && drained && !ch.close_sent) Finish(ch);
+  }
+  if (ch.tap && !ch.close_sent && !ch.client_closed) {
+    std::string reason = ch.tap->EndReason();
+    if (!reason.empty()) {
+      MEZ_LOG(kWarning) << "ssh: ending a session of " << remote_ << ": "
+                        << reason;
+      std::string line = "\r\n" + reason + "\r\n";
+      ssh_channel_write_stderr(ch.channel, line.data(),
+                               static_cast<uint32_t>(line.size()));
+      Unregister(ch);
+      ch.child.reset();  // SIGHUP to the program.
+      ch.tap.reset();
+      ssh_channel_send_eof(ch.channel);
+      ssh_channel_request_send_exit_status(ch.channel, 255);
+      ssh_channel_close(ch.channel);
+      ch.close_sent = true;
+    }
   }
   if (ch.client_closed && !ch.close_sent) {
     Unregister(ch);

@@ -8,6 +8,7 @@
 #include <libssh/server.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,7 @@ class Connection {
   bool authenticated_ = false;
   std::string login_;
   std::string key_id_;
+  std::map<std::string, std::string> cert_extensions_;
   std::vector<std::unique_ptr<Channel>> channels_;
 };
 
