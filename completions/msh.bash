@@ -24,7 +24,7 @@ _msh() {
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
       --identity | --user | --node | --last | --limit | --format | --speed | \
-        --skip-idle) ((i++)) ;;
+        --skip-idle | --port | -p) ((i++)) ;;
       -*) ;;
       *) path+="${path:+ }${words[i]}" ;;
     esac
@@ -52,7 +52,7 @@ _msh() {
       esac
       return 0
       ;;
-    --user | --node | --last | --limit | --speed | --skip-idle)
+    --user | --node | --last | --limit | --speed | --skip-idle | --port | -p)
       COMPREPLY=() # Free values.
       return 0
       ;;
@@ -61,7 +61,7 @@ _msh() {
 
   case $path in
     "")
-      subs="login sessions play"
+      subs="login sessions play ssh"
       opts="--identity --help -h"
       ;;
     login) opts="--identity --help -h" ;;
@@ -77,6 +77,7 @@ _msh() {
       files=1
       ;;
     "play "*) opts="--speed --skip-idle --format --help -h" ;;
+    ssh | "ssh "*) opts="--port -p -t -T --help -h" ;;
   esac
 
   if [[ $cur == -* ]]; then

@@ -14,7 +14,7 @@ function __msh_path
             continue
         end
         switch $t
-            case --identity --user --node --last --limit --format --speed --skip-idle
+            case --identity --user --node --last --limit --format --speed --skip-idle --port -p
                 set skip 1
             case '-*'
             case '*'
@@ -42,6 +42,7 @@ complete -c msh -s h -l help -d 'print help and exit'
 complete -c msh -n '__msh_at' -a login -d 'store an identity file as yours'
 complete -c msh -n '__msh_at' -a sessions -d 'recorded sessions'
 complete -c msh -n '__msh_at' -a play -d 'play a recorded session or a local recording file'
+complete -c msh -n '__msh_at' -a ssh -d 'connect to a node with a short-lived certificate'
 
 complete -c msh -n '__msh_at login' -l identity -r -F -d 'identity file to store'
 
@@ -57,3 +58,7 @@ complete -c msh -n '__msh_in play' -l speed -x -d 'playback speed factor (defaul
 complete -c msh -n '__msh_in play' -l skip-idle -x -d 'cap every pause at this long, e.g. 2s'
 complete -c msh -n '__msh_in play' -l format -x -a 'pty\t"interactive, real time" text\t"output data only" json\t"one event per line" cast\t"asciicast v2 file"' -d 'output format'
 complete -c msh -n '__msh_at play' -F -d 'session id or recording file'
+
+complete -c msh -n '__msh_in ssh' -s p -l port -x -d 'SSH port (default: the node'"'"'s registered port)'
+complete -c msh -n '__msh_in ssh' -s t -d 'force a pseudo-terminal'
+complete -c msh -n '__msh_in ssh' -s T -d 'disable the pseudo-terminal'

@@ -33,6 +33,7 @@ _msh() {
     'login:store an identity file as yours'
     'sessions:recorded sessions'
     'play:play a recorded session or a local recording file'
+    'ssh:connect to a node with a short-lived certificate'
   )
   _arguments -C \
     '(- *)'{-h,--help}'[print help and exit]' \
@@ -61,6 +62,15 @@ _msh() {
             '--skip-idle=[cap every pause at this long]:duration (e.g. 2s)' \
             '--format=[output format]:format:((pty\:"interactive, real time" text\:"output data only" json\:"one event per line" cast\:"asciicast v2 file"))' \
             '1:session id or recording file:_files' && ret=0
+          ;;
+        ssh)
+          _arguments \
+            '(- *)'{-h,--help}'[print help and exit]' \
+            '(-p --port)'{-p+,--port=}'[SSH port]:port' \
+            '(-T)-t[force a pseudo-terminal]' \
+            '(-t)-T[disable the pseudo-terminal]' \
+            '1:[login@]node' \
+            '*:command' && ret=0
           ;;
       esac
       ;;

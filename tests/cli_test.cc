@@ -2,9 +2,16 @@
 // piped through awk, json parsed), audit ls filters, config round trip,
 // nodes, CA export, and the RBAC matrix of every Cluster RPC.
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "libmez/agent/sync_recorder.h"
+#include "libmez/auth/ssh_cert.h"
+#include "libmez/ssh/ssh_server.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
@@ -365,6 +372,87 @@ TEST_F(CliTest, RbacMatrix) {
   ASSERT_EQ(Mezctl("users rm bob").exit_code, 0);
   EXPECT_EQ(call(kBob, [&](auto* c) { return stub->ListSessions(c, {}, &ls); }),
             C::UNAUTHENTICATED);
+}
+
+// msh ssh against an in-process node (SshServer + SyncRecorder, as mezd
+// runs them) through the stock OpenSSH client: the exit code comes back,
+// the session is recorded under the user, and a login the user lacks is
+// refused naming the allowed ones.
+TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
+  ASSERT_TRUE(HaveProgram("ssh")) << "ssh is missing: run scripts/deps";
+  struct passwd* pw = getpwuid(geteuid());
+  std::string me = pw != nullptr ? pw->pw_name : "root";
+
+  std::string ca_pem = *ReadFile(dir_.File("data") + "/user_ca.key");
+  agent::SyncRecorderOptions rec_opt;
+  rec_opt.channel = server_->Channel();
+  rec_opt.node_token = server_->Token(auth::Role::kNode, "web-01");
+  rec_opt.node = "web-01";
+  ssh::SshServerOptions options;
+  options.trusted_user_ca_blob = auth::Ed25519PublicBlobFromPem(ca_pem).value();
+  options.tap_factory = agent::MakeSyncTapFactory(rec_opt);
+  auto node = ssh::SshServer::Start(std::move(options));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  std::unique_ptr<ssh::SshServer> sshd = std::move(node).value();
+  struct Stopper {
+    ssh::SshServer* s;
+    ~Stopper() { s->Stop(); }
+  } stopper{sshd.get()};
+
+  auto add = Mezctl("nodes add web-01 --addr 127.0.0.1:" +
+                    std::to_string(sshd->port()));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  std::string id = dir_.File("alice.identity");
+  auto user = Mezctl("users add alice --logins=" + me +
+                     ",nobody-else --identity-out " + ShellQuote(id));
+  ASSERT_EQ(user.exit_code, 0) << user.out;
+  std::string home = dir_.File("home-alice");
+  ::mez::testing::Run("mkdir -p " + ShellQuote(home));
+  ASSERT_EQ(Cli(MSH_PATH, "login --identity " + ShellQuote(id), home).exit_code,
+            0);
+
+  auto r = Cli(MSH_PATH, "ssh web-01 'echo via-msh; exit 4' </dev/null", home);
+  EXPECT_EQ(r.exit_code, 4) << r.out;
+  EXPECT_NE(r.out.find("via-msh"), std::string::npos) << r.out;
+
+  // The session is alice's, and its recording holds the output.
+  std::string out;
+  std::string sid;
+  for (int i = 0; i < 100; ++i) {
+    auto ls = Cli(MSH_PATH, "sessions ls -q", home);
+    ASSERT_EQ(ls.exit_code, 0) << ls.out;
+    sid = ls.out;
+    if (!sid.empty() && sid.back() == '\n') sid.pop_back();
+    if (!sid.empty()) {
+      out = Cli(MSH_PATH, "play --format=text " + ShellQuote(sid), home).out;
+      if (out.find("via-msh") != std::string::npos) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(sid.empty());
+  EXPECT_EQ(sid.find('\n'), std::string::npos) << sid;
+  EXPECT_NE(out.find("via-msh"), std::string::npos) << out;
+
+  // The key lives in a private directory; the issuance is audited.
+  auto perms = ::mez::testing::Run(
+      "stat -c '%a' " + ShellQuote(home + "/.mez/keys") + " " +
+      ShellQuote(home + "/.mez/keys") + "/*/id_ed25519*");
+  EXPECT_EQ(perms.out, "700\n600\n600\n") << perms.out;
+  auto issued = Mezctl("audit ls --type=cert.issue --format=jsonl");
+  EXPECT_NE(issued.out.find("\"user\":\"alice\""), std::string::npos)
+      << issued.out;
+
+  // A login alice does not have: one line naming the allowed ones.
+  auto denied = Cli(MSH_PATH, "ssh nosuchlogin@web-01 true", home);
+  EXPECT_EQ(denied.exit_code, 1) << denied.out;
+  EXPECT_EQ(std::count(denied.out.begin(), denied.out.end(), '\n'), 1)
+      << denied.out;
+  EXPECT_NE(denied.out.find("nosuchlogin"), std::string::npos) << denied.out;
+  EXPECT_NE(denied.out.find(me + ", nobody-else"), std::string::npos)
+      << denied.out;
+  auto unknown = Cli(MSH_PATH, "ssh web-02 true", home);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.out.find("web-02"), std::string::npos) << unknown.out;
 }
 
 }  // namespace

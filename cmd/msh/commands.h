@@ -10,6 +10,7 @@ namespace mez::cli {
 // `identity` is the global --identity flag; `rc` receives the exit code.
 void AddLoginCommand(CLI::App* app, int* rc);
 void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc);
+void AddSshCommand(CLI::App* app, const std::string* identity, int* rc);
 
 }  // namespace mez::cli
 

@@ -1,13 +1,21 @@
 #include "libmez/cli/commands.h"
 
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "libmez/auth/identity.h"
+#include "libmez/auth/ssh_cert.h"
 #include "libmez/cli/output.h"
 #include "libmez/rpc/client.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/duration.h"
+#include "libmez/util/file.h"
 
 namespace mez::cli {
 namespace {
@@ -351,6 +359,127 @@ Status CaExport(const std::string& identity, const std::string& type) {
       Call(client.get(), &pb::Cluster::Stub::ExportCA, req, &resp));
   std::printf("%s\n", resp.public_key().c_str());
   return Status::Ok();
+}
+
+namespace {
+
+// A fresh private directory $HOME/.mez/keys/ssh-XXXXXX (0700).
+Result<std::string> MakeKeyDir() {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') {
+    return FailedPrecondition("HOME is not set; msh ssh keeps keys there");
+  }
+  std::string dir = std::string(home) + "/.mez";
+  for (const std::string& d : {dir, dir + "/keys"}) {
+    if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status(Code::kInternal,
+                    "cannot create " + d + ": " + std::strerror(errno));
+    }
+  }
+  std::string tmpl = dir + "/keys/ssh-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    return Status(Code::kInternal, "cannot create a key directory under " +
+                                       dir + "/keys: " + std::strerror(errno));
+  }
+  return tmpl;
+}
+
+}  // namespace
+
+Status Ssh(const SshOptions& o) {
+  if (o.force_tty && o.no_tty) {
+    return InvalidArgument("-t and -T cannot be used together");
+  }
+  if (o.port < 0 || o.port > 65535) {
+    return InvalidArgument("-p must be a port between 1 and 65535");
+  }
+  std::string login, node = o.target;
+  if (size_t at = o.target.rfind('@'); at != std::string::npos) {
+    login = o.target.substr(0, at);
+    node = o.target.substr(at + 1);
+  }
+  if (node.empty()) return InvalidArgument("missing node in [login@]NODE");
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
+  if (login.empty()) {
+    pb::WhoAmIResponse me;
+    MEZ_RETURN_IF_ERROR(Call(client.get(), &pb::Cluster::Stub::WhoAmI,
+                             pb::WhoAmIRequest(), &me));
+    if (me.logins().empty()) {
+      return FailedPrecondition(me.name() +
+                                " has no logins; ask an admin to add one");
+    }
+    login = me.logins(0);
+  }
+  pb::ResolveNodeRequest rreq;
+  rreq.set_name(node);
+  pb::NodeInfo info;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::ResolveNode, rreq, &info));
+  // "host:port", "[v6]:port", or a host alone (port 22).
+  std::string host = info.addr();
+  std::string port = "22";
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    if (close != std::string::npos) {
+      if (close + 1 < host.size() && host[close + 1] == ':') {
+        port = host.substr(close + 2);
+      }
+      host = host.substr(1, close - 1);
+    }
+  } else if (size_t colon = host.find(':');
+             colon != std::string::npos && host.rfind(':') == colon) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  if (o.port > 0) port = std::to_string(o.port);
+
+  MEZ_ASSIGN_OR_RETURN(auto key, auth::GenerateSshUserKey());
+  pb::SignUserCertRequest creq;
+  creq.set_public_key_blob(key.second);
+  creq.set_login(login);
+  pb::SignUserCertResponse cert;
+  MEZ_RETURN_IF_ERROR(
+      Call(client.get(), &pb::Cluster::Stub::SignUserCert, creq, &cert));
+  // The key outlives this process (exec replaces it); it is useless once
+  // the certificate expires, minutes from now.
+  MEZ_ASSIGN_OR_RETURN(std::string dir, MakeKeyDir());
+  std::string key_path = dir + "/id_ed25519";
+  MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path, key.first, 0600));
+  MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path + "-cert.pub",
+                                      cert.certificate_line() + "\n", 0600));
+
+  // TODO: pin the node's host key via the cluster's host CA
+  // (@cert-authority known_hosts line); until then host keys go unchecked.
+  std::vector<std::string> args = {"ssh",
+                                   "-i",
+                                   key_path,
+                                   "-o",
+                                   "CertificateFile=" + key_path + "-cert.pub",
+                                   "-o",
+                                   "IdentitiesOnly=yes",
+                                   "-o",
+                                   "StrictHostKeyChecking=no",
+                                   "-o",
+                                   "UserKnownHostsFile=/dev/null",
+                                   "-o",
+                                   "LogLevel=ERROR",
+                                   "-p",
+                                   port,
+                                   login + "@" + host};
+  if (o.force_tty) args.push_back("-t");
+  if (o.no_tty) args.push_back("-T");
+  if (!o.command.empty()) args.push_back("--");
+  for (const auto& a : o.command) args.push_back(a);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  client.reset();
+  execvp("ssh", argv.data());
+  return FailedPrecondition(
+      std::string("cannot run the OpenSSH client 'ssh': ") +
+      std::strerror(errno) + " (install openssh-client)");
 }
 
 }  // namespace mez::cli

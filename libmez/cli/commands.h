@@ -58,6 +58,19 @@ Status UsersRm(const std::string& identity, const std::string& name);
 
 Status CaExport(const std::string& identity, const std::string& type);
 
+// msh ssh [-p PORT] [-t|-T] [login@]NODE [command...]
+struct SshOptions {
+  std::string identity;
+  int port = 0;        // 0: the port registered for the node.
+  std::string target;  // [login@]node; login defaults to the first login.
+  std::vector<std::string> command;
+  bool force_tty = false;  // -t
+  bool no_tty = false;     // -T
+};
+// Gets a short-lived certificate for a fresh key and replaces this process
+// with the system OpenSSH client. Returns only on failure.
+Status Ssh(const SshOptions& o);
+
 // Prints "<program>: <message>" on stderr and returns the exit code for
 // `s`: 0 ok, 2 usage (kInvalidArgument), 1 anything else.
 int Report(const char* program, const Status& s);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "libmez/auth/ssh_cert.h"
 #include "libmez/record/plain_cast.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
@@ -18,6 +19,20 @@ namespace pb = mezite::v1;
 constexpr int64_t kJoinTokenTtl = 365LL * 24 * 3600;
 constexpr int64_t kDefaultUserTtl = 12 * 3600;
 constexpr size_t kReadChunk = 256 * 1024;
+constexpr int64_t kUserCertTtl = 10 * 60;
+constexpr int64_t kUserCertBackdate = 60;
+
+// The caller's bearer token, read as CallAuthenticator reads it.
+std::string BearerToken(const grpc::ServerContextBase* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) return "";
+  std::string_view value(it->second.data(), it->second.size());
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.substr(0, kBearer.size()) != kBearer) return "";
+  value.remove_prefix(kBearer.size());
+  return std::string(value);
+}
 
 void ToProto(const catalog::Session& s, pb::SessionInfo* p) {
   p->set_id(s.id);
@@ -539,6 +554,77 @@ grpc::ServerUnaryReactor* ClusterService::ExportCA(
           return InvalidArgument("CA type must be user or host (got '" +
                                  req->type() + "')");
         }
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::SignUserCert(
+    grpc::CallbackServerContext* ctx, const pb::SignUserCertRequest* req,
+    pb::SignUserCertResponse* resp) {
+  return Unary(
+      ctx, "SignUserCert", {Role::kUser, Role::kAdmin},
+      [this, ctx, req, resp](const auth::Claims& c) -> Status {
+        MEZ_ASSIGN_OR_RETURN(catalog::User u, opt_.catalog->GetUser(c.subject));
+        std::string allowed;
+        bool found = false;
+        for (const auto& l : u.logins) {
+          allowed += (allowed.empty() ? "" : ", ") + l;
+          found |= l == req->login();
+        }
+        if (!found) {
+          Status d = PermissionDenied(
+              "login '" + req->login() + "' is not allowed for " + u.name +
+              " (allowed: " + (allowed.empty() ? "none" : allowed) + ")");
+          Deny(&c, "SignUserCert", d);
+          return d;
+        }
+        std::string token = BearerToken(ctx);
+        if (token.empty()) {
+          return Status(Code::kUnauthenticated, "missing bearer token");
+        }
+        int64_t now = opt_.clock->WallMicros() / 1'000'000;
+        auth::SshCertRequest r;
+        r.public_key_blob = req->public_key_blob();
+        r.type = auth::kSshUserCert;
+        r.key_id = u.name;
+        r.principals = u.logins;
+        r.valid_after = now - kUserCertBackdate;
+        r.valid_before = now + kUserCertTtl;
+        if (c.expires_at > 0 && c.expires_at < r.valid_before) {
+          r.valid_before = c.expires_at;
+        }
+        r.extensions = {{"permit-pty", ""},
+                        {"permit-port-forwarding", ""},
+                        {std::string(auth::kMeziteTokenExtension), token}};
+        MEZ_ASSIGN_OR_RETURN(
+            std::string blob,
+            auth::SignSshCert(opt_.keys->user_ca_private_pem, r));
+        resp->set_certificate_line(auth::SshCertLine(blob, u.name));
+        resp->set_valid_before(r.valid_before);
+        nlohmann::json d = {{"login", req->login()},
+                            {"principals", u.logins},
+                            {"valid_before", r.valid_before}};
+        Audit("cert.issue", c.subject, "", d.dump());
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::ResolveNode(
+    grpc::CallbackServerContext* ctx, const pb::ResolveNodeRequest* req,
+    pb::NodeInfo* resp) {
+  return Unary(
+      ctx, "ResolveNode", {Role::kUser, Role::kAdmin},
+      [this, req, resp](const auth::Claims&) -> Status {
+        auto n = opt_.catalog->GetNode(req->name());
+        if (!n.ok()) {
+          if (n.status().code() == Code::kNotFound) {
+            return NotFound("node '" + req->name() + "' is not registered");
+          }
+          return n.status();
+        }
+        resp->set_name(n->name);
+        resp->set_addr(n->addr);
+        resp->set_openssh(n->openssh);
         return Status::Ok();
       });
 }

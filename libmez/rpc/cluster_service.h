@@ -93,6 +93,12 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
   grpc::ServerUnaryReactor* ExportCA(grpc::CallbackServerContext*,
                                      const mezite::v1::ExportCARequest*,
                                      mezite::v1::ExportCAResponse*) override;
+  grpc::ServerUnaryReactor* SignUserCert(
+      grpc::CallbackServerContext*, const mezite::v1::SignUserCertRequest*,
+      mezite::v1::SignUserCertResponse*) override;
+  grpc::ServerUnaryReactor* ResolveNode(grpc::CallbackServerContext*,
+                                        const mezite::v1::ResolveNodeRequest*,
+                                        mezite::v1::NodeInfo*) override;
 
  private:
   // Runs `fn` on the pool after authorizing the caller for `roles`, and
