@@ -31,9 +31,13 @@ namespace mez::auth {
 namespace {
 
 using internal::BignumPtr;
+using internal::BioContents;
 using internal::BioPtr;
 using internal::ExtensionPtr;
 using internal::GeneralNamesPtr;
+using internal::LoadEd25519PrivateKey;
+using internal::MemBio;
+using internal::NoPassphrase;
 using internal::PkeyPtr;
 using internal::X509NamePtr;
 using internal::X509Ptr;
@@ -47,19 +51,6 @@ constexpr int64_t kRenewBefore = 30 * kDay;
 constexpr int64_t kBackdate = 3600;
 constexpr mode_t kSecretMode = 0600;
 constexpr std::string_view kDefaultClusterName = "mezite";
-
-// Refuses to prompt on the terminal for the passphrase of an encrypted PEM.
-int NoPassphrase(char*, int, int, void*) { return -1; }
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioContents(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
-}
 
 // The file's content, or nullopt when it does not exist.
 Result<std::optional<std::string>> ReadIfExists(const std::string& path) {
@@ -572,17 +563,8 @@ Result<std::string> SshPublicKeyLine(const std::string& private_pem,
   if (comment.find_first_of("\r\n") != std::string::npos) {
     return InvalidArgument("SSH key comment must be one line");
   }
-  BioPtr bio = MemBio(private_pem);
-  PkeyPtr key(
-      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr)
-          : nullptr);
-  if (!key) {
-    ERR_clear_error();
-    return InvalidArgument("SSH CA key is not a PEM private key");
-  }
-  if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
-    return InvalidArgument("SSH CA key is not an Ed25519 key");
-  }
+  MEZ_ASSIGN_OR_RETURN(PkeyPtr key,
+                       LoadEd25519PrivateKey(private_pem, "SSH CA key"));
   unsigned char raw[32];
   size_t raw_len = sizeof(raw);
   if (EVP_PKEY_get_raw_public_key(key.get(), raw, &raw_len) != 1 ||

@@ -123,21 +123,7 @@ bool ParseEd25519Blob(std::string_view blob, std::string* raw_key) {
 }
 
 Result<PkeyPtr> LoadEd25519PrivateKey(const std::string& pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  // A null passphrase callback would prompt on the terminal for an
-  // encrypted PEM; this one refuses instead.
-  auto no_passphrase = [](char*, int, int, void*) { return -1; };
-  PkeyPtr key(
-      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
-          : nullptr);
-  if (!key) {
-    ERR_clear_error();
-    return InvalidArgument("SSH key is not a PEM private key");
-  }
-  if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
-    return InvalidArgument("SSH key is not an Ed25519 key");
-  }
-  return key;
+  return internal::LoadEd25519PrivateKey(pem, "SSH key");
 }
 
 Result<std::string> RawPublicKey(EVP_PKEY* key) {

@@ -20,8 +20,12 @@
 namespace mez::auth {
 namespace {
 
+using internal::BioContents;
 using internal::BioPtr;
+using internal::LoadEd25519PrivateKey;
 using internal::MdCtxPtr;
+using internal::MemBio;
+using internal::NoPassphrase;
 using internal::PkeyPtr;
 
 using nlohmann::json;
@@ -43,21 +47,8 @@ constexpr std::array<int8_t, 256> MakeB64UrlTable() {
 }
 constexpr std::array<int8_t, 256> kB64UrlTable = MakeB64UrlTable();
 
-// Refuses to prompt on the terminal for the passphrase of an encrypted PEM.
-int NoPassphrase(char*, int, int, void*) { return -1; }
-
 Status Unauthenticated(std::string message) {
   return Status(Code::kUnauthenticated, std::move(message));
-}
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioContents(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
 }
 
 Result<std::string> PublicPemOf(EVP_PKEY* key) {
@@ -325,17 +316,8 @@ TokenSigner::~TokenSigner() = default;
 
 Result<std::unique_ptr<TokenSigner>> TokenSigner::FromPem(
     std::string_view private_key_pem) {
-  BioPtr bio = MemBio(private_key_pem);
-  PkeyPtr key(
-      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr)
-          : nullptr);
-  if (!key) {
-    ERR_clear_error();
-    return InvalidArgument("token signing key is not a PEM private key");
-  }
-  if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
-    return InvalidArgument("token signing key is not an Ed25519 key");
-  }
+  MEZ_ASSIGN_OR_RETURN(
+      PkeyPtr key, LoadEd25519PrivateKey(private_key_pem, "token signing key"));
   auto impl = std::make_unique<Impl>();
   MEZ_ASSIGN_OR_RETURN(impl->public_pem, PublicPemOf(key.get()));
   impl->key = std::move(key);
