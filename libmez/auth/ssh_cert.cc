@@ -348,6 +348,27 @@ Result<std::string> SignSshCert(const std::string& ca_private_pem,
   return blob;
 }
 
+Result<std::string> Ed25519BlobFromPublicLine(std::string_view text) {
+  std::string_view line = text.substr(0, text.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  size_t sp = line.find(' ');
+  if (sp == std::string_view::npos || line.substr(0, sp) != kSshEd25519) {
+    return InvalidArgument(
+        "not an \"ssh-ed25519 AAAA...\" public key line (only Ed25519 keys "
+        "are used)");
+  }
+  std::string_view b64 = line.substr(sp + 1);
+  b64 = b64.substr(0, b64.find(' '));
+  auto blob = Base64Decode(b64);
+  if (!blob.ok()) return InvalidArgument("public key line: bad base64");
+  // string "ssh-ed25519", string key (32 bytes)
+  std::string want_prefix("\0\0\0\x0bssh-ed25519\0\0\0\x20", 19);
+  if (blob->size() != 51 || blob->compare(0, 19, want_prefix) != 0) {
+    return InvalidArgument("public key line: not an Ed25519 key blob");
+  }
+  return blob;
+}
+
 std::string SshCertLine(std::string_view blob, std::string_view comment) {
   std::string line(kSshEd25519Cert);
   line.push_back(' ');

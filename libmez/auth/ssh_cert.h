@@ -100,6 +100,11 @@ Status CheckSshCert(const SshCert& cert,
                     uint32_t expected_type, const std::string& principal,
                     int64_t now);
 
+// The wire-format blob of an "ssh-ed25519 AAAA... [comment]" line (the
+// first line of `text`; a .pub file, `mezctl ca export` output).
+// kInvalidArgument for any other key type or a malformed line.
+Result<std::string> Ed25519BlobFromPublicLine(std::string_view text);
+
 // The SSH wire-format public key blob of an Ed25519 private key given as
 // PKCS#8 PEM.
 Result<std::string> Ed25519PublicBlobFromPem(const std::string& private_pem);

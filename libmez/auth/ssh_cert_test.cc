@@ -160,6 +160,22 @@ TEST(SshCertTest, RoundTrip) {
   EXPECT_EQ(BlobFromLine(SshCertLine(blob, "alice")), blob);
 }
 
+TEST(SshCertTest, PublicKeyLineGivesTheBlob) {
+  std::string ca_pem = NewCaPem();
+  auto line = SshPublicKeyLine(ca_pem, "mezite-user-ca");
+  ASSERT_TRUE(line.ok());
+  auto blob = Ed25519BlobFromPublicLine(*line + "\nsecond line");
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  EXPECT_EQ(*blob, PublicBlobOrDie(ca_pem));
+  for (const char* bad :
+       {"", "ssh-rsa AAAAB3NzaC1yc2E", "ssh-ed25519", "ssh-ed25519 !!!",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"}) {
+    EXPECT_EQ(Ed25519BlobFromPublicLine(bad).status().code(),
+              Code::kInvalidArgument)
+        << bad;
+  }
+}
+
 TEST(SshCertTest, OptionsAreSortedAndEncodedAsOpenSshExpects) {
   std::string ca_pem = NewCaPem();
   SshCertRequest req = UserRequest(UserKeyBlob());

@@ -94,6 +94,9 @@ class Catalog {
   // Sets ended_us, bytes and status. kNotFound for an unknown id.
   virtual Status FinishSession(const std::string& id, int64_t ended_us,
                                uint64_t bytes, SessionStatus status) = 0;
+  // Removes a session row (not its recording). kNotFound for an unknown id.
+  // Used to redo a node-mode upload whose replay was cut off.
+  virtual Status DeleteSession(const std::string& id) = 0;
   // Records progress of a live session (bytes so far).
   virtual Status UpdateSessionBytes(const std::string& id, uint64_t bytes) = 0;
   virtual Result<Session> GetSession(const std::string& id) = 0;
@@ -135,12 +138,13 @@ class Catalog {
   virtual Result<std::vector<Node>> ListNodes() = 0;
   // kNotFound for an unknown name.
   virtual Status DeleteNode(const std::string& name) = 0;
-  // Records a sign of life: sets last_seen_us and recording_mode, and addr
-  // unless `addr` is empty (kInvalidArgument unless HOST:PORT). kNotFound
-  // for an unknown name.
+  // Records a sign of life: sets last_seen_us and recording_mode, addr
+  // unless `addr` is empty (kInvalidArgument unless HOST:PORT), and
+  // host_key unless it is empty. kNotFound for an unknown name.
   virtual Status TouchNode(const std::string& name, int64_t seen_us,
                            const std::string& recording_mode,
-                           const std::string& addr) = 0;
+                           const std::string& addr,
+                           const std::string& host_key = "") = 0;
   // The node whose join_token_hash is `hash`. kNotFound when none;
   // kInvalidArgument for an empty hash (which never matches).
   virtual Result<Node> FindNodeByJoinTokenHash(const std::string& hash) = 0;

@@ -270,6 +270,24 @@ TEST_P(CatalogTest, DuplicateIdIsAlreadyExistsAndKeepsTheOriginal) {
   ExpectSameSession(s, *got);
 }
 
+TEST_P(CatalogTest, DeleteSessionRemovesOnlyThatRow) {
+  Session a = MakeSession(1, "alice", "web-1", 1000);
+  Session b = MakeSession(2, "alice", "web-1", 2000);
+  ASSERT_OK(cat().CreateSession(a));
+  ASSERT_OK(cat().CreateSession(b));
+  ASSERT_OK(cat().DeleteSession(a.id));
+  EXPECT_EQ(cat().GetSession(a.id).status().code(), Code::kNotFound);
+  auto got = cat().GetSession(b.id);
+  ASSERT_OK(got);
+  ExpectSameSession(b, *got);
+  // The id can be used again, and deleting twice is kNotFound.
+  ASSERT_OK(cat().CreateSession(a));
+  ASSERT_OK(cat().DeleteSession(a.id));
+  Status st = cat().DeleteSession(a.id);
+  EXPECT_EQ(st.code(), Code::kNotFound) << st.ToString();
+  EXPECT_NE(st.message().find(a.id), std::string::npos);
+}
+
 TEST_P(CatalogTest, UnknownIdIsNotFound) {
   ASSERT_OK(cat().CreateSession(MakeSession(1, "alice", "web-1", 1000)));
   auto got = cat().GetSession("nope");
@@ -936,6 +954,15 @@ TEST_P(CatalogTest, TouchNodeUpdatesSeenModeAndOptionallyAddr) {
   n.last_seen_us = 1'700'000'200'000'000;
   n.recording_mode = "off";
   n.addr = "[::1]:2022";
+  got = cat().GetNode("web-1");
+  ASSERT_OK(got);
+  ExpectSameNode(n, *got);
+
+  ASSERT_OK(cat().TouchNode("web-1", 1'700'000'300'000'000, "node-sync", "",
+                            "ssh-ed25519 AAAAC3Nza"));
+  n.last_seen_us = 1'700'000'300'000'000;
+  n.recording_mode = "node-sync";
+  n.host_key = "ssh-ed25519 AAAAC3Nza";
   got = cat().GetNode("web-1");
   ASSERT_OK(got);
   ExpectSameNode(n, *got);

@@ -234,9 +234,10 @@ class SqliteCatalog : public Catalog {
   Result<Node> GetNode(const std::string& name) override;
   Result<std::vector<Node>> ListNodes() override;
   Status DeleteNode(const std::string& name) override;
+  Status DeleteSession(const std::string& id) override;
   Status TouchNode(const std::string& name, int64_t seen_us,
-                   const std::string& recording_mode,
-                   const std::string& addr) override;
+                   const std::string& recording_mode, const std::string& addr,
+                   const std::string& host_key) override;
   Result<Node> FindNodeByJoinTokenHash(const std::string& hash) override;
   Result<uint64_t> CountSessions() override;
   Result<uint64_t> CountAudit() override;
@@ -888,6 +889,15 @@ Result<std::vector<Node>> SqliteCatalog::ListNodes() {
   return out;
 }
 
+Status SqliteCatalog::DeleteSession(const std::string& id) {
+  std::lock_guard lock(mu_);
+  std::string op = "delete session " + id;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, "DELETE FROM sessions WHERE id = :id"));
+  stmt.Bind(":id", id);
+  return ChangeOne(op, stmt, "session", id);
+}
+
 Status SqliteCatalog::DeleteNode(const std::string& name) {
   std::lock_guard lock(mu_);
   std::string op = "delete node " + name;
@@ -899,7 +909,8 @@ Status SqliteCatalog::DeleteNode(const std::string& name) {
 
 Status SqliteCatalog::TouchNode(const std::string& name, int64_t seen_us,
                                 const std::string& recording_mode,
-                                const std::string& addr) {
+                                const std::string& addr,
+                                const std::string& host_key) {
   if (!addr.empty()) MEZ_RETURN_IF_ERROR(ValidateNodeAddr(name, addr));
   std::lock_guard lock(mu_);
   std::string op = "touch node " + name;
@@ -908,11 +919,14 @@ Status SqliteCatalog::TouchNode(const std::string& name, int64_t seen_us,
       Prepare(op,
               "UPDATE nodes SET last_seen_us = :seen_us, "
               "recording_mode = :recording_mode, "
-              "addr = COALESCE(NULLIF(:addr, ''), addr) WHERE name = :name"));
+              "addr = COALESCE(NULLIF(:addr, ''), addr), "
+              "host_key = COALESCE(NULLIF(:host_key, ''), host_key) "
+              "WHERE name = :name"));
   stmt.Bind(":name", name);
   stmt.Bind(":seen_us", seen_us);
   stmt.Bind(":recording_mode", recording_mode);
   stmt.Bind(":addr", addr);
+  stmt.Bind(":host_key", host_key);
   return ChangeOne(op, stmt, "node", name);
 }
 

@@ -21,6 +21,8 @@ constexpr int64_t kDefaultUserTtl = 12 * 3600;
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr int64_t kUserCertTtl = 10 * 60;
 constexpr int64_t kUserCertBackdate = 60;
+// Host certificates are renewed at every mezd start and heartbeat.
+constexpr int64_t kHostCertTtl = 7 * 24 * 3600;
 
 // The caller's bearer token, read as CallAuthenticator reads it.
 std::string BearerToken(const grpc::ServerContextBase* ctx) {
@@ -625,6 +627,121 @@ grpc::ServerUnaryReactor* ClusterService::ResolveNode(
         resp->set_name(n->name);
         resp->set_addr(n->addr);
         resp->set_openssh(n->openssh);
+        resp->set_host_key(n->host_key);
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::JoinNode(
+    grpc::CallbackServerContext* ctx, const pb::JoinNodeRequest* req,
+    pb::JoinNodeResponse* resp) {
+  return Unary(
+      ctx, "JoinNode", {Role::kNode},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        const std::string& mode = req->recording_mode();
+        if (!mode.empty()) {
+          MEZ_RETURN_IF_ERROR(ValidateSetting("session_recording", mode));
+        }
+        std::string host_key_line;
+        if (!req->host_key().empty()) {
+          auto blob = auth::Ed25519BlobFromPublicLine(req->host_key());
+          if (!blob.ok()) {
+            return InvalidArgument("host_key: " + blob.status().message());
+          }
+          host_key_line =
+              std::string(auth::kSshEd25519) + " " + Base64Encode(*blob);
+          // A host certificate for the node's name and address host, so
+          // clients that trust the host CA accept it.
+          int64_t now = opt_.clock->WallMicros() / 1'000'000;
+          auth::SshCertRequest r;
+          r.public_key_blob = *blob;
+          r.type = auth::kSshHostCert;
+          r.key_id = c.subject;
+          r.principals = {c.subject};
+          std::string host = req->addr().substr(0, req->addr().rfind(':'));
+          if (host.size() >= 2 && host.front() == '[') {
+            host = host.substr(1, host.size() - 2);
+          }
+          if (!host.empty() && host != c.subject) r.principals.push_back(host);
+          r.valid_after = now - kUserCertBackdate;
+          r.valid_before = now + kHostCertTtl;
+          MEZ_ASSIGN_OR_RETURN(
+              std::string cert,
+              auth::SignSshCert(opt_.keys->host_ca_private_pem, r));
+          resp->set_host_certificate_line(auth::SshCertLine(cert, c.subject));
+        }
+        MEZ_RETURN_IF_ERROR(
+            opt_.catalog->TouchNode(c.subject, opt_.clock->WallMicros(), mode,
+                                    req->addr(), host_key_line));
+        MEZ_ASSIGN_OR_RETURN(auto setting,
+                             opt_.catalog->GetConfig("session_recording"));
+        resp->set_name(c.subject);
+        resp->set_user_ca_public(opt_.keys->user_ca_public);
+        resp->set_host_ca_public(opt_.keys->host_ca_public);
+        resp->set_session_recording(setting.value_or(""));
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::NodeAudit(
+    grpc::CallbackServerContext* ctx, const pb::NodeAuditRequest* req,
+    pb::NodeAuditResponse* resp) {
+  return Unary(
+      ctx, "NodeAudit", {Role::kNode, Role::kProxy},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        static const char* const kTypes[] = {
+            "session.start", "session.end", "auth.refused",
+            "recording.spool_full", "recording.upload_rejected"};
+        bool known = false;
+        for (const char* t : kTypes) known |= req->type() == t;
+        if (!known) {
+          return InvalidArgument(
+              "a node may report session.start, session.end, auth.refused, "
+              "recording.spool_full or recording.upload_rejected, not '" +
+              req->type() + "'");
+        }
+        if (req->session_id().size() > 128 || req->user().size() > 256 ||
+            req->details().size() > 16 * 1024) {
+          return InvalidArgument("audit event fields are too long");
+        }
+        nlohmann::json details = nlohmann::json::object();
+        if (!req->details().empty()) {
+          try {
+            details = nlohmann::json::parse(req->details());
+          } catch (const std::exception&) {
+            return InvalidArgument("details must be a JSON object");
+          }
+          if (!details.is_object()) {
+            return InvalidArgument("details must be a JSON object");
+          }
+        }
+        catalog::AuditEvent e;
+        e.time_us = opt_.clock->WallMicros();
+        e.type = req->type();
+        e.session_id = req->session_id();
+        e.node = c.subject;
+        if (!req->user_token().empty()) {
+          auto claims = opt_.verifier->Verify(
+              req->user_token(), opt_.clock->WallMicros() / 1'000'000);
+          if (claims.ok()) {
+            e.user = claims->subject;
+          } else if (claims.status().message().find("expired") !=
+                     std::string::npos) {
+            // The node was offline for longer than the token lived: keep
+            // the event, marked as resting on an unverified name.
+            details["token_expired"] = true;
+            if (!req->user().empty()) details["claimed_user"] = req->user();
+          } else {
+            return Status(Code::kUnauthenticated,
+                          "user_token: " + claims.status().message());
+          }
+        } else if (!req->user().empty()) {
+          details["claimed_user"] = req->user();
+        }
+        details["reported_by"] = c.subject;
+        e.details = details.dump();
+        MEZ_ASSIGN_OR_RETURN(int64_t id, opt_.catalog->AppendAudit(e));
+        resp->set_id(id);
         return Status::Ok();
       });
 }

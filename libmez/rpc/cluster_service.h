@@ -42,6 +42,7 @@ struct ClusterServiceOptions {
   const Authorizer* authorizer = nullptr;
   const auth::TokenSigner* signer = nullptr;
   const auth::ClusterKeys* keys = nullptr;
+  const auth::TokenVerifier* verifier = nullptr;  // Of user tokens.
   std::optional<std::string> encryption_key;
   ThreadPool* pool = nullptr;  // For calls that touch the disk.
   Clock* clock = nullptr;
@@ -99,6 +100,12 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
   grpc::ServerUnaryReactor* ResolveNode(grpc::CallbackServerContext*,
                                         const mezite::v1::ResolveNodeRequest*,
                                         mezite::v1::NodeInfo*) override;
+  grpc::ServerUnaryReactor* JoinNode(grpc::CallbackServerContext*,
+                                     const mezite::v1::JoinNodeRequest*,
+                                     mezite::v1::JoinNodeResponse*) override;
+  grpc::ServerUnaryReactor* NodeAudit(grpc::CallbackServerContext*,
+                                      const mezite::v1::NodeAuditRequest*,
+                                      mezite::v1::NodeAuditResponse*) override;
 
  private:
   // Runs `fn` on the pool after authorizing the caller for `roles`, and

@@ -177,14 +177,15 @@ Status IngestStream::Tick(int64_t now_mono_us) {
   return cast_->Flush();
 }
 
-Status IngestStream::Finish(bool complete) {
+Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
   Status result;
   int64_t ended_us;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return Status::Ok();
     finished_ = true;
-    ended_us = manager_->opt_.clock->WallMicros();
+    ended_us =
+        ended_at_us > 0 ? ended_at_us : manager_->opt_.clock->WallMicros();
     if (cast_) {
       result = cast_->Close();
       cast_.reset();
@@ -284,7 +285,12 @@ void IngestManager::AuditRejected(const Caller& caller,
 Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
     const StreamHeader& h, const Caller& caller) {
   int64_t now_us = opt_.clock->WallMicros();
-  auto claims = opt_.verifier->Verify(h.user_token, now_us / 1'000'000);
+  int64_t verify_at_us =
+      h.verify_token_at_us > 0 ? h.verify_token_at_us : now_us;
+  if (verify_at_us > now_us + 300'000'000) {
+    return Invalid("the session starts in the future");
+  }
+  auto claims = opt_.verifier->Verify(h.user_token, verify_at_us / 1'000'000);
   if (!claims.ok()) {
     return Status(Code::kUnauthenticated,
                   "user_token: " + claims.status().message());

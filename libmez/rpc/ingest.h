@@ -46,6 +46,9 @@ struct StreamHeader {
   std::string node;
   std::string login;
   std::string term;
+  // When the user token is checked: 0 for now (live streams). A node-mode
+  // upload checks it at the session's start, which may be long past.
+  int64_t verify_token_at_us = 0;
 };
 
 // Who opened the stream (the verified caller credential).
@@ -74,7 +77,8 @@ class IngestStream {
   Status Exit(int64_t offset_us, int32_t status);
   // Ends the stream: closes (or releases) the file, records the end in the
   // catalog (`complete` or incomplete) and audits session.end. Idempotent.
-  Status Finish(bool complete);
+  // `ended_us` is the wall time of the end; 0 for now.
+  Status Finish(bool complete, int64_t ended_us = 0);
 
   const std::string& session_id() const { return session_.id; }
   const std::string& storage_key() const { return session_.storage_key; }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "libmez/rpc/spool.h"
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
 
@@ -15,47 +16,17 @@ bool MayRecord(auth::Role role) {
          role == auth::Role::kAdmin;
 }
 
-StreamHeader FromProto(const mezite::v1::RecordHeader& p) {
-  StreamHeader h;
-  h.session_id = p.session_id();
-  h.connection_id = p.connection_id();
-  h.user_token = p.user_token();
-  h.started_at_us = p.started_at_us();
-  h.kind = p.kind();
-  h.width = p.width();
-  h.height = p.height();
-  h.command = p.command();
-  h.src_host = p.src_host();
-  h.src_port = p.src_port();
-  h.dst_host = p.dst_host();
-  h.dst_port = p.dst_port();
-  h.node = p.node();
-  h.login = p.login();
-  h.term = p.term();
-  return h;
-}
-
-ChunkDirection FromProto(mezite::v1::Direction d) {
-  switch (d) {
-    case mezite::v1::DIRECTION_IN:
-      return ChunkDirection::kIn;
-    case mezite::v1::DIRECTION_ERR:
-      return ChunkDirection::kErr;
-    default:
-      return ChunkDirection::kOut;
-  }
-}
-
 class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
  public:
   RecordReactor(grpc::CallbackServerContext* ctx,
                 mezite::v1::RecordSummary* summary, IngestManager* ingest,
-                ThreadPool* pool, Caller caller)
+                ThreadPool* pool, Caller caller, const CallerCheck* check)
       : ctx_(ctx),
         summary_(summary),
         ingest_(ingest),
         pool_(pool),
-        caller_(std::move(caller)) {
+        caller_(std::move(caller)),
+        check_(check) {
     StartRead(&frame_);
   }
 
@@ -88,7 +59,14 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
     switch (frame_.frame_case()) {
       case RecordFrame::kHeader: {
         if (stream_) return InvalidArgument("a second header frame");
-        auto s = ingest_->Begin(FromProto(frame_.header()), caller_);
+        if (*check_) {
+          Status ok = (*check_)(caller_);
+          if (!ok.ok()) {
+            session_id_ = frame_.header().session_id();
+            return ok;
+          }
+        }
+        auto s = ingest_->Begin(HeaderFromProto(frame_.header()), caller_);
         if (!s.ok()) {
           session_id_ = frame_.header().session_id();
           return s.status();
@@ -99,7 +77,7 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
       case RecordFrame::kChunk:
         if (!stream_) return InvalidArgument("chunk frame before the header");
         return stream_->Chunk(frame_.chunk().offset_us(),
-                              FromProto(frame_.chunk().direction()),
+                              DirectionFromProto(frame_.chunk().direction()),
                               frame_.chunk().data());
       case RecordFrame::kResize:
         if (!stream_) return InvalidArgument("resize frame before the header");
@@ -150,10 +128,90 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
   IngestManager* ingest_;
   ThreadPool* pool_;
   Caller caller_;
+  const CallerCheck* check_;
   RecordFrame frame_;
   std::unique_ptr<IngestStream> stream_;
   std::string session_id_;
   std::atomic<bool> cancelled_{false};
+};
+
+void ToProto(const UploadState& st, mezite::v1::UploadStatus* p) {
+  p->set_session_id(st.session_id);
+  p->set_received(st.received);
+  p->set_complete(st.complete);
+  p->set_total_size(st.total_size);
+  p->set_sha256(st.sha256);
+  p->set_storage_key(st.storage_key);
+}
+
+// One piece of a node-mode upload: a start frame, then data frames
+// appended as they arrive (on the pool, one in flight), then Finish.
+class UploadReactor : public grpc::ServerReadReactor<mezite::v1::UploadFrame> {
+ public:
+  UploadReactor(mezite::v1::UploadStatus* response, UploadManager* uploads,
+                ThreadPool* pool, Caller caller, const CallerCheck* check)
+      : response_(response),
+        uploads_(uploads),
+        pool_(pool),
+        caller_(std::move(caller)),
+        check_(check) {
+    StartRead(&frame_);
+  }
+
+  void OnReadDone(bool ok) override {
+    pool_->Submit([this, ok] {
+      Status s = ok ? Handle() : End();
+      if (!s.ok()) {
+        MEZ_LOG(kWarning) << "Upload from " << caller_.name << " ("
+                          << session_id_ << ") refused: " << s.ToString();
+        writer_.reset();
+        Finish(ToGrpc(s));
+      } else if (ok) {
+        StartRead(&frame_);
+      }
+    });
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  Status Handle() {
+    if (frame_.has_start()) {
+      if (writer_ || started_) return InvalidArgument("a second start frame");
+      started_ = true;
+      const auto& st = frame_.start();
+      session_id_ = st.session_id();
+      if (*check_) MEZ_RETURN_IF_ERROR((*check_)(caller_));
+      MEZ_ASSIGN_OR_RETURN(
+          writer_, uploads_->Begin(caller_, st.session_id(), st.total_size(),
+                                   st.sha256(), st.offset()));
+      return Status::Ok();
+    }
+    if (frame_.frame_case() == mezite::v1::UploadFrame::kData) {
+      if (!writer_) return InvalidArgument("data frame before the start frame");
+      return writer_->Append(frame_.data());
+    }
+    return InvalidArgument("empty upload frame (no start, no data)");
+  }
+
+  // The client half-closed: make the piece durable and answer.
+  Status End() {
+    if (!writer_) return InvalidArgument("upload ended before its start frame");
+    MEZ_ASSIGN_OR_RETURN(UploadState st, writer_->Finish());
+    writer_.reset();
+    ToProto(st, response_);
+    Finish(grpc::Status::OK);
+    return Status::Ok();
+  }
+
+  mezite::v1::UploadStatus* response_;
+  UploadManager* uploads_;
+  ThreadPool* pool_;
+  Caller caller_;
+  const CallerCheck* check_;
+  mezite::v1::UploadFrame frame_;
+  std::unique_ptr<UploadWriter> writer_;
+  std::string session_id_;
+  bool started_ = false;
 };
 
 }  // namespace
@@ -216,6 +274,63 @@ Result<auth::Claims> CallAuthenticator::Authenticate(
   return verifier_->Verify(value, clock_->WallMicros() / 1'000'000);
 }
 
+Result<Caller> RecordingService::Authenticate(
+    grpc::CallbackServerContext* ctx) const {
+  MEZ_ASSIGN_OR_RETURN(auth::Claims claims, auth_->Authenticate(ctx));
+  if (!MayRecord(claims.role)) {
+    return PermissionDenied("a " + std::string(auth::RoleName(claims.role)) +
+                            " credential cannot upload recordings");
+  }
+  return Caller{claims.subject, claims.role};
+}
+
+grpc::ServerReadReactor<mezite::v1::UploadFrame>* RecordingService::Upload(
+    grpc::CallbackServerContext* ctx, mezite::v1::UploadStatus* response) {
+  class Refuse : public grpc::ServerReadReactor<mezite::v1::UploadFrame> {
+   public:
+    explicit Refuse(const grpc::Status& s) { Finish(s); }
+    void OnDone() override { delete this; }
+  };
+  if (uploads_ == nullptr) {
+    return new Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                   "this server takes no uploads"));
+  }
+  auto caller = Authenticate(ctx);
+  if (!caller.ok()) return new Refuse(ToGrpc(caller.status()));
+  return new UploadReactor(response, uploads_, pool_, *caller, &check_);
+}
+
+grpc::ServerUnaryReactor* RecordingService::GetUploadStatus(
+    grpc::CallbackServerContext* ctx,
+    const mezite::v1::UploadStatusRequest* request,
+    mezite::v1::UploadStatus* response) {
+  auto* reactor = ctx->DefaultReactor();
+  if (uploads_ == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                 "this server takes no uploads"));
+    return reactor;
+  }
+  auto caller = Authenticate(ctx);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpc(caller.status()));
+    return reactor;
+  }
+  pool_->Submit([this, reactor, request, response, c = *caller] {
+    if (check_) {
+      Status ok = check_(c);
+      if (!ok.ok()) {
+        reactor->Finish(ToGrpc(ok));
+        return;
+      }
+    }
+    auto st = uploads_->GetStatus(c, request->session_id(),
+                                  request->total_size(), request->sha256());
+    if (st.ok()) ToProto(*st, response);
+    reactor->Finish(ToGrpc(st.status()));
+  });
+  return reactor;
+}
+
 grpc::ServerReadReactor<RecordFrame>* RecordingService::Record(
     grpc::CallbackServerContext* ctx, mezite::v1::RecordSummary* summary) {
   auto claims = auth_->Authenticate(ctx);
@@ -238,7 +353,7 @@ grpc::ServerReadReactor<RecordFrame>* RecordingService::Record(
     return new Refuse(ToGrpc(denied));
   }
   return new RecordReactor(ctx, summary, ingest_, pool_,
-                           Caller{claims->subject, claims->role});
+                           Caller{claims->subject, claims->role}, &check_);
 }
 
 grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(

@@ -8,8 +8,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+
 #include "libmez/auth/token.h"
 #include "libmez/rpc/ingest.h"
+#include "libmez/rpc/upload.h"
 #include "libmez/util/thread_pool.h"
 #include "mezite/v1/recording.grpc.pb.h"
 
@@ -31,11 +34,21 @@ class CallAuthenticator {
 // Maps a mez::Status to a grpc::Status with the same message.
 grpc::Status ToGrpc(const Status& s);
 
+// Checks that a verified caller still exists (a removed node loses access
+// at once). Runs on the pool; may block briefly.
+using CallerCheck = std::function<Status(const Caller&)>;
+
 class RecordingService final : public mezite::v1::Recording::CallbackService {
  public:
+  // `uploads` and `check` may be null (no node-mode uploads; no check).
   RecordingService(IngestManager* ingest, const CallAuthenticator* auth,
-                   ThreadPool* pool)
-      : ingest_(ingest), auth_(auth), pool_(pool) {}
+                   ThreadPool* pool, UploadManager* uploads = nullptr,
+                   CallerCheck check = nullptr)
+      : ingest_(ingest),
+        auth_(auth),
+        pool_(pool),
+        uploads_(uploads),
+        check_(std::move(check)) {}
 
   grpc::ServerReadReactor<mezite::v1::RecordFrame>* Record(
       grpc::CallbackServerContext* ctx,
@@ -44,11 +57,22 @@ class RecordingService final : public mezite::v1::Recording::CallbackService {
       grpc::CallbackServerContext* ctx,
       const mezite::v1::EndRecordingSessionRequest* request,
       mezite::v1::EndRecordingSessionResponse* response) override;
+  grpc::ServerReadReactor<mezite::v1::UploadFrame>* Upload(
+      grpc::CallbackServerContext* ctx,
+      mezite::v1::UploadStatus* response) override;
+  grpc::ServerUnaryReactor* GetUploadStatus(
+      grpc::CallbackServerContext* ctx,
+      const mezite::v1::UploadStatusRequest* request,
+      mezite::v1::UploadStatus* response) override;
 
  private:
+  Result<Caller> Authenticate(grpc::CallbackServerContext* ctx) const;
+
   IngestManager* ingest_;
   const CallAuthenticator* auth_;
   ThreadPool* pool_;
+  UploadManager* uploads_;
+  CallerCheck check_;
 };
 
 }  // namespace mez::rpc

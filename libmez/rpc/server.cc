@@ -138,7 +138,25 @@ Status RunMezrecd(const ServerConfig& config) {
   ingest->StartTimer();
   auto pool = std::make_unique<ThreadPool>(4);
   CallAuthenticator authn(verifier.get(), clock);
-  RecordingService recording(ingest.get(), &authn, pool.get());
+  UploadOptions uopt;
+  uopt.root = config.data_dir + "/uploads";
+  uopt.ingest = ingest.get();
+  uopt.catalog = catalog.get();
+  uopt.store = store.get();
+  MEZ_ASSIGN_OR_RETURN(auto uploads, UploadManager::New(std::move(uopt)));
+  // A node removed from the catalog can no longer record or upload.
+  CallerCheck registered = [cat = catalog.get()](const Caller& c) -> Status {
+    if (c.role != auth::Role::kNode) return Status::Ok();
+    auto n = cat->GetNode(c.name);
+    if (n.ok()) return Status::Ok();
+    if (n.status().code() == Code::kNotFound) {
+      return Status(Code::kUnauthenticated,
+                    "node '" + c.name + "' is not registered");
+    }
+    return n.status();
+  };
+  RecordingService recording(ingest.get(), &authn, pool.get(), uploads.get(),
+                             registered);
   MEZ_RETURN_IF_ERROR(EnsureAdminUser(catalog.get(), clock));
   Authorizer authorizer(&authn, catalog.get());
   ClusterServiceOptions copt;
@@ -147,6 +165,7 @@ Status RunMezrecd(const ServerConfig& config) {
   copt.authorizer = &authorizer;
   copt.signer = signer.get();
   copt.keys = &keys;
+  copt.verifier = verifier.get();
   copt.encryption_key = config.recording.encryption_key;
   copt.pool = pool.get();
   copt.clock = clock;

@@ -22,6 +22,8 @@ class BlobStore {
   virtual Result<std::unique_ptr<record::ByteSource>> Open(
       const std::string& key) = 0;
   virtual Result<bool> Exists(const std::string& key) = 0;
+  // Removes an object. kNotFound if there is none.
+  virtual Status Delete(const std::string& key) = 0;
   // A human-readable location for logs ("/var/lib/mezite/recordings/k").
   virtual std::string Describe(const std::string& key) const = 0;
 };
@@ -39,6 +41,7 @@ class LocalStore : public BlobStore {
   Result<std::unique_ptr<record::ByteSource>> Open(
       const std::string& key) override;
   Result<bool> Exists(const std::string& key) override;
+  Status Delete(const std::string& key) override;
   std::string Describe(const std::string& key) const override;
   const std::string& root() const { return root_; }
 

@@ -1,4 +1,5 @@
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -57,6 +58,13 @@ Result<bool> LocalStore::Exists(const std::string& key) {
   if (lstat(path.c_str(), &st) == 0) return true;
   if (errno == ENOENT) return false;
   return ErrnoStatus("stat " + path, errno);
+}
+
+Status LocalStore::Delete(const std::string& key) {
+  MEZ_ASSIGN_OR_RETURN(std::string path, SafeJoin(root_, key));
+  if (unlink(path.c_str()) == 0) return Status::Ok();
+  if (errno == ENOENT) return NotFound("no recording " + key);
+  return ErrnoStatus("delete " + path, errno);
 }
 
 std::string LocalStore::Describe(const std::string& key) const {

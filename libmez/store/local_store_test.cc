@@ -40,6 +40,19 @@ TEST_F(LocalStoreTest, CreatesInTheLayoutAndReadsBack) {
   EXPECT_EQ(again.status().code(), Code::kAlreadyExists);
 }
 
+TEST_F(LocalStoreTest, DeleteRemovesOneObjectInsideTheRoot) {
+  auto sink = store_->Create("alice/shell/s1.cast");
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  ASSERT_TRUE((*sink)->Close().ok());
+  ASSERT_TRUE(AtomicWriteFile(dir_ + "/outside", "keep").ok());
+  EXPECT_FALSE(store_->Delete("../outside").ok());
+  EXPECT_FALSE(store_->Delete("alice/../../outside").ok());
+  EXPECT_EQ(*ReadFile(dir_ + "/outside"), "keep");
+  ASSERT_TRUE(store_->Delete("alice/shell/s1.cast").ok());
+  EXPECT_FALSE(*store_->Exists("alice/shell/s1.cast"));
+  EXPECT_EQ(store_->Delete("alice/shell/s1.cast").code(), Code::kNotFound);
+}
+
 TEST_F(LocalStoreTest, NeverWritesOutsideTheRoot) {
   for (const char* key :
        {"../x.cast", "alice/../../x", "/etc/x", "a/./b", "a//b", ""}) {

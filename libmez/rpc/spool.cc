@@ -1,0 +1,229 @@
+#include "libmez/rpc/spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "libmez/util/encoding.h"
+#include "libmez/util/file.h"
+
+namespace mez::rpc {
+namespace {
+
+std::string FileHeader() {
+  std::string h(kSpoolMagic, sizeof(kSpoolMagic));
+  h.push_back(1);  // version
+  h.append(3, '\0');
+  return h;
+}
+
+void PutLe32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint32_t GetLe32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
+
+}  // namespace
+
+StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
+  StreamHeader h;
+  h.session_id = p.session_id();
+  h.connection_id = p.connection_id();
+  h.user_token = p.user_token();
+  h.started_at_us = p.started_at_us();
+  h.kind = p.kind();
+  h.width = p.width();
+  h.height = p.height();
+  h.command = p.command();
+  h.src_host = p.src_host();
+  h.src_port = p.src_port();
+  h.dst_host = p.dst_host();
+  h.dst_port = p.dst_port();
+  h.node = p.node();
+  h.login = p.login();
+  h.term = p.term();
+  return h;
+}
+
+ChunkDirection DirectionFromProto(mezite::v1::Direction d) {
+  switch (d) {
+    case mezite::v1::DIRECTION_IN:
+      return ChunkDirection::kIn;
+    case mezite::v1::DIRECTION_ERR:
+      return ChunkDirection::kErr;
+    default:
+      return ChunkDirection::kOut;
+  }
+}
+
+Result<std::unique_ptr<SpoolWriter>> SpoolWriter::Create(
+    const std::string& path, const mezite::v1::RecordFrame& header) {
+  if (!header.has_header()) {
+    return InvalidArgument("a spool starts with a header frame");
+  }
+  int fd = open(path.c_str(),
+                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return ErrnoStatus("create spool " + path, errno);
+  std::unique_ptr<SpoolWriter> w(new SpoolWriter(fd, path));
+  std::string h = FileHeader();
+  MEZ_RETURN_IF_ERROR(WriteAll(fd, h));
+  w->size_ = h.size();
+  MEZ_RETURN_IF_ERROR(w->Append(header));
+  return w;
+}
+
+SpoolWriter::~SpoolWriter() { close(fd_); }
+
+Status SpoolWriter::WriteRecord(const std::string& bytes) {
+  if (ended_) return FailedPrecondition("spool " + path_ + " already ended");
+  std::string rec;
+  rec.reserve(4 + bytes.size());
+  PutLe32(&rec, static_cast<uint32_t>(bytes.size()));
+  rec += bytes;
+  Status s = WriteAll(fd_, rec);
+  if (!s.ok()) {
+    // A partial record would be dropped as torn; cut it off now so that
+    // later records are not written after garbage.
+    if (ftruncate(fd_, static_cast<off_t>(size_)) == 0) {
+      lseek(fd_, static_cast<off_t>(size_), SEEK_SET);
+    }
+    return Status(s.code(), "spool " + path_ + ": " + s.message());
+  }
+  size_ += rec.size();
+  return Status::Ok();
+}
+
+Status SpoolWriter::Append(const mezite::v1::RecordFrame& frame) {
+  std::string bytes;
+  if (!frame.SerializeToString(&bytes)) {
+    return Internal("cannot serialize a record frame");
+  }
+  if (bytes.empty() || bytes.size() > kMaxSpoolRecord) {
+    return InvalidArgument("record frame of " + std::to_string(bytes.size()) +
+                           " bytes cannot be spooled");
+  }
+  return WriteRecord(bytes);
+}
+
+Status SpoolWriter::End() {
+  MEZ_RETURN_IF_ERROR(WriteRecord(""));
+  ended_ = true;
+  if (fsync(fd_) != 0) return ErrnoStatus("fsync spool " + path_, errno);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SpoolReader>> SpoolReader::Open(
+    const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rbe");
+  if (f == nullptr) return ErrnoStatus("open spool " + path, errno);
+  std::unique_ptr<SpoolReader> r(new SpoolReader(f));
+  unsigned char h[kSpoolHeaderBytes];
+  size_t n = std::fread(h, 1, sizeof(h), f);
+  std::string want = FileHeader();
+  if (n != sizeof(h) || std::memcmp(h, want.data(), sizeof(h)) != 0) {
+    return DataLoss(path + " is not a Mezite spool file (bad header)");
+  }
+  return r;
+}
+
+SpoolReader::~SpoolReader() { std::fclose(file_); }
+
+Result<bool> SpoolReader::Next(mezite::v1::RecordFrame* frame) {
+  if (done_) return false;
+  unsigned char len_bytes[4];
+  size_t n = std::fread(len_bytes, 1, 4, file_);
+  if (n < 4) {
+    done_ = true;  // End of file, or a torn length.
+    return false;
+  }
+  uint32_t len = GetLe32(len_bytes);
+  if (len == 0) {
+    done_ = true;
+    clean_end_ = true;
+    good_bytes_ += 4;
+    if (std::fgetc(file_) != EOF) {
+      return DataLoss("spool has data after its end marker at offset " +
+                      std::to_string(good_bytes_));
+    }
+    return false;
+  }
+  if (len > kMaxSpoolRecord) {
+    return DataLoss("spool record at offset " + std::to_string(good_bytes_) +
+                    " claims " + std::to_string(len) + " bytes (limit " +
+                    std::to_string(kMaxSpoolRecord) + ")");
+  }
+  buf_.resize(len);
+  if (std::fread(buf_.data(), 1, len, file_) != len) {
+    done_ = true;  // A torn last record.
+    return false;
+  }
+  if (!frame->ParseFromString(buf_)) {
+    return DataLoss("spool record at offset " + std::to_string(good_bytes_) +
+                    " is not a record frame");
+  }
+  if (records_ == 0 && !frame->has_header()) {
+    return DataLoss("spool does not start with a header frame");
+  }
+  if (records_ > 0 && frame->has_header()) {
+    return DataLoss("spool has a second header frame at offset " +
+                    std::to_string(good_bytes_));
+  }
+  ++records_;
+  good_bytes_ += 4 + len;
+  return true;
+}
+
+Result<uint64_t> TrimSpool(const std::string& path) {
+  uint64_t good;
+  {
+    MEZ_ASSIGN_OR_RETURN(auto reader, SpoolReader::Open(path));
+    mezite::v1::RecordFrame frame;
+    while (true) {
+      MEZ_ASSIGN_OR_RETURN(bool more, reader->Next(&frame));
+      if (!more) break;
+    }
+    good = reader->good_bytes();
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus("stat " + path, errno);
+  if (static_cast<uint64_t>(st.st_size) != good &&
+      truncate(path.c_str(), static_cast<off_t>(good)) != 0) {
+    return ErrnoStatus("truncate " + path, errno);
+  }
+  return good;
+}
+
+Result<std::string> FileSha256(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open " + path, errno);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  std::string buf(1 << 16, '\0');
+  Status status;
+  while (true) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = ErrnoStatus("read " + path, errno);
+      break;
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(md, buf.data(), static_cast<size_t>(n));
+  }
+  unsigned char out[32];
+  unsigned int out_len = 0;
+  EVP_DigestFinal_ex(md, out, &out_len);
+  EVP_MD_CTX_free(md);
+  close(fd);
+  if (!status.ok()) return status;
+  return HexEncode(std::string_view(reinterpret_cast<char*>(out), out_len));
+}
+
+}  // namespace mez::rpc

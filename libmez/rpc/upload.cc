@@ -1,0 +1,351 @@
+#include "libmez/rpc/upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "libmez/rpc/spool.h"
+#include "libmez/util/file.h"
+#include "libmez/util/log.h"
+#include "libmez/util/path.h"
+
+namespace mez::rpc {
+namespace {
+
+bool IsSha256Hex(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Result<uint64_t> FileSize(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) return static_cast<uint64_t>(st.st_size);
+  if (errno == ENOENT) return NotFound(path);
+  return ErrnoStatus("stat " + path, errno);
+}
+
+// "<size> <sha256>[ <storage key>]"
+struct Marker {
+  uint64_t size = 0;
+  std::string sha256;
+  std::string storage_key;
+};
+
+std::optional<Marker> ReadMarker(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return std::nullopt;
+  std::istringstream in(*text);
+  Marker m;
+  if (!(in >> m.size >> m.sha256)) return std::nullopt;
+  in >> m.storage_key;
+  return m;
+}
+
+Status WriteMarker(const std::string& path, const Marker& m) {
+  std::string text = std::to_string(m.size) + " " + m.sha256;
+  if (!m.storage_key.empty()) text += " " + m.storage_key;
+  return AtomicWriteFile(path, text + "\n", 0600);
+}
+
+}  // namespace
+
+UploadWriter::~UploadWriter() {
+  if (fd_ >= 0) close(fd_);
+  manager_->Release(caller_.name + "/" + session_id_);
+}
+
+Status UploadWriter::Append(std::string_view data) {
+  if (finished_) return FailedPrecondition("upload piece already finished");
+  if (data.size() > total_ - size_) {
+    return Status(Code::kOutOfRange, "upload of " + session_id_ +
+                                         " goes past its announced " +
+                                         std::to_string(total_) + " bytes");
+  }
+  MEZ_RETURN_IF_ERROR(WriteAll(fd_, data));
+  size_ += data.size();
+  return Status::Ok();
+}
+
+Result<UploadState> UploadWriter::Finish() {
+  if (finished_) return FailedPrecondition("upload piece already finished");
+  finished_ = true;
+  if (fsync(fd_) != 0) return ErrnoStatus("fsync upload", errno);
+  close(fd_);
+  fd_ = -1;
+  MEZ_ASSIGN_OR_RETURN(std::string dir, manager_->Dir(caller_));
+  std::string base = dir + "/" + session_id_;
+  if (size_ < total_) {
+    UploadState st;
+    st.session_id = session_id_;
+    st.received = size_;
+    st.total_size = total_;
+    st.sha256 = sha256_;
+    return st;
+  }
+  return manager_->Replay(this, base);
+}
+
+Result<std::unique_ptr<UploadManager>> UploadManager::New(
+    UploadOptions options) {
+  if (options.root.empty()) return InvalidArgument("upload root is empty");
+  if (mkdir(options.root.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus("create " + options.root, errno);
+  }
+  return std::unique_ptr<UploadManager>(new UploadManager(std::move(options)));
+}
+
+Result<std::string> UploadManager::Dir(const Caller& caller) {
+  if (!IsPlainIdentifier(caller.name)) {
+    return InvalidArgument("caller name '" + caller.name +
+                           "' cannot name an upload directory");
+  }
+  return SafeMakeDirs(opt_.root, caller.name);
+}
+
+Status UploadManager::Validate(const Caller& caller,
+                               const std::string& session_id,
+                               uint64_t total_size, const std::string& sha256) {
+  if (caller.role != auth::Role::kNode && caller.role != auth::Role::kProxy &&
+      caller.role != auth::Role::kAdmin) {
+    return PermissionDenied("only nodes and proxies upload recordings");
+  }
+  if (!IsPlainIdentifier(session_id)) {
+    return InvalidArgument(
+        "session_id must be 1-128 characters of letters, digits, '.', '_', "
+        "'-' (not starting with '.' or '-')");
+  }
+  if (!IsSha256Hex(sha256)) {
+    return InvalidArgument("sha256 must be 64 lowercase hex digits");
+  }
+  if (total_size <= kSpoolHeaderBytes) {
+    return InvalidArgument("a spool file is longer than " +
+                           std::to_string(total_size) + " bytes");
+  }
+  if (total_size > opt_.max_bytes) {
+    return InvalidArgument("spool of " + std::to_string(total_size) +
+                           " bytes is over the limit of " +
+                           std::to_string(opt_.max_bytes));
+  }
+  return Status::Ok();
+}
+
+Result<UploadState> UploadManager::GetStatus(const Caller& caller,
+                                             const std::string& session_id,
+                                             uint64_t total_size,
+                                             const std::string& sha256) {
+  MEZ_RETURN_IF_ERROR(Validate(caller, session_id, total_size, sha256));
+  MEZ_ASSIGN_OR_RETURN(std::string dir, Dir(caller));
+  std::string base = dir + "/" + session_id;
+  UploadState st;
+  st.session_id = session_id;
+  st.total_size = total_size;
+  st.sha256 = sha256;
+  if (auto done = ReadMarker(base + ".done")) {
+    st.received = done->size;
+    st.total_size = done->size;
+    st.sha256 = done->sha256;
+    st.storage_key = done->storage_key;
+    st.complete = true;
+    return st;
+  }
+  auto meta = ReadMarker(base + ".meta");
+  if (meta && meta->size == total_size && meta->sha256 == sha256) {
+    auto size = FileSize(base + ".part");
+    if (size.ok()) st.received = std::min(*size, total_size);
+  }
+  return st;
+}
+
+Result<std::unique_ptr<UploadWriter>> UploadManager::Begin(
+    const Caller& caller, const std::string& session_id, uint64_t total_size,
+    const std::string& sha256, uint64_t offset) {
+  MEZ_ASSIGN_OR_RETURN(UploadState st,
+                       GetStatus(caller, session_id, total_size, sha256));
+  if (st.complete) {
+    return Status(Code::kAlreadyExists,
+                  "session " + session_id + " is already stored");
+  }
+  if (offset != st.received) {
+    return FailedPrecondition(
+        "upload of " + session_id + " starts at " + std::to_string(offset) +
+        " but the server holds " + std::to_string(st.received) +
+        " bytes; resume from there");
+  }
+  std::string key = caller.name + "/" + session_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!active_.insert(key).second) {
+      return FailedPrecondition("an upload of " + session_id +
+                                " is already in progress");
+    }
+  }
+  auto release = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.erase(key);
+  };
+  auto dir = Dir(caller);
+  if (!dir.ok()) {
+    release();
+    return dir.status();
+  }
+  std::string base = *dir + "/" + session_id;
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_APPEND;
+  if (offset == 0) {
+    // A fresh start (or a copy for another size or hash): begin anew.
+    flags |= O_TRUNC;
+    Status s = WriteMarker(base + ".meta", Marker{total_size, sha256, ""});
+    if (!s.ok()) {
+      release();
+      return s;
+    }
+  }
+  int fd = open((base + ".part").c_str(), flags, 0600);
+  if (fd < 0) {
+    release();
+    return ErrnoStatus("open " + base + ".part", errno);
+  }
+  return std::unique_ptr<UploadWriter>(new UploadWriter(
+      this, caller, session_id, total_size, sha256, fd, offset));
+}
+
+void UploadManager::Release(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_.erase(key);
+}
+
+Result<UploadState> UploadManager::Replay(UploadWriter* w,
+                                          const std::string& base) {
+  const std::string part = base + ".part";
+  MEZ_ASSIGN_OR_RETURN(std::string sha, FileSha256(part));
+  if (sha != w->sha256_) {
+    unlink(part.c_str());
+    unlink((base + ".meta").c_str());
+    return DataLoss("the uploaded copy of " + w->session_id_ + " has SHA-256 " +
+                    sha + ", not the announced " + w->sha256_ +
+                    "; upload it again from the start");
+  }
+  // A malformed spool is kept aside for an operator, and refused for good.
+  auto reject = [&](const Status& why) -> Status {
+    rename(part.c_str(), (base + ".bad").c_str());
+    unlink((base + ".meta").c_str());
+    MEZ_LOG(kWarning) << "upload " << w->session_id_ << " from "
+                      << w->caller_.name << " refused: " << why.message()
+                      << " (kept as " << base << ".bad)";
+    return InvalidArgument("spool of " + w->session_id_ +
+                           " refused: " + why.message());
+  };
+  auto reader = SpoolReader::Open(part);
+  if (!reader.ok()) return reject(reader.status());
+  mezite::v1::RecordFrame frame;
+  auto first = (*reader)->Next(&frame);
+  if (!first.ok()) return reject(first.status());
+  if (!*first) return reject(DataLoss("the spool holds no header frame"));
+  StreamHeader h = HeaderFromProto(frame.header());
+  if (h.session_id != w->session_id_) {
+    return reject(
+        InvalidArgument("its header names session '" + h.session_id + "'"));
+  }
+  if (h.started_at_us <= 0) {
+    return reject(InvalidArgument("its header has no start time"));
+  }
+  h.verify_token_at_us = h.started_at_us;
+
+  // A replay cut short by a crash left a row (and maybe a file): redo it.
+  auto existing = opt_.catalog->GetSession(h.session_id);
+  if (existing.ok()) {
+    std::string node = h.node.empty() ? w->caller_.name : h.node;
+    if (existing->node != node) {
+      return reject(PermissionDenied("session " + h.session_id +
+                                     " belongs to another node"));
+    }
+    if (existing->status == catalog::SessionStatus::kComplete) {
+      Marker done{w->total_, w->sha256_, existing->storage_key};
+      MEZ_RETURN_IF_ERROR(WriteMarker(base + ".done", done));
+      unlink(part.c_str());
+      unlink((base + ".meta").c_str());
+      UploadState st;
+      st.session_id = h.session_id;
+      st.received = st.total_size = w->total_;
+      st.sha256 = w->sha256_;
+      st.storage_key = existing->storage_key;
+      st.complete = true;
+      return st;
+    }
+    if (existing->kind != "tcpip" && !existing->storage_key.empty()) {
+      Status del = opt_.store->Delete(existing->storage_key);
+      if (!del.ok() && del.code() != Code::kNotFound) return del;
+    }
+    MEZ_RETURN_IF_ERROR(opt_.catalog->DeleteSession(h.session_id));
+  } else if (existing.status().code() != Code::kNotFound) {
+    return existing.status();
+  }
+
+  auto stream = opt_.ingest->Begin(h, w->caller_);
+  if (!stream.ok()) {
+    Code c = stream.status().code();
+    if (c == Code::kInvalidArgument || c == Code::kUnauthenticated ||
+        c == Code::kPermissionDenied) {
+      return reject(stream.status());
+    }
+    return stream.status();
+  }
+  int64_t last_us = 0;
+  Status s;
+  while (s.ok()) {
+    auto more = (*reader)->Next(&frame);
+    if (!more.ok()) {
+      s = more.status();
+      break;
+    }
+    if (!*more) break;
+    switch (frame.frame_case()) {
+      case mezite::v1::RecordFrame::kChunk:
+        last_us = std::max(last_us, frame.chunk().offset_us());
+        s = (*stream)->Chunk(frame.chunk().offset_us(),
+                             DirectionFromProto(frame.chunk().direction()),
+                             frame.chunk().data());
+        break;
+      case mezite::v1::RecordFrame::kResize:
+        last_us = std::max(last_us, frame.resize().offset_us());
+        s = (*stream)->Resize(frame.resize().offset_us(),
+                              frame.resize().width(), frame.resize().height());
+        break;
+      case mezite::v1::RecordFrame::kExit:
+        last_us = std::max(last_us, frame.exit().offset_us());
+        s = (*stream)->Exit(frame.exit().offset_us(),
+                            frame.exit().exit_status());
+        break;
+      default:
+        s = DataLoss("an empty frame");
+    }
+  }
+  if (!s.ok()) {
+    (*stream)->Finish(false, h.started_at_us + last_us).ok();
+    if (s.code() == Code::kInvalidArgument || s.code() == Code::kDataLoss) {
+      return reject(s);
+    }
+    return s;
+  }
+  bool clean = (*reader)->clean_end();
+  std::string storage_key = (*stream)->storage_key();
+  MEZ_RETURN_IF_ERROR((*stream)->Finish(clean, h.started_at_us + last_us));
+  MEZ_RETURN_IF_ERROR(
+      WriteMarker(base + ".done", Marker{w->total_, w->sha256_, storage_key}));
+  unlink(part.c_str());
+  unlink((base + ".meta").c_str());
+  UploadState st;
+  st.session_id = h.session_id;
+  st.received = st.total_size = w->total_;
+  st.sha256 = w->sha256_;
+  st.storage_key = storage_key;
+  st.complete = true;
+  return st;
+}
+
+}  // namespace mez::rpc
