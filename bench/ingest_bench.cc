@@ -599,6 +599,7 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
   if (gzip) args.push_back("--gzip");
   testing::Mezrecd server(dir, args);
   if (!server.Start()) Fail(&server, "mezrecd did not start");
+  server.RegisterNode("web-01");
   pid_t pid = FindPid(dir);
   if (pid < 0) Fail(&server, "cannot find mezrecd's pid in /proc");
   std::string node_token = server.Token(auth::Role::kNode, "web-01");

@@ -56,6 +56,9 @@ class CliTest : public ::testing::Test {
     return home;
   }
   void Record(const std::string& id, const std::string& user) {
+    std::string err;
+    server_->RegisterNode("web-01", "127.0.0.1:22", &err);
+    ASSERT_EQ(err, "");
     auto stub = server_->Stub();
     RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
     ASSERT_TRUE(call.Send(HeaderFrame(
@@ -248,7 +251,8 @@ TEST_F(CliTest, RbacMatrix) {
   AddUser("alice");
   AddUser("bob");
   Record("a1", "alice");
-  auto add = Mezctl("nodes add web-01 --addr 127.0.0.1:3022");
+  auto add = Mezctl("nodes add web-02 --addr 127.0.0.1:3022");
+  ASSERT_EQ(add.exit_code, 0) << add.out;
   std::string out = add.out;
   size_t start = out.find("(shown once):\n") + 14;
   std::string node_token = out.substr(start, out.find('\n', start) - start);
@@ -287,6 +291,13 @@ TEST_F(CliTest, RbacMatrix) {
   get_cfg.set_key("session_recording");
   pb::ExportCARequest ca_req;
   ca_req.set_type("host");
+  pb::JoinNodeRequest join;
+  join.set_recording_mode("node");
+  pb::JoinNodeResponse joined;
+  pb::NodeAuditRequest node_audit;
+  node_audit.set_type("auth.refused");
+  node_audit.set_user("mallory");
+  pb::NodeAuditResponse audited;
   auto read = [&](grpc::ClientContext* ctx) {
     pb::ReadRecordingRequest r;
     r.set_id("a1");
@@ -328,6 +339,14 @@ TEST_F(CliTest, RbacMatrix) {
       {"ExportCA",
        [&](auto* c) { return stub->ExportCA(c, ca_req, &ca); },
        {C::OK, C::OK, C::OK, C::OK}},
+      {"JoinNode",
+       [&](auto* c) { return stub->JoinNode(c, join, &joined); },
+       {C::PERMISSION_DENIED, C::PERMISSION_DENIED, C::PERMISSION_DENIED,
+        C::OK}},
+      {"NodeAudit",
+       [&](auto* c) { return stub->NodeAudit(c, node_audit, &audited); },
+       {C::PERMISSION_DENIED, C::PERMISSION_DENIED, C::PERMISSION_DENIED,
+        C::OK}},
   };
   int denials = 0;
   for (const Row& r : rows) {
@@ -368,10 +387,23 @@ TEST_F(CliTest, RbacMatrix) {
   auto access =
       Mezctl("audit ls --type=session.recording.access --format=jsonl | wc -l");
   EXPECT_EQ(std::stoi(access.out), 2);
-  // A removed user loses access at once.
+  // The node's own report is in the log, under its name.
+  auto refused = Mezctl("audit ls --type=auth.refused --format=jsonl");
+  EXPECT_NE(refused.out.find("\"node\":\"web-02\""), std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("mallory"), std::string::npos) << refused.out;
+  // A removed user or node loses access at once.
   ASSERT_EQ(Mezctl("users rm bob").exit_code, 0);
   EXPECT_EQ(call(kBob, [&](auto* c) { return stub->ListSessions(c, {}, &ls); }),
             C::UNAUTHENTICATED);
+  ASSERT_EQ(Mezctl("nodes rm web-02").exit_code, 0);
+  EXPECT_EQ(
+      call(kNode, [&](auto* c) { return stub->JoinNode(c, join, &joined); }),
+      C::UNAUTHENTICATED);
+  auto rec_stub = server_->Stub();
+  RecordCall removed(rec_stub.get(), node_token);
+  removed.Send(HeaderFrame("a9", alice, pb::SESSION_KIND_SHELL));
+  EXPECT_EQ(removed.Close().error_code(), C::UNAUTHENTICATED);
 }
 
 // msh ssh against an in-process node (SshServer + SyncRecorder, as mezd

@@ -203,6 +203,11 @@ TEST(MezrecdBadInputTest, EachCaseIsRefusedCleanlyAndTheServerCarriesOn) {
   TempDir dir;
   Mezrecd server(dir.File("data"));
   ASSERT_TRUE(server.Start()) << server.log();
+  {
+    std::string err;
+    server.RegisterNode("web-01", "127.0.0.1:22", &err);
+    ASSERT_EQ(err, "") << "registering node web-01";
+  }
   auto stub = server.Stub();
   std::string node = server.Token(auth::Role::kNode, "web-01");
   std::string alice = server.Token(auth::Role::kUser, "alice");
@@ -260,6 +265,11 @@ TEST(MezrecdBadInputTest, DuplicateSessionIdIsRefusedAndTheFirstKept) {
   TempDir dir;
   Mezrecd server(dir.File("data"));
   ASSERT_TRUE(server.Start()) << server.log();
+  {
+    std::string err;
+    server.RegisterNode("web-01", "127.0.0.1:22", &err);
+    ASSERT_EQ(err, "") << "registering node web-01";
+  }
   auto stub = server.Stub();
   std::string node = server.Token(auth::Role::kNode, "web-01");
   std::string alice = server.Token(auth::Role::kUser, "alice");

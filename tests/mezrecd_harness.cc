@@ -10,6 +10,7 @@
 
 #include "libmez/auth/identity.h"
 #include "libmez/util/file.h"
+#include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/test_util.h"
 
 namespace mez::testing {
@@ -149,6 +150,26 @@ std::shared_ptr<grpc::Channel> Mezrecd::Channel() const {
 
 std::unique_ptr<mezite::v1::Recording::Stub> Mezrecd::Stub() const {
   return mezite::v1::Recording::NewStub(Channel());
+}
+
+std::string Mezrecd::RegisterNode(const std::string& name,
+                                  const std::string& addr,
+                                  std::string* error) const {
+  auto stub = mezite::v1::Cluster::NewStub(Channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization",
+                  "Bearer " + Token(auth::Role::kAdmin, "admin"));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  mezite::v1::AddNodeRequest req;
+  req.set_name(name);
+  req.set_addr(addr);
+  mezite::v1::AddNodeResponse resp;
+  grpc::Status s = stub->AddNode(&ctx, req, &resp);
+  if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS &&
+      error != nullptr) {
+    *error = s.error_message();
+  }
+  return s.ok() ? resp.join_token() : "";
 }
 
 RecordCall::RecordCall(mezite::v1::Recording::Stub* stub,

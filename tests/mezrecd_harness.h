@@ -45,6 +45,13 @@ class Mezrecd {
   std::string Sign(auth::Claims claims) const;
   std::unique_ptr<mezite::v1::Recording::Stub> Stub() const;
   std::shared_ptr<grpc::Channel> Channel() const;
+  // Registers a node in the catalog (as `mezctl nodes add` does); recording
+  // streams are refused for nodes that are not registered. Idempotent.
+  // Returns the join token ("" when the node already existed or on error,
+  // which `error` then describes).
+  std::string RegisterNode(const std::string& name,
+                           const std::string& addr = "127.0.0.1:22",
+                           std::string* error = nullptr) const;
 
  private:
   std::string data_dir_;

@@ -33,6 +33,11 @@ class MezrecdTest : public ::testing::Test {
     server_ =
         std::make_unique<Mezrecd>(data_dir(), std::move(args), std::move(env));
     ASSERT_TRUE(server_->Start()) << server_->log();
+    {
+      std::string err;
+      server_->RegisterNode("web-01", "127.0.0.1:22", &err);
+      ASSERT_EQ(err, "") << "registering node web-01";
+    }
     stub_ = server_->Stub();
     node_ = server_->Token(auth::Role::kNode, "web-01");
     alice_ = server_->Token(auth::Role::kUser, "alice");

@@ -49,6 +49,11 @@ class AgentTest : public ::testing::Test {
         << "ssh is missing: run scripts/deps";
     rec_ = std::make_unique<mez::testing::Mezrecd>(dir_.File("data"));
     ASSERT_TRUE(rec_->Start()) << rec_->log();
+    {
+      std::string err;
+      rec_->RegisterNode("web-01", "127.0.0.1:22", &err);
+      ASSERT_EQ(err, "") << "registering node web-01";
+    }
     ca_pem_ = ReadFile(dir_.File("data") + "/user_ca.key").value();
 
     SyncRecorderOptions rec_opt;
@@ -200,7 +205,7 @@ TEST_F(AgentTest, BrokenStreamIsDetected) {
     ++calls;
     message = m;
   };
-  auto tap = SyncRecorder::Start(opt, info, "conn1");
+  auto tap = SyncRecorder::Start(opt, info);
   tap->OnData(ssh::Direction::kOut, "before\n", 1000);
   rec_->Kill9();
   for (int i = 0; i < 200 && !tap->broken(); ++i) {

@@ -1,41 +1,14 @@
 #include "libmez/agent/sync_recorder.h"
 
-#include <openssl/rand.h>
-
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <thread>
 #include <utility>
 
-#include "libmez/auth/ssh_cert.h"
-#include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
 
 namespace mez::agent {
-namespace {
-
-mezite::v1::Direction ToProto(ssh::Direction d) {
-  switch (d) {
-    case ssh::Direction::kIn:
-      return mezite::v1::DIRECTION_IN;
-    case ssh::Direction::kOut:
-      return mezite::v1::DIRECTION_OUT;
-    case ssh::Direction::kErr:
-      return mezite::v1::DIRECTION_ERR;
-  }
-  return mezite::v1::DIRECTION_UNSPECIFIED;
-}
-
-}  // namespace
-
-std::string NewRandomId() {
-  unsigned char buf[16];
-  if (RAND_bytes(buf, sizeof(buf)) != 1) {
-    MEZ_LOG(kError) << "agent: RAND_bytes failed";
-    std::abort();
-  }
-  return HexEncode(std::string_view(reinterpret_cast<char*>(buf), sizeof(buf)));
-}
 
 SyncRecorder::SyncRecorder(const SyncRecorderOptions& options,
                            std::string session_id, int64_t start_micros)
@@ -46,40 +19,45 @@ SyncRecorder::SyncRecorder(const SyncRecorderOptions& options,
 }
 
 std::unique_ptr<SyncRecorder> SyncRecorder::Start(
-    const SyncRecorderOptions& options, const ssh::ChannelInfo& info,
-    const std::string& connection_id) {
+    const SyncRecorderOptions& options, const ssh::ChannelInfo& info) {
   std::unique_ptr<SyncRecorder> r(
       new SyncRecorder(options, NewRandomId(), info.start_micros));
   r->ctx_.AddMetadata("authorization", "Bearer " + options.node_token);
   r->stub_ = mezite::v1::Recording::NewStub(options.channel);
   r->writer_ = r->stub_->Record(&r->ctx_, &r->summary_);
-  mezite::v1::RecordFrame frame;
-  auto* h = frame.mutable_header();
-  h->set_session_id(r->session_id_);
-  h->set_connection_id(connection_id);
-  auto token =
-      info.cert_extensions.find(std::string(auth::kMeziteTokenExtension));
-  if (token != info.cert_extensions.end()) h->set_user_token(token->second);
-  h->set_started_at_us(r->options_.clock->WallMicros());
-  h->set_node(options.node);
-  h->set_login(info.login);
-  // A pty requested without a size (ssh -tt from a pipe) is 0x0; mezrecd
-  // wants a real size for shells, so use the VT100 default.
-  int width = info.pty && info.width > 0 ? info.width : 80;
-  int height = info.pty && info.height > 0 ? info.height : 24;
-  if (info.kind == ssh::ChannelKind::kShell) {
-    h->set_kind(mezite::v1::SESSION_KIND_SHELL);
-  } else {
-    h->set_kind(mezite::v1::SESSION_KIND_EXEC);
-    h->set_command(info.command);
-  }
-  if (info.kind == ssh::ChannelKind::kShell || info.pty) {
-    h->set_width(static_cast<uint32_t>(width));
-    h->set_height(static_cast<uint32_t>(height));
-    h->set_term(info.term);
-  }
-  r->Send(frame);
+  r->Send(HeaderFrame(info, r->session_id_, options.node,
+                      r->options_.clock->WallMicros()));
+  if (!r->broken()) r->AwaitAccepted();
   return r;
+}
+
+void SyncRecorder::AwaitAccepted() {
+  // mezrecd answers the header with initial metadata once it opened the
+  // recording. A service that neither answers nor fails is given up on.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock,
+                     std::chrono::microseconds(options_.accept_timeout_us),
+                     [&] { return done; })) {
+      ctx_.TryCancel();
+    }
+  });
+  writer_->WaitForInitialMetadata();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  if (ctx_.GetServerInitialMetadata().count("mezite-accepted") > 0) return;
+  // The call failed (refused header, unreachable, or timed out): say why.
+  closed_ = true;
+  grpc::Status s = writer_->Finish();
+  MarkBroken(s.ok() ? std::string("the recording was not accepted")
+                    : "recording service: " + s.error_message());
 }
 
 SyncRecorder::~SyncRecorder() { Close(); }
@@ -123,30 +101,16 @@ void SyncRecorder::Close() {
 
 void SyncRecorder::OnData(ssh::Direction direction, std::string_view bytes,
                           int64_t micros) {
-  mezite::v1::RecordFrame frame;
-  auto* c = frame.mutable_chunk();
-  c->set_offset_us(micros - start_micros_);
-  c->set_direction(ToProto(direction));
-  c->set_data(std::string(bytes));
-  Send(frame);
+  Send(ChunkFrame(direction, bytes, micros - start_micros_));
 }
 
 void SyncRecorder::OnResize(int width, int height, int64_t micros) {
   if (width <= 0 || height <= 0) return;  // No size to record.
-  mezite::v1::RecordFrame frame;
-  auto* r = frame.mutable_resize();
-  r->set_offset_us(micros - start_micros_);
-  r->set_width(static_cast<uint32_t>(width));
-  r->set_height(static_cast<uint32_t>(height));
-  Send(frame);
+  Send(ResizeFrame(width, height, micros - start_micros_));
 }
 
 void SyncRecorder::OnExit(int exit_status, int64_t micros) {
-  mezite::v1::RecordFrame frame;
-  auto* e = frame.mutable_exit();
-  e->set_offset_us(micros - start_micros_);
-  e->set_exit_status(exit_status);
-  Send(frame);
+  Send(ExitFrame(exit_status, micros - start_micros_));
   Close();
 }
 
@@ -193,27 +157,15 @@ class ChannelWatcher {
 }  // namespace
 
 ssh::TapFactory MakeSyncTapFactory(SyncRecorderOptions options) {
-  struct State {
-    explicit State(std::shared_ptr<grpc::Channel> channel)
-        : watcher(std::move(channel)) {}
-    ChannelWatcher watcher;
-    std::mutex mu;
-    std::map<std::string, std::string> connection_ids;  // remote -> id
-  };
-  auto state = std::make_shared<State>(options.channel);
-  return [options = std::move(options), state](
+  auto watcher = std::make_shared<ChannelWatcher>(options.channel);
+  return [options = std::move(options), watcher](
              const ssh::ChannelInfo& info) -> std::unique_ptr<ssh::ChannelTap> {
-    std::string connection_id;
-    {
-      std::lock_guard<std::mutex> lock(state->mu);
-      // Bounded: a table of recent connections only.
-      if (state->connection_ids.size() > 4096) state->connection_ids.clear();
-      auto [it, inserted] =
-          state->connection_ids.try_emplace(info.remote, NewRandomId());
-      connection_id = it->second;
-    }
-    return SyncRecorder::Start(options, info, connection_id);
+    return SyncRecorder::Start(options, info);
   };
+}
+
+std::shared_ptr<void> WatchChannel(std::shared_ptr<grpc::Channel> channel) {
+  return std::make_shared<ChannelWatcher>(std::move(channel));
 }
 
 }  // namespace mez::agent

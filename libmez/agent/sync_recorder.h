@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "libmez/agent/frames.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/clock.h"
@@ -33,6 +34,8 @@ struct SyncRecorderOptions {
   std::string node_token;  // sent as "authorization: Bearer ..."
   std::string node;        // this node's name, for the header
   Clock* clock = nullptr;  // nullptr: RealClock()
+  // How long Start waits for mezrecd to accept the header.
+  int64_t accept_timeout_us = 5'000'000;
   // Called at most once per recorder, from the connection's thread, when
   // its stream breaks. `message` is one line without a newline.
   std::function<void(const std::string& message)> on_broken;
@@ -40,11 +43,12 @@ struct SyncRecorderOptions {
 
 class SyncRecorder : public ssh::ChannelTap {
  public:
-  // Opens the Record stream and sends the header. Never null; when the
-  // stream cannot be opened the recorder starts out broken.
+  // Opens the Record stream, sends the header and waits until mezrecd
+  // accepted it. Never null; when the stream cannot be opened or the
+  // header is refused, the recorder starts out broken (EndReason says
+  // why), so the session can end before the user's program runs.
   static std::unique_ptr<SyncRecorder> Start(const SyncRecorderOptions& options,
-                                             const ssh::ChannelInfo& info,
-                                             const std::string& connection_id);
+                                             const ssh::ChannelInfo& info);
   // Half-closes and finishes the stream if OnExit did not.
   ~SyncRecorder() override;
   SyncRecorder(const SyncRecorder&) = delete;
@@ -70,6 +74,7 @@ class SyncRecorder : public ssh::ChannelTap {
   SyncRecorder(const SyncRecorderOptions& options, std::string session_id,
                int64_t start_micros);
   void Send(const mezite::v1::RecordFrame& frame);
+  void AwaitAccepted();
   void Close();
   void MarkBroken(const std::string& why);
 
@@ -87,13 +92,15 @@ class SyncRecorder : public ssh::ChannelTap {
   std::string broken_message_;  // guarded by mu_
 };
 
-// A fresh random identifier (32 lowercase hex characters).
-std::string NewRandomId();
-
-// The server's tap factory: a SyncRecorder per shell or exec. Connection
-// ids are derived per client address ("address:port" is unique among live
-// connections).
+// The server's tap factory: a SyncRecorder per channel (shell, exec,
+// direct-tcpip), all of a connection under its ChannelInfo::connection_id.
 ssh::TapFactory MakeSyncTapFactory(SyncRecorderOptions options);
+
+// Keeps gRPC polling `channel`'s transport while the result lives, so that
+// a recording service that went away is noticed within about 100 ms
+// instead of gRPC's 5 s backup poll. Start SyncRecorders only while one
+// is alive.
+std::shared_ptr<void> WatchChannel(std::shared_ptr<grpc::Channel> channel);
 
 }  // namespace mez::agent
 

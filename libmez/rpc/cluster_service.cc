@@ -21,6 +21,8 @@ constexpr int64_t kDefaultUserTtl = 12 * 3600;
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr int64_t kUserCertTtl = 10 * 60;
 constexpr int64_t kUserCertBackdate = 60;
+// session_recording until an admin sets it (DESIGN.md "modes").
+constexpr char kDefaultRecordingMode[] = "node-sync";
 // Host certificates are renewed at every mezd start and heartbeat.
 constexpr int64_t kHostCertTtl = 7 * 24 * 3600;
 
@@ -408,7 +410,7 @@ grpc::ServerUnaryReactor* ClusterService::GetConfig(
         }
         MEZ_ASSIGN_OR_RETURN(auto v, opt_.catalog->GetConfig(req->key()));
         resp->set_key(req->key());
-        resp->set_value(v.value_or(""));
+        resp->set_value(v.value_or(kDefaultRecordingMode));
         return Status::Ok();
       });
 }
@@ -678,7 +680,7 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
         resp->set_name(c.subject);
         resp->set_user_ca_public(opt_.keys->user_ca_public);
         resp->set_host_ca_public(opt_.keys->host_ca_public);
-        resp->set_session_recording(setting.value_or(""));
+        resp->set_session_recording(setting.value_or(kDefaultRecordingMode));
         return Status::Ok();
       });
 }

@@ -72,6 +72,11 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
           return s.status();
         }
         stream_ = std::move(s).value();
+        // Tells the client the header was accepted: agents start the
+        // user's program only after this, so a refused recording never
+        // lets anything run unrecorded.
+        ctx_->AddInitialMetadata("mezite-accepted", "1");
+        StartSendInitialMetadata();
         return Status::Ok();
       }
       case RecordFrame::kChunk:

@@ -12,28 +12,37 @@
 
 namespace mez::ssh {
 
-enum class ChannelKind { kShell, kExec };
+enum class ChannelKind { kShell, kExec, kTcpip };
 
 enum class Direction {
-  kIn,   // client -> program (keystrokes, piped stdin)
-  kOut,  // program stdout (with a pty: everything the terminal shows)
+  kIn,   // client -> program (keystrokes, piped stdin); tcpip: -> destination
+  kOut,  // program stdout (with a pty: everything the terminal shows);
+         // tcpip: destination -> client
   kErr,  // program stderr (exec without a pty only)
 };
 
-std::string_view ChannelKindName(ChannelKind kind);   // "shell", "exec"
+std::string_view ChannelKindName(ChannelKind kind);  // "shell", "exec", "tcpip"
 std::string_view DirectionName(Direction direction);  // "in", "out", "err"
 
-// What is known when a shell or exec starts.
+// What is known when a shell, exec or direct-tcpip channel starts.
 struct ChannelInfo {
   ChannelKind kind = ChannelKind::kShell;
+  // Random per SSH connection (32 lowercase hex), shared by its channels.
+  std::string connection_id;
   std::string login;    // the SSH user name, as granted by the cert
   std::string key_id;   // the certificate's key id (the Mezite user)
   std::string remote;   // "address:port" of the client
   std::string command;  // exec only
   bool pty = false;
-  std::string term;          // pty only
-  int width = 0;             // pty only, in columns
-  int height = 0;            // pty only, in rows
+  std::string term;  // pty only
+  int width = 0;     // pty only, in columns
+  int height = 0;    // pty only, in rows
+  // tcpip only: the originator the client reported and the destination it
+  // asked for (a host name or an address literal, as sent).
+  std::string src_host;
+  uint16_t src_port = 0;
+  std::string dst_host;
+  uint16_t dst_port = 0;
   int64_t start_micros = 0;  // Clock::MonotonicMicros() at the start
   // The certificate's extensions (name -> value), e.g. the user's JWT
   // under auth::kMeziteTokenExtension.
@@ -41,10 +50,16 @@ struct ChannelInfo {
 };
 
 // One tap per channel, created by the server's TapFactory when the program
-// starts and destroyed after OnExit (or after the connection ended without
-// an exit). Calls come from the connection's thread, never concurrently
-// for one tap, in the order the bytes moved. Times are
-// Clock::MonotonicMicros(). A tap must not block for long: it runs on the
+// starts (tcpip: when the destination is being connected) and destroyed
+// after OnExit (or after the connection ended without an exit).
+//
+// tcpip channels: OnData(kIn) carries client -> destination bytes and
+// OnData(kOut) destination -> client; an empty OnData marks the end of
+// that direction (half close). OnExit(0) when the channel closes after
+// the destination connection was made; OnExit(1) with no data before it
+// when the destination could not be reached. Calls come from the connection's
+// thread, never concurrently for one tap, in the order the bytes moved. Times
+// are Clock::MonotonicMicros(). A tap must not block for long: it runs on the
 // thread that pumps the channel.
 class ChannelTap {
  public:

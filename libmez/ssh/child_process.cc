@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pty.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -49,6 +52,36 @@ struct ExecArgs {
   }
 };
 
+void WriteStderr(const char* s) {
+  ssize_t ignored = write(STDERR_FILENO, s, strlen(s));
+  (void)ignored;
+}
+
+[[noreturn]] void Fail(const char* what) {
+  WriteStderr("mezd: cannot start the session: ");
+  WriteStderr(what);
+  WriteStderr(" failed\n");
+  _exit(126);
+}
+
+// Becomes spec.uid, in sshd's order; never returns on a failed step.
+void DropPrivileges(const ChildSpec& spec) {
+  if (spec.pty) {
+    // stdin is the pty slave: let the user own it, like sshd does.
+    if (fchown(STDIN_FILENO, spec.uid, spec.tty_gid) != 0) Fail("chown pty");
+    if (fchmod(STDIN_FILENO, 0620) != 0) Fail("chmod pty");
+  }
+  if (setgid(spec.gid) != 0) Fail("setgid");
+  if (setgroups(spec.groups.size(), spec.groups.data()) != 0) {
+    Fail("setgroups");
+  }
+  if (setuid(spec.uid) != 0) Fail("setuid");
+  // Paranoia (as sshd): a dropped root must not be able to come back.
+  if (spec.uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+    Fail("dropping root");
+  }
+}
+
 [[noreturn]] void ExecChild(const ChildSpec& spec, ExecArgs& args) {
   // Only async-signal-safe calls from here on.
   sigset_t none;
@@ -59,7 +92,11 @@ struct ExecArgs {
   signal(SIGHUP, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
+  if (spec.change_user) DropPrivileges(spec);
   if (spec.home.empty() || chdir(spec.home.c_str()) != 0) {
+    WriteStderr("Could not chdir to home directory ");
+    WriteStderr(spec.home.c_str());
+    WriteStderr(", using /\n");
     if (chdir("/") != 0) _exit(126);
   }
   execve(spec.shell.c_str(), args.argv.data(), args.envp.data());
@@ -70,6 +107,17 @@ struct ExecArgs {
 }
 
 }  // namespace
+
+std::vector<gid_t> GroupsOfUser(const std::string& user, gid_t gid) {
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  while (getgrouplist(user.c_str(), gid, groups.data(), &n) < 0) {
+    if (n <= static_cast<int>(groups.size())) n = 2 * n;  // Defensive.
+    groups.resize(static_cast<size_t>(n));
+  }
+  groups.resize(static_cast<size_t>(n));
+  return groups;
+}
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     const ChildSpec& spec) {

@@ -17,12 +17,26 @@ namespace mez::ssh {
 struct ChildSpec {
   std::string shell;             // absolute path, e.g. the login's shell
   std::string command;           // empty: an interactive login shell
-  std::string home;              // working directory
+  std::string home;              // working directory ("/" when unusable)
   std::vector<std::string> env;  // the whole environment, "NAME=value"
   bool pty = false;
   int width = 80;
   int height = 24;
+  // When set (the server runs as root), the child becomes this user before
+  // exec: setgid(gid), setgroups(groups) (what initgroups would set,
+  // computed before fork), setuid(uid); any failure ends the child with
+  // exit status 126 without exec. A pty slave is given to the user (group
+  // tty_gid, mode 0620).
+  bool change_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  gid_t tty_gid = 0;
 };
+
+// The supplementary groups of `user` with primary group `gid`, as
+// initgroups(3) would set them. Reads the group database: call before fork.
+std::vector<gid_t> GroupsOfUser(const std::string& user, gid_t gid);
 
 // Owns the child and its descriptors (all non-blocking, close-on-exec).
 // The destructor hangs up on a child still running (SIGHUP to its process

@@ -1,11 +1,13 @@
 // One accepted SSH connection, served on its own thread: key exchange,
-// certificate authentication, session channels. Internal to libmez/ssh.
+// certificate authentication, session channels and direct-tcpip channels.
+// Internal to libmez/ssh.
 #ifndef MEZ_SSH_CONNECTION_H_
 #define MEZ_SSH_CONNECTION_H_
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <map>
@@ -22,7 +24,17 @@ struct ServerContext {
   const SshServerOptions* options = nullptr;
   Clock* clock = nullptr;
   const std::atomic<bool>* stopping = nullptr;
-  std::string user;  // the user the server runs as, the only login allowed
+  std::string user;  // the user the server runs as
+  // Root may start sessions for any login in the passwd database; anyone
+  // else only for `user`.
+  bool is_root = false;
+};
+
+// A login's passwd entry, as the session's program gets it.
+struct LoginUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
   std::string home;
   std::string shell;
 };
@@ -45,10 +57,17 @@ class Connection {
 
   int OnAuthPubkey(const char* user, ssh_key pubkey, char signature_state);
   ssh_channel OnChannelOpen();
+  // Returns 1 for libssh's default reply (a refusal), 0 when handled.
+  int OnMessage(ssh_message message);
+  int OnDirectTcpip(ssh_message message);
   bool StartProgram(Channel& ch, ChannelKind kind, const std::string& command);
   void Refuse(const std::string& login, const std::string& key_id,
               const std::string& reason);
   void Pump(Channel& ch);
+  void PumpTcpip(Channel& ch);
+  void PullLeftover(Channel& ch);
+  void SetSocketPoll(Channel& ch, short events);
+  void CloseTcpip(Channel& ch, bool reached);
   void DrainOutput(Channel& ch, bool is_err);
   void Unregister(Channel& ch);
   void Finish(Channel& ch);
@@ -59,8 +78,10 @@ class Connection {
   ssh_event event_ = nullptr;
   std::string remote_;
   ssh_server_callbacks_struct server_callbacks_{};
+  std::string connection_id_;  // 32 lowercase hex, random
   bool authenticated_ = false;
   std::string login_;
+  LoginUser user_;  // login_'s passwd entry
   std::string key_id_;
   std::map<std::string, std::string> cert_extensions_;
   std::vector<std::unique_ptr<Channel>> channels_;

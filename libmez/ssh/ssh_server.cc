@@ -25,7 +25,15 @@
 namespace mez::ssh {
 
 std::string_view ChannelKindName(ChannelKind kind) {
-  return kind == ChannelKind::kShell ? "shell" : "exec";
+  switch (kind) {
+    case ChannelKind::kShell:
+      return "shell";
+    case ChannelKind::kExec:
+      return "exec";
+    case ChannelKind::kTcpip:
+      return "tcpip";
+  }
+  return "?";
 }
 
 std::string_view DirectionName(Direction direction) {
@@ -115,9 +123,7 @@ Status SshServer::Impl::Init(SshServerOptions options) {
   ctx_.clock = options_.clock;
   ctx_.stopping = &stopping_;
   ctx_.user = pw.pw_name;
-  ctx_.home = pw.pw_dir != nullptr ? pw.pw_dir : "/";
-  ctx_.shell =
-      pw.pw_shell != nullptr && pw.pw_shell[0] == '/' ? pw.pw_shell : "/bin/sh";
+  ctx_.is_root = uid == 0;
   MEZ_RETURN_IF_ERROR(LoadHostKey());
   MEZ_RETURN_IF_ERROR(Listen());
   if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {

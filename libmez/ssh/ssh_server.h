@@ -1,7 +1,15 @@
 // The node agent's SSH server (libssh): users authenticate with an OpenSSH
 // user certificate from the cluster's user CA and get session channels
-// (pty, shell, exec, env, window-change) whose programs run as the current
-// user. Every byte through a session channel is reported to a ChannelTap.
+// (pty, shell, exec, env, window-change) and, with permit-port-forwarding,
+// direct-tcpip channels (ssh -L). Every byte through a channel is reported
+// to a ChannelTap.
+//
+// Logins: the SSH user name must be one of the certificate's principals
+// and exist in the passwd database. A server running as root starts each
+// program as that login (setgid, supplementary groups, setuid; its home,
+// shell and environment from passwd). A server running as another user
+// only accepts that user's own login and refuses others at authentication.
+// direct-tcpip destinations are connected by the server process itself.
 //
 // Threads: one acceptor thread, and one thread per connection owning that
 // connection's ssh_session and ssh_event (libssh objects are never shared
@@ -30,9 +38,13 @@ struct AuthRefusal {
 };
 
 using RefusalHook = std::function<void(const AuthRefusal&)>;
-// Returns the tap for a starting shell or exec, or nullptr for none.
+// Returns the tap for a starting shell, exec or direct-tcpip channel, or
+// nullptr for none.
 using TapFactory =
     std::function<std::unique_ptr<ChannelTap>(const ChannelInfo&)>;
+// Called once when an authenticated connection has ended (all its taps are
+// destroyed by then), with its ChannelInfo::connection_id.
+using ConnectionEndHook = std::function<void(const std::string& connection_id)>;
 
 struct SshServerOptions {
   std::string listen_address = "127.0.0.1";  // IPv4 or IPv6 literal
@@ -47,6 +59,21 @@ struct SshServerOptions {
   RefusalHook on_refusal;
   // Called from connection threads, possibly concurrently.
   TapFactory tap_factory;
+  // Called from connection threads, possibly concurrently.
+  ConnectionEndHook on_connection_end;
+  // direct-tcpip channels (ssh -L), for certificates that carry
+  // permit-port-forwarding. Destinations are connected from this host.
+  bool allow_tcpip_forwarding = true;
+  // How long a direct-tcpip destination may take to accept. The client's
+  // open is answered within 0.5 s at most: a connect that fails by then
+  // refuses the open; a slower one is accepted and, should it fail later,
+  // the channel is closed instead. Either way the tap sees OnExit(1) and no
+  // data. Host names are resolved (getaddrinfo, IPv4 and IPv6) before that.
+  int connect_timeout_ms = 10'000;
+  // Certificate extensions a user certificate must carry (e.g. the
+  // cluster's token extension, without which nothing can be recorded);
+  // certificates without one are refused at authentication.
+  std::vector<std::string> required_cert_extensions;
   // Environment variables a client may set (exact names, or a prefix
   // ending in '*'), as sshd's AcceptEnv.
   std::vector<std::string> accept_env = {"LANG", "LC_*"};

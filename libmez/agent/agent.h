@@ -1,0 +1,83 @@
+// The node agent (mezd) as a library: joins the cluster, serves SSH to
+// holders of the cluster's user certificates, and records every session
+// channel in the mode that applies when it starts:
+//   MEZITE_RECORDING_MODE (AgentOptions::mode_override) when set, else the
+//   cluster setting session_recording, asked for at every new session,
+//   else node. When mezrecd cannot be asked, node (nothing is lost: the
+//   spool is uploaded later).
+// node-sync streams live (SyncRecorder), node spools and uploads
+// (SpoolRecorder + Uploader), off records nothing but still reports
+// session.start and session.end to the audit log.
+//
+// Files under data_dir (created 0700): host_key (the SSH host key, made on
+// first start), host_key-cert.pub (from the cluster's host CA),
+// user_ca.pub (the last user CA learnt from mezrecd, so mezd can start
+// and record in node mode while mezrecd is down), spool/.
+#ifndef MEZ_AGENT_AGENT_H_
+#define MEZ_AGENT_AGENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "libmez/agent/frames.h"
+#include "libmez/util/clock.h"
+#include "libmez/util/status.h"
+
+namespace mez::agent {
+
+struct AgentOptions {
+  std::string auth_addr;  // mezrecd HOST:PORT
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string node_token;
+  std::string listen = "0.0.0.0:3022";  // HOST:PORT; port 0 picks one
+  // Reported to the cluster as the node's address; empty: the listen
+  // address with the bound port (the host name for a wildcard address).
+  std::string advertise;
+  std::string data_dir = "/var/lib/mezd";
+  std::optional<RecordingMode> mode_override;
+  // Trust this user CA line instead of the one learnt from mezrecd.
+  std::string user_ca_line;
+  uint64_t spool_budget = 1ULL << 30;
+  int64_t upload_retry_min_us = 1'000'000;
+  int64_t upload_retry_max_us = 60'000'000;
+  uint64_t upload_rate_limit = 0;  // bytes per second, 0: none
+  int64_t heartbeat_us = 30'000'000;
+  Clock* clock = nullptr;  // nullptr: RealClock()
+};
+
+class Agent {
+ public:
+  // Joins (or, with mezrecd unreachable, starts from the cached user CA),
+  // starts uploads and the SSH server. Errors name the fix.
+  static Result<std::unique_ptr<Agent>> Start(AgentOptions options);
+  ~Agent();  // Stop()
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  uint16_t ssh_port() const;
+  // The name the cluster knows this node by (empty until it answered).
+  std::string node_name() const;
+  // The mode a session starting now would use (asks mezrecd).
+  RecordingMode CurrentMode();
+  // Stops the SSH server (sessions are hung up, their recordings closed),
+  // then uploads and the heartbeat. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit Agent(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Splits "HOST:PORT" ("[v6]:PORT" for IPv6). kInvalidArgument otherwise.
+Status SplitHostPort(const std::string& addr, std::string* host,
+                     uint16_t* port);
+
+}  // namespace mez::agent
+
+#endif  // MEZ_AGENT_AGENT_H_

@@ -1,0 +1,130 @@
+#include "libmez/agent/frames.h"
+
+#include <openssl/rand.h>
+
+#include <cstdlib>
+
+#include "libmez/auth/ssh_cert.h"
+#include "libmez/util/encoding.h"
+#include "libmez/util/log.h"
+
+namespace mez::agent {
+namespace {
+
+mezite::v1::Direction ToProto(ssh::Direction d) {
+  switch (d) {
+    case ssh::Direction::kIn:
+      return mezite::v1::DIRECTION_IN;
+    case ssh::Direction::kOut:
+      return mezite::v1::DIRECTION_OUT;
+    case ssh::Direction::kErr:
+      return mezite::v1::DIRECTION_ERR;
+  }
+  return mezite::v1::DIRECTION_UNSPECIFIED;
+}
+
+}  // namespace
+
+Result<RecordingMode> ParseRecordingMode(std::string_view text) {
+  if (text == "node-sync") return RecordingMode::kNodeSync;
+  if (text == "node") return RecordingMode::kNode;
+  if (text == "off") return RecordingMode::kOff;
+  return InvalidArgument(
+      "recording mode must be node-sync, node or off (got '" +
+      std::string(text) + "')");
+}
+
+std::string_view RecordingModeName(RecordingMode mode) {
+  switch (mode) {
+    case RecordingMode::kNodeSync:
+      return "node-sync";
+    case RecordingMode::kNode:
+      return "node";
+    case RecordingMode::kOff:
+      return "off";
+  }
+  return "node";
+}
+
+std::string NewRandomId() {
+  unsigned char buf[16];
+  if (RAND_bytes(buf, sizeof(buf)) != 1) {
+    MEZ_LOG(kError) << "agent: RAND_bytes failed";
+    std::abort();
+  }
+  return HexEncode(std::string_view(reinterpret_cast<char*>(buf), sizeof(buf)));
+}
+
+std::string UserToken(const ssh::ChannelInfo& info) {
+  auto it = info.cert_extensions.find(std::string(auth::kMeziteTokenExtension));
+  return it != info.cert_extensions.end() ? it->second : std::string();
+}
+
+mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
+                                    const std::string& session_id,
+                                    const std::string& node, int64_t wall_us) {
+  mezite::v1::RecordFrame frame;
+  auto* h = frame.mutable_header();
+  h->set_session_id(session_id);
+  h->set_connection_id(info.connection_id.empty() ? NewRandomId()
+                                                  : info.connection_id);
+  h->set_user_token(UserToken(info));
+  h->set_started_at_us(wall_us);
+  h->set_node(node);
+  h->set_login(info.login);
+  switch (info.kind) {
+    case ssh::ChannelKind::kShell:
+      h->set_kind(mezite::v1::SESSION_KIND_SHELL);
+      break;
+    case ssh::ChannelKind::kExec:
+      h->set_kind(mezite::v1::SESSION_KIND_EXEC);
+      h->set_command(info.command);
+      break;
+    case ssh::ChannelKind::kTcpip:
+      h->set_kind(mezite::v1::SESSION_KIND_TCPIP);
+      h->set_src_host(info.src_host);
+      h->set_src_port(info.src_port);
+      h->set_dst_host(info.dst_host);
+      h->set_dst_port(info.dst_port);
+      return frame;
+  }
+  if (info.kind == ssh::ChannelKind::kShell || info.pty) {
+    // A pty requested without a size (ssh -tt from a pipe) is 0x0; mezrecd
+    // wants a real size for shells, so use the VT100 default.
+    h->set_width(
+        static_cast<uint32_t>(info.pty && info.width > 0 ? info.width : 80));
+    h->set_height(
+        static_cast<uint32_t>(info.pty && info.height > 0 ? info.height : 24));
+    h->set_term(info.term);
+  }
+  return frame;
+}
+
+mezite::v1::RecordFrame ChunkFrame(ssh::Direction direction,
+                                   std::string_view bytes, int64_t offset_us) {
+  mezite::v1::RecordFrame frame;
+  auto* c = frame.mutable_chunk();
+  c->set_offset_us(offset_us);
+  c->set_direction(ToProto(direction));
+  c->set_data(std::string(bytes));
+  return frame;
+}
+
+mezite::v1::RecordFrame ResizeFrame(int width, int height, int64_t offset_us) {
+  mezite::v1::RecordFrame frame;
+  auto* r = frame.mutable_resize();
+  r->set_offset_us(offset_us);
+  r->set_width(static_cast<uint32_t>(width));
+  r->set_height(static_cast<uint32_t>(height));
+  return frame;
+}
+
+mezite::v1::RecordFrame ExitFrame(int exit_status, int64_t offset_us) {
+  mezite::v1::RecordFrame frame;
+  auto* e = frame.mutable_exit();
+  e->set_offset_us(offset_us);
+  e->set_exit_status(exit_status);
+  return frame;
+}
+
+}  // namespace mez::agent

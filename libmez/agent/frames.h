@@ -1,0 +1,42 @@
+// Record frames built from what the SSH server reports, shared by the
+// node-sync stream and the node-mode spool (which hold the same frames).
+#ifndef MEZ_AGENT_FRAMES_H_
+#define MEZ_AGENT_FRAMES_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "libmez/ssh/channel_tap.h"
+#include "libmez/util/status.h"
+#include "mezite/v1/recording.pb.h"
+
+namespace mez::agent {
+
+// The cluster setting session_recording, as the agent applies it.
+enum class RecordingMode { kNodeSync, kNode, kOff };
+
+// "node-sync", "node", "off"; kInvalidArgument naming the choices.
+Result<RecordingMode> ParseRecordingMode(std::string_view text);
+std::string_view RecordingModeName(RecordingMode mode);
+
+// A fresh random identifier (32 lowercase hex characters).
+std::string NewRandomId();
+
+// The header of a channel's recording. The user's JWT comes from the
+// certificate (auth::kMeziteTokenExtension); an empty connection_id in
+// `info` is replaced by a fresh one.
+mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
+                                    const std::string& session_id,
+                                    const std::string& node, int64_t wall_us);
+mezite::v1::RecordFrame ChunkFrame(ssh::Direction direction,
+                                   std::string_view bytes, int64_t offset_us);
+mezite::v1::RecordFrame ResizeFrame(int width, int height, int64_t offset_us);
+mezite::v1::RecordFrame ExitFrame(int exit_status, int64_t offset_us);
+
+// The user JWT carried by the certificate, or "".
+std::string UserToken(const ssh::ChannelInfo& info);
+
+}  // namespace mez::agent
+
+#endif  // MEZ_AGENT_FRAMES_H_
