@@ -1,0 +1,404 @@
+// The recording modes of the real mezd binary against a real mezrecd, with
+// msh ssh (the stock OpenSSH client) as the user: a mode change applies to
+// the next session only; node-sync ends a session when mezrecd dies; node
+// mode records while mezrecd is down and uploads afterwards, resuming an
+// upload cut by a mezd crash; a full spool ends the session and is audited.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "libmez/rpc/spool.h"
+#include "libmez/util/file.h"
+#include "tests/mezd_harness.h"
+#include "tests/mezrecd_harness.h"
+#include "tests/test_util.h"
+
+#ifndef MSH_PATH
+#error "MSH_PATH must name the msh binary"
+#endif
+
+namespace mez::testing {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+CommandResult Sh(const std::string& command) { return Run(command); }
+
+// A file's content, or "" when it cannot be read.
+std::string Text(const std::string& path) {
+  auto r = ReadFile(path);
+  return r.ok() ? *r : std::string();
+}
+
+bool PollUntil(const std::function<bool()>& pred, int seconds = 30) {
+  auto deadline = Clock::now() + std::chrono::seconds(seconds);
+  for (;;) {
+    if (pred()) return true;
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// Names in `dir` that end in `suffix`.
+std::vector<std::string> FilesEndingIn(const std::string& dir,
+                                       const std::string& suffix) {
+  std::vector<std::string> out;
+  auto r = Sh("ls -1 " + ShellQuote(dir) + " 2>/dev/null");
+  std::istringstream in(r.out);
+  for (std::string name; std::getline(in, name);) {
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
+// A command run in the background through /bin/sh; its stdout and stderr
+// go to files. Killed (with its process group) if still running at the end.
+class Background {
+ public:
+  Background(const std::string& command, const std::string& out,
+             const std::string& err) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c",
+            (command + " </dev/null >" + ShellQuote(out) + " 2>" +
+             ShellQuote(err))
+                .c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      kill(-pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // The exit code, or -1 if it did not exit within `seconds`.
+  int Wait(int seconds) {
+    int status = 0;
+    bool done = PollUntil(
+        [&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, seconds);
+    if (!done) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class MezdModesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(HaveProgram("ssh")) << "ssh is missing: run scripts/deps";
+    me_ = CurrentLogin();
+    port_ = FreeLoopbackPort();
+    ASSERT_NE(port_, 0);
+    StartCluster();
+    std::string error;
+    ASSERT_TRUE(
+        AddUserAndLogin(*cluster_, dir_.path(), "alice", me_, &alice_, &error))
+        << error;
+  }
+  // mezrecd on a fixed port, so mezd finds it again after a restart.
+  void StartCluster() {
+    cluster_ = std::make_unique<Mezrecd>(
+        dir_.File("data"),
+        std::vector<std::string>{"--listen",
+                                 "127.0.0.1:" + std::to_string(port_)});
+    ASSERT_TRUE(cluster_->Start()) << cluster_->log();
+  }
+  void StartNode(std::vector<std::string> extra_args = {},
+                 std::vector<std::string> env = {}) {
+    MezdOptions options;
+    options.node_name = "node-1";
+    options.extra_args = std::move(extra_args);
+    options.env = std::move(env);
+    options.extra_args.push_back("--data-dir");
+    options.extra_args.push_back(dir_.File("mezd"));
+    std::string error;
+    mezd_ = StartRegisteredNode(cluster_.get(), dir_.path(), options, &error);
+    ASSERT_NE(mezd_, nullptr) << error;
+  }
+  std::string MshSsh(const std::string& command) const {
+    return "HOME=" + ShellQuote(alice_.home) +
+           " MEZ_IDENTITY= " + ShellQuote(MSH_PATH) + " ssh node-1 " +
+           ShellQuote(command);
+  }
+  CommandResult Admin(const std::string& args) {
+    return Mezctl(*cluster_, args);
+  }
+  json Sessions() {
+    auto ls = Sh("HOME=" + ShellQuote(dir_.path()) + " " +
+                 ShellQuote(MSH_PATH) + " --identity " +
+                 ShellQuote(cluster_->data_dir() + "/admin.identity") +
+                 " sessions ls --format=json 2>&1");
+    json arr = json::parse(ls.out, nullptr, false);
+    return arr.is_array() ? arr : json::array();
+  }
+  json AuditEvents(const std::string& type) {
+    auto r = Admin("audit ls --type=" + type + " --format=json");
+    json arr = json::parse(r.out, nullptr, false);
+    return arr.is_array() ? arr : json::array();
+  }
+  // The text the recording of `id` replays (exec without a pty: stdout).
+  std::string Played(const std::string& id) {
+    return Sh("HOME=" + ShellQuote(dir_.path()) + " " + ShellQuote(MSH_PATH) +
+              " --identity " +
+              ShellQuote(cluster_->data_dir() + "/admin.identity") +
+              " play --format=text " + ShellQuote(id) + " 2>/dev/null")
+        .out;
+  }
+  std::string SpoolDir() const { return dir_.File("mezd") + "/spool"; }
+
+  TempDir dir_;
+  std::string me_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Mezrecd> cluster_;
+  std::unique_ptr<Mezd> mezd_;
+  TestUser alice_;
+};
+
+// `config set session_recording off` while a session runs: that session
+// stays recorded to its end; the next one is not recorded, but its start
+// and end are audited.
+TEST_F(MezdModesTest, OffAppliesToTheNextSessionNotTheRunningOne) {
+  StartNode();
+  std::string flag = dir_.File("go");
+  Background running(
+      MshSsh("echo first-start; while [ ! -e " + ShellQuote(flag) +
+             " ]; do sleep 0.05; done; echo first-end"),
+      dir_.File("a.out"), dir_.File("a.err"));
+  ASSERT_TRUE(PollUntil([&] {
+    return Text(dir_.File("a.out")).find("first-start") != std::string::npos;
+  })) << Text(dir_.File("a.err"));
+
+  ASSERT_EQ(Admin("config set session_recording off").exit_code, 0);
+  auto second = Sh(MshSsh("echo second-unrecorded") + " 2>&1");
+  EXPECT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_NE(second.out.find("second-unrecorded"), std::string::npos);
+
+  WriteFileOrDie(flag, "");
+  ASSERT_EQ(running.Wait(30), 0) << Text(dir_.File("a.err"));
+
+  json sessions;
+  ASSERT_TRUE(PollUntil([&] {
+    sessions = Sessions();
+    return sessions.size() == 1 && sessions[0]["status"] == "complete";
+  })) << sessions.dump();
+  std::string id = sessions[0]["id"];
+  std::string played = Played(id);
+  EXPECT_NE(played.find("first-start"), std::string::npos) << played;
+  EXPECT_NE(played.find("first-end"), std::string::npos) << played;
+
+  // The unrecorded session left its start and end in the audit log.
+  json starts, ends;
+  ASSERT_TRUE(PollUntil([&] {
+    starts = AuditEvents("session.start");
+    ends = AuditEvents("session.end");
+    return starts.size() == 2 && ends.size() == 2;
+  })) << starts.dump()
+      << ends.dump();
+  int off_events = 0;
+  for (const json& e : {starts, ends}) {
+    for (const json& ev : e) {
+      json d =
+          ev["details"].is_string()
+              ? json::parse(ev["details"].get<std::string>(), nullptr, false)
+              : ev["details"];
+      if (!d.is_object() || d.value("recording", "") != "off") continue;
+      ++off_events;
+      EXPECT_EQ(ev["user"], "alice") << ev.dump();
+      EXPECT_EQ(ev["node"], "node-1") << ev.dump();
+      EXPECT_EQ(d.value("command", ""), "echo second-unrecorded");
+    }
+  }
+  EXPECT_EQ(off_events, 2) << starts.dump() << ends.dump();
+}
+
+// node-sync: when mezrecd dies mid-session, the session ends by itself
+// (mezd's goal is within a second) with a one-line reason for the user.
+TEST_F(MezdModesTest, NodeSyncEndsTheSessionWhenMezrecdDies) {
+  StartNode({}, {"MEZITE_RECORDING_MODE=node-sync"});
+  Background session(MshSsh("echo started; sleep 60; echo never"),
+                     dir_.File("s.out"), dir_.File("s.err"));
+  ASSERT_TRUE(PollUntil([&] {
+    return Text(dir_.File("s.out")).find("started") != std::string::npos;
+  })) << Text(dir_.File("s.err"));
+  auto killed = Clock::now();
+  cluster_->Kill9();
+  int rc = session.Wait(30);
+  double seconds = std::chrono::duration<double>(Clock::now() - killed).count();
+  std::printf("session ended %.3f s after mezrecd was killed\n", seconds);
+  EXPECT_NE(rc, -1) << "the session kept running without its recording";
+  EXPECT_NE(rc, 0);
+  std::string err = Text(dir_.File("s.err"));
+  EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
+  EXPECT_EQ(Text(dir_.File("s.out")).find("never"), std::string::npos);
+}
+
+// msh needs mezrecd for each certificate; while mezrecd is down a user
+// still holds the certificate of an earlier msh ssh (valid for minutes)
+// and connects with the stock client. Returns the ssh command prefix.
+std::string StockSshWithMshCert(const std::string& home, uint16_t port,
+                                const std::string& login) {
+  auto dir =
+      Sh("ls -1dt " + ShellQuote(home + "/.mez/keys") + "/ssh-* | head -n 1")
+          .out;
+  while (!dir.empty() && dir.back() == '\n') dir.pop_back();
+  std::string key = dir + "/id_ed25519";
+  return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
+         ShellQuote("CertificateFile=" + key + "-cert.pub") +
+         " -o IdentitiesOnly=yes -o BatchMode=yes"
+         " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+         " -o LogLevel=ERROR -p " +
+         std::to_string(port) + " " + ShellQuote(login) + "@127.0.0.1 ";
+}
+
+// node mode with mezrecd down for the whole session: the session runs, the
+// spool waits, and once mezrecd is back the recording arrives holding
+// exactly the bytes the user saw; the spool file is deleted only then.
+TEST_F(MezdModesTest, NodeModeUploadsOnceMezrecdIsBack) {
+  StartNode({"--upload-retry-max", "1s"}, {"MEZITE_RECORDING_MODE=node"});
+  ASSERT_EQ(Sh(MshSsh("true")).exit_code, 0);  // A certificate to keep.
+  ASSERT_TRUE(PollUntil([&] { return Sessions().size() == 1; }));
+  ASSERT_EQ(cluster_->Stop(), 0);
+
+  std::string out = dir_.File("n.out");
+  auto r = Sh(StockSshWithMshCert(alice_.home, mezd_->port(), me_) +
+              ShellQuote("head -c 300000 /dev/urandom | base64; echo done") +
+              " >" + ShellQuote(out) + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << Text(out) << mezd_->log();
+  std::string seen = *ReadFile(out);
+  ASSERT_GT(seen.size(), 400'000u);
+
+  // Recorded locally, waiting; upload attempts fail meanwhile.
+  std::vector<std::string> spools;
+  ASSERT_TRUE(PollUntil([&] {
+    spools = FilesEndingIn(SpoolDir(), ".spool");
+    return spools.size() == 1;
+  })) << mezd_->log();
+  std::string spool = SpoolDir() + "/" + spools[0];
+  std::string id = spools[0].substr(0, spools[0].find('.'));
+  std::string spool_sha = *rpc::FileSha256(spool);
+
+  StartCluster();
+  json sessions;
+  ASSERT_TRUE(PollUntil([&] {
+    sessions = Sessions();
+    for (const json& s : sessions) {
+      if (s["id"] == id && s["status"] == "complete") return true;
+    }
+    return false;
+  })) << sessions.dump()
+      << mezd_->log();
+  EXPECT_EQ(Played(id), seen);
+  ASSERT_TRUE(PollUntil([&] {
+    return FilesEndingIn(SpoolDir(), ".spool").empty();
+  })) << mezd_->log();
+  // mezd deleted it after mezrecd confirmed this very file.
+  EXPECT_NE(mezd_->log().find("session " + id + " uploaded"), std::string::npos)
+      << mezd_->log();
+  EXPECT_NE(mezd_->log().find(spool_sha.substr(0, 12)), std::string::npos)
+      << mezd_->log();
+}
+
+// mezd killed -9 in the middle of an upload: after a restart the upload
+// resumes where mezrecd's copy ends, and the recording is whole.
+TEST_F(MezdModesTest, UploadCutByAMezdCrashResumesAfterRestart) {
+  // A slow uplink, so that the upload is still running when mezd dies.
+  StartNode({"--upload-rate-limit", "1M", "--upload-retry-max", "1s"},
+            {"MEZITE_RECORDING_MODE=node"});
+  std::string out = dir_.File("u.out");
+  auto r = Sh(MshSsh("head -c 3000000 /dev/urandom | base64") + " >" +
+              ShellQuote(out) + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << Text(out);
+  std::string seen = *ReadFile(out);
+
+  std::string uploads = cluster_->data_dir() + "/uploads/node-1";
+  std::string part;
+  uint64_t held = 0;
+  ASSERT_TRUE(PollUntil([&] {
+    auto parts = FilesEndingIn(uploads, ".part");
+    if (parts.empty()) return false;
+    part = uploads + "/" + parts[0];
+    struct stat st;
+    held = stat(part.c_str(), &st) == 0 ? st.st_size : 0;
+    return held > 0;
+  })) << mezd_->log();
+  mezd_->Kill9();
+  std::string id = part.substr(part.rfind('/') + 1);
+  id = id.substr(0, id.find('.'));
+  ASSERT_EQ(FilesEndingIn(SpoolDir(), ".spool").size(), 1u);
+
+  // Same data dir (the spool), no rate limit now; registered afresh.
+  mezd_.reset();
+  auto again = Admin("nodes rm node-1");
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  StartNode();
+  json sessions;
+  ASSERT_TRUE(PollUntil([&] {
+    sessions = Sessions();
+    for (const json& s : sessions) {
+      if (s["id"] == id && s["status"] == "complete") return true;
+    }
+    return false;
+  })) << sessions.dump()
+      << mezd_->log();
+  std::smatch m;
+  std::string log = mezd_->log();
+  ASSERT_TRUE(std::regex_search(
+      log, m,
+      std::regex("resuming the upload of session " + id + " at byte ([0-9]+)")))
+      << log;
+  EXPECT_GE(std::stoull(m[1].str()), held);
+  EXPECT_EQ(Played(id), seen);
+  EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".spool").empty());
+}
+
+// A spool budget too small for the session: the session ends with a clear
+// message, what was recorded is kept and uploaded, and the event is
+// audited.
+TEST_F(MezdModesTest, FullSpoolEndsTheSessionAndIsAudited) {
+  StartNode({"--spool-budget", "256K"}, {"MEZITE_RECORDING_MODE=node"});
+  auto r = Sh(MshSsh("echo begin; head -c 3000000 /dev/urandom | base64; "
+                     "echo never-reached") +
+              " 2>&1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("recording spool is full"), std::string::npos)
+      << r.out.substr(r.out.size() > 400 ? r.out.size() - 400 : 0);
+  EXPECT_NE(r.out.find("--spool-budget"), std::string::npos);
+  EXPECT_EQ(r.out.find("never-reached"), std::string::npos);
+  json events;
+  ASSERT_TRUE(PollUntil([&] {
+    events = AuditEvents("recording.spool_full");
+    return events.size() == 1;
+  })) << events.dump()
+      << mezd_->log();
+  EXPECT_EQ(events[0]["user"], "alice");
+  EXPECT_EQ(events[0]["node"], "node-1");
+  // What was recorded up to the limit still arrives.
+  json sessions;
+  ASSERT_TRUE(PollUntil([&] {
+    sessions = Sessions();
+    return sessions.size() == 1 && sessions[0]["status"] != "recording";
+  })) << sessions.dump();
+  std::string played = Played(sessions[0]["id"]);
+  EXPECT_EQ(played.rfind("begin", 0), 0u) << played.substr(0, 100);
+}
+
+}  // namespace
+}  // namespace mez::testing
