@@ -24,7 +24,7 @@ _msh() {
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
       --identity | --user | --node | --last | --limit | --format | --speed | \
-        --skip-idle | --port | -p) ((i++)) ;;
+        --skip-idle | --port | -p | --local-forward | -L) ((i++)) ;;
       -*) ;;
       *) path+="${path:+ }${words[i]}" ;;
     esac
@@ -52,7 +52,8 @@ _msh() {
       esac
       return 0
       ;;
-    --user | --node | --last | --limit | --speed | --skip-idle | --port | -p)
+    --user | --node | --last | --limit | --speed | --skip-idle | --port | -p | \
+      --local-forward | -L)
       COMPREPLY=() # Free values.
       return 0
       ;;
@@ -77,7 +78,9 @@ _msh() {
       files=1
       ;;
     "play "*) opts="--speed --skip-idle --format --help -h" ;;
-    ssh | "ssh "*) opts="--port -p -t -T --help -h" ;;
+    ssh | "ssh "*)
+      opts="--port -p -t -T --local-forward -L --no-command -N --help -h"
+      ;;
   esac
 
   if [[ $cur == -* ]]; then

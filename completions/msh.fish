@@ -14,7 +14,7 @@ function __msh_path
             continue
         end
         switch $t
-            case --identity --user --node --last --limit --format --speed --skip-idle --port -p
+            case --identity --user --node --last --limit --format --speed --skip-idle --port -p --local-forward -L
                 set skip 1
             case '-*'
             case '*'
@@ -62,3 +62,5 @@ complete -c msh -n '__msh_at play' -F -d 'session id or recording file'
 complete -c msh -n '__msh_in ssh' -s p -l port -x -d 'SSH port (default: the node'"'"'s registered port)'
 complete -c msh -n '__msh_in ssh' -s t -d 'force a pseudo-terminal'
 complete -c msh -n '__msh_in ssh' -s T -d 'disable the pseudo-terminal'
+complete -c msh -n '__msh_in ssh' -s L -l local-forward -x -d 'forward [BIND:]PORT:HOST:HOSTPORT through the node'
+complete -c msh -n '__msh_in ssh' -s N -l no-command -d 'run no command, only forward ports'

@@ -69,6 +69,8 @@ _msh() {
             '(-p --port)'{-p+,--port=}'[SSH port]:port' \
             '(-T)-t[force a pseudo-terminal]' \
             '(-t)-T[disable the pseudo-terminal]' \
+            '*'{-L+,--local-forward=}'[forward a local port through the node]:[bind\:]port\:host\:hostport' \
+            '(-N --no-command -t *)'{-N,--no-command}'[run no command, only forward ports]' \
             '1:[login@]node' \
             '*:command' && ret=0
           ;;

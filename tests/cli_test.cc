@@ -12,6 +12,7 @@
 #include "libmez/agent/sync_recorder.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/ssh/ssh_server.h"
+#include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
@@ -431,8 +432,11 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
     ~Stopper() { s->Stop(); }
   } stopper{sshd.get()};
 
-  auto add = Mezctl("nodes add web-01 --addr 127.0.0.1:" +
-                    std::to_string(sshd->port()));
+  // The node's host key is pinned at registration (msh ssh checks it).
+  auto add = Mezctl(
+      "nodes add web-01 --addr 127.0.0.1:" + std::to_string(sshd->port()) +
+      " --host-key " +
+      ShellQuote("ssh-ed25519 " + Base64Encode(sshd->host_public_key_blob())));
   ASSERT_EQ(add.exit_code, 0) << add.out;
   std::string id = dir_.File("alice.identity");
   auto user = Mezctl("users add alice --logins=" + me +

@@ -400,5 +400,32 @@ TEST_F(MezdModesTest, FullSpoolEndsTheSessionAndIsAudited) {
   EXPECT_EQ(played.rfind("begin", 0), 0u) << played.substr(0, 100);
 }
 
+// The host key a node reported first stays pinned: the same token with a
+// new key (a reinstalled node, or a stolen token) is refused and audited.
+TEST_F(MezdModesTest, ANewHostKeyForAJoinedNodeIsRefused) {
+  std::string error;
+  std::string token = RegisterNode(*cluster_, "node-1", "127.0.0.1:1", &error);
+  ASSERT_FALSE(token.empty()) << error;
+  MezdOptions options;
+  options.token = token;
+  options.extra_args = {"--data-dir", dir_.File("first")};
+  Mezd first(cluster_.get(), dir_.path(), options);
+  ASSERT_TRUE(first.Start()) << first.log();
+  ASSERT_EQ(first.Stop(), 0);
+
+  options.extra_args = {"--data-dir", dir_.File("second")};
+  Mezd second(cluster_.get(), dir_.path(), options);
+  EXPECT_FALSE(second.Start());
+  EXPECT_NE(second.log().find("differs from the pinned one"), std::string::npos)
+      << second.log();
+  EXPECT_NE(second.log().find("mezctl nodes rm node-1"), std::string::npos);
+  EXPECT_EQ(AuditEvents("node.host_key_mismatch").size(), 1u);
+
+  // The original key still works.
+  options.extra_args = {"--data-dir", dir_.File("first")};
+  Mezd again(cluster_.get(), dir_.path(), options);
+  EXPECT_TRUE(again.Start()) << again.log();
+}
+
 }  // namespace
 }  // namespace mez::testing

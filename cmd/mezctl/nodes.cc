@@ -18,7 +18,8 @@ void AddNodesCommand(CLI::App* app, const std::string* identity, int* rc) {
                 "agentless OpenSSH node, recorded by the proxy");
   add->add_option("--login-hint", o->login_hint, "usual login, for display");
   add->add_option("--host-key", o->host_key,
-                  "pinned host public key line (agentless nodes)");
+                  "pin the SSH host public key line (default: the key mezd "
+                  "reports when it first joins)");
   add->callback([o, identity, rc] {
     o->identity = *identity;
     *rc = Report("mezctl", NodesAdd(*o));

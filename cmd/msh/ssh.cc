@@ -1,4 +1,5 @@
-// msh ssh [-p PORT] [-t|-T] [login@]NODE [command...]
+// msh ssh [-p PORT] [-t|-T] [-N] [-L [BIND:]PORT:HOST:HOSTPORT]...
+//         [login@]NODE [command...]
 #include "cmd/msh/commands.h"
 #include "libmez/cli/commands.h"
 
@@ -15,6 +16,14 @@ void AddSshCommand(CLI::App* app, const std::string* identity, int* rc) {
   auto* t = ssh->add_flag("-t", o->force_tty, "force a pseudo-terminal");
   auto* nt = ssh->add_flag("-T", o->no_tty, "disable the pseudo-terminal");
   t->excludes(nt);
+  // One spec per -L, repeatable; never swallows the node name after it.
+  ssh->add_option("-L,--local-forward", o->local_forwards,
+                  "forward a local port through the node to HOST:HOSTPORT "
+                  "(loopback unless BIND is given; repeatable)")
+      ->type_name("[BIND:]PORT:HOST:HOSTPORT")
+      ->allow_extra_args(false);
+  ssh->add_flag("-N,--no-command", o->no_command,
+                "run no command or shell, only forward ports");
   ssh->add_option("target", o->target, "[login@]NODE")->required();
   ssh->add_option("command", o->command, "command to run on the node");
   ssh->positionals_at_end();

@@ -235,10 +235,13 @@ Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
   req.set_host_key(host_key_line_);
   grpc::Status g = cluster_->JoinNode(&ctx, req, resp);
   if (!g.ok()) {
-    Code c = g.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-                     g.error_code() == grpc::StatusCode::PERMISSION_DENIED
-                 ? Code::kUnauthenticated
-                 : Code::kUnavailable;
+    Code c = Code::kUnavailable;
+    if (g.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        g.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      c = Code::kUnauthenticated;
+    } else if (g.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      c = Code::kFailedPrecondition;
+    }
     return Status(c, g.error_message());
   }
   {
@@ -387,6 +390,10 @@ Status Agent::Impl::Init() {
   // Report the address, mode and host key now; then every heartbeat.
   if (join.ok()) {
     Status s = Join(advertise_, &joined);
+    if (s.code() == Code::kFailedPrecondition) {
+      server_->Stop();
+      return Status(s.code(), "mezrecd refused this node: " + s.message());
+    }
     if (!s.ok()) MEZ_LOG(kWarning) << "agent: join: " << s.message();
   }
   heartbeat_ = std::thread([this] { Heartbeat(); });

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -384,14 +386,129 @@ Result<std::string> MakeKeyDir() {
   return tmpl;
 }
 
+// The colon-separated fields of a forwarding spec. A field in brackets
+// ("[::1]") may hold colons and comes back without the brackets. False
+// when a bracket is unbalanced or does not span a whole field.
+bool SplitForwardSpec(const std::string& spec,
+                      std::vector<std::string>* fields) {
+  fields->clear();
+  size_t i = 0;
+  for (;;) {
+    if (i < spec.size() && spec[i] == '[') {
+      size_t close = spec.find(']', i);
+      if (close == std::string::npos) return false;
+      fields->push_back(spec.substr(i + 1, close - i - 1));
+      i = close + 1;
+      if (i < spec.size() && spec[i] != ':') return false;
+    } else {
+      size_t colon = std::min(spec.find(':', i), spec.size());
+      fields->push_back(spec.substr(i, colon - i));
+      if (fields->back().find_first_of("[]") != std::string::npos) {
+        return false;
+      }
+      i = colon;
+    }
+    if (i >= spec.size()) return true;
+    ++i;  // The colon.
+  }
+}
+
+bool IsPort(const std::string& s) {
+  if (s.empty() || s.size() > 5) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  int n = std::stoi(s);
+  return n >= 1 && n <= 65535;
+}
+
+bool AllOf(const std::string& s, const char* extra) {
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::strchr(extra, c) == nullptr) {
+      return false;
+    }
+  }
+  return !s.empty();
+}
+
+// The known_hosts line that pins `key` ("TYPE BASE64 [comment]", as the
+// node reported it) for `host` and `port` as ssh will look them up:
+// "[host]:port", or the bare host for port 22.
+Result<std::string> KnownHostsLine(const std::string& node,
+                                   const std::string& host,
+                                   const std::string& port,
+                                   const std::string& key) {
+  size_t sp = key.find(' ');
+  std::string type = key.substr(0, sp);
+  std::string blob;
+  if (sp != std::string::npos) {
+    blob = key.substr(sp + 1);
+    blob = blob.substr(0, blob.find(' '));
+  }
+  if (!AllOf(type, "@.-") || !AllOf(blob, "+/=")) {
+    return FailedPrecondition("the host key on record for node " + node +
+                              " is malformed; ask an admin to re-register "
+                              "the node");
+  }
+  if (!AllOf(host, ".:-_%")) {
+    return FailedPrecondition("node " + node + " has an unusable address '" +
+                              host + "'");
+  }
+  std::string pattern = port == "22" ? host : "[" + host + "]:" + port;
+  return pattern + " " + type + " " + blob + "\n";
+}
+
 }  // namespace
+
+Status CheckLocalForward(const std::string& spec) {
+  auto bad = [&spec](const std::string& why) {
+    return InvalidArgument("-L '" + spec + "': " + why +
+                           " (want [bind_address:]port:host:hostport)");
+  };
+  for (char c : spec) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      return bad("whitespace or control characters");
+    }
+  }
+  if (spec.find('/') != std::string::npos) {
+    return bad("Unix-domain socket forwarding is not supported");
+  }
+  std::vector<std::string> f;
+  if (!SplitForwardSpec(spec, &f)) {
+    return bad("unbalanced brackets; write IPv6 addresses as [addr]");
+  }
+  if (f.size() != 3 && f.size() != 4) {
+    return bad(f.size() > 4 ? "too many fields; write IPv6 addresses as [addr]"
+                            : "too few fields");
+  }
+  size_t p = f.size() - 3;
+  if (!IsPort(f[p])) {
+    return bad("local port '" + f[p] + "' is not a number from 1 to 65535");
+  }
+  if (f[p + 1].empty()) return bad("the destination host is empty");
+  if (!IsPort(f[p + 2])) {
+    return bad("destination port '" + f[p + 2] +
+               "' is not a number from 1 to 65535");
+  }
+  return Status::Ok();
+}
 
 Status Ssh(const SshOptions& o) {
   if (o.force_tty && o.no_tty) {
     return InvalidArgument("-t and -T cannot be used together");
   }
+  if (o.no_command && !o.command.empty()) {
+    return InvalidArgument("-N runs no command; drop -N or the command");
+  }
+  if (o.no_command && o.force_tty) {
+    return InvalidArgument("-N runs no command; -t has nothing to apply to");
+  }
   if (o.port < 0 || o.port > 65535) {
     return InvalidArgument("-p must be a port between 1 and 65535");
+  }
+  for (const auto& spec : o.local_forwards) {
+    MEZ_RETURN_IF_ERROR(CheckLocalForward(spec));
   }
   std::string login, node = o.target;
   if (size_t at = o.target.rfind('@'); at != std::string::npos) {
@@ -415,6 +532,17 @@ Status Ssh(const SshOptions& o) {
   pb::NodeInfo info;
   MEZ_RETURN_IF_ERROR(
       Call(client.get(), &pb::Cluster::Stub::ResolveNode, rreq, &info));
+  if (info.host_key().empty()) {
+    if (info.openssh()) {
+      return FailedPrecondition(
+          "agentless node " + node +
+          " has no pinned host key; ask an admin to register it with "
+          "mezctl nodes add --host-key");
+    }
+    return FailedPrecondition("node " + node +
+                              " has not reported its host key yet; is mezd "
+                              "running on it?");
+  }
   // "host:port", "[v6]:port", or a host alone (port 22).
   std::string host = info.addr();
   std::string port = "22";
@@ -432,6 +560,8 @@ Status Ssh(const SshOptions& o) {
     host = host.substr(0, colon);
   }
   if (o.port > 0) port = std::to_string(o.port);
+  MEZ_ASSIGN_OR_RETURN(std::string known_host,
+                       KnownHostsLine(node, host, port, info.host_key()));
 
   MEZ_ASSIGN_OR_RETURN(auto key, auth::GenerateSshUserKey());
   pb::SignUserCertRequest creq;
@@ -441,15 +571,16 @@ Status Ssh(const SshOptions& o) {
   MEZ_RETURN_IF_ERROR(
       Call(client.get(), &pb::Cluster::Stub::SignUserCert, creq, &cert));
   // The key outlives this process (exec replaces it); it is useless once
-  // the certificate expires, minutes from now.
+  // the certificate expires, minutes from now. The known_hosts file beside
+  // it holds only this node's key, so no other file can vouch for the host.
   MEZ_ASSIGN_OR_RETURN(std::string dir, MakeKeyDir());
   std::string key_path = dir + "/id_ed25519";
+  std::string known_hosts = dir + "/known_hosts";
   MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path, key.first, 0600));
   MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path + "-cert.pub",
                                       cert.certificate_line() + "\n", 0600));
+  MEZ_RETURN_IF_ERROR(AtomicWriteFile(known_hosts, known_host, 0600));
 
-  // TODO: pin the node's host key via the cluster's host CA
-  // (@cert-authority known_hosts line); until then host keys go unchecked.
   std::vector<std::string> args = {"ssh",
                                    "-i",
                                    key_path,
@@ -458,16 +589,33 @@ Status Ssh(const SshOptions& o) {
                                    "-o",
                                    "IdentitiesOnly=yes",
                                    "-o",
-                                   "StrictHostKeyChecking=no",
+                                   "StrictHostKeyChecking=yes",
                                    "-o",
-                                   "UserKnownHostsFile=/dev/null",
+                                   "UserKnownHostsFile=" + known_hosts,
                                    "-o",
-                                   "LogLevel=ERROR",
-                                   "-p",
-                                   port,
-                                   login + "@" + host};
+                                   "GlobalKnownHostsFile=/dev/null",
+                                   "-o",
+                                   "UpdateHostKeys=no",
+                                   "-o",
+                                   "LogLevel=ERROR"};
+  if (!o.local_forwards.empty()) {
+    // Loopback unless the spec names an address, whatever ~/.ssh/config
+    // says; and a port that cannot be bound is an error, not a warning.
+    for (const char* opt : {"GatewayPorts=no", "ExitOnForwardFailure=yes"}) {
+      args.push_back("-o");
+      args.push_back(opt);
+    }
+    for (const auto& spec : o.local_forwards) {
+      args.push_back("-L");
+      args.push_back(spec);
+    }
+  }
+  if (o.no_command) args.push_back("-N");
   if (o.force_tty) args.push_back("-t");
   if (o.no_tty) args.push_back("-T");
+  args.push_back("-p");
+  args.push_back(port);
+  args.push_back(login + "@" + host);
   if (!o.command.empty()) args.push_back("--");
   for (const auto& a : o.command) args.push_back(a);
   std::vector<char*> argv;

@@ -58,17 +58,27 @@ Status UsersRm(const std::string& identity, const std::string& name);
 
 Status CaExport(const std::string& identity, const std::string& type);
 
-// msh ssh [-p PORT] [-t|-T] [login@]NODE [command...]
+// msh ssh [-p PORT] [-t|-T] [-N] [-L [BIND:]PORT:HOST:HOSTPORT]...
+//         [login@]NODE [command...]
 struct SshOptions {
   std::string identity;
   int port = 0;        // 0: the port registered for the node.
   std::string target;  // [login@]node; login defaults to the first login.
   std::vector<std::string> command;
-  bool force_tty = false;  // -t
-  bool no_tty = false;     // -T
+  bool force_tty = false;   // -t
+  bool no_tty = false;      // -T
+  bool no_command = false;  // -N: forwarding only, no shell or command.
+  // -L specs, "[bind_address:]port:host:hostport"; without a bind address
+  // the local port listens on loopback only.
+  std::vector<std::string> local_forwards;
 };
+// Checks one -L spec, "[bind_address:]port:host:hostport" (addresses may be
+// bracketed IPv6 literals). kInvalidArgument naming what is wrong.
+Status CheckLocalForward(const std::string& spec);
 // Gets a short-lived certificate for a fresh key and replaces this process
-// with the system OpenSSH client. Returns only on failure.
+// with the system OpenSSH client, which accepts only the host key the node
+// reported to the cluster. Returns only on failure; kFailedPrecondition
+// when the node has no host key on record yet.
 Status Ssh(const SshOptions& o);
 
 // Prints "<program>: <message>" on stderr and returns the exit code for

@@ -672,6 +672,24 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
               auth::SignSshCert(opt_.keys->host_ca_private_pem, r));
           resp->set_host_certificate_line(auth::SshCertLine(cert, c.subject));
         }
+        // The host key is pinned by the first join (or by nodes add
+        // --host-key): a different key later is refused, not re-pinned,
+        // since clients trust the pinned one.
+        MEZ_ASSIGN_OR_RETURN(catalog::Node node,
+                             opt_.catalog->GetNode(c.subject));
+        if (!host_key_line.empty() && !node.host_key.empty() &&
+            node.host_key != host_key_line) {
+          nlohmann::json d = {{"node", c.subject},
+                              {"pinned", node.host_key},
+                              {"offered", host_key_line},
+                              {"addr", req->addr()}};
+          Audit("node.host_key_mismatch", "", "", d.dump());
+          return FailedPrecondition(
+              "node " + c.subject +
+              " offers a host key that differs from the pinned one; if the "
+              "node was reinstalled, an admin runs: mezctl nodes rm " +
+              c.subject + " && mezctl nodes add " + c.subject);
+        }
         MEZ_RETURN_IF_ERROR(
             opt_.catalog->TouchNode(c.subject, opt_.clock->WallMicros(), mode,
                                     req->addr(), host_key_line));
