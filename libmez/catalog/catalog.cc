@@ -217,4 +217,12 @@ Status ValidateNode(const Node& node) {
   return ValidateNodeAddr(node.name, node.addr);
 }
 
+Result<std::unique_ptr<Catalog>> OpenCatalog(const std::string& url_or_path) {
+  std::string_view v = url_or_path;
+  if (v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+    return OpenPostgresCatalog(url_or_path);
+  }
+  return OpenSqliteCatalog(url_or_path);
+}
+
 }  // namespace mez::catalog

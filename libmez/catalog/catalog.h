@@ -170,6 +170,20 @@ class Catalog {
 // "node-sync" (returned by GetConfig when never set).
 Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const std::string& path);
 
+// Opens the PostgreSQL catalog at `url` (postgres://USER[:PASSWORD]@HOST:PORT
+// /DBNAME?PARAMS, or postgresql://; any libpq URI parameter is accepted)
+// and brings its schema up to date. Safe when several processes start at
+// once: migrations are serialised by a PostgreSQL advisory lock. One
+// connection, reset once when it breaks; kUnavailable (naming the server,
+// never the password) when the server cannot be reached. Settings default
+// as for SQLite. See docs/formats/catalog.md.
+Result<std::unique_ptr<Catalog>> OpenPostgresCatalog(const std::string& url);
+
+// Opens the catalog named by `url_or_path`: a postgres:// or postgresql://
+// URL (MEZITE_DB_URL) opens PostgreSQL, anything else is the path of a
+// SQLite file.
+Result<std::unique_ptr<Catalog>> OpenCatalog(const std::string& url_or_path);
+
 // Helpers shared by the backends, so that they validate and default alike.
 
 // The value GetConfig returns for a key that was never set, or nullopt.

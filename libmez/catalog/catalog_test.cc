@@ -1,14 +1,21 @@
 // One suite for every Catalog backend: CatalogTest is parameterised over a
 // Backend that makes a fresh, empty store per test. A new backend adds one
 // Backend to INSTANTIATE_TEST_SUITE_P. Tests that reach into SQLite itself
-// (file mode, raw schema rows) are in SqliteCatalogTest below.
+// (file mode, raw schema rows) are in SqliteCatalogTest below, those that
+// reach into PostgreSQL (concurrent migrations, reconnects) in
+// PostgresCatalogTest. The PostgreSQL backend runs against a real server
+// that the test starts (tests/postgres_server.h): one per test process, a
+// fresh schema per test.
 //
 // Session ids are fixed-width ASCII ("s000042") so that the id tie-break
 // of the ordering is the same under any SQL collation.
 #include "libmez/catalog/catalog.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +35,7 @@
 #include <vector>
 
 #include "libmez/catalog/sqlite_catalog_internal.h"
+#include "tests/postgres_server.h"
 
 namespace mez::catalog {
 namespace {
@@ -89,6 +97,33 @@ class SqliteStore : public TestStore {
   std::string path() const { return dir_.path() + "/catalog.db"; }
 
   TempDir dir_;
+};
+
+// A fresh schema on the shared test server, so an empty catalog; dropped on
+// destruction.
+class PostgresStore : public TestStore {
+ public:
+  PostgresStore() {
+    auto server = testing::SharedPostgresServer();
+    if (!server.ok()) {
+      url_ = server.status();
+      return;
+    }
+    server_ = *server;
+    url_ = server_->CreateSchema();
+  }
+  ~PostgresStore() override {
+    if (server_ != nullptr && url_.ok()) (void)server_->DropSchema(*url_);
+  }
+  Result<std::unique_ptr<Catalog>> Open() override {
+    if (!url_.ok()) return url_.status();
+    return OpenPostgresCatalog(*url_);
+  }
+  const Result<std::string>& url() const { return url_; }
+
+ private:
+  testing::PostgresServer* server_ = nullptr;
+  Result<std::string> url_ = Status(Code::kInternal, "not created");
 };
 
 std::string Id(int n) {
@@ -1193,8 +1228,11 @@ TEST_P(CatalogTest, LargeAuditListWithTypeFilterSinceAndLimit) {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, CatalogTest,
-    ::testing::Values(Backend{
-        "Sqlite", [] { return std::unique_ptr<TestStore>(new SqliteStore); }}),
+    ::testing::Values(
+        Backend{"Sqlite",
+                [] { return std::unique_ptr<TestStore>(new SqliteStore); }},
+        Backend{"Postgres",
+                [] { return std::unique_ptr<TestStore>(new PostgresStore); }}),
     [](const ::testing::TestParamInfo<Backend>& param_info) {
       return param_info.param.name;
     });
@@ -1584,6 +1622,173 @@ TEST(SessionStatusTest, NamesRoundTrip) {
   }
   EXPECT_EQ(SessionStatusName(SessionStatus::kIncomplete), "incomplete");
   EXPECT_EQ(ParseSessionStatus("done").status().code(), Code::kInvalidArgument);
+}
+
+// PostgreSQL specifics: migrations under concurrency, the schema as
+// PostgreSQL sees it, connection loss.
+
+TEST(PostgresCatalogTest, ConcurrentStartsOnAFreshDatabaseMigrateOnce) {
+  PostgresStore store;
+  ASSERT_OK(store.url());
+  constexpr int kOpeners = 4;
+  std::vector<Result<std::unique_ptr<Catalog>>> opened;
+  for (int i = 0; i < kOpeners; ++i) {
+    opened.emplace_back(Status(Code::kInternal, "not run"));
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back([&, i] { opened[i] = store.Open(); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kOpeners; ++i) {
+    ASSERT_OK(opened[i]);
+    ASSERT_OK((*opened[i])->CreateSession(MakeSession(i, "u", "n", 1000 + i)));
+  }
+  auto count = (*opened[0])->CountSessions();
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, uint64_t{kOpeners});
+  auto versions = testing::PostgresServer::Query(
+      *store.url(), "SELECT version FROM schema_migrations ORDER BY version");
+  ASSERT_OK(versions);
+  EXPECT_EQ(*versions, "1,2,3,4,5");
+}
+
+TEST(PostgresCatalogTest, UsesTheDocumentedSchema) {
+  PostgresStore store;
+  ASSERT_OK(store.Open());
+  const std::string& url = *store.url();
+  auto q = [&](const std::string& sql) {
+    auto r = testing::PostgresServer::Query(url, sql);
+    return r.ok() ? *r : "<error: " + r.status().ToString() + ">";
+  };
+  EXPECT_EQ(q("SELECT table_name FROM information_schema.tables "
+              "WHERE table_schema = current_schema() ORDER BY 1"),
+            "audit_events,config,nodes,schema_migrations,sessions,users");
+  EXPECT_EQ(q("SELECT indexname FROM pg_indexes "
+              "WHERE schemaname = current_schema() ORDER BY 1"),
+            "audit_events_pkey,audit_session,audit_time,audit_type_time,"
+            "audit_user_time,config_pkey,nodes_join_token_hash,nodes_pkey,"
+            "schema_migrations_pkey,sessions_connection,sessions_node_started,"
+            "sessions_pkey,sessions_recording,sessions_started,"
+            "sessions_user_started,users_pkey");
+  // Ordered and compared text is bytewise.
+  EXPECT_EQ(q("SELECT table_name || '.' || column_name FROM "
+              "information_schema.columns WHERE table_schema = "
+              "current_schema() AND collation_name = 'C' ORDER BY 1"),
+            "audit_events.session_id,audit_events.type,audit_events.user,"
+            "config.key,nodes.join_token_hash,nodes.name,"
+            "sessions.connection_id,sessions.id,sessions.node,sessions.user,"
+            "users.name");
+  EXPECT_EQ(q("SELECT data_type FROM information_schema.columns WHERE "
+              "table_name = 'sessions' AND column_name = 'bytes'"),
+            "bigint");
+}
+
+TEST(PostgresCatalogTest, RefusesNewerSchemaNamingBothVersions) {
+  PostgresStore store;
+  ASSERT_OK(store.Open());
+  ASSERT_OK(testing::PostgresServer::Query(
+      *store.url(),
+      "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 1)"));
+  auto cat = store.Open();
+  ASSERT_FALSE(cat.ok());
+  EXPECT_EQ(cat.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(cat.status().message().find("999"), std::string::npos)
+      << cat.status().message();
+  EXPECT_NE(cat.status().message().find("version 5"), std::string::npos)
+      << cat.status().message();
+}
+
+TEST(PostgresCatalogTest, ReconnectsOnceWhenTheServerDropsTheConnection) {
+  PostgresStore store;
+  auto opened = store.Open();
+  ASSERT_OK(opened);
+  Catalog& cat = **opened;
+  ASSERT_OK(cat.CreateSession(MakeSession(1, "alice", "web-1", 1000)));
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    auto killed = testing::PostgresServer::Query(
+        *store.url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+        "application_name = 'mezite' AND pid <> pg_backend_pid()");
+    ASSERT_OK(killed);
+    EXPECT_EQ(*killed, "t");
+    auto got = cat.GetSession(Id(1));
+    ASSERT_OK(got);
+    EXPECT_EQ(got->user, "alice");
+  }
+  ASSERT_OK(cat.CreateSession(MakeSession(2, "bob", "web-1", 2000)));
+}
+
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+TEST(PostgresCatalogTest, UnreachableServerIsUnavailableNamingIt) {
+  int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  auto cat = OpenPostgresCatalog(
+      "postgresql://mez:s3cret-pw@127.0.0.1:" + std::to_string(port) + "/mez");
+  ASSERT_FALSE(cat.ok());
+  EXPECT_EQ(cat.status().code(), Code::kUnavailable) << cat.status().ToString();
+  EXPECT_NE(cat.status().message().find("127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << cat.status().message();
+  EXPECT_EQ(cat.status().message().find("s3cret-pw"), std::string::npos)
+      << cat.status().message();
+
+  EXPECT_EQ(OpenPostgresCatalog("mysql://h/db").status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(OpenPostgresCatalog("postgresql://h/db?bogus=1").status().code(),
+            Code::kInvalidArgument);
+}
+
+TEST(PostgresCatalogTest, OpenCatalogChoosesTheBackendByUrl) {
+  PostgresStore store;
+  ASSERT_OK(store.url());
+  auto pg = OpenCatalog(*store.url());
+  ASSERT_OK(pg);
+  ASSERT_OK((*pg)->SetConfig("motd", "pg"));
+  auto v =
+      testing::PostgresServer::Query(*store.url(), "SELECT value FROM config");
+  ASSERT_OK(v);
+  EXPECT_EQ(*v, "pg");
+
+  TempDir dir;
+  auto lite = OpenCatalog(dir.path() + "/catalog.db");
+  ASSERT_OK(lite);
+  EXPECT_EQ(RawQuery(dir.path() + "/catalog.db", "PRAGMA journal_mode"), "wal");
+}
+
+TEST(PostgresCatalogTest, TextThatIsNotUtf8IsInvalidArgument) {
+  PostgresStore store;
+  auto opened = store.Open();
+  ASSERT_OK(opened);
+  Catalog& cat = **opened;
+  Session s = MakeSession(1, "caf\xe9", "web-1", 1000);
+  Status st = cat.CreateSession(s);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.ToString();
+  s.user = std::string("nul\0byte", 8);
+  st = cat.CreateSession(s);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.ToString();
+  st = cat.BulkInsertSessions({MakeSession(2, "ok", "n", 1), s});
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.ToString();
+  auto count = cat.CountSessions();
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, 0u);
+  // The connection is fine afterwards.
+  ASSERT_OK(cat.CreateSession(MakeSession(3, "ok", "n", 1)));
 }
 
 }  // namespace
