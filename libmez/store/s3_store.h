@@ -1,0 +1,73 @@
+// Recordings in an S3 bucket (AWS S3, MinIO, Swift s3api, ...).
+//
+// Writes: Create returns a sink that buffers appended bytes and uploads
+// each full part (part_size, at least 5 MiB) as a multipart-upload part as
+// soon as it fills, so a long session never holds more than about one part
+// in memory. Close uploads the rest and completes the object; an object
+// that never filled a part is written with one PUT. The object becomes
+// visible in the bucket only at Close: Flush and Sync do not make bytes
+// durable (S3 has no append), they only report earlier errors.
+//
+// Reads: Open returns a source that reads the object with Range GETs of
+// read_chunk_size bytes; gzip objects are decompressed transparently, as
+// LocalStore does.
+#ifndef MEZ_STORE_S3_STORE_H_
+#define MEZ_STORE_S3_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "libmez/store/blob_store.h"
+#include "libmez/store/s3_client.h"
+
+namespace mez::store {
+
+struct S3StoreOptions {
+  S3Options s3;  // Endpoint, bucket, region, keys, path style, CA file.
+  // Every key is stored as prefix + key ("recordings/" + "alice/..."). A
+  // non-empty prefix without a trailing '/' gets one. MEZITE_S3_PREFIX.
+  std::string prefix;
+  // Multipart part size; raised to 5 MiB if smaller. The part size doubles
+  // after every 1,000 parts (up to 16x) so very long recordings stay within
+  // the 10,000-part limit (and Swift's default 1,000).
+  size_t part_size = 5 << 20;
+  size_t read_chunk_size = 1 << 20;
+  // New() lists the bucket once so that bad settings fail at startup with
+  // a clear message rather than at the first recording.
+  bool check_bucket = true;
+};
+
+// Thread-safe; each sink and source is used by one thread at a time.
+class S3Store : public BlobStore {
+ public:
+  static Result<std::unique_ptr<S3Store>> New(S3StoreOptions options);
+
+  // kAlreadyExists if the object exists (checked with HEAD; S3 has no
+  // exclusive create, so two concurrent creators of one key both succeed
+  // and the last Close wins).
+  Result<std::unique_ptr<record::ByteSink>> Create(
+      const std::string& key) override;
+  Result<std::unique_ptr<record::ByteSource>> Open(
+      const std::string& key) override;
+  Result<bool> Exists(const std::string& key) override;
+  // kNotFound if there is no such object.
+  Status Delete(const std::string& key) override;
+  // "s3://bucket/prefix/key".
+  std::string Describe(const std::string& key) const override;
+
+  S3Client* client() { return client_.get(); }
+  // The object key for a store key: prefix + key.
+  std::string ObjectKey(const std::string& key) const;
+
+ private:
+  S3Store(S3StoreOptions options, std::unique_ptr<S3Client> client)
+      : options_(std::move(options)), client_(std::move(client)) {}
+  Status CheckKey(const std::string& key) const;
+
+  S3StoreOptions options_;
+  std::unique_ptr<S3Client> client_;
+};
+
+}  // namespace mez::store
+
+#endif  // MEZ_STORE_S3_STORE_H_
