@@ -35,6 +35,13 @@ struct S3StoreOptions {
   // New() lists the bucket once so that bad settings fail at startup with
   // a clear message rather than at the first recording.
   bool check_bucket = true;
+  // When set (mezrecd sets <data-dir>/s3-spool), sinks write every byte to
+  // a local spool file there and upload parts from it: memory stays small
+  // per open recording, Sync makes bytes durable locally, and New()
+  // finishes the objects whose spools a crash left (aborting their
+  // multipart uploads and uploading the spool afresh). A spool is deleted
+  // only after a HEAD shows the completed object has every byte.
+  std::string spool_dir;
 };
 
 // Thread-safe; each sink and source is used by one thread at a time.
@@ -63,6 +70,7 @@ class S3Store : public BlobStore {
   S3Store(S3StoreOptions options, std::unique_ptr<S3Client> client)
       : options_(std::move(options)), client_(std::move(client)) {}
   Status CheckKey(const std::string& key) const;
+  Status RecoverSpools();
 
   S3StoreOptions options_;
   std::unique_ptr<S3Client> client_;

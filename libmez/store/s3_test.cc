@@ -2,6 +2,9 @@
 // signatures: OpenStack Swift + s3api on 127.0.0.1 (scripts/start-s3),
 // started once for the whole binary.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -250,6 +253,67 @@ TEST_F(S3Test, StoreWritesLargeObjectsInPartsAndReadsThemWithRanges) {
     back.append(buf, *n);
   }
   EXPECT_TRUE(back == data) << "read back " << back.size() << " bytes";
+}
+
+// With a spool directory (as mezrecd runs it): bytes go to local disk first
+// and leave as parts. A process killed mid-recording (after two parts went
+// up) leaves a spool; the next S3Store::New aborts the half-done multipart
+// upload and completes the object from the spool, byte-identical.
+TEST_F(S3Test, SpooledRecordingIsCompletedAfterAKill) {
+  char tmpl[] = "/tmp/mez_s3_spool.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string spool = std::string(tmpl) + "/spool";
+  S3StoreOptions so;
+  so.s3 = Options(bucket_);
+  so.spool_dir = spool;
+  std::string data = RandomBytes(12'000'000, 7);
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = S3Store::New(so);
+    if (!store.ok()) _exit(2);
+    auto sink = (*store)->Create("alice/shell/killed.cast");
+    if (!sink.ok()) _exit(3);
+    for (size_t off = 0; off < data.size(); off += 65536) {
+      if (!(*sink)->Append(std::string_view(data).substr(off, 65536)).ok()) {
+        _exit(4);
+      }
+    }
+    kill(getpid(), SIGKILL);  // No Close, no destructors: a crash.
+    _exit(5);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exit " << WEXITSTATUS(status);
+  auto uploads = client_->ListMultipartUploads("alice/");
+  ASSERT_TRUE(uploads.ok());
+  EXPECT_EQ(uploads->size(), 1u);  // Two parts up, never completed.
+  EXPECT_FALSE(client_->HeadObject("alice/shell/killed.cast").ok());
+
+  auto store = S3Store::New(so);  // The restart.
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto got = client_->GetObject("alice/shell/killed.cast");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got == data) << got->size() << " bytes";
+  uploads = client_->ListMultipartUploads("alice/");
+  ASSERT_TRUE(uploads.ok());
+  EXPECT_EQ(uploads->size(), 0u);
+  EXPECT_EQ(std::system(("test -z \"$(ls -A " + spool + ")\"").c_str()), 0)
+      << "spool left behind";
+
+  // A normal close through the spool leaves nothing behind either.
+  auto sink = (*store)->Create("alice/shell/closed.cast");
+  ASSERT_TRUE(sink.ok());
+  ASSERT_TRUE(
+      (*sink)->Append(std::string_view(data).substr(0, 6'000'000)).ok());
+  ASSERT_TRUE((*sink)->Sync().ok());
+  ASSERT_TRUE((*sink)->Close().ok());
+  auto head = client_->HeadObject("alice/shell/closed.cast");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->size, 6'000'000u);
+  EXPECT_EQ(std::system(("test -z \"$(ls -A " + spool + ")\"").c_str()), 0);
+  std::system(("rm -rf " + std::string(tmpl)).c_str());
 }
 
 TEST_F(S3Test, StoreKeepsKeysUnderItsPrefix) {
