@@ -28,12 +28,21 @@ int main(int argc, char** argv) {
   app.add_flag_callback(
       "--gzip", [&flags] { flags.gzip = true; }, "gzip recordings");
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error");
+  app.add_option("--roles", flags.roles,
+                 "roles to serve: auth, or auth,proxy (default auth)");
+  app.add_option("--proxy-listen", flags.proxy_listen,
+                 "SSH address of the proxy role (default 127.0.0.1:3023)");
   app.footer(
       "Environment: MEZITE_DATA_DIR, MEZITE_LISTEN, MEZITE_INSECURE, "
       "MEZITE_LOG_LEVEL, MEZITE_RECORDING_ENABLED, "
       "MEZITE_RECORDING_STORAGE_PATH, MEZITE_RECORDING_GZIP, "
       "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "
-      "MEZITE_PCAP_IDLE_TIMEOUT. Flags override the environment, which "
+      "MEZITE_PCAP_IDLE_TIMEOUT, MEZITE_ROLES, MEZITE_PROXY_LISTEN, "
+      "MEZITE_DB_URL (postgres://...), MEZITE_RECORDING_BACKEND (local, s3), "
+      "MEZITE_S3_BUCKET, MEZITE_S3_REGION, MEZITE_S3_ACCESS_KEY, "
+      "MEZITE_S3_SECRET_KEY, MEZITE_S3_PREFIX, MEZITE_S3_ENDPOINT, "
+      "MEZITE_S3_FORCE_PATH_STYLE, MEZITE_S3_CA_FILE. Flags override the "
+      "environment, which "
       "overrides the config file. See mezrecd(8).");
   if (int rc = mez::cmd::Parse(app, argc, argv); rc >= 0) return rc;
 

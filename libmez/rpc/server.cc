@@ -12,8 +12,10 @@
 #include "libmez/catalog/catalog.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/ingest.h"
+#include "libmez/rpc/proxy.h"  // proxy role (issue #6)
 #include "libmez/rpc/recording_service.h"
 #include "libmez/store/blob_store.h"
+#include "libmez/store/s3_store.h"
 #include "libmez/util/log.h"
 #include "libmez/util/thread_pool.h"
 
@@ -92,6 +94,28 @@ Status EnsureAdminUser(catalog::Catalog* catalog, Clock* clock) {
   return s;
 }
 
+// Local files, or S3 with a local spool in the data dir (s3_store.h).
+Result<std::unique_ptr<store::BlobStore>> OpenStore(const ServerConfig& c) {
+  if (c.recording.backend != "s3") {
+    MEZ_ASSIGN_OR_RETURN(auto local,
+                         store::LocalStore::New(c.recording.storage_path));
+    return std::unique_ptr<store::BlobStore>(std::move(local));
+  }
+  const S3Config& s3 = c.recording.s3;
+  store::S3StoreOptions o;
+  o.s3.bucket = s3.bucket;
+  if (!s3.region.empty()) o.s3.region = s3.region;
+  o.s3.access_key = s3.access_key;
+  o.s3.secret_key = s3.secret_key;
+  o.s3.endpoint = s3.endpoint;
+  o.s3.force_path_style = s3.force_path_style;
+  o.s3.ca_file = s3.ca_file;
+  o.prefix = s3.prefix;
+  o.spool_dir = c.data_dir + "/s3-spool";
+  MEZ_ASSIGN_OR_RETURN(auto remote, store::S3Store::New(std::move(o)));
+  return std::unique_ptr<store::BlobStore>(std::move(remote));
+}
+
 }  // namespace
 
 Status RunMezrecd(const ServerConfig& config) {
@@ -115,18 +139,24 @@ Status RunMezrecd(const ServerConfig& config) {
   MEZ_ASSIGN_OR_RETURN(auto verifier,
                        auth::TokenVerifier::FromPublicPem(keys.jwt_public_pem,
                                                           keys.cluster_name));
-  MEZ_ASSIGN_OR_RETURN(auto catalog, catalog::OpenSqliteCatalog(
-                                         config.data_dir + "/catalog.db"));
-  MEZ_ASSIGN_OR_RETURN(int interrupted,
-                       catalog->MarkInterruptedSessions(clock->WallMicros()));
-  if (interrupted > 0) {
-    MEZ_LOG(kWarning) << interrupted
-                      << " session(s) were still recording when mezrecd "
-                         "stopped; marked incomplete (their files are "
-                         "readable up to the interruption)";
+  MEZ_ASSIGN_OR_RETURN(
+      auto catalog, catalog::OpenCatalog(config.db_url.empty()
+                                             ? config.data_dir + "/catalog.db"
+                                             : config.db_url));
+  if (config.db_url.empty()) {
+    // Only with its own catalog: a shared one holds other replicas' live
+    // sessions, which this process must not declare interrupted.
+    MEZ_ASSIGN_OR_RETURN(int interrupted,
+                         catalog->MarkInterruptedSessions(clock->WallMicros()));
+    if (interrupted > 0) {
+      MEZ_LOG(kWarning) << interrupted
+                        << " session(s) were still recording when mezrecd "
+                           "stopped; marked incomplete (their files are "
+                           "readable up to the interruption)";
+    }
   }
-  MEZ_ASSIGN_OR_RETURN(auto store,
-                       store::LocalStore::New(config.recording.storage_path));
+  MEZ_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobStore> store,
+                       OpenStore(config));
 
   IngestOptions iopt;
   iopt.recording = config.recording;
@@ -204,7 +234,27 @@ Status RunMezrecd(const ServerConfig& config) {
   MEZ_RETURN_IF_ERROR(EnsureAdminIdentity(
       config.data_dir, addr, config.insecure ? "" : keys.tls_ca_cert_pem,
       *signer, *verifier, keys.cluster_name, clock));
-  MEZ_LOG(kInfo) << "storage " << config.recording.storage_path
+  // ---- proxy role (issue #6; libmez/rpc/proxy.h) ----
+  // Printed before "serving on", which launchers wait for.
+  std::unique_ptr<Proxy> proxy;
+  if (config.HasRole("proxy")) {
+    ProxyOptions popt;
+    popt.listen = config.proxy_listen;
+    popt.data_dir = config.data_dir;
+    popt.user_ca_public = keys.user_ca_public;
+    popt.catalog = catalog.get();
+    popt.clock = clock;
+    MEZ_ASSIGN_OR_RETURN(proxy, Proxy::Start(std::move(popt)));
+    std::fprintf(stderr, "mezrecd: proxy serving SSH on %s\n",
+                 proxy->address().c_str());
+  }
+  // ---- end proxy role ----
+  MEZ_LOG(kInfo) << "storage "
+                 << (config.recording.backend == "s3"
+                         ? store->Describe("")
+                         : config.recording.storage_path)
+                 << ", catalog "
+                 << (config.db_url.empty() ? "sqlite" : "postgresql")
                  << (config.recording.gzip ? ", gzip" : "")
                  << (config.recording.encryption_key ? ", encrypted" : "");
   std::fprintf(stderr, "mezrecd: serving on %s (%s)\n", addr.c_str(),

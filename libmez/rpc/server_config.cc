@@ -107,12 +107,83 @@ Status ApplyRecordingYaml(const YAML::Node& node, RecordingConfig* rec) {
         MEZ_RETURN_IF_ERROR(
             SetEncryptionKey(rec, ekey + " (" + path + ")", hex));
       }
+    } else if (name == "backend") {
+      MEZ_ASSIGN_OR_RETURN(rec->backend, Scalar(v, key));
+    } else if (name == "s3") {
+      if (!v.IsMap()) return KeyError(key, "expected a mapping");
+      for (const auto& e : v) {
+        std::string sname = e.first.as<std::string>();
+        std::string skey = key + "." + sname;
+        MEZ_ASSIGN_OR_RETURN(std::string val, Scalar(e.second, skey));
+        S3Config& s3 = rec->s3;
+        if (sname == "bucket") {
+          s3.bucket = val;
+        } else if (sname == "region") {
+          s3.region = val;
+        } else if (sname == "accessKey") {
+          s3.access_key = val;
+        } else if (sname == "secretKey") {
+          s3.secret_key = val;
+        } else if (sname == "prefix") {
+          s3.prefix = val;
+        } else if (sname == "forcePathStyle") {
+          MEZ_ASSIGN_OR_RETURN(s3.force_path_style, ParseBool(skey, val));
+        } else if (sname == "endpoint") {
+          s3.endpoint = val;
+        } else if (sname == "caFile") {
+          s3.ca_file = val;
+        } else {
+          return KeyError(skey,
+                          "unknown key (known: bucket, region, accessKey, "
+                          "secretKey, prefix, forcePathStyle, endpoint, "
+                          "caFile)");
+        }
+      }
     } else {
       return KeyError(key,
-                      "unknown key (known: enabled, storagePath, formats, "
-                      "gzip, encryption, pcapIdleTimeout, recordInput)");
+                      "unknown key (known: enabled, backend, storagePath, "
+                      "s3, formats, gzip, encryption, pcapIdleTimeout, "
+                      "recordInput)");
     }
   }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> ParseRoles(const std::string& key,
+                                            const std::string& text) {
+  std::vector<std::string> roles;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string role = text.substr(pos, comma - pos);
+    while (!role.empty() && role.front() == ' ') role.erase(0, 1);
+    while (!role.empty() && role.back() == ' ') role.pop_back();
+    if (role != "auth" && role != "proxy") {
+      return KeyError(key, "unknown role '" + role + "' (roles: auth, proxy)");
+    }
+    roles.push_back(role);
+    pos = comma + 1;
+  }
+  return roles;
+}
+
+Status ApplyProxyYaml(const std::string& name, const YAML::Node& v,
+                      ServerConfig* cfg) {
+  if (name == "proxyListen") {
+    MEZ_ASSIGN_OR_RETURN(cfg->proxy_listen, Scalar(v, name));
+    return Status::Ok();
+  }
+  std::string text;
+  if (v.IsSequence()) {
+    for (const auto& r : v) {
+      MEZ_ASSIGN_OR_RETURN(std::string role, Scalar(r, name));
+      text += (text.empty() ? "" : ",") + role;
+    }
+  } else {
+    MEZ_ASSIGN_OR_RETURN(text, Scalar(v, name));
+  }
+  MEZ_ASSIGN_OR_RETURN(cfg->roles, ParseRoles(name, text));
   return Status::Ok();
 }
 
@@ -144,15 +215,20 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
         MEZ_ASSIGN_OR_RETURN(cfg->insecure, ParseBool(name, s));
       } else if (name == "logLevel") {
         MEZ_ASSIGN_OR_RETURN(cfg->log_level, Scalar(v, name));
+      } else if (name == "dbUrl") {
+        MEZ_ASSIGN_OR_RETURN(cfg->db_url, Scalar(v, name));
       } else if (name == "shutdownGrace") {
         MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
         auto d = ParseDuration(s);
         if (!d.ok()) return KeyError(name, d.status().message());
         cfg->shutdown_grace_us = *d;
+      } else if (name == "roles" || name == "proxyListen") {
+        MEZ_RETURN_IF_ERROR(ApplyProxyYaml(name, v, cfg));
       } else {
         return KeyError(name,
                         "unknown key (known: dataDir, listen, insecure, "
-                        "logLevel, shutdownGrace, recording)");
+                        "logLevel, shutdownGrace, dbUrl, recording, roles, "
+                        "proxyListen)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -203,16 +279,56 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
       pos = comma + 1;
     }
   }
+  if (auto v = env("MEZITE_DB_URL")) cfg->db_url = *v;
+  if (auto v = env("MEZITE_RECORDING_BACKEND")) rec.backend = *v;
+  S3Config& s3 = rec.s3;
+  // The standard AWS variables first, so that MEZITE_S3_* win.
+  if (auto v = env("AWS_REGION")) s3.region = *v;
+  if (auto v = env("AWS_ACCESS_KEY_ID")) s3.access_key = *v;
+  if (auto v = env("AWS_SECRET_ACCESS_KEY")) s3.secret_key = *v;
+  if (auto v = env("MEZITE_S3_BUCKET")) s3.bucket = *v;
+  if (auto v = env("MEZITE_S3_REGION")) s3.region = *v;
+  if (auto v = env("MEZITE_S3_ACCESS_KEY")) s3.access_key = *v;
+  if (auto v = env("MEZITE_S3_SECRET_KEY")) s3.secret_key = *v;
+  if (auto v = env("MEZITE_S3_PREFIX")) s3.prefix = *v;
+  if (auto v = env("MEZITE_S3_ENDPOINT")) s3.endpoint = *v;
+  if (auto v = env("MEZITE_S3_CA_FILE")) s3.ca_file = *v;
+  if (auto v = env("MEZITE_S3_FORCE_PATH_STYLE")) {
+    MEZ_ASSIGN_OR_RETURN(s3.force_path_style,
+                         ParseBool("MEZITE_S3_FORCE_PATH_STYLE", *v));
+  }
   if (auto v = env("MEZITE_PCAP_IDLE_TIMEOUT")) {
     auto d = ParseDuration(*v);
     if (!d.ok())
       return KeyError("MEZITE_PCAP_IDLE_TIMEOUT", d.status().message());
     rec.pcap_idle_timeout_us = *d;
   }
+  if (auto v = env("MEZITE_ROLES")) {
+    MEZ_ASSIGN_OR_RETURN(cfg->roles, ParseRoles("MEZITE_ROLES", *v));
+  }
+  if (auto v = env("MEZITE_PROXY_LISTEN")) cfg->proxy_listen = *v;
   return Status::Ok();
 }
 
 const char* RealGetenv(const char* name) { return std::getenv(name); }
+
+// The roles and proxy flags, then their checks.
+Status ApplyProxyFlags(const ConfigFlags& flags, ServerConfig* cfg) {
+  if (flags.roles) {
+    MEZ_ASSIGN_OR_RETURN(cfg->roles, ParseRoles("--roles", *flags.roles));
+  }
+  if (flags.proxy_listen) cfg->proxy_listen = *flags.proxy_listen;
+  if (!cfg->HasRole("auth")) {
+    return InvalidArgument(
+        "roles: 'auth' is required (a proxy-only mezrecd is not supported "
+        "yet); use --roles auth,proxy");
+  }
+  if (cfg->HasRole("proxy")) {
+    Status s = ValidateListenAddress(cfg->proxy_listen);
+    if (!s.ok()) return InvalidArgument("proxy " + s.message());
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -275,6 +391,28 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
     return InvalidArgument("storage path '" + cfg.recording.storage_path +
                            "' must be an absolute path");
   }
+  const RecordingConfig& rec = cfg.recording;
+  if (rec.backend != "local" && rec.backend != "s3") {
+    return InvalidArgument("recording backend '" + rec.backend +
+                           "' is not local or s3 (MEZITE_RECORDING_BACKEND, "
+                           "recording.backend)");
+  }
+  if (rec.backend == "s3") {
+    const char* missing = rec.s3.bucket.empty()       ? "MEZITE_S3_BUCKET"
+                          : rec.s3.access_key.empty() ? "MEZITE_S3_ACCESS_KEY"
+                          : rec.s3.secret_key.empty() ? "MEZITE_S3_SECRET_KEY"
+                                                      : nullptr;
+    if (missing != nullptr) {
+      return InvalidArgument(std::string("the s3 recording backend needs ") +
+                             missing + " (or recording.s3 in the config)");
+    }
+  }
+  if (!cfg.db_url.empty() && cfg.db_url.rfind("postgres://", 0) != 0 &&
+      cfg.db_url.rfind("postgresql://", 0) != 0) {
+    return InvalidArgument(
+        "MEZITE_DB_URL must be a postgres:// URL (leave it unset for the "
+        "SQLite catalog in the data dir)");
+  }
   MEZ_RETURN_IF_ERROR(ValidateListenAddress(cfg.listen));
   if (cfg.insecure && !IsLoopbackHost(cfg.listen)) {
     return InvalidArgument(
@@ -288,7 +426,15 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
     return InvalidArgument("log level '" + cfg.log_level +
                            "' is not one of debug, info, warn, error");
   }
+  MEZ_RETURN_IF_ERROR(ApplyProxyFlags(flags, &cfg));
   return cfg;
+}
+
+bool ServerConfig::HasRole(const std::string& role) const {
+  for (const std::string& r : roles) {
+    if (r == role) return true;
+  }
+  return false;
 }
 
 }  // namespace mez::rpc

@@ -8,13 +8,29 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "libmez/util/status.h"
 
 namespace mez::rpc {
 
+// recording.s3 / MEZITE_S3_*: where recordings go with backend "s3".
+struct S3Config {
+  std::string bucket;      // MEZITE_S3_BUCKET (required)
+  std::string region;      // MEZITE_S3_REGION, else AWS_REGION; us-east-1
+  std::string access_key;  // MEZITE_S3_ACCESS_KEY, else AWS_ACCESS_KEY_ID
+  std::string secret_key;  // MEZITE_S3_SECRET_KEY, else AWS_SECRET_ACCESS_KEY
+  std::string prefix;      // MEZITE_S3_PREFIX
+  bool force_path_style = false;  // MEZITE_S3_FORCE_PATH_STYLE
+  std::string endpoint;  // MEZITE_S3_ENDPOINT; empty: AWS for the region
+  std::string ca_file;   // MEZITE_S3_CA_FILE
+};
+
 struct RecordingConfig {
   bool enabled = true;
+  // "local" (files under storage_path) or "s3" (MEZITE_RECORDING_BACKEND).
+  std::string backend = "local";
+  S3Config s3;
   std::string storage_path;  // Default: <data_dir>/recordings
   // Stream kind -> format: shell/exec -> "asciicast" (alias "asciinema")
   // or "none"; tcpip -> "pcap" or "none". "none" keeps the catalog entry
@@ -34,6 +50,17 @@ struct ServerConfig {
   std::string log_level = "info";
   int64_t shutdown_grace_us = 30'000'000;  // SIGTERM: drain this long.
   RecordingConfig recording;
+  // The catalog: empty for SQLite in <data_dir>/catalog.db, or a
+  // postgres:// URL (yaml `dbUrl`, MEZITE_DB_URL). Several mezrecd replicas
+  // share one PostgreSQL (and one S3 bucket, and the data dir's keys).
+  std::string db_url;
+  // Roles this process serves: "auth" (always; the gRPC cluster service)
+  // and optionally "proxy" (the SSH jump host on proxy_listen). yaml
+  // `roles` (a list or "auth,proxy"), MEZITE_ROLES, --roles.
+  std::vector<std::string> roles = {"auth"};
+  // yaml `proxyListen`, MEZITE_PROXY_LISTEN, --proxy-listen. IP literal.
+  std::string proxy_listen = "127.0.0.1:3023";
+  bool HasRole(const std::string& role) const;
 };
 
 // What a command line sets (unset fields leave the lower layers alone).
@@ -45,6 +72,8 @@ struct ConfigFlags {
   std::optional<std::string> storage_path;
   std::optional<bool> gzip;
   std::optional<std::string> log_level;
+  std::optional<std::string> roles;  // "auth,proxy"
+  std::optional<std::string> proxy_listen;
 };
 
 // Reads the YAML file (when config_path is set), then the environment

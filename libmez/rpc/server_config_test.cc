@@ -51,6 +51,59 @@ TEST_F(ServerConfigTest, DefaultsFollowTheDataDir) {
   EXPECT_EQ(d->recording.storage_path, "/srv/mez/recordings");
 }
 
+TEST_F(ServerConfigTest, S3AndPostgresSettings) {
+  auto c = Load(
+      "dbUrl: postgres://mez@db/mezite\n"
+      "recording:\n"
+      "  backend: s3\n"
+      "  s3:\n"
+      "    bucket: recs\n"
+      "    accessKey: from-file\n"
+      "    secretKey: file-secret\n"
+      "    forcePathStyle: true\n"
+      "    endpoint: http://127.0.0.1:9000\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->db_url, "postgres://mez@db/mezite");
+  EXPECT_EQ(c->recording.backend, "s3");
+  EXPECT_EQ(c->recording.s3.bucket, "recs");
+  EXPECT_TRUE(c->recording.s3.force_path_style);
+  EXPECT_EQ(c->recording.s3.endpoint, "http://127.0.0.1:9000");
+
+  // The AWS variables fill in; MEZITE_S3_* win over them and the file.
+  env_ = {{"MEZITE_RECORDING_BACKEND", "s3"},
+          {"MEZITE_S3_BUCKET", "b"},
+          {"AWS_ACCESS_KEY_ID", "aws-key"},
+          {"AWS_SECRET_ACCESS_KEY", "aws-secret"},
+          {"AWS_REGION", "eu-west-1"},
+          {"MEZITE_S3_SECRET_KEY", "mez-secret"},
+          {"MEZITE_S3_PREFIX", "p/"}};
+  c = Load("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->recording.s3.access_key, "aws-key");
+  EXPECT_EQ(c->recording.s3.secret_key, "mez-secret");
+  EXPECT_EQ(c->recording.s3.region, "eu-west-1");
+  EXPECT_EQ(c->recording.s3.prefix, "p/");
+
+  // What is missing or wrong is named.
+  env_ = {{"MEZITE_RECORDING_BACKEND", "s3"}};
+  c = Load("");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("MEZITE_S3_BUCKET"), std::string::npos);
+  env_ = {{"MEZITE_RECORDING_BACKEND", "tape"}};
+  c = Load("");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("local or s3"), std::string::npos);
+  env_ = {{"MEZITE_DB_URL", "mysql://x"}};
+  c = Load("");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("postgres://"), std::string::npos);
+  env_.clear();
+  c = Load("recording:\n  s3:\n    bukket: x\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("recording.s3.bukket"), std::string::npos)
+      << c.status().ToString();
+}
+
 TEST_F(ServerConfigTest, FileThenEnvThenFlags) {
   std::string yaml =
       "listen: 127.0.0.1:4000\n"

@@ -427,9 +427,18 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
     return SSH_AUTH_DENIED;
   }
   int64_t now = ctx_->clock->WallMicros() / 1'000'000;
+  // A jump host takes the Mezite user name (the key id) for a login: the
+  // principals name logins on the nodes behind it, not on the jump host.
+  std::string principal = login;
+  bool jump_host = ctx_->options->jump_host_only;
+  if (jump_host && login == cert->key_id && !cert->principals.empty() &&
+      std::find(cert->principals.begin(), cert->principals.end(), login) ==
+          cert->principals.end()) {
+    principal = cert->principals.front();
+  }
   Status checked =
       auth::CheckSshCert(*cert, ctx_->options->trusted_user_ca_blob,
-                         auth::kSshUserCert, login, now);
+                         auth::kSshUserCert, principal, now);
   if (!checked.ok()) {
     Refuse(login, cert->key_id, checked.message());
     return SSH_AUTH_DENIED;
@@ -441,6 +450,18 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
                  " extension (get certificates from mezrecd: msh ssh)");
       return SSH_AUTH_DENIED;
     }
+  }
+  if (jump_host) {
+    if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
+      authenticated_ = true;
+      login_ = login;
+      key_id_ = cert->key_id;
+      cert_extensions_ = cert->extensions;
+      MEZ_LOG(kInfo) << "ssh: " << remote_ << " authenticated as \"" << login
+                     << "\" on the jump host (certificate key id \"" << key_id_
+                     << "\", connection " << connection_id_ << ")";
+    }
+    return SSH_AUTH_SUCCESS;
   }
   if (!ctx_->is_root && login != ctx_->user) {
     Refuse(login, cert->key_id,
@@ -469,6 +490,11 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
 
 ssh_channel Connection::OnChannelOpen() {
   if (!authenticated_ || channels_.size() >= kMaxChannels) return nullptr;
+  if (ctx_->options->jump_host_only) {
+    MEZ_LOG(kInfo) << "ssh: refused a session channel of " << remote_
+                   << ": this server is a jump host (use ssh -J)";
+    return nullptr;
+  }
   ssh_channel channel = ssh_channel_new(session_);
   if (channel == nullptr) return nullptr;
   auto ch = std::make_unique<Channel>();
@@ -534,26 +560,39 @@ int Connection::OnDirectTcpip(ssh_message message) {
     return refuse("not a valid destination");
   }
 
+  ChannelInfo info;
+  info.kind = ChannelKind::kTcpip;
+  info.connection_id = connection_id_;
+  info.login = login_;
+  info.key_id = key_id_;
+  info.remote = remote_;
+  info.src_host = src != nullptr ? src : "";
+  info.src_port =
+      static_cast<uint16_t>(src_port > 0 && src_port <= 65535 ? src_port : 0);
+  info.dst_host = dst_host;
+  info.dst_port = static_cast<uint16_t>(port);
+  info.start_micros = NowMicros(ctx_);
+  info.cert_extensions = cert_extensions_;
+  if (ctx_->options->resolve_tcpip) {
+    Result<TcpipDestination> resolved = ctx_->options->resolve_tcpip(info);
+    if (!resolved.ok()) return refuse(resolved.status().message());
+    if (resolved->host.empty() || resolved->port == 0) {
+      return refuse("the resolver gave no destination");
+    }
+    dst_host = resolved->host;
+    port = resolved->port;
+    destination +=
+        " (" +
+        (dst_host.find(':') != std::string::npos ? "[" + dst_host + "]"
+                                                 : dst_host) +
+        ":" + std::to_string(port) + ")";
+  }
+
   auto ch = std::make_unique<Channel>();
   ch->conn = this;
   ch->tcpip = true;
   ch->destination = destination;
-  if (ctx_->options->tap_factory) {
-    ChannelInfo info;
-    info.kind = ChannelKind::kTcpip;
-    info.connection_id = connection_id_;
-    info.login = login_;
-    info.key_id = key_id_;
-    info.remote = remote_;
-    info.src_host = src != nullptr ? src : "";
-    info.src_port =
-        static_cast<uint16_t>(src_port > 0 && src_port <= 65535 ? src_port : 0);
-    info.dst_host = dst_host;
-    info.dst_port = static_cast<uint16_t>(port);
-    info.start_micros = NowMicros(ctx_);
-    info.cert_extensions = cert_extensions_;
-    ch->tap = ctx_->options->tap_factory(info);
-  }
+  if (ctx_->options->tap_factory) ch->tap = ctx_->options->tap_factory(info);
   auto fail = [&](const std::string& why) {
     if (ch->tap) ch->tap->OnExit(1, NowMicros(ctx_));
     return refuse("cannot connect: " + why);

@@ -9,7 +9,9 @@
 // program as that login (setgid, supplementary groups, setuid; its home,
 // shell and environment from passwd). A server running as another user
 // only accepts that user's own login and refuses others at authentication.
-// direct-tcpip destinations are connected by the server process itself.
+// direct-tcpip destinations are connected by the server process itself,
+// after an optional resolver (SshServerOptions::resolve_tcpip) rewrote or
+// refused them.
 //
 // Threads: one acceptor thread, and one thread per connection owning that
 // connection's ssh_session and ssh_event (libssh objects are never shared
@@ -46,6 +48,19 @@ using TapFactory =
 // destroyed by then), with its ChannelInfo::connection_id.
 using ConnectionEndHook = std::function<void(const std::string& connection_id)>;
 
+// Where a direct-tcpip channel is connected, as decided by a TcpipResolver.
+struct TcpipDestination {
+  std::string host;  // a host name or an address literal
+  uint16_t port = 0;
+};
+// Decides where a direct-tcpip channel goes. `info` is the channel as the
+// client asked for it (kind kTcpip, dst_host/dst_port as sent). A non-OK
+// result refuses the open; its message is logged (the resolver audits on
+// its own if it wants to). Called from connection threads, possibly
+// concurrently, before any tap is made.
+using TcpipResolver =
+    std::function<Result<TcpipDestination>(const ChannelInfo& info)>;
+
 struct SshServerOptions {
   std::string listen_address = "127.0.0.1";  // IPv4 or IPv6 literal
   uint16_t port = 0;                         // 0: any free port
@@ -80,6 +95,16 @@ struct SshServerOptions {
   // Connections that have not authenticated by then are dropped.
   int login_grace_seconds = 30;
   Clock* clock = nullptr;  // nullptr: RealClock()
+  // Unset: the destination the client asked for. Set: the resolver's
+  // answer is connected instead, or the open is refused (a proxy routes
+  // node names to nodes this way).
+  TcpipResolver resolve_tcpip;
+  // A jump host (the proxy role): no session channels (no shell, exec or
+  // subsystem is ever started), and the SSH user name need not be a local
+  // login. It must be the certificate's key id (the Mezite user, as in
+  // `ssh -J alice@proxy`) or one of its principals; CA, type, validity,
+  // critical options and required extensions are checked as usual.
+  bool jump_host_only = false;
 };
 
 class SshServer {

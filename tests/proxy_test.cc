@@ -1,0 +1,449 @@
+// mezrecd's proxy role end to end on loopback: mezrecd --roles auth,proxy,
+// the real mezd binary behind it, and the stock OpenSSH client jumping
+// through the proxy (ProxyCommand ssh -W, which is what -J runs, with the
+// cluster certificate on both hops).
+#include "libmez/rpc/proxy.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "libmez/auth/identity.h"
+#include "libmez/auth/ssh_cert.h"
+#include "libmez/rpc/server_config.h"
+#include "libmez/ssh/upstream.h"
+#include "libmez/util/encoding.h"
+#include "libmez/util/file.h"
+#include "mezite/v1/cluster.grpc.pb.h"
+#include "tests/mezd_harness.h"
+#include "tests/mezrecd_harness.h"
+#include "tests/test_util.h"
+
+#ifndef MSH_PATH
+#error "MSH_PATH must name the msh binary"
+#endif
+
+namespace mez::testing {
+namespace {
+
+namespace pb = mezite::v1;
+using nlohmann::json;
+
+CommandResult Sh(const std::string& command) { return Run(command); }
+
+bool PollUntil(const std::function<bool()>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// A key and a cluster certificate for it, as msh gets them.
+struct UserCert {
+  std::string key;   // private key file
+  std::string cert;  // KEY-cert.pub
+};
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(HaveProgram("ssh")) << "ssh is missing: run scripts/deps";
+    me_ = CurrentLogin();
+    cluster_ =
+        std::make_unique<Mezrecd>(dir_.File("data"), std::vector<std::string>{},
+                                  std::map<std::string, std::string>{
+                                      {"MEZITE_ROLES", "auth,proxy"},
+                                      {"MEZITE_PROXY_LISTEN", "127.0.0.1:0"}});
+    ASSERT_TRUE(cluster_->Start()) << cluster_->log();
+    std::string log = cluster_->log();
+    const std::string kLine = "mezrecd: proxy serving SSH on 127.0.0.1:";
+    size_t at = log.find(kLine);
+    ASSERT_NE(at, std::string::npos) << log;
+    proxy_port_ = std::stoi(log.substr(at + kLine.size()));
+    ASSERT_GT(proxy_port_, 0);
+    std::string error;
+    ASSERT_TRUE(
+        AddUserAndLogin(*cluster_, dir_.path(), "alice", me_, &alice_, &error))
+        << error;
+    MezdOptions options;
+    options.node_name = "node-1";
+    mezd_ = StartRegisteredNode(cluster_.get(), dir_.path(), options, &error);
+    ASSERT_NE(mezd_, nullptr) << error;
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "---- mezrecd log ----\n" << cluster_->log();
+      if (mezd_ != nullptr) std::cerr << "---- mezd log ----\n" << mezd_->log();
+    }
+    if (mezd_ != nullptr) {
+      EXPECT_EQ(mezd_->Stop(), 0) << mezd_->log();
+    }
+  }
+
+  // Cluster.SignUserCert for `user`'s token and a fresh key.
+  UserCert Certify(const TestUser& user, const std::string& login) {
+    UserCert out;
+    auto id = auth::ReadIdentityFile(user.identity);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    auto key = auth::GenerateSshUserKey();
+    EXPECT_TRUE(key.ok()) << key.status().ToString();
+    if (!id.ok() || !key.ok()) return out;
+    auto stub = pb::Cluster::NewStub(cluster_->Channel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + id->token);
+    pb::SignUserCertRequest req;
+    req.set_public_key_blob(key->second);
+    req.set_login(login);
+    pb::SignUserCertResponse cert;
+    grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    out.key = dir_.File(user.name + "_key" + std::to_string(++keys_));
+    WriteFileOrDie(out.key, key->first);
+    chmod(out.key.c_str(), 0600);
+    out.cert = out.key + "-cert.pub";
+    WriteFileOrDie(out.cert, cert.certificate_line() + "\n");
+    return out;
+  }
+
+  // ssh through the proxy as `jump_user` to `login`@`node`; stderr in *err.
+  CommandResult JumpSsh(const UserCert& c, const std::string& jump_user,
+                        const std::string& login, const std::string& node,
+                        const std::string& command, std::string* err) {
+    std::string common =
+        "-F /dev/null -i " + ShellQuote(c.key) +
+        " -o CertificateFile=" + ShellQuote(c.cert) +
+        " -o IdentitiesOnly=yes -o BatchMode=yes"
+        " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+        " -o ConnectTimeout=20 -o LogLevel=ERROR";
+    std::string jump = "ssh " + common + " -p " + std::to_string(proxy_port_) +
+                       " -W %h:%p " + jump_user + "@127.0.0.1";
+    std::string err_file = dir_.File("ssh.err");
+    auto r = Sh("ssh " + common + " -o ProxyCommand=" + ShellQuote(jump) + " " +
+                ShellQuote(login + "@" + node) + " " + ShellQuote(command) +
+                " 2>" + ShellQuote(err_file));
+    auto text = ReadFile(err_file);
+    *err = text.ok() ? *text : "";
+    return r;
+  }
+
+  CommandResult Admin(const std::string& args) {
+    return Sh("HOME=" + ShellQuote(dir_.path()) + " " + ShellQuote(MSH_PATH) +
+              " --identity " +
+              ShellQuote(cluster_->data_dir() + "/admin.identity") + " " +
+              args + " 2>&1");
+  }
+  json AuditOf(const std::string& type) {
+    auto r = Mezctl(*cluster_, "audit ls --type=" + type + " --format=json");
+    json arr = json::parse(r.out, nullptr, false);
+    if (r.exit_code != 0 || !arr.is_array()) {
+      ADD_FAILURE() << "mezctl audit ls: " << r.out;
+      return json::array();
+    }
+    return arr;
+  }
+
+  TempDir dir_;
+  int keys_ = 0;
+  std::string me_;
+  int proxy_port_ = 0;
+  std::unique_ptr<Mezrecd> cluster_;
+  TestUser alice_;
+  std::unique_ptr<Mezd> mezd_;
+};
+
+// The agent records the session; the proxy only relayed encrypted bytes.
+TEST_F(ProxyTest, ExecOnAgentNodeThroughProxyIsRecordedByTheAgent) {
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "node-1",
+                   "echo proxied-$((6*7)); echo to-err >&2; exit 4", &err);
+  EXPECT_EQ(r.exit_code, 4) << err;
+  EXPECT_EQ(r.out, "proxied-42\n") << err;
+  EXPECT_NE(err.find("to-err"), std::string::npos) << err;
+
+  json sessions;
+  ASSERT_TRUE(PollUntil([&] {
+    auto s = Admin("sessions ls --format=json");
+    sessions = json::parse(s.out, nullptr, false);
+    return sessions.is_array() && sessions.size() == 1 &&
+           sessions[0].value("status", "") == "complete";
+  })) << sessions.dump();
+  EXPECT_EQ(sessions[0]["node"], "node-1");  // recorded by the agent
+  EXPECT_EQ(sessions[0]["user"], "alice");
+  EXPECT_EQ(sessions[0]["login"], me_);
+  auto play =
+      Admin("play --format=text " + ShellQuote(sessions[0].value("id", "")));
+  EXPECT_NE(play.out.find("proxied-42"), std::string::npos) << play.out;
+  // The proxy routed the channel and opened no recording of its own.
+  std::string log = cluster_->log();
+  EXPECT_NE(log.find("to node node-1 at 127.0.0.1:"), std::string::npos) << log;
+  EXPECT_EQ(log.find("proxied-42"), std::string::npos);
+  json starts = AuditOf("session.start");
+  ASSERT_EQ(starts.size(), 1u) << starts.dump();
+  EXPECT_EQ(starts[0]["node"], "node-1");
+}
+
+TEST_F(ProxyTest, UnknownNodeIsRefusedAndAudited) {
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "no-such-node", "echo never", &err);
+  EXPECT_EQ(r.exit_code, 255) << err;
+  EXPECT_EQ(r.out, "");
+  json refused = AuditOf("proxy.refused");
+  ASSERT_EQ(refused.size(), 1u) << refused.dump();
+  EXPECT_EQ(refused[0]["user"], "alice");
+  EXPECT_EQ(refused[0]["node"], "no-such-node");
+  EXPECT_NE(refused[0].dump().find("not registered"), std::string::npos)
+      << refused[0].dump();
+}
+
+// Agentless nodes are not served yet: refused and audited, never relayed
+// to the node's sshd (which would skip recording).
+TEST_F(ProxyTest, AgentlessNodeIsRefusedUntilSupported) {
+  auto add = Mezctl(*cluster_, "nodes add plain-1 --openssh --addr " +
+                                   std::string("127.0.0.1:") +
+                                   std::to_string(mezd_->port()));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "plain-1", "echo never", &err);
+  EXPECT_EQ(r.exit_code, 255) << err;
+  EXPECT_EQ(r.out, "");
+  json refused = AuditOf("proxy.refused");
+  ASSERT_EQ(refused.size(), 1u) << refused.dump();
+  EXPECT_EQ(refused[0]["node"], "plain-1");
+  EXPECT_NE(refused[0].dump().find("agentless"), std::string::npos);
+}
+
+// --roles / MEZITE_ROLES / yaml roles and proxyListen.
+const char* RolesEnv(const char* name) {
+  std::string n = name;
+  if (n == "MEZITE_ROLES") return "auth, proxy";
+  if (n == "MEZITE_PROXY_LISTEN") return "127.0.0.1:4023";
+  return nullptr;
+}
+const char* NoEnv(const char*) { return nullptr; }
+
+TEST(ProxyConfigTest, RolesAndProxyListen) {
+  rpc::ConfigFlags flags;
+  flags.data_dir = "/tmp/mez-proxy-config";
+  auto def = rpc::LoadServerConfig(flags, &NoEnv);
+  ASSERT_TRUE(def.ok()) << def.status().ToString();
+  EXPECT_TRUE(def->HasRole("auth"));
+  EXPECT_FALSE(def->HasRole("proxy"));
+
+  auto env = rpc::LoadServerConfig(flags, &RolesEnv);
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_TRUE(env->HasRole("proxy"));
+  EXPECT_EQ(env->proxy_listen, "127.0.0.1:4023");
+
+  flags.roles = "auth";  // flags override the environment
+  flags.proxy_listen = "127.0.0.1:5023";
+  auto flagged = rpc::LoadServerConfig(flags, &RolesEnv);
+  ASSERT_TRUE(flagged.ok());
+  EXPECT_FALSE(flagged->HasRole("proxy"));
+  EXPECT_EQ(flagged->proxy_listen, "127.0.0.1:5023");
+
+  flags.roles = "proxy";
+  auto proxy_only = rpc::LoadServerConfig(flags, &NoEnv);
+  EXPECT_EQ(proxy_only.status().code(), Code::kInvalidArgument);
+  flags.roles = "auth,bastion";
+  auto unknown = rpc::LoadServerConfig(flags, &NoEnv);
+  EXPECT_NE(unknown.status().message().find("unknown role 'bastion'"),
+            std::string::npos)
+      << unknown.status().ToString();
+  flags.roles = "auth,proxy";
+  flags.proxy_listen = "nowhere";
+  EXPECT_FALSE(rpc::LoadServerConfig(flags, &NoEnv).ok());
+
+  TempDir dir;
+  WriteFileOrDie(dir.File("m.yaml"),
+                 "roles: [auth, proxy]\nproxyListen: 127.0.0.1:6023\n");
+  rpc::ConfigFlags yflags;
+  yflags.config_path = dir.File("m.yaml");
+  yflags.data_dir = "/tmp/mez-proxy-config";
+  auto yaml = rpc::LoadServerConfig(yflags, &NoEnv);
+  ASSERT_TRUE(yaml.ok()) << yaml.status().ToString();
+  EXPECT_TRUE(yaml->HasRole("proxy"));
+  EXPECT_EQ(yaml->proxy_listen, "127.0.0.1:6023");
+}
+
+// The proxy lets any cluster user through to an agent node; the agent
+// refuses a certificate without the requested login.
+TEST_F(ProxyTest, LoginNotInCertificateIsRefusedByTheAgent) {
+  TestUser bob;
+  std::string error;
+  ASSERT_TRUE(
+      AddUserAndLogin(*cluster_, dir_.path(), "bob", "bob-only", &bob, &error))
+      << error;
+  UserCert c = Certify(bob, "bob-only");
+  std::string err;
+  auto r = JumpSsh(c, "bob", me_, "node-1", "echo never", &err);
+  EXPECT_EQ(r.exit_code, 255) << err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(err.find("Permission denied"), std::string::npos) << err;
+  // Refused by the agent (mezd logs "ssh: refused ... login "LOGIN": ..."),
+  // not by the proxy.
+  EXPECT_TRUE(PollUntil([&] {
+    return mezd_->log().find("refused 127.0.0.1:") != std::string::npos &&
+           mezd_->log().find("login \"" + me_ + "\"") != std::string::npos;
+  })) << mezd_->log();
+  EXPECT_EQ(AuditOf("proxy.refused").size(), 0u);
+  auto s = Admin("sessions ls --format=json");
+  json sessions = json::parse(s.out, nullptr, false);
+  EXPECT_TRUE(sessions.is_array() && sessions.empty()) << s.out;
+}
+
+// A session channel on the proxy itself is refused: it is a jump host.
+TEST_F(ProxyTest, ProxyRunsNoSessionsOfItsOwn) {
+  UserCert c = Certify(alice_, me_);
+  auto r = Sh("ssh -F /dev/null -i " + ShellQuote(c.key) +
+              " -o CertificateFile=" + ShellQuote(c.cert) +
+              " -o IdentitiesOnly=yes -o BatchMode=yes"
+              " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+              " -o ConnectTimeout=20 -o LogLevel=ERROR -p " +
+              std::to_string(proxy_port_) + " alice@127.0.0.1 'echo never' " +
+              "2>&1");
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.find("never"), std::string::npos) << r.out;
+}
+
+// The proxy's own login to an agentless node: a real sshd on loopback that
+// trusts the user CA (TrustedUserCAKeys), a fresh 5-minute certificate
+// signed in-process, and the node's host key pinned.
+class AgentlessUpstreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "sshd needs root";
+    ASSERT_TRUE(HaveProgram("ssh-keygen"));
+    me_ = CurrentLogin();
+    std::string ca = dir_.File("user_ca.pem");
+    auto r = Sh("openssl genpkey -algorithm ed25519 -out " + ShellQuote(ca) +
+                " 2>&1 && ssh-keygen -q -t ed25519 -N '' -f " +
+                ShellQuote(dir_.File("host")) + " 2>&1 && mkdir -p /run/sshd");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto pem = ReadFile(ca);
+    ASSERT_TRUE(pem.ok());
+    ca_pem_ = *pem;
+    auto ca_blob = auth::Ed25519PublicBlobFromPem(ca_pem_);
+    ASSERT_TRUE(ca_blob.ok()) << ca_blob.status().ToString();
+    WriteFileOrDie(dir_.File("user_ca.pub"),
+                   "ssh-ed25519 " + Base64Encode(*ca_blob) + " ca\n");
+    auto host_pub = ReadFile(dir_.File("host.pub"));
+    ASSERT_TRUE(host_pub.ok());
+    auto host_blob = auth::Ed25519BlobFromPublicLine(*host_pub);
+    ASSERT_TRUE(host_blob.ok()) << host_blob.status().ToString();
+    host_blob_ = *host_blob;
+    for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
+      port_ = FreeLoopbackPort();
+      ASSERT_GT(port_, 0);
+      std::string cfg = dir_.File("sshd_config");
+      WriteFileOrDie(cfg, "ListenAddress 127.0.0.1\nPort " +
+                              std::to_string(port_) + "\nHostKey " +
+                              dir_.File("host") + "\nTrustedUserCAKeys " +
+                              dir_.File("user_ca.pub") +
+                              "\nAuthorizedKeysFile none\nUsePAM no\n"
+                              "StrictModes no\nSetEnv SHLVL=1\nPidFile " +
+                              dir_.File("sshd.pid") + "\n");
+      // SetEnv SHLVL=1: bash started by sshd otherwise sources ~/.bashrc
+      // even for a command, and a slow rc file would stall the test.
+      // -D keeps sshd in the foreground as timeout's child; timeout makes
+      // sure it stops by itself.
+      auto started =
+          Sh("timeout 120 /usr/sbin/sshd -D -f " + ShellQuote(cfg) + " -E " +
+             ShellQuote(dir_.File("sshd.log")) + " >/dev/null 2>&1 & echo $!");
+      pid_ = std::atoi(started.out.c_str());
+      bool up = PollUntil([&] {
+        return Sh("grep -q 'Server listening' " +
+                  ShellQuote(dir_.File("sshd.log")) + " 2>/dev/null")
+                   .exit_code == 0;
+      });
+      if (!up) {
+        kill(pid_, SIGTERM);
+        pid_ = -1;
+      }
+    }
+    ASSERT_GT(pid_, 0) << SshdLog();
+  }
+  void TearDown() override {
+    if (pid_ > 0) kill(pid_, SIGTERM);
+  }
+  std::string SshdLog() {
+    auto t = ReadFile(dir_.File("sshd.log"));
+    return t.ok() ? *t : "";
+  }
+  ssh::UpstreamOptions Options(const std::string& login) {
+    auto creds =
+        rpc::IssueUpstreamCredentials(ca_pem_, "alice", login, nullptr);
+    EXPECT_TRUE(creds.ok()) << creds.status().ToString();
+    ssh::UpstreamOptions o;
+    o.host = "127.0.0.1";
+    o.port = port_;
+    o.login = me_;
+    o.pinned_host_key_blob = host_blob_;
+    if (creds.ok()) {
+      o.user_key_openssh = creds->key_openssh;
+      o.user_cert_blob = creds->cert_blob;
+    }
+    return o;
+  }
+
+  TempDir dir_;
+  std::string me_;
+  std::string ca_pem_;
+  std::string host_blob_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+TEST_F(AgentlessUpstreamTest, ExecWithFreshCertificateAndPinnedHostKey) {
+  auto up = ssh::Upstream::Connect(Options(me_));
+  ASSERT_TRUE(up.ok()) << up.status().ToString() << SshdLog();
+  auto simple = (*up)->Exec("echo simple", "");
+  ASSERT_TRUE(simple.ok()) << simple.status().ToString();
+  EXPECT_EQ(simple->out, "simple\n");
+  auto r =
+      (*up)->Exec("read x; echo got-$x; echo err-line >&2; exit 5", "piped\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->out, "got-piped\n") << SshdLog();
+  EXPECT_EQ(r->err, "err-line\n");
+  EXPECT_EQ(r->exit_status, 5);
+  EXPECT_NE(SshdLog().find("ID alice"), std::string::npos) << SshdLog();
+}
+
+TEST_F(AgentlessUpstreamTest, WrongHostKeyIsRefused) {
+  ssh::UpstreamOptions o = Options(me_);
+  auto other = auth::GenerateSshUserKey();
+  ASSERT_TRUE(other.ok());
+  o.pinned_host_key_blob = other->second;
+  auto up = ssh::Upstream::Connect(o);
+  ASSERT_FALSE(up.ok());
+  EXPECT_EQ(up.status().code(), Code::kUnauthenticated);
+  EXPECT_NE(up.status().message().find("not the one pinned"), std::string::npos)
+      << up.status().ToString();
+  ssh::UpstreamOptions none = Options(me_);
+  none.pinned_host_key_blob.clear();
+  EXPECT_EQ(ssh::Upstream::Connect(none).status().code(),
+            Code::kInvalidArgument);
+}
+
+TEST_F(AgentlessUpstreamTest, CertificateForAnotherLoginIsRefusedByTheNode) {
+  auto up = ssh::Upstream::Connect(Options("someone-else"));
+  ASSERT_FALSE(up.ok());
+  EXPECT_EQ(up.status().code(), Code::kPermissionDenied)
+      << up.status().ToString();
+}
+
+}  // namespace
+}  // namespace mez::testing
