@@ -94,6 +94,10 @@ class Catalog {
   // Sets ended_us, bytes and status. kNotFound for an unknown id.
   virtual Status FinishSession(const std::string& id, int64_t ended_us,
                                uint64_t bytes, SessionStatus status) = 0;
+  // Sets where the recording is stored (a shared pcap's key is known only
+  // after the row exists). kNotFound for an unknown id.
+  virtual Status SetSessionStorageKey(const std::string& id,
+                                      const std::string& storage_key) = 0;
   // Removes a session row (not its recording). kNotFound for an unknown id.
   // Used to redo a node-mode upload whose replay was cut off.
   virtual Status DeleteSession(const std::string& id) = 0;

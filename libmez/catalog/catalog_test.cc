@@ -305,6 +305,17 @@ TEST_P(CatalogTest, DuplicateIdIsAlreadyExistsAndKeepsTheOriginal) {
   ExpectSameSession(s, *got);
 }
 
+TEST_P(CatalogTest, SetSessionStorageKeyChangesOnlyTheKey) {
+  Session s = MakeSession(1, "alice", "web-1", 1000);
+  ASSERT_OK(cat().CreateSession(s));
+  ASSERT_OK(cat().SetSessionStorageKey(s.id, "alice/tcpip/c_h_22.1.pcap.gz"));
+  s.storage_key = "alice/tcpip/c_h_22.1.pcap.gz";
+  auto got = cat().GetSession(s.id);
+  ASSERT_OK(got);
+  ExpectSameSession(s, *got);
+  EXPECT_EQ(cat().SetSessionStorageKey("nope", "k").code(), Code::kNotFound);
+}
+
 TEST_P(CatalogTest, DeleteSessionRemovesOnlyThatRow) {
   Session a = MakeSession(1, "alice", "web-1", 1000);
   Session b = MakeSession(2, "alice", "web-1", 2000);

@@ -271,6 +271,8 @@ class PostgresCatalog : public Catalog {
                        SessionStatus status) override;
   Status DeleteSession(const std::string& id) override;
   Status UpdateSessionBytes(const std::string& id, uint64_t bytes) override;
+  Status SetSessionStorageKey(const std::string& id,
+                              const std::string& storage_key) override;
   Result<Session> GetSession(const std::string& id) override;
   Result<std::vector<Session>> ListSessions(
       const SessionFilter& filter) override;
@@ -587,6 +589,13 @@ Status PostgresCatalog::UpdateSessionBytes(const std::string& id,
                    "UPDATE sessions SET bytes = $2 WHERE id = $1",
                    Params().Text(id).Int(static_cast<int64_t>(bytes)),
                    "session", id);
+}
+
+Status PostgresCatalog::SetSessionStorageKey(const std::string& id,
+                                             const std::string& storage_key) {
+  return ChangeOne("set the storage key of session " + id,
+                   "UPDATE sessions SET storage_key = $2 WHERE id = $1",
+                   Params().Text(id).Text(storage_key), "session", id);
 }
 
 Status PostgresCatalog::DeleteSession(const std::string& id) {

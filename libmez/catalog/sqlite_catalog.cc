@@ -218,6 +218,8 @@ class SqliteCatalog : public Catalog {
   Status FinishSession(const std::string& id, int64_t ended_us, uint64_t bytes,
                        SessionStatus status) override;
   Status UpdateSessionBytes(const std::string& id, uint64_t bytes) override;
+  Status SetSessionStorageKey(const std::string& id,
+                              const std::string& storage_key) override;
   Result<Session> GetSession(const std::string& id) override;
   Result<std::vector<Session>> ListSessions(
       const SessionFilter& filter) override;
@@ -887,6 +889,18 @@ Result<std::vector<Node>> SqliteCatalog::ListNodes() {
   while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadNode(stmt));
   if (rc != SQLITE_DONE) return Error(op, rc);
   return out;
+}
+
+Status SqliteCatalog::SetSessionStorageKey(const std::string& id,
+                                           const std::string& storage_key) {
+  std::lock_guard lock(mu_);
+  std::string op = "set the storage key of session " + id;
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op, "UPDATE sessions SET storage_key = :key WHERE id = :id"));
+  stmt.Bind(":id", id);
+  stmt.Bind(":key", storage_key);
+  return ChangeOne(op, stmt, "session", id);
 }
 
 Status SqliteCatalog::DeleteSession(const std::string& id) {

@@ -417,6 +417,11 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
     auto share = AcquirePcap(user, h, &stream->session_);
     if (share.ok()) {
       stream->pcap_ = std::move(share).value();
+      if (stream->session_.storage_key != s.storage_key) {
+        // ".pcap.gz", or a ".N" name: the row must name the real file.
+        opened = opt_.catalog->SetSessionStorageKey(
+            s.id, stream->session_.storage_key);
+      }
     } else {
       opened = share.status();
     }

@@ -118,6 +118,10 @@ TEST_F(IngestTest, EndConnectionWaitsForOpenChannelsThenStartsANewFile) {
   auto t = Begin(Tcpip("b"));
   EXPECT_EQ(t->storage_key(), "alice/tcpip/c1_db.internal_5432.1.pcap");
   ASSERT_TRUE(t->Finish(true).ok());
+  // The catalog names the file that was written, not the first choice.
+  auto row = catalog_->GetSession("b");
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->storage_key, "alice/tcpip/c1_db.internal_5432.1.pcap");
 }
 
 TEST_F(IngestTest, RefusedForwardIsSynAnsweredByRst) {
