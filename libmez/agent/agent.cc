@@ -74,8 +74,13 @@ class AuditQueue {
     std::unique_lock<std::mutex> lock(mu_);
     int64_t backoff_ms = 0;
     while (true) {
-      cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms),
-                   [this] { return stop_ || !queue_.empty(); });
+      if (backoff_ms > 0) {
+        // After a failed send: wait out the backoff, then retry.
+        cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms),
+                     [this] { return stop_; });
+      } else {
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      }
       if (stop_) return;
       if (queue_.empty()) continue;
       pb::NodeAuditRequest event = queue_.front();
