@@ -3,6 +3,14 @@
 //
 //   build/bench/cli_bench [--sessions=1000000] [--audit=10000000] [--runs=50]
 //       [--play-mib=1024] [--batch=250000] [--ids=v7|v4] [--user=user042]
+//       [--db=sqlite,postgres]
+//
+// --db: the catalogs to fill and query, one after the other with the same
+// history: "sqlite" (mezrecd's default, <data_dir>/catalog.db) and
+// "postgres" (MEZITE_DB_URL; a throwaway server from
+// scripts/start-postgres with fsync off, or MEZ_TEST_POSTGRES_URL's, each
+// run in a fresh schema that is dropped afterwards; ANALYZE runs after the
+// load, as autovacuum would on a live cluster).
 //
 // Goals (issue): `msh sessions ls --user=X --limit=50` and `mezctl audit ls
 // --type=session.end --last=24h --limit=100` under 50 ms, p50 and p99 of the
@@ -43,6 +51,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -53,6 +62,7 @@
 #include "libmez/record/asciicast_writer.h"
 #include "libmez/record/sink.h"
 #include "tests/mezrecd_harness.h"
+#include "tests/postgres_server.h"
 
 #ifndef MEZ_BUILD_TYPE
 #define MEZ_BUILD_TYPE "unknown"
@@ -90,6 +100,7 @@ struct Options {
   int64_t batch = 250'000;
   bool v7_ids = true;
   std::string user = "user042";
+  std::vector<std::string> dbs = {"sqlite"};
 };
 
 bool ParseCount(std::string_view s, int64_t* out, int64_t min) {
@@ -122,6 +133,16 @@ bool ParseFlags(int argc, char** argv, Options* o) {
       o->v7_ids = value == "v7";
     } else if (name == "--user") {
       o->user = std::string(value);
+    } else if (name == "--db") {
+      o->dbs.clear();
+      while (!value.empty()) {
+        size_t comma = std::min(value.find(','), value.size());
+        std::string db(value.substr(0, comma));
+        if (db != "sqlite" && db != "postgres") return false;
+        o->dbs.push_back(db);
+        value.remove_prefix(std::min(comma + 1, value.size()));
+      }
+      if (o->dbs.empty()) return false;
     } else {
       return false;
     }
@@ -769,55 +790,50 @@ uint64_t TreeBytes(const std::string& dir, const std::string& prefix) {
   return total;
 }
 
-int Main(int argc, char** argv) {
-  Options opt;
-  if (!ParseFlags(argc, argv, &opt)) {
-    std::fprintf(stderr,
-                 "usage: cli_bench [--sessions=N] [--audit=N] [--runs=N] "
-                 "[--play-mib=N] [--batch=N] [--ids=v7|v4] [--user=NAME]\n");
-    return 2;
-  }
-  char tmpl[] = "/tmp/cli_bench.XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return Fail("mkdtemp failed");
-  TempTree tmp{tmpl};
-  std::string data_dir = tmp.path + "/data";
-  std::string home = tmp.path + "/home";
-  if (mkdir(data_dir.c_str(), 0700) != 0 || mkdir(home.c_str(), 0700) != 0) {
-    return Fail("cannot create " + data_dir);
-  }
-  std::printf(
-      "cli_bench (%s): %lld sessions, %lld audit events, %d runs, ids %s, "
-      "batch %lld, in %s\n",
-      MEZ_BUILD_TYPE, static_cast<long long>(opt.sessions),
-      static_cast<long long>(opt.audit), opt.runs, opt.v7_ids ? "v7" : "v4",
-      static_cast<long long>(opt.batch), tmp.path.c_str());
-  std::fflush(stdout);
+// The synthetic history, planned once and loaded into every catalog.
+struct History {
+  int64_t now_us = 0;
+  std::vector<PlannedSession> plan;
+  std::vector<PlannedAudit> audit_plan;
+  double plan_s = 0;
+};
 
-  // Fill.
-  int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+// Fills one catalog ("sqlite": <data_dir>/catalog.db; "postgres": a fresh
+// schema on `pg`), starts mezrecd on it and times the queries. Returns the
+// process exit code (0 when every step worked).
+int BenchCatalog(const Options& opt, const std::string& db,
+                 testing::PostgresServer* pg, const History& h,
+                 const std::string& data_dir, const std::string& home,
+                 const std::string& tmp_path) {
+  std::string db_url;  // Empty for SQLite.
+  std::map<std::string, std::string> env;
+  if (db == "postgres") {
+    auto url = pg->CreateSchema();
+    if (!url.ok()) return Fail(url.status().ToString());
+    db_url = *url;
+    env["MEZITE_DB_URL"] = db_url;
+  }
+  // The schema goes on every exit path, with its gigabytes.
+  struct DropSchema {
+    testing::PostgresServer* pg;
+    std::string url;
+    ~DropSchema() {
+      if (!url.empty()) (void)pg->DropSchema(url);
+    }
+  } drop{pg, db_url};
+
   auto phase = std::chrono::steady_clock::now();
-  auto plan = PlanSessions(opt.sessions, now_us, opt.v7_ids);
-  auto audit_plan = PlanAudit(plan, opt.audit, now_us);
-  double plan_s = Seconds(phase);
-  auto user_sessions = std::count_if(
-      plan.begin(), plan.end(),
-      [&](const PlannedSession& p) { return UserName(p.user) == opt.user; });
-  int64_t day_ends = std::count_if(
-      audit_plan.begin(), audit_plan.end(), [&](const PlannedAudit& a) {
-        return a.type == kSessionEnd && a.time_us >= now_us - kDayUs;
-      });
-  std::string catalog_path = data_dir + "/catalog.db";
-  double sessions_s = 0, audit_s = 0, close_s = 0;
+  double sessions_s = 0, audit_s = 0, close_s = 0, analyze_s = 0;
   {
-    auto cat = catalog::OpenSqliteCatalog(catalog_path);
+    auto cat = db_url.empty()
+                   ? catalog::OpenSqliteCatalog(data_dir + "/catalog.db")
+                   : catalog::OpenPostgresCatalog(db_url);
     if (!cat.ok()) return Fail(cat.status().ToString());
     auto batch = static_cast<size_t>(opt.batch);
     phase = std::chrono::steady_clock::now();
     Status s = LoadInBatches(
-        "sessions", plan.size(), batch,
-        [&](size_t b, size_t e) { return MakeSessions(plan, b, e); },
+        "sessions", h.plan.size(), batch,
+        [&](size_t b, size_t e) { return MakeSessions(h.plan, b, e); },
         [&](const std::vector<Session>& rows) {
           return (*cat)->BulkInsertSessions(rows);
         });
@@ -825,9 +841,9 @@ int Main(int argc, char** argv) {
     sessions_s = Seconds(phase);
     phase = std::chrono::steady_clock::now();
     s = LoadInBatches(
-        "audit events", audit_plan.size(), batch,
+        "audit events", h.audit_plan.size(), batch,
         [&](size_t b, size_t e) {
-          return MakeAudit(plan, audit_plan, b, e, opt.v7_ids);
+          return MakeAudit(h.plan, h.audit_plan, b, e, opt.v7_ids);
         },
         [&](const std::vector<AuditEvent>& rows) {
           return (*cat)->BulkInsertAudit(rows);
@@ -837,94 +853,185 @@ int Main(int argc, char** argv) {
     auto ns = (*cat)->CountSessions();
     auto na = (*cat)->CountAudit();
     if (!ns.ok() || !na.ok()) return Fail("count failed");
-    if (*ns != plan.size() || *na != audit_plan.size()) {
+    if (*ns != h.plan.size() || *na != h.audit_plan.size()) {
       return Fail("catalog holds " + std::to_string(*ns) + " sessions and " +
                   std::to_string(*na) + " audit events");
     }
     phase = std::chrono::steady_clock::now();
   }
   close_s = Seconds(phase);
-  size_t planned_sessions = plan.size(), planned_audit = audit_plan.size();
-  std::vector<PlannedSession>().swap(plan);
-  std::vector<PlannedAudit>().swap(audit_plan);
+  double gib = 0;
+  if (db_url.empty()) {
+    gib = TreeBytes(data_dir, "catalog.db") / kGiB;
+  } else {
+    // A live cluster's autovacuum would have analyzed tables this size;
+    // right after a bulk load the planner has no statistics yet.
+    phase = std::chrono::steady_clock::now();
+    auto analyzed = testing::PostgresServer::Query(db_url, "ANALYZE");
+    if (!analyzed.ok()) return Fail(analyzed.status().ToString());
+    analyze_s = Seconds(phase);
+    auto bytes = testing::PostgresServer::Query(
+        db_url,
+        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM "
+        "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+        "n.nspname = current_schema() AND c.relkind = 'r'");
+    if (!bytes.ok()) return Fail(bytes.status().ToString());
+    gib = std::strtod(bytes->c_str(), nullptr) / kGiB;
+  }
   std::printf(
-      "load: plan %.1f s; sessions %zu in %.1f s (%.0f rows/s); audit %zu in "
-      "%.1f s (%.0f rows/s); close %.1f s; catalog files %.2f GiB\n",
-      plan_s, planned_sessions, sessions_s, planned_sessions / sessions_s,
-      planned_audit, audit_s, planned_audit / audit_s, close_s,
-      TreeBytes(data_dir, "catalog.db") / kGiB);
-  std::printf("data: %s has %lld sessions; %lld session.end in the last 24h\n",
-              opt.user.c_str(), static_cast<long long>(user_sessions),
-              static_cast<long long>(day_ends));
+      "[%s] load: sessions %zu in %.1f s (%.0f rows/s); audit %zu in %.1f s "
+      "(%.0f rows/s); close %.1f s; analyze %.1f s; catalog %.2f GiB\n",
+      db.c_str(), h.plan.size(), sessions_s, h.plan.size() / sessions_s,
+      h.audit_plan.size(), audit_s,
+      h.audit_plan.empty() ? 0.0 : h.audit_plan.size() / audit_s, close_s,
+      analyze_s, gib);
   std::fflush(stdout);
 
-  // Queries through mezrecd.
-  {
-    testing::Mezrecd server(data_dir);
-    phase = std::chrono::steady_clock::now();
-    if (!server.Start()) return Fail("mezrecd did not start:\n" + server.log());
-    std::printf("mezrecd start: %.2f s\n", Seconds(phase));
-    std::string identity = data_dir + "/admin.identity";
-    std::string err_path = tmp.path + "/stderr.txt";
-    auto env = CliEnv(home);
-    struct Command {
-      std::string label;
-      std::vector<std::string> argv;
-      bool table;  // Text table: a header line, then one line per row.
-      bool goal;
-    };
-    std::vector<Command> commands = {
-        {"msh --help (process start, no RPC)",
-         {MSH_PATH, "--help"},
-         false,
-         false},
-        {"msh sessions ls --user=" + opt.user + " --limit=50",
-         {MSH_PATH, "--identity", identity, "sessions", "ls",
-          "--user=" + opt.user, "--limit=50"},
-         true,
-         true},
-        {"mezctl audit ls --type=session.end --last=24h --limit=100",
-         {MEZCTL_PATH, "--identity", identity, "audit", "ls",
-          "--type=session.end", "--last=24h", "--limit=100"},
-         true,
-         true},
-    };
-    std::printf("%-58s %7s %7s %7s %7s %7s %5s  %s\n", "command (wall ms)",
-                "first", "p50", "p99", "min", "max", "rows", "goal <50 ms");
-    for (const Command& c : commands) {
-      RunResult first = RunTimed(c.argv, env, Stdout::kKeep, err_path);
-      if (first.exit_code != 0) {
-        return Fail(c.label + ": exit " + std::to_string(first.exit_code) +
-                    ": " + ReadAll(err_path) + first.out);
-      }
-      std::vector<double> ms;
-      size_t lines = CountLines(first.out);
-      for (int i = 0; i < opt.runs; ++i) {
-        RunResult r = RunTimed(c.argv, env, Stdout::kKeep, err_path);
-        if (r.exit_code != 0) {
-          return Fail(c.label + ": exit " + std::to_string(r.exit_code) + ": " +
-                      ReadAll(err_path));
-        }
-        ms.push_back(r.ms);
-        lines = CountLines(r.out);
-      }
-      double p50 = Percentile(ms, 50), p99 = Percentile(ms, 99);
-      std::string rows =
-          c.table ? std::to_string(lines > 0 ? lines - 1 : 0) : "-";
-      std::string goal =
-          !c.goal ? "" : (p50 < kGoalMs && p99 < kGoalMs ? "met" : "MISSED");
-      std::printf("%-58s %7.1f %7.1f %7.1f %7.1f %7.1f %5s  %s\n",
-                  c.label.c_str(), first.ms, p50, p99, Percentile(ms, 0),
-                  Percentile(ms, 100), rows.c_str(), goal.c_str());
-      std::fflush(stdout);
+  testing::Mezrecd server(data_dir, {}, env);
+  phase = std::chrono::steady_clock::now();
+  if (!server.Start()) return Fail("mezrecd did not start:\n" + server.log());
+  std::printf("[%s] mezrecd start: %.2f s\n", db.c_str(), Seconds(phase));
+  std::string identity = data_dir + "/admin.identity";
+  std::string err_path = tmp_path + "/stderr.txt";
+  auto cli_env = CliEnv(home);
+  struct Command {
+    std::string label;
+    std::vector<std::string> argv;
+    bool table;  // Text table: a header line, then one line per row.
+    bool goal;
+  };
+  std::vector<Command> commands = {
+      {"msh --help (process start, no RPC)",
+       {MSH_PATH, "--help"},
+       false,
+       false},
+      {"msh sessions ls --user=" + opt.user + " --limit=50",
+       {MSH_PATH, "--identity", identity, "sessions", "ls",
+        "--user=" + opt.user, "--limit=50"},
+       true,
+       true},
+      {"mezctl audit ls --type=session.end --last=24h --limit=100",
+       {MEZCTL_PATH, "--identity", identity, "audit", "ls",
+        "--type=session.end", "--last=24h", "--limit=100"},
+       true,
+       true},
+  };
+  std::printf("%-9s %-58s %7s %7s %7s %7s %7s %5s  %s\n", "catalog",
+              "command (wall ms)", "first", "p50", "p99", "min", "max", "rows",
+              "goal <50 ms");
+  for (const Command& c : commands) {
+    RunResult first = RunTimed(c.argv, cli_env, Stdout::kKeep, err_path);
+    if (first.exit_code != 0) {
+      return Fail(c.label + ": exit " + std::to_string(first.exit_code) + ": " +
+                  ReadAll(err_path) + first.out);
     }
-    server.Stop();
+    std::vector<double> ms;
+    size_t lines = CountLines(first.out);
+    for (int i = 0; i < opt.runs; ++i) {
+      RunResult r = RunTimed(c.argv, cli_env, Stdout::kKeep, err_path);
+      if (r.exit_code != 0) {
+        return Fail(c.label + ": exit " + std::to_string(r.exit_code) + ": " +
+                    ReadAll(err_path));
+      }
+      ms.push_back(r.ms);
+      lines = CountLines(r.out);
+    }
+    double p50 = Percentile(ms, 50), p99 = Percentile(ms, 99);
+    std::string rows =
+        c.table ? std::to_string(lines > 0 ? lines - 1 : 0) : "-";
+    std::string goal =
+        !c.goal ? "" : (p50 < kGoalMs && p99 < kGoalMs ? "met" : "MISSED");
+    std::printf("%-9s %-58s %7.1f %7.1f %7.1f %7.1f %7.1f %5s  %s\n",
+                db.c_str(), c.label.c_str(), first.ms, p50, p99,
+                Percentile(ms, 0), Percentile(ms, 100), rows.c_str(),
+                goal.c_str());
+    std::fflush(stdout);
   }
-  // The catalog is not needed any more; free the disk before the cast.
-  {
-    std::error_code ec;
-    std::filesystem::remove_all(data_dir, ec);
+  server.Stop();
+  // The catalog is not needed any more; free the disk for what follows.
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir, ec);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  Options opt;
+  if (!ParseFlags(argc, argv, &opt)) {
+    std::fprintf(stderr,
+                 "usage: cli_bench [--sessions=N] [--audit=N] [--runs=N] "
+                 "[--play-mib=N] [--batch=N] [--ids=v7|v4] [--user=NAME] "
+                 "[--db=sqlite,postgres]\n");
+    return 2;
   }
+  char tmpl[] = "/tmp/cli_bench.XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return Fail("mkdtemp failed");
+  TempTree tmp{tmpl};
+  std::string home = tmp.path + "/home";
+  if (mkdir(home.c_str(), 0700) != 0) return Fail("cannot create " + home);
+  std::string dbs;
+  for (const auto& db : opt.dbs) dbs += (dbs.empty() ? "" : ",") + db;
+  std::printf(
+      "cli_bench (%s): %lld sessions, %lld audit events, %d runs, ids %s, "
+      "batch %lld, catalogs %s, in %s\n",
+      MEZ_BUILD_TYPE, static_cast<long long>(opt.sessions),
+      static_cast<long long>(opt.audit), opt.runs, opt.v7_ids ? "v7" : "v4",
+      static_cast<long long>(opt.batch), dbs.c_str(), tmp.path.c_str());
+  std::fflush(stdout);
+
+  // PostgreSQL: MEZ_TEST_POSTGRES_URL's server (left running) or a
+  // throwaway one, stopped when `own_pg` goes.
+  std::unique_ptr<testing::PostgresServer> own_pg;
+  testing::PostgresServer* pg = nullptr;
+  if (std::find(opt.dbs.begin(), opt.dbs.end(), "postgres") != opt.dbs.end()) {
+    auto phase = std::chrono::steady_clock::now();
+    const char* url = std::getenv("MEZ_TEST_POSTGRES_URL");
+    if (url != nullptr && *url != '\0') {
+      auto shared = testing::SharedPostgresServer();
+      if (!shared.ok()) return Fail(shared.status().ToString());
+      pg = *shared;
+    } else {
+      auto started = testing::PostgresServer::Start();
+      if (!started.ok()) return Fail(started.status().ToString());
+      own_pg = std::move(started).value();
+      pg = own_pg.get();
+    }
+    std::printf(
+        "postgres: %s, ready in %.1f s\n",
+        own_pg ? "throwaway server (fsync off)" : "MEZ_TEST_POSTGRES_URL",
+        Seconds(phase));
+  }
+
+  History h;
+  h.now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto phase = std::chrono::steady_clock::now();
+  h.plan = PlanSessions(opt.sessions, h.now_us, opt.v7_ids);
+  h.audit_plan = PlanAudit(h.plan, opt.audit, h.now_us);
+  h.plan_s = Seconds(phase);
+  auto user_sessions = std::count_if(
+      h.plan.begin(), h.plan.end(),
+      [&](const PlannedSession& p) { return UserName(p.user) == opt.user; });
+  int64_t day_ends = std::count_if(
+      h.audit_plan.begin(), h.audit_plan.end(), [&](const PlannedAudit& a) {
+        return a.type == kSessionEnd && a.time_us >= h.now_us - kDayUs;
+      });
+  std::printf(
+      "data: planned in %.1f s; %s has %lld sessions; %lld session.end in "
+      "the last 24h\n",
+      h.plan_s, opt.user.c_str(), static_cast<long long>(user_sessions),
+      static_cast<long long>(day_ends));
+  std::fflush(stdout);
+
+  for (const std::string& db : opt.dbs) {
+    std::string data_dir = tmp.path + "/data-" + db;
+    if (mkdir(data_dir.c_str(), 0700) != 0) {
+      return Fail("cannot create " + data_dir);
+    }
+    int rc = BenchCatalog(opt, db, pg, h, data_dir, home, tmp.path);
+    if (rc != 0) return rc;
+  }
+  h = History();
 
   // Playback of a local file.
   if (opt.play_mib > 0) {

@@ -4,6 +4,15 @@
 //
 //   build/bench/ingest_bench [--streams=1,100,1000] [--mb=256]
 //       [--gzip=both|on|off] [--chunk=4096] [--per-channel=50]
+//       [--backends=local,s3]
+//
+// Backends: "local" is mezrecd's default (files under the data dir, SQLite
+// catalog); "s3" runs mezrecd with MEZITE_RECORDING_BACKEND=s3 against a
+// throwaway Swift + s3api server (scripts/start-s3) and MEZITE_DB_URL on a
+// throwaway PostgreSQL (scripts/start-postgres, or MEZ_TEST_POSTGRES_URL),
+// both started once for the whole run; each run gets its own schema and key
+// prefix. With s3 in the list and no --streams/--mb, the defaults are
+// --streams=100 --mb=64 for every backend, so that rows compare.
 //
 // Each run starts its own mezrecd, so baselines and peaks are that run's.
 // A run connects its channels, reads mezrecd's RSS, opens every stream and
@@ -14,6 +23,7 @@
 // The bench shares the machine's cores with mezrecd; its own CPU is shown.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <openssl/sha.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -28,6 +38,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -38,8 +49,12 @@
 #include <vector>
 
 #include "libmez/auth/identity.h"
+#include "libmez/store/s3_client.h"
+#include "libmez/util/encoding.h"
 #include "mezite/v1/recording.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
+#include "tests/postgres_server.h"
+#include "tests/s3_server.h"
 
 #ifndef MEZ_BUILD_TYPE
 #define MEZ_BUILD_TYPE "unknown"
@@ -60,12 +75,20 @@ int64_t NowUs() {
       .count();
 }
 
+enum class Backend { kLocal, kS3 };
+
+const char* BackendName(Backend b) {
+  return b == Backend::kLocal ? "local+sqlite" : "s3+pg";
+}
+
 struct Options {
   std::vector<int> streams = {1, 100, 1000};
   double mb = 256;
   std::vector<bool> gzip = {false, true};
   size_t chunk = 4096;
   int per_channel = 50;
+  std::vector<Backend> backends = {Backend::kLocal};
+  bool streams_set = false, mb_set = false;
 };
 
 bool ParseInt(std::string_view s, long* out) {
@@ -89,9 +112,26 @@ bool ParseFlags(int argc, char** argv, Options* o) {
         value.remove_prefix(std::min(comma + 1, value.size()));
       }
       if (o->streams.empty()) return false;
+      o->streams_set = true;
     } else if (name == "--mb") {
       if (!ParseInt(value, &n)) return false;
       o->mb = static_cast<double>(n);
+      o->mb_set = true;
+    } else if (name == "--backends") {
+      o->backends.clear();
+      while (!value.empty()) {
+        size_t comma = std::min(value.find(','), value.size());
+        std::string_view b = value.substr(0, comma);
+        if (b == "local") {
+          o->backends.push_back(Backend::kLocal);
+        } else if (b == "s3") {
+          o->backends.push_back(Backend::kS3);
+        } else {
+          return false;
+        }
+        value.remove_prefix(std::min(comma + 1, value.size()));
+      }
+      if (o->backends.empty()) return false;
     } else if (name == "--gzip") {
       if (value == "both") {
         o->gzip = {false, true};
@@ -468,6 +508,7 @@ class StreamReactor : public grpc::ClientWriteReactor<RecordFrame> {
 
   void OnDone(const grpc::Status& status) override {
     status_ = status;
+    done_us_ = NowUs();
     Arrive();
     std::lock_guard<std::mutex> lock(run_->mu);
     ++run_->done;
@@ -478,12 +519,18 @@ class StreamReactor : public grpc::ClientWriteReactor<RecordFrame> {
   const grpc::Status& status() const { return status_; }
   uint64_t measured_bytes() const { return measured_bytes_; }
   int64_t measured_frames() const { return chunks_ - warmup_; }
+  // From the half-close to the call's status (ms); -1 if it never closed.
+  double finish_ms() const {
+    int64_t closed = closed_us_.load();
+    return closed > 0 ? (done_us_ - closed) / 1000.0 : -1;
+  }
 
  private:
   void Continue() {
     if (next_ < chunks_) {
       WriteChunk();
     } else {
+      closed_us_.store(NowUs());
       StartWritesDone();
       RemoveHold();
     }
@@ -537,6 +584,8 @@ class StreamReactor : public grpc::ClientWriteReactor<RecordFrame> {
   int64_t start_us_ = 0;
   int64_t next_ = 0;
   uint64_t measured_bytes_ = 0;
+  std::atomic<int64_t> closed_us_{0};
+  int64_t done_us_ = 0;  // Read only after OnDone (under RunState::mu).
   std::atomic<bool> going_{false};
   std::atomic<bool> failed_{false};
   std::atomic<bool> arrived_{false};
@@ -567,18 +616,96 @@ struct Figures {
   double open_secs = 0;
   double other_cpus = 0;  // Busy CPUs other than mezrecd and the bench.
   double rss_kib = 0, peak_kib = 0, p50_ms = 0, p99_ms = 0;
+  double fin_p50_ms = 0, fin_p99_ms = 0;
   size_t samples = 0, missing = 0;
 };
 
+// The servers behind the s3 backend, started once for every run.
+struct Cloud {
+  std::unique_ptr<testing::PostgresServer> own_pg;  // Null if not ours.
+  testing::PostgresServer* pg = nullptr;
+  std::unique_ptr<testing::S3Server> s3;
+  std::string bucket = "mez-ingest-bench";
+};
+
+// Stopped and removed by Fail, which leaves without running destructors.
+Cloud* g_cloud = nullptr;
+std::string g_root;
+
 [[noreturn]] void Fail(testing::Mezrecd* server, const std::string& why) {
-  std::string log = server->log();
+  std::string log = server != nullptr ? server->log() : "";
   log.erase(0, log.size() - std::min<size_t>(log.size(), 4000));
-  std::fprintf(stderr, "ingest_bench: %s\n--- mezrecd log (tail) ---\n%s\n",
-               why.c_str(), log.c_str());
-  server->Kill9();
+  std::fprintf(stderr, "ingest_bench: %s\n", why.c_str());
+  if (server != nullptr) {
+    std::fprintf(stderr, "--- mezrecd log (tail) ---\n%s\n", log.c_str());
+    server->Kill9();
+  }
+  if (g_cloud != nullptr) {
+    g_cloud->s3.reset();
+    g_cloud->own_pg.reset();
+  }
+  if (!g_root.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(g_root, ec);
+  }
   // Calls may still be in flight: leave without running destructors.
   std::fflush(nullptr);
   std::_Exit(1);
+}
+
+// PostgreSQL (MEZ_TEST_POSTGRES_URL's server when set, left running), the
+// S3 server and its bucket.
+Status StartCloud(Cloud* c) {
+  const char* url = std::getenv("MEZ_TEST_POSTGRES_URL");
+  if (url != nullptr && *url != '\0') {
+    auto shared = testing::SharedPostgresServer();
+    if (!shared.ok()) return shared.status();
+    c->pg = *shared;
+  } else {
+    auto started = testing::PostgresServer::Start();
+    if (!started.ok()) return started.status();
+    c->own_pg = std::move(started).value();
+    c->pg = c->own_pg.get();
+  }
+  c->s3 = std::make_unique<testing::S3Server>(MEZ_START_S3);
+  if (!c->s3->ok()) return Internal("S3 server: " + c->s3->error());
+  store::S3Options o;
+  o.endpoint = c->s3->endpoint();
+  o.bucket = c->bucket;
+  o.region = c->s3->region();
+  o.access_key = c->s3->access_key();
+  o.secret_key = c->s3->secret_key();
+  o.force_path_style = true;
+  auto client = store::S3Client::New(o);
+  if (!client.ok()) return client.status();
+  return (*client)->CreateBucket();
+}
+
+// mezrecd's environment for one s3 run: a fresh schema, a key prefix of
+// its own (session ids repeat across runs, and S3Store refuses to
+// overwrite an object).
+std::map<std::string, std::string> CloudEnv(const Cloud& c,
+                                            const std::string& db_url,
+                                            const std::string& prefix) {
+  return {{"MEZITE_DB_URL", db_url},
+          {"MEZITE_RECORDING_BACKEND", "s3"},
+          {"MEZITE_S3_BUCKET", c.bucket},
+          {"MEZITE_S3_REGION", c.s3->region()},
+          {"MEZITE_S3_ACCESS_KEY", c.s3->access_key()},
+          {"MEZITE_S3_SECRET_KEY", c.s3->secret_key()},
+          {"MEZITE_S3_ENDPOINT", c.s3->endpoint()},
+          {"MEZITE_S3_FORCE_PATH_STYLE", "true"},
+          {"MEZITE_S3_PREFIX", prefix}};
+}
+
+// The spool file S3Store names for an object (libmez/store/s3_store.cc:
+// hex of the first 16 bytes of SHA-256 of the object key).
+std::string SpoolName(const std::string& object_key) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(object_key.data()),
+         object_key.size(), md);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(md), 16)) +
+         ".spool";
 }
 
 bool WaitFor(RunState* run, int64_t timeout_s,
@@ -594,10 +721,19 @@ double Percentile(const std::vector<double>& sorted, double q) {
 }
 
 Figures Run(const Options& opt, const std::vector<std::string>& pool,
-            const std::string& dir, int n, bool gzip) {
+            const std::string& dir, int n, bool gzip, Backend backend,
+            Cloud* cloud, int run_no) {
   std::vector<std::string> args;
   if (gzip) args.push_back("--gzip");
-  testing::Mezrecd server(dir, args);
+  std::map<std::string, std::string> env;
+  std::string db_url, prefix = "run" + std::to_string(run_no) + "/";
+  if (backend == Backend::kS3) {
+    auto schema = cloud->pg->CreateSchema();
+    if (!schema.ok()) Fail(nullptr, schema.status().ToString());
+    db_url = *schema;
+    env = CloudEnv(*cloud, db_url, prefix);
+  }
+  testing::Mezrecd server(dir, args, env);
   if (!server.Start()) Fail(&server, "mezrecd did not start");
   server.RegisterNode("web-01");
   pid_t pid = FindPid(dir);
@@ -629,9 +765,16 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
   int64_t every = std::clamp<int64_t>(measured / 8, 1, kMaxMarkerEvery);
   int64_t n_markers = (measured - every / 2 + every - 1) / every;
   int n_probes = std::min(n, kMaxProbes);
-  std::string cast_dir = dir + "/recordings/alice/shell/";
   std::string suffix = gzip ? ".cast.gz" : ".cast";
   auto session_id = [&](int i) { return "bench-" + std::to_string(i); };
+  // Where stream i's bytes become readable: its .cast file, or with s3 its
+  // spool file (the object itself appears only at close).
+  auto file_of = [&](int i) {
+    std::string key = "alice/shell/" + session_id(i) + suffix;
+    return backend == Backend::kLocal
+               ? dir + "/recordings/" + key
+               : dir + "/s3-spool/" + SpoolName(prefix + key);
+  };
 
   std::vector<std::unique_ptr<Probe>> probes;
   std::vector<Probe*> probe_of(n, nullptr);
@@ -644,8 +787,8 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
                     static_cast<long long>(m));
       markers.push_back(buf);
     }
-    probes.push_back(std::make_unique<Probe>(cast_dir + session_id(i) + suffix,
-                                             gzip, std::move(markers)));
+    probes.push_back(
+        std::make_unique<Probe>(file_of(i), gzip, std::move(markers)));
     probe_of[i] = probes.back().get();
   }
 
@@ -668,7 +811,7 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
   // chunks reach them (and a gzip flush tick pass).
   int64_t wait_until = NowUs() + 60'000'000;
   for (int i = 0; i < n; ++i) {
-    while (!std::filesystem::exists(cast_dir + session_id(i) + suffix)) {
+    while (!std::filesystem::exists(file_of(i))) {
       if (NowUs() > wait_until) Fail(&server, "a stream's file never appeared");
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -717,10 +860,19 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
   f.samples = ms.size();
   f.p50_ms = Percentile(ms, 0.50);
   f.p99_ms = Percentile(ms, 0.99);
+  std::vector<double> fin;
+  for (auto& s : streams) fin.push_back(s->finish_ms());
+  std::sort(fin.begin(), fin.end());
+  f.fin_p50_ms = Percentile(fin, 0.50);
+  f.fin_p99_ms = Percentile(fin, 0.99);
 
   streams.clear();
   int rc = server.Stop();
   if (rc != 0) Fail(&server, "mezrecd exited with " + std::to_string(rc));
+  if (backend == Backend::kS3) {
+    Status dropped = cloud->pg->DropSchema(db_url);
+    if (!dropped.ok()) Fail(nullptr, dropped.ToString());
+  }
   return f;
 }
 
@@ -738,8 +890,25 @@ int Main(int argc, char** argv) {
   if (!ParseFlags(argc, argv, &opt)) {
     std::fprintf(stderr,
                  "usage: ingest_bench [--streams=1,100,1000] [--mb=256] "
-                 "[--gzip=both|on|off] [--chunk=4096] [--per-channel=50]\n");
+                 "[--gzip=both|on|off] [--chunk=4096] [--per-channel=50] "
+                 "[--backends=local,s3]\n");
     return 2;
+  }
+  bool with_s3 = std::find(opt.backends.begin(), opt.backends.end(),
+                           Backend::kS3) != opt.backends.end();
+  if (with_s3 && !opt.streams_set) opt.streams = {100};
+  if (with_s3 && !opt.mb_set) opt.mb = 64;
+  Cloud cloud;
+  if (with_s3) {
+    g_cloud = &cloud;
+    auto t = NowUs();
+    Status s = StartCloud(&cloud);
+    if (!s.ok()) Fail(nullptr, "s3 backend: " + s.ToString());
+    std::printf(
+        "# s3 backend: PostgreSQL %s and S3 %s (Swift s3api) "
+        "started in %.1f s\n",
+        cloud.own_pg != nullptr ? "(throwaway)" : "(MEZ_TEST_POSTGRES_URL)",
+        cloud.s3->endpoint().c_str(), (NowUs() - t) / 1e6);
   }
   char tmpl[] = "/tmp/ingest_bench.XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
@@ -747,6 +916,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   std::string root = tmpl;
+  g_root = root;
   std::vector<std::string> pool = TerminalChunks(8 << 20, opt.chunk);
 
   std::printf(
@@ -757,41 +927,60 @@ int Main(int argc, char** argv) {
   std::printf(
       "# %zu-byte chunks of coloured UTF-8 terminal output, %.0f MB per run "
       "split across the streams, %d streams per connection. MB = 1e6 bytes.\n"
-      "# latency: chunk Write() until its marker is readable in the .cast "
-      "file (written to the OS, not fsynced); polled every 1 ms.\n"
+      "# backends: local+sqlite = files in the data dir, SQLite catalog; "
+      "s3+pg = MEZITE_RECORDING_BACKEND=s3 (local spool, 5 MiB multipart "
+      "parts) with MEZITE_DB_URL=PostgreSQL, all on this machine.\n"
+      "# p50/p99 ms: chunk Write() until its marker is readable in the .cast "
+      "file (local) or in mezrecd's spool file (s3); written to the OS, not "
+      "fsynced; polled every 1 ms.\n"
+      "# fin p50/p99: per stream, client half-close until the Record call's "
+      "OK status: the recording closed and its catalog row final; for s3 also "
+      "the last part uploaded, the multipart upload completed and a HEAD "
+      "showing every byte (the object is durable in S3). All streams close "
+      "together, so this includes queueing behind each other.\n"
+      "# srv s/GB is mezrecd alone: Swift, memcached and PostgreSQL are in "
+      "'other'.\n"
       "# open s: until all streams sent header + %d chunks and their files "
       "exist. srv/cli s/GB: CPU "
       "of mezrecd / this client over the measured phase; other: CPUs busy "
       "with anything else.\n# RSS/str, peak/st: mezrecd KiB per stream over "
       "its RSS with connections up (VmRSS with all streams open; VmHWM).\n",
       opt.chunk, opt.mb, opt.per_channel, kWarmupChunks);
-  std::printf("%7s %4s %6s %6s %6s %6s %8s %7s %7s %5s %7s %7s %7s %7s %5s\n",
-              "streams", "gzip", "MB", "open s", "secs", "MB/s", "frames/s",
-              "srv s/GB", "cli s/GB", "other", "RSS/str", "peak/st", "p50 ms",
-              "p99 ms", "n");
+  std::printf(
+      "%-12s %7s %4s %6s %6s %6s %6s %8s %7s %7s %5s %7s %7s %7s %7s %5s %7s "
+      "%7s\n",
+      "backend", "streams", "gzip", "MB", "open s", "secs", "MB/s", "frames/s",
+      "srv s/GB", "cli s/GB", "other", "RSS/str", "peak/st", "p50 ms", "p99 ms",
+      "n", "fin p50", "fin p99");
   std::fflush(stdout);
   int run_no = 0;
   for (bool gzip : opt.gzip) {
     for (int n : opt.streams) {
-      std::string dir = root + "/run" + std::to_string(run_no++);
-      Figures f = Run(opt, pool, dir, n, gzip);
-      double gb = f.mb / 1e3;
-      std::printf(
-          "%7d %4s %6.1f %6.2f %6.2f %6.1f %8.0f %8.2f %8.2f %5.2f %7.1f "
-          "%7.1f %7.1f %7.1f %5zu",
-          n, gzip ? "on" : "off", f.mb, f.open_secs, f.secs, f.mb / f.secs,
-          f.frames / f.secs, f.cpu_s / gb, f.bench_cpu_s / gb, f.other_cpus,
-          f.rss_kib, f.peak_kib, f.p50_ms, f.p99_ms, f.samples);
-      if (f.missing > 0) std::printf("  (%zu markers never seen)", f.missing);
-      std::printf("\n");
-      std::fflush(stdout);
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-      std::filesystem::remove(dir + ".log", ec);
+      for (Backend backend : opt.backends) {
+        std::string dir = root + "/run" + std::to_string(run_no);
+        Figures f = Run(opt, pool, dir, n, gzip, backend, &cloud, run_no++);
+        double gb = f.mb / 1e3;
+        std::printf(
+            "%-12s %7d %4s %6.1f %6.2f %6.2f %6.1f %8.0f %8.2f %8.2f %5.2f "
+            "%7.1f %7.1f %7.1f %7.1f %5zu %7.1f %7.1f",
+            BackendName(backend), n, gzip ? "on" : "off", f.mb, f.open_secs,
+            f.secs, f.mb / f.secs, f.frames / f.secs, f.cpu_s / gb,
+            f.bench_cpu_s / gb, f.other_cpus, f.rss_kib, f.peak_kib, f.p50_ms,
+            f.p99_ms, f.samples, f.fin_p50_ms, f.fin_p99_ms);
+        if (f.missing > 0) {
+          std::printf("  (%zu markers never seen)", f.missing);
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        std::filesystem::remove(dir + ".log", ec);
+      }
     }
   }
   std::error_code ec;
   std::filesystem::remove_all(root, ec);
+  g_cloud = nullptr;
   return 0;
 }
 
