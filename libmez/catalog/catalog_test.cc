@@ -1691,7 +1691,8 @@ TEST(PostgresCatalogTest, UsesTheDocumentedSchema) {
             "sessions.connection_id,sessions.id,sessions.node,sessions.user,"
             "users.name");
   EXPECT_EQ(q("SELECT data_type FROM information_schema.columns WHERE "
-              "table_name = 'sessions' AND column_name = 'bytes'"),
+              "table_schema = current_schema() AND table_name = 'sessions' "
+              "AND column_name = 'bytes'"),
             "bigint");
 }
 
@@ -1712,7 +1713,11 @@ TEST(PostgresCatalogTest, RefusesNewerSchemaNamingBothVersions) {
 
 TEST(PostgresCatalogTest, ReconnectsOnceWhenTheServerDropsTheConnection) {
   PostgresStore store;
-  auto opened = store.Open();
+  ASSERT_OK(store.url());
+  // Its own application name, so that only this catalog's connection is
+  // dropped when other tests share the server.
+  std::string app = "mezreconnect" + std::to_string(getpid());
+  auto opened = OpenPostgresCatalog(*store.url() + "&application_name=" + app);
   ASSERT_OK(opened);
   Catalog& cat = **opened;
   ASSERT_OK(cat.CreateSession(MakeSession(1, "alice", "web-1", 1000)));
@@ -1721,7 +1726,8 @@ TEST(PostgresCatalogTest, ReconnectsOnceWhenTheServerDropsTheConnection) {
     auto killed = testing::PostgresServer::Query(
         *store.url(),
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-        "application_name = 'mezite' AND pid <> pg_backend_pid()");
+        "application_name = '" +
+            app + "' AND pid <> pg_backend_pid()");
     ASSERT_OK(killed);
     EXPECT_EQ(*killed, "t");
     auto got = cat.GetSession(Id(1));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -463,9 +464,15 @@ class SshServerTest : public ::testing::Test {
     return connection_ends_;
   }
 
+  // Session taps first, then forwarded ones, each in creation order: the
+  // client may open a forward before or after its session channel.
   std::vector<TapRecord> Taps() {
     std::lock_guard<std::mutex> lock(tap_.mu);
-    return tap_.taps;
+    std::vector<TapRecord> taps = tap_.taps;
+    std::stable_partition(taps.begin(), taps.end(), [](const TapRecord& t) {
+      return t.info.kind != ChannelKind::kTcpip;
+    });
+    return taps;
   }
 
   std::vector<AuthRefusal> Refusals() {
