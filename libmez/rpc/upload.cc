@@ -255,6 +255,20 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     return reject(InvalidArgument("its header has no start time"));
   }
   h.verify_token_at_us = h.started_at_us;
+  // The session is stored: remember it, drop the copy, answer complete.
+  auto stored = [&](const std::string& storage_key) -> Result<UploadState> {
+    MEZ_RETURN_IF_ERROR(WriteMarker(
+        base + ".done", Marker{w->total_, w->sha256_, storage_key}));
+    unlink(part.c_str());
+    unlink((base + ".meta").c_str());
+    UploadState st;
+    st.session_id = h.session_id;
+    st.received = st.total_size = w->total_;
+    st.sha256 = w->sha256_;
+    st.storage_key = storage_key;
+    st.complete = true;
+    return st;
+  };
 
   // A replay cut short by a crash left a row (and maybe a file): redo it.
   auto existing = opt_.catalog->GetSession(h.session_id);
@@ -265,17 +279,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
                                      " belongs to another node"));
     }
     if (existing->status == catalog::SessionStatus::kComplete) {
-      Marker done{w->total_, w->sha256_, existing->storage_key};
-      MEZ_RETURN_IF_ERROR(WriteMarker(base + ".done", done));
-      unlink(part.c_str());
-      unlink((base + ".meta").c_str());
-      UploadState st;
-      st.session_id = h.session_id;
-      st.received = st.total_size = w->total_;
-      st.sha256 = w->sha256_;
-      st.storage_key = existing->storage_key;
-      st.complete = true;
-      return st;
+      return stored(existing->storage_key);
     }
     if (existing->kind != "tcpip" && !existing->storage_key.empty()) {
       Status del = opt_.store->Delete(existing->storage_key);
@@ -335,17 +339,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
   bool clean = (*reader)->clean_end();
   std::string storage_key = (*stream)->storage_key();
   MEZ_RETURN_IF_ERROR((*stream)->Finish(clean, h.started_at_us + last_us));
-  MEZ_RETURN_IF_ERROR(
-      WriteMarker(base + ".done", Marker{w->total_, w->sha256_, storage_key}));
-  unlink(part.c_str());
-  unlink((base + ".meta").c_str());
-  UploadState st;
-  st.session_id = h.session_id;
-  st.received = st.total_size = w->total_;
-  st.sha256 = w->sha256_;
-  st.storage_key = storage_key;
-  st.complete = true;
-  return st;
+  return stored(storage_key);
 }
 
 }  // namespace mez::rpc
