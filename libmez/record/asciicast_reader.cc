@@ -112,8 +112,14 @@ Result<std::unique_ptr<AsciicastReader>> AsciicastReader::Open(
   AsciicastInfo& info = r->info_;
   info.width = *width;
   info.height = *height;
-  if (auto ts = h.find("timestamp"); ts != h.end() && ts->is_number()) {
+  // An optional Unix time; a float or an out-of-range value (untrusted
+  // input) is ignored rather than converted (that would be undefined).
+  if (auto ts = h.find("timestamp");
+      ts != h.end() && ts->is_number_integer() && !ts->is_number_unsigned()) {
     info.timestamp = ts->get<int64_t>();
+  } else if (ts != h.end() && ts->is_number_unsigned() &&
+             ts->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) {
+    info.timestamp = static_cast<int64_t>(ts->get<uint64_t>());
   }
   info.command = OptString(h, "command");
   info.title = OptString(h, "title");

@@ -172,6 +172,22 @@ TEST(AsciicastTest, SplitCharactersStayWholePerStream) {
   EXPECT_EQ(events[2].data, "\xEF\xBF\xBD");  // Flushed at close.
 }
 
+TEST(AsciicastTest, ReaderIgnoresATimestampOutOfRange) {
+  // Found by the fuzzer: converting 1e300 to an integer is undefined.
+  for (const char* ts : {"1e300", "-1e300", "1.5", "18446744073709551615"}) {
+    std::string bytes = std::string("{\"version\": 2, \"width\": 80, ") +
+                        "\"height\": 24, \"timestamp\": " + ts + "}\n";
+    auto r = AsciicastReader::Open(OpenRecordingBytes(bytes));
+    ASSERT_TRUE(r.ok()) << ts << ": " << r.status().ToString();
+    EXPECT_EQ((*r)->info().timestamp, 0) << ts;
+  }
+  auto r = AsciicastReader::Open(
+      OpenRecordingBytes("{\"version\": 2, \"width\": 80, \"height\": 24, "
+                         "\"timestamp\": 1700000000}\n"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->info().timestamp, 1700000000);
+}
+
 TEST(AsciicastTest, ReaderToleratesACutLastLine) {
   StringSink* raw;
   auto w = NewWriter(&raw);
