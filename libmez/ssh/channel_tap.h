@@ -44,6 +44,9 @@ struct ChannelInfo {
   std::string dst_host;
   uint16_t dst_port = 0;
   int64_t start_micros = 0;  // Clock::MonotonicMicros() at the start
+  // The node a connection handed over with SshServer::Adopt serves (the
+  // proxy's agentless node name); empty for connections it accepted.
+  std::string target;
   // The certificate's extensions (name -> value), e.g. the user's JWT
   // under auth::kMeziteTokenExtension.
   std::map<std::string, std::string> cert_extensions;

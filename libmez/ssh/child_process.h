@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "libmez/ssh/program.h"
 #include "libmez/util/status.h"
 
 namespace mez::ssh {
@@ -41,32 +42,32 @@ std::vector<gid_t> GroupsOfUser(const std::string& user, gid_t gid);
 // Owns the child and its descriptors (all non-blocking, close-on-exec).
 // The destructor hangs up on a child still running (SIGHUP to its process
 // group, SIGKILL after a second) and reaps it. Not thread-safe.
-class ChildProcess {
+class ChildProcess : public Program {
  public:
   static Result<std::unique_ptr<ChildProcess>> Spawn(const ChildSpec& spec);
-  ~ChildProcess();
+  ~ChildProcess() override;
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  bool has_pty() const { return pty_; }
+  bool has_pty() const override { return pty_; }
   // With a pty, input and output are the same fd (the master). -1 once
   // closed.
-  int input_fd() const { return pty_ ? out_fd_ : in_fd_; }
-  int output_fd() const { return out_fd_; }
-  int error_fd() const { return err_fd_; }  // -1 with a pty
+  int input_fd() const override { return pty_ ? out_fd_ : in_fd_; }
+  int output_fd() const override { return out_fd_; }
+  int error_fd() const override { return err_fd_; }  // -1 with a pty
   // A pidfd that becomes readable when the child exits, or -1 when the
   // kernel has none (callers then poll Reap on a timer).
-  int pid_fd() const { return pid_fd_; }
+  int exit_fd() const override { return pid_fd_; }
 
-  void CloseInput();  // pipes only: the program sees EOF on stdin
-  void CloseOutput();
-  void CloseError();
-  void Resize(int width, int height);
+  void CloseInput() override;  // pipes only: the program sees EOF on stdin
+  void CloseOutput() override;
+  void CloseError() override;
+  void Resize(int width, int height) override;
   // Non-blocking. True once the child exited; *exit_status as ChannelTap
   // documents it.
-  bool Reap(int* exit_status);
+  bool Reap(int* exit_status) override;
   // After Reap: the signal that killed the child, or 0.
-  int term_signal() const { return term_signal_; }
+  int term_signal() const override { return term_signal_; }
 
  private:
   ChildProcess() = default;

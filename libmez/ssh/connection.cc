@@ -51,9 +51,12 @@ struct Channel {
   int width = 80;
   int height = 24;
   std::vector<std::string> env;
-  std::unique_ptr<ChildProcess> child;
+  std::unique_ptr<Program> child;
   std::unique_ptr<ChannelTap> tap;
   std::string pending_in;
+  // Set before a program ran: Pump writes it to the user's stderr and
+  // closes the channel with exit status 255.
+  std::string end_message;
   bool client_eof = false;
   bool client_closed = false;
   // Registration of the program's fds in the connection's ssh_event.
@@ -72,6 +75,7 @@ struct Channel {
   int sock = -1;
   short sock_events = 0;  // registered in the event; 0: not registered
   int polled_sock = -1;   // the fd registered with sock_events
+  std::shared_ptr<void> stream_keeper;  // OpenedStream::keeper
   bool connecting = false;
   bool connected = false;
   std::vector<std::pair<sockaddr_storage, socklen_t>> addrs;
@@ -204,6 +208,45 @@ void ContinueConnect(Channel& ch) {
   }
 }
 
+// Resolves and starts connecting `ch` to host:port, waiting up to
+// kOpenWaitMs for the outcome. "" when connected or still connecting;
+// otherwise why it failed.
+std::string ConnectWithin(Channel& ch, const std::string& host, int port,
+                          int timeout_ms) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  std::string port_text = std::to_string(port);
+  int gai = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &found);
+  if (gai != 0) return gai_strerror(gai);
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    sockaddr_storage addr = {};
+    memcpy(&addr, a->ai_addr, a->ai_addrlen);
+    ch.addrs.emplace_back(addr, a->ai_addrlen);
+  }
+  freeaddrinfo(found);
+
+  auto start = std::chrono::steady_clock::now();
+  ch.connect_deadline = start + std::chrono::milliseconds(timeout_ms);
+  auto wait_end = std::min(ch.connect_deadline,
+                           start + std::chrono::milliseconds(kOpenWaitMs));
+  ch.connecting = true;
+  ContinueConnect(ch);
+  while (ch.connecting && std::chrono::steady_clock::now() < wait_end) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        wait_end - std::chrono::steady_clock::now());
+    pollfd p = {ch.sock, POLLOUT, 0};
+    poll(&p, 1, static_cast<int>(std::max<int64_t>(1, left.count())));
+    ContinueConnect(ch);
+  }
+  if (!ch.connecting && !ch.connected) {
+    return ch.connect_errno != 0 ? strerror(ch.connect_errno) : "no address";
+  }
+  return "";
+}
+
 }  // namespace
 
 // libssh's C callbacks, forwarding to Connection and Channel.
@@ -293,10 +336,11 @@ struct ConnectionCallbacks {
 };
 
 Connection::Connection(const ServerContext* ctx, ssh_session session,
-                       std::string remote)
+                       std::string remote, std::string target)
     : ctx_(ctx),
       session_(session),
       remote_(std::move(remote)),
+      target_(std::move(target)),
       connection_id_(RandomConnectionId()) {}
 
 Connection::~Connection() {
@@ -388,7 +432,8 @@ void Connection::Refuse(const std::string& login, const std::string& key_id,
   MEZ_LOG(kInfo) << "ssh: refused " << remote_ << " login \"" << login
                  << "\": " << reason;
   if (ctx_->options->on_refusal) {
-    ctx_->options->on_refusal(AuthRefusal{remote_, login, key_id, reason});
+    ctx_->options->on_refusal(
+        AuthRefusal{remote_, login, key_id, reason, target_});
   }
 }
 
@@ -459,6 +504,21 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
       cert_extensions_ = cert->extensions;
       MEZ_LOG(kInfo) << "ssh: " << remote_ << " authenticated as \"" << login
                      << "\" on the jump host (certificate key id \"" << key_id_
+                     << "\", connection " << connection_id_ << ")";
+    }
+    return SSH_AUTH_SUCCESS;
+  }
+  if (ctx_->options->launch_program) {
+    // Logins are accounts on the node behind, checked there; here the
+    // certificate must name it (CheckSshCert did).
+    if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
+      authenticated_ = true;
+      login_ = login;
+      key_id_ = cert->key_id;
+      cert_extensions_ = cert->extensions;
+      MEZ_LOG(kInfo) << "ssh: " << remote_ << " authenticated as \"" << login
+                     << "\" for " << (target_.empty() ? "?" : target_)
+                     << " (certificate key id \"" << key_id_
                      << "\", connection " << connection_id_ << ")";
     }
     return SSH_AUTH_SUCCESS;
@@ -573,6 +633,7 @@ int Connection::OnDirectTcpip(ssh_message message) {
   info.dst_port = static_cast<uint16_t>(port);
   info.start_micros = NowMicros(ctx_);
   info.cert_extensions = cert_extensions_;
+  info.target = target_;
   if (ctx_->options->resolve_tcpip) {
     Result<TcpipDestination> resolved = ctx_->options->resolve_tcpip(info);
     if (!resolved.ok()) return refuse(resolved.status().message());
@@ -598,38 +659,22 @@ int Connection::OnDirectTcpip(ssh_message message) {
     return refuse("cannot connect: " + why);
   };
 
-  addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  std::string port_text = std::to_string(port);
-  int gai = getaddrinfo(dst_host.c_str(), port_text.c_str(), &hints, &found);
-  if (gai != 0) return fail(gai_strerror(gai));
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
-    sockaddr_storage addr = {};
-    memcpy(&addr, a->ai_addr, a->ai_addrlen);
-    ch->addrs.emplace_back(addr, a->ai_addrlen);
+  OpenedStream opened;
+  if (ctx_->options->open_tcpip) {
+    Result<OpenedStream> made = ctx_->options->open_tcpip(info);
+    if (!made.ok()) return fail(made.status().message());
+    opened = std::move(made).value();
   }
-  freeaddrinfo(found);
-
-  auto start = std::chrono::steady_clock::now();
-  ch->connect_deadline =
-      start + std::chrono::milliseconds(ctx_->options->connect_timeout_ms);
-  auto wait_end = std::min(ch->connect_deadline,
-                           start + std::chrono::milliseconds(kOpenWaitMs));
-  ch->connecting = true;
-  ContinueConnect(*ch);
-  while (ch->connecting && std::chrono::steady_clock::now() < wait_end) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        wait_end - std::chrono::steady_clock::now());
-    pollfd p = {ch->sock, POLLOUT, 0};
-    poll(&p, 1, static_cast<int>(std::max<int64_t>(1, left.count())));
-    ContinueConnect(*ch);
-  }
-  if (!ch->connecting && !ch->connected) {
-    return fail(ch->connect_errno != 0 ? strerror(ch->connect_errno)
-                                       : "no address");
+  if (opened.fd >= 0) {
+    ch->sock = opened.fd;
+    ch->stream_keeper = std::move(opened.keeper);
+    int flags = fcntl(ch->sock, F_GETFL);
+    if (flags >= 0) fcntl(ch->sock, F_SETFL, flags | O_NONBLOCK);
+    ch->connected = true;
+  } else if (std::string why = ConnectWithin(*ch, dst_host, port,
+                                             ctx_->options->connect_timeout_ms);
+             !why.empty()) {
+    return fail(why);
   }
 
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(message);
@@ -655,11 +700,76 @@ int Connection::OnDirectTcpip(ssh_message message) {
   return 0;
 }
 
+ChannelInfo Connection::SessionInfo(const Channel& ch, ChannelKind kind,
+                                    const std::string& command) const {
+  ChannelInfo info;
+  info.kind = kind;
+  info.connection_id = connection_id_;
+  info.login = login_;
+  info.key_id = key_id_;
+  info.remote = remote_;
+  info.command = command;
+  info.pty = ch.pty;
+  info.term = ch.term;
+  info.width = ch.pty ? ch.width : 0;
+  info.height = ch.pty ? ch.height : 0;
+  info.start_micros = NowMicros(ctx_);
+  info.cert_extensions = cert_extensions_;
+  info.target = target_;
+  return info;
+}
+
+bool Connection::EndBeforeStart(Channel& ch, const std::string& message) {
+  ch.end_message = message.empty() ? "the session cannot start" : message;
+  ch.started = true;
+  ch.out_eof = ch.err_eof = true;
+  return true;
+}
+
 // Called from a channel request callback: no libssh calls and no changes
 // to the event here; Pump registers the fds.
 bool Connection::StartProgram(Channel& ch, ChannelKind kind,
                               const std::string& command) {
   if (ch.started || ch.close_sent) return false;
+  ChannelInfo info = SessionInfo(ch, kind, command);
+  std::unique_ptr<Program> program;
+  if (ctx_->options->launch_program) {
+    std::vector<std::string> env = ch.env;
+    if (ch.pty && !ch.term.empty()) env.push_back("TERM=" + ch.term);
+    Result<std::unique_ptr<Program>> made =
+        ctx_->options->launch_program(info, env);
+    if (!made.ok()) {
+      MEZ_LOG(kWarning) << "ssh: cannot start a session of " << remote_
+                        << " for " << (target_.empty() ? "?" : target_) << ": "
+                        << made.status().message();
+      return EndBeforeStart(ch, made.status().message());
+    }
+    program = std::move(made).value();
+  }
+  if (ctx_->options->tap_factory) ch.tap = ctx_->options->tap_factory(info);
+  // A recorder that cannot record (refused, unreachable, spool full) ends
+  // the session before the program ever runs: Pump writes its reason to
+  // the user's terminal and closes the channel.
+  if (ch.tap && !ch.tap->EndReason().empty()) {
+    ch.started = true;
+    ch.out_eof = ch.err_eof = true;
+    return true;
+  }
+  if (program) {
+    Status started = program->Start();
+    if (!started.ok()) {
+      MEZ_LOG(kWarning) << "ssh: cannot start a session of " << remote_
+                        << " for " << (target_.empty() ? "?" : target_) << ": "
+                        << started.message();
+      if (ch.tap) ch.tap->OnExit(255, NowMicros(ctx_));
+      ch.tap.reset();
+      return EndBeforeStart(ch, started.message());
+    }
+    ch.child = std::move(program);
+    ch.started = true;
+    ch.err_eof = ch.pty;  // A pty merges stderr into the output.
+    return true;
+  }
   ChildSpec spec;
   spec.shell = user_.shell;
   spec.command = command;
@@ -682,30 +792,6 @@ bool Connection::StartProgram(Channel& ch, ChannelKind kind,
   }
   if (ch.pty && !ch.term.empty()) spec.env.push_back("TERM=" + ch.term);
   spec.env.insert(spec.env.end(), ch.env.begin(), ch.env.end());
-  if (ctx_->options->tap_factory) {
-    ChannelInfo info;
-    info.kind = kind;
-    info.connection_id = connection_id_;
-    info.login = login_;
-    info.key_id = key_id_;
-    info.remote = remote_;
-    info.command = command;
-    info.pty = ch.pty;
-    info.term = ch.term;
-    info.width = ch.pty ? ch.width : 0;
-    info.height = ch.pty ? ch.height : 0;
-    info.start_micros = NowMicros(ctx_);
-    info.cert_extensions = cert_extensions_;
-    ch.tap = ctx_->options->tap_factory(info);
-  }
-  // A recorder that cannot record (refused, unreachable, spool full) ends
-  // the session before the program ever runs: Pump writes its reason to
-  // the user's terminal and closes the channel.
-  if (ch.tap && !ch.tap->EndReason().empty()) {
-    ch.started = true;
-    ch.out_eof = ch.err_eof = true;
-    return true;
-  }
   Result<std::unique_ptr<ChildProcess>> child = ChildProcess::Spawn(spec);
   if (!child.ok()) {
     MEZ_LOG(kError) << "ssh: cannot start a program for " << remote_ << ": "
@@ -747,7 +833,7 @@ void Connection::Unregister(Channel& ch) {
   if (!ch.child || event_ == nullptr) return;
   if (ch.out_registered) ssh_event_remove_fd(event_, ch.child->output_fd());
   if (ch.err_registered) ssh_event_remove_fd(event_, ch.child->error_fd());
-  if (ch.pid_registered) ssh_event_remove_fd(event_, ch.child->pid_fd());
+  if (ch.pid_registered) ssh_event_remove_fd(event_, ch.child->exit_fd());
   ch.out_registered = ch.err_registered = ch.pid_registered = false;
 }
 
@@ -983,8 +1069,8 @@ void Connection::Pump(Channel& ch) {
     return;
   }
   if (ch.child) {
-    if (!ch.pid_registered && !ch.exited && ch.child->pid_fd() >= 0) {
-      ssh_event_add_fd(event_, ch.child->pid_fd(), POLLIN, &WakeOnly, nullptr);
+    if (!ch.pid_registered && !ch.exited && ch.child->exit_fd() >= 0) {
+      ssh_event_add_fd(event_, ch.child->exit_fd(), POLLIN, &WakeOnly, nullptr);
       ch.pid_registered = true;
     }
     // Client -> program.
@@ -1010,14 +1096,15 @@ void Connection::Pump(Channel& ch) {
     // wrote is read.
     if (!ch.exited && ch.child->Reap(&ch.exit_status)) {
       ch.exited = true;
-      if (ch.pid_registered) ssh_event_remove_fd(event_, ch.child->pid_fd());
+      if (ch.pid_registered) ssh_event_remove_fd(event_, ch.child->exit_fd());
       ch.pid_registered = false;
     }
     DrainOutput(ch, false);
     if (!ch.pty) DrainOutput(ch, true);
     // With a pty, the session ends with the shell even if a background job
     // still holds the terminal (as sshd does); pipes are read to EOF.
-    bool drained = ch.pty || (ch.out_eof && ch.err_eof);
+    bool drained = (ch.pty && !ch.child->output_ends_with_eof()) ||
+                   (ch.out_eof && ch.err_eof);
     if (ch.exited && drained && !ch.close_sent) Finish(ch);
   }
   if (ch.tap && !ch.close_sent && !ch.client_closed) {
@@ -1025,17 +1112,20 @@ void Connection::Pump(Channel& ch) {
     if (!reason.empty()) {
       MEZ_LOG(kWarning) << "ssh: ending a session of " << remote_ << ": "
                         << reason;
-      std::string line = "\r\n" + reason + "\r\n";
-      ssh_channel_write_stderr(ch.channel, line.data(),
-                               static_cast<uint32_t>(line.size()));
-      Unregister(ch);
-      ch.child.reset();  // SIGHUP to the program.
-      ch.tap.reset();
-      ssh_channel_send_eof(ch.channel);
-      ssh_channel_request_send_exit_status(ch.channel, 255);
-      ssh_channel_close(ch.channel);
-      ch.close_sent = true;
+      ch.end_message = reason;
     }
+  }
+  if (!ch.end_message.empty() && !ch.close_sent && !ch.client_closed) {
+    std::string line = "\r\n" + ch.end_message + "\r\n";
+    ssh_channel_write_stderr(ch.channel, line.data(),
+                             static_cast<uint32_t>(line.size()));
+    Unregister(ch);
+    ch.child.reset();  // SIGHUP to the program.
+    ch.tap.reset();
+    ssh_channel_send_eof(ch.channel);
+    ssh_channel_request_send_exit_status(ch.channel, 255);
+    ssh_channel_close(ch.channel);
+    ch.close_sent = true;
   }
   if (ch.client_closed && !ch.close_sent) {
     Unregister(ch);

@@ -44,7 +44,9 @@ struct Channel;
 class Connection {
  public:
   // Takes ownership of `session` (accepted, key exchange not yet done).
-  Connection(const ServerContext* ctx, ssh_session session, std::string remote);
+  // `target`: ChannelInfo::target of its channels (SshServer::Adopt).
+  Connection(const ServerContext* ctx, ssh_session session, std::string remote,
+             std::string target = "");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -61,6 +63,11 @@ class Connection {
   int OnMessage(ssh_message message);
   int OnDirectTcpip(ssh_message message);
   bool StartProgram(Channel& ch, ChannelKind kind, const std::string& command);
+  ChannelInfo SessionInfo(const Channel& ch, ChannelKind kind,
+                          const std::string& command) const;
+  // Ends a session channel before any program ran, with `message` on the
+  // user's stderr (written by Pump).
+  bool EndBeforeStart(Channel& ch, const std::string& message);
   void Refuse(const std::string& login, const std::string& key_id,
               const std::string& reason);
   void Pump(Channel& ch);
@@ -77,6 +84,7 @@ class Connection {
   ssh_session session_;
   ssh_event event_ = nullptr;
   std::string remote_;
+  std::string target_;
   ssh_server_callbacks_struct server_callbacks_{};
   std::string connection_id_;  // 32 lowercase hex, random
   bool authenticated_ = false;

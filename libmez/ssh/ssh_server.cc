@@ -84,6 +84,8 @@ class SshServer::Impl {
 
   Status Init(SshServerOptions options);
   void Stop();
+  // Runs a connection thread for `fd` (always taken over).
+  Status Serve(int fd, const std::string& remote, const std::string& target);
 
   SshServerOptions options_;
   ServerContext ctx_;
@@ -125,11 +127,47 @@ Status SshServer::Impl::Init(SshServerOptions options) {
   ctx_.user = pw.pw_name;
   ctx_.is_root = uid == 0;
   MEZ_RETURN_IF_ERROR(LoadHostKey());
+  if (!options_.accept_connections) return Status::Ok();
   MEZ_RETURN_IF_ERROR(Listen());
   if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
     return ErrnoStatus("ssh server: pipe", errno);
   }
   acceptor_ = std::thread([this] { AcceptLoop(); });
+  return Status::Ok();
+}
+
+Status SshServer::Impl::Serve(int fd, const std::string& remote,
+                              const std::string& target) {
+  if (stopping_.load()) {
+    close(fd);
+    return Status(Code::kUnavailable, "ssh server: stopping");
+  }
+  JoinFinished();
+  ssh_session session = ssh_new();
+  if (session == nullptr) {
+    close(fd);
+    return Internal("ssh server: ssh_new failed");
+  }
+  if (ssh_bind_accept_fd(bind_, session, fd) != SSH_OK) {
+    std::string why = ssh_get_error(bind_);
+    if (ssh_get_fd(session) != fd) close(fd);
+    ssh_free(session);
+    return Internal("ssh server: accept: " + why);
+  }
+  auto conn = std::make_unique<Connection>(&ctx_, session, remote, target);
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_.load()) {  // Stop() may have collected the list already.
+    conn.reset();
+    return Status(Code::kUnavailable, "ssh server: stopping");
+  }
+  connections_.push_back(
+      ConnectionThread{std::thread([c = std::move(conn), done]() mutable {
+                         c->Run();
+                         c.reset();
+                         done->store(true);
+                       }),
+                       done});
   return Status::Ok();
 }
 
@@ -234,29 +272,8 @@ void SshServer::Impl::AcceptLoop() {
     int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len,
                      SOCK_CLOEXEC);
     if (fd < 0) continue;  // ECONNABORTED, EMFILE, ...: keep serving.
-    JoinFinished();
-    ssh_session session = ssh_new();
-    if (session == nullptr) {
-      close(fd);
-      continue;
-    }
-    if (ssh_bind_accept_fd(bind_, session, fd) != SSH_OK) {
-      MEZ_LOG(kError) << "ssh: accept: " << ssh_get_error(bind_);
-      if (ssh_get_fd(session) != fd) close(fd);
-      ssh_free(session);
-      continue;
-    }
-    auto conn =
-        std::make_unique<Connection>(&ctx_, session, AddressString(peer));
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    std::lock_guard<std::mutex> lock(mu_);
-    connections_.push_back(
-        ConnectionThread{std::thread([c = std::move(conn), done]() mutable {
-                           c->Run();
-                           c.reset();
-                           done->store(true);
-                         }),
-                         done});
+    Status served = Serve(fd, AddressString(peer), "");
+    if (!served.ok()) MEZ_LOG(kError) << "ssh: " << served.message();
   }
 }
 
@@ -273,7 +290,14 @@ void SshServer::Impl::JoinFinished() {
 }
 
 void SshServer::Impl::Stop() {
-  if (!stopping_.exchange(true) && wake_[1] >= 0) {
+  // Under mu_, so that Serve never adds a connection after the list
+  // was taken.
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    first = !stopping_.exchange(true);
+  }
+  if (first && wake_[1] >= 0) {
     char c = 0;
     ssize_t ignored = write(wake_[1], &c, 1);
     (void)ignored;
@@ -306,5 +330,10 @@ const std::string& SshServer::host_public_key_blob() const {
 }
 
 void SshServer::Stop() { impl_->Stop(); }
+
+Status SshServer::Adopt(int fd, const std::string& remote,
+                        const std::string& target) {
+  return impl_->Serve(fd, remote, target);
+}
 
 }  // namespace mez::ssh

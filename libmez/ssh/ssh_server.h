@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "libmez/ssh/channel_tap.h"
+#include "libmez/ssh/program.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 
@@ -37,6 +38,7 @@ struct AuthRefusal {
   std::string login;   // the requested SSH user name
   std::string key_id;  // the certificate's key id, when there was one
   std::string reason;  // for an operator, e.g. "SSH certificate expired at ..."
+  std::string target;  // ChannelInfo::target of the connection
 };
 
 using RefusalHook = std::function<void(const AuthRefusal&)>;
@@ -60,6 +62,31 @@ struct TcpipDestination {
 // concurrently, before any tap is made.
 using TcpipResolver =
     std::function<Result<TcpipDestination>(const ChannelInfo& info)>;
+
+// Makes the program behind a shell or exec channel instead of a local
+// child process (the proxy bridges to an agentless node's sshd this way).
+// `info` is the channel (kind, login, command, pty and size, target);
+// `env` the variables the client set that accept_env let through, and
+// TERM with a pty. Called on the connection's thread before the channel's
+// tap is made; the program is Start()ed once the tap accepted. A non-OK
+// result ends the channel with its message on the user's stderr.
+using ProgramLauncher = std::function<Result<std::unique_ptr<Program>>(
+    const ChannelInfo& info, const std::vector<std::string>& env)>;
+
+// A direct-tcpip destination opened by a TcpipOpener: `fd` is a connected
+// stream socket (the server makes it non-blocking and closes it), or -1
+// for "connect to the destination as without an opener"; `keeper` is
+// released when the channel ends (it owns whatever serves the other end
+// of `fd`).
+struct OpenedStream {
+  int fd = -1;
+  std::shared_ptr<void> keeper;
+};
+// Opens direct-tcpip destinations instead of connecting to them from this
+// host (the proxy forwards through an agentless node's sshd this way).
+// Called on the connection's thread; a non-OK result refuses the open.
+using TcpipOpener =
+    std::function<Result<OpenedStream>(const ChannelInfo& info)>;
 
 struct SshServerOptions {
   std::string listen_address = "127.0.0.1";  // IPv4 or IPv6 literal
@@ -105,6 +132,15 @@ struct SshServerOptions {
   // `ssh -J alice@proxy`) or one of its principals; CA, type, validity,
   // critical options and required extensions are checked as usual.
   bool jump_host_only = false;
+  // False: no listening socket; connections only come through Adopt.
+  bool accept_connections = true;
+  // Set: shell and exec channels run what it makes, and logins are not
+  // local accounts (any principal of the certificate is accepted; no
+  // passwd lookup). Unset: local child processes.
+  ProgramLauncher launch_program;
+  // Set: direct-tcpip destinations are opened by it (after
+  // resolve_tcpip, if that is set too).
+  TcpipOpener open_tcpip;
 };
 
 class SshServer {
@@ -121,6 +157,12 @@ class SshServer {
   uint16_t port() const;
   // The host key's public blob (SSH wire format), e.g. for known_hosts.
   const std::string& host_public_key_blob() const;
+
+  // Serves an SSH connection on `fd` (a connected stream socket, taken
+  // over: closed on every path) as if it had been accepted from `remote`;
+  // `target` becomes ChannelInfo::target of its channels. kUnavailable
+  // once stopping.
+  Status Adopt(int fd, const std::string& remote, const std::string& target);
 
   // Stops accepting, hangs up every connection (their programs get SIGHUP)
   // and joins all threads. Returns within about a second plus any key

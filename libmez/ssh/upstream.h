@@ -4,8 +4,10 @@
 // logs in with a fresh short-lived user certificate from the cluster's
 // user CA, which the node trusts through sshd's TrustedUserCAKeys.
 //
-// The building block of the agentless bridge; today it runs one command
-// at a time (Exec). Not thread-safe: one thread owns an Upstream.
+// Upstream runs one command at a time (Exec), for checks and tests; the
+// proxy's bridge uses OpenUpstreamSession and OpenUpstreamTcpip, which own
+// their connection on a relay thread. Not thread-safe: one thread owns an
+// Upstream.
 #ifndef MEZ_SSH_UPSTREAM_H_
 #define MEZ_SSH_UPSTREAM_H_
 
@@ -13,7 +15,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "libmez/ssh/program.h"
+#include "libmez/ssh/ssh_server.h"
 #include "libmez/util/status.h"
 
 namespace mez::ssh {
@@ -63,6 +68,37 @@ class Upstream {
   explicit Upstream(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// A shell or command on the node, bridged: what the proxy runs behind an
+// agentless node's session channel.
+struct UpstreamSessionRequest {
+  std::string command;  // empty: the login shell
+  bool pty = false;
+  std::string term;  // pty only
+  int width = 80;    // pty only
+  int height = 24;   // pty only
+  // "NAME=value"; the node's sshd applies its own AcceptEnv (refusals are
+  // ignored, as by the OpenSSH client).
+  std::vector<std::string> env;
+};
+
+// Connects (as Upstream::Connect) and opens a session channel with the pty
+// and environment asked for. Start() asks for the shell or the command and
+// relays on a thread of its own: the program's descriptors carry the
+// channel's data, window changes are passed on, and the node's exit status
+// or signal becomes the program's. When the program is destroyed while the
+// node still runs it, the channel is closed (sshd hangs up on it).
+Result<std::unique_ptr<Program>> OpenUpstreamSession(
+    const UpstreamOptions& options, const UpstreamSessionRequest& request);
+
+// Connects and opens a direct-tcpip channel from the node to host:port (the
+// node's sshd connects; its AllowTcpForwarding applies). The returned
+// stream's fd carries the channel's bytes both ways, with half-closes
+// passed on; the keeper owns the relay thread and the connection.
+Result<OpenedStream> OpenUpstreamTcpip(const UpstreamOptions& options,
+                                       const std::string& host, uint16_t port,
+                                       const std::string& originator,
+                                       uint16_t originator_port);
 
 }  // namespace mez::ssh
 

@@ -1,0 +1,313 @@
+#include "libmez/agent/recorders.h"
+
+#include <condition_variable>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "libmez/agent/spool_recorder.h"
+#include "libmez/agent/sync_recorder.h"
+#include "libmez/agent/uploader.h"
+#include "libmez/util/log.h"
+#include "mezite/v1/cluster.grpc.pb.h"
+#include "mezite/v1/recording.grpc.pb.h"
+
+namespace mez::agent {
+namespace {
+
+namespace pb = mezite::v1;
+
+constexpr size_t kMaxQueuedAudit = 10'000;
+
+// Audit events the node reports (off mode, refusals, a full spool), sent
+// in order by one thread; kept and retried while mezrecd is unreachable.
+class AuditQueue {
+ public:
+  AuditQueue(std::shared_ptr<grpc::Channel> channel, std::string token)
+      : stub_(pb::Cluster::NewStub(std::move(channel))),
+        token_(std::move(token)),
+        thread_([this] { Loop(); }) {}
+  ~AuditQueue() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
+    if (!queue_.empty()) {
+      MEZ_LOG(kWarning) << "agent: " << queue_.size()
+                        << " audit event(s) not delivered before exit";
+    }
+  }
+  void Push(pb::NodeAuditRequest event) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= kMaxQueuedAudit) {
+      MEZ_LOG(kError) << "agent: audit queue full; dropping " << event.type();
+      return;
+    }
+    queue_.push_back(std::move(event));
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    int64_t backoff_ms = 0;
+    while (true) {
+      if (backoff_ms > 0) {
+        // After a failed send: wait out the backoff, then retry.
+        cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms),
+                     [this] { return stop_; });
+      } else {
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      }
+      if (stop_) return;
+      if (queue_.empty()) continue;
+      pb::NodeAuditRequest event = queue_.front();
+      lock.unlock();
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", "Bearer " + token_);
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+      pb::NodeAuditResponse resp;
+      grpc::Status s = stub_->NodeAudit(&ctx, event, &resp);
+      lock.lock();
+      bool retry =
+          !s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+      if (!s.ok() && !retry) {
+        MEZ_LOG(kError) << "agent: mezrecd refused audit event " << event.type()
+                        << ": " << s.error_message();
+      }
+      if (retry) {
+        backoff_ms =
+            std::min<int64_t>(backoff_ms == 0 ? 500 : backoff_ms * 2, 30'000);
+      } else {
+        queue_.pop_front();
+        backoff_ms = 0;
+      }
+    }
+  }
+
+  std::unique_ptr<pb::Cluster::Stub> stub_;
+  std::string token_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<pb::NodeAuditRequest> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+nlohmann::json SessionDetails(const ssh::ChannelInfo& info) {
+  nlohmann::json d = {{"kind", std::string(ssh::ChannelKindName(info.kind))},
+                      {"login", info.login},
+                      {"remote", info.remote},
+                      {"recording", "off"}};
+  if (!info.command.empty()) d["command"] = info.command;
+  if (info.kind == ssh::ChannelKind::kTcpip) {
+    d["dst"] = info.dst_host + ":" + std::to_string(info.dst_port);
+  }
+  return d;
+}
+
+// off mode: nothing recorded; the session's start and end are audited.
+class OffTap : public ssh::ChannelTap {
+ public:
+  OffTap(AuditQueue* audit, const ssh::ChannelInfo& info)
+      : audit_(audit), info_(info), session_id_(NewRandomId()) {
+    Report("session.start", SessionDetails(info_));
+  }
+  ~OffTap() override {
+    if (!ended_) Report("session.end", SessionDetails(info_));
+  }
+  void OnData(ssh::Direction, std::string_view, int64_t) override {}
+  void OnResize(int, int, int64_t) override {}
+  void OnExit(int exit_status, int64_t) override {
+    ended_ = true;
+    nlohmann::json d = SessionDetails(info_);
+    d["exit_status"] = exit_status;
+    Report("session.end", d);
+  }
+
+ private:
+  void Report(const std::string& type, const nlohmann::json& details) {
+    pb::NodeAuditRequest e;
+    e.set_type(type);
+    e.set_user_token(UserToken(info_));
+    e.set_user(info_.key_id);
+    e.set_session_id(session_id_);
+    e.set_details(details.dump());
+    audit_->Push(std::move(e));
+  }
+  AuditQueue* audit_;
+  ssh::ChannelInfo info_;
+  std::string session_id_;
+  bool ended_ = false;
+};
+
+}  // namespace
+
+class Recorders::Impl {
+ public:
+  explicit Impl(RecordersOptions o)
+      : opt_(std::move(o)), budget_(opt_.spool_budget) {}
+
+  RecordersOptions opt_;
+  SpoolBudget budget_;
+  std::unique_ptr<pb::Cluster::Stub> cluster_;
+  std::unique_ptr<AuditQueue> audit_;
+  std::unique_ptr<Uploader> uploader_;
+  std::mutex mu_;
+  std::string setting_;  // guarded by mu_; last cluster setting seen
+  std::set<std::string> sync_tcpip_connections_;  // guarded by mu_
+};
+
+Result<std::unique_ptr<Recorders>> Recorders::Start(RecordersOptions options) {
+  if (options.clock == nullptr) options.clock = RealClock();
+  auto impl = std::make_unique<Impl>(std::move(options));
+  Impl* i = impl.get();
+  i->cluster_ = pb::Cluster::NewStub(i->opt_.channel);
+  i->audit_ = std::make_unique<AuditQueue>(i->opt_.channel, i->opt_.token);
+  UploaderOptions up;
+  up.channel = i->opt_.channel;
+  up.node_token = i->opt_.token;
+  up.spool_dir = i->opt_.spool_dir;
+  up.budget = &i->budget_;
+  up.retry_min_us = i->opt_.upload_retry_min_us;
+  up.retry_max_us = i->opt_.upload_retry_max_us;
+  up.rate_limit = i->opt_.upload_rate_limit;
+  up.clock = i->opt_.clock;
+  AuditQueue* audit = i->audit_.get();
+  up.on_rejected = [audit](const std::string& id, const std::string& why) {
+    pb::NodeAuditRequest e;
+    e.set_type("recording.upload_rejected");
+    e.set_session_id(id);
+    e.set_details(nlohmann::json({{"reason", why}}).dump());
+    audit->Push(std::move(e));
+  };
+  MEZ_ASSIGN_OR_RETURN(i->uploader_, Uploader::Start(std::move(up)));
+  return std::unique_ptr<Recorders>(new Recorders(std::move(impl)));
+}
+
+Recorders::Recorders(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Recorders::~Recorders() { Stop(); }
+
+void Recorders::Stop() {
+  if (impl_->uploader_) impl_->uploader_->Stop();
+  impl_->uploader_.reset();
+  impl_->audit_.reset();
+}
+
+void Recorders::NoteSetting(const std::string& value) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->setting_ = value;
+}
+
+RecordingMode Recorders::LastKnownMode() {
+  if (impl_->opt_.mode_override) return *impl_->opt_.mode_override;
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  auto m = ParseRecordingMode(impl_->setting_);
+  return m.ok() ? *m : RecordingMode::kNode;
+}
+
+void Recorders::Audit(pb::NodeAuditRequest event) {
+  if (impl_->audit_) impl_->audit_->Push(std::move(event));
+}
+
+RecordingMode Recorders::ModeForNewSession() {
+  const RecordersOptions& opt = impl_->opt_;
+  if (opt.mode_override) return *opt.mode_override;
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + opt.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  pb::GetConfigRequest req;
+  req.set_key("session_recording");
+  pb::ConfigValue value;
+  grpc::Status g = impl_->cluster_->GetConfig(&ctx, req, &value);
+  if (!g.ok()) {
+    MEZ_LOG(kWarning) << "recording: cannot ask mezrecd for session_recording ("
+                      << g.error_message()
+                      << "); recording this session in node mode";
+    return RecordingMode::kNode;
+  }
+  NoteSetting(value.value());
+  if (value.value().empty()) return RecordingMode::kNode;
+  auto mode = ParseRecordingMode(value.value());
+  if (!mode.ok()) {
+    MEZ_LOG(kWarning) << "recording: session_recording: "
+                      << mode.status().message() << "; using node";
+    return RecordingMode::kNode;
+  }
+  return *mode;
+}
+
+std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
+                                                   const std::string& node) {
+  Impl* i = impl_.get();
+  RecordingMode mode = ModeForNewSession();
+  MEZ_LOG(kInfo) << "recording: " << ssh::ChannelKindName(info.kind) << " on "
+                 << (node.empty() ? "?" : node) << " for " << info.key_id
+                 << " as " << info.login << " from " << info.remote
+                 << ", recording " << RecordingModeName(mode);
+  switch (mode) {
+    case RecordingMode::kNodeSync: {
+      if (info.kind == ssh::ChannelKind::kTcpip) {
+        std::lock_guard<std::mutex> lock(i->mu_);
+        i->sync_tcpip_connections_.insert(info.connection_id);
+      }
+      SyncRecorderOptions so;
+      so.channel = i->opt_.channel;
+      so.node_token = i->opt_.token;
+      so.node = node;
+      so.clock = i->opt_.clock;
+      return SyncRecorder::Start(so, info);
+    }
+    case RecordingMode::kNode: {
+      SpoolRecorderOptions so;
+      so.spool_dir = i->opt_.spool_dir;
+      so.node = node;
+      so.budget = &i->budget_;
+      so.clock = i->opt_.clock;
+      AuditQueue* audit = i->audit_.get();
+      so.on_full = [audit](const ssh::ChannelInfo& c, const std::string& why) {
+        pb::NodeAuditRequest e;
+        e.set_type("recording.spool_full");
+        e.set_user_token(UserToken(c));
+        e.set_user(c.key_id);
+        e.set_details(
+            nlohmann::json(
+                {{"reason", why}, {"login", c.login}, {"remote", c.remote}})
+                .dump());
+        audit->Push(std::move(e));
+      };
+      Uploader* uploader = i->uploader_.get();
+      so.on_closed = [uploader](const std::string&) { uploader->Notify(); };
+      return SpoolRecorder::Start(so, info);
+    }
+    case RecordingMode::kOff:
+      return std::make_unique<OffTap>(i->audit_.get(), info);
+  }
+  return nullptr;
+}
+
+void Recorders::ConnectionEnded(const std::string& connection_id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu_);
+    if (impl_->sync_tcpip_connections_.erase(connection_id) == 0) return;
+  }
+  auto stub = pb::Recording::NewStub(impl_->opt_.channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + impl_->opt_.token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  pb::EndRecordingSessionRequest req;
+  req.set_connection_id(connection_id);
+  pb::EndRecordingSessionResponse resp;
+  grpc::Status g = stub->EndRecordingSession(&ctx, req, &resp);
+  if (!g.ok()) {
+    MEZ_LOG(kWarning) << "recording: EndRecordingSession " << connection_id
+                      << ": " << g.error_message()
+                      << " (mezrecd closes it after its idle timeout)";
+  }
+}
+
+}  // namespace mez::agent

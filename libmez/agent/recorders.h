@@ -1,0 +1,80 @@
+// Recording of SSH channels in the mode that applies when each starts
+// (DESIGN.md "modes"), shared by the node agent and the proxy's agentless
+// bridge, so both record through the same path:
+//   mode_override (MEZITE_RECORDING_MODE) when set, else the cluster
+//   setting session_recording, asked for at every new channel, else node;
+//   node when mezrecd cannot be asked (nothing is lost: the spool is
+//   uploaded later).
+// node-sync streams live (SyncRecorder), node spools and uploads
+// (SpoolRecorder + Uploader), off records nothing but still reports
+// session.start and session.end to the audit log.
+#ifndef MEZ_AGENT_RECORDERS_H_
+#define MEZ_AGENT_RECORDERS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "libmez/agent/frames.h"
+#include "libmez/ssh/channel_tap.h"
+#include "libmez/util/clock.h"
+#include "libmez/util/status.h"
+#include "mezite/v1/cluster.pb.h"
+
+namespace mez::agent {
+
+struct RecordersOptions {
+  std::shared_ptr<grpc::Channel> channel;  // to mezrecd
+  // The node's token (mezd) or the proxy's, sent with every call.
+  std::string token;
+  std::string spool_dir;  // node mode's spool; must exist
+  uint64_t spool_budget = 1ULL << 30;
+  int64_t upload_retry_min_us = 1'000'000;
+  int64_t upload_retry_max_us = 60'000'000;
+  uint64_t upload_rate_limit = 0;  // bytes per second, 0: none
+  std::optional<RecordingMode> mode_override;
+  Clock* clock = nullptr;  // nullptr: RealClock()
+};
+
+class Recorders {
+ public:
+  // Starts the audit queue and the spool's uploads.
+  static Result<std::unique_ptr<Recorders>> Start(RecordersOptions options);
+  ~Recorders();  // Stop()
+  Recorders(const Recorders&) = delete;
+  Recorders& operator=(const Recorders&) = delete;
+
+  // The mode a channel starting now gets (asks mezrecd).
+  RecordingMode ModeForNewSession();
+  // The effective mode as last learnt, without asking.
+  RecordingMode LastKnownMode();
+  // Records the cluster setting learnt some other way (a join's answer).
+  void NoteSetting(const std::string& value);
+
+  // The tap for a starting channel of node `node`. Thread-safe.
+  std::unique_ptr<ssh::ChannelTap> NewTap(const ssh::ChannelInfo& info,
+                                          const std::string& node);
+  // For SshServerOptions::on_connection_end: closes the connection's
+  // node-sync pcaps at mezrecd now rather than at its idle timeout.
+  void ConnectionEnded(const std::string& connection_id);
+  // Queues an audit event (kept and retried while mezrecd is away).
+  void Audit(mezite::v1::NodeAuditRequest event);
+
+  // Stops uploads and the audit queue. Idempotent.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit Recorders(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mez::agent
+
+#endif  // MEZ_AGENT_RECORDERS_H_
