@@ -2,7 +2,7 @@
 // the real mezd binary behind it, and the stock OpenSSH client jumping
 // through the proxy (ProxyCommand ssh -W, which is what -J runs, with the
 // cluster certificate on both hops).
-#include "libmez/rpc/proxy.h"
+#include "libmez/proxy/proxy.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -23,6 +23,7 @@
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
+#include "tests/forward_util.h"
 #include "tests/mezd_harness.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
@@ -46,6 +47,69 @@ bool PollUntil(const std::function<bool()>& pred) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+// A real sshd on 127.0.0.1 (an agentless node) with host key `dir`/host
+// (made here) that trusts the user CA in `user_ca_pub` (a file). -D keeps
+// it in the foreground as timeout's child, so it stops by itself.
+struct Sshd {
+  uint16_t port = 0;
+  pid_t pid = -1;
+  std::string host_pub;  // "ssh-ed25519 AAAA... comment"
+  std::string log_path;
+  std::string Log() const {
+    auto t = ReadFile(log_path);
+    return t.ok() ? *t : "";
+  }
+  ~Sshd() {
+    if (pid > 0) kill(pid, SIGTERM);
+  }
+};
+
+bool StartSshd(const TempDir& dir, const std::string& user_ca_pub, Sshd* out,
+               std::string* error) {
+  auto r = Sh("ssh-keygen -q -t ed25519 -N '' -f " +
+              ShellQuote(dir.File("host")) + " 2>&1 && mkdir -p /run/sshd");
+  if (r.exit_code != 0) {
+    *error = r.out;
+    return false;
+  }
+  auto host_pub = ReadFile(dir.File("host.pub"));
+  if (!host_pub.ok()) {
+    *error = host_pub.status().ToString();
+    return false;
+  }
+  out->host_pub = host_pub->substr(0, host_pub->find('\n'));
+  out->log_path = dir.File("sshd.log");
+  for (int attempt = 0; attempt < 3 && out->pid <= 0; ++attempt) {
+    out->port = FreeLoopbackPort();
+    std::string cfg = dir.File("sshd_config");
+    // SetEnv SHLVL=1: bash started by sshd otherwise sources ~/.bashrc
+    // even for a command, and a slow rc file would stall the test.
+    WriteFileOrDie(cfg, "ListenAddress 127.0.0.1\nPort " +
+                            std::to_string(out->port) + "\nHostKey " +
+                            dir.File("host") + "\nTrustedUserCAKeys " +
+                            user_ca_pub +
+                            "\nAuthorizedKeysFile none\nUsePAM no\n"
+                            "StrictModes no\nSetEnv SHLVL=1\nAcceptEnv LANG "
+                            "LC_* MEZ_*\nPidFile " +
+                            dir.File("sshd.pid") + "\n");
+    auto started =
+        Sh("timeout 300 /usr/sbin/sshd -D -f " + ShellQuote(cfg) + " -E " +
+           ShellQuote(out->log_path) + " >/dev/null 2>&1 & echo $!");
+    out->pid = std::atoi(started.out.c_str());
+    bool up = PollUntil([&] {
+      return Sh("grep -q 'Server listening' " + ShellQuote(out->log_path) +
+                " 2>/dev/null")
+                 .exit_code == 0;
+    });
+    if (!up) {
+      kill(out->pid, SIGTERM);
+      out->pid = -1;
+    }
+  }
+  if (out->pid <= 0) *error = "sshd did not start: " + out->Log();
+  return out->pid > 0;
 }
 
 // A key and a cluster certificate for it, as msh gets them.
@@ -117,21 +181,40 @@ class ProxyTest : public ::testing::Test {
   }
 
   // ssh through the proxy as `jump_user` to `login`@`node`; stderr in *err.
-  CommandResult JumpSsh(const UserCert& c, const std::string& jump_user,
-                        const std::string& login, const std::string& node,
-                        const std::string& command, std::string* err) {
-    std::string common =
-        "-F /dev/null -i " + ShellQuote(c.key) +
-        " -o CertificateFile=" + ShellQuote(c.cert) +
-        " -o IdentitiesOnly=yes -o BatchMode=yes"
-        " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-        " -o ConnectTimeout=20 -o LogLevel=ERROR";
+  // `flags` go to the inner ssh (e.g. "-tt", "-N -L ..."), `input` is its
+  // stdin. Host keys are checked against known_hosts_ when it is set.
+  // The ssh command line for that, without redirections.
+  std::string JumpCommand(const UserCert& c, const std::string& jump_user,
+                          const std::string& login, const std::string& node,
+                          const std::string& command,
+                          const std::string& flags) {
+    std::string hosts =
+        known_hosts_.empty()
+            ? " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+            : " -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" +
+                  ShellQuote(known_hosts_) +
+                  " -o GlobalKnownHostsFile=/dev/null";
+    std::string common = "-F /dev/null -i " + ShellQuote(c.key) +
+                         " -o CertificateFile=" + ShellQuote(c.cert) +
+                         " -o IdentitiesOnly=yes -o BatchMode=yes" + hosts +
+                         " -o ConnectTimeout=20 -o LogLevel=ERROR";
     std::string jump = "ssh " + common + " -p " + std::to_string(proxy_port_) +
                        " -W %h:%p " + jump_user + "@127.0.0.1";
+    return "ssh " + common + " " + flags +
+           " -o ProxyCommand=" + ShellQuote(jump) + " " +
+           ShellQuote(login + "@" + node) +
+           (command.empty() ? "" : " " + ShellQuote(command));
+  }
+  CommandResult JumpSsh(const UserCert& c, const std::string& jump_user,
+                        const std::string& login, const std::string& node,
+                        const std::string& command, std::string* err,
+                        const std::string& flags = "",
+                        const std::string& input = "") {
     std::string err_file = dir_.File("ssh.err");
-    auto r = Sh("ssh " + common + " -o ProxyCommand=" + ShellQuote(jump) + " " +
-                ShellQuote(login + "@" + node) + " " + ShellQuote(command) +
-                " 2>" + ShellQuote(err_file));
+    std::string in_file = dir_.File("ssh.in");
+    WriteFileOrDie(in_file, input);
+    auto r = Sh(JumpCommand(c, jump_user, login, node, command, flags) + " <" +
+                ShellQuote(in_file) + " 2>" + ShellQuote(err_file));
     auto text = ReadFile(err_file);
     *err = text.ok() ? *text : "";
     return r;
@@ -157,6 +240,7 @@ class ProxyTest : public ::testing::Test {
   int keys_ = 0;
   std::string me_;
   int proxy_port_ = 0;
+  std::string known_hosts_;  // empty: host keys not checked
   std::unique_ptr<Mezrecd> cluster_;
   TestUser alice_;
   std::unique_ptr<Mezd> mezd_;
@@ -208,9 +292,9 @@ TEST_F(ProxyTest, UnknownNodeIsRefusedAndAudited) {
       << refused[0].dump();
 }
 
-// Agentless nodes are not served yet: refused and audited, never relayed
-// to the node's sshd (which would skip recording).
-TEST_F(ProxyTest, AgentlessNodeIsRefusedUntilSupported) {
+// An agentless node without a pinned host key is refused and audited,
+// never connected to (its sshd's key could not be checked).
+TEST_F(ProxyTest, AgentlessNodeWithoutPinnedHostKeyIsRefused) {
   auto add = Mezctl(*cluster_, "nodes add plain-1 --openssh --addr " +
                                    std::string("127.0.0.1:") +
                                    std::to_string(mezd_->port()));
@@ -223,7 +307,8 @@ TEST_F(ProxyTest, AgentlessNodeIsRefusedUntilSupported) {
   json refused = AuditOf("proxy.refused");
   ASSERT_EQ(refused.size(), 1u) << refused.dump();
   EXPECT_EQ(refused[0]["node"], "plain-1");
-  EXPECT_NE(refused[0].dump().find("agentless"), std::string::npos);
+  EXPECT_NE(refused[0].dump().find("no pinned host key"), std::string::npos)
+      << refused[0].dump();
 }
 
 // --roles / MEZITE_ROLES / yaml roles and proxyListen.
@@ -330,8 +415,7 @@ class AgentlessUpstreamTest : public ::testing::Test {
     me_ = CurrentLogin();
     std::string ca = dir_.File("user_ca.pem");
     auto r = Sh("openssl genpkey -algorithm ed25519 -out " + ShellQuote(ca) +
-                " 2>&1 && ssh-keygen -q -t ed25519 -N '' -f " +
-                ShellQuote(dir_.File("host")) + " 2>&1 && mkdir -p /run/sshd");
+                " 2>&1");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     auto pem = ReadFile(ca);
     ASSERT_TRUE(pem.ok());
@@ -340,56 +424,21 @@ class AgentlessUpstreamTest : public ::testing::Test {
     ASSERT_TRUE(ca_blob.ok()) << ca_blob.status().ToString();
     WriteFileOrDie(dir_.File("user_ca.pub"),
                    "ssh-ed25519 " + Base64Encode(*ca_blob) + " ca\n");
-    auto host_pub = ReadFile(dir_.File("host.pub"));
-    ASSERT_TRUE(host_pub.ok());
-    auto host_blob = auth::Ed25519BlobFromPublicLine(*host_pub);
+    std::string error;
+    ASSERT_TRUE(StartSshd(dir_, dir_.File("user_ca.pub"), &sshd_, &error))
+        << error;
+    auto host_blob = auth::Ed25519BlobFromPublicLine(sshd_.host_pub);
     ASSERT_TRUE(host_blob.ok()) << host_blob.status().ToString();
     host_blob_ = *host_blob;
-    for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
-      port_ = FreeLoopbackPort();
-      ASSERT_GT(port_, 0);
-      std::string cfg = dir_.File("sshd_config");
-      WriteFileOrDie(cfg, "ListenAddress 127.0.0.1\nPort " +
-                              std::to_string(port_) + "\nHostKey " +
-                              dir_.File("host") + "\nTrustedUserCAKeys " +
-                              dir_.File("user_ca.pub") +
-                              "\nAuthorizedKeysFile none\nUsePAM no\n"
-                              "StrictModes no\nSetEnv SHLVL=1\nPidFile " +
-                              dir_.File("sshd.pid") + "\n");
-      // SetEnv SHLVL=1: bash started by sshd otherwise sources ~/.bashrc
-      // even for a command, and a slow rc file would stall the test.
-      // -D keeps sshd in the foreground as timeout's child; timeout makes
-      // sure it stops by itself.
-      auto started =
-          Sh("timeout 120 /usr/sbin/sshd -D -f " + ShellQuote(cfg) + " -E " +
-             ShellQuote(dir_.File("sshd.log")) + " >/dev/null 2>&1 & echo $!");
-      pid_ = std::atoi(started.out.c_str());
-      bool up = PollUntil([&] {
-        return Sh("grep -q 'Server listening' " +
-                  ShellQuote(dir_.File("sshd.log")) + " 2>/dev/null")
-                   .exit_code == 0;
-      });
-      if (!up) {
-        kill(pid_, SIGTERM);
-        pid_ = -1;
-      }
-    }
-    ASSERT_GT(pid_, 0) << SshdLog();
   }
-  void TearDown() override {
-    if (pid_ > 0) kill(pid_, SIGTERM);
-  }
-  std::string SshdLog() {
-    auto t = ReadFile(dir_.File("sshd.log"));
-    return t.ok() ? *t : "";
-  }
+  std::string SshdLog() { return sshd_.Log(); }
   ssh::UpstreamOptions Options(const std::string& login) {
     auto creds =
-        rpc::IssueUpstreamCredentials(ca_pem_, "alice", login, nullptr);
+        proxy::IssueUpstreamCredentials(ca_pem_, "alice", login, nullptr);
     EXPECT_TRUE(creds.ok()) << creds.status().ToString();
     ssh::UpstreamOptions o;
     o.host = "127.0.0.1";
-    o.port = port_;
+    o.port = sshd_.port;
     o.login = me_;
     o.pinned_host_key_blob = host_blob_;
     if (creds.ok()) {
@@ -403,8 +452,7 @@ class AgentlessUpstreamTest : public ::testing::Test {
   std::string me_;
   std::string ca_pem_;
   std::string host_blob_;
-  uint16_t port_ = 0;
-  pid_t pid_ = -1;
+  Sshd sshd_;
 };
 
 TEST_F(AgentlessUpstreamTest, ExecWithFreshCertificateAndPinnedHostKey) {
@@ -443,6 +491,221 @@ TEST_F(AgentlessUpstreamTest, CertificateForAnotherLoginIsRefusedByTheNode) {
   ASSERT_FALSE(up.ok());
   EXPECT_EQ(up.status().code(), Code::kPermissionDenied)
       << up.status().ToString();
+}
+
+// Agentless nodes through the proxy: a real sshd that trusts exactly what
+// `mezctl ca export --type=user` prints, registered with
+// `nodes add --openssh --host-key`, and the stock client jumping through
+// the proxy with host keys checked (the proxy's key for both hops: libssh
+// 0.10 cannot present a host certificate).
+class AgentlessProxyTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "sshd needs root";
+    ProxyTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto ca = Mezctl(*cluster_, "ca export --type=user");
+    ASSERT_EQ(ca.exit_code, 0) << ca.out;
+    WriteFileOrDie(dir_.File("exported_user_ca.pub"), ca.out);
+    std::string error;
+    ASSERT_TRUE(
+        StartSshd(dir_, dir_.File("exported_user_ca.pub"), &sshd_, &error))
+        << error;
+    auto add = Mezctl(*cluster_,
+                      "nodes add web-os --openssh --addr "
+                      "127.0.0.1:" +
+                          std::to_string(sshd_.port) + " --host-key " +
+                          ShellQuote(sshd_.host_pub));
+    ASSERT_EQ(add.exit_code, 0) << add.out;
+    auto key = Sh("ssh-keygen -y -f " +
+                  ShellQuote(cluster_->data_dir() + "/proxy_host_key"));
+    ASSERT_EQ(key.exit_code, 0) << key.out;
+    proxy_key_line_ = key.out.substr(0, key.out.find('\n'));
+    known_hosts_ = dir_.File("known_hosts");
+    WriteFileOrDie(known_hosts_, "[127.0.0.1]:" + std::to_string(proxy_port_) +
+                                     " " + proxy_key_line_ + "\nweb-os " +
+                                     proxy_key_line_ + "\n");
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "---- sshd log ----\n" << sshd_.Log();
+    ProxyTest::TearDown();
+  }
+
+  // The one session on web-os once complete, or null.
+  json CompleteSessionOnWebOs() {
+    json found;
+    PollUntil([&] {
+      auto r = Admin("sessions ls --format=json");
+      json arr = json::parse(r.out, nullptr, false);
+      if (!arr.is_array()) return false;
+      for (const auto& s : arr) {
+        if (s.value("node", "") == "web-os" &&
+            s.value("status", "") == "complete") {
+          found = s;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+  Sshd sshd_;
+  std::string proxy_key_line_;  // the proxy's host key, a public key line
+};
+
+// exec: output, stderr and exit status come back, the node's sshd saw the
+// proxy's fresh certificate for alice, and the proxy recorded the session
+// for web-os (no agent there).
+TEST_F(AgentlessProxyTest, ExecIsBridgedAndRecorded) {
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "web-os",
+                   "echo agentless-$((6*7)); echo to-err >&2; exit 3", &err);
+  EXPECT_EQ(r.exit_code, 3) << err;
+  EXPECT_EQ(r.out, "agentless-42\n") << err;
+  EXPECT_NE(err.find("to-err"), std::string::npos) << err;
+  json s = CompleteSessionOnWebOs();
+  ASSERT_FALSE(s.is_null()) << Admin("sessions ls --format=json").out;
+  EXPECT_EQ(s["user"], "alice");
+  EXPECT_EQ(s["login"], me_);
+  EXPECT_EQ(s["kind"], "exec");
+  auto play = Admin("play --format=text " + ShellQuote(s.value("id", "")));
+  EXPECT_EQ(play.exit_code, 0) << play.out;
+  EXPECT_NE(play.out.find("agentless-42"), std::string::npos) << play.out;
+  EXPECT_NE(play.out.find("to-err"), std::string::npos) << play.out;
+  // sshd let in the proxy's certificate (key id alice), not the user's.
+  EXPECT_NE(sshd_.Log().find("ID alice"), std::string::npos) << sshd_.Log();
+}
+
+// A shell with a pty: what the client's terminal received is exactly what
+// the recording plays back, and the shell's exit status comes back.
+TEST_F(AgentlessProxyTest, ShellPlaysBackWhatTheTerminalShowed) {
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "web-os", "", &err, "-tt",
+                   "printf 'shell-%s\\n' $((20+22)); tput cols; exit 7\n");
+  EXPECT_EQ(r.exit_code, 7) << err;
+  EXPECT_NE(r.out.find("shell-42"), std::string::npos) << r.out << err;
+  json s = CompleteSessionOnWebOs();
+  ASSERT_FALSE(s.is_null()) << Admin("sessions ls --format=json").out;
+  EXPECT_EQ(s["kind"], "shell");
+  auto play = Admin("play --format=text " + ShellQuote(s.value("id", "")));
+  EXPECT_EQ(play.exit_code, 0) << play.out;
+  EXPECT_EQ(play.out, r.out);
+}
+
+// The pinned key is not the one sshd serves: nothing runs, nothing is
+// recorded, and the refusal is audited with the reason.
+TEST_F(AgentlessProxyTest, WrongTargetHostKeyIsRefused) {
+  auto other = auth::GenerateSshUserKey();
+  ASSERT_TRUE(other.ok());
+  auto add =
+      Mezctl(*cluster_,
+             "nodes add web-os-2 --openssh --addr "
+             "127.0.0.1:" +
+                 std::to_string(sshd_.port) + " --host-key " +
+                 ShellQuote("ssh-ed25519 " + Base64Encode(other->second)));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  auto hosts = ReadFile(known_hosts_);
+  ASSERT_TRUE(hosts.ok());
+  WriteFileOrDie(known_hosts_, *hosts + "web-os-2 " + proxy_key_line_ + "\n");
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "web-os-2", "touch /tmp/never", &err);
+  EXPECT_NE(r.exit_code, 0) << err;
+  EXPECT_NE(err.find("not the one pinned"), std::string::npos) << err;
+  json refused = AuditOf("proxy.refused");
+  ASSERT_EQ(refused.size(), 1u) << refused.dump();
+  EXPECT_EQ(refused[0]["node"], "web-os-2");
+  auto sessions = Admin("sessions ls --format=json");
+  json arr = json::parse(sessions.out, nullptr, false);
+  EXPECT_TRUE(arr.is_array() && arr.empty()) << sessions.out;
+}
+
+// ssh -L through the agentless node: its sshd connects to the destination,
+// 256 KiB go each way intact, and the proxy's recording of the connection
+// is a pcap whose followed TCP stream is exactly those bytes.
+TEST_F(AgentlessProxyTest, PortForwardIsRecordedAsPcap) {
+  ASSERT_TRUE(HaveProgram("tshark")) << "tshark is missing: run scripts/deps";
+  const std::string up = RandomBytes(256 * 1024, 3);
+  const std::string down = RandomBytes(256 * 1024, 4);
+  Destination dest(down);
+  ASSERT_NE(dest.port(), 0);
+  uint16_t local = FreeLoopbackPort();
+  ASSERT_NE(local, 0);
+  UserCert c = Certify(alice_, me_);
+  std::string spec =
+      std::to_string(local) + ":127.0.0.1:" + std::to_string(dest.port());
+  std::string log = dir_.File("forward.log");
+  Background ssh(JumpCommand(c, "alice", me_, "web-os", "",
+                             "-N -o ExitOnForwardFailure=yes -L " + spec),
+                 log);
+  ASSERT_TRUE(
+      PollUntil([&] { return ListensOnLoopback(local) || !ssh.running(); }));
+  auto text = ReadFile(log);
+  ASSERT_TRUE(ssh.running()) << (text.ok() ? *text : "");
+  int fd = ConnectLoopback(local);
+  ASSERT_GE(fd, 0);
+  bool ok = false;
+  std::string got = Exchange(fd, up, &ok);
+  close(fd);
+  EXPECT_TRUE(ok);
+  EXPECT_TRUE(got == down) << "the client got " << got.size() << " bytes";
+  EXPECT_TRUE(dest.Finish());
+  EXPECT_TRUE(dest.received() == up)
+      << "the destination got " << dest.received().size() << " bytes";
+  ssh.Stop();  // Ending the connection closes its pcap.
+
+  json s;
+  ASSERT_TRUE(PollUntil([&] {
+    auto r = Admin("sessions ls --format=json");
+    json arr = json::parse(r.out, nullptr, false);
+    if (!arr.is_array()) return false;
+    for (const auto& e : arr) {
+      if (e.value("kind", "") == "tcpip" &&
+          e.value("status", "") == "complete") {
+        s = e;
+        return true;
+      }
+    }
+    return false;
+  })) << Admin("sessions ls --format=json").out;
+  EXPECT_EQ(s["node"], "web-os");
+  EXPECT_EQ(s["format"], "pcap");
+  std::string path =
+      cluster_->data_dir() + "/recordings/" + s.value("storage_key", "");
+  Followed f = FollowStream0(path);
+  EXPECT_EQ(f.to_node1.size(), up.size());
+  EXPECT_EQ(f.to_node0.size(), down.size());
+  EXPECT_TRUE(f.to_node1 == up) << "client-to-destination bytes differ";
+  EXPECT_TRUE(f.to_node0 == down) << "destination-to-client bytes differ";
+  EXPECT_EQ(TcpConversations(path), 1);
+}
+
+// A user whose certificate does not name the login is refused by the
+// proxy (for web-os), before the node is ever contacted.
+TEST_F(AgentlessProxyTest, UserWithoutThatLoginIsRefused) {
+  TestUser bob;
+  std::string error;
+  ASSERT_TRUE(
+      AddUserAndLogin(*cluster_, dir_.path(), "bob", "bob-only", &bob, &error))
+      << error;
+  UserCert c = Certify(bob, "bob-only");
+  std::string err;
+  auto r = JumpSsh(c, "bob", me_, "web-os", "echo never", &err);
+  EXPECT_EQ(r.exit_code, 255) << err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(err.find("Permission denied"), std::string::npos) << err;
+  json refused;
+  ASSERT_TRUE(PollUntil([&] {
+    refused = AuditOf("auth.refused");
+    for (const auto& e : refused) {
+      if (e.value("node", "") == "web-os") return true;
+    }
+    return false;
+  })) << refused.dump();
+  EXPECT_EQ(sshd_.Log().find("ID bob"), std::string::npos) << sshd_.Log();
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cmd/common/run_app.h"
+#include "libmez/proxy/proxy.h"
 #include "libmez/rpc/server.h"
 
 int main(int argc, char** argv) {
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mezrecd: %s\n", config.status().message().c_str());
     return 2;
   }
-  mez::Status s = mez::rpc::RunMezrecd(*config);
+  mez::Status s = mez::rpc::RunMezrecd(*config, &mez::proxy::StartForMezrecd);
   if (!s.ok()) {
     std::fprintf(stderr, "mezrecd: %s\n", s.message().c_str());
     return 1;

@@ -9,36 +9,66 @@
 // and the agent; the proxy never sees its plaintext, records nothing and
 // opens no Record stream (the agent records, as without a proxy).
 //
-// Refused, and audited as "proxy.refused": names that are not registered
-// nodes, users that no longer exist or have no login, and agentless
-// (--openssh) nodes, which this version does not serve yet. Refused
-// authentications are audited as "auth.refused" with node "proxy".
+// Agentless (--openssh) nodes: the proxy terminates the SSH session inside
+// the channel itself (host key: the proxy's own, see below), checks the
+// user's certificate (the login must be one of its principals), and logs
+// in to the node's sshd with a fresh certificate for that login from the
+// user CA (valid kUpstreamCertSeconds), checking the host key pinned at
+// `mezctl nodes add --host-key`. Shell, exec, pty, window changes, env,
+// exit status and direct-tcpip are bridged, and recorded through the same
+// recorders and modes as on an agent (libmez/agent/recorders.h), over
+// gRPC to mezrecd with a proxy token.
 //
-// The host key is kept in DATA_DIR/proxy_host_key (made on first start).
-#ifndef MEZ_RPC_PROXY_H_
-#define MEZ_RPC_PROXY_H_
+// Refused, and audited as "proxy.refused": names that are not registered
+// nodes, users that no longer exist or have no login, agentless nodes
+// without a pinned host key, and agentless sessions the node's sshd did
+// not let in (wrong host key, refused certificate). Refused
+// authentications are audited as "auth.refused" with the node the
+// connection was for ("proxy" for the jump host itself).
+//
+// The host key is kept in DATA_DIR/proxy_host_key (made on first start)
+// and presented both by the jump host and for agentless nodes: libssh 0.10
+// cannot present host certificates, so clients pin it (msh ssh does).
+// node mode spools agentless recordings in DATA_DIR/proxy-spool.
+#ifndef MEZ_PROXY_PROXY_H_
+#define MEZ_PROXY_PROXY_H_
+
+#include <grpcpp/grpcpp.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "libmez/agent/frames.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/rpc/server.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 
 namespace mez::ssh {
 class SshServer;
 }
+namespace mez::agent {
+class Recorders;
+}
 
-namespace mez::rpc {
+namespace mez::proxy {
 
 struct ProxyOptions {
   std::string listen = "127.0.0.1:3023";  // HOST:PORT, IP literal; port 0
-  std::string data_dir;                   // where proxy_host_key lives
+  std::string data_dir;  // proxy_host_key and proxy-spool/ live here
   // The cluster's user CA, "ssh-ed25519 AAAA... comment".
   std::string user_ca_public;
+  // Its private key (PKCS#8 PEM), for the certificates the proxy logs in
+  // to agentless nodes with. Empty: agentless nodes are refused.
+  std::string user_ca_private_pem;
   catalog::Catalog* catalog = nullptr;  // must outlive the proxy
-  Clock* clock = nullptr;               // nullptr: RealClock()
+  // Recording agentless sessions: mezrecd's gRPC and a proxy token for it.
+  std::shared_ptr<grpc::Channel> channel;
+  std::string token;
+  std::optional<agent::RecordingMode> mode_override;
+  Clock* clock = nullptr;  // nullptr: RealClock()
 };
 
 // A fresh key pair and a user certificate for it: key id `user`, the one
@@ -74,9 +104,17 @@ class Proxy {
 
   ProxyOptions options_;
   std::string address_;
+  std::unique_ptr<agent::Recorders> recorders_;
+  // Agentless sessions, handed over by server_ (stopped first).
+  std::unique_ptr<ssh::SshServer> terminator_;
   std::unique_ptr<ssh::SshServer> server_;
 };
 
-}  // namespace mez::rpc
+// rpc::RunMezrecd's hook for the proxy role: a proxy for this mezrecd,
+// recording agentless sessions with a proxy token it signs itself.
+// Prints "mezrecd: proxy serving SSH on ADDR".
+Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& context);
 
-#endif  // MEZ_RPC_PROXY_H_
+}  // namespace mez::proxy
+
+#endif  // MEZ_PROXY_PROXY_H_

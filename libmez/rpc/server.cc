@@ -12,7 +12,6 @@
 #include "libmez/catalog/catalog.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/ingest.h"
-#include "libmez/rpc/proxy.h"  // proxy role (issue #6)
 #include "libmez/rpc/recording_service.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/store/s3_store.h"
@@ -118,7 +117,7 @@ Result<std::unique_ptr<store::BlobStore>> OpenStore(const ServerConfig& c) {
 
 }  // namespace
 
-Status RunMezrecd(const ServerConfig& config) {
+Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   SetLogLevel(ParseLevel(config.log_level));
   Clock* clock = RealClock();
 
@@ -234,19 +233,26 @@ Status RunMezrecd(const ServerConfig& config) {
   MEZ_RETURN_IF_ERROR(EnsureAdminIdentity(
       config.data_dir, addr, config.insecure ? "" : keys.tls_ca_cert_pem,
       *signer, *verifier, keys.cluster_name, clock));
-  // ---- proxy role (issue #6; libmez/rpc/proxy.h) ----
+  // ---- proxy role (issue #6; libmez/proxy) ----
   // Printed before "serving on", which launchers wait for.
-  std::unique_ptr<Proxy> proxy;
+  std::shared_ptr<void> proxy;
   if (config.HasRole("proxy")) {
-    ProxyOptions popt;
-    popt.listen = config.proxy_listen;
-    popt.data_dir = config.data_dir;
-    popt.user_ca_public = keys.user_ca_public;
-    popt.catalog = catalog.get();
-    popt.clock = clock;
-    MEZ_ASSIGN_OR_RETURN(proxy, Proxy::Start(std::move(popt)));
-    std::fprintf(stderr, "mezrecd: proxy serving SSH on %s\n",
-                 proxy->address().c_str());
+    if (!start_proxy) {
+      return FailedPrecondition("this mezrecd was built without the proxy role");
+    }
+    RoleContext rc;
+    rc.config = &config;
+    rc.catalog = catalog.get();
+    rc.keys = &keys;
+    rc.signer = signer.get();
+    std::string host = addr.substr(0, addr.rfind(':'));
+    std::string local = host == "0.0.0.0" ? "127.0.0.1"
+                        : host == "[::]"  ? "[::1]"
+                                          : host;
+    rc.grpc_addr = local + addr.substr(addr.rfind(':'));
+    rc.tls_ca_pem = config.insecure ? "" : keys.tls_ca_cert_pem;
+    rc.clock = clock;
+    MEZ_ASSIGN_OR_RETURN(proxy, start_proxy(rc));
   }
   // ---- end proxy role ----
   MEZ_LOG(kInfo) << "storage "
@@ -262,6 +268,9 @@ Status RunMezrecd(const ServerConfig& config) {
 
   int sig = 0;
   sigwait(&sigs, &sig);
+  // The proxy's sessions end first, so their recordings close while the
+  // gRPC server still takes them.
+  proxy.reset();
   MEZ_LOG(kInfo) << "signal " << sig << ": draining streams (up to "
                  << config.shutdown_grace_us / 1'000'000 << " s)";
   server->Shutdown(std::chrono::system_clock::now() +
