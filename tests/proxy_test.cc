@@ -683,6 +683,30 @@ TEST_F(AgentlessProxyTest, PortForwardIsRecordedAsPcap) {
   EXPECT_EQ(TcpConversations(path), 1);
 }
 
+// msh ssh goes through the proxy: to the agentless node (recorded by the
+// proxy), and, since the identity names the proxy (mezrecd wrote it into
+// the admin identity users are made from), to the agent node as well. Host
+// keys are checked against what ResolveNode published.
+TEST_F(AgentlessProxyTest, MshSshGoesThroughTheProxy) {
+  auto msh = [&](const std::string& args) {
+    return Sh("HOME=" + ShellQuote(alice_.home) + " " + ShellQuote(MSH_PATH) +
+              " ssh " + args + " 2>&1");
+  };
+  auto id = auth::ReadIdentityFile(alice_.identity);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->proxy_addr, "127.0.0.1:" + std::to_string(proxy_port_));
+  auto r = msh(ShellQuote(me_ + "@web-os") + " -- echo via-msh-'$((40+2))'");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("via-msh-42"), std::string::npos) << r.out;
+  EXPECT_FALSE(CompleteSessionOnWebOs().is_null());
+  auto agent = msh("node-1 -- echo agent-'$((40+2))'");
+  EXPECT_EQ(agent.exit_code, 0) << agent.out;
+  EXPECT_NE(agent.out.find("agent-42"), std::string::npos) << agent.out;
+  std::string log = cluster_->log();
+  EXPECT_NE(log.find("(user alice) to node node-1 at"), std::string::npos)
+      << log;
+}
+
 // A user whose certificate does not name the login is refused by the
 // proxy (for web-os), before the node is ever contacted.
 TEST_F(AgentlessProxyTest, UserWithoutThatLoginIsRefused) {

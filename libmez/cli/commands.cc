@@ -459,6 +459,38 @@ Result<std::string> KnownHostsLine(const std::string& node,
   return pattern + " " + type + " " + blob + "\n";
 }
 
+// "host:port", "[v6]:port", or a host alone (port 22).
+void SplitAddr(const std::string& addr, std::string* host, std::string* port) {
+  *host = addr;
+  *port = "22";
+  if (!host->empty() && host->front() == '[') {
+    size_t close = host->find(']');
+    if (close != std::string::npos) {
+      if (close + 1 < host->size() && (*host)[close + 1] == ':') {
+        *port = host->substr(close + 2);
+      }
+      *host = host->substr(1, close - 1);
+    }
+  } else if (size_t colon = host->find(':');
+             colon != std::string::npos && host->rfind(':') == colon) {
+    *port = host->substr(colon + 1);
+    *host = host->substr(0, colon);
+  }
+}
+
+// One word for /bin/sh (ProxyCommand is run by the user's shell).
+std::string ShellWord(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
 }  // namespace
 
 Status CheckLocalForward(const std::string& spec) {
@@ -543,25 +575,45 @@ Status Ssh(const SshOptions& o) {
                               " has not reported its host key yet; is mezd "
                               "running on it?");
   }
-  // "host:port", "[v6]:port", or a host alone (port 22).
-  std::string host = info.addr();
-  std::string port = "22";
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    if (close != std::string::npos) {
-      if (close + 1 < host.size() && host[close + 1] == ':') {
-        port = host.substr(close + 2);
-      }
-      host = host.substr(1, close - 1);
-    }
-  } else if (size_t colon = host.find(':');
-             colon != std::string::npos && host.rfind(':') == colon) {
-    port = host.substr(colon + 1);
-    host = host.substr(0, colon);
+  // Through the proxy when the identity names one, and always to agentless
+  // nodes (only the proxy reaches and records them).
+  std::string proxy_addr = client->identity().proxy_addr;
+  if (proxy_addr.empty() && info.openssh()) proxy_addr = info.proxy_addr();
+  if (info.openssh() && proxy_addr.empty()) {
+    return FailedPrecondition(
+        "agentless node " + node +
+        " is reached through the cluster's SSH proxy, and none is running; "
+        "ask an admin to start mezrecd with --roles auth,proxy");
   }
-  if (o.port > 0) port = std::to_string(o.port);
-  MEZ_ASSIGN_OR_RETURN(std::string known_host,
-                       KnownHostsLine(node, host, port, info.host_key()));
+  std::string known_host;
+  std::string host, port;
+  std::string proxy_host, proxy_port;
+  if (proxy_addr.empty()) {
+    SplitAddr(info.addr(), &host, &port);
+    if (o.port > 0) port = std::to_string(o.port);
+    MEZ_ASSIGN_OR_RETURN(known_host,
+                         KnownHostsLine(node, host, port, info.host_key()));
+  } else {
+    if (info.proxy_host_key().empty()) {
+      return FailedPrecondition(
+          "the cluster's SSH proxy at " + proxy_addr +
+          " has not published its host key; is mezrecd running with "
+          "--roles auth,proxy?");
+    }
+    SplitAddr(proxy_addr, &proxy_host, &proxy_port);
+    MEZ_ASSIGN_OR_RETURN(
+        std::string proxy_line,
+        KnownHostsLine("proxy", proxy_host, proxy_port, info.proxy_host_key()));
+    // The node is named as the proxy knows it; an agentless node's session
+    // is terminated by the proxy, which presents its own key for it.
+    host = node;
+    port = "22";
+    MEZ_ASSIGN_OR_RETURN(std::string node_line,
+                         KnownHostsLine(node, node, port,
+                                        info.openssh() ? info.proxy_host_key()
+                                                       : info.host_key()));
+    known_host = proxy_line + node_line;
+  }
 
   MEZ_ASSIGN_OR_RETURN(auto key, auth::GenerateSshUserKey());
   pb::SignUserCertRequest creq;
@@ -610,14 +662,36 @@ Status Ssh(const SshOptions& o) {
       args.push_back(spec);
     }
   }
+  if (!proxy_addr.empty()) {
+    // What -J would run, with this key and certificate on the first hop
+    // too (-J takes no identity options).
+    std::string jump =
+        "ssh -F /dev/null -i " + ShellWord(key_path) +
+        " -o CertificateFile=" + ShellWord(key_path + "-cert.pub") +
+        " -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes"
+        " -o UserKnownHostsFile=" +
+        ShellWord(known_hosts) +
+        " -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -p " +
+        ShellWord(proxy_port) + " -W %h:%p " +
+        ShellWord(login + "@" + proxy_host);
+    args.push_back("-o");
+    args.push_back("ProxyCommand=" + jump);
+  }
   if (o.no_command) args.push_back("-N");
   if (o.force_tty) args.push_back("-t");
   if (o.no_tty) args.push_back("-T");
   args.push_back("-p");
   args.push_back(port);
+  // "--" before the destination: after it, ssh would send "--" as part of
+  // the remote command (a real sshd's shell then refuses it).
+  args.push_back("--");
   args.push_back(login + "@" + host);
-  if (!o.command.empty()) args.push_back("--");
-  for (const auto& a : o.command) args.push_back(a);
+  // CLI11 keeps the "--" that ends msh's own options; it is not part of
+  // the command.
+  size_t first = !o.command.empty() && o.command.front() == "--" ? 1 : 0;
+  for (size_t i = first; i < o.command.size(); ++i) {
+    args.push_back(o.command[i]);
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

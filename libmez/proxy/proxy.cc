@@ -9,11 +9,14 @@
 #include <utility>
 
 #include "libmez/agent/recorders.h"
+#include "libmez/auth/identity.h"
 #include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
+#include "libmez/rpc/cluster_service.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/ssh/upstream.h"
+#include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
 
@@ -341,6 +344,10 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
 
 Proxy::~Proxy() { Stop(); }
 
+const std::string& Proxy::server_host_key_blob() const {
+  return server_->host_public_key_blob();
+}
+
 void Proxy::Stop() {
   if (server_) server_->Stop();
   if (terminator_) terminator_->Stop();
@@ -375,6 +382,23 @@ Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
   po.clock = rc.clock;
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<Proxy> proxy,
                        Proxy::Start(std::move(po)));
+  // msh learns where the proxy is, and which host key to expect, from
+  // ResolveNode.
+  std::string key_line = std::string(auth::kSshEd25519) + " " +
+                         Base64Encode(proxy->server_host_key_blob()) +
+                         " mezite-proxy";
+  MEZ_RETURN_IF_ERROR(
+      rc.catalog->SetConfig(std::string(rpc::kProxyAddrKey), proxy->address()));
+  MEZ_RETURN_IF_ERROR(
+      rc.catalog->SetConfig(std::string(rpc::kProxyHostKeyKey), key_line));
+  // Users added from the admin identity inherit the proxy address, so
+  // that their msh ssh goes through the proxy.
+  std::string admin = rc.config->data_dir + "/admin.identity";
+  if (auto id = auth::ReadIdentityFile(admin);
+      id.ok() && id->proxy_addr != proxy->address()) {
+    id->proxy_addr = proxy->address();
+    MEZ_RETURN_IF_ERROR(auth::WriteIdentityFile(admin, *id));
+  }
   std::fprintf(stderr, "mezrecd: proxy serving SSH on %s\n",
                proxy->address().c_str());
   return std::shared_ptr<void>(std::move(proxy));

@@ -96,6 +96,8 @@ class Proxy {
 
   // "HOST:PORT" with the bound port.
   const std::string& address() const { return address_; }
+  // The host key's public blob (SSH wire format).
+  const std::string& server_host_key_blob() const;
   // Hangs up every connection and joins the threads. Idempotent.
   void Stop();
 

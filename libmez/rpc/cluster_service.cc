@@ -630,6 +630,14 @@ grpc::ServerUnaryReactor* ClusterService::ResolveNode(
         resp->set_addr(n->addr);
         resp->set_openssh(n->openssh);
         resp->set_host_key(n->host_key);
+        // Published by the proxy role when it starts (libmez/proxy).
+        auto paddr = opt_.catalog->GetConfig(std::string(kProxyAddrKey));
+        auto pkey = opt_.catalog->GetConfig(std::string(kProxyHostKeyKey));
+        if (paddr.ok() && paddr->has_value() && pkey.ok() &&
+            pkey->has_value()) {
+          resp->set_proxy_addr(**paddr);
+          resp->set_proxy_host_key(**pkey);
+        }
         return Status::Ok();
       });
 }

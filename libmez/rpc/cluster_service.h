@@ -17,6 +17,12 @@
 
 namespace mez::rpc {
 
+// Catalog settings the proxy role writes when it starts, and ResolveNode
+// hands to msh: the proxy's address and its host key line. Not settable
+// through SetConfig (ValidateSetting knows only session_recording).
+inline constexpr std::string_view kProxyAddrKey = "proxy.addr";
+inline constexpr std::string_view kProxyHostKeyKey = "proxy.host_key";
+
 // Settings the cluster knows, with their allowed values.
 Status ValidateSetting(const std::string& key, const std::string& value);
 
