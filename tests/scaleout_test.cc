@@ -742,5 +742,127 @@ TEST_F(ScaleoutTest, TwoReplicasShareCatalogBucketAndUploads) {
   EXPECT_EQ(b->Stop(), 0) << b->log();
 }
 
+// The status `server` lists for session `id`; "" when it lists none.
+std::string ListedStatus(const Mezrecd& server, const std::string& id) {
+  auto cluster = mezite::v1::Cluster::NewStub(server.Channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + AdminToken(server));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  mezite::v1::ListSessionsRequest req;
+  mezite::v1::ListSessionsResponse resp;
+  if (!cluster->ListSessions(&ctx, req, &resp).ok()) return "";
+  for (const auto& si : resp.sessions()) {
+    if (si.id() == id) return si.status();
+  }
+  return "";
+}
+
+// A replica killed while it records a live stream leaves that session
+// "recording" in the shared catalog; another replica, once the dead one's
+// lease is older than its replicaLeaseTimeout, marks it incomplete, and
+// leaves its own live session alone.
+TEST_F(ScaleoutTest, CrashedReplicasLiveSessionIsMarkedIncompleteByAnother) {
+  auto pg = SharedPostgresServer();
+  ASSERT_TRUE(pg.ok()) << pg.status().ToString();
+  auto url = (*pg)->CreateSchema();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  auto env = S3Env("lease/");
+  env["MEZITE_DB_URL"] = *url;
+  auto a = StartServer("a", env);
+  ASSERT_NE(a, nullptr);
+  CopyClusterKeys(a->data_dir(), dir_.path() + "/b");
+  env["MEZITE_REPLICA_LEASE_TIMEOUT"] = "2s";
+  auto b = StartServer("b", env);
+  ASSERT_NE(b, nullptr);
+
+  // One live stream on each replica.
+  auto open = [](const Mezrecd& server, RecordCall* call,
+                 const std::string& id) {
+    auto h = HeaderFrame(id, server.Token(auth::Role::kUser, "alice"),
+                         SESSION_KIND_SHELL);
+    EXPECT_TRUE(call->Send(h));
+    EXPECT_TRUE(call->Send(ChunkFrame(1000, DIRECTION_OUT, "$ top\r\n")));
+  };
+  auto stub_a = a->Stub();
+  auto call_a = std::make_unique<RecordCall>(
+      stub_a.get(), a->Token(auth::Role::kNode, "web-01"));
+  open(*a, call_a.get(), "lease-a");
+  auto stub_b = b->Stub();
+  RecordCall call_b(stub_b.get(), b->Token(auth::Role::kNode, "web-01"));
+  open(*b, &call_b, "lease-b");
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return ListedStatus(*b, "lease-a") == "recording" &&
+               ListedStatus(*b, "lease-b") == "recording";
+      },
+      30))
+      << "lease-a: " << ListedStatus(*b, "lease-a")
+      << ", lease-b: " << ListedStatus(*b, "lease-b");
+
+  a->Kill9();
+  call_a->ctx.TryCancel();
+  EXPECT_FALSE(call_a->Close().ok());
+  call_a.reset();
+  EXPECT_TRUE(PollUntil(
+      [&] { return ListedStatus(*b, "lease-a") == "incomplete"; }, 30))
+      << "lease-a is '" << ListedStatus(*b, "lease-a") << "'\n"
+      << b->log();
+  EXPECT_NE(b->log().find("marked incomplete"), std::string::npos) << b->log();
+
+  // More than a lease timeout later, B's own stream is still live, takes
+  // frames and ends complete.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(ListedStatus(*b, "lease-b"), "recording");
+  EXPECT_TRUE(call_b.Send(ChunkFrame(2000, DIRECTION_OUT, "load 0.01\r\n")));
+  EXPECT_TRUE(call_b.Send(ExitFrame(3000, 0)));
+  grpc::Status s = call_b.Close();
+  ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << b->log();
+  EXPECT_EQ(ListedStatus(*b, "lease-b"), "complete");
+  std::string text;
+  grpc::Status rs = ReadRecording(*b, "lease-b", &text);
+  ASSERT_TRUE(rs.ok()) << rs.error_message();
+  auto cast = ParseCast(text);
+  ASSERT_TRUE(cast.ok()) << cast.status().ToString();
+  EXPECT_EQ(cast->Output(), "$ top\r\nload 0.01\r\n");
+
+  // The agent's node-mode copy of the interrupted session, uploaded to B,
+  // replaces what A left: the session ends complete.
+  const std::string spool_path = dir_.path() + "/lease-a.spool";
+  std::string output;
+  {
+    auto h = HeaderFrame("lease-a", b->Token(auth::Role::kUser, "alice"),
+                         SESSION_KIND_SHELL);
+    h.mutable_header()->set_started_at_us(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    auto w = rpc::SpoolWriter::Create(spool_path, h);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    for (int i = 0; i < 3; ++i) {
+      std::string data = RandomText(1000, 7000 + i);
+      output += data;
+      ASSERT_TRUE(
+          (*w)->Append(ChunkFrame((i + 1) * 1000, DIRECTION_OUT, data)).ok());
+    }
+    ASSERT_TRUE((*w)->Append(ExitFrame(4000, 0)).ok());
+    ASSERT_TRUE((*w)->End().ok());
+  }
+  std::string spool = *ReadFile(spool_path);
+  auto sha = rpc::FileSha256(spool_path);
+  ASSERT_TRUE(sha.ok());
+  mezite::v1::UploadStatus st;
+  s = Upload(*b, b->Token(auth::Role::kNode, "web-01"), "lease-a", spool, *sha,
+             0, &st);
+  ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << b->log();
+  EXPECT_TRUE(st.complete());
+  EXPECT_EQ(ListedStatus(*b, "lease-a"), "complete");
+  rs = ReadRecording(*b, "lease-a", &text);
+  ASSERT_TRUE(rs.ok()) << rs.error_message();
+  cast = ParseCast(text);
+  ASSERT_TRUE(cast.ok()) << cast.status().ToString();
+  EXPECT_EQ(cast->Output(), output);
+  EXPECT_EQ(b->Stop(), 0) << b->log();
+}
+
 }  // namespace
 }  // namespace mez::testing

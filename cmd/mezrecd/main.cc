@@ -33,13 +33,17 @@ int main(int argc, char** argv) {
                  "roles to serve: auth, or auth,proxy (default auth)");
   app.add_option("--proxy-listen", flags.proxy_listen,
                  "SSH address of the proxy role (default 127.0.0.1:3023)");
+  app.add_option("--replica-lease-timeout", flags.replica_lease_timeout,
+                 "with a shared catalog, mark the live sessions of a replica "
+                 "silent this long incomplete (default 60s)");
   app.footer(
       "Environment: MEZITE_DATA_DIR, MEZITE_LISTEN, MEZITE_INSECURE, "
       "MEZITE_LOG_LEVEL, MEZITE_RECORDING_ENABLED, "
       "MEZITE_RECORDING_STORAGE_PATH, MEZITE_RECORDING_GZIP, "
       "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "
       "MEZITE_PCAP_IDLE_TIMEOUT, MEZITE_ROLES, MEZITE_PROXY_LISTEN, "
-      "MEZITE_DB_URL (postgres://...), MEZITE_RECORDING_BACKEND (local, s3), "
+      "MEZITE_DB_URL (postgres://...), MEZITE_REPLICA_LEASE_TIMEOUT, "
+      "MEZITE_RECORDING_BACKEND (local, s3), "
       "MEZITE_S3_BUCKET, MEZITE_S3_REGION, MEZITE_S3_ACCESS_KEY, "
       "MEZITE_S3_SECRET_KEY, MEZITE_S3_PREFIX, MEZITE_S3_ENDPOINT, "
       "MEZITE_S3_FORCE_PATH_STYLE, MEZITE_S3_CA_FILE. Flags override the "

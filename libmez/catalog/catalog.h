@@ -34,6 +34,18 @@ struct Session {
   std::string storage_key;  // Relative to the storage root
   std::string format;       // "asciicast-v2", "pcap", "none"
   bool encrypted = false;
+  // The mezrecd replica (ReplicaLease::id) that records it. Empty when not
+  // known: rows written before schema version 6, or by a caller without a
+  // replica id.
+  std::string replica;
+};
+
+// A mezrecd replica's lease on the sessions it records (see
+// replica_lease.h).
+struct ReplicaLeaseRow {
+  std::string id;
+  int64_t started_us = 0;    // First renewal (Unix microseconds).
+  int64_t last_seen_us = 0;  // Last renewal.
 };
 
 struct AuditEvent {
@@ -107,8 +119,34 @@ class Catalog {
   virtual Result<std::vector<Session>> ListSessions(
       const SessionFilter& filter) = 0;
   // Sessions left kRecording (by a crash) become kIncomplete; returns how
-  // many. Called once at start, before serving.
+  // many. Called once at start, before serving, by a mezrecd that has the
+  // catalog to itself (SQLite).
   virtual Result<int> MarkInterruptedSessions(int64_t now_us) = 0;
+
+  // Replica leases: several mezrecd replicas sharing one catalog each
+  // renew a lease while they live, and name themselves in the sessions
+  // they record (Session::replica). Times come from the callers' clocks,
+  // which must agree to well within a lease timeout.
+  //
+  // Creates the lease of replica `id`, or renews it: last_seen_us becomes
+  // `now_us` (started_us is set on creation only). kInvalidArgument for an
+  // empty id.
+  virtual Status RenewReplicaLease(const std::string& id, int64_t now_us) = 0;
+  // Removes the lease of `id` (a clean stop); sessions of `id` still
+  // recording become orphans. OK when there is none.
+  virtual Status DropReplicaLease(const std::string& id) = 0;
+  // Every lease, ordered by id (bytewise).
+  virtual Result<std::vector<ReplicaLeaseRow>> ListReplicaLeases() = 0;
+  // Sessions still kRecording whose replica is not `self` and holds no
+  // lease renewed at or after now_us - timeout_us (an expired lease, none,
+  // or no replica recorded) become kIncomplete with ended_us = now_us.
+  // Leases older than that (other than `self`'s) are removed. Returns how
+  // many sessions were marked. Sessions of `self` are never touched; a
+  // session is marked once even when several replicas sweep at once.
+  // kInvalidArgument for an empty `self` or a timeout <= 0.
+  virtual Result<int> MarkOrphanedSessions(const std::string& self,
+                                           int64_t now_us,
+                                           int64_t timeout_us) = 0;
 
   // Appends an event; returns its id.
   virtual Result<int64_t> AppendAudit(const AuditEvent& event) = 0;

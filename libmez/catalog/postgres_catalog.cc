@@ -110,6 +110,15 @@ CREATE TABLE nodes (
 CREATE UNIQUE INDEX nodes_join_token_hash ON nodes (join_token_hash)
   WHERE join_token_hash <> '';
 )sql"},
+    {6, R"sql(
+ALTER TABLE sessions ADD COLUMN replica TEXT COLLATE "C" NOT NULL DEFAULT '';
+CREATE TABLE replicas (
+  id           TEXT COLLATE "C" NOT NULL,
+  started_us   BIGINT NOT NULL,
+  last_seen_us BIGINT NOT NULL,
+  CONSTRAINT replicas_pkey PRIMARY KEY (id)
+);
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -120,7 +129,7 @@ constexpr int64_t kMigrationLockKey = 0x6d657a6974650001;
 
 constexpr char kSessionColumns[] =
     "id, connection_id, \"user\", node, login, kind, command, started_us, "
-    "ended_us, bytes, status, storage_key, format, encrypted";
+    "ended_us, bytes, status, storage_key, format, encrypted, replica";
 constexpr char kAuditInsertColumns[] =
     "time_us, type, \"user\", session_id, node, details";
 constexpr char kUserColumns[] = "name, logins, role, created_us";
@@ -277,6 +286,11 @@ class PostgresCatalog : public Catalog {
   Result<std::vector<Session>> ListSessions(
       const SessionFilter& filter) override;
   Result<int> MarkInterruptedSessions(int64_t now_us) override;
+  Status RenewReplicaLease(const std::string& id, int64_t now_us) override;
+  Status DropReplicaLease(const std::string& id) override;
+  Result<std::vector<ReplicaLeaseRow>> ListReplicaLeases() override;
+  Result<int> MarkOrphanedSessions(const std::string& self, int64_t now_us,
+                                   int64_t timeout_us) override;
   Result<int64_t> AppendAudit(const AuditEvent& event) override;
   Result<std::vector<AuditEvent>> ListAudit(const AuditFilter& filter) override;
   Result<std::optional<std::string>> GetConfig(const std::string& key) override;
@@ -510,7 +524,8 @@ Params& SessionParams(Params& p, const Session& s) {
       .Text(SessionStatusName(s.status))
       .Text(s.storage_key)
       .Text(s.format)
-      .Bool(s.encrypted);
+      .Bool(s.encrypted)
+      .Text(s.replica);
 }
 
 // Reads a row selected with kSessionColumns.
@@ -534,6 +549,7 @@ Result<Session> ReadSession(const Rows& rows, int i) {
   s.storage_key = rows.Text(i, 11);
   s.format = rows.Text(i, 12);
   s.encrypted = rows.Bool(i, 13);
+  s.replica = rows.Text(i, 14);
   return s;
 }
 
@@ -547,8 +563,8 @@ Status PostgresCatalog::CreateSession(const Session& session) {
     auto r = Exec(op,
                   "INSERT INTO sessions (id, connection_id, \"user\", node, "
                   "login, kind, command, started_us, ended_us, bytes, status, "
-                  "storage_key, format, encrypted) VALUES ($1, $2, $3, $4, "
-                  "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                  "storage_key, format, encrypted, replica) VALUES ($1, $2, "
+                  "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                   p);
     if (r.status().code() == Code::kAlreadyExists) {
       return Status(Code::kAlreadyExists,
@@ -690,6 +706,79 @@ Result<int> PostgresCatalog::MarkInterruptedSessions(int64_t now_us) {
              "WHERE status = 'recording'",
              Params().Int(now_us)));
     return std::atoi(PQcmdTuples(r.get()));
+  });
+}
+
+Status PostgresCatalog::RenewReplicaLease(const std::string& id,
+                                          int64_t now_us) {
+  if (id.empty()) return InvalidArgument("replica id is empty");
+  std::lock_guard lock(mu_);
+  std::string op = "renew the lease of replica " + id;
+  return WithConnection(op, [&]() -> Status {
+    return Exec(op,
+                "INSERT INTO replicas (id, started_us, last_seen_us) "
+                "VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET "
+                "last_seen_us = excluded.last_seen_us",
+                Params().Text(id).Int(now_us))
+        .status();
+  });
+}
+
+Status PostgresCatalog::DropReplicaLease(const std::string& id) {
+  std::lock_guard lock(mu_);
+  std::string op = "drop the lease of replica " + id;
+  return WithConnection(op, [&]() -> Status {
+    return Exec(op, "DELETE FROM replicas WHERE id = $1", Params().Text(id))
+        .status();
+  });
+}
+
+Result<std::vector<ReplicaLeaseRow>> PostgresCatalog::ListReplicaLeases() {
+  std::lock_guard lock(mu_);
+  const char* op = "list replica leases";
+  return WithConnection(op, [&]() -> Result<std::vector<ReplicaLeaseRow>> {
+    MEZ_ASSIGN_OR_RETURN(PgResult r, Exec(op,
+                                          "SELECT id, started_us, last_seen_us "
+                                          "FROM replicas ORDER BY id"));
+    Rows rows(r.get());
+    std::vector<ReplicaLeaseRow> out;
+    for (int i = 0; i < rows.size(); ++i) {
+      out.push_back({rows.Text(i, 0), rows.Int(i, 1), rows.Int(i, 2)});
+    }
+    return out;
+  });
+}
+
+Result<int> PostgresCatalog::MarkOrphanedSessions(const std::string& self,
+                                                  int64_t now_us,
+                                                  int64_t timeout_us) {
+  if (self.empty()) return InvalidArgument("replica id is empty");
+  if (timeout_us <= 0) {
+    return InvalidArgument("replica lease timeout must be positive");
+  }
+  const int64_t cutoff_us = now_us - timeout_us;
+  std::lock_guard lock(mu_);
+  const char* op = "mark orphaned sessions";
+  return WithConnection(op, [&]() -> Result<int> {
+    int marked = 0;
+    // Two replicas sweeping at once: the second waits for the first's row
+    // locks, then re-checks status = 'recording' and skips what it marked.
+    MEZ_RETURN_IF_ERROR(InTransaction(op, [&]() -> Status {
+      MEZ_ASSIGN_OR_RETURN(
+          PgResult r,
+          Exec(op,
+               "UPDATE sessions SET status = 'incomplete', ended_us = $1 "
+               "WHERE status = 'recording' AND replica <> $2 "
+               "AND NOT EXISTS (SELECT 1 FROM replicas r "
+               "WHERE r.id = sessions.replica AND r.last_seen_us >= $3)",
+               Params().Int(now_us).Text(self).Int(cutoff_us)));
+      marked = std::atoi(PQcmdTuples(r.get()));
+      return Exec(op,
+                  "DELETE FROM replicas WHERE last_seen_us < $1 AND id <> $2",
+                  Params().Int(cutoff_us).Text(self))
+          .status();
+    }));
+    return marked;
   });
 }
 
@@ -1083,7 +1172,7 @@ Status PostgresCatalog::BulkInsertSessions(
   std::string data;
   CopyHeader(data);
   for (const Session& s : sessions) {
-    PutInt16(data, 14);
+    PutInt16(data, 15);
     CopyText(data, s.id);
     CopyText(data, s.connection_id);
     CopyText(data, s.user);
@@ -1098,6 +1187,7 @@ Status PostgresCatalog::BulkInsertSessions(
     CopyText(data, s.storage_key);
     CopyText(data, s.format);
     CopyBool(data, s.encrypted);
+    CopyText(data, s.replica);
   }
   PutInt16(data, -1);
   std::string sql = std::string("COPY sessions (") + kSessionColumns +

@@ -104,19 +104,27 @@ CREATE TABLE nodes (
 CREATE UNIQUE INDEX nodes_join_token_hash ON nodes (join_token_hash)
   WHERE join_token_hash != '';
 )sql"},
+    {6, R"sql(
+ALTER TABLE sessions ADD COLUMN replica TEXT NOT NULL DEFAULT '';
+CREATE TABLE replicas (
+  id           TEXT    NOT NULL PRIMARY KEY,
+  started_us   INTEGER NOT NULL,
+  last_seen_us INTEGER NOT NULL
+) STRICT;
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
 
 constexpr char kSessionColumns[] =
     "id, connection_id, user, node, login, kind, command, started_us, "
-    "ended_us, bytes, status, storage_key, format, encrypted";
+    "ended_us, bytes, status, storage_key, format, encrypted, replica";
 constexpr char kInsertSessionSql[] =
     "INSERT INTO sessions (id, connection_id, user, node, login, kind, "
     "command, started_us, ended_us, bytes, status, storage_key, format, "
-    "encrypted) VALUES (:id, :connection_id, :user, :node, :login, :kind, "
-    ":command, :started_us, :ended_us, :bytes, :status, :storage_key, "
-    ":format, :encrypted)";
+    "encrypted, replica) VALUES (:id, :connection_id, :user, :node, :login, "
+    ":kind, :command, :started_us, :ended_us, :bytes, :status, :storage_key, "
+    ":format, :encrypted, :replica)";
 constexpr char kInsertAuditSql[] =
     "INSERT INTO audit_events (time_us, type, user, session_id, node, "
     "details) VALUES (:time_us, :type, :user, :session_id, :node, :details)";
@@ -224,6 +232,11 @@ class SqliteCatalog : public Catalog {
   Result<std::vector<Session>> ListSessions(
       const SessionFilter& filter) override;
   Result<int> MarkInterruptedSessions(int64_t now_us) override;
+  Status RenewReplicaLease(const std::string& id, int64_t now_us) override;
+  Status DropReplicaLease(const std::string& id) override;
+  Result<std::vector<ReplicaLeaseRow>> ListReplicaLeases() override;
+  Result<int> MarkOrphanedSessions(const std::string& self, int64_t now_us,
+                                   int64_t timeout_us) override;
   Result<int64_t> AppendAudit(const AuditEvent& event) override;
   Result<std::vector<AuditEvent>> ListAudit(const AuditFilter& filter) override;
   Result<std::optional<std::string>> GetConfig(const std::string& key) override;
@@ -429,6 +442,7 @@ void BindSession(Statement& stmt, const Session& s) {
   stmt.Bind(":storage_key", s.storage_key);
   stmt.Bind(":format", s.format);
   stmt.Bind(":encrypted", int64_t{s.encrypted ? 1 : 0});
+  stmt.Bind(":replica", s.replica);
 }
 
 // Reads a row selected with kSessionColumns.
@@ -452,6 +466,7 @@ Result<Session> ReadSession(const Statement& stmt) {
   s.storage_key = stmt.Text(11);
   s.format = stmt.Text(12);
   s.encrypted = stmt.Int(13) != 0;
+  s.replica = stmt.Text(14);
   return s;
 }
 
@@ -579,6 +594,92 @@ Result<int> SqliteCatalog::MarkInterruptedSessions(int64_t now_us) {
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) return Error(op, rc);
   return sqlite3_changes(db_);
+}
+
+Status SqliteCatalog::RenewReplicaLease(const std::string& id, int64_t now_us) {
+  if (id.empty()) return InvalidArgument("replica id is empty");
+  std::lock_guard lock(mu_);
+  std::string op = "renew the lease of replica " + id;
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op,
+              "INSERT INTO replicas (id, started_us, last_seen_us) "
+              "VALUES (:id, :now, :now) ON CONFLICT (id) DO UPDATE SET "
+              "last_seen_us = excluded.last_seen_us"));
+  stmt.Bind(":id", id);
+  stmt.Bind(":now", now_us);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return Status::Ok();
+}
+
+Status SqliteCatalog::DropReplicaLease(const std::string& id) {
+  std::lock_guard lock(mu_);
+  std::string op = "drop the lease of replica " + id;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, "DELETE FROM replicas WHERE id = :id"));
+  stmt.Bind(":id", id);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return Status::Ok();
+}
+
+Result<std::vector<ReplicaLeaseRow>> SqliteCatalog::ListReplicaLeases() {
+  std::lock_guard lock(mu_);
+  const char* op = "list replica leases";
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op,
+                               "SELECT id, started_us, last_seen_us "
+                               "FROM replicas ORDER BY id"));
+  std::vector<ReplicaLeaseRow> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    out.push_back({stmt.Text(0), stmt.Int(1), stmt.Int(2)});
+  }
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return out;
+}
+
+Result<int> SqliteCatalog::MarkOrphanedSessions(const std::string& self,
+                                                int64_t now_us,
+                                                int64_t timeout_us) {
+  if (self.empty()) return InvalidArgument("replica id is empty");
+  if (timeout_us <= 0) {
+    return InvalidArgument("replica lease timeout must be positive");
+  }
+  const int64_t cutoff_us = now_us - timeout_us;
+  std::lock_guard lock(mu_);
+  const char* op = "mark orphaned sessions";
+  int marked = 0;
+  Status st = InTransaction(op, [&]() -> Status {
+    {
+      MEZ_ASSIGN_OR_RETURN(
+          Statement stmt,
+          Prepare(op,
+                  "UPDATE sessions SET status = 'incomplete', "
+                  "ended_us = :now WHERE status = 'recording' "
+                  "AND replica != :self AND NOT EXISTS (SELECT 1 FROM "
+                  "replicas r WHERE r.id = sessions.replica "
+                  "AND r.last_seen_us >= :cutoff)"));
+      stmt.Bind(":now", now_us);
+      stmt.Bind(":self", self);
+      stmt.Bind(":cutoff", cutoff_us);
+      int rc = stmt.Step();
+      if (rc != SQLITE_DONE) return Error(op, rc);
+      marked = sqlite3_changes(db_);
+    }
+    MEZ_ASSIGN_OR_RETURN(Statement drop,
+                         Prepare(op,
+                                 "DELETE FROM replicas WHERE "
+                                 "last_seen_us < :cutoff AND id != :self"));
+    drop.Bind(":cutoff", cutoff_us);
+    drop.Bind(":self", self);
+    int rc = drop.Step();
+    if (rc != SQLITE_DONE) return Error(op, rc);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return marked;
 }
 
 // The details text to store for `event` (checks the type too).

@@ -356,6 +356,7 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
   s.command = h.command;
   s.started_us = h.started_at_us > 0 ? h.started_at_us : now_us;
   s.status = catalog::SessionStatus::kRecording;
+  s.replica = opt_.replica_id;
   const RecordingConfig& rec = opt_.recording;
   std::string format = rec.enabled ? rec.formats.at(kind_s) : "none";
   s.encrypted = format != "none" && rec.encryption_key.has_value();

@@ -63,6 +63,9 @@ struct IngestOptions {
   catalog::Catalog* catalog = nullptr;            // Not owned.
   const auth::TokenVerifier* verifier = nullptr;  // Not owned.
   Clock* clock = nullptr;                         // Default: RealClock().
+  // This mezrecd's replica id, recorded in the sessions it creates
+  // (catalog/replica_lease.h). Empty: none.
+  std::string replica_id;
 };
 
 class IngestManager;

@@ -10,6 +10,7 @@
 #include "libmez/auth/keys.h"
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/catalog/replica_lease.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/ingest.h"
 #include "libmez/rpc/recording_service.h"
@@ -106,6 +107,9 @@ Result<std::unique_ptr<store::BlobStore>> OpenStore(const ServerConfig& c) {
   if (!s3.region.empty()) o.s3.region = s3.region;
   o.s3.access_key = s3.access_key;
   o.s3.secret_key = s3.secret_key;
+  // No keys: S3Client::New walks the AWS credentials chain and fails with
+  // one message naming MEZITE_S3_ACCESS_KEY and what the chain found.
+  o.s3.session_token = s3.session_token;
   o.s3.endpoint = s3.endpoint;
   o.s3.force_path_style = s3.force_path_style;
   o.s3.ca_file = s3.ca_file;
@@ -142,9 +146,11 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
       auto catalog, catalog::OpenCatalog(config.db_url.empty()
                                              ? config.data_dir + "/catalog.db"
                                              : config.db_url));
+  // Dropped (after the streams have ended) before the catalog closes.
+  std::unique_ptr<catalog::ReplicaLease> lease;
+  std::string replica_id = catalog::NewReplicaId();
   if (config.db_url.empty()) {
-    // Only with its own catalog: a shared one holds other replicas' live
-    // sessions, which this process must not declare interrupted.
+    // Its own catalog: whatever is still recording was left by a crash.
     MEZ_ASSIGN_OR_RETURN(int interrupted,
                          catalog->MarkInterruptedSessions(clock->WallMicros()));
     if (interrupted > 0) {
@@ -153,6 +159,17 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
                            "stopped; marked incomplete (their files are "
                            "readable up to the interruption)";
     }
+  } else {
+    // A shared one holds other replicas' live sessions: only those of a
+    // replica whose lease expired are interrupted, now and periodically.
+    catalog::ReplicaLeaseOptions lopt;
+    lopt.catalog = catalog.get();
+    lopt.clock = clock;
+    lopt.id = replica_id;
+    lopt.timeout_us = config.replica_lease_timeout_us;
+    MEZ_ASSIGN_OR_RETURN(lease, catalog::ReplicaLease::Start(std::move(lopt)));
+    MEZ_LOG(kInfo) << "replica " << replica_id << " (lease timeout "
+                   << config.replica_lease_timeout_us / 1'000'000 << " s)";
   }
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobStore> store,
                        OpenStore(config));
@@ -163,6 +180,7 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   iopt.catalog = catalog.get();
   iopt.verifier = verifier.get();
   iopt.clock = clock;
+  iopt.replica_id = replica_id;
   auto ingest = std::make_unique<IngestManager>(std::move(iopt));
   ingest->StartTimer();
   auto pool = std::make_unique<ThreadPool>(4);
@@ -280,6 +298,7 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   MEZ_LOG(kDebug) << "gRPC server stopped";
   pool.reset();    // Runs what the last reactions handed over.
   ingest.reset();  // Closes the shared pcaps.
+  lease.reset();   // What still records is now an orphan to the others.
   MEZ_LOG(kInfo) << "stopped";
   return Status::Ok();
 }

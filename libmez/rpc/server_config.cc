@@ -52,6 +52,19 @@ Status SetEncryptionKey(RecordingConfig* rec, const std::string& key,
   return Status::Ok();
 }
 
+// At least a second: the lease is renewed every third of it, and each
+// renewal is a catalog round trip.
+Status SetLeaseTimeout(const std::string& key, const std::string& text,
+                       ServerConfig* cfg) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) return KeyError(key, d.status().message());
+  if (*d < 1'000'000) {
+    return KeyError(key, "'" + text + "' is below the minimum of 1s");
+  }
+  cfg->replica_lease_timeout_us = *d;
+  return Status::Ok();
+}
+
 // yaml-cpp throws; every access goes through here.
 Result<std::string> Scalar(const YAML::Node& n, const std::string& key) {
   if (!n.IsScalar()) return KeyError(key, "expected a single value");
@@ -222,12 +235,16 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
         auto d = ParseDuration(s);
         if (!d.ok()) return KeyError(name, d.status().message());
         cfg->shutdown_grace_us = *d;
+      } else if (name == "replicaLeaseTimeout") {
+        MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
+        MEZ_RETURN_IF_ERROR(SetLeaseTimeout(name, s, cfg));
       } else if (name == "roles" || name == "proxyListen") {
         MEZ_RETURN_IF_ERROR(ApplyProxyYaml(name, v, cfg));
       } else {
         return KeyError(name,
                         "unknown key (known: dataDir, listen, insecure, "
-                        "logLevel, shutdownGrace, dbUrl, recording, roles, "
+                        "logLevel, shutdownGrace, dbUrl, "
+                        "replicaLeaseTimeout, recording, roles, "
                         "proxyListen)");
       }
     }
@@ -280,16 +297,34 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
     }
   }
   if (auto v = env("MEZITE_DB_URL")) cfg->db_url = *v;
+  if (auto v = env("MEZITE_REPLICA_LEASE_TIMEOUT")) {
+    MEZ_RETURN_IF_ERROR(
+        SetLeaseTimeout("MEZITE_REPLICA_LEASE_TIMEOUT", *v, cfg));
+  }
   if (auto v = env("MEZITE_RECORDING_BACKEND")) rec.backend = *v;
   S3Config& s3 = rec.s3;
-  // The standard AWS variables first, so that MEZITE_S3_* win.
+  // The standard AWS variables first, so that MEZITE_S3_* win. Keys from
+  // the file win over AWS_* too: explicit configuration comes first in the
+  // AWS credentials chain. With no keys at all, mezrecd walks the rest of
+  // the chain (shared file, ECS, EC2 metadata) at start.
   if (auto v = env("AWS_REGION")) s3.region = *v;
-  if (auto v = env("AWS_ACCESS_KEY_ID")) s3.access_key = *v;
-  if (auto v = env("AWS_SECRET_ACCESS_KEY")) s3.secret_key = *v;
+  if (s3.access_key.empty() && s3.secret_key.empty()) {
+    if (auto v = env("AWS_ACCESS_KEY_ID")) s3.access_key = *v;
+    if (auto v = env("AWS_SECRET_ACCESS_KEY")) s3.secret_key = *v;
+    if (auto v = env("AWS_SESSION_TOKEN")) s3.session_token = *v;
+  }
   if (auto v = env("MEZITE_S3_BUCKET")) s3.bucket = *v;
   if (auto v = env("MEZITE_S3_REGION")) s3.region = *v;
-  if (auto v = env("MEZITE_S3_ACCESS_KEY")) s3.access_key = *v;
-  if (auto v = env("MEZITE_S3_SECRET_KEY")) s3.secret_key = *v;
+  // A session token belongs to the AWS_* pair; overriding either key drops
+  // it.
+  if (auto v = env("MEZITE_S3_ACCESS_KEY")) {
+    s3.access_key = *v;
+    s3.session_token.clear();
+  }
+  if (auto v = env("MEZITE_S3_SECRET_KEY")) {
+    s3.secret_key = *v;
+    s3.session_token.clear();
+  }
   if (auto v = env("MEZITE_S3_PREFIX")) s3.prefix = *v;
   if (auto v = env("MEZITE_S3_ENDPOINT")) s3.endpoint = *v;
   if (auto v = env("MEZITE_S3_CA_FILE")) s3.ca_file = *v;
@@ -376,6 +411,10 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
   if (flags.storage_path) cfg.recording.storage_path = *flags.storage_path;
   if (flags.gzip) cfg.recording.gzip = *flags.gzip;
   if (flags.log_level) cfg.log_level = *flags.log_level;
+  if (flags.replica_lease_timeout) {
+    MEZ_RETURN_IF_ERROR(SetLeaseTimeout("--replica-lease-timeout",
+                                        *flags.replica_lease_timeout, &cfg));
+  }
 
   if (cfg.data_dir.empty() || cfg.data_dir[0] != '/') {
     return InvalidArgument("data dir '" + cfg.data_dir +
@@ -398,13 +437,20 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
                            "recording.backend)");
   }
   if (rec.backend == "s3") {
-    const char* missing = rec.s3.bucket.empty()       ? "MEZITE_S3_BUCKET"
-                          : rec.s3.access_key.empty() ? "MEZITE_S3_ACCESS_KEY"
-                          : rec.s3.secret_key.empty() ? "MEZITE_S3_SECRET_KEY"
-                                                      : nullptr;
-    if (missing != nullptr) {
-      return InvalidArgument(std::string("the s3 recording backend needs ") +
-                             missing + " (or recording.s3 in the config)");
+    if (rec.s3.bucket.empty()) {
+      return InvalidArgument(
+          "the s3 recording backend needs MEZITE_S3_BUCKET (or "
+          "recording.s3 in the config)");
+    }
+    // Neither key: the AWS credentials chain, resolved when the store
+    // opens. Only one: a mistake.
+    if (rec.s3.access_key.empty() != rec.s3.secret_key.empty()) {
+      return InvalidArgument(
+          std::string("the s3 recording backend needs ") +
+          (rec.s3.access_key.empty() ? "MEZITE_S3_ACCESS_KEY"
+                                     : "MEZITE_S3_SECRET_KEY") +
+          " as well (or recording.s3 in the config), or neither key to use "
+          "the AWS credentials chain");
     }
   }
   if (!cfg.db_url.empty() && cfg.db_url.rfind("postgres://", 0) != 0 &&

@@ -16,11 +16,15 @@ namespace mez::rpc {
 
 // recording.s3 / MEZITE_S3_*: where recordings go with backend "s3".
 struct S3Config {
-  std::string bucket;      // MEZITE_S3_BUCKET (required)
-  std::string region;      // MEZITE_S3_REGION, else AWS_REGION; us-east-1
-  std::string access_key;  // MEZITE_S3_ACCESS_KEY, else AWS_ACCESS_KEY_ID
-  std::string secret_key;  // MEZITE_S3_SECRET_KEY, else AWS_SECRET_ACCESS_KEY
-  std::string prefix;      // MEZITE_S3_PREFIX
+  std::string bucket;  // MEZITE_S3_BUCKET (required)
+  std::string region;  // MEZITE_S3_REGION, else AWS_REGION; us-east-1
+  // MEZITE_S3_ACCESS_KEY / _SECRET_KEY, else the file's, else
+  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN).
+  // Both empty: the rest of the AWS credentials chain (s3_credentials.h).
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;
+  std::string prefix;             // MEZITE_S3_PREFIX
   bool force_path_style = false;  // MEZITE_S3_FORCE_PATH_STYLE
   std::string endpoint;  // MEZITE_S3_ENDPOINT; empty: AWS for the region
   std::string ca_file;   // MEZITE_S3_CA_FILE
@@ -54,6 +58,11 @@ struct ServerConfig {
   // postgres:// URL (yaml `dbUrl`, MEZITE_DB_URL). Several mezrecd replicas
   // share one PostgreSQL (and one S3 bucket, and the data dir's keys).
   std::string db_url;
+  // With a shared catalog: a replica whose lease went unrenewed this long
+  // is presumed dead and its sessions still recording are marked
+  // incomplete (catalog/replica_lease.h). yaml `replicaLeaseTimeout`,
+  // MEZITE_REPLICA_LEASE_TIMEOUT, --replica-lease-timeout; at least 1 s.
+  int64_t replica_lease_timeout_us = 60'000'000;
   // Roles this process serves: "auth" (always; the gRPC cluster service)
   // and optionally "proxy" (the SSH jump host on proxy_listen). yaml
   // `roles` (a list or "auth,proxy"), MEZITE_ROLES, --roles.
@@ -74,6 +83,7 @@ struct ConfigFlags {
   std::optional<std::string> log_level;
   std::optional<std::string> roles;  // "auth,proxy"
   std::optional<std::string> proxy_listen;
+  std::optional<std::string> replica_lease_timeout;  // A duration: "60s".
 };
 
 // Reads the YAML file (when config_path is set), then the environment

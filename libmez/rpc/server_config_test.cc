@@ -205,5 +205,44 @@ TEST_F(ServerConfigTest, InsecureOnlyOnLoopback) {
   EXPECT_FALSE(Load("", f).ok());
 }
 
+TEST_F(ServerConfigTest, ReplicaLeaseTimeoutFileEnvFlagAndMinimum) {
+  auto c = Load("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->replica_lease_timeout_us, 60'000'000);
+  c = Load("replicaLeaseTimeout: 2m\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->replica_lease_timeout_us, 120'000'000);
+  env_["MEZITE_REPLICA_LEASE_TIMEOUT"] = "30s";
+  c = Load("replicaLeaseTimeout: 2m\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->replica_lease_timeout_us, 30'000'000);
+  ConfigFlags f;
+  f.replica_lease_timeout = "2s";
+  c = Load("replicaLeaseTimeout: 2m\n", f);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->replica_lease_timeout_us, 2'000'000);
+
+  // Each source is named in its error.
+  env_.clear();
+  c = Load("replicaLeaseTimeout: 500ms\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("replicaLeaseTimeout"), std::string::npos)
+      << c.status().ToString();
+  EXPECT_NE(c.status().message().find("minimum of 1s"), std::string::npos);
+  env_["MEZITE_REPLICA_LEASE_TIMEOUT"] = "60";
+  c = Load("");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("MEZITE_REPLICA_LEASE_TIMEOUT"),
+            std::string::npos)
+      << c.status().ToString();
+  env_.clear();
+  f.replica_lease_timeout = "0s";
+  c = Load("", f);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("--replica-lease-timeout"),
+            std::string::npos)
+      << c.status().ToString();
+}
+
 }  // namespace
 }  // namespace mez::rpc

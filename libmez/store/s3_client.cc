@@ -465,11 +465,12 @@ Result<std::unique_ptr<S3Client>> S3Client::New(S3Options options) {
     return InvalidArgument("S3 bucket name '" + options.bucket +
                            "' contains '/': check MEZITE_S3_BUCKET");
   }
-  if (options.access_key.empty()) {
-    return InvalidArgument("no S3 access key: set MEZITE_S3_ACCESS_KEY");
-  }
-  if (options.secret_key.empty()) {
-    return InvalidArgument("no S3 secret key: set MEZITE_S3_SECRET_KEY");
+  if (options.credentials == nullptr) {
+    CredentialChainOptions chain;
+    chain.explicit_access_key = options.access_key;
+    chain.explicit_secret_key = options.secret_key;
+    chain.explicit_session_token = options.session_token;
+    MEZ_ASSIGN_OR_RETURN(options.credentials, ResolveCredentials(chain));
   }
   if (options.region.empty()) {
     return InvalidArgument("no S3 region: set MEZITE_S3_REGION");
@@ -496,9 +497,7 @@ Result<std::unique_ptr<S3Client>> S3Client::New(S3Options options) {
 S3Client::S3Client(S3Options options, std::string scheme, std::string host)
     : options_(std::move(options)),
       scheme_(std::move(scheme)),
-      host_(std::move(host)) {
-  cred_ = {options_.access_key, options_.secret_key, options_.region, "s3"};
-}
+      host_(std::move(host)) {}
 
 S3Client::~S3Client() {
   for (void* h : idle_) curl_easy_cleanup(static_cast<CURL*>(h));
@@ -521,6 +520,14 @@ void S3Client::ReturnHandle(void* handle) {
   idle_.push_back(handle);
 }
 
+std::string S3Client::KeyForMessages() const {
+  auto cred = options_.credentials->Get();
+  std::string key = cred.ok() ? cred->access_key : "?";
+  std::string source = options_.credentials->source();
+  if (source == "MEZITE_S3_ACCESS_KEY") return "'" + key + "'";
+  return "'" + key + "' (from " + source + ")";
+}
+
 std::string S3Client::Describe(const std::string& key) const {
   return "s3://" + options_.bucket + "/" + key;
 }
@@ -536,6 +543,11 @@ Result<S3Client::Response> S3Client::Attempt(const Request& req,
   std::string query = EncodedQuery(req.query);
   if (!query.empty()) url += "?" + query;
 
+  auto cred = options_.credentials->Get();
+  if (!cred.ok()) {
+    return cred.status().WithContext("S3 credentials from " +
+                                     options_.credentials->source());
+  }
   auto now = std::chrono::system_clock::now();
   std::string amz_date = AmzDate(
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch())
@@ -548,15 +560,20 @@ Result<S3Client::Response> S3Client::Attempt(const Request& req,
   sig.headers = {{"host", host},
                  {"x-amz-date", amz_date},
                  {"x-amz-content-sha256", sig.payload_sha256}};
+  if (!cred->session_token.empty()) {
+    sig.headers.emplace_back("x-amz-security-token", cred->session_token);
+  }
   for (const auto& h : req.headers) sig.headers.push_back(h);
+  SigV4Credentials signing{cred->access_key, cred->secret_key, options_.region,
+                           "s3"};
 
   struct curl_slist* list = nullptr;
   for (const auto& [name, value] : sig.headers) {
     list = curl_slist_append(list, (name + ": " + value).c_str());
   }
   list = curl_slist_append(
-      list,
-      ("Authorization: " + AuthorizationHeader(sig, cred_, amz_date)).c_str());
+      list, ("Authorization: " + AuthorizationHeader(sig, signing, amz_date))
+                .c_str());
   // No "Expect: 100-continue" round trip, and no form Content-Type on POST.
   list = curl_slist_append(list, "Expect:");
   list = curl_slist_append(list, "Content-Type:");
@@ -681,13 +698,19 @@ Status S3Client::ErrorStatus(const Request& req, const Response& resp) const {
     return Status(Code::kUnauthenticated,
                   "S3 rejected the signature of " + what +
                       ": check MEZITE_S3_SECRET_KEY (and that "
-                      "MEZITE_S3_ACCESS_KEY '" +
-                      options_.access_key + "' is right)" + detail);
+                      "MEZITE_S3_ACCESS_KEY " +
+                      KeyForMessages() + " is right)" + detail);
   }
   if (code == "InvalidAccessKeyId") {
     return Status(Code::kUnauthenticated,
-                  "S3 does not know access key '" + options_.access_key +
-                      "': check MEZITE_S3_ACCESS_KEY" + detail);
+                  "S3 does not know access key " + KeyForMessages() +
+                      ": check MEZITE_S3_ACCESS_KEY" + detail);
+  }
+  if (code == "ExpiredToken" || code == "InvalidToken" ||
+      code == "TokenRefreshRequired") {
+    return Status(Code::kUnauthenticated,
+                  "S3 rejected the session token of access key " +
+                      KeyForMessages() + detail);
   }
   if (code == "AuthorizationHeaderMalformed" || code == "InvalidRegion" ||
       code == "IllegalLocationConstraintException") {

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "libmez/store/s3_credentials.h"
 #include "libmez/store/sigv4.h"
 #include "libmez/util/status.h"
 
@@ -33,8 +34,14 @@ struct S3Options {
   std::string endpoint;              // MEZITE_S3_ENDPOINT
   std::string bucket;                // MEZITE_S3_BUCKET
   std::string region = "us-east-1";  // MEZITE_S3_REGION
-  std::string access_key;            // MEZITE_S3_ACCESS_KEY
-  std::string secret_key;            // MEZITE_S3_SECRET_KEY
+  // Both set: these keys. Both empty (and no `credentials`): the AWS
+  // chain of s3_credentials.h, resolved by New().
+  std::string access_key;     // MEZITE_S3_ACCESS_KEY
+  std::string secret_key;     // MEZITE_S3_SECRET_KEY
+  std::string session_token;  // With temporary explicit keys.
+  // When set, wins over the keys above: every request is signed with what
+  // it hands out at that moment (temporary keys are refreshed).
+  std::shared_ptr<CredentialsProvider> credentials;
   // http://host/bucket/key instead of http://bucket.host/key (MinIO, Swift,
   // and any bucket name with dots under TLS).
   bool force_path_style = false;  // MEZITE_S3_FORCE_PATH_STYLE
@@ -99,7 +106,8 @@ struct CompletedPart {
 };
 
 // Thread-safe: requests may run concurrently from several threads; idle
-// libcurl handles (and their connections) are kept for reuse.
+// libcurl handles (and their connections) are kept for reuse. Temporary
+// credentials go out as x-amz-security-token, which is signed.
 class S3Client {
  public:
   static Result<std::unique_ptr<S3Client>> New(S3Options options);
@@ -155,11 +163,12 @@ class S3Client {
   Result<Response> Attempt(const Request& req, bool* transient);
   // Maps a non-2xx response to the Status the caller should see.
   Status ErrorStatus(const Request& req, const Response& resp) const;
+  // "'AKID' (from <source>)", for error messages.
+  std::string KeyForMessages() const;
   void* TakeHandle();
   void ReturnHandle(void* handle);
 
   S3Options options_;
-  SigV4Credentials cred_;
   std::string scheme_;  // "https"
   std::string host_;    // "s3.amazonaws.com:443" as given (port kept)
   std::mutex mu_;

@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <vector>
 
 #include "libmez/record/gzip.h"
@@ -21,11 +25,121 @@ namespace {
 
 constexpr size_t kMinPartSize = 5 << 20;
 
-// Buffers one part at a time; see s3_store.h.
+// One object's uploads, run in order on the store's upload pool (or
+// inline when there is none). Jobs are serial per object so that the
+// multipart upload is created before its parts and completed after them;
+// objects proceed in parallel on the pool's threads. The first failing
+// job's Status sticks and the jobs after it are skipped.
+class UploadQueue : public std::enable_shared_from_this<UploadQueue> {
+ public:
+  UploadQueue(ThreadPool* pool, int max_in_flight)
+      : pool_(pool), max_in_flight_(std::max(1, max_in_flight)) {}
+
+  // Queues a part job, first waiting while max_in_flight part jobs are
+  // pending. Returns the first error so far instead of queueing.
+  Status AddPart(std::function<Status()> job) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] {
+      return parts_pending_ < max_in_flight_ || !error_.ok();
+    });
+    if (!error_.ok()) return error_;
+    ++parts_pending_;
+    Enqueue(std::move(job), true, &lock);
+    return Status::Ok();
+  }
+
+  // Queues `job`, then waits until every job has run; the first error.
+  Status Finish(std::function<Status()> job) {
+    std::unique_lock<std::mutex> lock(mu_);
+    Enqueue(std::move(job), false, &lock);
+    cv_.wait(lock, [this] { return jobs_.empty() && !running_; });
+    return error_;
+  }
+
+  // Waits until every job has run; the first error.
+  Status Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return jobs_.empty() && !running_; });
+    return error_;
+  }
+
+  Status error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+ private:
+  struct Job {
+    std::function<Status()> run;
+    bool part;
+  };
+
+  void Enqueue(std::function<Status()> job, bool part,
+               std::unique_lock<std::mutex>* lock) {
+    jobs_.push_back({std::move(job), part});
+    if (running_) return;
+    running_ = true;
+    if (pool_ == nullptr) {
+      lock->unlock();
+      Run();
+      lock->lock();
+    } else {
+      pool_->Submit([self = shared_from_this()] { self->Run(); });
+    }
+  }
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!jobs_.empty()) {
+      Job job = std::move(jobs_.front());
+      jobs_.pop_front();
+      if (error_.ok()) {
+        lock.unlock();
+        Status s = job.run();
+        lock.lock();
+        if (!s.ok() && error_.ok()) error_ = s;
+      }
+      if (job.part) --parts_pending_;
+      cv_.notify_all();
+    }
+    running_ = false;
+    cv_.notify_all();
+  }
+
+  ThreadPool* pool_;
+  const int max_in_flight_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;   // Guarded by mu_, as are the three below.
+  int parts_pending_ = 0;  // Part jobs queued or running.
+  bool running_ = false;   // A Run() is draining jobs_.
+  Status error_;
+};
+
+// Part size for the next part: doubles every 1,000 parts (up to 16x) to
+// stay within S3's 10,000-part limit.
+size_t PartSizeAfter(size_t base, int parts) {
+  return base << std::min(parts / 1000, 4);
+}
+
+Status CheckPartNumber(S3Client* client, const std::string& key, int number) {
+  if (number > 10'000) {
+    return FailedPrecondition(client->Describe(key) +
+                              " is over the 10,000-part limit of S3");
+  }
+  return Status::Ok();
+}
+
+// Buffers appended bytes in memory and queues each full part; see
+// s3_store.h.
 class S3Sink : public record::ByteSink {
  public:
-  S3Sink(S3Client* client, std::string key, size_t part_size)
-      : client_(client), key_(std::move(key)), part_size_(part_size) {}
+  S3Sink(S3Client* client, std::string key, size_t part_size, ThreadPool* pool,
+         int max_in_flight)
+      : client_(client),
+        key_(std::move(key)),
+        part_size_(part_size),
+        queue_(std::make_shared<UploadQueue>(pool, max_in_flight)) {}
 
   ~S3Sink() override {
     if (closed_) return;
@@ -39,23 +153,42 @@ class S3Sink : public record::ByteSink {
 
   Status Append(std::string_view data) override {
     if (closed_) return FailedPrecondition("append to a closed S3 object");
-    MEZ_RETURN_IF_ERROR(error_);
+    MEZ_RETURN_IF_ERROR(queue_->error());
     buf_.append(data);
     written_ += data.size();
-    while (buf_.size() >= PartSize()) {
-      Status s = UploadFront(PartSize());
-      if (!s.ok()) return error_ = s;
+    while (buf_.size() >= PartSizeAfter(part_size_, queued_parts_)) {
+      size_t n = PartSizeAfter(part_size_, queued_parts_);
+      int number = ++queued_parts_;
+      MEZ_RETURN_IF_ERROR(CheckPartNumber(client_, key_, number));
+      std::string part = buf_.substr(0, n);
+      buf_.erase(0, n);
+      MEZ_RETURN_IF_ERROR(
+          queue_->AddPart([this, number, part = std::move(part)] {
+            return Upload(number, part);
+          }));
     }
     return Status::Ok();
   }
 
-  Status Flush() override { return error_; }
+  Status Flush() override { return queue_->error(); }
 
   Status Close() override {
     if (closed_) return Status::Ok();
     closed_ = true;
-    Status s = error_;
-    if (s.ok()) s = Finish();
+    Status s;
+    if (queued_parts_ == 0) {
+      s = queue_->Finish([this] { return client_->PutObject(key_, buf_); });
+    } else {
+      int number = ++queued_parts_;
+      bool last = !buf_.empty();
+      s = queue_->Finish([this, number, last]() -> Status {
+        if (last) {
+          MEZ_RETURN_IF_ERROR(CheckPartNumber(client_, key_, number));
+          MEZ_RETURN_IF_ERROR(Upload(number, buf_));
+        }
+        return client_->CompleteMultipartUpload(key_, upload_id_, parts_);
+      });
+    }
     if (!s.ok() && !upload_id_.empty()) {
       Status a = client_->AbortMultipartUpload(key_, upload_id_);
       if (!a.ok()) {
@@ -71,60 +204,46 @@ class S3Sink : public record::ByteSink {
   uint64_t bytes_written() const override { return written_; }
 
  private:
-  size_t PartSize() const {
-    size_t doublings = std::min<size_t>(parts_.size() / 1000, 4);
-    return part_size_ << doublings;
-  }
-
-  Status UploadFront(size_t n) {
+  // On the upload thread.
+  Status Upload(int number, std::string_view data) {
     if (upload_id_.empty()) {
       MEZ_ASSIGN_OR_RETURN(upload_id_, client_->CreateMultipartUpload(key_));
     }
-    int number = static_cast<int>(parts_.size()) + 1;
-    if (number > 10'000) {
-      return FailedPrecondition(client_->Describe(key_) +
-                                " is over the 10,000-part limit of S3");
-    }
-    MEZ_ASSIGN_OR_RETURN(
-        std::string etag,
-        client_->UploadPart(key_, upload_id_, number,
-                            std::string_view(buf_).substr(0, n)));
+    MEZ_ASSIGN_OR_RETURN(std::string etag,
+                         client_->UploadPart(key_, upload_id_, number, data));
     parts_.push_back({number, std::move(etag)});
-    buf_.erase(0, n);
     return Status::Ok();
-  }
-
-  Status Finish() {
-    if (upload_id_.empty()) return client_->PutObject(key_, buf_);
-    if (!buf_.empty()) MEZ_RETURN_IF_ERROR(UploadFront(buf_.size()));
-    return client_->CompleteMultipartUpload(key_, upload_id_, parts_);
   }
 
   S3Client* client_;
   std::string key_;
   size_t part_size_;
+  std::shared_ptr<UploadQueue> queue_;
+  // The writer's side.
   std::string buf_;
+  int queued_parts_ = 0;
+  uint64_t written_ = 0;
+  bool closed_ = false;
+  // The upload jobs' side (serial; read by Close after the queue drained).
   std::string upload_id_;
   std::vector<CompletedPart> parts_;
-  uint64_t written_ = 0;
-  Status error_;
-  bool closed_ = false;
 };
 
 // Like S3Sink, but every appended byte goes to a local spool file first
-// (fsynced by Sync), and parts are read back from it: memory stays small
-// however many recordings are open, and a crash loses nothing that was
-// appended. `<spool>.meta` names the key and the multipart upload so that
-// S3Store::RecoverSpools can finish the object after a restart.
+// (fsynced by Sync), and the upload jobs read parts back from it: memory
+// stays small however many recordings are open, and a crash loses nothing
+// that was appended. `<spool>.meta` names the key and the multipart upload
+// so that S3Store::RecoverSpools can finish the object after a restart.
 class SpooledS3Sink : public record::ByteSink {
  public:
   SpooledS3Sink(S3Client* client, std::string key, size_t part_size,
-                std::string path, int fd)
+                std::string path, int fd, ThreadPool* pool, int max_in_flight)
       : client_(client),
         key_(std::move(key)),
         part_size_(part_size),
         path_(std::move(path)),
-        fd_(fd) {}
+        fd_(fd),
+        queue_(std::make_shared<UploadQueue>(pool, max_in_flight)) {}
 
   ~SpooledS3Sink() override {
     if (!closed_) {
@@ -134,24 +253,26 @@ class SpooledS3Sink : public record::ByteSink {
                         << s.ToString() << " (spool kept: " << path_ << ")";
       }
     }
+    queue_->Drain();
     if (fd_ >= 0) close(fd_);
   }
 
   Status Append(std::string_view data) override {
     if (closed_) return FailedPrecondition("append to a closed S3 object");
-    MEZ_RETURN_IF_ERROR(error_);
+    MEZ_RETURN_IF_ERROR(write_error_);
+    MEZ_RETURN_IF_ERROR(queue_->error());
     Status w = WriteAll(fd_, data);
-    if (!w.ok()) return error_ = w;
+    if (!w.ok()) return write_error_ = w;
     written_ += data.size();
-    while (written_ - uploaded_ >= part_size_) {
-      Status s = UploadPart(part_size_);
-      if (!s.ok()) return error_ = s;
-    }
-    return Status::Ok();
+    return QueueFullParts();
   }
-  Status Flush() override { return error_; }
+  Status Flush() override {
+    MEZ_RETURN_IF_ERROR(write_error_);
+    return queue_->error();
+  }
   Status Sync() override {
-    MEZ_RETURN_IF_ERROR(error_);
+    MEZ_RETURN_IF_ERROR(write_error_);
+    MEZ_RETURN_IF_ERROR(queue_->error());
     if (fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
     return Status::Ok();
   }
@@ -159,9 +280,12 @@ class SpooledS3Sink : public record::ByteSink {
   Status Close() override {
     if (closed_) return Status::Ok();
     closed_ = true;
-    Status s = error_;
-    if (s.ok()) s = Finish();
-    if (!s.ok()) return s;  // The spool stays for RecoverSpools.
+    // On failure the spool stays for RecoverSpools.
+    if (!write_error_.ok()) {
+      queue_->Drain();
+      return write_error_;
+    }
+    MEZ_RETURN_IF_ERROR(Finish());
     unlink(path_.c_str());
     unlink((path_ + ".meta").c_str());
     return Status::Ok();
@@ -169,27 +293,71 @@ class SpooledS3Sink : public record::ByteSink {
 
   uint64_t bytes_written() const override { return written_; }
 
-  // Uploads the whole spool file (a restart's leftover) as `key`.
+  // Uploads the whole spool file (a restart's leftover) as `key`, on the
+  // calling thread.
   static Status UploadFile(S3Client* client, const std::string& key,
                            const std::string& path, size_t part_size) {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ErrnoStatus("open " + path, errno);
     struct stat st;
-    fstat(fd, &st);
-    SpooledS3Sink sink(client, key, part_size, path, fd);
+    if (fstat(fd, &st) != 0) {
+      int err = errno;
+      close(fd);
+      return ErrnoStatus("stat " + path, err);
+    }
+    SpooledS3Sink sink(client, key, part_size, path, fd, nullptr, 1);
     sink.written_ = static_cast<uint64_t>(st.st_size);
     sink.meta_ = false;
-    while (sink.written_ - sink.uploaded_ >= part_size) {
-      MEZ_RETURN_IF_ERROR(sink.UploadPart(part_size));
-    }
     sink.closed_ = true;
-    MEZ_RETURN_IF_ERROR(sink.Finish());
-    close(sink.fd_);
-    sink.fd_ = -1;
-    return Status::Ok();
+    MEZ_RETURN_IF_ERROR(sink.QueueFullParts());
+    return sink.Finish();
   }
 
  private:
+  Status QueueFullParts() {
+    while (written_ - queued_ >= PartSizeAfter(part_size_, queued_parts_)) {
+      size_t n = PartSizeAfter(part_size_, queued_parts_);
+      int number = ++queued_parts_;
+      MEZ_RETURN_IF_ERROR(CheckPartNumber(client_, key_, number));
+      uint64_t offset = queued_;
+      queued_ += n;
+      MEZ_RETURN_IF_ERROR(queue_->AddPart(
+          [this, number, offset, n] { return Upload(number, offset, n); }));
+    }
+    return Status::Ok();
+  }
+
+  // Uploads what is left, completes the object and checks its size; waits
+  // for all of it.
+  Status Finish() {
+    uint64_t size = written_;
+    uint64_t offset = queued_;
+    int number = queued_parts_ + 1;
+    bool multipart = queued_parts_ > 0;
+    return queue_->Finish([this, size, offset, number, multipart]() -> Status {
+      if (!multipart) {
+        MEZ_ASSIGN_OR_RETURN(std::string data, ReadSpool(0, size));
+        MEZ_RETURN_IF_ERROR(client_->PutObject(key_, data));
+      } else {
+        if (size > offset) {
+          MEZ_RETURN_IF_ERROR(CheckPartNumber(client_, key_, number));
+          MEZ_RETURN_IF_ERROR(
+              Upload(number, offset, static_cast<size_t>(size - offset)));
+        }
+        MEZ_RETURN_IF_ERROR(
+            client_->CompleteMultipartUpload(key_, upload_id_, parts_));
+      }
+      // The spool goes only once the object is there with every byte.
+      MEZ_ASSIGN_OR_RETURN(S3Object head, client_->HeadObject(key_));
+      if (head.size != size) {
+        return DataLoss(client_->Describe(key_) + " has " +
+                        std::to_string(head.size) + " bytes, not " +
+                        std::to_string(size));
+      }
+      return Status::Ok();
+    });
+  }
+
   Result<std::string> ReadSpool(uint64_t offset, size_t n) {
     std::string buf(n, '\0');
     size_t got = 0;
@@ -209,42 +377,16 @@ class SpooledS3Sink : public record::ByteSink {
                            0600);
   }
 
-  Status UploadPart(size_t n) {
+  // On the upload thread.
+  Status Upload(int number, uint64_t offset, size_t n) {
     if (upload_id_.empty()) {
       MEZ_ASSIGN_OR_RETURN(upload_id_, client_->CreateMultipartUpload(key_));
       MEZ_RETURN_IF_ERROR(WriteMeta());
     }
-    int number = static_cast<int>(parts_.size()) + 1;
-    if (number > 10'000) {
-      return FailedPrecondition(client_->Describe(key_) +
-                                " is over the 10,000-part limit of S3");
-    }
-    MEZ_ASSIGN_OR_RETURN(std::string data, ReadSpool(uploaded_, n));
+    MEZ_ASSIGN_OR_RETURN(std::string data, ReadSpool(offset, n));
     MEZ_ASSIGN_OR_RETURN(std::string etag,
                          client_->UploadPart(key_, upload_id_, number, data));
     parts_.push_back({number, std::move(etag)});
-    uploaded_ += n;
-    return Status::Ok();
-  }
-
-  Status Finish() {
-    if (upload_id_.empty()) {
-      MEZ_ASSIGN_OR_RETURN(std::string data, ReadSpool(0, written_));
-      MEZ_RETURN_IF_ERROR(client_->PutObject(key_, data));
-    } else {
-      if (written_ > uploaded_) {
-        MEZ_RETURN_IF_ERROR(UploadPart(written_ - uploaded_));
-      }
-      MEZ_RETURN_IF_ERROR(
-          client_->CompleteMultipartUpload(key_, upload_id_, parts_));
-    }
-    // The spool goes only once the object is there with every byte.
-    MEZ_ASSIGN_OR_RETURN(S3Object head, client_->HeadObject(key_));
-    if (head.size != written_) {
-      return DataLoss(client_->Describe(key_) + " has " +
-                      std::to_string(head.size) + " bytes, not " +
-                      std::to_string(written_));
-    }
     return Status::Ok();
   }
 
@@ -254,12 +396,16 @@ class SpooledS3Sink : public record::ByteSink {
   std::string path_;
   int fd_;
   bool meta_ = true;
+  std::shared_ptr<UploadQueue> queue_;
+  // The writer's side.
+  uint64_t written_ = 0;
+  uint64_t queued_ = 0;  // Bytes handed to part jobs.
+  int queued_parts_ = 0;
+  Status write_error_;  // Sticky: the spool has a gap after it.
+  bool closed_ = false;
+  // The upload jobs' side (serial).
   std::string upload_id_;
   std::vector<CompletedPart> parts_;
-  uint64_t written_ = 0;
-  uint64_t uploaded_ = 0;
-  Status error_;
-  bool closed_ = false;
 };
 
 std::string SpoolName(const std::string& object_key) {
@@ -270,11 +416,15 @@ std::string SpoolName(const std::string& object_key) {
          ".spool";
 }
 
-// Reads [0, size) with Range GETs of `chunk` bytes.
+// Reads the object from its start with Range GETs of `chunk` bytes, each
+// only when the reader gets there, so that opening a large recording costs
+// one request whatever its size. The size is not asked for first (a HEAD
+// is a round trip before the first byte): a GET that returns less than
+// asked for is the last.
 class S3Source : public record::ByteSource {
  public:
-  S3Source(S3Client* client, std::string key, uint64_t size, size_t chunk)
-      : client_(client), key_(std::move(key)), size_(size), chunk_(chunk) {}
+  S3Source(S3Client* client, std::string key, size_t chunk)
+      : client_(client), key_(std::move(key)), chunk_(chunk) {}
 
   Result<size_t> Read(char* buf, size_t n) override {
     if (pos_ == buf_.size()) {
@@ -287,18 +437,15 @@ class S3Source : public record::ByteSource {
     return len;
   }
 
-  // Fetches the next chunk once the current one is consumed.
+  // Fetches the next chunk once the current one is consumed. kNotFound
+  // when there is no such object.
   Status Fill() {
     if (pos_ < buf_.size()) return Status::Ok();
     buf_.clear();
     pos_ = 0;
-    if (offset_ >= size_) return Status::Ok();
-    uint64_t want = std::min<uint64_t>(chunk_, size_ - offset_);
-    MEZ_ASSIGN_OR_RETURN(buf_, client_->GetObject(key_, offset_, want));
-    if (buf_.empty()) {
-      return DataLoss(client_->Describe(key_) + " ended at byte " +
-                      std::to_string(offset_) + " of " + std::to_string(size_));
-    }
+    if (eof_) return Status::Ok();
+    MEZ_ASSIGN_OR_RETURN(buf_, client_->GetObject(key_, offset_, chunk_));
+    eof_ = buf_.size() < chunk_;
     offset_ += buf_.size();
     return Status::Ok();
   }
@@ -307,9 +454,9 @@ class S3Source : public record::ByteSource {
  private:
   S3Client* client_;
   std::string key_;
-  uint64_t size_;
   size_t chunk_;
   uint64_t offset_ = 0;  // Next byte of the object to fetch.
+  bool eof_ = false;     // The last GET was short: nothing follows.
   std::string buf_;
   size_t pos_ = 0;
 };
@@ -341,6 +488,13 @@ Result<std::unique_ptr<S3Store>> S3Store::New(S3StoreOptions options) {
     MEZ_RETURN_IF_ERROR(store->RecoverSpools());
   }
   return store;
+}
+
+S3Store::S3Store(S3StoreOptions options, std::unique_ptr<S3Client> client)
+    : options_(std::move(options)), client_(std::move(client)) {
+  if (options_.upload_threads > 0) {
+    pool_ = std::make_unique<ThreadPool>(options_.upload_threads);
+  }
 }
 
 Status S3Store::RecoverSpools() {
@@ -421,7 +575,8 @@ Result<std::unique_ptr<record::ByteSink>> S3Store::Create(
   }
   if (options_.spool_dir.empty()) {
     return std::unique_ptr<record::ByteSink>(
-        new S3Sink(client_.get(), ObjectKey(key), options_.part_size));
+        new S3Sink(client_.get(), ObjectKey(key), options_.part_size,
+                   pool_.get(), options_.max_parts_in_flight));
   }
   std::string object = ObjectKey(key);
   std::string path = options_.spool_dir + "/" + SpoolName(object);
@@ -437,22 +592,20 @@ Result<std::unique_ptr<record::ByteSink>> S3Store::Create(
     return meta;
   }
   return std::unique_ptr<record::ByteSink>(
-      new SpooledS3Sink(client_.get(), object, options_.part_size, path, fd));
+      new SpooledS3Sink(client_.get(), object, options_.part_size, path, fd,
+                        pool_.get(), options_.max_parts_in_flight));
 }
 
 Result<std::unique_ptr<record::ByteSource>> S3Store::Open(
     const std::string& key) {
   MEZ_RETURN_IF_ERROR(CheckKey(key));
-  auto head = client_->HeadObject(ObjectKey(key));
-  if (!head.ok()) {
-    if (head.status().code() == Code::kNotFound) {
-      return NotFound("no recording " + Describe(key));
-    }
-    return head.status();
-  }
   auto src = std::make_unique<S3Source>(client_.get(), ObjectKey(key),
-                                        head->size, options_.read_chunk_size);
-  MEZ_RETURN_IF_ERROR(src->Fill());
+                                        options_.read_chunk_size);
+  Status first = src->Fill();
+  if (first.code() == Code::kNotFound) {
+    return NotFound("no recording " + Describe(key));
+  }
+  MEZ_RETURN_IF_ERROR(first);
   if (src->Peek().starts_with("\x1f\x8b")) {
     return record::NewGunzipSource(std::move(src));
   }

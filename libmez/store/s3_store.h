@@ -1,16 +1,22 @@
 // Recordings in an S3 bucket (AWS S3, MinIO, Swift s3api, ...).
 //
-// Writes: Create returns a sink that buffers appended bytes and uploads
-// each full part (part_size, at least 5 MiB) as a multipart-upload part as
-// soon as it fills, so a long session never holds more than about one part
-// in memory. Close uploads the rest and completes the object; an object
+// Writes: Create returns a sink that buffers appended bytes (in memory, or
+// in a local spool file) and hands each full part (part_size, at least
+// 5 MiB) to the store's upload threads as a multipart-upload part. A
+// writer does not wait for S3: Append only blocks while its own object
+// already has max_parts_in_flight parts queued or uploading, so a slow or
+// hanging S3 request stalls that one object, never the writers of others.
+// An upload error is reported by the next Append, Flush, Sync or Close of
+// that object. Close uploads the rest, completes the object and returns
+// only once that is done (and, with a spool, the size checked); an object
 // that never filled a part is written with one PUT. The object becomes
 // visible in the bucket only at Close: Flush and Sync do not make bytes
-// durable (S3 has no append), they only report earlier errors.
+// durable in S3 (S3 has no append), they only report earlier errors.
 //
 // Reads: Open returns a source that reads the object with Range GETs of
-// read_chunk_size bytes; gzip objects are decompressed transparently, as
-// LocalStore does.
+// read_chunk_size bytes, each only when the reader gets there (Open itself
+// makes the first, and no HEAD); gzip objects are decompressed
+// transparently, as LocalStore does.
 #ifndef MEZ_STORE_S3_STORE_H_
 #define MEZ_STORE_S3_STORE_H_
 
@@ -19,6 +25,7 @@
 
 #include "libmez/store/blob_store.h"
 #include "libmez/store/s3_client.h"
+#include "libmez/util/thread_pool.h"
 
 namespace mez::store {
 
@@ -42,9 +49,16 @@ struct S3StoreOptions {
   // multipart uploads and uploading the spool afresh). A spool is deleted
   // only after a HEAD shows the completed object has every byte.
   std::string spool_dir;
+  // Threads that upload parts and complete objects for every sink of this
+  // store. 0: uploads run inside Append and Close (synchronously).
+  int upload_threads = 4;
+  // Per object: parts queued or uploading before Append waits. Bounds
+  // memory (without a spool each is a part_size buffer).
+  int max_parts_in_flight = 2;
 };
 
 // Thread-safe; each sink and source is used by one thread at a time.
+// REQUIRES: every sink is closed or destroyed before the store.
 class S3Store : public BlobStore {
  public:
   static Result<std::unique_ptr<S3Store>> New(S3StoreOptions options);
@@ -67,13 +81,15 @@ class S3Store : public BlobStore {
   std::string ObjectKey(const std::string& key) const;
 
  private:
-  S3Store(S3StoreOptions options, std::unique_ptr<S3Client> client)
-      : options_(std::move(options)), client_(std::move(client)) {}
+  S3Store(S3StoreOptions options, std::unique_ptr<S3Client> client);
   Status CheckKey(const std::string& key) const;
   Status RecoverSpools();
 
   S3StoreOptions options_;
   std::unique_ptr<S3Client> client_;
+  // Declared after client_: joined (after running what is queued) before
+  // the client goes. Null when upload_threads is 0.
+  std::unique_ptr<ThreadPool> pool_;
 };
 
 }  // namespace mez::store

@@ -6,12 +6,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "libmez/record/gzip.h"
+#include "libmez/store/fake_http_server.h"
 #include "libmez/store/s3_client.h"
+#include "libmez/store/s3_credentials.h"
 #include "libmez/store/s3_store.h"
 #include "tests/s3_server.h"
 
@@ -227,9 +234,15 @@ TEST_F(S3Test, StoreWritesLargeObjectsInPartsAndReadsThemWithRanges) {
     ASSERT_TRUE(
         (*sink)->Append(std::string_view(data).substr(off, 65536)).ok());
   }
-  // Two full 5 MiB parts are already uploaded, but nothing is visible yet.
+  // Two full 5 MiB parts are on their way (the store's upload threads
+  // begin the multipart upload), but nothing is visible yet.
   auto uploads = client_->ListMultipartUploads("alice/");
-  ASSERT_TRUE(uploads.ok()) << uploads.status().ToString();
+  for (int i = 0; i < 3000; ++i) {
+    uploads = client_->ListMultipartUploads("alice/");
+    ASSERT_TRUE(uploads.ok()) << uploads.status().ToString();
+    if (!uploads->empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(uploads->size(), 1u);
   EXPECT_FALSE(*(*store)->Exists("alice/shell/big.cast"));
   Status closed = (*sink)->Close();
@@ -271,6 +284,8 @@ TEST_F(S3Test, SpooledRecordingIsCompletedAfterAKill) {
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    // Parts upload inside Append, so that two are up when the kill comes.
+    so.upload_threads = 0;
     auto store = S3Store::New(so);
     if (!store.ok()) _exit(2);
     auto sink = (*store)->Create("alice/shell/killed.cast");
@@ -402,6 +417,175 @@ TEST_F(S3Test, GzipObjectsAreDecompressedOnOpen) {
     back.append(buf, *n);
   }
   EXPECT_EQ(back, text);
+}
+
+std::string ReadAll(record::ByteSource* src) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    auto n = src->Read(buf, sizeof(buf));
+    if (!n.ok() || *n == 0) return out;
+    out.append(buf, *n);
+  }
+}
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/mez-s3-XXXXXX";
+  return mkdtemp(tmpl) ? tmpl : "";
+}
+
+// The EC2 metadata service (a loopback fake: there is no EC2 here) hands
+// out the real Swift keys, with or without a session token; the store signs
+// with them and round-trips a multipart object through the real server.
+// Swift's s3api accepts x-amz-security-token and checks it as a signed
+// header (it does not validate the token itself).
+TEST_F(S3Test, InstanceMetadataCredentialsWorkAgainstRealServer) {
+  for (std::string token : {"imds-session-token", ""}) {
+    SCOPED_TRACE("token '" + token + "'");
+    FakeHttpServer imds([&token](const FakeHttpRequest& r) {
+      if (r.method == "PUT") return FakeHttpReply{200, "t", false};
+      if (r.Header("x-aws-ec2-metadata-token") != "t") {
+        return FakeHttpReply{401, "", false};
+      }
+      if (r.target.ends_with("/security-credentials/")) {
+        return FakeHttpReply{200, "rec-role", false};
+      }
+      std::string json = R"({"Code":"Success","AccessKeyId":")" +
+                         server->access_key() + R"(","SecretAccessKey":")" +
+                         server->secret_key() + R"(")";
+      if (!token.empty()) {
+        json += R"(,"Token":")" + token +
+                R"(","Expiration":"2999-01-01T00:00:00Z")";
+      }
+      return FakeHttpReply{200, json + "}", false};
+    });
+    std::map<std::string, std::string> vars = {
+        {"HOME", "/nonexistent"},
+        {"AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url()}};
+    CredentialChainOptions chain;
+    chain.getenv = [&vars](const char* name) -> const char* {
+      auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+    auto provider = ResolveCredentials(chain);
+    ASSERT_TRUE(provider.ok()) << provider.status().ToString();
+    EXPECT_EQ((*provider)->Get()->session_token, token);
+
+    S3StoreOptions so;
+    so.s3 = Options(bucket_);
+    so.s3.access_key.clear();
+    so.s3.secret_key.clear();
+    so.s3.credentials = std::move(provider).value();
+    so.prefix = token.empty() ? "plain" : "token";
+    auto store = S3Store::New(so);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    std::string data = RandomBytes((6 << 20) + 123, 11);
+    auto sink = (*store)->Create("alice/imds.cast");
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    ASSERT_TRUE((*sink)->Append(data).ok());
+    Status closed = (*sink)->Close();
+    ASSERT_TRUE(closed.ok()) << closed.ToString();
+    auto src = (*store)->Open("alice/imds.cast");
+    ASSERT_TRUE(src.ok()) << src.status().ToString();
+    EXPECT_TRUE(ReadAll(src->get()) == data);
+  }
+}
+
+// A part upload that hangs (an endpoint that takes the request and never
+// answers) does not hold up the writer: Append hands parts to the store's
+// upload threads, and the same thread goes on to write another recording
+// through the real server. Were uploads synchronous, the first Append
+// would block until the watchdog released the hang, and the test fails.
+// The hung object's error then comes out of its own Flush, Append and
+// Close.
+TEST_F(S3Test, HungPartUploadDoesNotBlockTheWriter) {
+  FakeHttpServer hang([](const FakeHttpRequest& r) {
+    if (r.method == "HEAD") return FakeHttpReply{404, "", false};
+    return FakeHttpReply{0, "", true};
+  });
+  ASSERT_TRUE(hang.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::atomic<bool> watchdog_fired{false};
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(90), [&] { return done; })) {
+      watchdog_fired = true;
+      hang.Stop();
+    }
+  });
+  std::string slow_spool = TempDir(), fast_spool = TempDir();
+  ASSERT_FALSE(slow_spool.empty());
+  ASSERT_FALSE(fast_spool.empty());
+
+  S3StoreOptions slow_opt;
+  slow_opt.s3 = Options("hang");
+  slow_opt.s3.endpoint = hang.url();
+  slow_opt.s3.max_attempts = 1;
+  slow_opt.s3.stall_timeout_ms = 600'000;
+  slow_opt.check_bucket = false;
+  slow_opt.spool_dir = slow_spool;
+  auto slow_store = S3Store::New(slow_opt);
+  ASSERT_TRUE(slow_store.ok()) << slow_store.status().ToString();
+  S3StoreOptions fast_opt;
+  fast_opt.s3 = Options(bucket_);
+  fast_opt.spool_dir = fast_spool;
+  auto fast_store = S3Store::New(fast_opt);
+  ASSERT_TRUE(fast_store.ok()) << fast_store.status().ToString();
+
+  auto slow = (*slow_store)->Create("slow/a.cast");
+  ASSERT_TRUE(slow.ok()) << slow.status().ToString();
+  // Two full parts: both queued (max_parts_in_flight), neither waited for.
+  std::string part = RandomBytes(5 << 20, 1);
+  ASSERT_TRUE((*slow)->Append(part).ok());
+  ASSERT_TRUE((*slow)->Append(part).ok());
+  ASSERT_TRUE((*slow)->Flush().ok());
+
+  std::string data = RandomBytes((12 << 20) + 7, 2);
+  auto fast = (*fast_store)->Create("fast/b.cast");
+  ASSERT_TRUE(fast.ok()) << fast.status().ToString();
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    ASSERT_TRUE((*fast)->Append(data.substr(off, 1 << 20)).ok());
+  }
+  Status fast_closed = (*fast)->Close();
+  ASSERT_TRUE(fast_closed.ok()) << fast_closed.ToString();
+  auto src = (*fast_store)->Open("fast/b.cast");
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  EXPECT_TRUE(ReadAll(src->get()) == data);
+  EXPECT_FALSE(watchdog_fired.load())
+      << "the writer waited for the hung upload";
+
+  // Release the hang: the slow object's upload fails, and says so.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  hang.Stop();
+  Status flushed;
+  for (int i = 0; i < 6000 && flushed.ok(); ++i) {
+    flushed = (*slow)->Flush();
+    if (flushed.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_FALSE(flushed.ok());
+  EXPECT_EQ(flushed.code(), Code::kUnavailable) << flushed.ToString();
+  EXPECT_NE(flushed.message().find("MEZITE_S3_ENDPOINT"), std::string::npos)
+      << flushed.ToString();
+  EXPECT_EQ((*slow)->Append("more").code(), Code::kUnavailable);
+  Status slow_closed = (*slow)->Close();
+  EXPECT_EQ(slow_closed.code(), Code::kUnavailable) << slow_closed.ToString();
+  slow->reset();
+  // The spool of the failed object stays for recovery at the next start.
+  std::string cmd = "ls " + slow_spool + " | grep -q '.spool.meta$'";
+  EXPECT_EQ(system(cmd.c_str()), 0);
+  for (const std::string& d : {slow_spool, fast_spool}) {
+    std::string rm = "rm -rf '" + d + "'";
+    EXPECT_EQ(system(rm.c_str()), 0);
+  }
 }
 
 }  // namespace
