@@ -37,21 +37,14 @@
 //   serves every connection on a thread of one process; for sshd the RSS
 //   of its per-connection processes is summed (shared pages counted in
 //   each), for reference.
-#include <fcntl.h>
-#include <poll.h>
-#include <pty.h>
 #include <shadow.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,9 +56,9 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "tests/mezd_harness.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
@@ -88,44 +81,6 @@ constexpr const char* kCommonCipher = "aes128-gcm@openssh.com";
 constexpr int kWarmupKeys = 200;
 constexpr int kIoTimeoutMs = 20000;
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void SleepMs(int ms) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-}
-
-// Process groups started here, killed by the signal handler. Slots are
-// cleared when a child has been reaped.
-constexpr int kMaxChildren = 256;
-volatile sig_atomic_t g_children[kMaxChildren];
-
-void Track(pid_t pgid) {
-  for (auto& slot : g_children) {
-    if (slot == 0) {
-      slot = pgid;
-      return;
-    }
-  }
-}
-
-void Untrack(pid_t pgid) {
-  for (auto& slot : g_children) {
-    if (slot == pgid) slot = 0;
-  }
-}
-
-void OnSignal(int sig) {
-  for (auto& slot : g_children) {
-    if (slot > 0) kill(-slot, SIGKILL);
-  }
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
 struct Options {
   int64_t bytes = 256 << 20;
   int keystrokes = 10000;
@@ -136,31 +91,6 @@ struct Options {
   bool auto_ciphers = true;
   std::string login;  // "" = the user running the bench
 };
-
-bool ParseSize(std::string_view s, int64_t* out) {
-  int64_t mult = 1;
-  if (!s.empty()) {
-    switch (s.back()) {
-      case 'K':
-        mult = 1 << 10;
-        break;
-      case 'M':
-        mult = 1 << 20;
-        break;
-      case 'G':
-        mult = 1 << 30;
-        break;
-    }
-    if (mult != 1) s.remove_suffix(1);
-  }
-  int64_t n = 0;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || n <= 0) {
-    return false;
-  }
-  *out = n * mult;
-  return true;
-}
 
 bool ParseFlags(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -280,143 +210,6 @@ pid_t FindMezrecd(const std::string& data_dir) {
 }
 
 // ---- children ----
-
-// A client process in its own process group: stdout a pipe, or stdin and
-// stdout a PTY (raw) whose master is `fd`. stderr goes to a file.
-class Child {
- public:
-  enum class Io { kPipe, kPty };
-
-  Child() = default;
-  ~Child() { Reap(2000); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  bool Start(const std::vector<std::string>& argv,
-             const std::vector<std::string>& env, Io io,
-             const std::string& err_path) {
-    std::vector<char*> cargv, cenv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
-    int in = -1, out = -1;
-    if (io == Io::kPty) {
-      struct termios tio;
-      std::memset(&tio, 0, sizeof(tio));
-      cfmakeraw(&tio);
-      struct winsize ws = {24, 80, 0, 0};
-      if (openpty(&fd_, &out, nullptr, &tio, &ws) != 0) return false;
-      in = out;
-    } else {
-      int p[2];
-      if (pipe2(p, O_CLOEXEC) != 0) return false;
-      fd_ = p[0];
-      out = p[1];
-      fcntl(fd_, F_SETPIPE_SZ, 1 << 20);
-      in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
-    fcntl(fd_, F_SETFD, FD_CLOEXEC);
-    int err =
-        open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (io == Io::kPty) {
-        setsid();
-        ioctl(out, TIOCSCTTY, 0);
-      } else {
-        setpgid(0, 0);
-      }
-      dup2(in, 0);
-      dup2(out, 1);
-      dup2(err, 2);
-      if (out > 2) close(out);
-      if (in > 2 && in != out) close(in);
-      execve(cargv[0], cargv.data(), cenv.data());
-      _exit(127);
-    }
-    if (pid_ > 0) {
-      if (io == Io::kPipe) setpgid(pid_, pid_);
-      Track(pid_);
-    }
-    close(out);
-    if (in != out) close(in);
-    if (err >= 0) close(err);
-    return pid_ > 0;
-  }
-
-  int fd() const { return fd_; }
-  pid_t pid() const { return pid_; }
-
-  // Closes our end, waits up to `timeout_ms` for exit (then SIGKILLs the
-  // group). The exit code, 128+signal, or -1.
-  int Reap(int timeout_ms, struct rusage* ru = nullptr) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-    if (pid_ <= 0) return rc_;
-    int64_t deadline = NowNs() + int64_t{timeout_ms} * 1000000;
-    int status = 0;
-    struct rusage usage = {};
-    pid_t got;
-    while ((got = wait4(pid_, &status, WNOHANG, &usage)) == 0 &&
-           NowNs() < deadline) {
-      SleepMs(2);
-    }
-    if (got != pid_) {
-      kill(-pid_, SIGKILL);
-      kill(pid_, SIGKILL);
-      wait4(pid_, &status, 0, &usage);
-    }
-    if (ru != nullptr) *ru = usage;
-    Untrack(pid_);
-    pid_ = -1;
-    rc_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return rc_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  int rc_ = -1;
-};
-
-// Reads into *seen until it contains `needle`; false on EOF or timeout.
-bool ReadUntil(int fd, const std::string& needle, int timeout_ms,
-               std::string* seen) {
-  int64_t deadline = NowNs() + int64_t{timeout_ms} * 1000000;
-  char buf[4096];
-  while (seen->find(needle) == std::string::npos) {
-    int left = static_cast<int>((deadline - NowNs()) / 1000000);
-    if (left <= 0) return false;
-    struct pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, left) <= 0) continue;
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) return false;
-    seen->append(buf, static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// Appends whatever arrives within `timeout_ms`; false if nothing did.
-bool ReadSome(int fd, int timeout_ms, std::string* seen) {
-  struct pollfd p = {fd, POLLIN, 0};
-  if (poll(&p, 1, timeout_ms) <= 0) return false;
-  char buf[4096];
-  ssize_t n = read(fd, buf, sizeof(buf));
-  if (n <= 0) return false;
-  seen->append(buf, static_cast<size_t>(n));
-  return true;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
-std::string Tail(const std::string& s, size_t n = 2000) {
-  return s.substr(s.size() - std::min(n, s.size()));
-}
 
 // ---- stock sshd ----
 
@@ -650,11 +443,7 @@ bool RunThroughput(const Env& e, const Target& t, const std::string& cipher,
 
 struct Echo {
   std::vector<double> us;  // sorted
-  double Pct(double q) const {
-    if (us.empty()) return 0;
-    size_t rank = static_cast<size_t>(q * static_cast<double>(us.size()));
-    return us[std::min(rank, us.size() - 1)];
-  }
+  double Pct(double q) const { return Quantile(us, q); }
 };
 
 bool RunEcho(const Env& e, const Target& t, const std::string& cipher,
@@ -672,35 +461,10 @@ bool RunEcho(const Env& e, const Target& t, const std::string& cipher,
              Tail(ReadText(e.dir + "/echo.err"));
     return false;
   }
-  out->us.clear();
-  out->us.reserve(static_cast<size_t>(keystrokes));
-  char buf[256];
-  for (int i = 0; i < kWarmupKeys + keystrokes; ++i) {
-    char key = static_cast<char>('a' + i % 26);
-    int64_t t0 = NowNs();
-    if (write(c.fd(), &key, 1) != 1) {
-      *error = "write to the client's PTY failed";
-      return false;
-    }
-    for (bool back = false; !back;) {
-      struct pollfd p = {c.fd(), POLLIN, 0};
-      if (poll(&p, 1, 5000) <= 0) {
-        *error = "keystroke " + std::to_string(i) + " never came back";
-        return false;
-      }
-      ssize_t n = read(c.fd(), buf, sizeof(buf));
-      if (n <= 0) {
-        *error =
-            "the client's PTY closed: " + Tail(ReadText(e.dir + "/echo.err"));
-        return false;
-      }
-      back = std::memchr(buf, key, static_cast<size_t>(n)) != nullptr;
-    }
-    if (i >= kWarmupKeys) {
-      out->us.push_back(static_cast<double>(NowNs() - t0) / 1e3);
-    }
+  if (!EchoLoop(c.fd(), kWarmupKeys, keystrokes, &out->us, error)) {
+    *error += ": " + Tail(ReadText(e.dir + "/echo.err"));
+    return false;
   }
-  std::sort(out->us.begin(), out->us.end());
   return true;
 }
 
@@ -754,31 +518,6 @@ bool RunIdleSessions(const Env& e, const Target& t, int n, double* kib,
   return true;
 }
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("model name")) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
-
-// The 1-minute load average: the machine is shared with whatever else runs.
-std::string LoadAvg() {
-  std::string s = ReadText("/proc/loadavg");
-  return s.substr(0, s.find(' '));
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double Best(const std::vector<double>& v) {
-  return v.empty() ? 0 : *std::max_element(v.begin(), v.end());
-}
-
 int Fail(const std::string& what, const std::string& detail) {
   std::fprintf(stderr, "ssh_bench: %s\n%s\n", what.c_str(), detail.c_str());
   return 1;
@@ -800,8 +539,7 @@ int Main(int argc, char** argv) {
                  "[--ciphers=auto|default|NAME,...] [--login=NAME]\n");
     return 2;
   }
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, OnSignal);
-  signal(SIGPIPE, SIG_IGN);
+  InstallSignalHandlers();
   testing::TempDir tmp;
   Env e;
   e.dir = tmp.path();
