@@ -331,7 +331,11 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         return ErrnoStatus("proxy: socketpair", errno);
       }
-      MEZ_RETURN_IF_ERROR(terminator->Adopt(fds[1], info.remote, node->name));
+      Status adopted = terminator->Adopt(fds[1], info.remote, node->name);
+      if (!adopted.ok()) {
+        close(fds[0]);
+        return adopted;
+      }
       return ssh::OpenedStream{fds[0], nullptr};
     };
   }
