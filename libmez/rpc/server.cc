@@ -256,7 +256,8 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   std::shared_ptr<void> proxy;
   if (config.HasRole("proxy")) {
     if (!start_proxy) {
-      return FailedPrecondition("this mezrecd was built without the proxy role");
+      return FailedPrecondition(
+          "this mezrecd was built without the proxy role");
     }
     RoleContext rc;
     rc.config = &config;
