@@ -51,7 +51,7 @@ _mezctl() {
       return 0
       ;;
     --role)
-      COMPREPLY=($(compgen -W "user admin" -- "$val"))
+      COMPREPLY=($(compgen -W "user admin proxy" -- "$val"))
       return 0
       ;;
     --type)

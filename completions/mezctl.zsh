@@ -80,7 +80,7 @@ _mezctl_nodes_rm() {
 _mezctl_users_add() {
   _arguments '(- *)'{-h,--help}'[print help and exit]' \
     '--logins=[OS logins they may use]:logins:_sequence _users' \
-    '--role=[role]:role:((user\:"their own sessions" admin\:"all sessions and settings"))' \
+    '--role=[role]:role:((user\:"their own sessions" admin\:"all sessions and settings" proxy\:"a proxy-only mezrecd"))' \
     '--ttl=[how long the identity is valid]:duration (e.g. 12h)' \
     '--identity-out=[write the identity here]:identity file:_files' \
     '1:user name'

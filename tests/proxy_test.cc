@@ -343,6 +343,15 @@ TEST(ProxyConfigTest, RolesAndProxyListen) {
   flags.roles = "proxy";
   auto proxy_only = rpc::LoadServerConfig(flags, &NoEnv);
   EXPECT_EQ(proxy_only.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(proxy_only.status().message().find("--identity"),
+            std::string::npos)
+      << proxy_only.status().ToString();
+  flags.identity = "/etc/mezite/proxy.identity";
+  auto with_identity = rpc::LoadServerConfig(flags, &NoEnv);
+  ASSERT_TRUE(with_identity.ok()) << with_identity.status().ToString();
+  EXPECT_FALSE(with_identity->HasRole("auth"));
+  EXPECT_EQ(with_identity->identity, "/etc/mezite/proxy.identity");
+  flags.identity.reset();
   flags.roles = "auth,bastion";
   auto unknown = rpc::LoadServerConfig(flags, &NoEnv);
   EXPECT_NE(unknown.status().message().find("unknown role 'bastion'"),
@@ -730,6 +739,108 @@ TEST_F(AgentlessProxyTest, UserWithoutThatLoginIsRefused) {
     return false;
   })) << refused.dump();
   EXPECT_EQ(sshd_.Log().find("ID bob"), std::string::npos) << sshd_.Log();
+}
+
+// A proxy-only mezrecd (--roles proxy --identity FILE) in front of the
+// auth mezrecd of AgentlessProxyTest: it asks the auth mezrecd over gRPC
+// (hop checks, upstream certificates, audit) and records there.
+class ProxyOnlyTest : public AgentlessProxyTest {
+ protected:
+  void SetUp() override {
+    AgentlessProxyTest::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
+    std::string identity = dir_.File("edge.identity");
+    auto add = Mezctl(*cluster_,
+                      "users add edge-1 --role=proxy "
+                      "--identity-out " +
+                          ShellQuote(identity));
+    ASSERT_EQ(add.exit_code, 0) << add.out;
+    edge_ =
+        std::make_unique<Mezrecd>(dir_.File("edge"), std::vector<std::string>{},
+                                  std::map<std::string, std::string>{
+                                      {"MEZITE_ROLES", "proxy"},
+                                      {"MEZITE_IDENTITY", identity},
+                                      {"MEZITE_PROXY_LISTEN", "127.0.0.1:0"}});
+    ASSERT_TRUE(edge_->Start()) << edge_->log();
+    std::string log = edge_->log();
+    const std::string kLine = "mezrecd: proxy serving SSH on 127.0.0.1:";
+    size_t at = log.find(kLine);
+    ASSERT_NE(at, std::string::npos) << log;
+    proxy_port_ = std::stoi(log.substr(at + kLine.size()));
+    auto key = Sh("ssh-keygen -y -f " +
+                  ShellQuote(dir_.File("edge") + "/proxy_host_key"));
+    ASSERT_EQ(key.exit_code, 0) << key.out;
+    std::string line = key.out.substr(0, key.out.find('\n'));
+    WriteFileOrDie(known_hosts_, "[127.0.0.1]:" + std::to_string(proxy_port_) +
+                                     " " + line + "\nweb-os " + line + "\n");
+  }
+  void TearDown() override {
+    if (HasFailure() && edge_) {
+      std::cerr << "---- proxy-only mezrecd log ----\n" << edge_->log();
+    }
+    AgentlessProxyTest::TearDown();
+  }
+
+  std::unique_ptr<Mezrecd> edge_;
+};
+
+// An exec on the agentless node through the proxy-only mezrecd is recorded
+// by the auth mezrecd; an unknown node is refused and audited there.
+TEST_F(ProxyOnlyTest, SessionsAreRecordedByTheAuthMezrecd) {
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r =
+      JumpSsh(c, "alice", me_, "web-os", "echo edge-$((6*7)); exit 5", &err);
+  EXPECT_EQ(r.exit_code, 5) << err;
+  EXPECT_EQ(r.out, "edge-42\n") << err;
+  json s = CompleteSessionOnWebOs();
+  ASSERT_FALSE(s.is_null()) << Admin("sessions ls --format=json").out;
+  auto play = Admin("play --format=text " + ShellQuote(s.value("id", "")));
+  EXPECT_NE(play.out.find("edge-42"), std::string::npos) << play.out;
+  // The certificate the node saw came from the auth mezrecd's user CA.
+  EXPECT_NE(sshd_.Log().find("ID alice"), std::string::npos) << sshd_.Log();
+
+  auto refused = JumpSsh(c, "alice", me_, "no-such-node", "echo never", &err);
+  EXPECT_EQ(refused.exit_code, 255) << err;
+  json events = AuditOf("proxy.refused");
+  ASSERT_EQ(events.size(), 1u) << events.dump();
+  EXPECT_EQ(events[0]["node"], "no-such-node");
+  EXPECT_NE(events[0].dump().find("edge-1"), std::string::npos)
+      << events[0].dump();
+}
+
+// node-sync at the proxy: when the auth mezrecd (where the recording goes)
+// dies mid-session, the proxy ends the session (goal: within a second)
+// with a one-line reason, and the node's command does not go on.
+TEST_F(ProxyOnlyTest, NodeSyncEndsTheSessionWhenTheAuthMezrecdDies) {
+  UserCert c = Certify(alice_, me_);
+  std::string log = dir_.File("session.log");
+  Background session(JumpCommand(c, "alice", me_, "web-os",
+                                 "echo started; sleep 60; echo never", ""),
+                     log);
+  auto text = [&] {
+    auto t = ReadFile(log);
+    return t.ok() ? *t : "";
+  };
+  ASSERT_TRUE(PollUntil([&] {
+    return text().find("started") != std::string::npos || !session.running();
+  })) << text();
+  ASSERT_TRUE(session.running()) << text();
+  auto killed = std::chrono::steady_clock::now();
+  cluster_->Kill9();
+  auto deadline = killed + std::chrono::seconds(30);
+  while (session.running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed)
+          .count();
+  std::printf("session ended %.3f s after the auth mezrecd was killed\n",
+              seconds);
+  EXPECT_FALSE(session.running()) << "the session kept running unrecorded";
+  EXPECT_NE(text().find("session recording failed"), std::string::npos)
+      << text();
+  EXPECT_EQ(text().find("never"), std::string::npos) << text();
 }
 
 }  // namespace

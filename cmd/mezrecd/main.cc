@@ -29,10 +29,15 @@ int main(int argc, char** argv) {
   app.add_flag_callback(
       "--gzip", [&flags] { flags.gzip = true; }, "gzip recordings");
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error");
-  app.add_option("--roles", flags.roles,
-                 "roles to serve: auth, or auth,proxy (default auth)");
+  app.add_option(
+      "--roles", flags.roles,
+      "roles to serve: auth, auth,proxy, or proxy alone with --identity "
+      "(default auth)");
   app.add_option("--proxy-listen", flags.proxy_listen,
                  "SSH address of the proxy role (default 127.0.0.1:3023)");
+  app.add_option("--identity", flags.identity,
+                 "proxy-only (--roles proxy): the proxy's identity file, from "
+                 "mezctl users add NAME --role=proxy --identity-out FILE");
   app.add_option("--replica-lease-timeout", flags.replica_lease_timeout,
                  "with a shared catalog, mark the live sessions of a replica "
                  "silent this long incomplete (default 60s)");
@@ -42,6 +47,7 @@ int main(int argc, char** argv) {
       "MEZITE_RECORDING_STORAGE_PATH, MEZITE_RECORDING_GZIP, "
       "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "
       "MEZITE_PCAP_IDLE_TIMEOUT, MEZITE_ROLES, MEZITE_PROXY_LISTEN, "
+      "MEZITE_IDENTITY, "
       "MEZITE_DB_URL (postgres://...), MEZITE_REPLICA_LEASE_TIMEOUT, "
       "MEZITE_RECORDING_BACKEND (local, s3), "
       "MEZITE_S3_BUCKET, MEZITE_S3_REGION, MEZITE_S3_ACCESS_KEY, "
@@ -63,7 +69,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mezrecd: %s\n", config.status().message().c_str());
     return 2;
   }
-  mez::Status s = mez::rpc::RunMezrecd(*config, &mez::proxy::StartForMezrecd);
+  mez::Status s =
+      config->HasRole("auth")
+          ? mez::rpc::RunMezrecd(*config, &mez::proxy::StartForMezrecd)
+          : mez::proxy::RunProxyOnly(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "mezrecd: %s\n", s.message().c_str());
     return 1;

@@ -552,4 +552,18 @@ Result<std::pair<std::string, std::string>> GenerateSshUserKey() {
   return std::make_pair(std::move(private_key), Ed25519Blob(raw));
 }
 
+SshCertRequest UpstreamCertRequest(const std::string& public_key_blob,
+                                   const std::string& user,
+                                   const std::string& login, int64_t now) {
+  SshCertRequest r;
+  r.public_key_blob = public_key_blob;
+  r.type = kSshUserCert;
+  r.key_id = user;
+  r.principals = {login};
+  r.valid_after = now - 60;
+  r.valid_before = now + kUpstreamCertSeconds;
+  r.extensions = {{"permit-pty", ""}, {"permit-port-forwarding", ""}};
+  return r;
+}
+
 }  // namespace mez::auth

@@ -50,6 +50,15 @@ struct SshCertRequest {
   std::map<std::string, std::string> critical_options;
 };
 
+// The certificate a proxy logs in to an agentless node's sshd with, on
+// `user`'s behalf: key id `user`, the one principal `login`, valid from a
+// minute before `now` (clock skew) for kUpstreamCertSeconds,
+// permit-pty and permit-port-forwarding.
+inline constexpr int64_t kUpstreamCertSeconds = 300;
+SshCertRequest UpstreamCertRequest(const std::string& public_key_blob,
+                                   const std::string& user,
+                                   const std::string& login, int64_t now);
+
 // A parsed certificate. Nothing in it is trusted until CheckSshCert passes.
 struct SshCert {
   std::string nonce;

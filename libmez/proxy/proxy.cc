@@ -1,24 +1,31 @@
 #include "libmez/proxy/proxy.h"
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "libmez/agent/recorders.h"
+#include "libmez/agent/sync_recorder.h"
 #include "libmez/auth/identity.h"
 #include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
+#include "libmez/rpc/client.h"
 #include "libmez/rpc/cluster_service.h"
+#include "libmez/rpc/server.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/ssh/upstream.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
+#include "mezite/v1/cluster.grpc.pb.h"
 
 namespace mez::proxy {
 namespace {
@@ -47,24 +54,6 @@ Status SplitAddress(const std::string& addr, std::string* host,
   return Status::Ok();
 }
 
-void Audit(catalog::Catalog* catalog, Clock* clock, const std::string& type,
-           const std::string& user, const std::string& node,
-           const nlohmann::json& details) {
-  catalog::AuditEvent e;
-  e.time_us = clock->WallMicros();
-  e.type = type;
-  e.user = user;
-  e.node = node;
-  // Names come from the client and need not be UTF-8: replace, never
-  // throw.
-  e.details =
-      details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  auto r = catalog->AppendAudit(e);
-  if (!r.ok()) {
-    MEZ_LOG(kError) << "proxy: audit " << type << ": " << r.status().ToString();
-  }
-}
-
 Result<std::string> LoadOrCreateHostKey(const std::string& data_dir) {
   std::string path = data_dir + "/proxy_host_key";
   if (access(path.c_str(), F_OK) == 0) return ReadFile(path);
@@ -77,63 +66,43 @@ Result<std::string> LoadOrCreateHostKey(const std::string& data_dir) {
 // audited.
 Result<ssh::TcpipDestination> ResolveNode(const ProxyOptions& o,
                                           const ssh::ChannelInfo& info) {
-  // The name is the client's: what reaches the audit log is short
-  // printable ASCII (node names are plain identifiers anyway).
-  std::string name = info.dst_host.substr(0, 255);
-  for (char& ch : name) {
-    if (ch < 0x21 || ch > 0x7e) ch = '?';
-  }
+  MEZ_ASSIGN_OR_RETURN(catalog::Node node, o.backend->AuthorizeHop(info));
   auto refuse = [&](Code code, const std::string& why) {
     nlohmann::json d = {{"remote", info.remote},
                         {"login", info.login},
-                        {"dst_host", name},
+                        {"dst_host", node.name},
                         {"dst_port", info.dst_port},
                         {"reason", why}};
-    Audit(o.catalog, o.clock, "proxy.refused", info.key_id, name, d);
+    o.backend->Audit("proxy.refused", info.key_id, node.name, d);
     return Status(code, why);
   };
-  auto user = o.catalog->GetUser(info.key_id);
-  if (!user.ok()) {
-    if (user.status().code() != Code::kNotFound) return user.status();
-    return refuse(Code::kPermissionDenied,
-                  "user '" + info.key_id + "' does not exist");
-  }
-  if (user->logins.empty()) {
-    return refuse(Code::kPermissionDenied,
-                  "user '" + user->name + "' has no login on any node");
-  }
-  auto node = o.catalog->GetNode(info.dst_host);
-  if (!node.ok()) {
-    if (node.status().code() != Code::kNotFound) return node.status();
-    return refuse(Code::kNotFound, "node '" + name + "' is not registered");
-  }
-  if (node->openssh) {
-    if (o.user_ca_private_pem.empty() || !o.channel) {
+  if (node.openssh) {
+    if (!o.channel) {
       return refuse(Code::kFailedPrecondition,
-                    "node '" + node->name +
+                    "node '" + node.name +
                         "' is an agentless (OpenSSH) node, and this proxy "
-                        "cannot sign certificates or record for it");
+                        "cannot record for it");
     }
-    if (node->host_key.empty()) {
+    if (node.host_key.empty()) {
       return refuse(Code::kFailedPrecondition,
-                    "agentless node '" + node->name +
+                    "agentless node '" + node.name +
                         "' has no pinned host key; register it with "
                         "mezctl nodes add --openssh --host-key");
     }
     MEZ_LOG(kInfo) << "proxy: " << info.remote << " (user " << info.key_id
-                   << ") to agentless node " << node->name << " at "
-                   << node->addr << ", bridged and recorded here";
+                   << ") to agentless node " << node.name << " at " << node.addr
+                   << ", bridged and recorded here";
     // Never connected: the opener hands the channel to the terminator.
-    return ssh::TcpipDestination{node->name, 22};
+    return ssh::TcpipDestination{node.name, 22};
   }
   ssh::TcpipDestination dest;
-  Status split = SplitAddress(node->addr, &dest.host, &dest.port);
+  Status split = SplitAddress(node.addr, &dest.host, &dest.port);
   if (!split.ok()) {
     return refuse(Code::kFailedPrecondition,
-                  "node '" + node->name + "' address: " + split.message());
+                  "node '" + node.name + "' address: " + split.message());
   }
   MEZ_LOG(kInfo) << "proxy: " << info.remote << " (user " << info.key_id
-                 << ") to node " << node->name << " at " << node->addr;
+                 << ") to node " << node.name << " at " << node.addr;
   return dest;
 }
 
@@ -145,7 +114,7 @@ struct Target {
 };
 
 Result<Target> AgentlessTarget(const ProxyOptions& o, const std::string& name) {
-  auto node = o.catalog->GetNode(name);
+  auto node = o.backend->GetNode(name);
   if (!node.ok()) return node.status();
   if (!node->openssh) {
     return FailedPrecondition("node '" + name + "' is not agentless");
@@ -171,10 +140,8 @@ Result<Target> AgentlessTarget(const ProxyOptions& o, const std::string& name) {
 Result<ssh::UpstreamOptions> UpstreamFor(const ProxyOptions& o,
                                          const ssh::ChannelInfo& info) {
   MEZ_ASSIGN_OR_RETURN(Target t, AgentlessTarget(o, info.target));
-  MEZ_ASSIGN_OR_RETURN(
-      UpstreamCredentials c,
-      IssueUpstreamCredentials(o.user_ca_private_pem, info.key_id, info.login,
-                               o.clock));
+  MEZ_ASSIGN_OR_RETURN(UpstreamCredentials c,
+                       o.backend->Credentials(info.key_id, info.login));
   ssh::UpstreamOptions u = std::move(t.upstream);
   u.login = info.login;
   u.user_key_openssh = std::move(c.key_openssh);
@@ -190,7 +157,7 @@ Status RefuseUpstream(const ProxyOptions& o, const ssh::ChannelInfo& info,
                       {"login", info.login},
                       {"kind", std::string(ssh::ChannelKindName(info.kind))},
                       {"reason", why.message()}};
-  Audit(o.catalog, o.clock, "proxy.refused", info.key_id, info.target, d);
+  o.backend->Audit("proxy.refused", info.key_id, info.target, d);
   return Status(why.code(),
                 "mezite proxy: " + info.target + ": " + why.message());
 }
@@ -230,14 +197,8 @@ Result<UpstreamCredentials> IssueUpstreamCredentials(
   if (clock == nullptr) clock = RealClock();
   MEZ_ASSIGN_OR_RETURN(auto key, auth::GenerateSshUserKey());
   int64_t now = clock->WallMicros() / 1'000'000;
-  auth::SshCertRequest r;
-  r.public_key_blob = key.second;
-  r.type = auth::kSshUserCert;
-  r.key_id = user;
-  r.principals = {login};
-  r.valid_after = now - 60;
-  r.valid_before = now + kUpstreamCertSeconds;
-  r.extensions = {{"permit-pty", ""}, {"permit-port-forwarding", ""}};
+  auth::SshCertRequest r =
+      auth::UpstreamCertRequest(key.second, user, login, now);
   UpstreamCredentials c;
   MEZ_ASSIGN_OR_RETURN(c.cert_blob, auth::SignSshCert(user_ca_private_pem, r));
   c.key_openssh = std::move(key.first);
@@ -245,9 +206,7 @@ Result<UpstreamCredentials> IssueUpstreamCredentials(
 }
 
 Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
-  if (options.catalog == nullptr) {
-    return InvalidArgument("proxy: no catalog");
-  }
+  if (!options.backend) return InvalidArgument("proxy: no backend");
   if (options.clock == nullptr) options.clock = RealClock();
   std::string host;
   uint16_t port = 0;
@@ -274,12 +233,12 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
   so.on_refusal = [o](const ssh::AuthRefusal& r) {
     nlohmann::json d = {
         {"remote", r.remote}, {"login", r.login}, {"reason", r.reason}};
-    Audit(o->catalog, o->clock, "auth.refused", r.key_id, kProxyNode, d);
+    o->backend->Audit("auth.refused", r.key_id, kProxyNode, d);
   };
   so.resolve_tcpip = [o](const ssh::ChannelInfo& info) {
     return ResolveNode(*o, info);
   };
-  if (!o->user_ca_private_pem.empty() && o->channel) {
+  if (o->channel) {
     std::string spool = o->data_dir + "/proxy-spool";
     if (mkdir(spool.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus("proxy: create " + spool, errno);
@@ -292,6 +251,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     ro.clock = o->clock;
     MEZ_ASSIGN_OR_RETURN(proxy->recorders_,
                          agent::Recorders::Start(std::move(ro)));
+    proxy->watcher_ = agent::WatchChannel(o->channel);
     agent::Recorders* rec = proxy->recorders_.get();
     ssh::SshServerOptions to;
     to.accept_connections = false;
@@ -302,7 +262,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     to.on_refusal = [o](const ssh::AuthRefusal& r) {
       nlohmann::json d = {
           {"remote", r.remote}, {"login", r.login}, {"reason", r.reason}};
-      Audit(o->catalog, o->clock, "auth.refused", r.key_id, r.target, d);
+      o->backend->Audit("auth.refused", r.key_id, r.target, d);
     };
     to.launch_program = [o](const ssh::ChannelInfo& info,
                             const std::vector<std::string>& env) {
@@ -325,7 +285,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     so.open_tcpip =
         [o, terminator](
             const ssh::ChannelInfo& info) -> Result<ssh::OpenedStream> {
-      auto node = o->catalog->GetNode(info.dst_host);
+      auto node = o->backend->GetNode(info.dst_host);
       if (!node.ok() || !node->openssh) return ssh::OpenedStream{};
       int fds[2];
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
@@ -356,6 +316,196 @@ void Proxy::Stop() {
   if (server_) server_->Stop();
   if (terminator_) terminator_->Stop();
   if (recorders_) recorders_->Stop();
+  watcher_.reset();
+}
+
+namespace {
+
+namespace pb = mezite::v1;
+
+Status FromGrpc(const grpc::Status& g, const std::string& what) {
+  Code code = Code::kInternal;
+  switch (g.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code = Code::kUnavailable;
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      code = Code::kUnauthenticated;
+      break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      code = Code::kPermissionDenied;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = Code::kNotFound;
+      break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = Code::kInvalidArgument;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = Code::kFailedPrecondition;
+      break;
+    default:
+      break;
+  }
+  return Status(code, what + ": " + g.error_message());
+}
+
+class LocalBackend : public ProxyBackend {
+ public:
+  LocalBackend(catalog::Catalog* catalog, std::string user_ca_private_pem,
+               Clock* clock)
+      : catalog_(catalog),
+        pem_(std::move(user_ca_private_pem)),
+        clock_(clock) {}
+
+  Result<catalog::Node> AuthorizeHop(const ssh::ChannelInfo& info) override {
+    return rpc::AuthorizeProxyHop(catalog_, clock_, kProxyNode, info.key_id,
+                                  info.dst_host, info.remote, info.login);
+  }
+  Result<catalog::Node> GetNode(const std::string& name) override {
+    return catalog_->GetNode(name);
+  }
+  Result<UpstreamCredentials> Credentials(const std::string& user,
+                                          const std::string& login) override {
+    MEZ_ASSIGN_OR_RETURN(catalog::User u, catalog_->GetUser(user));
+    if (std::find(u.logins.begin(), u.logins.end(), login) == u.logins.end()) {
+      return PermissionDenied("login '" + login + "' is not allowed for " +
+                              user);
+    }
+    return IssueUpstreamCredentials(pem_, user, login, clock_);
+  }
+  void Audit(const std::string& type, const std::string& user,
+             const std::string& node, const nlohmann::json& details) override {
+    catalog::AuditEvent e;
+    e.time_us = clock_->WallMicros();
+    e.type = type;
+    e.user = user;
+    e.node = node;
+    // Names come from the client and need not be UTF-8: replace, never
+    // throw.
+    e.details =
+        details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    auto r = catalog_->AppendAudit(e);
+    if (!r.ok()) {
+      MEZ_LOG(kError) << "proxy: audit " << type << ": "
+                      << r.status().ToString();
+    }
+  }
+
+ private:
+  catalog::Catalog* catalog_;
+  std::string pem_;
+  Clock* clock_;
+};
+
+class RemoteBackend : public ProxyBackend {
+ public:
+  RemoteBackend(std::shared_ptr<grpc::Channel> channel, std::string token)
+      : stub_(pb::Cluster::NewStub(std::move(channel))),
+        token_(std::move(token)) {}
+
+  Result<catalog::Node> AuthorizeHop(const ssh::ChannelInfo& info) override {
+    pb::ProxyHopRequest req;
+    req.set_user(info.key_id);
+    req.set_node(info.dst_host);
+    req.set_remote(info.remote);
+    req.set_login(info.login);
+    pb::NodeInfo n;
+    auto ctx = Context(10);
+    grpc::Status g = stub_->AuthorizeProxyHop(ctx.get(), req, &n);
+    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    return ToNode(n);
+  }
+  Result<catalog::Node> GetNode(const std::string& name) override {
+    pb::ResolveNodeRequest req;
+    req.set_name(name);
+    pb::NodeInfo n;
+    auto ctx = Context(10);
+    grpc::Status g = stub_->ResolveNode(ctx.get(), req, &n);
+    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    return ToNode(n);
+  }
+  Result<UpstreamCredentials> Credentials(const std::string& user,
+                                          const std::string& login) override {
+    MEZ_ASSIGN_OR_RETURN(auto key, auth::GenerateSshUserKey());
+    pb::UpstreamCertRequest req;
+    req.set_user(user);
+    req.set_login(login);
+    req.set_public_key_blob(key.second);
+    pb::UpstreamCertResponse resp;
+    auto ctx = Context(10);
+    grpc::Status g = stub_->SignUpstreamCert(ctx.get(), req, &resp);
+    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    UpstreamCredentials c;
+    c.key_openssh = std::move(key.first);
+    c.cert_blob = resp.certificate_blob();
+    return c;
+  }
+  void Audit(const std::string& type, const std::string& user,
+             const std::string& node, const nlohmann::json& details) override {
+    pb::NodeAuditRequest req;
+    req.set_type(type);
+    req.set_user(user.substr(0, 256));
+    req.set_node(node.substr(0, 255));
+    req.set_details(
+        details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    pb::NodeAuditResponse resp;
+    auto ctx = Context(5);
+    grpc::Status g = stub_->NodeAudit(ctx.get(), req, &resp);
+    if (!g.ok()) {
+      MEZ_LOG(kError) << "proxy: audit " << type << " for " << node
+                      << " not delivered: " << g.error_message();
+    }
+  }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> Context(int seconds) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization", "Bearer " + token_);
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(seconds));
+    return ctx;
+  }
+  static catalog::Node ToNode(const pb::NodeInfo& n) {
+    catalog::Node node;
+    node.name = n.name();
+    node.addr = n.addr();
+    node.openssh = n.openssh();
+    node.host_key = n.host_key();
+    return node;
+  }
+
+  std::unique_ptr<pb::Cluster::Stub> stub_;
+  std::string token_;
+};
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca) {
+  if (ca.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca;
+  return grpc::SslCredentials(ssl);
+}
+
+Result<std::optional<agent::RecordingMode>> ModeFromEnv() {
+  const char* m = getenv("MEZITE_RECORDING_MODE");
+  if (m == nullptr || *m == '\0') return std::optional<agent::RecordingMode>();
+  MEZ_ASSIGN_OR_RETURN(agent::RecordingMode mode, agent::ParseRecordingMode(m));
+  return std::optional<agent::RecordingMode>(mode);
+}
+
+}  // namespace
+
+std::unique_ptr<ProxyBackend> NewLocalBackend(catalog::Catalog* catalog,
+                                              std::string user_ca_private_pem,
+                                              Clock* clock) {
+  return std::make_unique<LocalBackend>(catalog, std::move(user_ca_private_pem),
+                                        clock != nullptr ? clock : RealClock());
+}
+
+std::unique_ptr<ProxyBackend> NewRemoteBackend(
+    std::shared_ptr<grpc::Channel> channel, std::string token) {
+  return std::make_unique<RemoteBackend>(std::move(channel), std::move(token));
 }
 
 Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
@@ -364,25 +514,15 @@ Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
       std::string token,
       auth::IssueToken(*rc.signer, rc.keys->cluster_name, auth::Role::kProxy,
                        "proxy", {}, kProxyTokenTtl, rc.clock));
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (rc.tls_ca_pem.empty()) {
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = rc.tls_ca_pem;
-    creds = grpc::SslCredentials(ssl);
-  }
   ProxyOptions po;
   po.listen = rc.config->proxy_listen;
   po.data_dir = rc.config->data_dir;
   po.user_ca_public = rc.keys->user_ca_public;
-  po.user_ca_private_pem = rc.keys->user_ca_private_pem;
-  po.catalog = rc.catalog;
-  po.channel = grpc::CreateChannel(rc.grpc_addr, creds);
+  po.backend =
+      NewLocalBackend(rc.catalog, rc.keys->user_ca_private_pem, rc.clock);
+  po.channel = grpc::CreateChannel(rc.grpc_addr, Credentials(rc.tls_ca_pem));
   po.token = std::move(token);
-  if (const char* m = getenv("MEZITE_RECORDING_MODE"); m != nullptr && *m) {
-    MEZ_ASSIGN_OR_RETURN(po.mode_override, agent::ParseRecordingMode(m));
-  }
+  MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());
   po.clock = rc.clock;
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<Proxy> proxy,
                        Proxy::Start(std::move(po)));
@@ -406,6 +546,82 @@ Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
   std::fprintf(stderr, "mezrecd: proxy serving SSH on %s\n",
                proxy->address().c_str());
   return std::shared_ptr<void>(std::move(proxy));
+}
+
+Status RunProxyOnly(const rpc::ServerConfig& config) {
+  SetLogLevel(rpc::ParseLogLevel(config.log_level));
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  MEZ_ASSIGN_OR_RETURN(auth::Identity id,
+                       auth::ReadIdentityFile(config.identity));
+  auto peek = rpc::PeekToken(id.token);
+  if (peek.ok() && peek->role != "proxy") {
+    return InvalidArgument(
+        "identity " + config.identity + " is a " + peek->role +
+        "'s, not a proxy's; make one with mezctl users add NAME --role=proxy "
+        "--identity-out FILE");
+  }
+  MEZ_RETURN_IF_ERROR(rpc::MakeDataDir(config.data_dir));
+  auto channel = grpc::CreateChannel(id.auth_addr, Credentials(id.tls_ca_pem));
+  auto stub = pb::Cluster::NewStub(channel);
+  auto hello = [&](const std::string& addr, const std::string& key,
+                   pb::ProxyHelloResponse* resp) -> Status {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + id.token);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    pb::ProxyHelloRequest req;
+    req.set_addr(addr);
+    req.set_host_key(key);
+    grpc::Status g = stub->ProxyHello(&ctx, req, resp);
+    if (g.ok()) return Status::Ok();
+    if (g.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        g.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      return Status(Code::kUnauthenticated,
+                    "the auth mezrecd at " + id.auth_addr +
+                        " refused this proxy's token (" + g.error_message() +
+                        "); make a new identity with mezctl users add NAME "
+                        "--role=proxy --identity-out FILE");
+    }
+    if (g.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        g.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return Status(Code::kUnavailable, "cannot reach the auth mezrecd at " +
+                                            id.auth_addr + " (" +
+                                            g.error_message() + ")");
+    }
+    return FromGrpc(
+        g, "the auth mezrecd at " + id.auth_addr + " refused ProxyHello");
+  };
+  pb::ProxyHelloResponse first;
+  MEZ_RETURN_IF_ERROR(hello("", "", &first));
+
+  ProxyOptions po;
+  po.listen = config.proxy_listen;
+  po.data_dir = config.data_dir;
+  po.user_ca_public = first.user_ca_public();
+  po.backend = NewRemoteBackend(channel, id.token);
+  po.channel = channel;
+  po.token = id.token;
+  MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());
+  MEZ_ASSIGN_OR_RETURN(std::unique_ptr<Proxy> proxy,
+                       Proxy::Start(std::move(po)));
+  std::string key_line = std::string(auth::kSshEd25519) + " " +
+                         Base64Encode(proxy->server_host_key_blob());
+  pb::ProxyHelloResponse published;
+  MEZ_RETURN_IF_ERROR(hello(proxy->address(), key_line, &published));
+  std::fprintf(stderr, "mezrecd: proxy serving SSH on %s\n",
+               proxy->address().c_str());
+  std::fprintf(stderr, "mezrecd: serving on %s (proxy only, auth at %s)\n",
+               proxy->address().c_str(), id.auth_addr.c_str());
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  MEZ_LOG(kInfo) << "signal " << sig << ": stopping the proxy";
+  proxy->Stop();
+  return Status::Ok();
 }
 
 }  // namespace mez::proxy

@@ -26,6 +26,12 @@
 // authentications are audited as "auth.refused" with the node the
 // connection was for ("proxy" for the jump host itself).
 //
+// The proxy runs inside an auth mezrecd (--roles auth,proxy: it reads the
+// catalog and signs with the user CA itself), or alone (--roles proxy
+// --identity FILE: a proxy-only mezrecd that asks the auth mezrecd named
+// in the identity over gRPC, with a proxy token from
+// `mezctl users add NAME --role=proxy`). ProxyBackend is that difference.
+//
 // The host key is kept in DATA_DIR/proxy_host_key (made on first start)
 // and presented both by the jump host and for agentless nodes: libssh 0.10
 // cannot present host certificates, so clients pin it (msh ssh does).
@@ -37,6 +43,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -48,35 +55,18 @@
 
 namespace mez::ssh {
 class SshServer;
-}
+struct ChannelInfo;
+}  // namespace mez::ssh
 namespace mez::agent {
 class Recorders;
 }
 
 namespace mez::proxy {
 
-struct ProxyOptions {
-  std::string listen = "127.0.0.1:3023";  // HOST:PORT, IP literal; port 0
-  std::string data_dir;  // proxy_host_key and proxy-spool/ live here
-  // The cluster's user CA, "ssh-ed25519 AAAA... comment".
-  std::string user_ca_public;
-  // Its private key (PKCS#8 PEM), for the certificates the proxy logs in
-  // to agentless nodes with. Empty: agentless nodes are refused.
-  std::string user_ca_private_pem;
-  catalog::Catalog* catalog = nullptr;  // must outlive the proxy
-  // Recording agentless sessions: mezrecd's gRPC and a proxy token for it.
-  std::shared_ptr<grpc::Channel> channel;
-  std::string token;
-  std::optional<agent::RecordingMode> mode_override;
-  Clock* clock = nullptr;  // nullptr: RealClock()
-};
-
-// A fresh key pair and a user certificate for it: key id `user`, the one
-// principal `login`, valid for kUpstreamCertSeconds (backdated a minute
-// for clock skew), permit-pty and permit-port-forwarding, signed by the
-// user CA (PKCS#8 PEM). What the proxy logs in to an agentless node's sshd
-// with, on the user's behalf.
-inline constexpr int64_t kUpstreamCertSeconds = 300;
+// A fresh key pair and a user certificate for it
+// (auth::UpstreamCertRequest), signed by the user CA (PKCS#8 PEM): what
+// the proxy logs in to an agentless node's sshd with, on the user's
+// behalf.
 struct UpstreamCredentials {
   std::string key_openssh;  // unencrypted OpenSSH private key
   std::string cert_blob;    // certificate, SSH wire format
@@ -84,6 +74,48 @@ struct UpstreamCredentials {
 Result<UpstreamCredentials> IssueUpstreamCredentials(
     const std::string& user_ca_private_pem, const std::string& user,
     const std::string& login, Clock* clock);
+
+// What the proxy asks of the cluster. Called from connection threads,
+// possibly concurrently.
+class ProxyBackend {
+ public:
+  virtual ~ProxyBackend() = default;
+  // May info.key_id go to the node info.dst_host (rpc::AuthorizeProxyHop)?
+  // Refusals are audited as proxy.refused.
+  virtual Result<catalog::Node> AuthorizeHop(const ssh::ChannelInfo& info) = 0;
+  // The node `name`, for a connection already let through.
+  virtual Result<catalog::Node> GetNode(const std::string& name) = 0;
+  // Credentials for `login` of `user` on an agentless node; refused
+  // unless it is one of the user's logins.
+  virtual Result<UpstreamCredentials> Credentials(const std::string& user,
+                                                  const std::string& login) = 0;
+  // An audit event about `node` (best effort: failures are logged).
+  virtual void Audit(const std::string& type, const std::string& user,
+                     const std::string& node,
+                     const nlohmann::json& details) = 0;
+};
+
+// In-process: the catalog and the user CA's private key.
+std::unique_ptr<ProxyBackend> NewLocalBackend(catalog::Catalog* catalog,
+                                              std::string user_ca_private_pem,
+                                              Clock* clock);
+// Over gRPC to an auth mezrecd, with a proxy token.
+std::unique_ptr<ProxyBackend> NewRemoteBackend(
+    std::shared_ptr<grpc::Channel> channel, std::string token);
+
+struct ProxyOptions {
+  std::string listen = "127.0.0.1:3023";  // HOST:PORT, IP literal; port 0
+  std::string data_dir;  // proxy_host_key and proxy-spool/ live here
+  // The cluster's user CA, "ssh-ed25519 AAAA... comment".
+  std::string user_ca_public;
+  std::shared_ptr<ProxyBackend> backend;  // required
+  // Recording agentless sessions: mezrecd's gRPC and a proxy token for
+  // it. Without a channel, agentless nodes are refused.
+  std::shared_ptr<grpc::Channel> channel;
+  std::string token;
+  std::optional<agent::RecordingMode> mode_override;
+  Clock* clock = nullptr;  // nullptr: RealClock()
+};
 
 class Proxy {
  public:
@@ -107,6 +139,9 @@ class Proxy {
   ProxyOptions options_;
   std::string address_;
   std::unique_ptr<agent::Recorders> recorders_;
+  // agent::WatchChannel: a recording service that went away is noticed
+  // within about 100 ms (node-sync sessions then end).
+  std::shared_ptr<void> watcher_;
   // Agentless sessions, handed over by server_ (stopped first).
   std::unique_ptr<ssh::SshServer> terminator_;
   std::unique_ptr<ssh::SshServer> server_;
@@ -116,6 +151,12 @@ class Proxy {
 // recording agentless sessions with a proxy token it signs itself.
 // Prints "mezrecd: proxy serving SSH on ADDR".
 Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& context);
+
+// A proxy-only mezrecd (roles: proxy): reads config.identity (a proxy
+// identity), announces itself to that auth mezrecd (ProxyHello), serves
+// until SIGTERM or SIGINT. Prints "mezrecd: proxy serving SSH on ADDR" and
+// then "mezrecd: serving on ADDR (proxy only)".
+Status RunProxyOnly(const rpc::ServerConfig& config);
 
 }  // namespace mez::proxy
 

@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "libmez/auth/ssh_cert.h"
@@ -192,6 +193,55 @@ Result<auth::Claims> Authorizer::Caller(
     }
   }
   return c;
+}
+
+Result<catalog::Node> AuthorizeProxyHop(catalog::Catalog* catalog, Clock* clock,
+                                        const std::string& proxy,
+                                        const std::string& user,
+                                        const std::string& name,
+                                        const std::string& remote,
+                                        const std::string& login) {
+  // Names come from the client: what reaches the audit log is short
+  // printable ASCII (node names are plain identifiers anyway).
+  std::string shown = name.substr(0, 255);
+  for (char& ch : shown) {
+    if (ch < 0x21 || ch > 0x7e) ch = '?';
+  }
+  auto refuse = [&](Code code, const std::string& why) {
+    catalog::AuditEvent e;
+    e.time_us = clock->WallMicros();
+    e.type = "proxy.refused";
+    e.user = user.substr(0, 255);
+    e.node = shown;
+    e.details =
+        nlohmann::json({{"remote", remote},
+                        {"login", login},
+                        {"dst_host", shown},
+                        {"proxy", proxy},
+                        {"reason", why}})
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    auto r = catalog->AppendAudit(e);
+    if (!r.ok()) {
+      MEZ_LOG(kError) << "audit proxy.refused: " << r.status().ToString();
+    }
+    return Status(code, why);
+  };
+  auto u = catalog->GetUser(user);
+  if (!u.ok()) {
+    if (u.status().code() != Code::kNotFound) return u.status();
+    return refuse(Code::kPermissionDenied,
+                  "user '" + user + "' does not exist");
+  }
+  if (u->logins.empty()) {
+    return refuse(Code::kPermissionDenied,
+                  "user '" + u->name + "' has no login on any node");
+  }
+  auto node = catalog->GetNode(name);
+  if (!node.ok()) {
+    if (node.status().code() != Code::kNotFound) return node.status();
+    return refuse(Code::kNotFound, "node '" + shown + "' is not registered");
+  }
+  return node;
 }
 
 ClusterService::ClusterService(ClusterServiceOptions options)
@@ -436,32 +486,52 @@ grpc::ServerUnaryReactor* ClusterService::SetConfig(
 grpc::ServerUnaryReactor* ClusterService::AddUser(
     grpc::CallbackServerContext* ctx, const pb::AddUserRequest* req,
     pb::AddUserResponse* resp) {
-  return Unary(ctx, "AddUser", {Role::kAdmin},
-               [this, req, resp](const auth::Claims& c) -> Status {
-                 catalog::User u;
-                 u.name = req->name();
-                 u.logins.assign(req->logins().begin(), req->logins().end());
-                 u.role = req->role().empty() ? "user" : req->role();
-                 u.created_us = opt_.clock->WallMicros();
-                 if (u.role != "user" && u.role != "admin") {
-                   return InvalidArgument("role must be user or admin (got '" +
-                                          u.role + "')");
-                 }
-                 int64_t ttl = req->ttl_seconds() > 0 ? req->ttl_seconds()
-                                                      : kDefaultUserTtl;
-                 MEZ_RETURN_IF_ERROR(opt_.catalog->CreateUser(u));
-                 auto role = u.role == "admin" ? Role::kAdmin : Role::kUser;
-                 MEZ_ASSIGN_OR_RETURN(
-                     std::string token,
-                     auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
-                                      role, u.name, u.logins, ttl, opt_.clock));
-                 ToProto(u, resp->mutable_user());
-                 resp->set_token(token);
-                 nlohmann::json d = {
-                     {"name", u.name}, {"role", u.role}, {"logins", u.logins}};
-                 Audit("user.create", c.subject, "", d.dump());
-                 return Status::Ok();
-               });
+  return Unary(
+      ctx, "AddUser", {Role::kAdmin},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        catalog::User u;
+        u.name = req->name();
+        u.logins.assign(req->logins().begin(), req->logins().end());
+        u.role = req->role().empty() ? "user" : req->role();
+        u.created_us = opt_.clock->WallMicros();
+        int64_t ttl =
+            req->ttl_seconds() > 0 ? req->ttl_seconds() : kDefaultUserTtl;
+        if (u.role == "proxy") {
+          // A proxy-only mezrecd's token: not a catalog user, no
+          // logins; it may only call the proxy's RPCs.
+          if (!u.logins.empty()) {
+            return InvalidArgument("a proxy has no logins");
+          }
+          catalog::User as_user = u;
+          as_user.role = "user";
+          MEZ_RETURN_IF_ERROR(catalog::ValidateUser(as_user));
+          MEZ_ASSIGN_OR_RETURN(
+              std::string token,
+              auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                               Role::kProxy, u.name, {}, ttl, opt_.clock));
+          ToProto(u, resp->mutable_user());
+          resp->set_token(token);
+          nlohmann::json d = {{"name", u.name}, {"ttl_seconds", ttl}};
+          Audit("proxy.create", c.subject, "", d.dump());
+          return Status::Ok();
+        }
+        if (u.role != "user" && u.role != "admin") {
+          return InvalidArgument("role must be user, admin or proxy (got '" +
+                                 u.role + "')");
+        }
+        MEZ_RETURN_IF_ERROR(opt_.catalog->CreateUser(u));
+        auto role = u.role == "admin" ? Role::kAdmin : Role::kUser;
+        MEZ_ASSIGN_OR_RETURN(
+            std::string token,
+            auth::IssueToken(*opt_.signer, opt_.keys->cluster_name, role,
+                             u.name, u.logins, ttl, opt_.clock));
+        ToProto(u, resp->mutable_user());
+        resp->set_token(token);
+        nlohmann::json d = {
+            {"name", u.name}, {"role", u.role}, {"logins", u.logins}};
+        Audit("user.create", c.subject, "", d.dump());
+        return Status::Ok();
+      });
 }
 
 grpc::ServerUnaryReactor* ClusterService::ListUsers(
@@ -617,7 +687,7 @@ grpc::ServerUnaryReactor* ClusterService::ResolveNode(
     grpc::CallbackServerContext* ctx, const pb::ResolveNodeRequest* req,
     pb::NodeInfo* resp) {
   return Unary(
-      ctx, "ResolveNode", {Role::kUser, Role::kAdmin},
+      ctx, "ResolveNode", {Role::kUser, Role::kAdmin, Role::kProxy},
       [this, req, resp](const auth::Claims&) -> Status {
         auto n = opt_.catalog->GetNode(req->name());
         if (!n.ok()) {
@@ -717,15 +787,19 @@ grpc::ServerUnaryReactor* ClusterService::NodeAudit(
   return Unary(
       ctx, "NodeAudit", {Role::kNode, Role::kProxy},
       [this, req, resp](const auth::Claims& c) -> Status {
-        static const char* const kTypes[] = {
-            "session.start", "session.end", "auth.refused",
-            "recording.spool_full", "recording.upload_rejected"};
+        static const char* const kTypes[] = {"session.start",
+                                             "session.end",
+                                             "auth.refused",
+                                             "recording.spool_full",
+                                             "recording.upload_rejected",
+                                             "proxy.refused"};
         bool known = false;
         for (const char* t : kTypes) known |= req->type() == t;
         if (!known) {
           return InvalidArgument(
               "a node may report session.start, session.end, auth.refused, "
-              "recording.spool_full or recording.upload_rejected, not '" +
+              "recording.spool_full, recording.upload_rejected or "
+              "proxy.refused, not '" +
               req->type() + "'");
         }
         if (req->session_id().size() > 128 || req->user().size() > 256 ||
@@ -748,6 +822,13 @@ grpc::ServerUnaryReactor* ClusterService::NodeAudit(
         e.type = req->type();
         e.session_id = req->session_id();
         e.node = c.subject;
+        // A proxy reports for the agentless node it serves.
+        if (c.role == Role::kProxy && !req->node().empty()) {
+          if (req->node().size() > 255) {
+            return InvalidArgument("node is too long");
+          }
+          e.node = req->node();
+        }
         if (!req->user_token().empty()) {
           auto claims = opt_.verifier->Verify(
               req->user_token(), opt_.clock->WallMicros() / 1'000'000);
@@ -770,6 +851,91 @@ grpc::ServerUnaryReactor* ClusterService::NodeAudit(
         e.details = details.dump();
         MEZ_ASSIGN_OR_RETURN(int64_t id, opt_.catalog->AppendAudit(e));
         resp->set_id(id);
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::ProxyHello(
+    grpc::CallbackServerContext* ctx, const pb::ProxyHelloRequest* req,
+    pb::ProxyHelloResponse* resp) {
+  return Unary(
+      ctx, "ProxyHello", {Role::kProxy},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        // An empty addr only asks for the CA (before the proxy is bound).
+        if (!req->addr().empty()) {
+          Status addr = ValidateListenAddress(req->addr());
+          if (!addr.ok() || req->addr().size() > 256) {
+            return InvalidArgument("addr must be HOST:PORT");
+          }
+          auto blob = auth::Ed25519BlobFromPublicLine(req->host_key());
+          if (!blob.ok()) {
+            return InvalidArgument("host_key: " + blob.status().message());
+          }
+          std::string line = std::string(auth::kSshEd25519) + " " +
+                             Base64Encode(*blob) + " mezite-proxy";
+          MEZ_RETURN_IF_ERROR(
+              opt_.catalog->SetConfig(std::string(kProxyAddrKey), req->addr()));
+          MEZ_RETURN_IF_ERROR(
+              opt_.catalog->SetConfig(std::string(kProxyHostKeyKey), line));
+          nlohmann::json d = {{"addr", req->addr()}};
+          Audit("proxy.hello", c.subject, "", d.dump());
+        }
+        MEZ_ASSIGN_OR_RETURN(auto setting,
+                             opt_.catalog->GetConfig("session_recording"));
+        resp->set_user_ca_public(opt_.keys->user_ca_public);
+        resp->set_session_recording(setting.value_or(kDefaultRecordingMode));
+        return Status::Ok();
+      });
+}
+
+grpc::ServerUnaryReactor* ClusterService::AuthorizeProxyHop(
+    grpc::CallbackServerContext* ctx, const pb::ProxyHopRequest* req,
+    pb::NodeInfo* resp) {
+  return Unary(ctx, "AuthorizeProxyHop", {Role::kProxy},
+               [this, req, resp](const auth::Claims& c) -> Status {
+                 MEZ_ASSIGN_OR_RETURN(
+                     catalog::Node n,
+                     rpc::AuthorizeProxyHop(opt_.catalog, opt_.clock, c.subject,
+                                            req->user(), req->node(),
+                                            req->remote(), req->login()));
+                 resp->set_name(n.name);
+                 resp->set_addr(n.addr);
+                 resp->set_openssh(n.openssh);
+                 resp->set_host_key(n.host_key);
+                 return Status::Ok();
+               });
+}
+
+grpc::ServerUnaryReactor* ClusterService::SignUpstreamCert(
+    grpc::CallbackServerContext* ctx, const pb::UpstreamCertRequest* req,
+    pb::UpstreamCertResponse* resp) {
+  return Unary(
+      ctx, "SignUpstreamCert", {Role::kProxy},
+      [this, req, resp](const auth::Claims& c) -> Status {
+        auto u = opt_.catalog->GetUser(req->user());
+        if (!u.ok()) {
+          if (u.status().code() != Code::kNotFound) return u.status();
+          return PermissionDenied("user '" + req->user() + "' does not exist");
+        }
+        if (std::find(u->logins.begin(), u->logins.end(), req->login()) ==
+            u->logins.end()) {
+          Status d = PermissionDenied("login '" + req->login() +
+                                      "' is not allowed for " + u->name);
+          Deny(&c, "SignUpstreamCert", d);
+          return d;
+        }
+        int64_t now = opt_.clock->WallMicros() / 1'000'000;
+        auth::SshCertRequest r = auth::UpstreamCertRequest(
+            req->public_key_blob(), u->name, req->login(), now);
+        MEZ_ASSIGN_OR_RETURN(
+            std::string blob,
+            auth::SignSshCert(opt_.keys->user_ca_private_pem, r));
+        resp->set_certificate_blob(blob);
+        nlohmann::json d = {{"login", req->login()},
+                            {"upstream", true},
+                            {"proxy", c.subject},
+                            {"valid_before", r.valid_before}};
+        Audit("cert.issue", u->name, "", d.dump());
         return Status::Ok();
       });
 }

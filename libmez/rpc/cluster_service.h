@@ -23,6 +23,18 @@ namespace mez::rpc {
 inline constexpr std::string_view kProxyAddrKey = "proxy.addr";
 inline constexpr std::string_view kProxyHostKeyKey = "proxy.host_key";
 
+// Whether `user` may go through a proxy to the node `name` (the proxy's
+// checks, shared by an in-process proxy and AuthorizeProxyHop): the user
+// exists and has a login, and the node is registered. A refusal is
+// audited as "proxy.refused" (by `proxy`, from `remote`) and returned
+// (kPermissionDenied, kNotFound); the node otherwise.
+Result<catalog::Node> AuthorizeProxyHop(catalog::Catalog* catalog, Clock* clock,
+                                        const std::string& proxy,
+                                        const std::string& user,
+                                        const std::string& name,
+                                        const std::string& remote,
+                                        const std::string& login);
+
 // Settings the cluster knows, with their allowed values.
 Status ValidateSetting(const std::string& key, const std::string& value);
 
@@ -112,6 +124,15 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
   grpc::ServerUnaryReactor* NodeAudit(grpc::CallbackServerContext*,
                                       const mezite::v1::NodeAuditRequest*,
                                       mezite::v1::NodeAuditResponse*) override;
+  grpc::ServerUnaryReactor* ProxyHello(
+      grpc::CallbackServerContext*, const mezite::v1::ProxyHelloRequest*,
+      mezite::v1::ProxyHelloResponse*) override;
+  grpc::ServerUnaryReactor* AuthorizeProxyHop(
+      grpc::CallbackServerContext*, const mezite::v1::ProxyHopRequest*,
+      mezite::v1::NodeInfo*) override;
+  grpc::ServerUnaryReactor* SignUpstreamCert(
+      grpc::CallbackServerContext*, const mezite::v1::UpstreamCertRequest*,
+      mezite::v1::UpstreamCertResponse*) override;
 
  private:
   // Runs `fn` on the pool after authorizing the caller for `roles`, and

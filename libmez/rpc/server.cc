@@ -32,27 +32,6 @@ std::string HostOf(const std::string& addr) {
   return addr.substr(0, addr.rfind(':'));
 }
 
-LogLevel ParseLevel(const std::string& s) {
-  if (s == "debug") return LogLevel::kDebug;
-  if (s == "warn") return LogLevel::kWarning;
-  if (s == "error") return LogLevel::kError;
-  return LogLevel::kInfo;
-}
-
-Status MakeDataDir(const std::string& dir) {
-  std::string path;
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = dir.find('/', pos + 1);
-    path = dir.substr(0, pos);
-    if (mkdir(path.c_str(), pos == std::string::npos ? 0700 : 0755) != 0 &&
-        errno != EEXIST) {
-      return ErrnoStatus("create data dir " + path, errno);
-    }
-  }
-  return Status::Ok();
-}
-
 // Writes admin.identity on first start, and keeps its address current
 // (a port chosen by the OS changes on each start) and its token valid.
 Status EnsureAdminIdentity(const std::string& data_dir, const std::string& addr,
@@ -121,8 +100,29 @@ Result<std::unique_ptr<store::BlobStore>> OpenStore(const ServerConfig& c) {
 
 }  // namespace
 
+LogLevel ParseLogLevel(const std::string& s) {
+  if (s == "debug") return LogLevel::kDebug;
+  if (s == "warn") return LogLevel::kWarning;
+  if (s == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+Status MakeDataDir(const std::string& dir) {
+  std::string path;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    path = dir.substr(0, pos);
+    if (mkdir(path.c_str(), pos == std::string::npos ? 0700 : 0755) != 0 &&
+        errno != EEXIST) {
+      return ErrnoStatus("create data dir " + path, errno);
+    }
+  }
+  return Status::Ok();
+}
+
 Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
-  SetLogLevel(ParseLevel(config.log_level));
+  SetLogLevel(ParseLogLevel(config.log_level));
   Clock* clock = RealClock();
 
   // Signals are taken synchronously by this thread; every thread started

@@ -9,6 +9,7 @@
 
 #include "libmez/rpc/server_config.h"
 #include "libmez/util/clock.h"
+#include "libmez/util/log.h"
 #include "libmez/util/status.h"
 
 namespace mez::auth {
@@ -37,6 +38,11 @@ struct RoleContext {
 // Starts a role; releasing the handle stops it.
 using RoleStarter =
     std::function<Result<std::shared_ptr<void>>(const RoleContext&)>;
+
+// "debug", "warn", "error"; anything else is info.
+LogLevel ParseLogLevel(const std::string& level);
+// Creates `dir` and its parents (the last one 0700).
+Status MakeDataDir(const std::string& dir);
 
 // Blocks until a termination signal. Returns an error when startup fails
 // (the message says what to fix). Prints "mezrecd: serving on ADDR" to

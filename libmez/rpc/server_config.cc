@@ -187,6 +187,10 @@ Status ApplyProxyYaml(const std::string& name, const YAML::Node& v,
     MEZ_ASSIGN_OR_RETURN(cfg->proxy_listen, Scalar(v, name));
     return Status::Ok();
   }
+  if (name == "identity") {
+    MEZ_ASSIGN_OR_RETURN(cfg->identity, Scalar(v, name));
+    return Status::Ok();
+  }
   std::string text;
   if (v.IsSequence()) {
     for (const auto& r : v) {
@@ -238,14 +242,15 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
       } else if (name == "replicaLeaseTimeout") {
         MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
         MEZ_RETURN_IF_ERROR(SetLeaseTimeout(name, s, cfg));
-      } else if (name == "roles" || name == "proxyListen") {
+      } else if (name == "roles" || name == "proxyListen" ||
+                 name == "identity") {
         MEZ_RETURN_IF_ERROR(ApplyProxyYaml(name, v, cfg));
       } else {
         return KeyError(name,
                         "unknown key (known: dataDir, listen, insecure, "
                         "logLevel, shutdownGrace, dbUrl, "
                         "replicaLeaseTimeout, recording, roles, "
-                        "proxyListen)");
+                        "proxyListen, identity)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -342,6 +347,7 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
     MEZ_ASSIGN_OR_RETURN(cfg->roles, ParseRoles("MEZITE_ROLES", *v));
   }
   if (auto v = env("MEZITE_PROXY_LISTEN")) cfg->proxy_listen = *v;
+  if (auto v = env("MEZITE_IDENTITY")) cfg->identity = *v;
   return Status::Ok();
 }
 
@@ -353,10 +359,13 @@ Status ApplyProxyFlags(const ConfigFlags& flags, ServerConfig* cfg) {
     MEZ_ASSIGN_OR_RETURN(cfg->roles, ParseRoles("--roles", *flags.roles));
   }
   if (flags.proxy_listen) cfg->proxy_listen = *flags.proxy_listen;
-  if (!cfg->HasRole("auth")) {
+  if (flags.identity) cfg->identity = *flags.identity;
+  if (!cfg->HasRole("auth") && cfg->identity.empty()) {
     return InvalidArgument(
-        "roles: 'auth' is required (a proxy-only mezrecd is not supported "
-        "yet); use --roles auth,proxy");
+        "roles: a proxy-only mezrecd (roles: proxy) needs --identity FILE "
+        "(MEZITE_IDENTITY, yaml identity), a proxy identity from "
+        "mezctl users add NAME --role=proxy --identity-out FILE; or use "
+        "--roles auth,proxy");
   }
   if (cfg->HasRole("proxy")) {
     Status s = ValidateListenAddress(cfg->proxy_listen);

@@ -63,12 +63,17 @@ struct ServerConfig {
   // incomplete (catalog/replica_lease.h). yaml `replicaLeaseTimeout`,
   // MEZITE_REPLICA_LEASE_TIMEOUT, --replica-lease-timeout; at least 1 s.
   int64_t replica_lease_timeout_us = 60'000'000;
-  // Roles this process serves: "auth" (always; the gRPC cluster service)
-  // and optionally "proxy" (the SSH jump host on proxy_listen). yaml
+  // Roles this process serves: "auth" (the gRPC cluster service) and
+  // "proxy" (the SSH jump host on proxy_listen), or "proxy" alone (a
+  // proxy-only mezrecd using the auth mezrecd named in `identity`). yaml
   // `roles` (a list or "auth,proxy"), MEZITE_ROLES, --roles.
   std::vector<std::string> roles = {"auth"};
   // yaml `proxyListen`, MEZITE_PROXY_LISTEN, --proxy-listen. IP literal.
   std::string proxy_listen = "127.0.0.1:3023";
+  // Proxy-only: the proxy's identity file (auth address, TLS CA, proxy
+  // token), from `mezctl users add NAME --role=proxy --identity-out`.
+  // yaml `identity`, MEZITE_IDENTITY, --identity.
+  std::string identity;
   bool HasRole(const std::string& role) const;
 };
 
@@ -83,6 +88,7 @@ struct ConfigFlags {
   std::optional<std::string> log_level;
   std::optional<std::string> roles;  // "auth,proxy"
   std::optional<std::string> proxy_listen;
+  std::optional<std::string> identity;
   std::optional<std::string> replica_lease_timeout;  // A duration: "60s".
 };
 
