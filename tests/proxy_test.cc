@@ -5,8 +5,12 @@
 #include "libmez/proxy/proxy.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -343,8 +347,7 @@ TEST(ProxyConfigTest, RolesAndProxyListen) {
   flags.roles = "proxy";
   auto proxy_only = rpc::LoadServerConfig(flags, &NoEnv);
   EXPECT_EQ(proxy_only.status().code(), Code::kInvalidArgument);
-  EXPECT_NE(proxy_only.status().message().find("--identity"),
-            std::string::npos)
+  EXPECT_NE(proxy_only.status().message().find("--identity"), std::string::npos)
       << proxy_only.status().ToString();
   flags.identity = "/etc/mezite/proxy.identity";
   auto with_identity = rpc::LoadServerConfig(flags, &NoEnv);
@@ -630,6 +633,74 @@ TEST_F(AgentlessProxyTest, WrongTargetHostKeyIsRefused) {
   auto sessions = Admin("sessions ls --format=json");
   json arr = json::parse(sessions.out, nullptr, false);
   EXPECT_TRUE(arr.is_array() && arr.empty()) << sessions.out;
+}
+
+// A window change on the client's terminal reaches the node's pty (stty
+// size there reports it) and the recording (an asciicast "r" event).
+TEST_F(AgentlessProxyTest, WindowChangesReachTheNodeAndTheRecording) {
+  UserCert c = Certify(alice_, me_);
+  std::string cmd = JumpCommand(c, "alice", me_, "web-os", "", "-tt");
+  winsize ws = {};
+  ws.ws_row = 24;
+  ws.ws_col = 80;
+  int master = -1;
+  pid_t pid = forkpty(&master, nullptr, nullptr, &ws);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string seen;
+  // Types `line` every 500 ms until the terminal shows `want`.
+  auto until = [&](const std::string& line, const std::string& want) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    auto next_type = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (std::chrono::steady_clock::now() >= next_type) {
+        ssize_t ignored = write(master, line.data(), line.size());
+        (void)ignored;
+        next_type += std::chrono::milliseconds(500);
+      }
+      pollfd p = {master, POLLIN, 0};
+      if (poll(&p, 1, 50) == 1) {
+        char buf[4096];
+        ssize_t n = read(master, buf, sizeof(buf));
+        if (n <= 0) return false;
+        seen.append(buf, static_cast<size_t>(n));
+        if (seen.find(want) != std::string::npos) return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(until("stty size\n", "24 80\r\n")) << seen;
+  ws.ws_row = 40;
+  ws.ws_col = 100;
+  ASSERT_EQ(ioctl(master, TIOCSWINSZ, &ws), 0);  // SIGWINCH to ssh
+  EXPECT_TRUE(until("stty size\n", "40 100\r\n")) << seen;
+  std::string bye = "exit\n";
+  ssize_t ignored = write(master, bye.data(), bye.size());
+  (void)ignored;
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "ssh did not exit: " << seen;
+      break;
+    }
+    char buf[4096];
+    if (read(master, buf, sizeof(buf)) <= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  close(master);
+  json s = CompleteSessionOnWebOs();
+  ASSERT_FALSE(s.is_null()) << Admin("sessions ls --format=json").out;
+  auto cast = ReadFile(cluster_->data_dir() + "/recordings/" +
+                       s.value("storage_key", ""));
+  ASSERT_TRUE(cast.ok()) << cast.status().ToString();
+  EXPECT_NE(cast->find("\"r\", \"100x40\"]"), std::string::npos) << *cast;
 }
 
 // ssh -L through the agentless node: its sshd connects to the destination,
