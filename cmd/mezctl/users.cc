@@ -17,7 +17,9 @@ void AddUsersCommand(CLI::App* app, const std::string* identity, int* rc) {
   add->add_option("--role", o->role,
                   "user, admin, or proxy (a token for a proxy-only mezrecd)")
       ->check(CLI::IsMember({"user", "admin", "proxy"}));
-  add->add_option("--ttl", o->ttl, "how long the identity is valid, e.g. 12h");
+  add->add_option("--ttl", o->ttl,
+                  "how long the identity is valid (default 12h; 8760h for a "
+                  "proxy)");
   add->add_option("--identity-out", o->identity_out,
                   "write the identity here (default: print it)");
   add->callback([o, identity, rc] {

@@ -275,7 +275,9 @@ Status NodesRm(const std::string& identity, const std::string& name) {
 }
 
 Status UsersAdd(const UsersAddOptions& o) {
-  MEZ_ASSIGN_OR_RETURN(int64_t ttl_us, ParseDuration(o.ttl));
+  std::string ttl = o.ttl;
+  if (ttl.empty()) ttl = o.role == "proxy" ? "8760h" : "12h";
+  MEZ_ASSIGN_OR_RETURN(int64_t ttl_us, ParseDuration(ttl));
   if (ttl_us < 60'000'000) return InvalidArgument("--ttl must be at least 1m");
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::AddUserRequest req;

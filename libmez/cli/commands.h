@@ -49,7 +49,8 @@ struct UsersAddOptions {
   std::string name;
   std::vector<std::string> logins;
   std::string role = "user";
-  std::string ttl = "12h";
+  // Empty: 12h for people, 365 days for a proxy (a service).
+  std::string ttl;
   std::string identity_out;  // Empty: print the identity JSON to stdout.
 };
 Status UsersAdd(const UsersAddOptions& o);
