@@ -7,6 +7,8 @@
 
 #include <sstream>
 
+#include "libmez/store/s3_client.h"
+
 namespace mez::testing {
 namespace {
 
@@ -57,7 +59,31 @@ S3Server::S3Server(const std::string& script) : script_(script) {
     std::string err;
     RunCapture("tail -c 2000 " + Quote(err_file), &err);
     error_ = script_ + " failed (exit " + std::to_string(rc) + "): " + err;
+    return;
   }
+  Status warm = WarmUp();
+  if (!warm.ok()) error_ = "S3 server not ready: " + warm.ToString();
+}
+
+// Right after start, Swift may answer the first container PUT with 503
+// ("Please reduce your request rate") while its account is being created.
+// A probe bucket is created (with patient retries) and deleted, so that
+// the tests' own first bucket PUT finds a ready server.
+Status S3Server::WarmUp() {
+  store::S3Options o;
+  o.endpoint = endpoint_;
+  o.region = region_;
+  o.access_key = access_key_;
+  o.secret_key = secret_key_;
+  o.bucket = "mez-warm-up";
+  o.force_path_style = true;
+  o.max_attempts = 8;
+  o.initial_backoff_ms = 250;  // Up to ~30 s in all.
+  auto client = store::S3Client::New(o);
+  if (!client.ok()) return client.status();
+  Status created = (*client)->CreateBucket();
+  if (!created.ok() && created.code() != Code::kAlreadyExists) return created;
+  return (*client)->DeleteBucket();
 }
 
 S3Server::~S3Server() {

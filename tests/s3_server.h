@@ -2,11 +2,14 @@
 // (Swift + s3api + memcached on free 127.0.0.1 ports) in a fresh temporary
 // directory and stops it on destruction. The script's watchdog also stops
 // every server when this process exits, so a crashed or killed test leaves
-// nothing running. Startup takes ~7 s: start one per test binary.
+// nothing running. Startup takes ~7 s: start one per test binary. Once
+// ok(), the server has answered a bucket PUT (see WarmUp).
 #ifndef MEZ_TESTS_S3_SERVER_H_
 #define MEZ_TESTS_S3_SERVER_H_
 
 #include <string>
+
+#include "libmez/util/status.h"
 
 namespace mez::testing {
 
@@ -29,6 +32,8 @@ class S3Server {
   const std::string& dir() const { return dir_; }
 
  private:
+  Status WarmUp();
+
   std::string script_;
   std::string dir_;
   std::string error_;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "libmez/record/asciicast_reader.h"
@@ -862,6 +863,111 @@ TEST_F(ScaleoutTest, CrashedReplicasLiveSessionIsMarkedIncompleteByAnother) {
   ASSERT_TRUE(cast.ok()) << cast.status().ToString();
   EXPECT_EQ(cast->Output(), output);
   EXPECT_EQ(b->Stop(), 0) << b->log();
+}
+
+// A permanent S3 error in the middle of live sessions: the bucket is
+// deleted while a recording is being uploaded in parts (Swift's s3api
+// deletes a bucket's unfinished multipart uploads with it). That session
+// does not run on unrecorded: its next part fails, and its Record stream
+// with it, carrying a message that names MEZITE_S3_BUCKET (a node-sync
+// mezd ends the user's session on that and shows the message;
+// MezdModesTest covers mezd's side). A small session, which never filled
+// a part, learns it at its end. Each is marked incomplete with one log
+// line naming the setting, and with the bucket back the next session is
+// recorded.
+TEST_F(ScaleoutTest, DeletedBucketFailsLiveStreamsNamingTheSetting) {
+  const std::string prefix = "gone/";
+  auto server = StartServer("gone", S3Env(prefix));
+  ASSERT_NE(server, nullptr);
+  auto stub = server->Stub();
+  const std::string node = server->Token(auth::Role::kNode, "web-01");
+  const std::string alice = server->Token(auth::Role::kUser, "alice");
+  RecordCall small(stub.get(), node);
+  ASSERT_TRUE(small.Send(HeaderFrame("gone-small", alice, SESSION_KIND_EXEC)));
+  ASSERT_TRUE(small.Send(ChunkFrame(1000, DIRECTION_OUT, "hello\n")));
+
+  const std::string id = "gone-1";
+  const std::string key = prefix + "alice/shell/" + id + ".cast";
+  RecordCall call(stub.get(), node);
+  ASSERT_TRUE(call.Send(HeaderFrame(id, alice, SESSION_KIND_SHELL)));
+  int chunks = 0;
+  auto send_chunk = [&] {
+    ++chunks;
+    return call.Send(ChunkFrame(chunks * 1000, DIRECTION_OUT,
+                                RandomText(kChunk, 20'000 + chunks)));
+  };
+  // 6 MiB: the first 5 MiB part starts the multipart upload.
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(send_chunk()) << "chunk " << i;
+  ASSERT_TRUE(PollUntil([&] {
+    auto ups = s3_->ListMultipartUploads(prefix);
+    if (!ups.ok()) return false;
+    for (const auto& u : *ups) {
+      if (u.key == key) return true;
+    }
+    return false;
+  })) << server->log();
+  EXPECT_EQ(ListedStatus(*server, id), "recording");
+
+  Status deleted;
+  ASSERT_TRUE(PollUntil([&] {
+    deleted = s3_->DeleteBucket();
+    return deleted.ok();
+  })) << deleted.ToString();
+
+  // The session goes on printing. Bounded by bytes, not time: up to
+  // 100 MiB more, while the next part (5 MiB on) must fail.
+  bool stream_failed = false;
+  for (int i = 0; i < 400 && !stream_failed; ++i) stream_failed = !send_chunk();
+  EXPECT_TRUE(stream_failed)
+      << "the stream took " << chunks << " chunks with the bucket gone";
+  RecordProperty("chunks_sent", std::to_string(chunks));
+  const std::string cause =
+      "bucket " + bucket_ + " does not exist: check MEZITE_S3_BUCKET";
+  grpc::Status s = call.Close();
+  ASSERT_FALSE(s.ok()) << "the session ended as if recorded\n" << server->log();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << s.error_message();
+  // What a node-sync mezd shows the user, after "session recording failed".
+  EXPECT_NE(s.error_message().find(cause), std::string::npos)
+      << s.error_message();
+
+  // The small session ends: its only upload, at the end, fails.
+  EXPECT_TRUE(small.Send(ExitFrame(2000, 0)));
+  grpc::Status small_s = small.Close();
+  EXPECT_FALSE(small_s.ok()) << server->log();
+  EXPECT_NE(small_s.error_message().find(cause), std::string::npos)
+      << small_s.error_message();
+
+  for (const std::string& sid : {id, std::string("gone-small")}) {
+    EXPECT_TRUE(PollUntil(
+        [&] { return ListedStatus(*server, sid) == "incomplete"; }, 30))
+        << sid << ": '" << ListedStatus(*server, sid) << "'\n"
+        << server->log();
+  }
+  // One line per session in mezrecd's log says what to fix.
+  std::vector<std::string> named;
+  std::istringstream log(server->log());
+  for (std::string line; std::getline(log, line);) {
+    if (line.find(cause) != std::string::npos) named.push_back(line);
+  }
+  ASSERT_EQ(named.size(), 2u) << server->log();
+  EXPECT_NE(named[0].find("Record from web-01 refused"), std::string::npos)
+      << named[0];
+  EXPECT_NE(named[1].find("session gone-small: writing s3://" + bucket_ +
+                          "/gone/alice/exec/gone-small.cast"),
+            std::string::npos)
+      << named[1];
+  RecordProperty("log_line", named[0]);
+
+  // mezrecd is not stuck on the error: with the bucket back, the next
+  // session is recorded whole.
+  ASSERT_TRUE(s3_->CreateBucket().ok());
+  RecordShell(*server, "gone-2");
+  auto obj = s3_->GetObject(prefix + "alice/shell/gone-2.cast");
+  ASSERT_TRUE(obj.ok()) << obj.status().ToString() << "\n" << server->log();
+  EXPECT_EQ(ListedStatus(*server, "gone-2"), "complete");
+  stub.reset();
+  EXPECT_EQ(server->Stop(), 0) << server->log();
 }
 
 }  // namespace

@@ -92,6 +92,7 @@ Status IngestStream::Chunk(int64_t offset_us, ChunkDirection dir,
   if (offset_us < 0) return Invalid("chunk offset is negative");
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return FailedPrecondition("stream already finished");
+  MEZ_RETURN_IF_ERROR(TakeStorageError());
   ++frames_;
   bytes_ += data.size();
   if (cast_) {
@@ -99,9 +100,9 @@ Status IngestStream::Chunk(int64_t offset_us, ChunkDirection dir,
                           : dir == ChunkDirection::kErr
                               ? record::StreamId::kStderr
                               : record::StreamId::kStdout;
-    MEZ_RETURN_IF_ERROR(cast_->Write(offset_us, id, data));
+    MEZ_RETURN_IF_ERROR(Stored(cast_->Write(offset_us, id, data)));
     dirty_ = true;
-    if (!manager_->opt_.recording.gzip) return cast_->Flush();
+    if (!manager_->opt_.recording.gzip) return Stored(cast_->Flush());
     return Status::Ok();
   }
   if (pcap_) {
@@ -142,10 +143,11 @@ Status IngestStream::Resize(int64_t offset_us, uint32_t width,
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return FailedPrecondition("stream already finished");
+  MEZ_RETURN_IF_ERROR(TakeStorageError());
   ++frames_;
   if (!cast_) return Status::Ok();
-  MEZ_RETURN_IF_ERROR(cast_->Resize(offset_us, static_cast<int>(width),
-                                    static_cast<int>(height)));
+  MEZ_RETURN_IF_ERROR(Stored(cast_->Resize(offset_us, static_cast<int>(width),
+                                           static_cast<int>(height))));
   dirty_ = true;
   return Status::Ok();
 }
@@ -153,9 +155,10 @@ Status IngestStream::Resize(int64_t offset_us, uint32_t width,
 Status IngestStream::Exit(int64_t offset_us, int32_t status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return FailedPrecondition("stream already finished");
+  MEZ_RETURN_IF_ERROR(TakeStorageError());
   ++frames_;
   if (cast_) {
-    MEZ_RETURN_IF_ERROR(cast_->Exit(offset_us, status));
+    MEZ_RETURN_IF_ERROR(Stored(cast_->Exit(offset_us, status)));
     dirty_ = true;
     return Status::Ok();
   }
@@ -174,7 +177,22 @@ Status IngestStream::Tick(int64_t now_mono_us) {
   if (now_mono_us - last_flush_mono_us_ < kGzipFlushUs) return Status::Ok();
   last_flush_mono_us_ = now_mono_us;
   dirty_ = false;
-  return cast_->Flush();
+  // Kept, not returned: the stream's next frame (or Finish) reports it.
+  Status s = cast_->Flush();
+  if (!s.ok() && storage_error_.ok()) storage_error_ = s;
+  return Status::Ok();
+}
+
+Status IngestStream::Stored(Status s) {
+  if (s.ok()) return s;
+  if (storage_error_.ok()) storage_error_ = s;
+  storage_error_returned_ = true;
+  return s;
+}
+
+Status IngestStream::TakeStorageError() {
+  if (!storage_error_.ok()) storage_error_returned_ = true;
+  return storage_error_;
 }
 
 Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
@@ -189,6 +207,17 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
     if (cast_) {
       result = cast_->Close();
       cast_.reset();
+      // Unless a frame's caller already got (and logged) it, the first
+      // error is logged here: once found by Tick, or only now by Close.
+      if (!storage_error_returned_) {
+        Status first = storage_error_.ok() ? result : storage_error_;
+        if (!first.ok()) {
+          MEZ_LOG(kError) << "session " << session_.id << ": writing "
+                          << manager_->opt_.store->Describe(
+                                 session_.storage_key)
+                          << ": " << first.ToString();
+        }
+      }
     }
     if (pcap_ && flow_open_) {
       auto& w = pcap_->writer;

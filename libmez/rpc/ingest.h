@@ -93,6 +93,10 @@ class IngestStream {
   struct PcapShare;
   IngestStream(IngestManager* manager, catalog::Session session);
   Status Tick(int64_t now_mono_us);
+  // Passes `s` on, remembering it as storage_error_ (the caller reports it).
+  Status Stored(Status s);
+  // storage_error_ once a frame is to report it; Ok while there is none.
+  Status TakeStorageError();
 
   IngestManager* manager_;
   catalog::Session session_;
@@ -107,6 +111,11 @@ class IngestStream {
   bool out_shut_ = false, in_shut_ = false;
   int64_t last_flush_mono_us_ = 0;
   bool dirty_ = false;
+  // The first failed write of the recording (sticky; found by a frame, by
+  // Tick or at Close). A frame returns it, and its caller logs it and fails
+  // the stream; else Finish logs it: one line per stream either way.
+  Status storage_error_;
+  bool storage_error_returned_ = false;
   uint64_t frames_ = 0;
   uint64_t bytes_ = 0;
   bool finished_ = false;

@@ -759,6 +759,13 @@ Status S3Client::CreateBucket() {
   return ErrorStatus(req, resp);
 }
 
+Status S3Client::DeleteBucket() {
+  Request req{"DELETE", "", {}, {}, {}};
+  MEZ_ASSIGN_OR_RETURN(Response resp, Execute(req));
+  if (resp.status / 100 == 2) return Status::Ok();
+  return ErrorStatus(req, resp);
+}
+
 Status S3Client::PutObject(const std::string& key, std::string_view data) {
   Request req{"PUT", key, {}, {}, data};
   MEZ_ASSIGN_OR_RETURN(Response resp, Execute(req));

@@ -1,7 +1,8 @@
 // A small S3 client: libcurl for HTTP, our own SigV4 signer (sigv4.h), and a
 // small XML parser for the responses. Enough of the API for recordings:
 // objects (PUT, GET with Range, HEAD, DELETE), ListObjectsV2 with
-// continuation, multipart uploads, and CreateBucket for setup and tests.
+// continuation, multipart uploads, and CreateBucket and DeleteBucket for
+// setup and tests.
 //
 // Errors: transient failures (HTTP 5xx and 429, S3 "RequestTimeout" and
 // "SlowDown", timeouts, refused or reset connections) are retried with
@@ -118,6 +119,8 @@ class S3Client {
   const S3Options& options() const { return options_; }
 
   Status CreateBucket();
+  // The bucket must hold no objects (S3 answers BucketNotEmpty, kIoError).
+  Status DeleteBucket();
   Status PutObject(const std::string& key, std::string_view data);
   // Bytes [offset, offset+length) (length 0: to the end). A range that
   // starts at or past the end gives an empty string. kNotFound if no object.

@@ -130,6 +130,22 @@ Status CheckPartNumber(S3Client* client, const std::string& key, int number) {
   return Status::Ok();
 }
 
+// A multipart upload that vanished (NoSuchUpload, kNotFound) mostly means
+// that its bucket went: Swift's s3api deletes a bucket's unfinished
+// uploads with it, and a part racing the deletion sees NoSuchUpload. Asks
+// the bucket, so that the error names the setting to fix rather than the
+// upload; `s` unchanged otherwise.
+Status ExplainLostUpload(S3Client* client, Status s) {
+  if (s.code() != Code::kNotFound) return s;
+  auto page = client->ListObjectsV2("", "", 1);
+  // kFailedPrecondition: NoSuchBucket (or a region error), each naming
+  // its setting.
+  if (!page.ok() && page.status().code() == Code::kFailedPrecondition) {
+    return page.status();
+  }
+  return s;
+}
+
 // Buffers appended bytes in memory and queues each full part; see
 // s3_store.h.
 class S3Sink : public record::ByteSink {
@@ -186,7 +202,8 @@ class S3Sink : public record::ByteSink {
           MEZ_RETURN_IF_ERROR(CheckPartNumber(client_, key_, number));
           MEZ_RETURN_IF_ERROR(Upload(number, buf_));
         }
-        return client_->CompleteMultipartUpload(key_, upload_id_, parts_);
+        return ExplainLostUpload(client_, client_->CompleteMultipartUpload(
+                                              key_, upload_id_, parts_));
       });
     }
     if (!s.ok() && !upload_id_.empty()) {
@@ -209,9 +226,9 @@ class S3Sink : public record::ByteSink {
     if (upload_id_.empty()) {
       MEZ_ASSIGN_OR_RETURN(upload_id_, client_->CreateMultipartUpload(key_));
     }
-    MEZ_ASSIGN_OR_RETURN(std::string etag,
-                         client_->UploadPart(key_, upload_id_, number, data));
-    parts_.push_back({number, std::move(etag)});
+    auto etag = client_->UploadPart(key_, upload_id_, number, data);
+    if (!etag.ok()) return ExplainLostUpload(client_, etag.status());
+    parts_.push_back({number, std::move(etag).value()});
     return Status::Ok();
   }
 
@@ -344,8 +361,9 @@ class SpooledS3Sink : public record::ByteSink {
           MEZ_RETURN_IF_ERROR(
               Upload(number, offset, static_cast<size_t>(size - offset)));
         }
-        MEZ_RETURN_IF_ERROR(
-            client_->CompleteMultipartUpload(key_, upload_id_, parts_));
+        MEZ_RETURN_IF_ERROR(ExplainLostUpload(
+            client_,
+            client_->CompleteMultipartUpload(key_, upload_id_, parts_)));
       }
       // The spool goes only once the object is there with every byte.
       MEZ_ASSIGN_OR_RETURN(S3Object head, client_->HeadObject(key_));
@@ -384,9 +402,9 @@ class SpooledS3Sink : public record::ByteSink {
       MEZ_RETURN_IF_ERROR(WriteMeta());
     }
     MEZ_ASSIGN_OR_RETURN(std::string data, ReadSpool(offset, n));
-    MEZ_ASSIGN_OR_RETURN(std::string etag,
-                         client_->UploadPart(key_, upload_id_, number, data));
-    parts_.push_back({number, std::move(etag)});
+    auto etag = client_->UploadPart(key_, upload_id_, number, data);
+    if (!etag.ok()) return ExplainLostUpload(client_, etag.status());
+    parts_.push_back({number, std::move(etag).value()});
     return Status::Ok();
   }
 

@@ -7,11 +7,12 @@
 // already has max_parts_in_flight parts queued or uploading, so a slow or
 // hanging S3 request stalls that one object, never the writers of others.
 // An upload error is reported by the next Append, Flush, Sync or Close of
-// that object. Close uploads the rest, completes the object and returns
-// only once that is done (and, with a spool, the size checked); an object
-// that never filled a part is written with one PUT. The object becomes
-// visible in the bucket only at Close: Flush and Sync do not make bytes
-// durable in S3 (S3 has no append), they only report earlier errors.
+// that object; a multipart upload lost with its bucket is reported as the
+// missing bucket (naming MEZITE_S3_BUCKET). Close uploads the rest, completes
+// the object and returns only once that is done (and, with a spool, the size
+// checked); an object that never filled a part is written with one PUT. The
+// object becomes visible in the bucket only at Close: Flush and Sync do not
+// make bytes durable in S3 (S3 has no append), they only report earlier errors.
 //
 // Reads: Open returns a source that reads the object with Range GETs of
 // read_chunk_size bytes, each only when the reader gets there (Open itself

@@ -588,5 +588,76 @@ TEST_F(S3Test, HungPartUploadDoesNotBlockTheWriter) {
   }
 }
 
+// A part upload answered NoSuchUpload: when the bucket itself is gone
+// (Swift's s3api deletes a bucket's unfinished uploads with it), the
+// object's error is the missing bucket, naming MEZITE_S3_BUCKET; when
+// the bucket is there, it stays NoSuchUpload.
+TEST(S3StoreLostUpload, NamesTheBucketSettingWhenTheBucketIsGone) {
+  for (bool bucket_gone : {true, false}) {
+    SCOPED_TRACE(bucket_gone ? "bucket gone" : "bucket there");
+    FakeHttpServer fake([bucket_gone](const FakeHttpRequest& r) {
+      auto has = [&r](const char* s) {
+        return r.target.find(s) != std::string::npos;
+      };
+      if (r.method == "HEAD") return FakeHttpReply{404, "", false};
+      if (r.method == "DELETE") return FakeHttpReply{204, "", false};
+      if (r.method == "POST" && has("uploads")) {
+        return FakeHttpReply{200,
+                             "<InitiateMultipartUploadResult><UploadId>u-1"
+                             "</UploadId></InitiateMultipartUploadResult>",
+                             false};
+      }
+      if (r.method == "PUT" && has("partNumber")) {
+        return FakeHttpReply{404,
+                             "<Error><Code>NoSuchUpload</Code><Message>gone"
+                             "</Message></Error>",
+                             false};
+      }
+      if (r.method == "GET" && has("list-type") && bucket_gone) {
+        return FakeHttpReply{404,
+                             "<Error><Code>NoSuchBucket</Code><Message>no"
+                             "</Message></Error>",
+                             false};
+      }
+      if (r.method == "GET" && has("list-type")) {
+        return FakeHttpReply{200,
+                             "<ListBucketResult><IsTruncated>false"
+                             "</IsTruncated></ListBucketResult>",
+                             false};
+      }
+      return FakeHttpReply{500, "", false};
+    });
+    ASSERT_TRUE(fake.ok());
+    S3StoreOptions o;
+    o.s3.endpoint = fake.url();
+    o.s3.bucket = "recs";
+    o.s3.access_key = "AKID";
+    o.s3.secret_key = "secret";
+    o.s3.force_path_style = true;
+    o.s3.max_attempts = 1;
+    o.check_bucket = false;
+    o.upload_threads = 0;  // The part is uploaded inside Append.
+    auto store = S3Store::New(o);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto sink = (*store)->Create("alice/shell/s.cast");
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    (void)(*sink)->Append(RandomBytes(5 << 20, 3));
+    Status flushed = (*sink)->Flush();
+    if (bucket_gone) {
+      EXPECT_EQ(flushed.code(), Code::kFailedPrecondition)
+          << flushed.ToString();
+      EXPECT_TRUE(flushed.message().starts_with(
+          "bucket recs does not exist: check MEZITE_S3_BUCKET"))
+          << flushed.ToString();
+    } else {
+      EXPECT_EQ(flushed.code(), Code::kNotFound) << flushed.ToString();
+      EXPECT_NE(flushed.message().find("no longer exists"), std::string::npos)
+          << flushed.ToString();
+    }
+    EXPECT_EQ((*sink)->Close().code(), flushed.code());
+    sink->reset();
+  }
+}
+
 }  // namespace
 }  // namespace mez::store
