@@ -21,6 +21,8 @@
 #include "libmez/store/s3_client.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
+#include "tests/forward_util.h"
+#include "tests/mezd_harness.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/postgres_server.h"
 #include "tests/s3_server.h"
@@ -968,6 +970,57 @@ TEST_F(ScaleoutTest, DeletedBucketFailsLiveStreamsNamingTheSetting) {
   EXPECT_EQ(ListedStatus(*server, "gone-2"), "complete");
   stub.reset();
   EXPECT_EQ(server->Stop(), 0) << server->log();
+}
+
+// The same with a real mezd recording in node-sync and a user on msh ssh:
+// deleting the bucket mid-session ends the user's session, and the reason
+// on their terminal names the setting to fix. Never runs unrecorded.
+TEST_F(ScaleoutTest, DeletedBucketEndsARealNodeSyncSession) {
+  const std::string prefix = "gone-real/";
+  auto server = StartServer("gone-real", S3Env(prefix));
+  ASSERT_NE(server, nullptr);
+  std::string error;
+  TestUser alice;
+  ASSERT_TRUE(AddUserAndLogin(*server, dir_.path(), "alice", CurrentLogin(),
+                              &alice, &error))
+      << error;
+  MezdOptions mo;
+  mo.node_name = "web-real";
+  mo.env = {"MEZITE_RECORDING_MODE=node-sync"};
+  auto mezd = StartRegisteredNode(server.get(), dir_.path(), mo, &error);
+  ASSERT_NE(mezd, nullptr) << error;
+  std::string log = dir_.File("real-session.log");
+  // Output without end for this test's purpose (bounded at 130 MB of text
+  // should the recording never fail).
+  Background session("HOME=" + ShellQuote(alice.home) + " MEZ_IDENTITY= " +
+                         ShellQuote(MSH_PATH) + " ssh web-real " +
+                         ShellQuote("head -c 100000000 /dev/urandom | base64; "
+                                    "echo finished-unrecorded"),
+                     log);
+  // The first 5 MiB part started a multipart upload.
+  ASSERT_TRUE(PollUntil([&] {
+    auto ups = s3_->ListMultipartUploads(prefix);
+    return ups.ok() && !ups->empty();
+  })) << server->log();
+  Status deleted;
+  ASSERT_TRUE(PollUntil([&] {
+    deleted = s3_->DeleteBucket();
+    return deleted.ok();
+  })) << deleted.ToString();
+  ASSERT_TRUE(PollUntil([&] { return !session.running(); }, 120))
+      << "the session kept running";
+  // The user's stderr (merged into the log) carries the reason.
+  auto text = ReadFile(log);
+  ASSERT_TRUE(text.ok());
+  std::string tail_text =
+      text->substr(text->size() > 4096 ? text->size() - 4096 : 0);
+  EXPECT_NE(tail_text.find("session recording failed"), std::string::npos)
+      << tail_text;
+  EXPECT_NE(tail_text.find("MEZITE_S3_BUCKET"), std::string::npos) << tail_text;
+  EXPECT_EQ(text->find("finished-unrecorded"), std::string::npos);
+  // Recreate the bucket for the tests after this one.
+  ASSERT_TRUE(PollUntil([&] { return s3_->CreateBucket().ok(); }));
+  EXPECT_EQ(mezd->Stop(), 0) << mezd->log();
 }
 
 }  // namespace

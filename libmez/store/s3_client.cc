@@ -724,8 +724,15 @@ Status S3Client::ErrorStatus(const Request& req, const Response& resp) const {
                               detail);
   }
   if (code == "NoSuchUpload") {
+    // Our own upload, in progress: something outside mezrecd ended it (a
+    // bucket being deleted aborts its uploads first; so can a lifecycle
+    // rule).
     return NotFound("multipart upload for " + Describe(req.key) +
-                    " no longer exists (aborted or completed)" + detail);
+                    " no longer exists (aborted or completed outside "
+                    "mezrecd: check that the bucket in MEZITE_S3_BUCKET "
+                    "still exists and that no lifecycle rule aborts "
+                    "uploads)" +
+                    detail);
   }
   if (code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists") {
     return Status(Code::kAlreadyExists,

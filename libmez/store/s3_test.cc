@@ -653,6 +653,8 @@ TEST(S3StoreLostUpload, NamesTheBucketSettingWhenTheBucketIsGone) {
       EXPECT_EQ(flushed.code(), Code::kNotFound) << flushed.ToString();
       EXPECT_NE(flushed.message().find("no longer exists"), std::string::npos)
           << flushed.ToString();
+      EXPECT_NE(flushed.message().find("MEZITE_S3_BUCKET"), std::string::npos)
+          << flushed.ToString();
     }
     EXPECT_EQ((*sink)->Close().code(), flushed.code());
     sink->reset();
