@@ -590,6 +590,30 @@ TEST_F(AgentlessProxyTest, ExecIsBridgedAndRecorded) {
   EXPECT_NE(sshd_.Log().find("ID alice"), std::string::npos) << sshd_.Log();
 }
 
+// session_recording off: the proxy records nothing for the agentless node
+// but still audits the session's start and end, under the node's name.
+TEST_F(AgentlessProxyTest, OffModeAuditsTheSessionUnderTheNodeName) {
+  ASSERT_EQ(Mezctl(*cluster_, "config set session_recording off").exit_code, 0);
+  UserCert c = Certify(alice_, me_);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "web-os", "echo unrecorded", &err);
+  EXPECT_EQ(r.exit_code, 0) << err;
+  EXPECT_EQ(r.out, "unrecorded\n");
+  json ends;
+  ASSERT_TRUE(PollUntil([&] {
+    ends = AuditOf("session.end");
+    return ends.size() == 1;
+  })) << ends.dump();
+  EXPECT_EQ(ends[0]["node"], "web-os") << ends.dump();
+  EXPECT_EQ(ends[0]["user"], "alice") << ends.dump();
+  json starts = AuditOf("session.start");
+  ASSERT_EQ(starts.size(), 1u) << starts.dump();
+  EXPECT_EQ(starts[0]["node"], "web-os");
+  auto sessions = Admin("sessions ls --format=json");
+  json arr = json::parse(sessions.out, nullptr, false);
+  EXPECT_TRUE(arr.is_array() && arr.empty()) << sessions.out;
+}
+
 // A shell with a pty: what the client's terminal received is exactly what
 // the recording plays back, and the shell's exit status comes back.
 TEST_F(AgentlessProxyTest, ShellPlaysBackWhatTheTerminalShowed) {

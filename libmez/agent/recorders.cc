@@ -113,8 +113,13 @@ nlohmann::json SessionDetails(const ssh::ChannelInfo& info) {
 // off mode: nothing recorded; the session's start and end are audited.
 class OffTap : public ssh::ChannelTap {
  public:
-  OffTap(AuditQueue* audit, const ssh::ChannelInfo& info)
-      : audit_(audit), info_(info), session_id_(NewRandomId()) {
+  // `node`: what the event is about; mezrecd honours it from a proxy only
+  // (a node's events are always its own).
+  OffTap(AuditQueue* audit, const ssh::ChannelInfo& info, std::string node)
+      : audit_(audit),
+        info_(info),
+        node_(std::move(node)),
+        session_id_(NewRandomId()) {
     Report("session.start", SessionDetails(info_));
   }
   ~OffTap() override {
@@ -136,11 +141,13 @@ class OffTap : public ssh::ChannelTap {
     e.set_user_token(UserToken(info_));
     e.set_user(info_.key_id);
     e.set_session_id(session_id_);
+    e.set_node(node_);
     e.set_details(details.dump());
     audit_->Push(std::move(e));
   }
   AuditQueue* audit_;
   ssh::ChannelInfo info_;
+  std::string node_;
   std::string session_id_;
   bool ended_ = false;
 };
@@ -285,7 +292,7 @@ std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
       return SpoolRecorder::Start(so, info);
     }
     case RecordingMode::kOff:
-      return std::make_unique<OffTap>(i->audit_.get(), info);
+      return std::make_unique<OffTap>(i->audit_.get(), info, node);
   }
   return nullptr;
 }
