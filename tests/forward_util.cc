@@ -59,8 +59,11 @@ std::string Exchange(int fd, const std::string& out, bool* ok) {
       if (n > 0) in.append(buf, static_cast<size_t>(n));
     }
     if (!wrote_all && (p.revents & POLLOUT)) {
-      ssize_t n = write(fd, out.data() + sent,
-                        std::min<size_t>(out.size() - sent, 65536));
+      // MSG_NOSIGNAL: a peer that hung up is an error here, not a SIGPIPE
+      // that ends the test binary.
+      ssize_t n =
+          send(fd, out.data() + sent,
+               std::min<size_t>(out.size() - sent, 65536), MSG_NOSIGNAL);
       if (n < 0 && errno != EAGAIN) return in;
       if (n > 0) sent += static_cast<size_t>(n);
     }

@@ -811,6 +811,42 @@ TEST_F(AgentlessProxyTest, MshSshGoesThroughTheProxy) {
       << log;
 }
 
+// A forwarding client that hangs up while the destination is still
+// sending: the bridge's writes into the closed socket must not take the
+// proxy down (SIGPIPE), and the next session works.
+TEST_F(AgentlessProxyTest, ClientHangingUpMidForwardLeavesTheProxyServing) {
+  Destination dest(RandomBytes(32 << 20, 5));
+  ASSERT_NE(dest.port(), 0);
+  uint16_t local = FreeLoopbackPort();
+  ASSERT_NE(local, 0);
+  UserCert c = Certify(alice_, me_);
+  std::string spec =
+      std::to_string(local) + ":127.0.0.1:" + std::to_string(dest.port());
+  std::string log = dir_.File("hangup.log");
+  Background ssh(JumpCommand(c, "alice", me_, "web-os", "",
+                             "-N -o ExitOnForwardFailure=yes -L " + spec),
+                 log);
+  ASSERT_TRUE(
+      PollUntil([&] { return ListensOnLoopback(local) || !ssh.running(); }));
+  int fd = ConnectLoopback(local);
+  ASSERT_GE(fd, 0);
+  char buf[65536];
+  size_t got = 0;
+  while (got < (1 << 20)) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  EXPECT_GE(got, size_t{1} << 20);
+  close(fd);   // The client hangs up with megabytes still coming.
+  ssh.Stop();  // And the whole SSH connection goes.
+  dest.Finish();
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "web-os", "echo still-serving", &err);
+  EXPECT_EQ(r.exit_code, 0) << err << cluster_->log();
+  EXPECT_EQ(r.out, "still-serving\n");
+}
+
 // A user whose certificate does not name the login is refused by the
 // proxy (for web-os), before the node is ever contacted.
 TEST_F(AgentlessProxyTest, UserWithoutThatLoginIsRefused) {

@@ -23,6 +23,8 @@ int Fail(const std::string& message, int code = 1) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that hung up gives EPIPE on write, never a fatal SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "mezd - Mezite node agent: an SSH server for the cluster's user "
       "certificates that records every session (node-sync, node or off, "

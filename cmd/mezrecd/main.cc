@@ -2,6 +2,7 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 
 #include "cmd/common/run_app.h"
@@ -9,6 +10,8 @@
 #include "libmez/rpc/server.h"
 
 int main(int argc, char** argv) {
+  // A peer that hung up gives EPIPE on write, never a fatal SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "mezrecd - Mezite cluster service: receives SSH session recordings "
       "over gRPC and keeps the catalog, audit log and cluster keys"};

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -313,7 +314,13 @@ void SshServer::Impl::Stop() {
 
 Result<std::unique_ptr<SshServer>> SshServer::Start(SshServerOptions options) {
   static std::once_flag init_once;
-  std::call_once(init_once, [] { ssh_init(); });
+  std::call_once(init_once, [] {
+    ssh_init();
+    // Programs, destinations and bridged channels close their ends
+    // whenever they like: a write into one must fail with EPIPE, not kill
+    // the server. (Children get the default back before exec.)
+    signal(SIGPIPE, SIG_IGN);
+  });
   auto impl = std::make_unique<Impl>();
   MEZ_RETURN_IF_ERROR(impl->Init(std::move(options)));
   return std::unique_ptr<SshServer>(new SshServer(std::move(impl)));

@@ -145,7 +145,9 @@ struct SshServerOptions {
 
 class SshServer {
  public:
-  // Binds, listens and starts accepting. kInvalidArgument for bad options
+  // Binds, listens and starts accepting. The first Start sets SIGPIPE to
+  // be ignored process-wide (a peer that closed must give EPIPE, not end
+  // the process). kInvalidArgument for bad options
   // (address, host key, CA); kUnavailable when the address cannot be bound.
   static Result<std::unique_ptr<SshServer>> Start(SshServerOptions options);
   // Stop().
