@@ -285,13 +285,16 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     so.open_tcpip =
         [o, terminator](
             const ssh::ChannelInfo& info) -> Result<ssh::OpenedStream> {
-      auto node = o->backend->GetNode(info.dst_host);
-      if (!node.ok() || !node->openssh) return ssh::OpenedStream{};
+      // Fails closed: a node that cannot be looked up again is refused,
+      // never connected to directly (which would skip the recording).
+      MEZ_ASSIGN_OR_RETURN(catalog::Node node,
+                           o->backend->GetNode(info.dst_host));
+      if (!node.openssh) return ssh::OpenedStream{};
       int fds[2];
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
         return ErrnoStatus("proxy: socketpair", errno);
       }
-      Status adopted = terminator->Adopt(fds[1], info.remote, node->name);
+      Status adopted = terminator->Adopt(fds[1], info.remote, node.name);
       if (!adopted.ok()) {
         close(fds[0]);
         return adopted;
