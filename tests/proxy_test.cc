@@ -562,6 +562,29 @@ class AgentlessProxyTest : public ProxyTest {
     return found;
   }
 
+  // Runs `ssh -N -L LOCAL:127.0.0.1:PORT` as alice through the proxy to
+  // web-os, in the background with its output in `log_name`, and waits
+  // until LOCAL listens.
+  void ForwardTo(uint16_t port, const std::string& log_name, uint16_t* local,
+                 std::unique_ptr<Background>* ssh) {
+    *local = FreeLoopbackPort();
+    ASSERT_NE(*local, 0);
+    UserCert c = Certify(alice_, me_);
+    std::string spec =
+        std::to_string(*local) + ":127.0.0.1:" + std::to_string(port);
+    std::string log = dir_.File(log_name);
+    *ssh = std::make_unique<Background>(
+        JumpCommand(c, "alice", me_, "web-os", "",
+                    "-N -o ExitOnForwardFailure=yes -L " + spec),
+        log);
+    Background* b = ssh->get();
+    uint16_t l = *local;
+    ASSERT_TRUE(
+        PollUntil([&] { return ListensOnLoopback(l) || !b->running(); }));
+    auto text = ReadFile(log);
+    ASSERT_TRUE(b->running()) << (text.ok() ? *text : "");
+  }
+
   Sshd sshd_;
   std::string proxy_key_line_;  // the proxy's host key, a public key line
 };
@@ -736,19 +759,9 @@ TEST_F(AgentlessProxyTest, PortForwardIsRecordedAsPcap) {
   const std::string down = RandomBytes(256 * 1024, 4);
   Destination dest(down);
   ASSERT_NE(dest.port(), 0);
-  uint16_t local = FreeLoopbackPort();
-  ASSERT_NE(local, 0);
-  UserCert c = Certify(alice_, me_);
-  std::string spec =
-      std::to_string(local) + ":127.0.0.1:" + std::to_string(dest.port());
-  std::string log = dir_.File("forward.log");
-  Background ssh(JumpCommand(c, "alice", me_, "web-os", "",
-                             "-N -o ExitOnForwardFailure=yes -L " + spec),
-                 log);
-  ASSERT_TRUE(
-      PollUntil([&] { return ListensOnLoopback(local) || !ssh.running(); }));
-  auto text = ReadFile(log);
-  ASSERT_TRUE(ssh.running()) << (text.ok() ? *text : "");
+  uint16_t local = 0;
+  std::unique_ptr<Background> ssh;
+  ASSERT_NO_FATAL_FAILURE(ForwardTo(dest.port(), "forward.log", &local, &ssh));
   int fd = ConnectLoopback(local);
   ASSERT_GE(fd, 0);
   bool ok = false;
@@ -759,7 +772,7 @@ TEST_F(AgentlessProxyTest, PortForwardIsRecordedAsPcap) {
   EXPECT_TRUE(dest.Finish());
   EXPECT_TRUE(dest.received() == up)
       << "the destination got " << dest.received().size() << " bytes";
-  ssh.Stop();  // Ending the connection closes its pcap.
+  ssh->Stop();  // Ending the connection closes its pcap.
 
   json s;
   ASSERT_TRUE(PollUntil([&] {
@@ -817,17 +830,9 @@ TEST_F(AgentlessProxyTest, MshSshGoesThroughTheProxy) {
 TEST_F(AgentlessProxyTest, ClientHangingUpMidForwardLeavesTheProxyServing) {
   Destination dest(RandomBytes(32 << 20, 5));
   ASSERT_NE(dest.port(), 0);
-  uint16_t local = FreeLoopbackPort();
-  ASSERT_NE(local, 0);
-  UserCert c = Certify(alice_, me_);
-  std::string spec =
-      std::to_string(local) + ":127.0.0.1:" + std::to_string(dest.port());
-  std::string log = dir_.File("hangup.log");
-  Background ssh(JumpCommand(c, "alice", me_, "web-os", "",
-                             "-N -o ExitOnForwardFailure=yes -L " + spec),
-                 log);
-  ASSERT_TRUE(
-      PollUntil([&] { return ListensOnLoopback(local) || !ssh.running(); }));
+  uint16_t local = 0;
+  std::unique_ptr<Background> ssh;
+  ASSERT_NO_FATAL_FAILURE(ForwardTo(dest.port(), "hangup.log", &local, &ssh));
   int fd = ConnectLoopback(local);
   ASSERT_GE(fd, 0);
   char buf[65536];
@@ -838,11 +843,12 @@ TEST_F(AgentlessProxyTest, ClientHangingUpMidForwardLeavesTheProxyServing) {
     got += static_cast<size_t>(n);
   }
   EXPECT_GE(got, size_t{1} << 20);
-  close(fd);   // The client hangs up with megabytes still coming.
-  ssh.Stop();  // And the whole SSH connection goes.
+  close(fd);    // The client hangs up with megabytes still coming.
+  ssh->Stop();  // And the whole SSH connection goes.
   dest.Finish();
   std::string err;
-  auto r = JumpSsh(c, "alice", me_, "web-os", "echo still-serving", &err);
+  auto r = JumpSsh(Certify(alice_, me_), "alice", me_, "web-os",
+                   "echo still-serving", &err);
   EXPECT_EQ(r.exit_code, 0) << err << cluster_->log();
   EXPECT_EQ(r.out, "still-serving\n");
 }
