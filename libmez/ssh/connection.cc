@@ -30,6 +30,9 @@ constexpr size_t kMaxChannels = 16;
 constexpr size_t kMaxPendingInput = 1 << 20;
 // Bytes taken from one program stream per poll round, for fairness.
 constexpr size_t kMaxReadPerRound = 256 * 1024;
+// One read from a program or a destination: large enough that bulk output
+// costs few system calls (libssh cuts it into packets).
+constexpr size_t kReadChunk = 64 * 1024;
 // How long a direct-tcpip open may hold the connection's thread while the
 // destination is connected. A connect that settles by then is answered
 // exactly (a failure refuses the open); a slower one is accepted and
@@ -325,6 +328,7 @@ struct ConnectionCallbacks {
       ch.tap->OnData(Direction::kIn, bytes, NowMicros(ch.conn->ctx_));
     }
     ch.pending_in.append(bytes);
+    ch.conn->input_arrived_ = true;
     return static_cast<int>(n);
   }
   static void Eof(ssh_session, ssh_channel, void* userdata) {
@@ -341,7 +345,8 @@ Connection::Connection(const ServerContext* ctx, ssh_session session,
       session_(session),
       remote_(std::move(remote)),
       target_(std::move(target)),
-      connection_id_(RandomConnectionId()) {}
+      connection_id_(RandomConnectionId()),
+      read_buf_(kReadChunk) {}
 
 Connection::~Connection() {
   for (auto& ch : channels_) {
@@ -404,9 +409,10 @@ void Connection::Run() {
   auto grace_end = std::chrono::steady_clock::now() +
                    std::chrono::seconds(ctx_->options->login_grace_seconds);
   while (!ctx_->stopping->load()) {
-    ssh_event_dopoll(event_, NeedsQuickPoll() ? 10 : 200);
+    ssh_event_dopoll(event_, ReadyNow() ? 0 : NeedsQuickPoll() ? 10 : 200);
     // By index: callbacks run inside Pump (libssh handles packets while
     // it writes) and may append channels.
+    input_arrived_ = false;
     for (size_t i = 0; i < channels_.size(); ++i) Pump(*channels_[i]);
     for (auto it = channels_.begin(); it != channels_.end();) {
       Channel& ch = **it;
@@ -828,6 +834,27 @@ bool Connection::NeedsQuickPoll() const {
   return false;
 }
 
+bool Connection::ReadyNow() const {
+  if (input_arrived_) return true;
+  for (const auto& ch : channels_) {
+    if (ch->close_sent || ch->client_closed) continue;
+    if (ssh_channel_window_size(ch->channel) == 0) continue;
+    if (ch->tcpip) {
+      if (ch->connected && !ch->sock_eof && !(ch->sock_events & POLLIN)) {
+        return true;
+      }
+    } else if (ch->child) {
+      // Output held back for want of window (DrainOutput polls it again).
+      if ((!ch->out_eof && !ch->out_registered &&
+           ch->child->output_fd() >= 0) ||
+          (!ch->err_eof && !ch->err_registered && ch->child->error_fd() >= 0)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 void Connection::Unregister(Channel& ch) {
   SetSocketPoll(ch, 0);
   if (!ch.child || event_ == nullptr) return;
@@ -842,14 +869,15 @@ void Connection::DrainOutput(Channel& ch, bool is_err) {
   bool& eof = is_err ? ch.err_eof : ch.out_eof;
   bool& registered = is_err ? ch.err_registered : ch.out_registered;
   if (eof || fd < 0) return;
-  char buf[16 * 1024];
+  char* buf = read_buf_.data();
+  const size_t buf_size = read_buf_.size();
   size_t total = 0;
   while (total < kMaxReadPerRound) {
     // Read no more than the client's window takes, so that writing never
     // blocks; a stalled client stalls the program (backpressure).
     size_t window = ssh_channel_window_size(ch.channel);
     if (window == 0 && !ch.client_closed) break;
-    size_t want = std::min(sizeof(buf), window > 0 ? window : sizeof(buf));
+    size_t want = std::min(buf_size, window > 0 ? window : buf_size);
     ssize_t n = read(fd, buf, want);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
@@ -1011,13 +1039,14 @@ void Connection::PumpTcpip(Channel& ch) {
     if (ch.tap) ch.tap->OnData(Direction::kIn, "", now);
   }
   // Destination -> client, no more than the client's window takes.
-  char buf[16 * 1024];
+  char* buf = read_buf_.data();
+  const size_t buf_size = read_buf_.size();
   size_t total = 0;
   while (!ch.sock_eof && total < kMaxReadPerRound) {
     size_t window =
-        ch.client_closed ? sizeof(buf) : ssh_channel_window_size(ch.channel);
+        ch.client_closed ? buf_size : ssh_channel_window_size(ch.channel);
     if (window == 0) break;
-    ssize_t n = recv(ch.sock, buf, std::min(sizeof(buf), window), 0);
+    ssize_t n = recv(ch.sock, buf, std::min(buf_size, window), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
     if (n <= 0) {

@@ -79,6 +79,9 @@ class Connection {
   void Unregister(Channel& ch);
   void Finish(Channel& ch);
   bool NeedsQuickPoll() const;
+  // Work that no fd will announce is waiting: client bytes that arrived
+  // while a Pump pass was writing, or a window that opened then.
+  bool ReadyNow() const;
 
   const ServerContext* ctx_;
   ssh_session session_;
@@ -88,6 +91,10 @@ class Connection {
   ssh_server_callbacks_struct server_callbacks_{};
   std::string connection_id_;  // 32 lowercase hex, random
   bool authenticated_ = false;
+  // Set by the data callback; cleared before each Pump pass.
+  bool input_arrived_ = false;
+  // What DrainOutput and PumpTcpip read into (kReadChunk bytes).
+  std::vector<char> read_buf_;
   std::string login_;
   LoginUser user_;  // login_'s passwd entry
   std::string key_id_;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -144,6 +145,10 @@ Status SshServer::Impl::Serve(int fd, const std::string& remote,
     return Status(Code::kUnavailable, "ssh server: stopping");
   }
   JoinFinished();
+  // Keystrokes and echoes are small packets: send them at once, as sshd
+  // does for interactive sessions (fails harmlessly on a socket pair).
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   ssh_session session = ssh_new();
   if (session == nullptr) {
     close(fd);

@@ -69,6 +69,8 @@ Status Upstream::Impl::Connect(const UpstreamOptions& o) {
   ssh_options_set(session_, SSH_OPTIONS_PORT, &port);
   ssh_options_set(session_, SSH_OPTIONS_USER, o.login.c_str());
   ssh_options_set(session_, SSH_OPTIONS_TIMEOUT, &timeout);
+  int nodelay = 1;  // Keystrokes go out at once.
+  ssh_options_set(session_, SSH_OPTIONS_NODELAY, &nodelay);
   // Only the key type that can be pinned.
   ssh_options_set(session_, SSH_OPTIONS_HOSTKEYS, "ssh-ed25519");
   if (ssh_connect(session_) != SSH_OK) {
@@ -332,7 +334,7 @@ class Relay {
     std::string& pending = is_err ? err_pending_ : out_pending_;
     int& fd = is_err ? ends_.err : ends_.out;
     bool& closed = is_err ? err_closed_ : out_closed_;
-    char buf[16 * 1024];
+    char buf[64 * 1024];
     while (pending.size() < kMaxPendingOut || closed || fd < 0) {
       int n = ssh_channel_read_nonblocking(channel_, buf, sizeof(buf), is_err);
       if (n == SSH_ERROR) {
@@ -449,9 +451,17 @@ class Relay {
         if (!out_closed_) Want(ends_.out, out_events);
       }
       if (!err_closed_) Want(ends_.err, err_events);
-      // A shut window or held input is looked at again soon.
+      // libssh may have taken the node's bytes off the socket while this
+      // round wrote (no fd says so then), or the window opened for held
+      // input: go round again at once. A shut window or held input is
+      // looked at again soon.
+      bool ready = (!in_eof_ && !in_pending_.empty() && window > 0) ||
+                   (!out_closed_ && out_pending_.size() < kMaxPendingOut &&
+                    ssh_channel_poll(channel_, 0) > 0) ||
+                   (!err_closed_ && err_pending_.size() < kMaxPendingOut &&
+                    ssh_channel_poll(channel_, 1) > 0);
       bool quick = !in_eof_ && (window == 0 || !in_pending_.empty());
-      ssh_event_dopoll(event_, quick ? 10 : 200);
+      ssh_event_dopoll(event_, ready ? 0 : quick ? 10 : 200);
     }
     for (auto it = polled_.begin(); it != polled_.end();) {
       ssh_event_remove_fd(event_, it->first);
