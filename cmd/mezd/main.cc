@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cmd/common/heap.h"
 #include "cmd/common/run_app.h"
 #include "libmez/agent/agent.h"
 #include "libmez/util/byte_size.h"
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   app.add_option("--upload-rate-limit", rate,
                  "upload bytes per second, e.g. 10M (default 0: no limit)");
   if (int rc = mez::cmd::Parse(app, argc, argv); rc >= 0) return rc;
+  mez::cmd::KeepFreedHeap();
 
   if (!token_file.empty()) {
     auto t = mez::ReadFile(token_file);

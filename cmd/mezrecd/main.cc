@@ -1,10 +1,9 @@
 // mezrecd: the cluster service (recording ingest, catalog, keys).
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 
+#include "cmd/common/heap.h"
 #include "cmd/common/run_app.h"
 #include "libmez/proxy/proxy.h"
 #include "libmez/rpc/server.h"
@@ -60,12 +59,7 @@ int main(int argc, char** argv) {
       "overrides the config file. See mezrecd(8).");
   if (int rc = mez::cmd::Parse(app, argc, argv); rc >= 0) return rc;
 
-  // Many threads free frame-sized buffers all the time; glibc's default
-  // trimming hands that memory back with madvise and takes it again at
-  // once, and the TLB shootdowns cost more CPU than zlib (measured with
-  // bench/ingest_bench). Keep up to 64 MiB of free heap instead.
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mez::cmd::KeepFreedHeap();
 
   auto config = mez::rpc::LoadServerConfig(flags);
   if (!config.ok()) {
