@@ -113,6 +113,53 @@ std::vector<BadCase> Cases() {
        },
        grpc::StatusCode::INVALID_ARGUMENT, "limit",
        "alice/shell/big-chunk.cast"});
+  // A batch (RecordBatch) holds only chunk, resize and exit frames.
+  auto batch = [](std::vector<RecordFrame> inner) {
+    RecordFrame f;
+    for (auto& i : inner) *f.mutable_batch()->add_frames() = std::move(i);
+    return f;
+  };
+  v.push_back({"batch before header",
+               [batch](auto&, auto&) {
+                 return std::vector<RecordFrame>{
+                     batch({ChunkFrame(1, DIRECTION_OUT, "x")})};
+               },
+               grpc::StatusCode::INVALID_ARGUMENT, "before the header"});
+  v.push_back({"header inside a batch",
+               [batch](auto& a, auto&) {
+                 return std::vector<RecordFrame>{
+                     Header("in-batch", a, SESSION_KIND_SHELL),
+                     batch({ChunkFrame(1, DIRECTION_OUT, "x"),
+                            Header("in-batch-2", a, SESSION_KIND_SHELL)})};
+               },
+               grpc::StatusCode::INVALID_ARGUMENT,
+               "only chunk, resize and exit", "alice/shell/in-batch.cast"});
+  v.push_back({"batch inside a batch",
+               [batch](auto& a, auto&) {
+                 return std::vector<RecordFrame>{
+                     Header("nested", a, SESSION_KIND_SHELL),
+                     batch({batch({ChunkFrame(1, DIRECTION_OUT, "x")})})};
+               },
+               grpc::StatusCode::INVALID_ARGUMENT,
+               "only chunk, resize and exit", "alice/shell/nested.cast"});
+  v.push_back({"empty frame inside a batch",
+               [batch](auto& a, auto&) {
+                 return std::vector<RecordFrame>{
+                     Header("empty-in", a, SESSION_KIND_SHELL),
+                     batch({RecordFrame()})};
+               },
+               grpc::StatusCode::INVALID_ARGUMENT, "empty frame",
+               "alice/shell/empty-in.cast"});
+  v.push_back({"chunk over 1 MiB inside a batch",
+               [batch](auto& a, auto&) {
+                 return std::vector<RecordFrame>{
+                     Header("big-in-batch", a, SESSION_KIND_SHELL),
+                     batch({ChunkFrame(1, DIRECTION_OUT, "x"),
+                            ChunkFrame(2, DIRECTION_OUT,
+                                       std::string((1 << 20) + 1, 'x'))})};
+               },
+               grpc::StatusCode::INVALID_ARGUMENT, "limit",
+               "alice/shell/big-in-batch.cast"});
   v.push_back({"garbage token",
                [](auto&, auto&) {
                  return std::vector<RecordFrame>{
@@ -287,6 +334,50 @@ TEST(MezrecdBadInputTest, DuplicateSessionIdIsRefusedAndTheFirstKept) {
   grpc::Status st = again.Close();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(*ReadFile(path), before);
+}
+
+TEST(MezrecdBadInputTest, BatchedFramesAreRecordedInOrder) {
+  // What mezd sends after lingering: a batch, handled frame by frame.
+  TempDir dir;
+  Mezrecd server(dir.File("data"));
+  ASSERT_TRUE(server.Start()) << server.log();
+  std::string err;
+  server.RegisterNode("web-01", "127.0.0.1:22", &err);
+  ASSERT_EQ(err, "");
+  auto stub = server.Stub();
+  std::string node = server.Token(auth::Role::kNode, "web-01");
+  std::string alice = server.Token(auth::Role::kUser, "alice");
+  RecordCall call(stub.get(), node);
+  ASSERT_TRUE(call.Send(HeaderFrame("batched", alice, SESSION_KIND_SHELL)));
+  ASSERT_TRUE(call.Send(ChunkFrame(1000, DIRECTION_OUT, "one ")));
+  RecordFrame batch;
+  for (auto& f :
+       {ChunkFrame(2000, DIRECTION_OUT, "two "), ResizeFrame(3000, 100, 40),
+        ChunkFrame(5000, DIRECTION_OUT, "three")}) {
+    *batch.mutable_batch()->add_frames() = f;
+  }
+  ASSERT_TRUE(call.Send(batch));
+  ASSERT_TRUE(call.Send(ExitFrame(6000, 0)));
+  grpc::Status st = call.Close();
+  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  auto cast = ReadFile(dir.File("data/recordings/alice/shell/batched.cast"));
+  ASSERT_TRUE(cast.ok());
+  // Every event, in the order sent, at the times sent.
+  std::vector<std::string> lines;
+  size_t start = cast->find('\n') + 1;  // After the asciicast header.
+  while (start < cast->size()) {
+    size_t end = cast->find('\n', start);
+    lines.push_back(cast->substr(start, end - start));
+    start = end + 1;
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       R"([0.001000, "o", "one "])",
+                       R"([0.002000, "o", "two "])",
+                       R"([0.003000, "r", "100x40"])",
+                       R"([0.005000, "o", "three"])",
+                       R"([0.006000, "x", "0"])",
+                   }))
+      << *cast;
 }
 
 }  // namespace

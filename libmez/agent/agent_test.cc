@@ -219,5 +219,134 @@ TEST_F(AgentTest, BrokenStreamIsDetected) {
   EXPECT_EQ(message.find('\n'), std::string::npos);
 }
 
+TEST_F(AgentTest, BurstOfFramesIsRecordedInOrder) {
+  // Frames queued while the writer lingers go out merged and batched;
+  // the recording must hold every byte, in order, with its size changes.
+  ssh::ChannelInfo info;
+  info.kind = ssh::ChannelKind::kShell;
+  info.pty = true;
+  info.width = 80;
+  info.height = 24;
+  info.login = CurrentUser();
+  info.key_id = "alice";
+  info.cert_extensions[std::string(auth::kMeziteTokenExtension)] =
+      rec_->Token(auth::Role::kUser, "alice");
+  SyncRecorderOptions opt;
+  opt.channel = rec_->Channel();
+  opt.node_token = rec_->Token(auth::Role::kNode, "web-01");
+  opt.node = "web-01";
+  opt.linger_us = 50'000;
+  opt.merge_bytes = 4096;  // Several messages, some of them batches.
+  auto tap = SyncRecorder::Start(opt, info);
+  ASSERT_FALSE(tap->broken()) << tap->broken_message();
+  std::string want;
+  std::vector<std::string> sizes;
+  for (int i = 0; i < 3000; ++i) {
+    std::string piece = "line " + std::to_string(i) + "\r\n";
+    tap->OnData(ssh::Direction::kOut, piece, 1000 + i);
+    want += piece;
+    if (i % 500 == 250) {
+      tap->OnResize(100 + i / 500, 40, 1000 + i);
+      sizes.push_back(std::to_string(100 + i / 500) + "x40");
+    }
+  }
+  tap->OnExit(0, 10000);
+  ASSERT_FALSE(tap->broken()) << tap->broken_message();
+  ASSERT_EQ(tap->summary().bytes(), want.size());
+  Cast cast = ReadCast(dir_.File("data") + "/recordings/alice/shell/" +
+                       tap->session_id() + ".cast");
+  EXPECT_EQ(cast.Output("o"), want);
+  std::vector<std::string> got_sizes;
+  int64_t last = 0;
+  size_t out_before = 0;
+  for (const auto& e : cast.events) {
+    EXPECT_GE(e.time_us, last);
+    last = e.time_us;
+    if (e.code == "o") out_before += e.data.size();
+    if (e.code != "r") continue;
+    got_sizes.push_back(e.data);
+    // Each resize comes after exactly the output sent before it.
+    int i = 250 + 500 * static_cast<int>(got_sizes.size() - 1);
+    size_t expected = 0;
+    for (int j = 0; j <= i; ++j) {
+      expected += ("line " + std::to_string(j) + "\r\n").size();
+    }
+    EXPECT_EQ(out_before, expected) << "resize " << e.data;
+  }
+  EXPECT_EQ(got_sizes, sizes);
+}
+
+// A Recording service that accepts the header and then reads nothing.
+class StalledRecording final : public mezite::v1::Recording::CallbackService {
+  grpc::ServerReadReactor<mezite::v1::RecordFrame>* Record(
+      grpc::CallbackServerContext* ctx,
+      mezite::v1::RecordSummary* /*summary*/) override {
+    class Reactor : public grpc::ServerReadReactor<mezite::v1::RecordFrame> {
+     public:
+      explicit Reactor(grpc::CallbackServerContext* ctx) : ctx_(ctx) {
+        StartRead(&frame_);
+      }
+      void OnReadDone(bool ok) override {
+        if (!ok) {
+          Finish(grpc::Status::CANCELLED);
+          return;
+        }
+        ctx_->AddInitialMetadata("mezite-accepted", "1");
+        StartSendInitialMetadata();
+      }
+      void OnCancel() override { Finish(grpc::Status::CANCELLED); }
+      void OnDone() override { delete this; }
+
+     private:
+      grpc::CallbackServerContext* ctx_;
+      mezite::v1::RecordFrame frame_;
+    };
+    return new Reactor(ctx);
+  }
+};
+
+TEST(SyncRecorderTest, ServiceThatTakesNothingBreaksTheStream) {
+  // mezrecd accepted the header, then hangs: the session must not hang
+  // with it once the queue stays full for stall_timeout_us.
+  StalledRecording service;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ssh::ChannelInfo info;
+  info.kind = ssh::ChannelKind::kExec;
+  info.command = "cat big";
+  info.login = CurrentUser();
+  SyncRecorderOptions opt;
+  opt.channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                    grpc::InsecureChannelCredentials());
+  opt.node = "web-01";
+  opt.max_queued_bytes = 256 << 10;
+  opt.stall_timeout_us = 1'000'000;
+  std::atomic<int> calls{0};
+  opt.on_broken = [&](const std::string&) { ++calls; };
+  auto tap = SyncRecorder::Start(opt, info);
+  ASSERT_FALSE(tap->broken()) << tap->broken_message();
+  // Far more than gRPC's flow-control windows and the queue together.
+  const std::string piece(64 << 10, 'x');
+  int64_t sent = 0;
+  for (int i = 0; i < 4096 && !tap->broken(); ++i) {
+    tap->OnData(ssh::Direction::kOut, piece, 1000 + i);
+    sent += static_cast<int64_t>(piece.size());
+  }
+  ASSERT_TRUE(tap->broken()) << "sent " << sent << " bytes without a stall";
+  EXPECT_NE(tap->broken_message().find("took no data for 1 s"),
+            std::string::npos)
+      << tap->broken_message();
+  // The end of the session does not wait for the stalled service either.
+  tap->OnExit(0, 5'000'000);
+  tap.reset();
+  EXPECT_EQ(calls.load(), 1);
+  server->Shutdown(std::chrono::system_clock::now());
+}
+
 }  // namespace
 }  // namespace mez::agent

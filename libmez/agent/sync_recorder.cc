@@ -1,11 +1,13 @@
 #include "libmez/agent/sync_recorder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <map>
 #include <thread>
 #include <utility>
 
+#include "libmez/rpc/ingest.h"
 #include "libmez/util/log.h"
 
 namespace mez::agent {
@@ -25,9 +27,20 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
   r->ctx_.AddMetadata("authorization", "Bearer " + options.node_token);
   r->stub_ = mezite::v1::Recording::NewStub(options.channel);
   r->writer_ = r->stub_->Record(&r->ctx_, &r->summary_);
-  r->Send(HeaderFrame(info, r->session_id_, options.node,
-                      r->options_.clock->WallMicros()));
-  if (!r->broken()) r->AwaitAccepted();
+  // The header goes out from here: nothing runs before it is accepted.
+  if (!r->writer_->Write(HeaderFrame(info, r->session_id_, options.node,
+                                     r->options_.clock->WallMicros()))) {
+    r->closed_ = true;
+    grpc::Status s = r->writer_->Finish();
+    r->MarkBroken(s.ok() ? std::string("stream closed")
+                         : "recording service: " + s.error_message());
+    return r;
+  }
+  r->AwaitAccepted();
+  if (!r->broken()) {
+    SyncRecorder* self = r.get();
+    r->writer_thread_ = std::thread([self] { self->WriterLoop(); });
+  }
   return r;
 }
 
@@ -80,41 +93,171 @@ void SyncRecorder::MarkBroken(const std::string& why) {
   if (options_.on_broken) options_.on_broken(message);
 }
 
-void SyncRecorder::Send(const mezite::v1::RecordFrame& frame) {
-  if (broken() || closed_ || !writer_) return;
-  if (!writer_->Write(frame)) {
-    // The stream is gone; Finish says why.
-    closed_ = true;
-    grpc::Status s = writer_->Finish();
-    MarkBroken(s.ok() ? std::string("stream closed")
-                      : "recording service: " + s.error_message());
+void SyncRecorder::CheckWriter() {
+  if (!writer_failed_.load() || broken()) return;
+  std::string why;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    why = writer_error_;
   }
+  MarkBroken(why);
+}
+
+void SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
+  CheckWriter();
+  if (broken() || closed_ || !writer_thread_.joinable()) return;
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::microseconds(options_.stall_timeout_us);
+  // A frame larger than the whole queue still goes in, alone.
+  while (queued_bytes_ > 0 &&
+         queued_bytes_ + bytes > options_.max_queued_bytes &&
+         !writer_failed_.load()) {
+    if (room_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        std::chrono::steady_clock::now() >= deadline) {
+      lock.unlock();
+      ctx_.TryCancel();  // Frees the writer thread.
+      MarkBroken("the recording service took no data for " +
+                 std::to_string(options_.stall_timeout_us / 1'000'000) + " s");
+      return;
+    }
+  }
+  if (writer_failed_.load()) {
+    lock.unlock();
+    CheckWriter();
+    return;
+  }
+  queued_bytes_ += bytes;
+  queue_.push_back(
+      Queued{std::move(frame), bytes, std::chrono::steady_clock::now()});
+  // The writer waits for the first frame, then for enough to merge.
+  if (queue_.size() == 1 || queued_bytes_ >= options_.merge_bytes) {
+    queue_cv_.notify_one();
+  }
+}
+
+namespace {
+
+// Frames in one batch message at most (each costs a few bytes of framing;
+// the server takes messages up to 2 MiB).
+constexpr int kMaxBatchFrames = 4096;
+
+// Whether `next` may be appended to the chunk `into`.
+bool Mergeable(const mezite::v1::RecordFrame& into,
+               const mezite::v1::RecordFrame& next, size_t limit) {
+  return into.has_chunk() && next.has_chunk() &&
+         into.chunk().direction() == next.chunk().direction() &&
+         into.chunk().data().size() + next.chunk().data().size() <= limit;
+}
+
+}  // namespace
+
+void SyncRecorder::WriterLoop() {
+  const auto linger = std::chrono::microseconds(options_.linger_us);
+  const size_t limit = std::min(options_.merge_bytes, rpc::kMaxChunkBytes);
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  for (;;) {
+    queue_cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    if (queue_.empty()) break;  // Closing, and everything is out.
+    queue_cv_.wait_until(lock, queue_.front().at + linger, [&] {
+      return closing_ || queued_bytes_ >= options_.merge_bytes;
+    });
+    // Everything queued goes out as one message (a batch when more than
+    // one frame is left after merging), up to `limit` bytes of data.
+    mezite::v1::RecordBatch batch;
+    mezite::v1::RecordFrame* last = nullptr;
+    size_t bytes = 0;
+    while (!queue_.empty()) {
+      Queued& q = queue_.front();
+      if (last != nullptr && bytes + q.bytes > limit) break;
+      if (last != nullptr && Mergeable(*last, q.frame, limit)) {
+        last->mutable_chunk()->mutable_data()->append(q.frame.chunk().data());
+      } else if (batch.frames_size() < kMaxBatchFrames) {
+        last = batch.add_frames();
+        last->Swap(&q.frame);
+      } else {
+        break;
+      }
+      bytes += q.bytes;
+      queue_.pop_front();
+    }
+    mezite::v1::RecordFrame frame;
+    if (batch.frames_size() == 1) {
+      frame.Swap(batch.mutable_frames(0));
+    } else {
+      frame.mutable_batch()->Swap(&batch);
+    }
+    // More frames waiting: gRPC may send them together.
+    grpc::WriteOptions write_options;
+    if (!queue_.empty()) write_options.set_buffer_hint();
+    lock.unlock();
+    bool ok = writer_->Write(frame, write_options);
+    lock.lock();
+    queued_bytes_ -= bytes;
+    room_cv_.notify_all();
+    if (!ok) {
+      // The stream is gone; Finish says why.
+      lock.unlock();
+      grpc::Status s = writer_->Finish();
+      lock.lock();
+      writer_error_ = s.ok() ? std::string("stream closed")
+                             : "recording service: " + s.error_message();
+      writer_failed_.store(true);
+      queue_.clear();
+      queued_bytes_ = 0;
+      writer_done_ = true;
+      room_cv_.notify_all();
+      return;
+    }
+  }
+  lock.unlock();
+  writer_->WritesDone();
+  grpc::Status s = writer_->Finish();
+  lock.lock();
+  if (!s.ok()) {
+    writer_error_ = "recording service: " + s.error_message();
+    writer_failed_.store(true);
+  }
+  writer_done_ = true;
+  room_cv_.notify_all();
 }
 
 void SyncRecorder::Close() {
   if (closed_ || !writer_) return;
   closed_ = true;
-  writer_->WritesDone();
-  grpc::Status s = writer_->Finish();
-  if (!s.ok()) MarkBroken("recording service: " + s.error_message());
+  if (!writer_thread_.joinable()) return;
+  {
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    closing_ = true;
+    queue_cv_.notify_all();
+    // A service that takes nothing more is not waited for forever.
+    if (!room_cv_.wait_for(lock,
+                           std::chrono::microseconds(options_.stall_timeout_us),
+                           [&] { return writer_done_; })) {
+      ctx_.TryCancel();
+    }
+  }
+  writer_thread_.join();
+  CheckWriter();
 }
 
 void SyncRecorder::OnData(ssh::Direction direction, std::string_view bytes,
                           int64_t micros) {
-  Send(ChunkFrame(direction, bytes, micros - start_micros_));
+  Send(ChunkFrame(direction, bytes, micros - start_micros_), bytes.size());
 }
 
 void SyncRecorder::OnResize(int width, int height, int64_t micros) {
   if (width <= 0 || height <= 0) return;  // No size to record.
-  Send(ResizeFrame(width, height, micros - start_micros_));
+  Send(ResizeFrame(width, height, micros - start_micros_), 0);
 }
 
 void SyncRecorder::OnExit(int exit_status, int64_t micros) {
-  Send(ExitFrame(exit_status, micros - start_micros_));
+  Send(ExitFrame(exit_status, micros - start_micros_), 0);
   Close();
 }
 
 std::string SyncRecorder::EndReason() {
+  CheckWriter();
   if (!broken() && !closed_ && writer_) {
     grpc_connectivity_state state = options_.channel->GetState(false);
     if (state == GRPC_CHANNEL_READY) {

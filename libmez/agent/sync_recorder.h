@@ -3,22 +3,41 @@
 // the user's JWT from the SSH certificate (auth::kMeziteTokenExtension);
 // chunk, resize and exit frames follow as they happen.
 //
-// When the stream breaks (a Write fails, or Finish reports an error), the
-// recorder marks itself broken, stops writing, and calls on_broken once
-// with a one-line message for the user's terminal; the SSH server polls
-// EndReason() and ends the session with that message.
+// Frames are written by a thread of the recorder's own, so that the thread
+// pumping the SSH channel never waits for gRPC: OnData queues the frame and
+// returns. The writer lingers up to linger_us after a frame was queued,
+// then sends everything queued as one message: consecutive chunks of one
+// direction merged (stamped with the first one's time), the rest in a
+// RecordBatch, up to merge_bytes of data. Bulk output then travels as a
+// few large messages instead of one per read, and the recording's work for
+// keystrokes happens in one go rather than alongside each echo. The end of
+// a session sends what is queued at once.
+//
+// The queue is bounded (max_queued_bytes): a full queue makes OnData wait,
+// which holds the channel back as a slow stream always did, and a queue
+// that stays full for stall_timeout_us breaks the stream.
+//
+// When the stream breaks (a Write fails, Finish reports an error, or the
+// service stops taking data), the recorder marks itself broken, stops
+// writing, and calls on_broken once with a one-line message for the user's
+// terminal; the SSH server polls EndReason() and ends the session with
+// that message.
 #ifndef MEZ_AGENT_SYNC_RECORDER_H_
 #define MEZ_AGENT_SYNC_RECORDER_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "libmez/agent/frames.h"
 #include "libmez/ssh/channel_tap.h"
@@ -36,6 +55,17 @@ struct SyncRecorderOptions {
   Clock* clock = nullptr;  // nullptr: RealClock()
   // How long Start waits for mezrecd to accept the header.
   int64_t accept_timeout_us = 5'000'000;
+  // Frames queued for the writer thread, in bytes of data, before OnData
+  // waits for room.
+  size_t max_queued_bytes = 4 << 20;
+  // How long a queued frame may wait for others to go with it, and how
+  // much data one message may carry (at most ingest's kMaxChunkBytes).
+  int64_t linger_us = 20'000;
+  size_t merge_bytes = 256 << 10;
+  // How long the queue may stay full (mezrecd takes nothing) before the
+  // stream is given up as broken; also bounds how long the end of a
+  // session waits for the last frames to go out.
+  int64_t stall_timeout_us = 20'000'000;
   // Called at most once per recorder, from the connection's thread, when
   // its stream breaks. `message` is one line without a newline.
   std::function<void(const std::string& message)> on_broken;
@@ -73,10 +103,16 @@ class SyncRecorder : public ssh::ChannelTap {
  private:
   SyncRecorder(const SyncRecorderOptions& options, std::string session_id,
                int64_t start_micros);
-  void Send(const mezite::v1::RecordFrame& frame);
+  // Queues a frame for the writer thread (waits while the queue is full).
+  void Send(mezite::v1::RecordFrame frame, size_t bytes);
   void AwaitAccepted();
+  void WriterLoop();
+  // Stops the writer after the queued frames, and finishes the call.
   void Close();
   void MarkBroken(const std::string& why);
+  // Turns a failure the writer thread saw into MarkBroken (on the
+  // connection's thread, as on_broken promises).
+  void CheckWriter();
 
   SyncRecorderOptions options_;
   std::string session_id_;
@@ -90,6 +126,23 @@ class SyncRecorder : public ssh::ChannelTap {
   std::atomic<bool> broken_{false};
   mutable std::mutex mu_;
   std::string broken_message_;  // guarded by mu_
+
+  // The queue between the connection's thread and the writer thread.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;  // frames queued, or closing_
+  std::condition_variable room_cv_;   // room made, or writer_failed_
+  struct Queued {
+    mezite::v1::RecordFrame frame;
+    size_t bytes = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::deque<Queued> queue_;
+  size_t queued_bytes_ = 0;   // guarded by queue_mu_
+  bool closing_ = false;      // guarded by queue_mu_
+  bool writer_done_ = false;  // guarded by queue_mu_
+  std::string writer_error_;  // guarded by queue_mu_; set once it failed
+  std::atomic<bool> writer_failed_{false};
+  std::thread writer_thread_;
 };
 
 // The server's tap factory: a SyncRecorder per channel (shell, exec,

@@ -79,24 +79,42 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
         StartSendInitialMetadata();
         return Status::Ok();
       }
+      case RecordFrame::kBatch:
+        if (!stream_) return InvalidArgument("batch frame before the header");
+        for (const RecordFrame& f : frame_.batch().frames()) {
+          if (f.frame_case() == RecordFrame::kHeader ||
+              f.frame_case() == RecordFrame::kBatch) {
+            return InvalidArgument(
+                "a batch frame may hold only chunk, resize and exit frames");
+          }
+          MEZ_RETURN_IF_ERROR(HandleData(f));
+        }
+        return Status::Ok();
+      default:
+        return HandleData(frame_);
+    }
+  }
+
+  // A chunk, resize or exit frame, alone or from a batch.
+  Status HandleData(const RecordFrame& f) {
+    switch (f.frame_case()) {
       case RecordFrame::kChunk:
         if (!stream_) return InvalidArgument("chunk frame before the header");
-        return stream_->Chunk(frame_.chunk().offset_us(),
-                              DirectionFromProto(frame_.chunk().direction()),
-                              frame_.chunk().data());
+        return stream_->Chunk(f.chunk().offset_us(),
+                              DirectionFromProto(f.chunk().direction()),
+                              f.chunk().data());
       case RecordFrame::kResize:
         if (!stream_) return InvalidArgument("resize frame before the header");
-        return stream_->Resize(frame_.resize().offset_us(),
-                               frame_.resize().width(),
-                               frame_.resize().height());
+        return stream_->Resize(f.resize().offset_us(), f.resize().width(),
+                               f.resize().height());
       case RecordFrame::kExit:
         if (!stream_) return InvalidArgument("exit frame before the header");
-        return stream_->Exit(frame_.exit().offset_us(),
-                             frame_.exit().exit_status());
-      case RecordFrame::FRAME_NOT_SET:
+        return stream_->Exit(f.exit().offset_us(), f.exit().exit_status());
+      default:
         break;
     }
-    return InvalidArgument("empty frame (no header, chunk, resize or exit)");
+    return InvalidArgument(
+        "empty frame (no header, chunk, resize, exit or batch)");
   }
 
   void Reject(const Status& s) {

@@ -325,8 +325,11 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
         s = (*stream)->Exit(frame.exit().offset_us(),
                             frame.exit().exit_status());
         break;
-      default:
-        s = DataLoss("an empty frame");
+      default:  // The spool holds no second header and no batches.
+        s = DataLoss(frame.frame_case() ==
+                             mezite::v1::RecordFrame::FRAME_NOT_SET
+                         ? "an empty frame"
+                         : "a header or batch frame after the header");
     }
   }
   if (!s.ok()) {
