@@ -34,6 +34,7 @@ class Mezrecd {
   // Waits for exit after the process stopped by itself; returns exit code.
   int Wait(int timeout_ms = 30000);
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   std::string log() const;
   const std::string& addr() const { return addr_; }
   const std::string& data_dir() const { return data_dir_; }

@@ -4,6 +4,7 @@
 // cluster certificate on both hops).
 #include "libmez/proxy/proxy.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pty.h>
@@ -13,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -855,6 +858,101 @@ TEST_F(AgentlessProxyTest, ClientHangingUpMidForwardLeavesTheProxyServing) {
 
 // A user whose certificate does not name the login is refused by the
 // proxy (for web-os), before the node is ever contacted.
+// VmRSS of `pid` in KiB, or -1.
+int64_t RssKiB(pid_t pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  size_t at = status->find("VmRSS:");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(status->c_str() + at + 6, nullptr, 10);
+}
+
+// A client that reads slowly while the node sends as fast as it can: the
+// proxy holds a bounded amount of the node's output. (libssh 0.10 grants
+// the node more window on every read, whatever it still buffers; the
+// relay used to read a little at a time and buffered 40 MB in a
+// benchmark, and grew by hundreds of MB here.)
+TEST_F(AgentlessProxyTest, SlowClientKeepsTheProxyBufferBounded) {
+  // Without recording, so that only the relay's buffers count.
+  ASSERT_EQ(Mezctl(*cluster_, "config set session_recording off").exit_code, 0);
+  UserCert c = Certify(alice_, me_);
+  int64_t before = RssKiB(cluster_->pid());
+  ASSERT_GT(before, 0);
+  // The client's output goes to a pipe read here, 64 KiB per 10 ms at
+  // most, while the node offers a gigabyte.
+  int out[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  std::string command = JumpCommand(c, "alice", me_, "web-os",
+                                    "head -c 1000000000 /dev/zero", "") +
+                        " </dev/null 2>" + ShellQuote(dir_.File("slow.err"));
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    dup2(out[1], 1);
+    execl("/bin/sh", "sh", "-c", command.c_str(), nullptr);
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  close(out[1]);
+  std::vector<char> buf(64 << 10);
+  int64_t read_bytes = 0, peak = before;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p = {out[0], POLLIN, 0};
+    if (poll(&p, 1, 10) > 0) {
+      ssize_t n = read(out[0], buf.data(), buf.size());
+      if (n <= 0) break;
+      read_bytes += n;
+    }
+    usleep(10'000);
+    peak = std::max(peak, RssKiB(cluster_->pid()));
+  }
+  kill(-pid, SIGTERM);
+  close(out[0]);
+  waitpid(pid, nullptr, 0);
+  // Bytes did flow (the node really sent), far from all of them.
+  EXPECT_GT(read_bytes, 1 << 20) << *ReadFile(dir_.File("slow.err"));
+  EXPECT_LT(read_bytes, 1000000000);
+  EXPECT_LT(peak - before, 32 * 1024)
+      << "mezrecd grew from " << before << " to " << peak << " KiB while "
+      << read_bytes << " bytes went through";
+}
+
+// The other way: the client sends as fast as it can, the node's program
+// reads slowly. The proxy's SSH server side must not buffer without bound
+// either (the same libssh window behaviour, on the server's reads).
+TEST_F(AgentlessProxyTest, SlowNodeProgramKeepsTheProxyBufferBounded) {
+  ASSERT_EQ(Mezctl(*cluster_, "config set session_recording off").exit_code, 0);
+  UserCert c = Certify(alice_, me_);
+  int64_t before = RssKiB(cluster_->pid());
+  ASSERT_GT(before, 0);
+  // 64 KiB per 10 ms at most, one line in `progress` per 64 KiB taken.
+  std::string progress = dir_.File("progress");
+  std::string reader =
+      "while [ \"$(head -c 65536 | wc -c)\" -gt 0 ]; do echo >> " +
+      ShellQuote(progress) + "; sleep 0.01; done";
+  // (A subshell: Background gives the command /dev/null as its stdin.)
+  Background ssh(
+      "(" + JumpCommand(c, "alice", me_, "web-os", reader, "") + " </dev/zero)",
+      dir_.File("upload.log"));
+  int64_t peak = before;
+  for (int i = 0; i < 400; ++i) {
+    usleep(10'000);
+    peak = std::max(peak, RssKiB(cluster_->pid()));
+  }
+  EXPECT_TRUE(ssh.running()) << *ReadFile(dir_.File("upload.log"));
+  ssh.Stop();
+  auto lines = ReadFile(progress);
+  ASSERT_TRUE(lines.ok()) << "the node's program took nothing";
+  int64_t taken =
+      static_cast<int64_t>(std::count(lines->begin(), lines->end(), '\n')) *
+      65536;
+  EXPECT_GT(taken, 1 << 20);
+  EXPECT_LT(peak - before, 32 * 1024)
+      << "mezrecd grew from " << before << " to " << peak << " KiB while "
+      << taken << " bytes went through";
+}
+
 TEST_F(AgentlessProxyTest, UserWithoutThatLoginIsRefused) {
   TestUser bob;
   std::string error;

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "libmez/auth/ssh_cert.h"
+#include "libmez/ssh/byte_queue.h"
 #include "libmez/ssh/child_process.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
@@ -56,7 +57,7 @@ struct Channel {
   std::vector<std::string> env;
   std::unique_ptr<Program> child;
   std::unique_ptr<ChannelTap> tap;
-  std::string pending_in;
+  ByteQueue pending_in;
   // Set before a program ran: Pump writes it to the user's stderr and
   // closes the channel with exit status 255.
   std::string end_message;
@@ -930,22 +931,21 @@ void Connection::SetSocketPoll(Channel& ch, short events) {
 
 // Takes client bytes that the data callback left in libssh's buffer (it
 // calls back only when a packet arrives, and a full buffer stops those).
+// All of them: libssh 0.10 grants the client more window on every read
+// once half of it is used, whatever it still buffers, so partial reads
+// would let its buffer grow without bound. pending_in may then exceed
+// kMaxPendingInput by what libssh held; no more is read until it is below.
 void Connection::PullLeftover(Channel& ch) {
-  char buf[16 * 1024];
-  while (ch.leftover && ch.pending_in.size() < kMaxPendingInput) {
-    int avail = ssh_channel_poll(ch.channel, 0);
-    if (avail <= 0) {
-      ch.leftover = false;
-      break;
-    }
-    size_t want = std::min({sizeof(buf), static_cast<size_t>(avail),
-                            kMaxPendingInput - ch.pending_in.size()});
+  if (!ch.leftover || ch.pending_in.size() >= kMaxPendingInput) return;
+  ch.leftover = false;
+  int avail = ssh_channel_poll(ch.channel, 0);
+  char* buf = read_buf_.data();
+  while (avail > 0) {
+    size_t want = std::min(read_buf_.size(), static_cast<size_t>(avail));
     int n = ssh_channel_read_nonblocking(ch.channel, buf,
                                          static_cast<uint32_t>(want), 0);
-    if (n <= 0) {
-      ch.leftover = false;
-      break;
-    }
+    if (n <= 0) break;
+    avail -= n;
     if (ch.tcpip && ch.in_done) continue;  // The destination is gone.
     std::string_view bytes(buf, static_cast<size_t>(n));
     // Session input is reported on arrival, tcpip input on delivery.
@@ -1021,7 +1021,7 @@ void Connection::PumpTcpip(Channel& ch) {
             std::string_view(ch.pending_in.data(), static_cast<size_t>(n)),
             now);
       }
-      ch.pending_in.erase(0, static_cast<size_t>(n));
+      ch.pending_in.consume(static_cast<size_t>(n));
       PullLeftover(ch);
     } else if (n < 0 && errno == EINTR) {
       continue;
@@ -1108,7 +1108,7 @@ void Connection::Pump(Channel& ch) {
       ssize_t n = write(ch.child->input_fd(), ch.pending_in.data(),
                         ch.pending_in.size());
       if (n > 0) {
-        ch.pending_in.erase(0, static_cast<size_t>(n));
+        ch.pending_in.consume(static_cast<size_t>(n));
         PullLeftover(ch);
       } else if (n < 0 && errno == EINTR) {
         continue;

@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "libmez/ssh/byte_queue.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
 
@@ -329,25 +330,39 @@ class Relay {
     }
   }
 
-  // Node -> local, for stdout (is_err 0) or stderr (1).
+  // Node -> local, for stdout (is_err 0) or stderr (1). Each read takes
+  // everything libssh holds: libssh 0.10 grants the node more window on
+  // every read once half of it is used, whatever it still buffers, so
+  // partial reads let its buffer grow without bound (40 MB in proxy_bench,
+  // and moving it cost the relay a tenth of its CPU). The pending bytes
+  // may then exceed kMaxPendingOut by what libssh held; nothing more is
+  // read until they are below it.
   void PumpOut(int is_err) {
-    std::string& pending = is_err ? err_pending_ : out_pending_;
+    ByteQueue& pending = is_err ? err_pending_ : out_pending_;
     int& fd = is_err ? ends_.err : ends_.out;
     bool& closed = is_err ? err_closed_ : out_closed_;
     char buf[64 * 1024];
-    while (pending.size() < kMaxPendingOut || closed || fd < 0) {
-      int n = ssh_channel_read_nonblocking(channel_, buf, sizeof(buf), is_err);
-      if (n == SSH_ERROR) {
-        broken_ = true;
-        break;
+    if (pending.size() < kMaxPendingOut || closed || fd < 0) {
+      int avail = ssh_channel_poll(channel_, is_err);
+      if (avail == SSH_ERROR) broken_ = true;
+      while (avail > 0) {
+        int n = ssh_channel_read_nonblocking(
+            channel_, buf,
+            static_cast<uint32_t>(std::min<size_t>(sizeof(buf), avail)),
+            is_err);
+        if (n == SSH_ERROR) {
+          broken_ = true;
+          break;
+        }
+        if (n <= 0) break;
+        avail -= n;
+        if (!closed && fd >= 0) pending.append(buf, static_cast<size_t>(n));
       }
-      if (n <= 0) break;
-      if (!closed && fd >= 0) pending.append(buf, static_cast<size_t>(n));
     }
     while (!pending.empty() && !closed && fd >= 0) {
       ssize_t n = write(fd, pending.data(), pending.size());
       if (n > 0) {
-        pending.erase(0, static_cast<size_t>(n));
+        pending.consume(static_cast<size_t>(n));
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && errno == EAGAIN) {
@@ -499,8 +514,8 @@ class Relay {
   // The relay thread's own (before done_; read by others only after).
   ssh_event event_ = nullptr;
   std::map<int, short> polled_;
-  std::string out_pending_;
-  std::string err_pending_;
+  ByteQueue out_pending_;
+  ByteQueue err_pending_;
   std::string in_pending_;
   bool in_eof_ = false;
   bool out_closed_ = false;
