@@ -20,6 +20,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -865,6 +866,34 @@ int64_t RssKiB(pid_t pid) {
   size_t at = status->find("VmRSS:");
   if (at == std::string::npos) return -1;
   return std::strtoll(status->c_str() + at + 6, nullptr, 10);
+}
+
+// CPU seconds `pid` used so far, or -1.
+double CpuSeconds(pid_t pid) {
+  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return -1;
+  // Fields after the parenthesised name: state is field 3, utime 14.
+  std::istringstream in(stat->substr(stat->rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// An idle session through the proxy costs it no CPU: the bridge's relay
+// and server loops wait rather than spin (a spinning thread would use
+// about 3 CPU seconds here; an idle one about 0.05).
+TEST_F(AgentlessProxyTest, IdleSessionDoesNotSpin) {
+  UserCert c = Certify(alice_, me_);
+  double before = CpuSeconds(cluster_->pid());
+  ASSERT_GE(before, 0);
+  std::string err;
+  auto r = JumpSsh(c, "alice", me_, "web-os", "sleep 3", &err);
+  EXPECT_EQ(r.exit_code, 0) << err;
+  double used = CpuSeconds(cluster_->pid()) - before;
+  EXPECT_LT(used, 0.5) << "mezrecd used " << used << " CPU seconds";
 }
 
 // A client that reads slowly while the node sends as fast as it can: the

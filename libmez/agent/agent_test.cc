@@ -1,4 +1,5 @@
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -169,6 +170,30 @@ TEST_F(AgentTest, ShellIsRecordedLive) {
       << cast.Output("o");
   EXPECT_EQ(cast.Output("x"), "5");
   EXPECT_FALSE(broken_.load());
+}
+
+// CPU seconds this process (server, recorder and gRPC threads) used.
+double ProcessCpuSeconds() {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+TEST_F(AgentTest, IdleSessionsDoNotSpin) {
+  // A pty shell and an exec, both idle for 3 s, recorded live: the
+  // server's loop and the recorder's writer wait instead of polling in a
+  // busy loop (a spinning thread would use up to 3 CPU seconds here, the
+  // idle ones about 0.05).
+  double before = ProcessCpuSeconds();
+  std::thread exec([&] { mez::testing::Run(Ssh("sleep 3 </dev/null")); });
+  auto shell = mez::testing::Run("(sleep 3; echo exit) | " + Ssh("-tt"));
+  exec.join();
+  EXPECT_EQ(shell.exit_code, 0) << Stderr();
+  double used = ProcessCpuSeconds() - before;
+  EXPECT_LT(used, 0.5) << "the server used " << used << " CPU seconds";
+  EXPECT_EQ(Casts("exec").size(), 1u);
+  EXPECT_EQ(Casts("shell").size(), 1u);
 }
 
 TEST_F(AgentTest, SessionEndsWhenTheRecordingServiceDies) {
