@@ -13,9 +13,11 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 namespace mez::bench {
@@ -256,6 +258,41 @@ std::string CpuModel() {
     if (line.starts_with("model name")) return line.substr(line.find(':') + 2);
   }
   return "unknown CPU";
+}
+
+double ProcessCpuSeconds(pid_t pid, bool reaped_children) {
+  std::string stat = ReadText("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  // Fields 14-17 (utime stime cutime cstime), counting from the pid as 1;
+  // after the ") " come field 3 onwards.
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string f;
+  double ticks = 0;
+  int last = reaped_children ? 17 : 15;
+  for (int i = 3; i <= last && fields >> f; ++i) {
+    if (i >= 14) ticks += std::strtod(f.c_str(), nullptr);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double MachineCpuSeconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  double busy = 0, v = 0;
+  for (int i = 0; i < 8 && in >> v; ++i) {
+    if (i != 3 && i != 4) busy += v;  // idle, iowait
+  }
+  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::istringstream in(ReadText("/proc/" + std::to_string(pid) + "/task/" +
+                                 std::to_string(pid) + "/children"));
+  std::vector<pid_t> out;
+  for (pid_t child; in >> child;) out.push_back(child);
+  return out;
 }
 
 std::string LoadAvg() {

@@ -82,6 +82,14 @@ std::string ReadText(const std::string& path);
 // The last `n` characters of `s`.
 std::string Tail(const std::string& s, size_t n = 2000);
 std::string CpuModel();
+// utime + stime of a process (its threads included), in seconds; 0 when
+// it is gone. With `reaped_children`, plus those of the children it has
+// waited for (cutime + cstime): how a forking server's sessions count.
+double ProcessCpuSeconds(pid_t pid, bool reaped_children = false);
+// Busy CPU seconds of the whole machine (all but idle and iowait).
+double MachineCpuSeconds();
+// The children of `pid` (from /proc/PID/task/PID/children).
+std::vector<pid_t> ChildrenOf(pid_t pid);
 // The 1-minute load average: the machine is shared with whatever else runs.
 std::string LoadAvg();
 

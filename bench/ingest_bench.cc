@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "libmez/auth/identity.h"
 #include "libmez/store/s3_client.h"
 #include "libmez/util/encoding.h"
@@ -260,34 +261,6 @@ int64_t StatusKiB(pid_t pid, const std::string& field) {
     }
   }
   return -1;
-}
-
-// utime + stime (fields 14 and 15 of /proc/<pid>/stat), in seconds.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(paren + 2));
-  std::string f;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i >= 14) ticks += std::strtod(f.c_str(), nullptr);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// Busy CPU seconds of the whole machine (all but idle and iowait).
-double MachineCpuSeconds() {
-  std::ifstream in("/proc/stat");
-  std::string cpu;
-  in >> cpu;
-  double busy = 0, v = 0;
-  for (int i = 0; i < 8 && in >> v; ++i) {
-    if (i != 3 && i != 4) busy += v;
-  }
-  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double SelfCpuSeconds() {
@@ -874,15 +847,6 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
     if (!dropped.ok()) Fail(nullptr, dropped.ToString());
   }
   return f;
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("model name")) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
 }
 
 int Main(int argc, char** argv) {

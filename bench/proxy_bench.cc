@@ -30,6 +30,9 @@
 //   default 256 MB: at 64 MB a run lasts about a second and no path
 //   reaches its steady rate (stock ssh -J measured 64 MB/s there and
 //   135-175 MB/s at 256 MB and more).
+// cpu: seconds per GB over each throughput run, the whole machine
+//   (/proc/stat) and the middle hop (mezrecd; the jump sshd with its
+//   reaped sessions).
 // echo: the client under a PTY made here (raw), `ssh -t` running
 //   `stty raw -echo; exec cat`: one byte written, the time until it comes
 //   back; 100 warm-up bytes, then --keystrokes; p50 and p99.
@@ -181,6 +184,11 @@ class Sshd {
 
   uint16_t port() const { return port_; }
   const std::string& host_pub() const { return host_pub_; }
+  // The listening sshd (from its PidFile), or 0.
+  pid_t server_pid() const {
+    return static_cast<pid_t>(
+        std::atoi(ReadText(dir_ + "/" + name_ + ".pid").c_str()));
+  }
   std::string log() const { return ReadText(log_); }
 
  private:
@@ -265,6 +273,10 @@ struct Path {
   bool jump_cert = false;
   std::string jump_user;
   uint16_t jump_port = 0;
+  // The middle hop whose CPU the throughput runs account: mezrecd, or the
+  // jump host's listening sshd (its sessions count once it reaps them).
+  pid_t middle = 0;
+  bool middle_forks = false;
 };
 
 struct Env {
@@ -330,9 +342,20 @@ std::string ProbeCiphers(const Env& e, const Path& p, std::string* error) {
   return cipher(inner) + " / " + cipher(ReadText(jump_log));
 }
 
-// MB/s from the first byte to EOF of `cat FILE` (`bytes` long).
+struct Throughput {
+  double mbps = 0;
+  // CPU seconds per GB (1e9 bytes) over the whole run, connection set-up
+  // included: the whole machine, and the middle hop.
+  double machine_s_per_gb = 0;
+  double middle_s_per_gb = 0;
+};
+
+// MB/s from the first byte to EOF of `cat FILE` (`bytes` long), and what
+// the run cost in CPU.
 bool RunThroughput(const Env& e, const Path& p, const std::string& file,
-                   int64_t bytes, double* mbps, std::string* error) {
+                   int64_t bytes, Throughput* t, std::string* error) {
+  double machine0 = MachineCpuSeconds();
+  double middle0 = ProcessCpuSeconds(p.middle, p.middle_forks);
   Child c;
   if (!c.Start(Client(e, p, false, "cat " + ShellQuote(file)), e.env,
                Child::Io::kPipe, e.dir + "/tput.err")) {
@@ -365,8 +388,16 @@ bool RunThroughput(const Env& e, const Path& p, const std::string& file,
              " bytes: " + Tail(ReadText(e.dir + "/tput.err"));
     return false;
   }
-  *mbps = static_cast<double>(got) / 1e6 /
-          (static_cast<double>(last - first) / 1e9);
+  // A forking server counts a session's CPU once it has reaped it.
+  for (int i = 0; p.middle_forks && i < 150 && !ChildrenOf(p.middle).empty();
+       ++i) {
+    SleepMs(20);
+  }
+  double gb = static_cast<double>(got) / 1e9;
+  t->mbps = gb * 1e3 / (static_cast<double>(last - first) / 1e9);
+  t->machine_s_per_gb = (MachineCpuSeconds() - machine0) / gb;
+  t->middle_s_per_gb =
+      (ProcessCpuSeconds(p.middle, p.middle_forks) - middle0) / gb;
   return true;
 }
 
@@ -407,6 +438,8 @@ int Fail(const std::string& what, const std::string& detail) {
 struct Figures {
   std::string ciphers;  // "INNER / JUMP"
   std::vector<double> mbps;
+  std::vector<double> machine_s_per_gb;
+  std::vector<double> middle_s_per_gb;
   std::vector<double> echo_us;  // sorted
 };
 
@@ -528,11 +561,11 @@ int Main(int argc, char** argv) {
   }
   std::vector<Path> paths = {
       {"(a)", "ssh -> proxy -> mezd (agent)", "node-1", 22, e.user_key, true,
-       "alice", proxy_port},
+       "alice", proxy_port, cluster.pid(), false},
       {"(b)", "ssh -> proxy -> sshd (agentless)", "web-os", 22, e.user_key,
-       true, "alice", proxy_port},
+       true, "alice", proxy_port, cluster.pid(), false},
       {"(c)", "ssh -J sshd -> sshd (stock)", "127.0.0.1", node.port(), jump_key,
-       false, e.login, jump.port()},
+       false, e.login, jump.port(), jump.server_pid(), true},
   };
   for (auto it = paths.begin(); it + 1 != paths.end();) {
     it = opt.paths.find(it->label[1]) == std::string::npos ? paths.erase(it)
@@ -562,11 +595,13 @@ int Main(int argc, char** argv) {
   }
   for (int rep = 0; rep < opt.reps; ++rep) {
     for (size_t i = 0; i < paths.size(); ++i) {
-      double mbps = 0;
-      if (!RunThroughput(e, paths[i], payload, opt.bytes, &mbps, &error)) {
+      Throughput t;
+      if (!RunThroughput(e, paths[i], payload, opt.bytes, &t, &error)) {
         return fail(i, "throughput");
       }
-      figs[i].mbps.push_back(mbps);
+      figs[i].mbps.push_back(t.mbps);
+      figs[i].machine_s_per_gb.push_back(t.machine_s_per_gb);
+      figs[i].middle_s_per_gb.push_back(t.middle_s_per_gb);
     }
   }
   for (size_t i = 0; i < paths.size(); ++i) {
@@ -614,6 +649,25 @@ int Main(int argc, char** argv) {
     std::printf(" %s", paths[i].label.c_str());
     for (double m : figs[i].mbps) std::printf(" %.1f", m);
     std::printf(i + 1 < paths.size() ? ";" : "\n");
+  }
+  // On a machine the runs saturate, MB/s follows the CPU a byte costs: the
+  // middle hop's share says how much of a gap it alone explains.
+  std::printf(
+      "\n# CPU seconds per GB moved, throughput runs (median; set-up "
+      "included): the whole machine (every process: client, hops, node, "
+      "cat, this benchmark), and the middle hop alone (mezrecd: proxy and "
+      "recording ingest; for (c) the jump host's sshd)\n");
+  std::printf("%-4s %-33s %13s %6s %13s %6s\n", "", "path", "machine s/GB",
+              "vs(c)", "middle s/GB", "vs(c)");
+  double base_machine = Median(base.machine_s_per_gb);
+  double base_middle = Median(base.middle_s_per_gb);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    double machine = Median(figs[i].machine_s_per_gb);
+    double middle = Median(figs[i].middle_s_per_gb);
+    std::printf("%-4s %-33s %13.2f %6s %13.2f %6s\n", paths[i].label.c_str(),
+                paths[i].what.c_str(), machine,
+                Ratio(machine, base_machine).c_str(), middle,
+                Ratio(middle, base_middle).c_str());
   }
   // Every connection above was a session the node (a) or the proxy (b)
   // recorded: the probe, --reps throughputs and the echo.
