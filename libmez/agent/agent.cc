@@ -15,6 +15,7 @@
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 
 namespace mez::agent {
@@ -254,7 +255,10 @@ Status Agent::Impl::Init() {
     }
     if (!s.ok()) MEZ_LOG(kWarning) << "agent: join: " << s.message();
   }
-  heartbeat_ = std::thread([this] { Heartbeat(); });
+  heartbeat_ = std::thread([this] {
+    NameThisThread("mez-heartbeat");
+    Heartbeat();
+  });
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 
 #include "libmez/rpc/ingest.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::agent {
 
@@ -39,7 +40,10 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
   r->AwaitAccepted();
   if (!r->broken()) {
     SyncRecorder* self = r.get();
-    r->writer_thread_ = std::thread([self] { self->WriterLoop(); });
+    r->writer_thread_ = std::thread([self] {
+      NameThisThread("mez-rec-send");
+      self->WriterLoop();
+    });
   }
   return r;
 }

@@ -12,6 +12,7 @@
 
 #include "libmez/rpc/spool.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::agent {
 namespace {
@@ -74,7 +75,10 @@ Result<std::unique_ptr<Uploader>> Uploader::Start(UploaderOptions options) {
     used += SizeOf(dir + "/" + id + ".spool");
   }
   u->opt_.budget->Reserve(std::min(used, u->opt_.budget->limit()));
-  u->thread_ = std::thread([p = u.get()] { p->Loop(); });
+  u->thread_ = std::thread([p = u.get()] {
+    NameThisThread("mez-upload");
+    p->Loop();
+  });
   return u;
 }
 

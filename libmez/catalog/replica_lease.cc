@@ -9,6 +9,7 @@
 
 #include "libmez/util/duration.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::catalog {
 
@@ -50,7 +51,10 @@ Result<std::unique_ptr<ReplicaLease>> ReplicaLease::Start(
   std::unique_ptr<ReplicaLease> lease(new ReplicaLease(std::move(options)));
   MEZ_RETURN_IF_ERROR(lease->RunOnce().status());
   if (lease->opt_.run_thread) {
-    lease->thread_ = std::thread([l = lease.get()] { l->Loop(); });
+    lease->thread_ = std::thread([l = lease.get()] {
+      NameThisThread("mez-lease");
+      l->Loop();
+    });
   }
   return lease;
 }

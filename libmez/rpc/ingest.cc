@@ -4,6 +4,7 @@
 
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::rpc {
 namespace {
@@ -597,6 +598,7 @@ void IngestManager::Tick() {
 
 void IngestManager::StartTimer(int64_t period_us) {
   timer_ = std::thread([this, period_us] {
+    NameThisThread("mez-ingest-tick");
     std::unique_lock<std::mutex> lock(mu_);
     while (!timer_stop_) {
       timer_cv_.wait_for(lock, std::chrono::microseconds(period_us));

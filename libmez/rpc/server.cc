@@ -17,6 +17,7 @@
 #include "libmez/store/blob_store.h"
 #include "libmez/store/s3_store.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 #include "libmez/util/thread_pool.h"
 
 namespace mez::rpc {
@@ -183,7 +184,7 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   iopt.replica_id = replica_id;
   auto ingest = std::make_unique<IngestManager>(std::move(iopt));
   ingest->StartTimer();
-  auto pool = std::make_unique<ThreadPool>(4);
+  auto pool = std::make_unique<ThreadPool>(4, "mez-io");
   CallAuthenticator authn(verifier.get(), clock);
   UploadOptions uopt;
   uopt.root = config.data_dir + "/uploads";

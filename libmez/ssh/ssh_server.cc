@@ -23,6 +23,7 @@
 #include "libmez/ssh/connection.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::ssh {
 
@@ -134,7 +135,10 @@ Status SshServer::Impl::Init(SshServerOptions options) {
   if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
     return ErrnoStatus("ssh server: pipe", errno);
   }
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  acceptor_ = std::thread([this] {
+    NameThisThread("mez-ssh-accept");
+    AcceptLoop();
+  });
   return Status::Ok();
 }
 
@@ -169,6 +173,7 @@ Status SshServer::Impl::Serve(int fd, const std::string& remote,
   }
   connections_.push_back(
       ConnectionThread{std::thread([c = std::move(conn), done]() mutable {
+                         NameThisThread("mez-ssh");
                          c->Run();
                          c.reset();
                          done->store(true);

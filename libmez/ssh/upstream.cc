@@ -21,6 +21,7 @@
 #include "libmez/ssh/byte_queue.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::ssh {
 namespace {
@@ -266,7 +267,10 @@ class Relay {
     callbacks_.channel_exit_signal_function = &Relay::OnExitSignal;
     ssh_callbacks_init(&callbacks_);
     ssh_set_channel_callbacks(channel_, &callbacks_);
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      NameThisThread("mez-upstream");
+      Loop();
+    });
     return Status::Ok();
   }
 

@@ -19,6 +19,7 @@
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
+#include "libmez/util/thread_name.h"
 
 namespace mez::store {
 namespace {
@@ -511,7 +512,8 @@ Result<std::unique_ptr<S3Store>> S3Store::New(S3StoreOptions options) {
 S3Store::S3Store(S3StoreOptions options, std::unique_ptr<S3Client> client)
     : options_(std::move(options)), client_(std::move(client)) {
   if (options_.upload_threads > 0) {
-    pool_ = std::make_unique<ThreadPool>(options_.upload_threads);
+    pool_ =
+        std::make_unique<ThreadPool>(options_.upload_threads, "mez-s3-upload");
   }
 }
 

@@ -1,10 +1,17 @@
 #include "libmez/util/thread_pool.h"
 
+#include "libmez/util/thread_name.h"
+
 namespace mez {
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, std::string name) {
   if (threads < 1) threads = 1;
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, name] {
+      NameThisThread(name);
+      Loop();
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,7 +16,8 @@ namespace mez {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);
+  // `name` names the threads (see thread_name.h).
+  explicit ThreadPool(int threads, std::string name = "mez-pool");
   // Runs every task already submitted, then joins the threads.
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
