@@ -19,7 +19,11 @@ constexpr size_t kFileBuffer = 16 * 1024;
 }  // namespace
 
 FileSink::FileSink(int fd, std::string path, uint64_t size)
-    : fd_(fd), path_(std::move(path)), written_(size) {}
+    : fd_(fd),
+      path_(std::move(path)),
+      written_(size),
+      older_(size),
+      newest_(size) {}
 
 FileSink::~FileSink() {
   if (fd_ >= 0) (void)Close();
@@ -57,7 +61,7 @@ Status FileSink::Append(std::string_view data) {
   if (data.size() >= kFileBuffer) {
     MEZ_RETURN_IF_ERROR(WriteAll(fd_, data).WithContext(path_));
     written_ += data.size();
-    return Status::Ok();
+    return WriteBehind();
   }
   buf_.append(data);
   return Status::Ok();
@@ -69,7 +73,36 @@ Status FileSink::Flush() {
   Status s = WriteAll(fd_, buf_).WithContext(path_);
   written_ += buf_.size();
   buf_.clear();
-  return s;
+  if (!s.ok()) return s;
+  return WriteBehind();
+}
+
+Status FileSink::WriteBehind() {
+  if (written_ - newest_ < kWriteBehind) return Status::Ok();
+  auto failed = [this](const char* what) {
+    // Other errors (a file system without writeback, say) only mean the
+    // pages stay cached, as they would without write-behind.
+    if (errno != EIO && errno != ENOSPC) return Status::Ok();
+    return ErrnoStatus(std::string(what) + " " + path_, errno);
+  };
+  if (sync_file_range(fd_, static_cast<off_t>(newest_),
+                      static_cast<off_t>(written_ - newest_),
+                      SYNC_FILE_RANGE_WRITE) != 0) {
+    MEZ_RETURN_IF_ERROR(failed("write-behind"));
+  }
+  if (newest_ > older_) {
+    auto off = static_cast<off_t>(older_);
+    auto len = static_cast<off_t>(newest_ - older_);
+    if (sync_file_range(fd_, off, len,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      MEZ_RETURN_IF_ERROR(failed("write-behind"));
+    }
+    (void)posix_fadvise(fd_, off, len, POSIX_FADV_DONTNEED);
+  }
+  older_ = newest_;
+  newest_ = written_;
+  return Status::Ok();
 }
 
 Status FileSink::Sync() {

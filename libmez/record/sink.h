@@ -4,6 +4,7 @@
 #ifndef MEZ_RECORD_SINK_H_
 #define MEZ_RECORD_SINK_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,9 +28,19 @@ class ByteSink {
   virtual uint64_t bytes_written() const = 0;
 };
 
-// Appends to a file. Owns the descriptor. Buffers up to 64 KiB.
+// Appends to a file. Owns the descriptor. Buffers up to 16 KiB.
+//
+// Write-behind: a recording is written once and read rarely, so a large
+// one should neither pile up as dirty pages nor push the rest of the
+// machine out of the page cache. Every kWriteBehind bytes the sink starts
+// writing the window it just filled to disk, waits for the window before
+// it (started a window earlier, so normally already written) and drops
+// that from the page cache. The file's content is the same; a write error
+// (EIO, ENOSPC) seen on the way fails the Append.
 class FileSink : public ByteSink {
  public:
+  static constexpr uint64_t kWriteBehind = 8 << 20;
+
   // Creates `path` exclusively (O_EXCL|O_NOFOLLOW): an existing file or a
   // symlink at `path` is an error, never overwritten.
   static Result<std::unique_ptr<FileSink>> Create(const std::string& path,
@@ -46,10 +57,16 @@ class FileSink : public ByteSink {
 
  private:
   FileSink(int fd, std::string path, uint64_t size);
+  Status WriteBehind();
+
   int fd_;
   std::string path_;
   std::string buf_;
   uint64_t written_;
+  // [older_, newest_) was last handed to writeback; [newest_, written_) is
+  // the window being filled.
+  uint64_t older_;
+  uint64_t newest_;
 };
 
 // Collects bytes in memory (tests, benchmarks).

@@ -1,9 +1,15 @@
 #include "libmez/record/sink.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "libmez/util/file.h"
 
@@ -39,6 +45,56 @@ TEST(SinkTest, FileSinkCreatesExclusivelyAndRefusesSymlinks) {
   ASSERT_TRUE((*app)->Close().ok());
   EXPECT_EQ(ReadFile(dir + "/a.cast")->back(), '!');
   ASSERT_EQ(std::system(("rm -rf " + dir).c_str()), 0);
+}
+
+// How many of the first `len` bytes' pages of `path` are in the page cache.
+size_t ResidentPages(const std::string& path, size_t len) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SIZE_MAX;
+  void* map = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return SIZE_MAX;
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((len + page - 1) / page);
+  size_t resident = SIZE_MAX;
+  if (mincore(map, len, vec.data()) == 0) {
+    resident = 0;
+    for (unsigned char v : vec) resident += v & 1;
+  }
+  munmap(map, len);
+  return resident;
+}
+
+TEST(SinkTest, FileSinkKeepsALargeRecordingOutOfThePageCache) {
+  char tmpl[] = "/tmp/mez_sink_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::string path = dir + "/big.cast";
+  auto sink = FileSink::Create(path);
+  ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+  // 20 MiB in the shapes the writers use: small lines and large blocks.
+  const size_t kTotal = 2 * FileSink::kWriteBehind + 4 * 1024 * 1024;
+  std::string want;
+  want.reserve(kTotal);
+  for (size_t i = 0; want.size() < kTotal; ++i) {
+    std::string piece =
+        i % 3 == 0 ? std::string(100000, static_cast<char>('a' + i % 26))
+                   : "[" + std::to_string(i) + ", \"o\", \"line\"]\n";
+    ASSERT_TRUE((*sink)->Append(piece).ok());
+    want += piece;
+  }
+  // The first window was written and dropped while the third was filling.
+  struct statfs fs;
+  ASSERT_EQ(statfs(dir.c_str(), &fs), 0);
+  size_t resident = ResidentPages(path, FileSink::kWriteBehind);
+  ASSERT_TRUE((*sink)->Close().ok());
+  EXPECT_EQ((*sink)->bytes_written(), want.size());
+  EXPECT_TRUE(*ReadFile(path) == want) << "the content changed";
+  ASSERT_EQ(std::system(("rm -rf " + dir).c_str()), 0);
+  if (fs.f_type == TMPFS_MAGIC) {
+    GTEST_SKIP() << "/tmp is tmpfs: its pages have no disk to go to";
+  }
+  EXPECT_EQ(resident, 0u) << "pages of the first 8 MiB still cached";
 }
 
 TEST(SinkTest, LineReaderReportsCutLastLine) {
