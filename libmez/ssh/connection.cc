@@ -31,9 +31,11 @@ constexpr size_t kMaxChannels = 16;
 constexpr size_t kMaxPendingInput = 1 << 20;
 // Bytes taken from one program stream per poll round, for fairness.
 constexpr size_t kMaxReadPerRound = 256 * 1024;
-// One read from a program or a destination: large enough that bulk output
-// costs few system calls (libssh cuts it into packets).
-constexpr size_t kReadChunk = 64 * 1024;
+// One write to the client from a program or a destination, gathered from
+// as many reads as it takes: libssh cuts it into packets, then flushes,
+// and with output still queued polls, on every channel write, so bulk
+// output costs few system calls only in large writes.
+constexpr size_t kReadChunk = 256 * 1024;
 // How long a direct-tcpip open may hold the connection's thread while the
 // destination is connected. A connect that settles by then is answered
 // exactly (a failure refuses the open); a slower one is accepted and
@@ -347,7 +349,7 @@ Connection::Connection(const ServerContext* ctx, ssh_session session,
       remote_(std::move(remote)),
       target_(std::move(target)),
       connection_id_(RandomConnectionId()),
-      read_buf_(kReadChunk) {}
+      read_buf_(std::make_unique_for_overwrite<char[]>(kReadChunk)) {}
 
 Connection::~Connection() {
   for (auto& ch : channels_) {
@@ -870,8 +872,8 @@ void Connection::DrainOutput(Channel& ch, bool is_err) {
   bool& eof = is_err ? ch.err_eof : ch.out_eof;
   bool& registered = is_err ? ch.err_registered : ch.out_registered;
   if (eof || fd < 0) return;
-  char* buf = read_buf_.data();
-  const size_t buf_size = read_buf_.size();
+  char* buf = read_buf_.get();
+  const size_t buf_size = kReadChunk;
   size_t total = 0;
   while (total < kMaxReadPerRound) {
     // Read no more than the client's window takes, so that writing never
@@ -879,10 +881,36 @@ void Connection::DrainOutput(Channel& ch, bool is_err) {
     size_t window = ssh_channel_window_size(ch.channel);
     if (window == 0 && !ch.client_closed) break;
     size_t want = std::min(buf_size, window > 0 ? window : buf_size);
-    ssize_t n = read(fd, buf, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) break;
-    if (n <= 0) {  // EOF; EIO from a pty master whose slave hung up.
+    // Fill the buffer before writing: libssh flushes (and, with output
+    // still queued, polls) on every channel write.
+    size_t got = 0;
+    bool ended = false;
+    while (got < want) {
+      ssize_t n = read(fd, buf + got, want - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) {  // EOF; EIO from a pty master whose slave hung up.
+        ended = true;
+        break;
+      }
+      got += static_cast<size_t>(n);
+    }
+    if (got > 0) {
+      std::string_view bytes(buf, got);
+      if (ch.tap) {
+        ch.tap->OnData(is_err ? Direction::kErr : Direction::kOut, bytes,
+                       NowMicros(ctx_));
+      }
+      if (!ch.client_closed) {
+        if (is_err) {
+          ssh_channel_write_stderr(ch.channel, buf, static_cast<uint32_t>(got));
+        } else {
+          ssh_channel_write(ch.channel, buf, static_cast<uint32_t>(got));
+        }
+      }
+      total += got;
+    }
+    if (ended) {
       if (registered) ssh_event_remove_fd(event_, fd);
       registered = false;
       eof = true;
@@ -893,19 +921,7 @@ void Connection::DrainOutput(Channel& ch, bool is_err) {
       }
       return;
     }
-    std::string_view bytes(buf, static_cast<size_t>(n));
-    if (ch.tap) {
-      ch.tap->OnData(is_err ? Direction::kErr : Direction::kOut, bytes,
-                     NowMicros(ctx_));
-    }
-    if (!ch.client_closed) {
-      if (is_err) {
-        ssh_channel_write_stderr(ch.channel, buf, static_cast<uint32_t>(n));
-      } else {
-        ssh_channel_write(ch.channel, buf, static_cast<uint32_t>(n));
-      }
-    }
-    total += static_cast<size_t>(n);
+    if (got < want) break;  // Nothing more for now.
   }
   // Poll the fd only while the client can take more.
   bool want_poll = ssh_channel_window_size(ch.channel) > 0;
@@ -939,9 +955,9 @@ void Connection::PullLeftover(Channel& ch) {
   if (!ch.leftover || ch.pending_in.size() >= kMaxPendingInput) return;
   ch.leftover = false;
   int avail = ssh_channel_poll(ch.channel, 0);
-  char* buf = read_buf_.data();
+  char* buf = read_buf_.get();
   while (avail > 0) {
-    size_t want = std::min(read_buf_.size(), static_cast<size_t>(avail));
+    size_t want = std::min(kReadChunk, static_cast<size_t>(avail));
     int n = ssh_channel_read_nonblocking(ch.channel, buf,
                                          static_cast<uint32_t>(want), 0);
     if (n <= 0) break;
@@ -1039,8 +1055,8 @@ void Connection::PumpTcpip(Channel& ch) {
     if (ch.tap) ch.tap->OnData(Direction::kIn, "", now);
   }
   // Destination -> client, no more than the client's window takes.
-  char* buf = read_buf_.data();
-  const size_t buf_size = read_buf_.size();
+  char* buf = read_buf_.get();
+  const size_t buf_size = kReadChunk;
   size_t total = 0;
   while (!ch.sock_eof && total < kMaxReadPerRound) {
     size_t window =

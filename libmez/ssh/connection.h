@@ -93,8 +93,9 @@ class Connection {
   bool authenticated_ = false;
   // Set by the data callback; cleared before each Pump pass.
   bool input_arrived_ = false;
-  // What DrainOutput and PumpTcpip read into (kReadChunk bytes).
-  std::vector<char> read_buf_;
+  // What DrainOutput, PullLeftover and PumpTcpip read into: kReadChunk
+  // bytes, not zeroed, so that an idle session touches few of them.
+  std::unique_ptr<char[]> read_buf_;
   std::string login_;
   LoginUser user_;  // login_'s passwd entry
   std::string key_id_;
