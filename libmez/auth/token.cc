@@ -228,6 +228,15 @@ Result<Claims> CheckClaims(const json& c, std::string_view issuer,
   if (c.contains("jti")) {
     MEZ_ASSIGN_OR_RETURN(claims.id, StringClaim(c, "jti"));
   }
+  if (c.contains("uid")) {
+    MEZ_ASSIGN_OR_RETURN(claims.uid, StringClaim(c, "uid"));
+  }
+  if (c.contains("aud")) {
+    MEZ_ASSIGN_OR_RETURN(claims.audience, StringClaim(c, "aud"));
+  }
+  if (c.contains("cah")) {
+    MEZ_ASSIGN_OR_RETURN(claims.ca_hash, StringClaim(c, "cah"));
+  }
   return claims;
 }
 
@@ -243,16 +252,21 @@ std::string_view RoleName(Role role) {
       return "node";
     case Role::kProxy:
       return "proxy";
+    case Role::kJoin:
+      return "join";
+    case Role::kSession:
+      return "session";
   }
   return "unknown";
 }
 
 Result<Role> ParseRole(std::string_view name) {
-  for (Role r : {Role::kUser, Role::kAdmin, Role::kNode, Role::kProxy}) {
+  for (Role r : {Role::kUser, Role::kAdmin, Role::kNode, Role::kProxy,
+                 Role::kJoin, Role::kSession}) {
     if (name == RoleName(r)) return r;
   }
   return InvalidArgument("unknown role \"" + std::string(name) +
-                         "\" (want user, admin, node or proxy)");
+                         "\" (want user, admin, node, proxy, join or session)");
 }
 
 std::string Base64UrlEncode(std::string_view data) {
@@ -341,6 +355,9 @@ Result<std::string> TokenSigner::Sign(const Claims& claims) const {
               {"iat", claims.issued_at},
               {"exp", claims.expires_at}};
     if (!claims.id.empty()) c["jti"] = claims.id;
+    if (!claims.uid.empty()) c["uid"] = claims.uid;
+    if (!claims.audience.empty()) c["aud"] = claims.audience;
+    if (!claims.ca_hash.empty()) c["cah"] = claims.ca_hash;
     payload = c.dump();
   } catch (const std::exception& e) {
     // dump() throws on strings that are not UTF-8.
@@ -466,9 +483,7 @@ Result<Claims> TokenVerifier::Verify(std::string_view token,
 }
 
 Result<std::string> IssueToken(const TokenSigner& signer,
-                               std::string_view issuer, Role role,
-                               std::string_view subject,
-                               std::vector<std::string> logins,
+                               std::string_view issuer, Claims claims,
                                int64_t ttl_seconds, Clock* clock) {
   if (ttl_seconds <= 0) {
     return InvalidArgument("token lifetime must be positive, not " +
@@ -483,16 +498,24 @@ Result<std::string> IssueToken(const TokenSigner& signer,
   if (RAND_bytes(jti, sizeof(jti)) != 1) {
     return Internal("random generator failed");
   }
-  Claims claims;
   claims.issuer = std::string(issuer);
-  claims.subject = std::string(subject);
-  claims.role = role;
-  claims.logins = std::move(logins);
   claims.issued_at = clock->WallMicros() / 1'000'000;
   claims.expires_at = claims.issued_at + ttl_seconds;
   claims.id =
       HexEncode(std::string_view(reinterpret_cast<const char*>(jti), 16));
   return signer.Sign(claims);
+}
+
+Result<std::string> IssueToken(const TokenSigner& signer,
+                               std::string_view issuer, Role role,
+                               std::string_view subject,
+                               std::vector<std::string> logins,
+                               int64_t ttl_seconds, Clock* clock) {
+  Claims claims;
+  claims.subject = std::string(subject);
+  claims.role = role;
+  claims.logins = std::move(logins);
+  return IssueToken(signer, issuer, std::move(claims), ttl_seconds, clock);
 }
 
 }  // namespace mez::auth

@@ -16,8 +16,15 @@
 
 namespace mez::auth {
 
-enum class Role { kUser, kAdmin, kNode, kProxy };
-std::string_view RoleName(Role role);  // "user", "admin", "node", "proxy"
+// kUser, kAdmin, kProxy and kNode speak for an identity in the catalog (a
+// person, a proxy-only mezrecd, a node agent). kJoin is a node's one-time
+// join token, good only for exchanging it for a node credential. kSession
+// is a recording grant: it rides in an SSH certificate, names the user and
+// the node (aud), and is good only as the user_token of that user's
+// recordings on that node, never as a bearer token. See docs/security.md.
+enum class Role { kUser, kAdmin, kNode, kProxy, kJoin, kSession };
+// "user", "admin", "node", "proxy", "join", "session"
+std::string_view RoleName(Role role);
 Result<Role> ParseRole(std::string_view name);
 
 // The claims Mezite puts in a token (JSON names in comments).
@@ -29,6 +36,18 @@ struct Claims {
   int64_t issued_at = 0;            // iat: Unix seconds
   int64_t expires_at = 0;           // exp: Unix seconds
   std::string id;                   // jti: random, for audit and revocation
+  // uid: the catalog id of the identity the token speaks for (a user,
+  // proxy or node row; for kSession the user, for kJoin the node).
+  // mezrecd honours a token only while the identity named `subject` still
+  // has this id, so removing a name revokes every token issued for it and
+  // adding the name again does not bring them back. Empty: none (refused
+  // wherever an identity is required).
+  std::string uid;
+  // aud: kSession only: the node whose recordings the grant covers.
+  std::string audience;
+  // cah: kJoin only: SHA-256 (lowercase hex) of the cluster's TLS CA
+  // certificate (DER), which the joining node pins.
+  std::string ca_hash;
 };
 
 // Signs tokens. Thread-safe.
@@ -74,6 +93,12 @@ Result<std::string> IssueToken(const TokenSigner& signer,
                                std::string_view issuer, Role role,
                                std::string_view subject,
                                std::vector<std::string> logins,
+                               int64_t ttl_seconds, Clock* clock);
+
+// Issues a token with `claims` as given, except: issuer, iat (clock's wall
+// time), exp (iat + ttl_seconds) and a random jti are filled in.
+Result<std::string> IssueToken(const TokenSigner& signer,
+                               std::string_view issuer, Claims claims,
                                int64_t ttl_seconds, Clock* clock);
 
 // Generates a new Ed25519 private key as PKCS#8 PEM.

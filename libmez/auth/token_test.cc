@@ -121,6 +121,52 @@ TEST_F(TokenTest, RoundTripKeepsAllClaims) {
   EXPECT_EQ(r->id, "00112233445566778899aabbccddeeff");
 }
 
+TEST_F(TokenTest, IdentityAudienceAndCaPinClaimsRoundTrip) {
+  Claims c = ValidClaims();
+  c.role = Role::kSession;
+  c.uid = "5f0c2a1e9b7d4c3a8e6f1d2b0a9c8e7f";
+  c.audience = "web-01";
+  Result<Claims> r = verifier_->Verify(SignOrDie(c), kNow);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->role, Role::kSession);
+  EXPECT_EQ(r->uid, c.uid);
+  EXPECT_EQ(r->audience, "web-01");
+  EXPECT_TRUE(r->ca_hash.empty());
+
+  Claims j = ValidClaims();
+  j.role = Role::kJoin;
+  j.ca_hash = std::string(64, 'a');
+  r = verifier_->Verify(SignOrDie(j), kNow);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->role, Role::kJoin);
+  EXPECT_EQ(r->ca_hash, j.ca_hash);
+  EXPECT_TRUE(r->uid.empty());
+
+  // A uid claim of the wrong type is refused, not read as empty.
+  ExpectRefused(SignRaw(private_pem_, R"({"alg":"EdDSA"})",
+                        ValidPayload(R"(,"uid":7)")),
+                "uid");
+}
+
+TEST_F(TokenTest, IssueTokenWithClaimsFillsTimesAndJti) {
+  FakeClock clock(kNow * 1'000'000);
+  Claims c;
+  c.subject = "carol";
+  c.role = Role::kSession;
+  c.uid = "u1";
+  c.audience = "db-02";
+  auto t = IssueToken(*signer_, kIssuer, c, 600, &clock);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  Result<Claims> r = verifier_->Verify(*t, kNow);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->issuer, kIssuer);
+  EXPECT_EQ(r->issued_at, kNow);
+  EXPECT_EQ(r->expires_at, kNow + 600);
+  EXPECT_EQ(r->audience, "db-02");
+  EXPECT_EQ(r->uid, "u1");
+  EXPECT_THAT(r->id, ::testing::MatchesRegex("[0-9a-f]{32}"));
+}
+
 TEST_F(TokenTest, HeaderIsEdDsaJwt) {
   std::string token = SignOrDie(ValidClaims());
   std::string header = FromB64(token.substr(0, token.find('.')));
