@@ -91,6 +91,8 @@ bool Mezd::Start() {
   if (!tls_ca_file_.empty()) {
     argv_.push_back("--ca-file");
     argv_.push_back(tls_ca_file_);
+  } else {
+    argv_.push_back("--insecure");  // A plaintext mezrecd on loopback.
   }
   argv_.insert(argv_.end(), options_.extra_args.begin(),
                options_.extra_args.end());

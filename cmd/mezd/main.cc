@@ -10,6 +10,7 @@
 #include "cmd/common/heap.h"
 #include "cmd/common/run_app.h"
 #include "libmez/agent/agent.h"
+#include "libmez/agent/transport.h"
 #include "libmez/util/byte_size.h"
 #include "libmez/util/duration.h"
 #include "libmez/util/file.h"
@@ -48,9 +49,14 @@ int main(int argc, char** argv) {
                  "the bound port)");
   app.add_option("--data-dir", opt.data_dir,
                  "host key, cached CA and spool (default /var/lib/mezd)");
-  app.add_option("--ca-file", ca_file,
-                 "the cluster's TLS CA (PEM); without it, plaintext gRPC")
-      ->check(CLI::ExistingFile);
+  auto* ca_opt =
+      app.add_option("--ca-file", ca_file,
+                     "the cluster's TLS CA (PEM) to trust for mezrecd")
+          ->check(CLI::ExistingFile);
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "plaintext gRPC to a mezrecd on loopback (never elsewhere)")
+      ->excludes(ca_opt);
   app.add_option("--user-ca-file", user_ca_file,
                  "trust this user CA line instead of the cluster's")
       ->check(CLI::ExistingFile);
@@ -93,15 +99,16 @@ int main(int argc, char** argv) {
     if (!ca.ok()) return Fail(ca.status().message());
     opt.user_ca_line = *ca;
   }
-  if (ca_file.empty()) {
-    opt.credentials = grpc::InsecureChannelCredentials();
-  } else {
+  std::string ca_pem;
+  if (!ca_file.empty()) {
     auto pem = mez::ReadFile(ca_file);
     if (!pem.ok()) return Fail(pem.status().message());
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = *pem;
-    opt.credentials = grpc::SslCredentials(ssl);
+    ca_pem = *pem;
   }
+  auto creds =
+      mez::agent::NodeChannelCredentials(opt.auth_addr, ca_pem, insecure);
+  if (!creds.ok()) return Fail(creds.status().message(), 2);
+  opt.credentials = *creds;
 
   sigset_t signals;
   sigemptyset(&signals);
