@@ -33,6 +33,8 @@ class DecryptingSource : public ByteSource {
       buf_.clear();
       pos_ = 0;
       AsciicastEvent e;
+      // The reader's errors are final: the stream ends at the first event
+      // that fails its check, and every later Read returns that error.
       MEZ_ASSIGN_OR_RETURN(bool more, reader_->Next(&e));
       if (!more) {
         done_ = true;
