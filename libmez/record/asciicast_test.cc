@@ -428,5 +428,29 @@ TEST_F(EncryptedAsciicastTest, PlainCastStopsForGoodAtAFailedChunk) {
   }
 }
 
+// Whether a cast is encrypted comes from its parsed header: a plain
+// recording whose command names the encryption key's field plays without a
+// key (it used to be refused as "encrypted", so a user could make their
+// own exec recording unplayable by the server).
+TEST(PlainCastTest, CommandMentioningEncryptionIsStillPlain) {
+  StringSink* raw;
+  AsciicastHeader h;
+  h.command = "echo mezite_encryption";
+  auto w = NewWriter(&raw, {}, h);
+  ASSERT_TRUE(w->Write(1000, StreamId::kStdout, "mezite_encryption\r\n").ok());
+  ASSERT_TRUE(w->Close().ok());
+  auto src = OpenPlainCast(OpenRecordingBytes(raw->data()), std::nullopt);
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    auto n = (*src)->Read(buf, sizeof(buf));
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    out.append(buf, *n);
+  }
+  EXPECT_EQ(out, raw->data());
+}
+
 }  // namespace
 }  // namespace mez::record
