@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -683,6 +684,163 @@ TEST(PlayerTest, StatusWithoutUtf8AndSizeNote) {
   EXPECT_EQ(rig.player->StatusText(), "> 00:00 / --:--  x1  [100x30]");
   rig.Tick();  // The end: now the length is known.
   EXPECT_EQ(rig.player->StatusText(), "> 00:00 / 00:00  x1  [100x30]");
+}
+
+// A recording may claim any size up to 65535x65535 (ingest and the header
+// rules accept it); the player refuses sizes no terminal has before the
+// emulator allocates for them, naming the size, the limit and the line.
+TEST(PlayerTest, HostileHeaderSizeIsRefusedBeforeAllocating) {
+  for (auto [w, h] : {std::pair{65535, 65535}, std::pair{4096, 4096},
+                      std::pair{65535, 1}, std::pair{1, 65535}}) {
+    SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
+    MemorySource src(MakeCast({{0, "hi\r\n"}}, w, h));
+    record::StringSink out;
+    FakeClock clock;
+    PlayerOptions o;
+    o.clock = &clock;
+    auto p = Player::Create(&src, o, &out);
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.status().code(), Code::kDataLoss);
+    const std::string& m = p.status().message();
+    EXPECT_EQ(m.rfind("line 1: terminal size " + std::to_string(w) + "x" +
+                          std::to_string(h),
+                      0),
+              0u)
+        << m;
+    EXPECT_NE(m.find("at most 4096 columns, 4096 rows and 1048576 cells"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("--format=text"), std::string::npos) << m;
+    EXPECT_EQ(out.data(), "");
+  }
+  // The largest sizes within the limits play.
+  for (auto [w, h] :
+       {std::pair{1920, 540}, std::pair{4096, 256}, std::pair{256, 4096}}) {
+    PlayerRig rig(MakeCast({{0, "edge"}}, w, h));
+    ASSERT_NE(rig.player, nullptr);
+    EXPECT_EQ(rig.player->screen().cols(), w);
+    EXPECT_EQ(rig.player->screen().rows(), h);
+    EXPECT_EQ(rig.Tick(), -1);
+    EXPECT_EQ(rig.player->screen().RowText(0), "edge");
+  }
+}
+
+// The same for a resize event in the middle of a recording: what came
+// before is shown, then playback stops at the event's line.
+TEST(PlayerTest, HostileResizeEventStopsPlaybackAtItsLine) {
+  std::string cast =
+      "{\"version\": 2, \"width\": 80, \"height\": 24}\n"
+      "[0.5, \"o\", \"before\"]\n"
+      "[1.0, \"r\", \"65535x65535\"]\n"
+      "[1.5, \"o\", \"after\"]\n";
+  PlayerRig rig(cast);
+  rig.clock.Advance(2'000'000);
+  auto r = rig.player->Tick();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kDataLoss);
+  EXPECT_EQ(r.status().message().rfind("line 3: terminal size 65535x65535", 0),
+            0u)
+      << r.status().message();
+  std::string out = rig.TakeOut();
+  EXPECT_NE(out.find("before"), std::string::npos);
+  EXPECT_EQ(out.find("after"), std::string::npos);
+  EXPECT_EQ(rig.player->screen().cols(), 80);
+  EXPECT_EQ(rig.player->screen().rows(), 24);
+
+  // A seek reads the same event and stops the same way.
+  PlayerRig seeker(cast);
+  Status s = seeker.player->SeekTo(1'200'000);
+  EXPECT_EQ(s.code(), Code::kDataLoss) << s.ToString();
+
+  // Sizes that do not parse are ignored (as asciinema does); a sane
+  // resize applies.
+  PlayerRig sane(
+      "{\"version\": 2, \"width\": 80, \"height\": 24}\n"
+      "[0.1, \"r\", \"0x0\"]\n"
+      "[0.2, \"r\", \"99999999999x1\"]\n"
+      "[0.3, \"r\", \"-5x10\"]\n"
+      "[0.4, \"r\", \"132x43\"]\n");
+  sane.clock.Advance(1'000'000);
+  EXPECT_EQ(sane.Tick(), -1);
+  EXPECT_EQ(sane.player->screen().cols(), 132);
+  EXPECT_EQ(sane.player->screen().rows(), 43);
+}
+
+// A recording can ask for a large snapshot at every checkpoint (a full
+// screen of changing colours, an event every interval): the snapshots
+// together stay within their budget, and seeks still land on the screen
+// that playing straight there shows.
+TEST(PlayerTest, CheckpointSnapshotsStayWithinTheirBudget) {
+  Events events;
+  for (int i = 0; i < 200; ++i) {
+    std::string screen = "\033[H";
+    for (int r = 0; r < 24; ++r) {
+      for (int c = 0; c < 80; ++c) {
+        screen += "\033[" + std::to_string(31 + (r + c + i) % 7) + "m" +
+                  static_cast<char>('a' + (r * 80 + c + i) % 26);
+      }
+    }
+    events.push_back({int64_t{i} * 1'000'000, screen});
+  }
+  std::string cast = MakeCast(events);
+  PlayerOptions o;
+  o.checkpoint_interval_us = 1'000'000;
+  o.checkpoint_budget = 64 << 10;
+  PlayerRig rig(cast, o);
+  size_t one_snapshot = 0;
+  size_t most = 0;
+  for (int i = 0; i < 199; ++i) {  // Up to the last event, not past it.
+    rig.Tick();
+    rig.clock.Advance(1'000'000);
+    size_t total = 0;
+    for (const auto& cp : rig.player->checkpoints()) {
+      total += cp.snapshot.size();
+      one_snapshot = std::max(one_snapshot, cp.snapshot.size());
+    }
+    most = std::max(most, total);
+  }
+  ASSERT_GT(one_snapshot, 10'000u);  // The test makes big snapshots.
+  EXPECT_LE(most, o.checkpoint_budget + one_snapshot);
+  const auto& cps = rig.player->checkpoints();
+  ASSERT_GE(cps.size(), 3u);
+  for (size_t i = 1; i < cps.size(); ++i) {
+    EXPECT_LE(cps[i - 1].time_us, cps[i].time_us);
+    EXPECT_LT(cps[i - 1].at.offset, cps[i].at.offset);
+  }
+  ASSERT_FALSE(rig.player->finished());
+  for (int64_t target : {150'500'000, 3'200'000, 77'000'000, 197'000'000}) {
+    SCOPED_TRACE(target);
+    ASSERT_TRUE(rig.player->SeekTo(target).ok());
+    PlayerRig straight(cast);
+    straight.Tick();
+    straight.clock.Advance(target);
+    while (straight.Tick() == 0) {  // 0: more output is due at once.
+    }
+    for (int r = 0; r < 24; ++r) {
+      EXPECT_EQ(rig.player->screen().RowText(r),
+                straight.player->screen().RowText(r))
+          << "row " << r;
+    }
+  }
+}
+
+// The emulator itself never allocates beyond the limits, whatever it is
+// asked for.
+TEST(ScreenTest, SizesAreClampedIntoTheLimits) {
+  Screen big(65535, 65535);
+  EXPECT_LE(big.cols(), kMaxScreenCols);
+  EXPECT_LE(big.rows(), kMaxScreenRows);
+  EXPECT_LE(int64_t{big.cols()} * big.rows(), kMaxScreenCells);
+  Screen small(24, 80);
+  small.Resize(65535, 65535);
+  EXPECT_LE(int64_t{small.cols()} * small.rows(), kMaxScreenCells);
+  small.Feed("still works");
+  EXPECT_EQ(small.RowText(0), "still works");
+  Screen tiny(0, -3);
+  EXPECT_EQ(tiny.rows(), 1);
+  EXPECT_EQ(tiny.cols(), 1);
+  EXPECT_TRUE(CheckScreenSize(1920, 540).ok());
+  EXPECT_FALSE(CheckScreenSize(2048, 1024).ok());  // 2^21 cells.
 }
 
 TEST(PlayerTest, BannerLeavesOutWhatIsUnknown) {

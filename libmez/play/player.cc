@@ -56,14 +56,23 @@ std::string Clip(const std::string& s, size_t cols) {
   return s;
 }
 
-bool ParseSize(const std::string& data, int* rows, int* cols) {
-  int c = 0;
-  int r = 0;
-  if (std::sscanf(data.c_str(), "%dx%d", &c, &r) != 2) return false;
-  if (c < 1 || r < 1 || c > 65535 || r > 65535) return false;
-  *rows = r;
-  *cols = c;
-  return true;
+// Parses "COLSxROWS" (decimal, 1..65535 each, as the header allows).
+// False for anything else: such an event is ignored, as by asciinema.
+bool ParseSize(std::string_view data, int* rows, int* cols) {
+  size_t x = data.find('x');
+  if (x == std::string_view::npos) return false;
+  auto number = [](std::string_view digits, int* out) {
+    if (digits.empty() || digits.size() > 5) return false;
+    int v = 0;
+    for (char d : digits) {
+      if (d < '0' || d > '9') return false;
+      v = v * 10 + (d - '0');
+    }
+    if (v < 1 || v > 65535) return false;
+    *out = v;
+    return true;
+  };
+  return number(data.substr(0, x), cols) && number(data.substr(x + 1), rows);
 }
 
 }  // namespace
@@ -98,6 +107,9 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   std::unique_ptr<Player> p(new Player(source, std::move(options), out));
   MEZ_ASSIGN_OR_RETURN(p->reader_,
                        OpenEvents(source, &p->header_, p->options_.read_size));
+  // Checked before the emulator allocates anything for it.
+  Status size = CheckScreenSize(p->header_.info.width, p->header_.info.height);
+  if (!size.ok()) return size.WithContext("line 1");
   p->screen_ =
       std::make_unique<Screen>(p->header_.info.height, p->header_.info.width);
   Checkpoint start;
@@ -105,6 +117,7 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   start.rows = p->screen_->rows();
   start.cols = p->screen_->cols();
   start.snapshot = p->screen_->Snapshot();
+  p->snapshot_bytes_ = start.snapshot.size();
   p->checkpoints_.push_back(std::move(start));
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
   return p;
@@ -160,7 +173,32 @@ void Player::MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us) {
   cp.rows = screen_->rows();
   cp.cols = screen_->cols();
   cp.snapshot = screen_->Snapshot();
+  snapshot_bytes_ += cp.snapshot.size();
   checkpoints_.push_back(std::move(cp));
+  ThinCheckpoints();
+}
+
+void Player::ThinCheckpoints() {
+  while (snapshot_bytes_ > options_.checkpoint_budget &&
+         checkpoints_.size() > 2) {
+    // Keep even positions and the last one: it marks how far the index
+    // reaches, and checkpoints are only ever added beyond it.
+    std::vector<Checkpoint> kept;
+    kept.reserve(checkpoints_.size() / 2 + 2);
+    snapshot_bytes_ = 0;
+    for (size_t i = 0; i < checkpoints_.size(); ++i) {
+      if (i % 2 == 0 || i + 1 == checkpoints_.size()) {
+        snapshot_bytes_ += checkpoints_[i].snapshot.size();
+        kept.push_back(std::move(checkpoints_[i]));
+      }
+    }
+    if (kept.size() == checkpoints_.size()) break;  // Nothing left to drop.
+    checkpoints_ = std::move(kept);
+    options_.checkpoint_interval_us =
+        std::min<int64_t>(options_.checkpoint_interval_us, INT64_MAX / 2) * 2;
+    options_.checkpoint_bytes =
+        std::min<uint64_t>(options_.checkpoint_bytes, UINT64_MAX / 2) * 2;
+  }
 }
 
 Status Player::Apply(bool to_terminal, size_t* bytes) {
@@ -173,7 +211,13 @@ Status Player::Apply(bool to_terminal, size_t* bytes) {
   } else if (next_.code == "r") {
     int rows = 0;
     int cols = 0;
-    if (ParseSize(next_.data, &rows, &cols)) screen_->Resize(rows, cols);
+    if (ParseSize(next_.data, &rows, &cols)) {
+      Status size = CheckScreenSize(cols, rows);
+      if (!size.ok()) {
+        return size.WithContext("line " + std::to_string(next_.line));
+      }
+      screen_->Resize(rows, cols);
+    }
   }
   return Status::Ok();
 }

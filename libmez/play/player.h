@@ -43,6 +43,12 @@ struct PlayerOptions {
   // went by since the last one.
   int64_t checkpoint_interval_us = 5'000'000;
   uint64_t checkpoint_bytes = 4 << 20;
+  // Most bytes all checkpoint snapshots may hold together. A recording
+  // can make each snapshot large (a full screen of changing colours) and
+  // ask for many (an event every 5 s), so beyond this every other
+  // checkpoint is dropped (the first and the furthest stay) and both
+  // intervals above double: seeks then re-read more, memory stays bounded.
+  uint64_t checkpoint_budget = 64 << 20;
   size_t read_size = 64 << 10;              // Per read from the source.
   size_t max_burst = 1 << 20;               // Output bytes per Tick, to stay
                                             // responsive to keys.
@@ -113,6 +119,9 @@ class Player {
   // Makes next_ hold the next unapplied event; false at the end.
   Result<bool> Peek();
   void MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us);
+  // Drops every other checkpoint but the first and the last while the
+  // snapshots are over the budget; doubles the intervals each time.
+  void ThinCheckpoints();
   // Writes the events due at timeline time `pos`, stopping after
   // max_burst bytes (then *busy). Reaching the end sets finished_.
   Status EmitDue(int64_t pos, bool* busy);
@@ -130,6 +139,7 @@ class Player {
   std::unique_ptr<Screen> screen_;
   Timeline timeline_;
   std::vector<Checkpoint> checkpoints_;
+  uint64_t snapshot_bytes_ = 0;  // Sum of the checkpoints' snapshot sizes.
 
   Event next_;
   int64_t next_timeline_us_ = 0;

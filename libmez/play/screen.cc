@@ -2,6 +2,7 @@
 
 #include <vterm.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace mez::play {
@@ -113,6 +114,14 @@ bool IsBlank(const VTermScreenCell& cell) {
 
 void DiscardOutput(const char*, size_t, void*) {}
 
+// Brings a size within 1..kMaxScreen* and the cell budget (rows give way).
+void ClampSize(int* rows, int* cols) {
+  *cols = std::clamp(*cols, 1, kMaxScreenCols);
+  *rows = std::clamp(*rows, 1, kMaxScreenRows);
+  int64_t max_rows = kMaxScreenCells / *cols;
+  if (*rows > max_rows) *rows = static_cast<int>(max_rows);
+}
+
 int OnTermProp(VTermProp prop, VTermValue* val, void* user);
 
 const VTermScreenCallbacks kCallbacks = {
@@ -146,7 +155,27 @@ int OnTermProp(VTermProp prop, VTermValue* val, void* user) {
 }
 }  // namespace
 
-Screen::Screen(int rows, int cols) : impl_(new Impl), rows_(rows), cols_(cols) {
+Status CheckScreenSize(int cols, int rows) {
+  if (cols >= 1 && rows >= 1 && cols <= kMaxScreenCols &&
+      rows <= kMaxScreenRows &&
+      static_cast<int64_t>(cols) * rows <= kMaxScreenCells) {
+    return Status::Ok();
+  }
+  return DataLoss("terminal size " + std::to_string(cols) + "x" +
+                  std::to_string(rows) +
+                  " is beyond what the player emulates (at most " +
+                  std::to_string(kMaxScreenCols) + " columns, " +
+                  std::to_string(kMaxScreenRows) + " rows and " +
+                  std::to_string(kMaxScreenCells) +
+                  " cells; no real terminal is larger): the recording is "
+                  "damaged or forged; --format=text shows its output "
+                  "without emulating a screen");
+}
+
+Screen::Screen(int rows, int cols) : impl_(new Impl) {
+  ClampSize(&rows, &cols);
+  rows_ = rows;
+  cols_ = cols;
   impl_->vt = vterm_new(rows, cols);
   vterm_set_utf8(impl_->vt, 1);
   vterm_output_set_callback(impl_->vt, DiscardOutput, nullptr);
@@ -170,7 +199,9 @@ void Screen::Feed(std::string_view bytes) {
 }
 
 void Screen::Resize(int rows, int cols) {
-  if (rows < 1 || cols < 1 || (rows == rows_ && cols == cols_)) return;
+  if (rows < 1 || cols < 1) return;
+  ClampSize(&rows, &cols);
+  if (rows == rows_ && cols == cols_) return;
   vterm_set_size(impl_->vt, rows, cols);
   rows_ = rows;
   cols_ = cols;

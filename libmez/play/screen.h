@@ -11,14 +11,35 @@
 #ifndef MEZ_PLAY_SCREEN_H_
 #define MEZ_PLAY_SCREEN_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "libmez/util/status.h"
+
 namespace mez::play {
+
+// The largest screen the player emulates. libvterm keeps two buffers (main
+// and alternate) of about 36 bytes a cell, so memory follows the cell count:
+// at 2^20 cells `msh play` peaks at about 120 MB (4096x4096 took 1.2 GB,
+// 65535x65535 crashed it). Real terminals stay far below: an 8K display
+// (7680x4320) with a tiny 4x8-pixel font is 1920x540 (1,036,800 cells); a
+// 4K one with a readable 8x16 font is 480x135. A recording that claims more
+// (the header allows 65535x65535) is broken or hostile.
+inline constexpr int kMaxScreenCols = 4096;
+inline constexpr int kMaxScreenRows = 4096;
+inline constexpr int64_t kMaxScreenCells = int64_t{1} << 20;
+
+// Ok when a `cols` x `rows` screen is within the limits above; otherwise
+// kDataLoss naming the size and the limits.
+Status CheckScreenSize(int cols, int rows);
 
 // REQUIRES: external synchronization.
 class Screen {
  public:
+  // Sizes beyond the limits (or below 1) are clamped into them, so that no
+  // input makes the emulator allocate more; callers refuse such sizes with
+  // CheckScreenSize first.
   Screen(int rows, int cols);
   ~Screen();
   Screen(const Screen&) = delete;
@@ -26,7 +47,8 @@ class Screen {
 
   // Interprets terminal output (UTF-8).
   void Feed(std::string_view bytes);
-  // Resizes the emulated terminal (a recording's "r" event).
+  // Resizes the emulated terminal (a recording's "r" event); clamped as in
+  // the constructor.
   void Resize(int rows, int cols);
   int rows() const { return rows_; }
   int cols() const { return cols_; }

@@ -144,6 +144,8 @@ Result<std::unique_ptr<AsciicastReader>> AsciicastReader::Open(
       MEZ_ASSIGN_OR_RETURN(r->opener_,
                            ChunkOpener::Create(*key, info.session_id));
       MEZ_RETURN_IF_ERROR(r->opener_->CheckKeyId(info.key_id));
+      // The writer seals events in file order, one seq after the other.
+      r->opener_->RequireContiguous();
       if (info.chunk_compression) {
         r->inflater_ = std::make_unique<Inflater>();
         if (inflateInit2(&r->inflater_->zs, -15) != Z_OK) {
@@ -161,6 +163,13 @@ Status AsciicastReader::LineError(const std::string& what) const {
 }
 
 Result<bool> AsciicastReader::Next(AsciicastEvent* event) {
+  if (!failed_.ok()) return failed_;
+  auto r = NextUnchecked(event);
+  if (!r.ok()) failed_ = r.status();
+  return r;
+}
+
+Result<bool> AsciicastReader::NextUnchecked(AsciicastEvent* event) {
   while (!done_) {
     std::string line;
     bool complete = false;

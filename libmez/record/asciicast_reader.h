@@ -53,7 +53,10 @@ class AsciicastReader {
   ~AsciicastReader();
 
   const AsciicastInfo& info() const { return info_; }
-  // Yields the next event; false at the end.
+  // Yields the next event; false at the end. An error is final: every
+  // later call returns it again, so that no event after a damaged,
+  // tampered or reordered one is ever yielded (a compressed recording
+  // would decode to garbage past a skipped chunk anyway).
   Result<bool> Next(AsciicastEvent* event);
   // The file ended in the middle of a line (the partial line is dropped).
   bool truncated() const { return truncated_; }
@@ -65,6 +68,7 @@ class AsciicastReader {
  private:
   explicit AsciicastReader(std::unique_ptr<ByteSource> src);
   Result<std::string> Inflate(std::string_view compressed);
+  Result<bool> NextUnchecked(AsciicastEvent* event);
   Status LineError(const std::string& what) const;
   Result<bool> ParseEvent(const std::string& line, AsciicastEvent* event);
 
@@ -78,6 +82,7 @@ class AsciicastReader {
   bool truncated_ = false;
   bool done_ = false;
   bool final_seen_ = false;
+  Status failed_;  // The first error Next returned.
 };
 
 }  // namespace mez::record

@@ -5,6 +5,7 @@
 #include "libmez/record/asciicast_reader.h"
 #include "libmez/record/asciicast_writer.h"
 #include "libmez/record/gzip.h"
+#include "libmez/record/plain_cast.h"
 #include "libmez/util/encoding.h"
 
 namespace mez::record {
@@ -364,6 +365,91 @@ TEST_F(EncryptedAsciicastTest, EachTamperCaseIsNamed) {
       AsciicastReader::Open(OpenRecordingBytes(file), std::string(32, '\x43'));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("key"), std::string::npos);
+}
+
+// Server-side playback reads OpenPlainCast and, having sent what it got,
+// reads again. Past a chunk that fails authentication nothing more may
+// come out: not the later (authentic) chunks, and with compressed payloads
+// not the garbage they inflate to; every later Read repeats the tamper
+// error (issue #14, item 11).
+TEST_F(EncryptedAsciicastTest, PlainCastStopsForGoodAtAFailedChunk) {
+  for (bool gzip : {false, true}) {
+    SCOPED_TRACE(gzip ? "compressed" : "uncompressed");
+    StringSink* raw;
+    AsciicastOptions opt;
+    opt.key = key_;
+    opt.session_id = "sess-1";
+    opt.gzip = gzip;
+    auto w = NewWriter(&raw, opt);
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_TRUE(w->Write(i * 100'000, StreamId::kStdout,
+                           "line " + std::to_string(i) + " of output\r\n")
+                      .ok());
+    }
+    ASSERT_TRUE(w->Close().ok());
+    auto lines = Lines(raw->data());
+    // Line 4 holds chunk 2: flip one ciphertext bit.
+    json e = json::parse(lines[3]);
+    std::string sealed = *Base64Decode(e[2].get<std::string>());
+    sealed[25] ^= 0x10;
+    e[2] = Base64Encode(sealed);
+    lines[3] = e.dump();
+    std::string file;
+    for (const auto& l : lines) file += l + "\n";
+
+    auto src = OpenPlainCast(OpenRecordingBytes(file), key_);
+    ASSERT_TRUE(src.ok()) << src.status().ToString();
+    std::string out;
+    Status err;
+    char buf[7];  // Small reads: the error must not depend on their size.
+    for (int i = 0; i < 10000; ++i) {
+      auto n = (*src)->Read(buf, sizeof(buf));
+      if (!n.ok()) {
+        err = n.status();
+        break;
+      }
+      if (*n == 0) break;
+      out.append(buf, *n);
+    }
+    EXPECT_EQ(err.code(), Code::kDataLoss) << out;
+    EXPECT_EQ(err.message(),
+              "line 4: chunk 2 failed authentication: the recording was "
+              "tampered with (or the session id does not match)");
+    EXPECT_NE(out.find("line 1 of output"), std::string::npos) << out;
+    EXPECT_EQ(out.find("line 2 of output"), std::string::npos) << out;
+    EXPECT_EQ(out.find("line 3 of output"), std::string::npos) << out;
+    // Reading on (as the RPC does after sending the bytes before the
+    // error) yields nothing new: the same error, every time.
+    for (int i = 0; i < 3; ++i) {
+      auto again = (*src)->Read(buf, sizeof(buf));
+      ASSERT_FALSE(again.ok());
+      EXPECT_EQ(again.status().message(), err.message());
+    }
+  }
+}
+
+// Whether a cast is encrypted comes from its parsed header: a plain
+// recording whose command names the encryption key's field plays without a
+// key (it used to be refused as "encrypted", so a user could make their
+// own exec recording unplayable by the server).
+TEST(PlainCastTest, CommandMentioningEncryptionIsStillPlain) {
+  StringSink* raw;
+  AsciicastHeader h;
+  h.command = "echo mezite_encryption";
+  auto w = NewWriter(&raw, {}, h);
+  ASSERT_TRUE(w->Write(1000, StreamId::kStdout, "mezite_encryption\r\n").ok());
+  ASSERT_TRUE(w->Close().ok());
+  auto src = OpenPlainCast(OpenRecordingBytes(raw->data()), std::nullopt);
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    auto n = (*src)->Read(buf, sizeof(buf));
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    out.append(buf, *n);
+  }
+  EXPECT_EQ(out, raw->data());
 }
 
 }  // namespace

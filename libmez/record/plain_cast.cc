@@ -33,6 +33,8 @@ class DecryptingSource : public ByteSource {
       buf_.clear();
       pos_ = 0;
       AsciicastEvent e;
+      // The reader's errors are final: the stream ends at the first event
+      // that fails its check, and every later Read returns that error.
       MEZ_ASSIGN_OR_RETURN(bool more, reader_->Next(&e));
       if (!more) {
         done_ = true;
@@ -93,7 +95,17 @@ Result<std::unique_ptr<ByteSource>> OpenPlainCast(
     head += c;
     if (c == '\n') break;
   }
-  bool encrypted = head.find(kEncryptionHeaderKey) != std::string::npos;
+  // Judged on the parsed header, not on its text: a command or title may
+  // contain the key's name (an exec of `echo mezite_encryption` must stay
+  // playable). A header that does not parse passes through, for the
+  // reader downstream to report.
+  bool encrypted = false;
+  try {
+    auto h = nlohmann::json::parse(head);
+    encrypted = h.is_object() && h.contains(kEncryptionHeaderKey);
+  } catch (const nlohmann::json::exception&) {
+    encrypted = false;
+  }
   auto replay = std::make_unique<ReplaySource>(head, std::move(src));
   if (!encrypted) return std::unique_ptr<ByteSource>(std::move(replay));
   if (!key.has_value()) {

@@ -15,7 +15,11 @@ namespace mez::record {
 
 // `src` as OpenRecording returns it (already decompressed). An encrypted
 // cast without a key is kFailedPrecondition naming the setting to use; an
-// integrity failure surfaces from Read() as the reader's kDataLoss error.
+// integrity failure surfaces from Read() as the reader's kDataLoss error
+// (naming the line and the chunk), after the bytes of every event before
+// it. That error is final: every later Read() returns it again, so a
+// caller that goes on reading (the playback RPC sends what it has before
+// it reports) never gets bytes from past the failed chunk.
 Result<std::unique_ptr<ByteSource>> OpenPlainCast(
     std::unique_ptr<ByteSource> src, const std::optional<std::string>& key);
 

@@ -519,6 +519,15 @@ Result<std::string> ChunkOpener::Open(const ChunkInfo& info,
         "chunk " + seq_text + " failed authentication: " + m.AuthHint());
   }
   m.key_confirmed = true;
+  if (contiguous_ && seq > m.next_seq) {
+    std::string missing = std::to_string(m.next_seq);
+    if (seq > m.next_seq + 1) missing += ".." + std::to_string(seq - 1);
+    return Fail(Integrity::kDropped,
+                "chunk " + seq_text + " comes where chunk " +
+                    std::to_string(m.next_seq) + " belongs: chunk " + missing +
+                    " is missing here (dropped or moved): the recording was "
+                    "altered");
+  }
   if (seq < m.next_seq) {
     if (m.FillGap(seq)) {
       m.reorder_seen = true;

@@ -97,6 +97,13 @@ class ChunkOpener {
   // OpenFinal or Finish. After a failure later calls still open what they
   // can, but integrity() keeps the first failure.
   Result<std::string> Open(const ChunkInfo& info, std::string_view sealed);
+  // For containers that store chunks in seq order with none left out
+  // (asciicast): an authentic chunk whose seq is above the next one is
+  // reported at once, as kDropped naming the missing seq, instead of at the
+  // final record. A reader then never yields a chunk while an earlier one
+  // is missing or moved (and a compressed stream is never inflated past a
+  // missing piece). Call before the first Open.
+  void RequireContiguous() { contiguous_ = true; }
   // Checks the final record against everything opened so far.
   Status OpenFinal(int64_t time_us, std::string_view sealed);
   // Call at the end of the file: reports kTruncated when no final record
@@ -113,6 +120,7 @@ class ChunkOpener {
   std::unique_ptr<Impl> impl_;
   Integrity integrity_ = Integrity::kOk;
   uint64_t opened_ = 0;
+  bool contiguous_ = false;
 };
 
 namespace internal {
