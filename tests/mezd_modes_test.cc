@@ -279,7 +279,8 @@ std::string WaitComplete(const std::function<json()>& sessions,
 TEST_F(MezdModesTest, NodeSyncKill9MidBurstEqualsWhatTheClientSaw) {
   StartNode({"--upload-retry-max", "1s"}, {"MEZITE_RECORDING_MODE=node-sync"});
   std::string out = dir_.File("k.out");
-  Background session(MshSsh("head -c 20000000 /dev/urandom | base64"), out,
+  // Far more output than flows before the kill (about 270 MB).
+  Background session(MshSsh("head -c 200000000 /dev/urandom | base64"), out,
                      dir_.File("k.err"));
   ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 2'000'000; }))
       << Text(dir_.File("k.err"));
@@ -288,8 +289,9 @@ TEST_F(MezdModesTest, NodeSyncKill9MidBurstEqualsWhatTheClientSaw) {
   ASSERT_NE(rc, -1) << "the session kept running without its recording";
   std::string seen = Text(out);
   ASSERT_GT(seen.size(), 2'000'000u);
-  std::printf("client received %zu of 27,027,028 bytes before the end\n",
+  std::printf("client received %zu of 270,175,440 bytes before the end\n",
               seen.size());
+  ASSERT_LT(seen.size(), 270'175'440u) << "the burst ended before the kill";
   // Held for upload while mezrecd is away.
   ASSERT_TRUE(PollUntil([&] {
     return FilesEndingIn(SpoolDir(), ".spool").size() == 1;
@@ -391,7 +393,7 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
       {"MEZITE_RECORDING_MODE=node-sync", "MEZITE_SYNC_STALL_TIMEOUT_MS=2000",
        "MEZITE_SYNC_ACCEPT_TIMEOUT_MS=2000"});
   std::string out = dir_.File("p.out");
-  Background session(MshSsh("head -c 60000000 /dev/urandom | base64"), out,
+  Background session(MshSsh("head -c 200000000 /dev/urandom | base64"), out,
                      dir_.File("p.err"));
   ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 1'000'000; }))
       << Text(dir_.File("p.err"));
@@ -406,8 +408,8 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
   std::string err = Text(dir_.File("p.err"));
   EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
   std::string seen = Text(out);
-  EXPECT_LT(seen.size(), 81'081'082u) << "the whole burst ran";
-  std::printf("client received %zu of 81,081,082 bytes before the end\n",
+  EXPECT_LT(seen.size(), 270'175'440u) << "the whole burst ran";
+  std::printf("client received %zu of 270,175,440 bytes before the end\n",
               seen.size());
   ASSERT_EQ(kill(cluster_->pid(), SIGCONT), 0);
 
@@ -417,6 +419,37 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
   std::string played = Played(id);
   EXPECT_EQ(played.size(), seen.size());
   EXPECT_TRUE(played == seen) << "the recording differs from the output";
+}
+
+// node-sync whose local copy cannot be kept (a spool budget far too small
+// for the session): the session ends with a clear message (fail closed)
+// and recording.spool_full is audited; the stream, still healthy, holds
+// exactly what the client received.
+TEST_F(MezdModesTest, NodeSyncFullSpoolEndsTheSessionAndIsAudited) {
+  StartNode({"--spool-budget", "256K"}, {"MEZITE_RECORDING_MODE=node-sync"});
+  std::string out = dir_.File("f.out");
+  auto r = Sh(MshSsh("echo begin; head -c 3000000 /dev/urandom | base64; "
+                     "echo never-reached") +
+              " >" + ShellQuote(out) + " 2>" + ShellQuote(dir_.File("f.err")));
+  EXPECT_NE(r.exit_code, 0);
+  std::string err = Text(dir_.File("f.err"));
+  EXPECT_NE(err.find("recording spool is full"), std::string::npos) << err;
+  EXPECT_NE(err.find("--spool-budget"), std::string::npos) << err;
+  std::string seen = Text(out);
+  EXPECT_EQ(seen.find("never-reached"), std::string::npos);
+  json events;
+  ASSERT_TRUE(PollUntil([&] {
+    events = AuditEvents("recording.spool_full");
+    return events.size() == 1;
+  })) << events.dump()
+      << mezd_->log();
+  EXPECT_EQ(events[0]["user"], "alice");
+  EXPECT_EQ(events[0]["node"], "node-1");
+  std::string all;
+  std::string id = WaitComplete([&] { return Sessions(); }, &all);
+  ASSERT_FALSE(id.empty()) << all;
+  EXPECT_TRUE(Played(id) == seen) << "the recording differs from the output";
+  EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
 }
 
 // msh needs mezrecd for each certificate; while mezrecd is down a user
