@@ -398,11 +398,14 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
   ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 1'000'000; }))
       << Text(dir_.File("p.err"));
   ASSERT_EQ(kill(cluster_->pid(), SIGSTOP), 0);
+  auto stopped = Clock::now();
   struct Resume {
     pid_t pid;
     ~Resume() { kill(pid, SIGCONT); }
   } resume{cluster_->pid()};
   int rc = session.Wait(60);
+  std::printf("session ended %.3f s after mezrecd was stopped\n",
+              std::chrono::duration<double>(Clock::now() - stopped).count());
   EXPECT_NE(rc, -1) << "the session kept running while mezrecd was stopped";
   EXPECT_NE(rc, 0);
   std::string err = Text(dir_.File("p.err"));
