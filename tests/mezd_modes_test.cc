@@ -114,11 +114,11 @@ class MezdModesTest : public ::testing::Test {
         << error;
   }
   // mezrecd on a fixed port, so mezd finds it again after a restart.
-  void StartCluster() {
-    cluster_ = std::make_unique<Mezrecd>(
-        dir_.File("data"),
-        std::vector<std::string>{"--listen",
-                                 "127.0.0.1:" + std::to_string(port_)});
+  void StartCluster(std::vector<std::string> extra_args = {}) {
+    std::vector<std::string> args{"--listen",
+                                  "127.0.0.1:" + std::to_string(port_)};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    cluster_ = std::make_unique<Mezrecd>(dir_.File("data"), args);
     ASSERT_TRUE(cluster_->Start()) << cluster_->log();
   }
   void StartNode(std::vector<std::string> extra_args = {},
@@ -248,6 +248,211 @@ TEST_F(MezdModesTest, NodeSyncEndsTheSessionWhenMezrecdDies) {
   std::string err = Text(dir_.File("s.err"));
   EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
   EXPECT_EQ(Text(dir_.File("s.out")).find("never"), std::string::npos);
+}
+
+// The session `id` once its recording is complete (polls up to 60 s);
+// "" with the sessions seen in *seen otherwise.
+std::string WaitComplete(const std::function<json()>& sessions,
+                         std::string* seen) {
+  json all;
+  std::string id;
+  PollUntil(
+      [&] {
+        all = sessions();
+        for (const json& s : all) {
+          if (s["status"] == "complete") {
+            id = s["id"];
+            return true;
+          }
+        }
+        return false;
+      },
+      60);
+  *seen = all.dump();
+  return id;
+}
+
+// node-sync, mezrecd killed -9 in the middle of a burst of output: the
+// session ends, and once mezrecd is back the recording holds byte for byte
+// what the client received (completed from mezd's local copy), and the
+// local copy is gone.
+TEST_F(MezdModesTest, NodeSyncKill9MidBurstEqualsWhatTheClientSaw) {
+  StartNode({"--upload-retry-max", "1s"}, {"MEZITE_RECORDING_MODE=node-sync"});
+  std::string out = dir_.File("k.out");
+  // Far more output than flows before the kill (about 270 MB).
+  Background session(MshSsh("head -c 200000000 /dev/urandom | base64"), out,
+                     dir_.File("k.err"));
+  ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 2'000'000; }))
+      << Text(dir_.File("k.err"));
+  cluster_->Kill9();
+  int rc = session.Wait(60);
+  ASSERT_NE(rc, -1) << "the session kept running without its recording";
+  std::string seen = Text(out);
+  ASSERT_GT(seen.size(), 2'000'000u);
+  std::printf("client received %zu of 270,175,440 bytes before the end\n",
+              seen.size());
+  ASSERT_LT(seen.size(), 270'175'440u) << "the burst ended before the kill";
+  // Held for upload while mezrecd is away.
+  ASSERT_TRUE(PollUntil([&] {
+    return FilesEndingIn(SpoolDir(), ".spool").size() == 1;
+  })) << mezd_->log();
+
+  StartCluster();
+  std::string all;
+  std::string id = WaitComplete([&] { return Sessions(); }, &all);
+  ASSERT_FALSE(id.empty()) << all << mezd_->log();
+  std::string played = Played(id);
+  EXPECT_EQ(played.size(), seen.size());
+  EXPECT_TRUE(played == seen) << "the recording differs from the output";
+  ASSERT_TRUE(PollUntil([&] {
+    return FilesEndingIn(SpoolDir(), ".spool").empty() &&
+           FilesEndingIn(SpoolDir(), ".sync").empty();
+  })) << mezd_->log();
+}
+
+// A session whose stream ends cleanly leaves no local copy behind.
+TEST_F(MezdModesTest, NodeSyncCleanStreamDeletesTheLocalCopy) {
+  StartNode({}, {"MEZITE_RECORDING_MODE=node-sync"});
+  auto r = Sh(MshSsh("head -c 300000 /dev/urandom | base64") + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out.substr(0, 400);
+  std::string all;
+  std::string id = WaitComplete([&] { return Sessions(); }, &all);
+  ASSERT_FALSE(id.empty()) << all;
+  EXPECT_EQ(Played(id), r.out);
+  EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
+  EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".spool").empty());
+  EXPECT_EQ(mezd_->log().find("uploading the local copy"), std::string::npos)
+      << mezd_->log();
+}
+
+// node-sync with mezrecd's storage on a full disk (a small tmpfs): the
+// session ends, its row does not stay "recording" and its end is audited;
+// once the disk has room again, the recording holds byte for byte what
+// the client received.
+TEST_F(MezdModesTest, NodeSyncFullDiskEqualsWhatTheClientSaw) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  std::string storage = dir_.File("small");
+  ASSERT_EQ(mkdir(storage.c_str(), 0700), 0);
+  auto mounted =
+      Sh("mount -t tmpfs -o size=1m tmpfs " + ShellQuote(storage) + " 2>&1");
+  if (mounted.exit_code != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << mounted.out;
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { Sh("umount -l " + ShellQuote(path)); }
+  } unmount{storage};
+  cluster_->Stop();
+  StartCluster({"--storage-path", storage});
+  StartNode({"--upload-retry-max", "1s"}, {"MEZITE_RECORDING_MODE=node-sync"});
+  std::string out = dir_.File("d.out");
+  Background session(MshSsh("head -c 10000000 /dev/urandom | base64"), out,
+                     dir_.File("d.err"));
+  int rc = session.Wait(120);
+  ASSERT_NE(rc, -1) << "the session kept running without its recording";
+  std::string seen = Text(out);
+  ASSERT_GT(seen.size(), 1'000'000u);
+  std::printf("client received %zu bytes; exit %d\n", seen.size(), rc);
+  // Refused by mezrecd: the row is finished (not left "recording") and
+  // its end is in the audit log.
+  json sessions;
+  ASSERT_TRUE(PollUntil([&] {
+    sessions = Sessions();
+    return sessions.size() == 1 && sessions[0]["status"] == "incomplete";
+  })) << sessions.dump()
+      << cluster_->log();
+  std::string id = sessions[0]["id"];
+  json ends;
+  ASSERT_TRUE(PollUntil([&] {
+    ends = AuditEvents("session.end");
+    for (const json& e : ends) {
+      if (e["session_id"] == id) return true;
+    }
+    return false;
+  })) << ends.dump();
+
+  std::printf("mezrecd held %s bytes of it before the disk had room\n",
+              sessions[0].value("bytes", json(0)).dump().c_str());
+  // Room again: the upload of the local copy completes the recording.
+  ASSERT_EQ(Sh("mount -o remount,size=256m " + ShellQuote(storage)).exit_code,
+            0);
+  std::string all;
+  ASSERT_EQ(WaitComplete([&] { return Sessions(); }, &all), id)
+      << all << mezd_->log();
+  std::string played = Played(id);
+  EXPECT_EQ(played.size(), seen.size());
+  EXPECT_TRUE(played == seen) << "the recording differs from the output";
+}
+
+// node-sync with mezrecd SIGSTOPped under a burst: the session ends
+// within the recorder's stall timeout (set to 2 s here), and after SIGCONT
+// the recording completes with exactly what the client received.
+TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
+  StartNode(
+      {"--upload-retry-max", "1s"},
+      {"MEZITE_RECORDING_MODE=node-sync", "MEZITE_SYNC_STALL_TIMEOUT_MS=2000",
+       "MEZITE_SYNC_ACCEPT_TIMEOUT_MS=2000"});
+  std::string out = dir_.File("p.out");
+  Background session(MshSsh("head -c 200000000 /dev/urandom | base64"), out,
+                     dir_.File("p.err"));
+  ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 1'000'000; }))
+      << Text(dir_.File("p.err"));
+  ASSERT_EQ(kill(cluster_->pid(), SIGSTOP), 0);
+  auto stopped = Clock::now();
+  struct Resume {
+    pid_t pid;
+    ~Resume() { kill(pid, SIGCONT); }
+  } resume{cluster_->pid()};
+  int rc = session.Wait(60);
+  std::printf("session ended %.3f s after mezrecd was stopped\n",
+              std::chrono::duration<double>(Clock::now() - stopped).count());
+  EXPECT_NE(rc, -1) << "the session kept running while mezrecd was stopped";
+  EXPECT_NE(rc, 0);
+  std::string err = Text(dir_.File("p.err"));
+  EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
+  std::string seen = Text(out);
+  EXPECT_LT(seen.size(), 270'175'440u) << "the whole burst ran";
+  std::printf("client received %zu of 270,175,440 bytes before the end\n",
+              seen.size());
+  ASSERT_EQ(kill(cluster_->pid(), SIGCONT), 0);
+
+  std::string all;
+  std::string id = WaitComplete([&] { return Sessions(); }, &all);
+  ASSERT_FALSE(id.empty()) << all << mezd_->log();
+  std::string played = Played(id);
+  EXPECT_EQ(played.size(), seen.size());
+  EXPECT_TRUE(played == seen) << "the recording differs from the output";
+}
+
+// node-sync whose local copy cannot be kept (a spool budget far too small
+// for the session): the session ends with a clear message (fail closed)
+// and recording.spool_full is audited; the stream, still healthy, holds
+// exactly what the client received.
+TEST_F(MezdModesTest, NodeSyncFullSpoolEndsTheSessionAndIsAudited) {
+  StartNode({"--spool-budget", "256K"}, {"MEZITE_RECORDING_MODE=node-sync"});
+  std::string out = dir_.File("f.out");
+  auto r = Sh(MshSsh("echo begin; head -c 3000000 /dev/urandom | base64; "
+                     "echo never-reached") +
+              " >" + ShellQuote(out) + " 2>" + ShellQuote(dir_.File("f.err")));
+  EXPECT_NE(r.exit_code, 0);
+  std::string err = Text(dir_.File("f.err"));
+  EXPECT_NE(err.find("recording spool is full"), std::string::npos) << err;
+  EXPECT_NE(err.find("--spool-budget"), std::string::npos) << err;
+  std::string seen = Text(out);
+  EXPECT_EQ(seen.find("never-reached"), std::string::npos);
+  json events;
+  ASSERT_TRUE(PollUntil([&] {
+    events = AuditEvents("recording.spool_full");
+    return events.size() == 1;
+  })) << events.dump()
+      << mezd_->log();
+  EXPECT_EQ(events[0]["user"], "alice");
+  EXPECT_EQ(events[0]["node"], "node-1");
+  std::string all;
+  std::string id = WaitComplete([&] { return Sessions(); }, &all);
+  ASSERT_FALSE(id.empty()) << all;
+  EXPECT_TRUE(Played(id) == seen) << "the recording differs from the output";
+  EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
 }
 
 // msh needs mezrecd for each certificate; while mezrecd is down a user

@@ -1,5 +1,7 @@
 #include "libmez/agent/recorders.h"
 
+#include <stdlib.h>
+
 #include <condition_variable>
 #include <deque>
 #include <nlohmann/json.hpp>
@@ -152,6 +154,39 @@ class OffTap : public ssh::ChannelTap {
   bool ended_ = false;
 };
 
+// Audits a spool that cannot take a session's recording (node mode's
+// spool, node-sync's local copy) as recording.spool_full.
+std::function<void(const ssh::ChannelInfo&, const std::string&)> SpoolFullAudit(
+    AuditQueue* audit) {
+  return [audit](const ssh::ChannelInfo& c, const std::string& why) {
+    pb::NodeAuditRequest e;
+    e.set_type("recording.spool_full");
+    e.set_user_token(UserToken(c));
+    e.set_user(c.key_id);
+    e.set_details(
+        nlohmann::json(
+            {{"reason", why}, {"login", c.login}, {"remote", c.remote}})
+            .dump());
+    audit->Push(std::move(e));
+  };
+}
+
+// A duration in milliseconds from the environment, in microseconds; 0
+// when unset or not a positive number.
+int64_t EnvMillis(const char* name) {
+  const char* v = getenv(name);
+  if (v == nullptr || *v == '\0') return 0;
+  char* end = nullptr;
+  long long ms = strtoll(v, &end, 10);
+  if (*end != '\0' || ms <= 0 || ms > 86'400'000) {
+    MEZ_LOG(kWarning) << name << "=" << v
+                      << " is not a number of milliseconds in 1..86400000; "
+                         "ignored";
+    return 0;
+  }
+  return ms * 1000;
+}
+
 }  // namespace
 
 class Recorders::Impl {
@@ -171,6 +206,12 @@ class Recorders::Impl {
 
 Result<std::unique_ptr<Recorders>> Recorders::Start(RecordersOptions options) {
   if (options.clock == nullptr) options.clock = RealClock();
+  if (options.sync_accept_timeout_us == 0) {
+    options.sync_accept_timeout_us = EnvMillis("MEZITE_SYNC_ACCEPT_TIMEOUT_MS");
+  }
+  if (options.sync_stall_timeout_us == 0) {
+    options.sync_stall_timeout_us = EnvMillis("MEZITE_SYNC_STALL_TIMEOUT_MS");
+  }
   auto impl = std::make_unique<Impl>(std::move(options));
   Impl* i = impl.get();
   i->cluster_ = pb::Cluster::NewStub(i->opt_.channel);
@@ -267,6 +308,18 @@ std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
       so.node_token = i->opt_.token;
       so.node = node;
       so.clock = i->opt_.clock;
+      if (i->opt_.sync_accept_timeout_us > 0) {
+        so.accept_timeout_us = i->opt_.sync_accept_timeout_us;
+      }
+      if (i->opt_.sync_stall_timeout_us > 0) {
+        so.stall_timeout_us = i->opt_.sync_stall_timeout_us;
+      }
+      // The local copy that completes a broken stream (sync_recorder.h).
+      so.spool_dir = i->opt_.spool_dir;
+      so.budget = &i->budget_;
+      so.on_copy_failed = SpoolFullAudit(i->audit_.get());
+      Uploader* uploader = i->uploader_.get();
+      so.on_copy_kept = [uploader](const std::string&) { uploader->Notify(); };
       return SyncRecorder::Start(so, info);
     }
     case RecordingMode::kNode: {
@@ -275,18 +328,7 @@ std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
       so.node = node;
       so.budget = &i->budget_;
       so.clock = i->opt_.clock;
-      AuditQueue* audit = i->audit_.get();
-      so.on_full = [audit](const ssh::ChannelInfo& c, const std::string& why) {
-        pb::NodeAuditRequest e;
-        e.set_type("recording.spool_full");
-        e.set_user_token(UserToken(c));
-        e.set_user(c.key_id);
-        e.set_details(
-            nlohmann::json(
-                {{"reason", why}, {"login", c.login}, {"remote", c.remote}})
-                .dump());
-        audit->Push(std::move(e));
-      };
+      so.on_full = SpoolFullAudit(i->audit_.get());
       Uploader* uploader = i->uploader_.get();
       so.on_closed = [uploader](const std::string&) { uploader->Notify(); };
       return SpoolRecorder::Start(so, info);

@@ -5,7 +5,8 @@
 //   setting session_recording, asked for at every new channel, else node;
 //   node when mezrecd cannot be asked (nothing is lost: the spool is
 //   uploaded later).
-// node-sync streams live (SyncRecorder), node spools and uploads
+// node-sync streams live (SyncRecorder, keeping a local copy in the spool
+// directory that completes a broken stream), node spools and uploads
 // (SpoolRecorder + Uploader), off records nothing but still reports
 // session.start and session.end to the audit log.
 #ifndef MEZ_AGENT_RECORDERS_H_
@@ -38,6 +39,11 @@ struct RecordersOptions {
   int64_t upload_retry_max_us = 60'000'000;
   uint64_t upload_rate_limit = 0;  // bytes per second, 0: none
   std::optional<RecordingMode> mode_override;
+  // node-sync: how long mezrecd may take to accept a header, and to take
+  // queued data, before the session ends (0: the SyncRecorder defaults,
+  // or MEZITE_SYNC_ACCEPT_TIMEOUT_MS / MEZITE_SYNC_STALL_TIMEOUT_MS).
+  int64_t sync_accept_timeout_us = 0;
+  int64_t sync_stall_timeout_us = 0;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };
 

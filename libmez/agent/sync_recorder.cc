@@ -1,8 +1,13 @@
 #include "libmez/agent/sync_recorder.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <thread>
 #include <utility>
@@ -14,23 +19,27 @@
 namespace mez::agent {
 
 SyncRecorder::SyncRecorder(const SyncRecorderOptions& options,
-                           std::string session_id, int64_t start_micros)
+                           const ssh::ChannelInfo& info, std::string session_id)
     : options_(options),
+      info_(info),
       session_id_(std::move(session_id)),
-      start_micros_(start_micros) {
+      start_micros_(info.start_micros) {
   if (options_.clock == nullptr) options_.clock = RealClock();
 }
 
 std::unique_ptr<SyncRecorder> SyncRecorder::Start(
     const SyncRecorderOptions& options, const ssh::ChannelInfo& info) {
   std::unique_ptr<SyncRecorder> r(
-      new SyncRecorder(options, NewRandomId(), info.start_micros));
+      new SyncRecorder(options, info, NewRandomId()));
+  // One header for the stream and the copy (same session and connection).
+  mezite::v1::RecordFrame header = HeaderFrame(
+      info, r->session_id_, options.node, r->options_.clock->WallMicros());
+  if (!options.spool_dir.empty() && !r->OpenCopy(header)) return r;
   r->ctx_.AddMetadata("authorization", "Bearer " + options.node_token);
   r->stub_ = mezite::v1::Recording::NewStub(options.channel);
   r->writer_ = r->stub_->Record(&r->ctx_, &r->summary_);
   // The header goes out from here: nothing runs before it is accepted.
-  if (!r->writer_->Write(HeaderFrame(info, r->session_id_, options.node,
-                                     r->options_.clock->WallMicros()))) {
+  if (!r->writer_->Write(header)) {
     r->closed_ = true;
     grpc::Status s = r->writer_->Finish();
     r->MarkBroken(s.ok() ? std::string("stream closed")
@@ -39,6 +48,7 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
   }
   r->AwaitAccepted();
   if (!r->broken()) {
+    r->accepted_ = true;
     SyncRecorder* self = r.get();
     r->writer_thread_ = std::thread([self] {
       NameThisThread("mez-rec-send");
@@ -46,6 +56,103 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
     });
   }
   return r;
+}
+
+bool SyncRecorder::OpenCopy(const mezite::v1::RecordFrame& header) {
+  copy_path_ = options_.spool_dir + "/" + session_id_ + ".sync";
+  // The header, the file header and the end marker.
+  uint64_t need = header.ByteSizeLong() + 4 + rpc::kSpoolHeaderBytes + 4;
+  std::string why;
+  if (options_.budget == nullptr || !options_.budget->Reserve(need)) {
+    why = "the recording spool is full";
+  } else {
+    auto w = rpc::SpoolWriter::Create(copy_path_, header);
+    if (w.ok()) {
+      copy_ = std::move(w).value();
+      copy_reserved_ = need;
+      return true;
+    }
+    options_.budget->Release(need);
+    unlink(copy_path_.c_str());
+    why = "cannot write the local copy: " + w.status().message();
+  }
+  CopyFailed(why);
+  return false;
+}
+
+std::string SyncRecorder::Copy(const mezite::v1::RecordFrame& frame) {
+  if (!copy_ || copy_failed_) return "";
+  uint64_t need = frame.ByteSizeLong() + 4;
+  if (!options_.budget->Reserve(need)) return "the recording spool is full";
+  Status s = copy_->Append(frame);
+  if (!s.ok()) {
+    options_.budget->Release(need);
+    return "cannot write the local copy: " + s.message();
+  }
+  copy_reserved_ += need;
+  return "";
+}
+
+void SyncRecorder::CopyFailed(const std::string& why) {
+  if (copy_failed_) return;
+  copy_failed_ = true;
+  stream_broke_first_ = broken();
+  std::string detail = why;
+  if (why.find("spool is full") != std::string::npos &&
+      options_.budget != nullptr) {
+    detail += " (" + std::to_string(options_.budget->used() >> 20) + " of " +
+              std::to_string(options_.budget->limit() >> 20) +
+              " MiB in use; raise --spool-budget or make mezrecd reachable)";
+  }
+  MEZ_LOG(kError) << "agent: session " << session_id_ << " of " << info_.key_id
+                  << ": " << detail;
+  if (options_.on_copy_failed) options_.on_copy_failed(info_, detail);
+  // The session ends; the stream, still open, carries what the copy lacks
+  // and is closed as usual.
+  MarkBroken(detail);
+}
+
+void SyncRecorder::SettleCopy() {
+  if (!copy_) return;
+  bool clean;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    clean = stream_clean_;
+  }
+  clean = clean && accepted_ && !dropped_ &&
+          summary_.session_id() == session_id_ &&
+          summary_.bytes() == sent_bytes_;
+  // A copy that stopped while the stream went on holds less than the
+  // stream: the stream's recording stands.
+  bool copy_short = copy_failed_ && !stream_broke_first_;
+  if (clean || !accepted_ || copy_short) {
+    // mezrecd holds every byte (or the user saw nothing): not needed.
+    copy_.reset();
+    if (unlink(copy_path_.c_str()) != 0) {
+      MEZ_LOG(kError) << "agent: cannot delete " << copy_path_ << ": "
+                      << std::strerror(errno);
+    }
+    options_.budget->Release(copy_reserved_);
+    return;
+  }
+  Status s = copy_->End();
+  copy_.reset();
+  if (!s.ok()) {
+    // Uploaded without its end marker: mezrecd marks it incomplete.
+    MEZ_LOG(kError) << "agent: " << s.ToString();
+  }
+  std::string kept = options_.spool_dir + "/" + session_id_ + ".spool";
+  if (rename(copy_path_.c_str(), kept.c_str()) != 0) {
+    MEZ_LOG(kError) << "agent: cannot rename " << copy_path_ << " to " << kept
+                    << ": " << std::strerror(errno)
+                    << " (mezd uploads it at its next start)";
+    return;
+  }
+  MEZ_LOG(kWarning) << "agent: the recording of session " << session_id_
+                    << " is incomplete at mezrecd (" << summary_.bytes()
+                    << " of " << sent_bytes_
+                    << " bytes confirmed); uploading the local copy " << kept;
+  if (options_.on_copy_kept) options_.on_copy_kept(kept);
 }
 
 void SyncRecorder::AwaitAccepted() {
@@ -77,7 +184,10 @@ void SyncRecorder::AwaitAccepted() {
                     : "recording service: " + s.error_message());
 }
 
-SyncRecorder::~SyncRecorder() { Close(); }
+SyncRecorder::~SyncRecorder() {
+  Close();
+  SettleCopy();
+}
 
 std::string SyncRecorder::broken_message() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -107,9 +217,12 @@ void SyncRecorder::CheckWriter() {
   MarkBroken(why);
 }
 
-void SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
+bool SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
   CheckWriter();
-  if (broken() || closed_ || !writer_thread_.joinable()) return;
+  // A recorder broken only by its local copy streams on until the end.
+  bool stream_usable = !broken() || (copy_failed_ && !stream_broke_first_ &&
+                                     !writer_failed_.load());
+  if (!stream_usable || closed_ || !writer_thread_.joinable()) return false;
   std::unique_lock<std::mutex> lock(queue_mu_);
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::microseconds(options_.stall_timeout_us);
@@ -123,13 +236,13 @@ void SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
       ctx_.TryCancel();  // Frees the writer thread.
       MarkBroken("the recording service took no data for " +
                  std::to_string(options_.stall_timeout_us / 1'000'000) + " s");
-      return;
+      return false;
     }
   }
   if (writer_failed_.load()) {
     lock.unlock();
     CheckWriter();
-    return;
+    return false;
   }
   queued_bytes_ += bytes;
   queue_.push_back(
@@ -138,6 +251,7 @@ void SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
   if (queue_.size() == 1 || queued_bytes_ >= options_.merge_bytes) {
     queue_cv_.notify_one();
   }
+  return true;
 }
 
 namespace {
@@ -222,6 +336,7 @@ void SyncRecorder::WriterLoop() {
     writer_error_ = "recording service: " + s.error_message();
     writer_failed_.store(true);
   }
+  stream_clean_ = s.ok();
   writer_done_ = true;
   room_cv_.notify_all();
 }
@@ -230,6 +345,9 @@ void SyncRecorder::Close() {
   if (closed_ || !writer_) return;
   closed_ = true;
   if (!writer_thread_.joinable()) return;
+  // Frames the user saw were not streamed: the stream must not end as
+  // complete (mezrecd would keep it and refuse the local copy).
+  if (dropped_) ctx_.TryCancel();
   {
     std::unique_lock<std::mutex> lock(queue_mu_);
     closing_ = true;
@@ -247,17 +365,39 @@ void SyncRecorder::Close() {
 
 void SyncRecorder::OnData(ssh::Direction direction, std::string_view bytes,
                           int64_t micros) {
-  Send(ChunkFrame(direction, bytes, micros - start_micros_), bytes.size());
+  mezite::v1::RecordFrame frame =
+      ChunkFrame(direction, bytes, micros - start_micros_);
+  // In the copy before the SSH server writes the bytes to the user.
+  std::string copy_error = Copy(frame);
+  Emit(std::move(frame), bytes.size());
+  if (!copy_error.empty()) CopyFailed(copy_error);
 }
 
 void SyncRecorder::OnResize(int width, int height, int64_t micros) {
   if (width <= 0 || height <= 0) return;  // No size to record.
-  Send(ResizeFrame(width, height, micros - start_micros_), 0);
+  mezite::v1::RecordFrame frame =
+      ResizeFrame(width, height, micros - start_micros_);
+  std::string copy_error = Copy(frame);
+  Emit(std::move(frame), 0);
+  if (!copy_error.empty()) CopyFailed(copy_error);
 }
 
 void SyncRecorder::OnExit(int exit_status, int64_t micros) {
-  Send(ExitFrame(exit_status, micros - start_micros_), 0);
+  mezite::v1::RecordFrame frame =
+      ExitFrame(exit_status, micros - start_micros_);
+  std::string copy_error = Copy(frame);
+  Emit(std::move(frame), 0);
+  if (!copy_error.empty()) CopyFailed(copy_error);
   Close();
+  SettleCopy();
+}
+
+void SyncRecorder::Emit(mezite::v1::RecordFrame frame, size_t bytes) {
+  if (Send(std::move(frame), bytes)) {
+    sent_bytes_ += bytes;
+  } else {
+    dropped_ = true;
+  }
 }
 
 std::string SyncRecorder::EndReason() {

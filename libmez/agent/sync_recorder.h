@@ -22,6 +22,22 @@
 // writing, and calls on_broken once with a one-line message for the user's
 // terminal; the SSH server polls EndReason() and ends the session with
 // that message.
+//
+// The local copy (when options.spool_dir is set): every frame is also
+// appended to <spool_dir>/<session>.sync, a node-mode spool file
+// (libmez/rpc/spool.h) with the same header and session id, on the
+// connection's thread inside OnData, which the SSH server calls before it
+// writes the bytes to the user's channel; once write() returned, the
+// bytes survive a crash of mezd (not of the machine). At the end:
+//   - the stream finished cleanly and mezrecd's summary counts every byte
+//     sent: the copy is deleted;
+//   - otherwise (the stream broke, mezrecd refused a write or went away):
+//     the copy gets its end marker and becomes <session>.spool, which the
+//     Uploader sends with retry; mezrecd replaces the incomplete recording
+//     of that session with the replay of the copy, so the stored recording
+//     holds everything the user saw.
+// A copy that cannot be written (spool budget, disk) breaks the recorder:
+// the session ends (fail closed) and on_copy_failed reports it.
 #ifndef MEZ_AGENT_SYNC_RECORDER_H_
 #define MEZ_AGENT_SYNC_RECORDER_H_
 
@@ -40,6 +56,8 @@
 #include <thread>
 
 #include "libmez/agent/frames.h"
+#include "libmez/agent/spool_recorder.h"
+#include "libmez/rpc/spool.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/clock.h"
@@ -69,6 +87,15 @@ struct SyncRecorderOptions {
   // Called at most once per recorder, from the connection's thread, when
   // its stream breaks. `message` is one line without a newline.
   std::function<void(const std::string& message)> on_broken;
+  // The local copy's directory (must exist); empty: no local copy.
+  std::string spool_dir;
+  SpoolBudget* budget = nullptr;  // Required with spool_dir.
+  // Called once when the local copy cannot be written (the session then
+  // ends), with the channel and a one-line description.
+  std::function<void(const ssh::ChannelInfo&, const std::string&)>
+      on_copy_failed;
+  // Called with the path of a copy kept for upload (<session>.spool).
+  std::function<void(const std::string&)> on_copy_kept;
 };
 
 class SyncRecorder : public ssh::ChannelTap {
@@ -101,10 +128,22 @@ class SyncRecorder : public ssh::ChannelTap {
   const mezite::v1::RecordSummary& summary() const { return summary_; }
 
  private:
-  SyncRecorder(const SyncRecorderOptions& options, std::string session_id,
-               int64_t start_micros);
+  SyncRecorder(const SyncRecorderOptions& options, const ssh::ChannelInfo& info,
+               std::string session_id);
+  // Opens the local copy with `header`; false (and broken) when it cannot.
+  bool OpenCopy(const mezite::v1::RecordFrame& header);
+  // Appends `frame` to the local copy: "" or why it could not.
+  std::string Copy(const mezite::v1::RecordFrame& frame);
+  // The copy cannot be kept: reports it and breaks the recorder.
+  void CopyFailed(const std::string& why);
+  // After the stream ended: deletes the copy when mezrecd confirmed every
+  // byte, else closes it for upload.
+  void SettleCopy();
   // Queues a frame for the writer thread (waits while the queue is full).
-  void Send(mezite::v1::RecordFrame frame, size_t bytes);
+  // False when it was not queued (the stream is broken or closed).
+  bool Send(mezite::v1::RecordFrame frame, size_t bytes);
+  // Send, counting what went to the stream and noting what did not.
+  void Emit(mezite::v1::RecordFrame frame, size_t bytes);
   void AwaitAccepted();
   void WriterLoop();
   // Stops the writer after the queued frames, and finishes the call.
@@ -115,8 +154,19 @@ class SyncRecorder : public ssh::ChannelTap {
   void CheckWriter();
 
   SyncRecorderOptions options_;
+  ssh::ChannelInfo info_;
   std::string session_id_;
   int64_t start_micros_;
+  // The local copy (connection's thread only).
+  std::unique_ptr<rpc::SpoolWriter> copy_;
+  std::string copy_path_;
+  uint64_t copy_reserved_ = 0;  // Budget taken by the copy.
+  bool copy_failed_ = false;
+  bool stream_broke_first_ = false;  // broken before the copy failed
+  bool accepted_ = false;            // mezrecd accepted the header.
+  uint64_t sent_bytes_ = 0;          // Chunk bytes queued for the stream.
+  bool dropped_ = false;             // A frame was not queued (broken).
+  bool stream_clean_ = false;        // guarded by queue_mu_: Finish said OK.
   grpc::ClientContext ctx_;
   mezite::v1::RecordSummary summary_;
   std::unique_ptr<mezite::v1::Recording::Stub> stub_;

@@ -52,10 +52,18 @@ Result<std::unique_ptr<Uploader>> Uploader::Start(UploaderOptions options) {
   if (options.clock == nullptr) options.clock = RealClock();
   std::unique_ptr<Uploader> u(new Uploader(std::move(options)));
   const std::string& dir = u->opt_.spool_dir;
-  // A crash (of mezd or the machine) leaves .part files: keep what was
-  // written and upload it; mezrecd marks such a session incomplete.
-  for (const std::string& id : List(dir, ".part")) {
-    std::string part = dir + "/" + id + ".part";
+  // A crash (of mezd or the machine) leaves .part files (node mode) and
+  // .sync files (node-sync's local copies): keep what was written and
+  // upload it; mezrecd marks such a session incomplete.
+  std::vector<std::string> cut = List(dir, ".part");
+  for (const std::string& id : List(dir, ".sync")) cut.push_back(id + "#");
+  for (std::string id : cut) {
+    std::string suffix = ".part";
+    if (!id.empty() && id.back() == '#') {
+      id.pop_back();
+      suffix = ".sync";
+    }
+    std::string part = dir + "/" + id + suffix;
     auto size = rpc::TrimSpool(part);
     if (!size.ok()) {
       MEZ_LOG(kError) << "agent: " << part << ": " << size.status().ToString()

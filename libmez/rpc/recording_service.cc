@@ -401,7 +401,16 @@ grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(
   }
   // Closing files may block on the disk: off the reaction thread.
   std::string cid = request->connection_id();
-  pool_->Submit([this, reactor, response, cid] {
+  Caller caller{claims->subject, claims->role};
+  pool_->Submit([this, reactor, response, cid, caller] {
+    // As for Record and Upload: a removed node loses access at once.
+    if (check_) {
+      Status ok = check_(caller);
+      if (!ok.ok()) {
+        reactor->Finish(ToGrpc(ok));
+        return;
+      }
+    }
     response->set_closed_files(
         static_cast<uint32_t>(ingest_->EndConnection(cid)));
     reactor->Finish(grpc::Status::OK);

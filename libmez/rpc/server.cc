@@ -191,6 +191,7 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   uopt.ingest = ingest.get();
   uopt.catalog = catalog.get();
   uopt.store = store.get();
+  uopt.verifier = verifier.get();
   MEZ_ASSIGN_OR_RETURN(auto uploads, UploadManager::New(std::move(uopt)));
   // A node removed from the catalog can no longer record or upload.
   CallerCheck registered = [cat = catalog.get()](const Caller& c) -> Status {

@@ -21,10 +21,6 @@ std::string FileHeader() {
   return h;
 }
 
-void PutLe32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-
 uint32_t GetLe32(const unsigned char* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
          static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
@@ -81,13 +77,9 @@ Result<std::unique_ptr<SpoolWriter>> SpoolWriter::Create(
 
 SpoolWriter::~SpoolWriter() { close(fd_); }
 
-Status SpoolWriter::WriteRecord(const std::string& bytes) {
+Status SpoolWriter::WriteRecord(std::string* rec) {
   if (ended_) return FailedPrecondition("spool " + path_ + " already ended");
-  std::string rec;
-  rec.reserve(4 + bytes.size());
-  PutLe32(&rec, static_cast<uint32_t>(bytes.size()));
-  rec += bytes;
-  Status s = WriteAll(fd_, rec);
+  Status s = WriteAll(fd_, *rec);
   if (!s.ok()) {
     // A partial record would be dropped as torn; cut it off now so that
     // later records are not written after garbage.
@@ -96,24 +88,30 @@ Status SpoolWriter::WriteRecord(const std::string& bytes) {
     }
     return Status(s.code(), "spool " + path_ + ": " + s.message());
   }
-  size_ += rec.size();
+  size_ += rec->size();
   return Status::Ok();
 }
 
 Status SpoolWriter::Append(const mezite::v1::RecordFrame& frame) {
-  std::string bytes;
-  if (!frame.SerializeToString(&bytes)) {
+  // The length goes in front of the frame's bytes, serialized in place:
+  // one copy of a chunk per record (node-sync keeps a copy of every chunk
+  // on the connection's thread).
+  std::string rec(4, '\0');
+  if (!frame.AppendToString(&rec)) {
     return Internal("cannot serialize a record frame");
   }
-  if (bytes.empty() || bytes.size() > kMaxSpoolRecord) {
-    return InvalidArgument("record frame of " + std::to_string(bytes.size()) +
+  size_t n = rec.size() - 4;
+  if (n == 0 || n > kMaxSpoolRecord) {
+    return InvalidArgument("record frame of " + std::to_string(n) +
                            " bytes cannot be spooled");
   }
-  return WriteRecord(bytes);
+  for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>(n >> (8 * i));
+  return WriteRecord(&rec);
 }
 
 Status SpoolWriter::End() {
-  MEZ_RETURN_IF_ERROR(WriteRecord(""));
+  std::string marker(4, '\0');
+  MEZ_RETURN_IF_ERROR(WriteRecord(&marker));
   ended_ = true;
   if (fsync(fd_) != 0) return ErrnoStatus("fsync spool " + path_, errno);
   return Status::Ok();

@@ -47,7 +47,8 @@ class SpoolWriter {
 
  private:
   SpoolWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  Status WriteRecord(const std::string& bytes);
+  // Writes one whole record (length and frame bytes).
+  Status WriteRecord(std::string* rec);
 
   int fd_;
   std::string path_;

@@ -75,6 +75,8 @@ class SpoolTest : public ::testing::Test {
     u.ingest = ingest_.get();
     u.catalog = catalog_.get();
     u.store = store_.get();
+    u.verifier = verifier_.get();
+    u.clock = &clock_;
     uploads_ = std::move(UploadManager::New(u).value());
   }
   void TearDown() override {

@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 
+#include "libmez/auth/token.h"
 #include "libmez/rpc/spool.h"
+#include "libmez/util/clock.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
@@ -219,6 +222,145 @@ void UploadManager::Release(const std::string& key) {
   active_.erase(key);
 }
 
+namespace {
+
+// Every frame after the header, parsed and checked for its kind, without
+// side effects: a spool that is malformed anywhere is refused before the
+// replay touches anything.
+Status CheckFrames(SpoolReader* reader) {
+  mezite::v1::RecordFrame frame;
+  for (;;) {
+    MEZ_ASSIGN_OR_RETURN(bool more, reader->Next(&frame));
+    if (!more) return Status::Ok();
+    switch (frame.frame_case()) {
+      case mezite::v1::RecordFrame::kChunk:
+        if (frame.chunk().data().size() > kMaxChunkBytes) {
+          return InvalidArgument("a chunk of " +
+                                 std::to_string(frame.chunk().data().size()) +
+                                 " bytes is over the limit");
+        }
+        break;
+      case mezite::v1::RecordFrame::kResize:
+      case mezite::v1::RecordFrame::kExit:
+        break;
+      default:  // The spool holds no second header and no batches.
+        return DataLoss(frame.frame_case() ==
+                                mezite::v1::RecordFrame::FRAME_NOT_SET
+                            ? "an empty frame"
+                            : "a header or batch frame after the header");
+    }
+  }
+}
+
+// A header text field as ingest takes it (TODO(merge): see CheckHeader).
+Status CheckField(const std::string& value, const char* field, size_t max) {
+  if (value.size() > max) {
+    return InvalidArgument(std::string(field) + " is " +
+                           std::to_string(value.size()) +
+                           " bytes; the limit is " + std::to_string(max));
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgument(std::string(field) +
+                             " contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+bool IsHostChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':' || c == '_';
+}
+
+const char* KindOf(int kind) {
+  switch (kind) {
+    case 1:
+      return "shell";
+    case 2:
+      return "exec";
+    case 3:
+      return "tcpip";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+Result<std::string> UploadManager::CheckHeader(const StreamHeader& h,
+                                               const Caller& caller) {
+  // TODO(merge): call IngestManager::CheckHeader(h, caller) (slice D), which
+  // runs every check of Begin without side effects, and keep only the
+  // verification below that names the user. Until then this stand-in
+  // repeats Begin's checks (libmez/rpc/ingest.cc); it must be at least as
+  // strict, since a session is removed once it passes. (Begin itself cannot
+  // serve as the check: with the row present it finishes that row.)
+  (void)caller;
+  if (opt_.verifier == nullptr) {
+    return FailedPrecondition(
+        "this server cannot verify user tokens for uploads");
+  }
+  int64_t now_us =
+      (opt_.clock != nullptr ? opt_.clock : RealClock())->WallMicros();
+  int64_t at_us = h.verify_token_at_us > 0 ? h.verify_token_at_us : now_us;
+  if (at_us > now_us + 300'000'000) {
+    return InvalidArgument("the session starts in the future");
+  }
+  auto claims = opt_.verifier->Verify(h.user_token, at_us / 1'000'000);
+  if (!claims.ok()) {
+    return Status(Code::kUnauthenticated,
+                  "user_token: " + claims.status().message());
+  }
+  if (claims->role != auth::Role::kUser && claims->role != auth::Role::kAdmin) {
+    return PermissionDenied("user_token is a " +
+                            std::string(auth::RoleName(claims->role)) +
+                            " token, not a user's");
+  }
+  if (!IsPlainIdentifier(claims->subject)) {
+    return InvalidArgument(
+        "username in user_token cannot be used as a storage prefix");
+  }
+  if (!IsPlainIdentifier(h.session_id)) {
+    return InvalidArgument("session_id is not a plain identifier");
+  }
+  if (!h.connection_id.empty() && !IsPlainIdentifier(h.connection_id)) {
+    return InvalidArgument("connection_id is not a plain identifier");
+  }
+  std::string kind = KindOf(h.kind);
+  if (kind.empty()) {
+    return InvalidArgument("unknown kind " + std::to_string(h.kind));
+  }
+  MEZ_RETURN_IF_ERROR(CheckField(h.node, "node", 256));
+  MEZ_RETURN_IF_ERROR(CheckField(h.login, "login", 256));
+  MEZ_RETURN_IF_ERROR(CheckField(h.term, "term", 64));
+  if (kind == "shell" &&
+      (h.width < 1 || h.width > 65535 || h.height < 1 || h.height > 65535)) {
+    return InvalidArgument("shell streams need width and height in 1..65535");
+  }
+  if (kind == "exec" && h.command.empty()) {
+    return InvalidArgument("exec streams need a command");
+  }
+  if (h.command.size() > 64 * 1024) {
+    return InvalidArgument("command is over 64 KiB");
+  }
+  if (kind == "tcpip") {
+    if (h.connection_id.empty()) {
+      return InvalidArgument("tcpip streams need a connection_id");
+    }
+    if (h.dst_host.empty() || h.dst_host.size() > 253 ||
+        h.dst_host.front() == '.' || h.dst_host.front() == '-' ||
+        !std::all_of(h.dst_host.begin(), h.dst_host.end(), IsHostChar)) {
+      return InvalidArgument("dst_host is not a host name or address");
+    }
+    if (h.dst_port < 1 || h.dst_port > 65535 || h.src_port > 65535) {
+      return InvalidArgument("tcpip ports must be in 1..65535");
+    }
+    MEZ_RETURN_IF_ERROR(CheckField(h.src_host, "src_host", 256));
+  }
+  return claims->subject;
+}
+
 Result<UploadState> UploadManager::Replay(UploadWriter* w,
                                           const std::string& base) {
   const std::string part = base + ".part";
@@ -230,22 +372,40 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
                     sha + ", not the announced " + w->sha256_ +
                     "; upload it again from the start");
   }
-  // A malformed spool is kept aside for an operator, and refused for good.
+  const Caller& caller = w->caller_;
+  // A spool refused for good is kept aside for an operator.
   auto reject = [&](const Status& why) -> Status {
     rename(part.c_str(), (base + ".bad").c_str());
     unlink((base + ".meta").c_str());
-    MEZ_LOG(kWarning) << "upload " << w->session_id_ << " from "
-                      << w->caller_.name << " refused: " << why.message()
-                      << " (kept as " << base << ".bad)";
+    MEZ_LOG(kWarning) << "upload " << w->session_id_ << " from " << caller.name
+                      << " refused: " << why.message() << " (kept as " << base
+                      << ".bad)";
+    if (why.code() == Code::kPermissionDenied ||
+        why.code() == Code::kUnauthenticated) {
+      opt_.ingest->AuditRejected(caller, w->session_id_, why);
+    }
     return InvalidArgument("spool of " + w->session_id_ +
                            " refused: " + why.message());
   };
+  // The whole spool must parse before anything else happens.
+  {
+    auto check = SpoolReader::Open(part);
+    if (!check.ok()) return reject(check.status());
+    mezite::v1::RecordFrame header;
+    auto first = (*check)->Next(&header);
+    if (!first.ok()) return reject(first.status());
+    if (!*first) return reject(DataLoss("the spool holds no header frame"));
+    Status frames = CheckFrames(check->get());
+    if (!frames.ok()) return reject(frames);
+  }
   auto reader = SpoolReader::Open(part);
-  if (!reader.ok()) return reject(reader.status());
+  if (!reader.ok()) return reader.status();
   mezite::v1::RecordFrame frame;
   auto first = (*reader)->Next(&frame);
-  if (!first.ok()) return reject(first.status());
-  if (!*first) return reject(DataLoss("the spool holds no header frame"));
+  if (!first.ok() || !*first) {
+    return first.ok() ? DataLoss("the spool changed while it was replayed")
+                      : first.status();
+  }
   StreamHeader h = HeaderFromProto(frame.header());
   if (h.session_id != w->session_id_) {
     return reject(
@@ -255,6 +415,19 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     return reject(InvalidArgument("its header has no start time"));
   }
   h.verify_token_at_us = h.started_at_us;
+  // The recording's node is the caller's credential: a node records only
+  // itself. A proxy records the agentless nodes it serves, named in the
+  // header (ingest checks that name).
+  if (caller.role == auth::Role::kNode) {
+    if (!h.node.empty() && h.node != caller.name) {
+      return reject(PermissionDenied("its header names node '" + h.node +
+                                     "', but the caller is node '" +
+                                     caller.name + "'"));
+    }
+    h.node = caller.name;
+  } else if (h.node.empty()) {
+    h.node = caller.name;
+  }
   // The session is stored: remember it, drop the copy, answer complete.
   auto stored = [&](const std::string& storage_key) -> Result<UploadState> {
     MEZ_RETURN_IF_ERROR(WriteMarker(
@@ -270,14 +443,42 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     return st;
   };
 
-  // A replay cut short by a crash left a row (and maybe a file): redo it.
+  // A session of this id exists: the node-sync stream of the same session
+  // (cut off, to be completed from the node's local copy), or a replay cut
+  // short by a crash. Everything is verified before anything is removed.
   auto existing = opt_.catalog->GetSession(h.session_id);
   if (existing.ok()) {
-    std::string node = h.node.empty() ? w->caller_.name : h.node;
-    if (existing->node != node) {
+    if (existing->node != h.node) {
       return reject(PermissionDenied("session " + h.session_id +
                                      " belongs to another node"));
     }
+    if (existing->status == catalog::SessionStatus::kRecording) {
+      // Live (or its stream has not ended yet): never touched. The node
+      // retries later.
+      return FailedPrecondition(
+          "session " + h.session_id +
+          " is still recording at mezrecd; the upload is retried once its "
+          "stream has ended");
+    }
+    auto user = CheckHeader(h, caller);
+    if (!user.ok()) {
+      Code c = user.status().code();
+      if (c == Code::kInvalidArgument || c == Code::kUnauthenticated ||
+          c == Code::kPermissionDenied) {
+        return reject(user.status());
+      }
+      return user.status();
+    }
+    if (*user != existing->user) {
+      return reject(PermissionDenied("session " + h.session_id +
+                                     " belongs to another user"));
+    }
+    if (existing->kind != KindOf(h.kind)) {
+      return reject(InvalidArgument("session " + h.session_id + " is a " +
+                                    existing->kind + " session, not " +
+                                    KindOf(h.kind)));
+    }
+    // A complete recording is never replaced.
     if (existing->status == catalog::SessionStatus::kComplete) {
       return stored(existing->storage_key);
     }
@@ -290,15 +491,16 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     return existing.status();
   }
 
-  auto stream = opt_.ingest->Begin(h, w->caller_);
-  if (!stream.ok()) {
-    Code c = stream.status().code();
+  auto begun = opt_.ingest->Begin(h, caller);
+  if (!begun.ok()) {
+    Code c = begun.status().code();
     if (c == Code::kInvalidArgument || c == Code::kUnauthenticated ||
         c == Code::kPermissionDenied) {
-      return reject(stream.status());
+      return reject(begun.status());
     }
-    return stream.status();
+    return begun.status();
   }
+  std::unique_ptr<IngestStream> stream = std::move(begun).value();
   int64_t last_us = 0;
   Status s;
   while (s.ok()) {
@@ -311,37 +513,33 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     switch (frame.frame_case()) {
       case mezite::v1::RecordFrame::kChunk:
         last_us = std::max(last_us, frame.chunk().offset_us());
-        s = (*stream)->Chunk(frame.chunk().offset_us(),
-                             DirectionFromProto(frame.chunk().direction()),
-                             frame.chunk().data());
+        s = stream->Chunk(frame.chunk().offset_us(),
+                          DirectionFromProto(frame.chunk().direction()),
+                          frame.chunk().data());
         break;
       case mezite::v1::RecordFrame::kResize:
         last_us = std::max(last_us, frame.resize().offset_us());
-        s = (*stream)->Resize(frame.resize().offset_us(),
-                              frame.resize().width(), frame.resize().height());
+        s = stream->Resize(frame.resize().offset_us(), frame.resize().width(),
+                           frame.resize().height());
         break;
       case mezite::v1::RecordFrame::kExit:
         last_us = std::max(last_us, frame.exit().offset_us());
-        s = (*stream)->Exit(frame.exit().offset_us(),
-                            frame.exit().exit_status());
+        s = stream->Exit(frame.exit().offset_us(), frame.exit().exit_status());
         break;
-      default:  // The spool holds no second header and no batches.
-        s = DataLoss(frame.frame_case() ==
-                             mezite::v1::RecordFrame::FRAME_NOT_SET
-                         ? "an empty frame"
-                         : "a header or batch frame after the header");
+      default:
+        s = DataLoss("a header or batch frame after the header");
     }
   }
   if (!s.ok()) {
-    (*stream)->Finish(false, h.started_at_us + last_us).ok();
+    stream->Finish(false, h.started_at_us + last_us).ok();
     if (s.code() == Code::kInvalidArgument || s.code() == Code::kDataLoss) {
       return reject(s);
     }
     return s;
   }
   bool clean = (*reader)->clean_end();
-  std::string storage_key = (*stream)->storage_key();
-  MEZ_RETURN_IF_ERROR((*stream)->Finish(clean, h.started_at_us + last_us));
+  std::string storage_key = stream->storage_key();
+  MEZ_RETURN_IF_ERROR(stream->Finish(clean, h.started_at_us + last_us));
   return stored(storage_key);
 }
 

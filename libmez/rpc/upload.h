@@ -37,6 +37,10 @@ struct UploadOptions {
   IngestManager* ingest = nullptr;
   catalog::Catalog* catalog = nullptr;
   store::BlobStore* store = nullptr;
+  // Verifies the user token of an upload that would replace a session
+  // (nullptr: such uploads are refused).
+  const auth::TokenVerifier* verifier = nullptr;
+  Clock* clock = nullptr;            // nullptr: RealClock()
   uint64_t max_bytes = 64ULL << 30;  // Largest spool accepted.
 };
 
@@ -103,6 +107,14 @@ class UploadManager {
   Result<std::string> Dir(const Caller& caller);
   Status Validate(const Caller& caller, const std::string& session_id,
                   uint64_t total_size, const std::string& sha256);
+  // Every check ingest's Begin runs on `h`, without side effects; the
+  // verified user on success.
+  Result<std::string> CheckHeader(const StreamHeader& h, const Caller& caller);
+  // Verifies the whole copy (hash, every frame, the header as ingest
+  // checks it, the node by the caller's credential, and an existing
+  // session's node, user, kind and state) before it removes anything, then
+  // replays it. An existing session is replaced only when it is the
+  // caller's, the same user's and kind, and neither live nor complete.
   Result<UploadState> Replay(UploadWriter* w, const std::string& base);
   void Release(const std::string& key);
 
