@@ -804,5 +804,41 @@ TEST_F(RevocationTest, AdminIdentityIsReissuedForTheCurrentAdminRow) {
   EXPECT_EQ(server_->AdminToken(), reissued);
 }
 
+// The proxy inside mezrecd (--roles auth,proxy) is the catalog proxy
+// _mezrecd-proxy: created once, kept across restarts (so one replica's
+// start never revokes another's token), and new after users rm.
+TEST_F(RevocationTest, InProcessProxyIsACatalogPrincipalKeptAcrossRestarts) {
+  StopServer();
+  const std::map<std::string, std::string> env = {
+      {"MEZITE_ROLES", "auth,proxy"}, {"MEZITE_PROXY_LISTEN", "127.0.0.1:0"}};
+  auto proxy_row = [&]() -> std::string {
+    auto u = OpenCatalog()->GetUser("_mezrecd-proxy");
+    if (!u.ok()) return "";
+    EXPECT_EQ(u->role, "proxy");
+    EXPECT_TRUE(u->logins.empty());
+    return u->id;
+  };
+  server_ =
+      std::make_unique<Mezrecd>(data_dir(), std::vector<std::string>{}, env);
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  std::string first = proxy_row();
+  ASSERT_TRUE(catalog::IsIdentityId(first)) << server_->log();
+  ASSERT_EQ(server_->Stop(), 0);
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  EXPECT_EQ(proxy_row(), first);
+  // Removed: revoked, and the next start makes a new identity.
+  cluster_ = mezite::v1::Cluster::NewStub(server_->Channel());
+  RemoveUser("_mezrecd-proxy");
+  auto rev = OpenCatalog()->GetRevocation(first);
+  ASSERT_TRUE(rev.ok()) << rev.status().ToString();
+  EXPECT_EQ(rev->kind, "proxy");
+  cluster_.reset();
+  ASSERT_EQ(server_->Stop(), 0);
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  std::string second = proxy_row();
+  EXPECT_TRUE(catalog::IsIdentityId(second));
+  EXPECT_NE(second, first);
+}
+
 }  // namespace
 }  // namespace mez::testing
