@@ -2267,6 +2267,68 @@ TEST(PostgresCatalogTest, UsesTheDocumentedSchema) {
             "bigint");
 }
 
+// Users and nodes of a version 6 database get distinct identity ids in
+// step 7, and proxies become storable. The database is laid out as
+// versions 4 and 5 made it (only the tables step 7 touches).
+TEST(PostgresCatalogTest, UpgradesFromVersion6GivingEveryIdentityAnId) {
+  PostgresStore store;
+  ASSERT_OK(store.url());
+  const std::string& url = *store.url();
+  ASSERT_OK(testing::PostgresServer::Query(url, R"sql(
+CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY,
+                                applied_at BIGINT NOT NULL);
+INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0),
+                                     (6, 0);
+CREATE TABLE users (
+  name       TEXT COLLATE "C" NOT NULL,
+  logins     TEXT   NOT NULL,
+  role       TEXT   NOT NULL CHECK (role IN ('user', 'admin')),
+  created_us BIGINT NOT NULL,
+  CONSTRAINT users_pkey PRIMARY KEY (name)
+);
+CREATE TABLE nodes (
+  name            TEXT COLLATE "C" NOT NULL,
+  addr            TEXT    NOT NULL,
+  openssh         BOOLEAN NOT NULL,
+  login_hint      TEXT    NOT NULL,
+  host_key        TEXT    NOT NULL,
+  join_token_hash TEXT COLLATE "C" NOT NULL,
+  created_us      BIGINT  NOT NULL,
+  last_seen_us    BIGINT  NOT NULL,
+  recording_mode  TEXT    NOT NULL,
+  CONSTRAINT nodes_pkey PRIMARY KEY (name)
+);
+CREATE UNIQUE INDEX nodes_join_token_hash ON nodes (join_token_hash)
+  WHERE join_token_hash <> '';
+INSERT INTO users VALUES ('alice', '["root"]', 'admin', 11),
+                         ('bob', '[]', 'user', 12);
+INSERT INTO nodes VALUES ('db-1', 'h:22', false, '', '', '', 1, 0, ''),
+                         ('web-1', 'h:22', false, '', '', 'hash-1', 1, 0, '');
+)sql"));
+  auto cat = store.Open();
+  ASSERT_OK(cat);
+  EXPECT_EQ(*testing::PostgresServer::Query(
+                url, "SELECT version FROM schema_migrations ORDER BY 1"),
+            "1,2,3,4,5,6,7");
+  auto users = (*cat)->ListUsers();
+  ASSERT_OK(users);
+  ASSERT_EQ(users->size(), 2u);
+  ExpectSameUser(MakeUser("alice", {"root"}, "admin", 11), (*users)[0]);
+  ExpectSameUser(MakeUser("bob", {}, "user", 12), (*users)[1]);
+  EXPECT_NE((*users)[0].id, (*users)[1].id);
+  auto nodes = (*cat)->ListNodes();
+  ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 2u);
+  EXPECT_TRUE(IsIdentityId((*nodes)[0].id)) << (*nodes)[0].id;
+  EXPECT_TRUE(IsIdentityId((*nodes)[1].id)) << (*nodes)[1].id;
+  EXPECT_NE((*nodes)[0].id, (*nodes)[1].id);
+  ASSERT_OK((*cat)->CreateUser(MakeUser("px1", {}, "proxy", 13)));
+  ASSERT_OK((*cat)->DeleteNode("web-1", 99));
+  auto r = (*cat)->GetRevocation((*nodes)[1].id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->name, "web-1");
+}
+
 TEST(PostgresCatalogTest, RefusesNewerSchemaNamingBothVersions) {
   PostgresStore store;
   ASSERT_OK(store.Open());
