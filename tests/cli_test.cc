@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "libmez/agent/sync_recorder.h"
@@ -210,6 +211,51 @@ TEST_F(CliTest, NodesAndCaExport) {
                 .exit_code,
             0);
   EXPECT_EQ(Mezctl("ca export --type=root").exit_code, 2);
+}
+
+// A proxy identity is a principal: users ls lists it (with its id), and
+// users rm revokes its token on every service.
+TEST_F(CliTest, ProxiesAreListedAndRemovedLikeUsers) {
+  std::string file = dir_.File("px1.identity");
+  auto add =
+      Mezctl("users add px1 --role=proxy --identity-out " + ShellQuote(file));
+  ASSERT_EQ(add.exit_code, 0) << add.out;
+  auto ls = Mezctl("users ls | awk 'NR>1 {print $1, $2}'");
+  EXPECT_NE(ls.out.find("px1 proxy\n"), std::string::npos) << ls.out;
+  auto jl = Mezctl("users ls --format=jsonl");
+  bool found = false;
+  std::istringstream lines(jl.out);
+  for (std::string line; std::getline(lines, line);) {
+    json u = json::parse(line);
+    if (u["name"] != "px1") continue;
+    found = true;
+    EXPECT_EQ(u["role"], "proxy");
+    EXPECT_EQ(u["logins"].size(), 0u);
+    EXPECT_EQ(u["id"].get<std::string>().size(), 32u) << u.dump();
+  }
+  EXPECT_TRUE(found) << jl.out;
+
+  std::string token = json::parse(*ReadFile(file))["token"];
+  auto stub = pb::Cluster::NewStub(server_->Channel());
+  auto hello = [&] {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    pb::ProxyHelloRequest req;
+    pb::ProxyHelloResponse resp;
+    return stub->ProxyHello(&ctx, req, &resp);
+  };
+  ASSERT_TRUE(hello().ok());
+  auto rm = Mezctl("users rm px1");
+  ASSERT_EQ(rm.exit_code, 0) << rm.out;
+  EXPECT_NE(rm.out.find("revoked"), std::string::npos) << rm.out;
+  EXPECT_EQ(hello().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Mezctl("users ls").out.find("px1"), std::string::npos);
+  // Adding the name again makes a new identity; the old token stays dead.
+  ASSERT_EQ(Mezctl("users add px1 --role=proxy --identity-out " +
+                   ShellQuote(dir_.File("px1-new.identity")))
+                .exit_code,
+            0);
+  EXPECT_EQ(hello().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 // msh play ID streams the recording from mezrecd; the server undoes gzip
@@ -432,12 +478,20 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
     ~Stopper() { s->Stop(); }
   } stopper{sshd.get()};
 
-  // The node's host key is pinned at registration (msh ssh checks it).
-  auto add = Mezctl(
-      "nodes add web-01 --addr 127.0.0.1:" + std::to_string(sshd->port()) +
-      " --host-key " +
-      ShellQuote("ssh-ed25519 " + Base64Encode(sshd->host_public_key_blob())));
-  ASSERT_EQ(add.exit_code, 0) << add.out;
+  // The node (registered by Token() above) joins as mezd would: its
+  // address and host key are recorded, the key pinned (msh ssh checks it).
+  {
+    auto stub = pb::Cluster::NewStub(server_->Channel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + rec_opt.node_token);
+    pb::JoinNodeRequest join;
+    join.set_addr("127.0.0.1:" + std::to_string(sshd->port()));
+    join.set_host_key("ssh-ed25519 " +
+                      Base64Encode(sshd->host_public_key_blob()));
+    pb::JoinNodeResponse joined;
+    grpc::Status s = stub->JoinNode(&ctx, join, &joined);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
   std::string id = dir_.File("alice.identity");
   auto user = Mezctl("users add alice --logins=" + me +
                      ",nobody-else --identity-out " + ShellQuote(id));

@@ -110,16 +110,89 @@ void Mezrecd::Kill9() {
   pid_ = -1;
 }
 
-std::string Mezrecd::Token(auth::Role role, const std::string& subject,
-                           int64_t ttl_seconds) const {
+std::string Mezrecd::Issue(auth::Claims claims, int64_t ttl_seconds) const {
   auto pem = ReadFile(data_dir_ + "/jwt.key");
   auto name = ReadFile(data_dir_ + "/cluster_name");
   if (!pem.ok() || !name.ok()) return "";
   auto signer = auth::TokenSigner::FromPem(*pem);
   if (!signer.ok()) return "";
-  auto t = auth::IssueToken(**signer, Trim(*name), role, subject, {"root"},
+  auto t = auth::IssueToken(**signer, Trim(*name), std::move(claims),
                             ttl_seconds, RealClock());
   return t.ok() ? *t : "";
+}
+
+std::string Mezrecd::AdminToken() const {
+  auto id = auth::ReadIdentityFile(data_dir_ + "/admin.identity");
+  return id.ok() ? id->token : "";
+}
+
+std::string Mezrecd::IdentityId(auth::Role role,
+                                const std::string& name) const {
+  if (role != auth::Role::kUser && role != auth::Role::kAdmin &&
+      role != auth::Role::kProxy && role != auth::Role::kNode) {
+    return "";
+  }
+  auto stub = mezite::v1::Cluster::NewStub(Channel());
+  auto call = [&](auto method, const auto& req, auto* resp) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + AdminToken());
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    return ((*stub).*method)(&ctx, req, resp);
+  };
+  if (role == auth::Role::kNode) {
+    mezite::v1::ListNodesResponse list;
+    if (!call(&mezite::v1::Cluster::Stub::ListNodes,
+              mezite::v1::ListNodesRequest(), &list)
+             .ok()) {
+      return "";
+    }
+    for (const auto& n : list.nodes()) {
+      if (n.name() == name) return n.id();
+    }
+    mezite::v1::AddNodeRequest req;
+    req.set_name(name);
+    req.set_addr("127.0.0.1:22");
+    mezite::v1::AddNodeResponse resp;
+    if (!call(&mezite::v1::Cluster::Stub::AddNode, req, &resp).ok()) return "";
+    return resp.node().id();
+  }
+  mezite::v1::ListUsersResponse list;
+  if (!call(&mezite::v1::Cluster::Stub::ListUsers,
+            mezite::v1::ListUsersRequest(), &list)
+           .ok()) {
+    return "";
+  }
+  for (const auto& u : list.users()) {
+    if (u.name() == name) return u.id();
+  }
+  mezite::v1::AddUserRequest req;
+  req.set_name(name);
+  req.set_role(std::string(auth::RoleName(role)));
+  if (role != auth::Role::kProxy) req.add_logins("root");
+  mezite::v1::AddUserResponse resp;
+  if (!call(&mezite::v1::Cluster::Stub::AddUser, req, &resp).ok()) return "";
+  return resp.user().id();
+}
+
+std::string Mezrecd::Token(auth::Role role, const std::string& subject,
+                           int64_t ttl_seconds) const {
+  auth::Claims claims;
+  claims.subject = subject;
+  claims.role = role;
+  claims.logins = {"root"};
+  claims.uid = IdentityId(role, subject);
+  return Issue(std::move(claims), ttl_seconds);
+}
+
+std::string Mezrecd::Grant(const std::string& user, const std::string& node,
+                           int64_t ttl) const {
+  auth::Claims claims;
+  claims.subject = user;
+  claims.role = auth::Role::kSession;
+  claims.uid = IdentityId(auth::Role::kUser, user);
+  claims.audience = node;
+  return Issue(std::move(claims), ttl);
 }
 
 std::string Mezrecd::Sign(auth::Claims claims) const {
@@ -157,8 +230,7 @@ std::string Mezrecd::RegisterNode(const std::string& name,
                                   std::string* error) const {
   auto stub = mezite::v1::Cluster::NewStub(Channel());
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization",
-                  "Bearer " + Token(auth::Role::kAdmin, "admin"));
+  ctx.AddMetadata("authorization", "Bearer " + AdminToken());
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   mezite::v1::AddNodeRequest req;
   req.set_name(name);

@@ -39,9 +39,24 @@ class Mezrecd {
   const std::string& addr() const { return addr_; }
   const std::string& data_dir() const { return data_dir_; }
 
-  // Tokens signed by this cluster's key.
+  // Tokens signed by this cluster's key. For kUser, kAdmin, kProxy and
+  // kNode the identity must exist, as tokens speak for a catalog id: one
+  // missing is created through the running mezrecd's admin API (users
+  // with login "root", nodes at 127.0.0.1:22) and the token carries its
+  // id. Other roles, or when that fails (mezrecd not running, a name the
+  // API refuses), get a token without uid, which mezrecd refuses as a
+  // bearer token.
   std::string Token(auth::Role role, const std::string& subject,
                     int64_t ttl_seconds = 3600) const;
+  // A recording grant (kSession): `user`'s id (created as for Token when
+  // missing), aud = `node`.
+  std::string Grant(const std::string& user, const std::string& node,
+                    int64_t ttl = 600) const;
+  // The catalog id of user (kUser, kAdmin, kProxy) or node (kNode)
+  // `name`, creating the identity as Token does; "" when that fails.
+  std::string IdentityId(auth::Role role, const std::string& name) const;
+  // The token of admin.identity (the bootstrap admin's).
+  std::string AdminToken() const;
   // A token with exactly these claims (issuer filled in when empty).
   std::string Sign(auth::Claims claims) const;
   std::unique_ptr<mezite::v1::Recording::Stub> Stub() const;
@@ -55,6 +70,9 @@ class Mezrecd {
                            std::string* error = nullptr) const;
 
  private:
+  // Signs `claims` with this cluster's key for `ttl_seconds`; "" on error.
+  std::string Issue(auth::Claims claims, int64_t ttl_seconds) const;
+
   std::string data_dir_;
   std::vector<std::string> args_;
   std::map<std::string, std::string> env_;

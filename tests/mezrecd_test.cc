@@ -6,10 +6,13 @@
 #include <chrono>
 #include <thread>
 
+#include "libmez/auth/identity.h"
+#include "libmez/auth/ssh_cert.h"
 #include "libmez/catalog/catalog.h"
 #include "libmez/record/asciicast_reader.h"
 #include "libmez/record/pcap_reader.h"
 #include "libmez/util/file.h"
+#include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
 
@@ -400,6 +403,441 @@ TEST_F(MezrecdTest, InsecureIsRefusedOffLoopback) {
   Mezrecd server(data_dir(), {"--insecure", "--listen", "0.0.0.0:0"});
   EXPECT_FALSE(server.Start());
   EXPECT_NE(server.log().find("loopback"), std::string::npos) << server.log();
+}
+
+// Revocation by id (issue 14, items 2, 4 and 5): every credential speaks
+// for a catalog id, removing the name revokes it on every service, and
+// adding the name again does not bring it back.
+class RevocationTest : public MezrecdTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+    cluster_ = mezite::v1::Cluster::NewStub(server_->Channel());
+    admin_ = server_->AdminToken();
+    ASSERT_FALSE(admin_.empty());
+  }
+
+  // Calls a Cluster RPC with `token` as the bearer credential.
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (mezite::v1::Cluster::Stub::*method)(
+                        grpc::ClientContext*, const Req&, Resp*),
+                    const std::string& token, const Req& req,
+                    Resp* resp = nullptr) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    Resp scratch;
+    return ((*cluster_).*method)(&ctx, req, resp ? resp : &scratch);
+  }
+
+  // Adds a user (or proxy) through the admin API; returns its token.
+  std::string AddUser(const std::string& name, const std::string& role,
+                      std::vector<std::string> logins = {},
+                      mezite::v1::UserInfo* info = nullptr) {
+    mezite::v1::AddUserRequest req;
+    req.set_name(name);
+    req.set_role(role);
+    for (const auto& l : logins) req.add_logins(l);
+    mezite::v1::AddUserResponse resp;
+    grpc::Status s =
+        Call(&mezite::v1::Cluster::Stub::AddUser, admin_, req, &resp);
+    EXPECT_TRUE(s.ok()) << name << ": " << s.error_message();
+    if (info != nullptr) *info = resp.user();
+    return resp.token();
+  }
+  void RemoveUser(const std::string& name) {
+    mezite::v1::RemoveUserRequest req;
+    req.set_name(name);
+    grpc::Status s = Call(&mezite::v1::Cluster::Stub::RemoveUser, admin_, req);
+    ASSERT_TRUE(s.ok()) << name << ": " << s.error_message();
+  }
+  // Adds an agent node; returns its join token.
+  std::string AddNode(const std::string& name) {
+    mezite::v1::AddNodeRequest req;
+    req.set_name(name);
+    req.set_addr("127.0.0.1:22");
+    mezite::v1::AddNodeResponse resp;
+    grpc::Status s =
+        Call(&mezite::v1::Cluster::Stub::AddNode, admin_, req, &resp);
+    EXPECT_TRUE(s.ok()) << name << ": " << s.error_message();
+    EXPECT_TRUE(catalog::IsIdentityId(resp.node().id())) << resp.node().id();
+    return resp.join_token();
+  }
+  void RemoveNode(const std::string& name) {
+    mezite::v1::RemoveNodeRequest req;
+    req.set_name(name);
+    grpc::Status s = Call(&mezite::v1::Cluster::Stub::RemoveNode, admin_, req);
+    ASSERT_TRUE(s.ok()) << name << ": " << s.error_message();
+  }
+
+  grpc::Status WhoAmI(const std::string& token,
+                      mezite::v1::WhoAmIResponse* resp = nullptr) {
+    return Call(&mezite::v1::Cluster::Stub::WhoAmI, token,
+                mezite::v1::WhoAmIRequest(), resp);
+  }
+  grpc::Status GetConfig(const std::string& token) {
+    mezite::v1::GetConfigRequest req;
+    req.set_key("session_recording");
+    return Call(&mezite::v1::Cluster::Stub::GetConfig, token, req);
+  }
+  grpc::Status JoinNode(const std::string& token) {
+    mezite::v1::JoinNodeRequest req;
+    req.set_addr("127.0.0.1:2222");
+    return Call(&mezite::v1::Cluster::Stub::JoinNode, token, req);
+  }
+  // Opens a Record stream as `token` and sends a header for alice.
+  grpc::Status Record(const std::string& token, const std::string& id) {
+    RecordCall call(stub_.get(), token);
+    call.Send(HeaderFrame(id, alice_, SESSION_KIND_EXEC));
+    call.Send(ChunkFrame(1000, DIRECTION_OUT, "hi\r\n"));
+    call.Send(ExitFrame(2000, 0));
+    return call.Close();
+  }
+  // Sends the start of a node-mode upload as `token`.
+  grpc::Status Upload(const std::string& token, const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    mezite::v1::UploadStatus resp;
+    auto writer = stub_->Upload(&ctx, &resp);
+    mezite::v1::UploadFrame f;
+    f.mutable_start()->set_session_id(id);
+    f.mutable_start()->set_total_size(4);
+    f.mutable_start()->set_sha256(std::string(64, '0'));
+    writer->Write(f);
+    writer->WritesDone();
+    return writer->Finish();
+  }
+  grpc::Status GetUploadStatus(const std::string& token,
+                               const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    mezite::v1::UploadStatusRequest req;
+    req.set_session_id(id);
+    req.set_total_size(4);
+    req.set_sha256(std::string(64, '0'));
+    mezite::v1::UploadStatus resp;
+    return stub_->GetUploadStatus(&ctx, req, &resp);
+  }
+
+  std::unique_ptr<mezite::v1::Cluster::Stub> cluster_;
+  std::string admin_;
+};
+
+constexpr grpc::StatusCode kUnauthenticated = grpc::StatusCode::UNAUTHENTICATED;
+
+TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
+  std::string old_token = AddNode("web-02");
+  ASSERT_TRUE(JoinNode(old_token).ok());
+  ASSERT_TRUE(GetConfig(old_token).ok());
+  grpc::Status s = Record(old_token, "rev-node-1");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  RemoveNode("web-02");
+  std::string new_token = AddNode("web-02");
+  ASSERT_NE(new_token, old_token);
+
+  s = JoinNode(old_token);
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  EXPECT_NE(s.error_message().find("revoked"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(GetConfig(old_token).error_code(), kUnauthenticated);
+  s = Record(old_token, "rev-node-2");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = Upload(old_token, "rev-node-3");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = GetUploadStatus(old_token, "rev-node-3");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  EXPECT_FALSE(OpenCatalog()->GetSession("rev-node-2").ok());
+
+  s = JoinNode(new_token);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(GetConfig(new_token).ok());
+  s = Record(new_token, "rev-node-4");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+
+  // The revocation is on record, with the removed id.
+  auto revs = OpenCatalog()->ListRevocations(0);
+  ASSERT_TRUE(revs.ok());
+  ASSERT_EQ(revs->size(), 1u);
+  EXPECT_EQ((*revs)[0].name, "web-02");
+  EXPECT_EQ((*revs)[0].kind, "node");
+}
+
+TEST_F(RevocationTest, ReaddedUserNeverRevivesTheOldTokenNorGivesItAdmin) {
+  std::string old_token = AddUser("dave", "user", {"dave"});
+  mezite::v1::WhoAmIResponse who;
+  ASSERT_TRUE(WhoAmI(old_token, &who).ok());
+  EXPECT_EQ(who.role(), "user");
+
+  RemoveUser("dave");
+  std::string new_token = AddUser("dave", "admin", {"dave"});
+
+  grpc::Status s = WhoAmI(old_token, &who);
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << who.role();
+  EXPECT_NE(s.error_message().find("revoked"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(Call(&mezite::v1::Cluster::Stub::ListSessions, old_token,
+                 mezite::v1::ListSessionsRequest())
+                .error_code(),
+            kUnauthenticated);
+  EXPECT_EQ(Call(&mezite::v1::Cluster::Stub::ListAudit, old_token,
+                 mezite::v1::ListAuditRequest())
+                .error_code(),
+            kUnauthenticated);
+  EXPECT_EQ(Call(&mezite::v1::Cluster::Stub::ListUsers, old_token,
+                 mezite::v1::ListUsersRequest())
+                .error_code(),
+            kUnauthenticated);
+  mezite::v1::SignUserCertRequest cert;
+  auto key = auth::GenerateSshUserKey();
+  ASSERT_TRUE(key.ok());
+  cert.set_public_key_blob(key->second);
+  cert.set_login("dave");
+  EXPECT_EQ(Call(&mezite::v1::Cluster::Stub::SignUserCert, old_token, cert)
+                .error_code(),
+            kUnauthenticated);
+  EXPECT_EQ(GetConfig(old_token).error_code(), kUnauthenticated);
+
+  ASSERT_TRUE(WhoAmI(new_token, &who).ok());
+  EXPECT_EQ(who.role(), "admin");
+  EXPECT_TRUE(Call(&mezite::v1::Cluster::Stub::ListAudit, new_token,
+                   mezite::v1::ListAuditRequest())
+                  .ok());
+  // The refusals are audited.
+  catalog::AuditFilter f;
+  f.type = "access.denied";
+  auto denied = OpenCatalog()->ListAudit(f);
+  ASSERT_TRUE(denied.ok());
+  EXPECT_GE(denied->size(), 6u);
+}
+
+TEST_F(RevocationTest, RemovedAdminCannotRecordOrUpload) {
+  std::string boss = AddUser("boss", "admin");
+  grpc::Status s = Record(boss, "rev-admin-1");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  s = GetUploadStatus(boss, "rev-admin-2");
+  ASSERT_NE(s.error_code(), kUnauthenticated) << s.error_message();
+
+  RemoveUser("boss");
+  s = Record(boss, "rev-admin-3");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = Upload(boss, "rev-admin-4");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = GetUploadStatus(boss, "rev-admin-2");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  EXPECT_FALSE(OpenCatalog()->GetSession("rev-admin-3").ok());
+  // Nor does the name added back as a user bring it back.
+  AddUser("boss", "user");
+  s = Record(boss, "rev-admin-5");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+}
+
+TEST_F(RevocationTest, RemovedProxyIsRefusedOnEveryProxyCall) {
+  mezite::v1::UserInfo info;
+  std::string proxy = AddUser("px1", "proxy", {}, &info);
+  EXPECT_EQ(info.role(), "proxy");
+  EXPECT_TRUE(catalog::IsIdentityId(info.id())) << info.id();
+  // Listed like any principal.
+  mezite::v1::ListUsersResponse users;
+  ASSERT_TRUE(Call(&mezite::v1::Cluster::Stub::ListUsers, admin_,
+                   mezite::v1::ListUsersRequest(), &users)
+                  .ok());
+  bool listed = false;
+  for (const auto& u : users.users()) {
+    if (u.name() == "px1") {
+      listed = true;
+      EXPECT_EQ(u.role(), "proxy");
+      EXPECT_EQ(u.id(), info.id());
+      EXPECT_EQ(u.logins_size(), 0);
+    }
+  }
+  EXPECT_TRUE(listed);
+
+  auto key = auth::GenerateSshUserKey();
+  ASSERT_TRUE(key.ok());
+  mezite::v1::UpstreamCertRequest up;
+  up.set_user("alice");  // Token() made alice with login root.
+  up.set_login("root");
+  up.set_public_key_blob(key->second);
+  mezite::v1::ProxyHelloRequest hello;
+  mezite::v1::ProxyHopRequest hop;
+  hop.set_user("alice");
+  hop.set_node("web-01");
+  hop.set_login("root");
+  mezite::v1::NodeAuditRequest audit;
+  audit.set_type("auth.refused");
+  grpc::Status s = Call(&mezite::v1::Cluster::Stub::ProxyHello, proxy, hello);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  s = Call(&mezite::v1::Cluster::Stub::SignUpstreamCert, proxy, up);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  s = Call(&mezite::v1::Cluster::Stub::AuthorizeProxyHop, proxy, hop);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  s = Call(&mezite::v1::Cluster::Stub::NodeAudit, proxy, audit);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  RemoveUser("px1");
+  for (const char* method :
+       {"ProxyHello", "SignUpstreamCert", "AuthorizeProxyHop", "NodeAudit"}) {
+    SCOPED_TRACE(method);
+    std::string m = method;
+    s = m == "ProxyHello"
+            ? Call(&mezite::v1::Cluster::Stub::ProxyHello, proxy, hello)
+        : m == "SignUpstreamCert"
+            ? Call(&mezite::v1::Cluster::Stub::SignUpstreamCert, proxy, up)
+        : m == "AuthorizeProxyHop"
+            ? Call(&mezite::v1::Cluster::Stub::AuthorizeProxyHop, proxy, hop)
+            : Call(&mezite::v1::Cluster::Stub::NodeAudit, proxy, audit);
+    EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  }
+  s = Record(proxy, "rev-proxy-1");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = Upload(proxy, "rev-proxy-2");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+
+  // A proxy is not a person: it has no logins and cannot be jumped as.
+  AddUser("px2", "proxy");
+  up.set_user("px2");
+  s = Call(&mezite::v1::Cluster::Stub::SignUpstreamCert, admin_, up);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  mezite::v1::AddUserRequest bad;
+  bad.set_name("px3");
+  bad.set_role("proxy");
+  bad.add_logins("root");
+  s = Call(&mezite::v1::Cluster::Stub::AddUser, admin_, bad);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Names starting with '_' are mezrecd's own.
+  bad.set_name("_mezrecd-proxy");
+  bad.clear_logins();
+  s = Call(&mezite::v1::Cluster::Stub::AddUser, admin_, bad);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("reserved"), std::string::npos)
+      << s.error_message();
+}
+
+TEST_F(RevocationTest, TokensWithoutIdAndGrantsAreNotBearerCredentials) {
+  auto claims = [](auth::Role role, const std::string& sub) {
+    auth::Claims c;
+    c.subject = sub;
+    c.role = role;
+    c.issued_at = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    c.expires_at = c.issued_at + 600;
+    return c;
+  };
+  // Existing identities, but no uid: tokens from before ids existed.
+  std::string admin = server_->Sign(claims(auth::Role::kAdmin, "admin"));
+  std::string node = server_->Sign(claims(auth::Role::kNode, "web-01"));
+  std::string user = server_->Sign(claims(auth::Role::kUser, "alice"));
+  for (const std::string& t : {admin, node, user}) {
+    grpc::Status s = WhoAmI(t);
+    EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+    EXPECT_NE(s.error_message().find("issue"), std::string::npos)
+        << s.error_message();
+  }
+  grpc::Status s = Record(admin, "rev-uid-1");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = Record(node, "rev-uid-2");
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = JoinNode(node);
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+
+  // A recording grant and a join token carry the right uid, yet are no
+  // bearer credentials.
+  std::string grant = server_->Grant("alice", "web-01");
+  ASSERT_FALSE(grant.empty());
+  auth::Claims join = claims(auth::Role::kJoin, "web-01");
+  auto nodes = OpenCatalog()->GetNode("web-01");
+  ASSERT_TRUE(nodes.ok());
+  join.uid = nodes->id;
+  std::string join_token = server_->Sign(join);
+  for (const std::string& t : {grant, join_token}) {
+    s = WhoAmI(t);
+    EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+    EXPECT_EQ(GetConfig(t).error_code(), kUnauthenticated);
+  }
+  s = JoinNode(join_token);
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  s = Record(join_token, "rev-uid-3");
+  EXPECT_NE(s.error_code(), grpc::StatusCode::OK) << s.error_message();
+
+  // The harness's tokens carry ids and work.
+  EXPECT_TRUE(WhoAmI(server_->Token(auth::Role::kUser, "alice")).ok());
+  EXPECT_TRUE(WhoAmI(node_).ok());
+  EXPECT_TRUE(WhoAmI(admin_).ok());
+}
+
+TEST_F(RevocationTest, AdminIdentityIsReissuedForTheCurrentAdminRow) {
+  mezite::v1::WhoAmIResponse who;
+  ASSERT_TRUE(WhoAmI(admin_, &who).ok());
+  EXPECT_EQ(who.role(), "admin");
+  // An identity file from before ids existed holds a token without uid.
+  StopServer();
+  auto id = auth::ReadIdentityFile(data_dir() + "/admin.identity");
+  ASSERT_TRUE(id.ok());
+  auth::Claims c;
+  c.subject = "admin";
+  c.role = auth::Role::kAdmin;
+  c.issued_at = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  c.expires_at = c.issued_at + 365 * 86400;
+  id->token = server_->Sign(c);
+  ASSERT_TRUE(
+      auth::WriteIdentityFile(data_dir() + "/admin.identity", *id).ok());
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  stub_ = server_->Stub();
+  cluster_ = mezite::v1::Cluster::NewStub(server_->Channel());
+  std::string reissued = server_->AdminToken();
+  EXPECT_NE(reissued, id->token);
+  grpc::Status s = WhoAmI(reissued, &who);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(who.role(), "admin");
+  // And a token that already speaks for the admin row is kept.
+  StopServer();
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  EXPECT_EQ(server_->AdminToken(), reissued);
+}
+
+// The proxy inside mezrecd (--roles auth,proxy) is the catalog proxy
+// _mezrecd-proxy: created once, kept across restarts (so one replica's
+// start never revokes another's token), and new after users rm.
+TEST_F(RevocationTest, InProcessProxyIsACatalogPrincipalKeptAcrossRestarts) {
+  StopServer();
+  const std::map<std::string, std::string> env = {
+      {"MEZITE_ROLES", "auth,proxy"}, {"MEZITE_PROXY_LISTEN", "127.0.0.1:0"}};
+  auto proxy_row = [&]() -> std::string {
+    auto u = OpenCatalog()->GetUser("_mezrecd-proxy");
+    if (!u.ok()) return "";
+    EXPECT_EQ(u->role, "proxy");
+    EXPECT_TRUE(u->logins.empty());
+    return u->id;
+  };
+  server_ =
+      std::make_unique<Mezrecd>(data_dir(), std::vector<std::string>{}, env);
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  std::string first = proxy_row();
+  ASSERT_TRUE(catalog::IsIdentityId(first)) << server_->log();
+  ASSERT_EQ(server_->Stop(), 0);
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  EXPECT_EQ(proxy_row(), first);
+  // Removed: revoked, and the next start makes a new identity.
+  cluster_ = mezite::v1::Cluster::NewStub(server_->Channel());
+  RemoveUser("_mezrecd-proxy");
+  auto rev = OpenCatalog()->GetRevocation(first);
+  ASSERT_TRUE(rev.ok()) << rev.status().ToString();
+  EXPECT_EQ(rev->kind, "proxy");
+  cluster_.reset();
+  ASSERT_EQ(server_->Stop(), 0);
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  std::string second = proxy_row();
+  EXPECT_TRUE(catalog::IsIdentityId(second));
+  EXPECT_NE(second, first);
 }
 
 }  // namespace

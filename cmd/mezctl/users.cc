@@ -28,14 +28,14 @@ void AddUsersCommand(CLI::App* app, const std::string* identity, int* rc) {
   });
 
   auto format = std::make_shared<std::string>("text");
-  auto* ls = users->add_subcommand("ls", "list users");
+  auto* ls = users->add_subcommand("ls", "list users and proxies");
   ls->add_option("--format", *format, "text, json or jsonl")
       ->check(CLI::IsMember({"text", "json", "jsonl"}));
   ls->callback([=] { *rc = Report("mezctl", UsersLs(*identity, *format)); });
 
   auto name = std::make_shared<std::string>();
   auto* rm = users->add_subcommand(
-      "rm", "remove a user (their identity stops working)");
+      "rm", "remove a user or proxy (every token issued for it is revoked)");
   rm->add_option("name", *name, "user name")->required();
   rm->callback([=] { *rc = Report("mezctl", UsersRm(*identity, *name)); });
 }

@@ -1,5 +1,8 @@
 #include "libmez/catalog/catalog.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -166,15 +169,58 @@ bool IsValidLoginName(std::string_view login) {
   return true;
 }
 
+std::string NewIdentityId() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    MEZ_CHECK(n > 0);  // Only fails on a kernel without getrandom(2).
+    got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id += kHex[b >> 4];
+    id += kHex[b & 0xf];
+  }
+  return id;
+}
+
+bool IsIdentityId(std::string_view id) {
+  if (id.size() != 32) return false;
+  for (char c : id) {
+    if (!(IsDigit(c) || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+namespace {
+
+Status ValidateIdentityId(std::string_view what, std::string_view id) {
+  if (id.empty() || IsIdentityId(id)) return Status::Ok();
+  return InvalidArgument(std::string(what) + ": id " + Quote(id) +
+                         " is not 32 lowercase hex digits (leave it empty "
+                         "to have one assigned)");
+}
+
+}  // namespace
+
 Status ValidateUser(const User& user) {
   if (!IsPlainIdentifier(user.name)) {
     return InvalidArgument("user name " + Quote(user.name) +
                            " is not a plain identifier (" +
                            kPlainIdentifierRule + ")");
   }
-  if (user.role != "user" && user.role != "admin") {
+  MEZ_RETURN_IF_ERROR(ValidateIdentityId("user " + user.name, user.id));
+  if (user.role != "user" && user.role != "admin" && user.role != "proxy") {
     return InvalidArgument("user " + user.name + ": role " + Quote(user.role) +
-                           " is not \"user\" or \"admin\"");
+                           " is not \"user\", \"admin\" or \"proxy\"");
+  }
+  if (user.role == "proxy" && !user.logins.empty()) {
+    return InvalidArgument("user " + user.name +
+                           ": logins must be empty for a proxy (a proxy "
+                           "never logs in to a node)");
   }
   for (size_t i = 0; i < user.logins.size(); ++i) {
     std::string field = "logins[" + std::to_string(i) + "]";
@@ -214,6 +260,7 @@ Status ValidateNode(const Node& node) {
                            " is not a plain identifier (" +
                            kPlainIdentifierRule + ")");
   }
+  MEZ_RETURN_IF_ERROR(ValidateIdentityId("node " + node.name, node.id));
   return ValidateNodeAddr(node.name, node.addr);
 }
 

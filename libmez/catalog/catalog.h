@@ -75,16 +75,23 @@ struct AuditFilter {
   int limit = 0;  // Newest first.
 };
 
-// A Mezite user account.
+// A Mezite principal: a person ("user", "admin") or a proxy-only mezrecd
+// ("proxy", never any logins).
 struct User {
+  // The identity's catalog id: 32 lowercase hex digits (128 random bits),
+  // assigned by CreateUser when empty and never reused. Tokens carry it
+  // (auth::Claims::uid); removing the name revokes them, and a user added
+  // again under the same name gets a new id.
+  std::string id;
   std::string name;                 // A plain identifier (IsPlainIdentifier).
   std::vector<std::string> logins;  // OS logins allowed; may be empty.
-  std::string role;                 // "user" or "admin".
+  std::string role;                 // "user", "admin" or "proxy".
   int64_t created_us = 0;           // Unix microseconds, as given.
 };
 
 // A node: an SSH server whose sessions are recorded.
 struct Node {
+  std::string id;        // As User::id, assigned by CreateNode when empty.
   std::string name;      // A plain identifier.
   std::string addr;      // HOST:PORT; an IPv6 host in brackets.
   bool openssh = false;  // Plain OpenSSH, no Mezite node agent.
@@ -95,6 +102,19 @@ struct Node {
   int64_t last_seen_us = 0;    // 0: never seen.
   std::string recording_mode;  // As the node last reported it.
 };
+
+// The record of a removed identity (DeleteUser, DeleteNode), kept so that
+// what was signed for it before its removal can be told apart from what
+// was signed after, and so that nodes can learn of recent removals.
+struct Revocation {
+  std::string id;          // The removed identity's User::id or Node::id.
+  std::string name;        // Its name when removed.
+  std::string kind;        // "user", "admin", "proxy" or "node".
+  int64_t revoked_us = 0;  // Unix microseconds.
+};
+
+// ListRevocations returns at most this many rows.
+inline constexpr int kMaxRevocationList = 10000;
 
 // Thread-safe.
 class Catalog {
@@ -160,26 +180,41 @@ class Catalog {
                            const std::string& value) = 0;
 
   // Users. kInvalidArgument (naming the field) unless ValidateUser accepts
-  // the user; kAlreadyExists when one with that name exists.
+  // the user; kAlreadyExists when one with that name or id exists, or the
+  // id was revoked. An empty id is replaced by a new one (NewIdentityId);
+  // callers that need the id (to sign a token) set it themselves.
   virtual Status CreateUser(const User& user) = 0;
   // kNotFound for an unknown name.
   virtual Result<User> GetUser(const std::string& name) = 0;
   // Every user, ordered by name (bytewise).
   virtual Result<std::vector<User>> ListUsers() = 0;
-  // kNotFound for an unknown name. Sessions and audit events naming the
-  // user are kept.
-  virtual Status DeleteUser(const std::string& name) = 0;
+  // kNotFound for an unknown name. Records the user's Revocation (kind: its
+  // role; revoked_us: `revoked_us`, or the real clock's time when 0) in the
+  // same transaction. Sessions and audit events naming the user are kept.
+  virtual Status DeleteUser(const std::string& name,
+                            int64_t revoked_us = 0) = 0;
 
   // Nodes. kInvalidArgument (naming the field) unless ValidateNode accepts
-  // the node; kAlreadyExists when one with that name, or another node with
-  // the same non-empty join_token_hash, exists.
+  // the node; kAlreadyExists when one with that name or id, or another
+  // node with the same non-empty join_token_hash, exists, or the id was
+  // revoked. An empty id is replaced by a new one, as for CreateUser.
   virtual Status CreateNode(const Node& node) = 0;
   // kNotFound for an unknown name.
   virtual Result<Node> GetNode(const std::string& name) = 0;
   // Every node, ordered by name (bytewise).
   virtual Result<std::vector<Node>> ListNodes() = 0;
-  // kNotFound for an unknown name.
-  virtual Status DeleteNode(const std::string& name) = 0;
+  // kNotFound for an unknown name. Records the node's Revocation (kind
+  // "node"), as DeleteUser does.
+  virtual Status DeleteNode(const std::string& name,
+                            int64_t revoked_us = 0) = 0;
+  // Revocations with revoked_us >= since_us, newest first (ties: id
+  // descending), at most `limit` of them (0, or more than
+  // kMaxRevocationList: kMaxRevocationList).
+  virtual Result<std::vector<Revocation>> ListRevocations(int64_t since_us,
+                                                          int limit = 0) = 0;
+  // The revocation of identity `id`. kNotFound when that id was never
+  // revoked (a live identity, or an id never issued).
+  virtual Result<Revocation> GetRevocation(const std::string& id) = 0;
   // Records a sign of life: sets last_seen_us and recording_mode, addr
   // unless `addr` is empty (kInvalidArgument unless HOST:PORT), and
   // host_key unless it is empty. kNotFound for an unknown name.
@@ -239,12 +274,18 @@ Result<std::string> NormalizeAuditDetails(const std::string& details);
 // True for a POSIX-style login name: 1-32 characters of [a-z0-9_-], the
 // first one of [a-z_].
 bool IsValidLoginName(std::string_view login);
-// kInvalidArgument, naming the field, unless: name is a plain identifier,
-// role is "user" or "admin", and each login is a valid login name, with no
-// repeats.
+// A new identity id: 16 bytes from the operating system's CSPRNG as 32
+// lowercase hex digits.
+std::string NewIdentityId();
+// True for 32 lowercase hex digits (the form NewIdentityId returns).
+bool IsIdentityId(std::string_view id);
+// kInvalidArgument, naming the field, unless: id is empty or an identity
+// id, name is a plain identifier, role is "user", "admin" or "proxy", each
+// login is a valid login name, with no repeats, and a proxy has no logins.
 Status ValidateUser(const User& user);
-// kInvalidArgument, naming the field, unless name is a plain identifier and
-// addr is valid (ValidateNodeAddr). Other fields are stored as given.
+// kInvalidArgument, naming the field, unless id is empty or an identity
+// id, name is a plain identifier and addr is valid (ValidateNodeAddr).
+// Other fields are stored as given.
 Status ValidateNode(const Node& node);
 // kInvalidArgument unless `addr` is HOST:PORT: port 1-65535 in decimal;
 // host a name or IPv4 address of [A-Za-z0-9._-], or an IPv6 address in

@@ -738,7 +738,12 @@ Node MakeNode(std::string name, std::string addr, std::string token_hash) {
   return n;
 }
 
+// `want.id` empty: any identity id will do (CreateUser assigned one).
 void ExpectSameUser(const User& want, const User& got) {
+  EXPECT_TRUE(IsIdentityId(got.id)) << got.id;
+  if (!want.id.empty()) {
+    EXPECT_EQ(want.id, got.id);
+  }
   EXPECT_EQ(want.name, got.name);
   EXPECT_EQ(want.logins, got.logins);
   EXPECT_EQ(want.role, got.role);
@@ -746,6 +751,10 @@ void ExpectSameUser(const User& want, const User& got) {
 }
 
 void ExpectSameNode(const Node& want, const Node& got) {
+  EXPECT_TRUE(IsIdentityId(got.id)) << got.id;
+  if (!want.id.empty()) {
+    EXPECT_EQ(want.id, got.id);
+  }
   EXPECT_EQ(want.name, got.name);
   EXPECT_EQ(want.addr, got.addr);
   EXPECT_EQ(want.openssh, got.openssh);
@@ -1097,6 +1106,214 @@ TEST_P(CatalogTest, UsersAndNodesSurviveReopen) {
   EXPECT_EQ(node->name, "web-1");
   EXPECT_EQ(cat().CreateUser(alice).code(), Code::kAlreadyExists);
   EXPECT_EQ(cat().CreateNode(web).code(), Code::kAlreadyExists);
+}
+
+TEST_P(CatalogTest, IdentityIdsAreAssignedReturnedAndNeverShared) {
+  ASSERT_OK(cat().CreateUser(MakeUser("alice", {"root"}, "user", 1)));
+  User bob = MakeUser("bob", {}, "admin", 2);
+  bob.id = NewIdentityId();
+  ASSERT_OK(cat().CreateUser(bob));
+  auto alice = cat().GetUser("alice");
+  ASSERT_OK(alice);
+  EXPECT_TRUE(IsIdentityId(alice->id)) << alice->id;
+  auto got = cat().GetUser("bob");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->id, bob.id);
+  EXPECT_NE(alice->id, bob.id);
+  auto users = cat().ListUsers();
+  ASSERT_OK(users);
+  ASSERT_EQ(users->size(), 2u);
+  EXPECT_EQ((*users)[0].id, alice->id);
+  EXPECT_EQ((*users)[1].id, bob.id);
+
+  // An id is one identity's: another user or node cannot take it.
+  User carol = MakeUser("carol", {}, "user", 3);
+  carol.id = bob.id;
+  Status st = cat().CreateUser(carol);
+  EXPECT_EQ(st.code(), Code::kAlreadyExists) << st.ToString();
+  EXPECT_NE(st.message().find("carol"), std::string::npos) << st.message();
+  EXPECT_EQ(cat().GetUser("carol").status().code(), Code::kNotFound);
+
+  ASSERT_OK(cat().CreateNode(MakeNode("web-1", "10.0.0.1:22", "")));
+  Node web2 = MakeNode("web-2", "10.0.0.2:22", "");
+  web2.id = NewIdentityId();
+  ASSERT_OK(cat().CreateNode(web2));
+  auto n1 = cat().GetNode("web-1");
+  ASSERT_OK(n1);
+  EXPECT_TRUE(IsIdentityId(n1->id)) << n1->id;
+  EXPECT_NE(n1->id, web2.id);
+  auto nodes = cat().ListNodes();
+  ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 2u);
+  EXPECT_EQ((*nodes)[1].id, web2.id);
+  Node web3 = MakeNode("web-3", "10.0.0.3:22", "");
+  web3.id = web2.id;
+  st = cat().CreateNode(web3);
+  EXPECT_EQ(st.code(), Code::kAlreadyExists) << st.ToString();
+  EXPECT_NE(st.message().find("id"), std::string::npos) << st.message();
+
+  // Ids survive a restart.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  got = cat().GetUser("alice");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->id, alice->id);
+  n1 = cat().GetNode("web-1");
+  ASSERT_OK(n1);
+  EXPECT_EQ(n1->id, (*nodes)[0].id);
+
+  // 10,000 fresh ids are well-formed and distinct.
+  std::set<std::string> ids;
+  for (int i = 0; i < 10000; ++i) {
+    std::string id = NewIdentityId();
+    ASSERT_TRUE(IsIdentityId(id)) << id;
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 10000u);
+}
+
+TEST_P(CatalogTest, MalformedIdsAreRefusedNamingTheField) {
+  for (const char* bad :
+       {"0123456789abcdef0123456789ABCDEF", "0123456789abcdef", "x",
+        "0123456789abcdef0123456789abcdeg", "0123456789abcdef0123456789abcdef0",
+        " 0123456789abcdef0123456789abcde"}) {
+    SCOPED_TRACE(bad);
+    User u = MakeUser("alice", {}, "user", 1);
+    u.id = bad;
+    ExpectInvalid(cat().CreateUser(u), {"alice", "id", "32 lowercase hex"});
+    Node n = MakeNode("web-1", "h:22", "");
+    n.id = bad;
+    ExpectInvalid(cat().CreateNode(n), {"web-1", "id", "32 lowercase hex"});
+  }
+  EXPECT_TRUE(cat().ListUsers()->empty());
+  EXPECT_TRUE(cat().ListNodes()->empty());
+}
+
+TEST_P(CatalogTest, ProxiesArePrincipalsWithoutLogins) {
+  ASSERT_OK(cat().CreateUser(MakeUser("px1", {}, "proxy", 5)));
+  auto got = cat().GetUser("px1");
+  ASSERT_OK(got);
+  ExpectSameUser(MakeUser("px1", {}, "proxy", 5), *got);
+  auto list = cat().ListUsers();
+  ASSERT_OK(list);
+  EXPECT_EQ(Names(*list), std::vector<std::string>{"px1"});
+  ExpectInvalid(cat().CreateUser(MakeUser("px2", {"root"}, "proxy", 5)),
+                {"px2", "logins", "proxy"});
+  EXPECT_EQ(cat().GetUser("px2").status().code(), Code::kNotFound);
+  ASSERT_OK(cat().DeleteUser("px1", 77));
+  auto r = cat().GetRevocation(got->id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->kind, "proxy");
+  EXPECT_EQ(r->name, "px1");
+  EXPECT_EQ(r->revoked_us, 77);
+}
+
+TEST_P(CatalogTest, RemovalRevokesTheIdAndANewRowGetsAnother) {
+  ASSERT_OK(cat().CreateUser(MakeUser("dave", {"dave"}, "user", 1)));
+  ASSERT_OK(cat().CreateUser(MakeUser("root-admin", {}, "admin", 1)));
+  ASSERT_OK(cat().CreateNode(MakeNode("web-02", "10.0.0.2:22", "hash-2")));
+  auto dave = cat().GetUser("dave");
+  ASSERT_OK(dave);
+  auto admin = cat().GetUser("root-admin");
+  ASSERT_OK(admin);
+  auto web = cat().GetNode("web-02");
+  ASSERT_OK(web);
+  // Nothing is revoked yet.
+  EXPECT_EQ(cat().GetRevocation(dave->id).status().code(), Code::kNotFound);
+  auto revs = cat().ListRevocations(0);
+  ASSERT_OK(revs);
+  EXPECT_TRUE(revs->empty());
+
+  ASSERT_OK(cat().DeleteUser("dave", 1'000));
+  ASSERT_OK(cat().DeleteNode("web-02", 2'000));
+  ASSERT_OK(cat().DeleteUser("root-admin", 3'000));
+  // A failed removal records nothing.
+  EXPECT_EQ(cat().DeleteUser("dave", 4'000).code(), Code::kNotFound);
+  EXPECT_EQ(cat().DeleteNode("web-02", 4'000).code(), Code::kNotFound);
+
+  auto r = cat().GetRevocation(dave->id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->id, dave->id);
+  EXPECT_EQ(r->name, "dave");
+  EXPECT_EQ(r->kind, "user");
+  EXPECT_EQ(r->revoked_us, 1'000);
+  r = cat().GetRevocation(web->id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->name, "web-02");
+  EXPECT_EQ(r->kind, "node");
+  EXPECT_EQ(r->revoked_us, 2'000);
+  r = cat().GetRevocation(admin->id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->kind, "admin");
+
+  // The same names again are new identities.
+  ASSERT_OK(cat().CreateUser(MakeUser("dave", {"dave"}, "admin", 5)));
+  ASSERT_OK(cat().CreateNode(MakeNode("web-02", "10.0.0.2:22", "hash-3")));
+  auto dave2 = cat().GetUser("dave");
+  ASSERT_OK(dave2);
+  EXPECT_NE(dave2->id, dave->id);
+  EXPECT_EQ(cat().GetRevocation(dave2->id).status().code(), Code::kNotFound);
+  auto web2 = cat().GetNode("web-02");
+  ASSERT_OK(web2);
+  EXPECT_NE(web2->id, web->id);
+  // ... and a revoked id cannot be brought back by naming it.
+  User again = MakeUser("dave2", {}, "user", 6);
+  again.id = dave->id;
+  Status st = cat().CreateUser(again);
+  EXPECT_EQ(st.code(), Code::kAlreadyExists) << st.ToString();
+  EXPECT_NE(st.message().find("revoked"), std::string::npos) << st.message();
+  Node node_again = MakeNode("web-03", "10.0.0.3:22", "");
+  node_again.id = web->id;
+  st = cat().CreateNode(node_again);
+  EXPECT_EQ(st.code(), Code::kAlreadyExists) << st.ToString();
+  EXPECT_NE(st.message().find("revoked"), std::string::npos) << st.message();
+  EXPECT_EQ(cat().GetUser("dave2").status().code(), Code::kNotFound);
+  EXPECT_EQ(cat().GetNode("web-03").status().code(), Code::kNotFound);
+
+  // Newest first, bounded by since_us and limit; kept across a restart.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  revs = cat().ListRevocations(0);
+  ASSERT_OK(revs);
+  ASSERT_EQ(revs->size(), 3u);
+  EXPECT_EQ((*revs)[0].id, admin->id);
+  EXPECT_EQ((*revs)[1].id, web->id);
+  EXPECT_EQ((*revs)[2].id, dave->id);
+  revs = cat().ListRevocations(2'000);
+  ASSERT_OK(revs);
+  ASSERT_EQ(revs->size(), 2u);
+  EXPECT_EQ((*revs)[1].name, "web-02");
+  revs = cat().ListRevocations(0, 1);
+  ASSERT_OK(revs);
+  ASSERT_EQ(revs->size(), 1u);
+  EXPECT_EQ((*revs)[0].name, "root-admin");
+  revs = cat().ListRevocations(3'001);
+  ASSERT_OK(revs);
+  EXPECT_TRUE(revs->empty());
+
+  // Removal without a time uses the clock.
+  int64_t before = RealClock()->WallMicros();
+  ASSERT_OK(cat().DeleteUser("dave"));
+  r = cat().GetRevocation(dave2->id);
+  ASSERT_OK(r);
+  EXPECT_GE(r->revoked_us, before);
+  EXPECT_LE(r->revoked_us, RealClock()->WallMicros());
+}
+
+TEST_P(CatalogTest, ListRevocationsIsBounded) {
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_OK(
+        cat().CreateNode(MakeNode("n" + std::to_string(i), "10.0.0.1:22", "")));
+    ASSERT_OK(cat().DeleteNode("n" + std::to_string(i), 100 + i));
+  }
+  auto revs = cat().ListRevocations(0, 7);
+  ASSERT_OK(revs);
+  ASSERT_EQ(revs->size(), 7u);
+  EXPECT_EQ((*revs)[0].name, "n29");
+  EXPECT_EQ((*revs)[6].name, "n23");
+  for (int limit : {0, -1, kMaxRevocationList + 1}) {
+    revs = cat().ListRevocations(0, limit);
+    ASSERT_OK(revs);
+    EXPECT_EQ(revs->size(), 30u);
+  }
 }
 
 TEST_P(CatalogTest, BulkInsertIsAllOrNothingAndCounted) {
@@ -1596,13 +1813,17 @@ TEST(SqliteCatalogTest, UsesWalAndTheDocumentedSchema) {
   EXPECT_EQ(RawQuery(path,
                      "SELECT version FROM schema_migrations "
                      "ORDER BY version"),
-            "1,2,3,4,5,6");
-  EXPECT_EQ(SqliteCatalogSchemaVersion(), 6);
+            "1,2,3,4,5,6,7");
+  EXPECT_EQ(SqliteCatalogSchemaVersion(), 7);
   EXPECT_EQ(RawQuery(path,
                      "SELECT name FROM sqlite_schema WHERE type = 'table' "
                      "AND name NOT LIKE 'sqlite_%' ORDER BY name"),
-            "audit_events,config,nodes,replicas,schema_migrations,sessions,"
-            "users");
+            "audit_events,config,nodes,replicas,revocations,"
+            "schema_migrations,sessions,users");
+  EXPECT_EQ(RawQuery(path, "SELECT name FROM pragma_table_info('users')"),
+            "name,id,logins,role,created_us");
+  EXPECT_EQ(RawQuery(path, "SELECT name FROM pragma_table_info('revocations')"),
+            "id,name,kind,revoked_us");
   EXPECT_EQ(RawQuery(path, "SELECT name FROM pragma_table_info('replicas')"),
             "id,started_us,last_seen_us");
   EXPECT_EQ(RawQuery(path,
@@ -1613,8 +1834,10 @@ TEST(SqliteCatalogTest, UsesWalAndTheDocumentedSchema) {
                      "SELECT name FROM sqlite_schema WHERE type = 'index' "
                      "AND name NOT LIKE 'sqlite_%' ORDER BY name"),
             "audit_session,audit_time,audit_type_time,audit_user_time,"
-            "nodes_join_token_hash,sessions_connection,sessions_node_started,"
-            "sessions_recording,sessions_started,sessions_user_started");
+            "nodes_id,nodes_join_token_hash,revocations_time,"
+            "sessions_connection,sessions_node_started,"
+            "sessions_recording,sessions_started,sessions_user_started,"
+            "users_id");
 }
 
 using Value = std::variant<std::string, int64_t>;
@@ -1792,7 +2015,7 @@ TEST(SqliteCatalogTest, UpgradesAnOlderSchemaKeepingData) {
   EXPECT_EQ(RawQuery(path,
                      "SELECT version FROM schema_migrations "
                      "ORDER BY version"),
-            "1,2,3,4,5,6");
+            "1,2,3,4,5,6,7");
   auto got = (*cat)->GetSession(s.id);
   ASSERT_OK(got);
   ExpectSameSession(s, *got);
@@ -1831,10 +2054,10 @@ TEST(SqliteCatalogTest, UpgradesFromVersion3AddingUsersAndNodes) {
                        "SELECT version FROM schema_migrations "
                        "ORDER BY version"),
               "1,2,3");
-    // The tables of versions 4 and 5 do not exist yet.
+    // The tables of versions 4, 5 and 7 do not exist yet.
     Status st = (*cat)->CreateUser(MakeUser("alice", {}, "user", 1));
     EXPECT_FALSE(st.ok());
-    EXPECT_NE(st.message().find("no such table: users"), std::string::npos)
+    EXPECT_NE(st.message().find("no such table"), std::string::npos)
         << st.ToString();
     EXPECT_FALSE((*cat)->ListNodes().ok());
   }
@@ -1843,7 +2066,7 @@ TEST(SqliteCatalogTest, UpgradesFromVersion3AddingUsersAndNodes) {
   EXPECT_EQ(RawQuery(path,
                      "SELECT version FROM schema_migrations "
                      "ORDER BY version"),
-            "1,2,3,4,5,6");
+            "1,2,3,4,5,6,7");
   EXPECT_EQ(RawQuery(path,
                      "SELECT name FROM sqlite_schema WHERE type = 'table' "
                      "AND name IN ('users', 'nodes') ORDER BY name"),
@@ -1876,7 +2099,7 @@ TEST(SqliteCatalogTest, UpgradesFromVersion3AddingUsersAndNodes) {
   // And again: nothing is re-applied, everything is still there.
   cat = OpenSqliteCatalog(path);
   ASSERT_OK(cat);
-  EXPECT_EQ(RawQuery(path, "SELECT COUNT(*) FROM schema_migrations"), "6");
+  EXPECT_EQ(RawQuery(path, "SELECT COUNT(*) FROM schema_migrations"), "7");
   auto got_user = (*cat)->GetUser("alice");
   ASSERT_OK(got_user);
   ExpectSameUser(alice, *got_user);
@@ -1891,6 +2114,62 @@ TEST(SqliteCatalogTest, UpgradesFromVersion3AddingUsersAndNodes) {
   auto marked = (*cat)->MarkOrphanedSessions("r1", 20000, 1000);
   ASSERT_OK(marked);
   EXPECT_EQ(*marked, 4);
+}
+
+// Users and nodes of a version 6 file get distinct identity ids, keep
+// everything else, and proxies become storable.
+TEST(SqliteCatalogTest, UpgradesFromVersion6GivingEveryIdentityAnId) {
+  TempDir dir;
+  std::string path = dir.path() + "/catalog.db";
+  User alice = MakeUser("alice", {"root", "ubuntu"}, "admin", 11);
+  User bob = MakeUser("bob", {}, "user", 12);
+  Node web = MakeNode("web-1", "10.0.0.1:22", "hash-1");
+  Node db = MakeNode("db-1", "10.0.0.2:22", "");
+  {
+    auto cat = OpenSqliteCatalog(path, {.max_schema_version = 6});
+    ASSERT_OK(cat);
+    // Written as a version 6 build did: no id column yet.
+    ASSERT_EQ(RawQuery(path,
+                       "INSERT INTO users (name, logins, role, created_us) "
+                       "VALUES ('alice', '[\"root\",\"ubuntu\"]', 'admin', "
+                       "11), ('bob', '[]', 'user', 12)"),
+              "");
+    for (const Node& n : {web, db}) {
+      char* sql = sqlite3_mprintf(
+          "INSERT INTO nodes (name, addr, openssh, login_hint, host_key, "
+          "join_token_hash, created_us, last_seen_us, recording_mode) VALUES "
+          "(%Q, %Q, 0, %Q, %Q, %Q, %lld, 0, %Q)",
+          n.name.c_str(), n.addr.c_str(), n.login_hint.c_str(),
+          n.host_key.c_str(), n.join_token_hash.c_str(),
+          static_cast<long long>(n.created_us), n.recording_mode.c_str());
+      ASSERT_EQ(RawQuery(path, sql), "");
+      sqlite3_free(sql);
+    }
+    // A version 6 schema refuses proxies.
+    EXPECT_NE(RawQuery(path,
+                       "INSERT INTO users (name, logins, role, created_us) "
+                       "VALUES ('px', '[]', 'proxy', 1)"),
+              "");
+  }
+  auto cat = OpenSqliteCatalog(path);
+  ASSERT_OK(cat);
+  auto users = (*cat)->ListUsers();
+  ASSERT_OK(users);
+  ASSERT_EQ(users->size(), 2u);
+  ExpectSameUser(alice, (*users)[0]);
+  ExpectSameUser(bob, (*users)[1]);
+  EXPECT_NE((*users)[0].id, (*users)[1].id);
+  auto nodes = (*cat)->ListNodes();
+  ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 2u);
+  ExpectSameNode(db, (*nodes)[0]);
+  ExpectSameNode(web, (*nodes)[1]);
+  EXPECT_NE((*nodes)[0].id, (*nodes)[1].id);
+  ASSERT_OK((*cat)->CreateUser(MakeUser("px1", {}, "proxy", 13)));
+  ASSERT_OK((*cat)->DeleteUser("alice", 99));
+  auto r = (*cat)->GetRevocation((*users)[0].id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->kind, "admin");
 }
 
 TEST(SqliteCatalogTest, NotADatabaseIsDataLossNamingTheFile) {
@@ -1950,7 +2229,7 @@ TEST(PostgresCatalogTest, ConcurrentStartsOnAFreshDatabaseMigrateOnce) {
   auto versions = testing::PostgresServer::Query(
       *store.url(), "SELECT version FROM schema_migrations ORDER BY version");
   ASSERT_OK(versions);
-  EXPECT_EQ(*versions, "1,2,3,4,5,6");
+  EXPECT_EQ(*versions, "1,2,3,4,5,6,7");
 }
 
 TEST(PostgresCatalogTest, UsesTheDocumentedSchema) {
@@ -1963,28 +2242,91 @@ TEST(PostgresCatalogTest, UsesTheDocumentedSchema) {
   };
   EXPECT_EQ(q("SELECT table_name FROM information_schema.tables "
               "WHERE table_schema = current_schema() ORDER BY 1"),
-            "audit_events,config,nodes,replicas,schema_migrations,sessions,"
-            "users");
+            "audit_events,config,nodes,replicas,revocations,"
+            "schema_migrations,sessions,users");
   EXPECT_EQ(q("SELECT indexname FROM pg_indexes "
               "WHERE schemaname = current_schema() ORDER BY 1"),
             "audit_events_pkey,audit_session,audit_time,audit_type_time,"
-            "audit_user_time,config_pkey,nodes_join_token_hash,nodes_pkey,"
-            "replicas_pkey,schema_migrations_pkey,sessions_connection,"
+            "audit_user_time,config_pkey,nodes_id,nodes_join_token_hash,"
+            "nodes_pkey,replicas_pkey,revocations_pkey,revocations_time,"
+            "schema_migrations_pkey,sessions_connection,"
             "sessions_node_started,"
             "sessions_pkey,sessions_recording,sessions_started,"
-            "sessions_user_started,users_pkey");
+            "sessions_user_started,users_id,users_pkey");
   // Ordered and compared text is bytewise.
   EXPECT_EQ(q("SELECT table_name || '.' || column_name FROM "
               "information_schema.columns WHERE table_schema = "
               "current_schema() AND collation_name = 'C' ORDER BY 1"),
             "audit_events.session_id,audit_events.type,audit_events.user,"
-            "config.key,nodes.join_token_hash,nodes.name,replicas.id,"
-            "sessions.connection_id,sessions.id,sessions.node,"
-            "sessions.replica,sessions.user,users.name");
+            "config.key,nodes.id,nodes.join_token_hash,nodes.name,replicas.id,"
+            "revocations.id,sessions.connection_id,sessions.id,sessions.node,"
+            "sessions.replica,sessions.user,users.id,users.name");
   EXPECT_EQ(q("SELECT data_type FROM information_schema.columns WHERE "
               "table_schema = current_schema() AND table_name = 'sessions' "
               "AND column_name = 'bytes'"),
             "bigint");
+}
+
+// Users and nodes of a version 6 database get distinct identity ids in
+// step 7, and proxies become storable. The database is laid out as
+// versions 4 and 5 made it (only the tables step 7 touches).
+TEST(PostgresCatalogTest, UpgradesFromVersion6GivingEveryIdentityAnId) {
+  PostgresStore store;
+  ASSERT_OK(store.url());
+  const std::string& url = *store.url();
+  ASSERT_OK(testing::PostgresServer::Query(url, R"sql(
+CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY,
+                                applied_at BIGINT NOT NULL);
+INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0),
+                                     (6, 0);
+CREATE TABLE users (
+  name       TEXT COLLATE "C" NOT NULL,
+  logins     TEXT   NOT NULL,
+  role       TEXT   NOT NULL CHECK (role IN ('user', 'admin')),
+  created_us BIGINT NOT NULL,
+  CONSTRAINT users_pkey PRIMARY KEY (name)
+);
+CREATE TABLE nodes (
+  name            TEXT COLLATE "C" NOT NULL,
+  addr            TEXT    NOT NULL,
+  openssh         BOOLEAN NOT NULL,
+  login_hint      TEXT    NOT NULL,
+  host_key        TEXT    NOT NULL,
+  join_token_hash TEXT COLLATE "C" NOT NULL,
+  created_us      BIGINT  NOT NULL,
+  last_seen_us    BIGINT  NOT NULL,
+  recording_mode  TEXT    NOT NULL,
+  CONSTRAINT nodes_pkey PRIMARY KEY (name)
+);
+CREATE UNIQUE INDEX nodes_join_token_hash ON nodes (join_token_hash)
+  WHERE join_token_hash <> '';
+INSERT INTO users VALUES ('alice', '["root"]', 'admin', 11),
+                         ('bob', '[]', 'user', 12);
+INSERT INTO nodes VALUES ('db-1', 'h:22', false, '', '', '', 1, 0, ''),
+                         ('web-1', 'h:22', false, '', '', 'hash-1', 1, 0, '');
+)sql"));
+  auto cat = store.Open();
+  ASSERT_OK(cat);
+  EXPECT_EQ(*testing::PostgresServer::Query(
+                url, "SELECT version FROM schema_migrations ORDER BY 1"),
+            "1,2,3,4,5,6,7");
+  auto users = (*cat)->ListUsers();
+  ASSERT_OK(users);
+  ASSERT_EQ(users->size(), 2u);
+  ExpectSameUser(MakeUser("alice", {"root"}, "admin", 11), (*users)[0]);
+  ExpectSameUser(MakeUser("bob", {}, "user", 12), (*users)[1]);
+  EXPECT_NE((*users)[0].id, (*users)[1].id);
+  auto nodes = (*cat)->ListNodes();
+  ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 2u);
+  EXPECT_TRUE(IsIdentityId((*nodes)[0].id)) << (*nodes)[0].id;
+  EXPECT_TRUE(IsIdentityId((*nodes)[1].id)) << (*nodes)[1].id;
+  EXPECT_NE((*nodes)[0].id, (*nodes)[1].id);
+  ASSERT_OK((*cat)->CreateUser(MakeUser("px1", {}, "proxy", 13)));
+  ASSERT_OK((*cat)->DeleteNode("web-1", 99));
+  auto r = (*cat)->GetRevocation((*nodes)[1].id);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->name, "web-1");
 }
 
 TEST(PostgresCatalogTest, RefusesNewerSchemaNamingBothVersions) {

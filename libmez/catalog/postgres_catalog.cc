@@ -119,6 +119,34 @@ CREATE TABLE replicas (
   CONSTRAINT replicas_pkey PRIMARY KEY (id)
 );
 )sql"},
+    // Identity ids (revocation by id), proxies as users, revocations. Ids
+    // of existing rows: the first 128 bits of SHA-256 over two random
+    // UUIDs (gen_random_uuid draws from the server's CSPRNG; built in since
+    // PostgreSQL 13), one per row.
+    {7, R"sql(
+ALTER TABLE users ADD COLUMN id TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE users SET id = left(encode(sha256(convert_to(
+  gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')), 'hex'), 32);
+ALTER TABLE users ALTER COLUMN id DROP DEFAULT;
+CREATE UNIQUE INDEX users_id ON users (id);
+ALTER TABLE users DROP CONSTRAINT users_role_check;
+ALTER TABLE users ADD CONSTRAINT users_role_check
+  CHECK (role IN ('user', 'admin', 'proxy'));
+ALTER TABLE nodes ADD COLUMN id TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE nodes SET id = left(encode(sha256(convert_to(
+  gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')), 'hex'), 32);
+ALTER TABLE nodes ALTER COLUMN id DROP DEFAULT;
+CREATE UNIQUE INDEX nodes_id ON nodes (id);
+CREATE TABLE revocations (
+  id         TEXT COLLATE "C" NOT NULL,
+  name       TEXT   NOT NULL,
+  kind       TEXT   NOT NULL
+             CHECK (kind IN ('user', 'admin', 'proxy', 'node')),
+  revoked_us BIGINT NOT NULL,
+  CONSTRAINT revocations_pkey PRIMARY KEY (id)
+);
+CREATE INDEX revocations_time ON revocations (revoked_us, id);
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -132,10 +160,11 @@ constexpr char kSessionColumns[] =
     "ended_us, bytes, status, storage_key, format, encrypted, replica";
 constexpr char kAuditInsertColumns[] =
     "time_us, type, \"user\", session_id, node, details";
-constexpr char kUserColumns[] = "name, logins, role, created_us";
+constexpr char kUserColumns[] = "name, logins, role, created_us, id";
 constexpr char kNodeColumns[] =
     "name, addr, openssh, login_hint, host_key, join_token_hash, created_us, "
-    "last_seen_us, recording_mode";
+    "last_seen_us, recording_mode, id";
+constexpr char kRevocationColumns[] = "id, name, kind, revoked_us";
 
 // Type OIDs of the parameters we send (pg_type.dat; stable across releases).
 constexpr Oid kBoolOid = 16;
@@ -298,11 +327,14 @@ class PostgresCatalog : public Catalog {
   Status CreateUser(const User& user) override;
   Result<User> GetUser(const std::string& name) override;
   Result<std::vector<User>> ListUsers() override;
-  Status DeleteUser(const std::string& name) override;
+  Status DeleteUser(const std::string& name, int64_t revoked_us) override;
   Status CreateNode(const Node& node) override;
   Result<Node> GetNode(const std::string& name) override;
   Result<std::vector<Node>> ListNodes() override;
-  Status DeleteNode(const std::string& name) override;
+  Status DeleteNode(const std::string& name, int64_t revoked_us) override;
+  Result<std::vector<Revocation>> ListRevocations(int64_t since_us,
+                                                  int limit) override;
+  Result<Revocation> GetRevocation(const std::string& id) override;
   Status TouchNode(const std::string& name, int64_t seen_us,
                    const std::string& recording_mode, const std::string& addr,
                    const std::string& host_key) override;
@@ -915,26 +947,48 @@ Result<User> ReadUser(const Rows& rows, int i) {
   }
   u.role = rows.Text(i, 2);
   u.created_us = rows.Int(i, 3);
+  u.id = rows.Text(i, 4);
   return u;
+}
+
+// The message for an id that was revoked, as SQLite words it.
+Status RevokedId(const std::string& what, const std::string& id) {
+  return Status(Code::kAlreadyExists,
+                what + ": id " + id +
+                    " was revoked; leave the id empty to get a new one");
 }
 
 Status PostgresCatalog::CreateUser(const User& user) {
   MEZ_RETURN_IF_ERROR(ValidateUser(user));
   // Valid logins are plain ASCII, so dump() cannot throw.
   std::string logins = nlohmann::json(user.logins).dump();
+  std::string id = user.id.empty() ? NewIdentityId() : user.id;
   std::lock_guard lock(mu_);
   std::string op = "create user " + user.name;
   return WithConnection(op, [&]() -> Status {
-    auto r = Exec(op,
-                  "INSERT INTO users (name, logins, role, created_us) "
-                  "VALUES ($1, $2, $3, $4)",
-                  Params().Text(user.name).Text(logins).Text(user.role).Int(
-                      user.created_us));
+    // One statement: a revoked id inserts nothing. (A revocation row is
+    // written only while its id's row is deleted, so the two cannot race.)
+    auto r =
+        Exec(op,
+             "INSERT INTO users (name, id, logins, role, created_us) "
+             "SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS "
+             "(SELECT 1 FROM revocations WHERE id = $2)",
+             Params().Text(user.name).Text(id).Text(logins).Text(user.role).Int(
+                 user.created_us));
     if (r.status().code() == Code::kAlreadyExists) {
+      if (last_constraint_ == "users_id") {
+        return Status(Code::kAlreadyExists,
+                      "user " + user.name + ": id " + id +
+                          " already belongs to another user");
+      }
       return Status(Code::kAlreadyExists,
                     "user " + user.name + " already exists");
     }
-    return r.status();
+    MEZ_RETURN_IF_ERROR(r.status());
+    if (std::strcmp(PQcmdTuples(r->get()), "0") == 0) {
+      return RevokedId("user " + user.name, id);
+    }
+    return Status::Ok();
   });
 }
 
@@ -969,9 +1023,64 @@ Result<std::vector<User>> PostgresCatalog::ListUsers() {
   });
 }
 
-Status PostgresCatalog::DeleteUser(const std::string& name) {
-  return ChangeOne("delete user " + name, "DELETE FROM users WHERE name = $1",
-                   Params().Text(name), "user", name);
+// Deletes and records the revocation in one statement, so in one
+// transaction. `select_kind` is the kind column's expression.
+std::string DeleteIdentitySql(const char* table, const char* kind) {
+  return std::string("WITH gone AS (DELETE FROM ") + table +
+         " WHERE name = $1 RETURNING id, name, " + kind +
+         " AS kind) INSERT INTO revocations (id, name, kind, revoked_us) "
+         "SELECT id, name, kind, $2 FROM gone "
+         "ON CONFLICT (id) DO NOTHING RETURNING id";
+}
+
+Status PostgresCatalog::DeleteUser(const std::string& name,
+                                   int64_t revoked_us) {
+  if (revoked_us == 0) revoked_us = RealClock()->WallMicros();
+  static const std::string sql = DeleteIdentitySql("users", "role");
+  return ChangeOne("delete user " + name, sql.c_str(),
+                   Params().Text(name).Int(revoked_us), "user", name);
+}
+
+Revocation ReadRevocation(const Rows& rows, int i) {
+  Revocation r;
+  r.id = rows.Text(i, 0);
+  r.name = rows.Text(i, 1);
+  r.kind = rows.Text(i, 2);
+  r.revoked_us = rows.Int(i, 3);
+  return r;
+}
+
+Result<std::vector<Revocation>> PostgresCatalog::ListRevocations(
+    int64_t since_us, int limit) {
+  if (limit <= 0 || limit > kMaxRevocationList) limit = kMaxRevocationList;
+  std::lock_guard lock(mu_);
+  const char* op = "list revocations";
+  std::string sql = std::string("SELECT ") + kRevocationColumns +
+                    " FROM revocations WHERE revoked_us >= $1 "
+                    "ORDER BY revoked_us DESC, id DESC LIMIT $2";
+  return WithConnection(op, [&]() -> Result<std::vector<Revocation>> {
+    MEZ_ASSIGN_OR_RETURN(
+        PgResult r, Exec(op, sql.c_str(), Params().Int(since_us).Int(limit)));
+    Rows rows(r.get());
+    std::vector<Revocation> out;
+    for (int i = 0; i < rows.size(); ++i) {
+      out.push_back(ReadRevocation(rows, i));
+    }
+    return out;
+  });
+}
+
+Result<Revocation> PostgresCatalog::GetRevocation(const std::string& id) {
+  std::lock_guard lock(mu_);
+  std::string op = "get revocation " + id;
+  std::string sql = std::string("SELECT ") + kRevocationColumns +
+                    " FROM revocations WHERE id = $1";
+  return WithConnection(op, [&]() -> Result<Revocation> {
+    MEZ_ASSIGN_OR_RETURN(PgResult r, Exec(op, sql.c_str(), Params().Text(id)));
+    Rows rows(r.get());
+    if (rows.size() == 0) return NotFound("no revocation of id " + id);
+    return ReadRevocation(rows, 0);
+  });
 }
 
 // Reads a row selected with kNodeColumns.
@@ -986,20 +1095,25 @@ Node ReadNode(const Rows& rows, int i) {
   n.created_us = rows.Int(i, 6);
   n.last_seen_us = rows.Int(i, 7);
   n.recording_mode = rows.Text(i, 8);
+  n.id = rows.Text(i, 9);
   return n;
 }
 
 Status PostgresCatalog::CreateNode(const Node& node) {
   MEZ_RETURN_IF_ERROR(ValidateNode(node));
+  std::string id = node.id.empty() ? NewIdentityId() : node.id;
   std::lock_guard lock(mu_);
   std::string op = "create node " + node.name;
   return WithConnection(op, [&]() -> Status {
     auto r = Exec(op,
-                  "INSERT INTO nodes (name, addr, openssh, login_hint, "
+                  "INSERT INTO nodes (name, id, addr, openssh, login_hint, "
                   "host_key, join_token_hash, created_us, last_seen_us, "
-                  "recording_mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                  "recording_mode) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                  "$10 WHERE NOT EXISTS "
+                  "(SELECT 1 FROM revocations WHERE id = $2)",
                   Params()
                       .Text(node.name)
+                      .Text(id)
                       .Text(node.addr)
                       .Bool(node.openssh)
                       .Text(node.login_hint)
@@ -1014,10 +1128,19 @@ Status PostgresCatalog::CreateNode(const Node& node) {
                       "node " + node.name +
                           ": join_token_hash already belongs to another node");
       }
+      if (last_constraint_ == "nodes_id") {
+        return Status(Code::kAlreadyExists,
+                      "node " + node.name + ": id " + id +
+                          " already belongs to another node");
+      }
       return Status(Code::kAlreadyExists,
                     "node " + node.name + " already exists");
     }
-    return r.status();
+    MEZ_RETURN_IF_ERROR(r.status());
+    if (std::strcmp(PQcmdTuples(r->get()), "0") == 0) {
+      return RevokedId("node " + node.name, id);
+    }
+    return Status::Ok();
   });
 }
 
@@ -1049,9 +1172,12 @@ Result<std::vector<Node>> PostgresCatalog::ListNodes() {
   });
 }
 
-Status PostgresCatalog::DeleteNode(const std::string& name) {
-  return ChangeOne("delete node " + name, "DELETE FROM nodes WHERE name = $1",
-                   Params().Text(name), "node", name);
+Status PostgresCatalog::DeleteNode(const std::string& name,
+                                   int64_t revoked_us) {
+  if (revoked_us == 0) revoked_us = RealClock()->WallMicros();
+  static const std::string sql = DeleteIdentitySql("nodes", "'node'");
+  return ChangeOne("delete node " + name, sql.c_str(),
+                   Params().Text(name).Int(revoked_us), "node", name);
 }
 
 Status PostgresCatalog::TouchNode(const std::string& name, int64_t seen_us,

@@ -112,6 +112,34 @@ CREATE TABLE replicas (
   last_seen_us INTEGER NOT NULL
 ) STRICT;
 )sql"},
+    // Identity ids (revocation by id), proxies as users, revocations. The
+    // users table is rebuilt because SQLite cannot change a CHECK; ids of
+    // existing rows come from randomblob (SQLite's CSPRNG), one per row.
+    {7, R"sql(
+CREATE TABLE users_v7 (
+  name       TEXT    NOT NULL PRIMARY KEY,
+  id         TEXT    NOT NULL,
+  logins     TEXT    NOT NULL,
+  role       TEXT    NOT NULL CHECK (role IN ('user', 'admin', 'proxy')),
+  created_us INTEGER NOT NULL
+) STRICT;
+INSERT INTO users_v7 (name, id, logins, role, created_us)
+  SELECT name, lower(hex(randomblob(16))), logins, role, created_us FROM users;
+DROP TABLE users;
+ALTER TABLE users_v7 RENAME TO users;
+CREATE UNIQUE INDEX users_id ON users (id);
+ALTER TABLE nodes ADD COLUMN id TEXT NOT NULL DEFAULT '';
+UPDATE nodes SET id = lower(hex(randomblob(16)));
+CREATE UNIQUE INDEX nodes_id ON nodes (id);
+CREATE TABLE revocations (
+  id         TEXT    NOT NULL PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  kind       TEXT    NOT NULL
+             CHECK (kind IN ('user', 'admin', 'proxy', 'node')),
+  revoked_us INTEGER NOT NULL
+) STRICT;
+CREATE INDEX revocations_time ON revocations (revoked_us, id);
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -128,10 +156,11 @@ constexpr char kInsertSessionSql[] =
 constexpr char kInsertAuditSql[] =
     "INSERT INTO audit_events (time_us, type, user, session_id, node, "
     "details) VALUES (:time_us, :type, :user, :session_id, :node, :details)";
-constexpr char kUserColumns[] = "name, logins, role, created_us";
+constexpr char kUserColumns[] = "name, logins, role, created_us, id";
 constexpr char kNodeColumns[] =
     "name, addr, openssh, login_hint, host_key, join_token_hash, created_us, "
-    "last_seen_us, recording_mode";
+    "last_seen_us, recording_mode, id";
+constexpr char kRevocationColumns[] = "id, name, kind, revoked_us";
 
 Code CodeForSqlite(int rc) {
   switch (rc & 0xff) {
@@ -244,11 +273,14 @@ class SqliteCatalog : public Catalog {
   Status CreateUser(const User& user) override;
   Result<User> GetUser(const std::string& name) override;
   Result<std::vector<User>> ListUsers() override;
-  Status DeleteUser(const std::string& name) override;
+  Status DeleteUser(const std::string& name, int64_t revoked_us) override;
   Status CreateNode(const Node& node) override;
   Result<Node> GetNode(const std::string& name) override;
   Result<std::vector<Node>> ListNodes() override;
-  Status DeleteNode(const std::string& name) override;
+  Status DeleteNode(const std::string& name, int64_t revoked_us) override;
+  Result<std::vector<Revocation>> ListRevocations(int64_t since_us,
+                                                  int limit) override;
+  Result<Revocation> GetRevocation(const std::string& id) override;
   Status DeleteSession(const std::string& id) override;
   Status TouchNode(const std::string& name, int64_t seen_us,
                    const std::string& recording_mode, const std::string& addr,
@@ -277,6 +309,15 @@ class SqliteCatalog : public Catalog {
   // (`what` NAME not found) when it changed none. REQUIRES: mu_ held.
   Status ChangeOne(std::string_view op, Statement& stmt, std::string_view what,
                    const std::string& name);
+  // kAlreadyExists ("`what`: id ... was revoked") when `id` has a
+  // revocation. REQUIRES: mu_ held.
+  Status CheckNotRevoked(std::string_view op, const std::string& what,
+                         const std::string& id);
+  // Deletes the row `name` of `table` ("users" or "nodes") and records its
+  // revocation, in one transaction. REQUIRES: mu_ held.
+  Status DeleteIdentity(const std::string& op, const char* table,
+                        std::string_view what, const std::string& name,
+                        int64_t revoked_us);
   Status ApplyMigration(const Migration& m);
   Result<int64_t> MaxSchemaVersion();
   Result<bool> IsApplied(int version);
@@ -851,31 +892,58 @@ Result<User> ReadUser(const Statement& stmt) {
   }
   u.role = stmt.Text(2);
   u.created_us = stmt.Int(3);
+  u.id = stmt.Text(4);
   return u;
+}
+
+Status SqliteCatalog::CheckNotRevoked(std::string_view op,
+                                      const std::string& what,
+                                      const std::string& id) {
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op, "SELECT 1 FROM revocations WHERE id = :id"));
+  stmt.Bind(":id", id);
+  int rc = stmt.Step();
+  if (rc == SQLITE_ROW) {
+    return Status(Code::kAlreadyExists,
+                  what + ": id " + id +
+                      " was revoked; leave the id empty to get a new one");
+  }
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return Status::Ok();
 }
 
 Status SqliteCatalog::CreateUser(const User& user) {
   MEZ_RETURN_IF_ERROR(ValidateUser(user));
   // Valid logins are plain ASCII, so dump() cannot throw.
   std::string logins = nlohmann::json(user.logins).dump();
+  std::string id = user.id.empty() ? NewIdentityId() : user.id;
   std::lock_guard lock(mu_);
   std::string op = "create user " + user.name;
-  MEZ_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Prepare(op,
-              "INSERT INTO users (name, logins, role, created_us) "
-              "VALUES (:name, :logins, :role, :created_us)"));
-  stmt.Bind(":name", user.name);
-  stmt.Bind(":logins", logins);
-  stmt.Bind(":role", user.role);
-  stmt.Bind(":created_us", user.created_us);
-  int rc = stmt.Step();
-  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    return Status(Code::kAlreadyExists,
-                  "user " + user.name + " already exists");
-  }
-  if (rc != SQLITE_DONE) return Error(op, rc);
-  return Status::Ok();
+  return InTransaction(op, [&]() -> Status {
+    MEZ_RETURN_IF_ERROR(CheckNotRevoked(op, "user " + user.name, id));
+    MEZ_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Prepare(op,
+                "INSERT INTO users (name, id, logins, role, created_us) "
+                "VALUES (:name, :id, :logins, :role, :created_us)"));
+    stmt.Bind(":name", user.name);
+    stmt.Bind(":id", id);
+    stmt.Bind(":logins", logins);
+    stmt.Bind(":role", user.role);
+    stmt.Bind(":created_us", user.created_us);
+    int rc = stmt.Step();
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      return Status(Code::kAlreadyExists,
+                    "user " + user.name + " already exists");
+    }
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {  // users_id
+      return Status(Code::kAlreadyExists,
+                    "user " + user.name + ": id " + id +
+                        " already belongs to another user");
+    }
+    if (rc != SQLITE_DONE) return Error(op, rc);
+    return Status::Ok();
+  });
 }
 
 Result<User> SqliteCatalog::GetUser(const std::string& name) {
@@ -907,13 +975,99 @@ Result<std::vector<User>> SqliteCatalog::ListUsers() {
   return out;
 }
 
-Status SqliteCatalog::DeleteUser(const std::string& name) {
+Status SqliteCatalog::DeleteIdentity(const std::string& op, const char* table,
+                                     std::string_view what,
+                                     const std::string& name,
+                                     int64_t revoked_us) {
+  if (revoked_us == 0) revoked_us = RealClock()->WallMicros();
+  bool is_node = std::string_view(table) == "nodes";
+  return InTransaction(op, [&]() -> Status {
+    std::string id, kind;
+    {
+      MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                           Prepare(op, is_node ? "SELECT id, 'node' FROM nodes "
+                                                 "WHERE name = :name"
+                                               : "SELECT id, role FROM users "
+                                                 "WHERE name = :name"));
+      stmt.Bind(":name", name);
+      int rc = stmt.Step();
+      if (rc == SQLITE_DONE) {
+        return NotFound(std::string(what) + " " + name + " not found");
+      }
+      if (rc != SQLITE_ROW) return Error(op, rc);
+      id = stmt.Text(0);
+      kind = stmt.Text(1);
+    }
+    {
+      MEZ_ASSIGN_OR_RETURN(
+          Statement stmt,
+          Prepare(op, is_node ? "DELETE FROM nodes WHERE name = :name"
+                              : "DELETE FROM users WHERE name = :name"));
+      stmt.Bind(":name", name);
+      int rc = stmt.Step();
+      if (rc != SQLITE_DONE) return Error(op, rc);
+    }
+    MEZ_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Prepare(op,
+                "INSERT INTO revocations (id, name, kind, revoked_us) "
+                "VALUES (:id, :name, :kind, :revoked_us) "
+                "ON CONFLICT (id) DO NOTHING"));
+    stmt.Bind(":id", id);
+    stmt.Bind(":name", name);
+    stmt.Bind(":kind", kind);
+    stmt.Bind(":revoked_us", revoked_us);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Error(op, rc);
+    return Status::Ok();
+  });
+}
+
+Status SqliteCatalog::DeleteUser(const std::string& name, int64_t revoked_us) {
   std::lock_guard lock(mu_);
-  std::string op = "delete user " + name;
+  return DeleteIdentity("delete user " + name, "users", "user", name,
+                        revoked_us);
+}
+
+Revocation ReadRevocation(const Statement& stmt) {
+  Revocation r;
+  r.id = stmt.Text(0);
+  r.name = stmt.Text(1);
+  r.kind = stmt.Text(2);
+  r.revoked_us = stmt.Int(3);
+  return r;
+}
+
+Result<std::vector<Revocation>> SqliteCatalog::ListRevocations(int64_t since_us,
+                                                               int limit) {
+  if (limit <= 0 || limit > kMaxRevocationList) limit = kMaxRevocationList;
+  std::lock_guard lock(mu_);
+  const char* op = "list revocations";
+  MEZ_ASSIGN_OR_RETURN(
+      Statement stmt,
+      Prepare(op, std::string("SELECT ") + kRevocationColumns +
+                      " FROM revocations WHERE revoked_us >= :since "
+                      "ORDER BY revoked_us DESC, id DESC LIMIT :limit"));
+  stmt.Bind(":since", since_us);
+  stmt.Bind(":limit", int64_t{limit});
+  std::vector<Revocation> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadRevocation(stmt));
+  if (rc != SQLITE_DONE) return Error(op, rc);
+  return out;
+}
+
+Result<Revocation> SqliteCatalog::GetRevocation(const std::string& id) {
+  std::lock_guard lock(mu_);
+  std::string op = "get revocation " + id;
   MEZ_ASSIGN_OR_RETURN(Statement stmt,
-                       Prepare(op, "DELETE FROM users WHERE name = :name"));
-  stmt.Bind(":name", name);
-  return ChangeOne(op, stmt, "user", name);
+                       Prepare(op, std::string("SELECT ") + kRevocationColumns +
+                                       " FROM revocations WHERE id = :id"));
+  stmt.Bind(":id", id);
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return NotFound("no revocation of id " + id);
+  if (rc != SQLITE_ROW) return Error(op, rc);
+  return ReadRevocation(stmt);
 }
 
 // Reads a row selected with kNodeColumns.
@@ -928,42 +1082,56 @@ Node ReadNode(const Statement& stmt) {
   n.created_us = stmt.Int(6);
   n.last_seen_us = stmt.Int(7);
   n.recording_mode = stmt.Text(8);
+  n.id = stmt.Text(9);
   return n;
 }
 
 Status SqliteCatalog::CreateNode(const Node& node) {
   MEZ_RETURN_IF_ERROR(ValidateNode(node));
+  std::string id = node.id.empty() ? NewIdentityId() : node.id;
   std::lock_guard lock(mu_);
   std::string op = "create node " + node.name;
-  MEZ_ASSIGN_OR_RETURN(
-      Statement stmt,
-      Prepare(op,
-              "INSERT INTO nodes (name, addr, openssh, login_hint, host_key, "
-              "join_token_hash, created_us, last_seen_us, recording_mode) "
-              "VALUES (:name, :addr, :openssh, :login_hint, :host_key, "
-              ":join_token_hash, :created_us, :last_seen_us, "
-              ":recording_mode)"));
-  stmt.Bind(":name", node.name);
-  stmt.Bind(":addr", node.addr);
-  stmt.Bind(":openssh", int64_t{node.openssh ? 1 : 0});
-  stmt.Bind(":login_hint", node.login_hint);
-  stmt.Bind(":host_key", node.host_key);
-  stmt.Bind(":join_token_hash", node.join_token_hash);
-  stmt.Bind(":created_us", node.created_us);
-  stmt.Bind(":last_seen_us", node.last_seen_us);
-  stmt.Bind(":recording_mode", node.recording_mode);
-  int rc = stmt.Step();
-  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    return Status(Code::kAlreadyExists,
-                  "node " + node.name + " already exists");
-  }
-  if (rc == SQLITE_CONSTRAINT_UNIQUE) {  // nodes_join_token_hash
-    return Status(Code::kAlreadyExists,
-                  "node " + node.name +
-                      ": join_token_hash already belongs to another node");
-  }
-  if (rc != SQLITE_DONE) return Error(op, rc);
-  return Status::Ok();
+  return InTransaction(op, [&]() -> Status {
+    MEZ_RETURN_IF_ERROR(CheckNotRevoked(op, "node " + node.name, id));
+    MEZ_ASSIGN_OR_RETURN(
+        Statement stmt,
+        Prepare(op,
+                "INSERT INTO nodes (name, id, addr, openssh, login_hint, "
+                "host_key, join_token_hash, created_us, last_seen_us, "
+                "recording_mode) "
+                "VALUES (:name, :id, :addr, :openssh, :login_hint, :host_key, "
+                ":join_token_hash, :created_us, :last_seen_us, "
+                ":recording_mode)"));
+    stmt.Bind(":name", node.name);
+    stmt.Bind(":id", id);
+    stmt.Bind(":addr", node.addr);
+    stmt.Bind(":openssh", int64_t{node.openssh ? 1 : 0});
+    stmt.Bind(":login_hint", node.login_hint);
+    stmt.Bind(":host_key", node.host_key);
+    stmt.Bind(":join_token_hash", node.join_token_hash);
+    stmt.Bind(":created_us", node.created_us);
+    stmt.Bind(":last_seen_us", node.last_seen_us);
+    stmt.Bind(":recording_mode", node.recording_mode);
+    int rc = stmt.Step();
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      return Status(Code::kAlreadyExists,
+                    "node " + node.name + " already exists");
+    }
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+      // nodes_join_token_hash or nodes_id; the message names the columns.
+      std::string msg = sqlite3_errmsg(db_);
+      if (msg.find("nodes.id") != std::string::npos) {
+        return Status(Code::kAlreadyExists,
+                      "node " + node.name + ": id " + id +
+                          " already belongs to another node");
+      }
+      return Status(Code::kAlreadyExists,
+                    "node " + node.name +
+                        ": join_token_hash already belongs to another node");
+    }
+    if (rc != SQLITE_DONE) return Error(op, rc);
+    return Status::Ok();
+  });
 }
 
 Result<Node> SqliteCatalog::GetNode(const std::string& name) {
@@ -1013,13 +1181,10 @@ Status SqliteCatalog::DeleteSession(const std::string& id) {
   return ChangeOne(op, stmt, "session", id);
 }
 
-Status SqliteCatalog::DeleteNode(const std::string& name) {
+Status SqliteCatalog::DeleteNode(const std::string& name, int64_t revoked_us) {
   std::lock_guard lock(mu_);
-  std::string op = "delete node " + name;
-  MEZ_ASSIGN_OR_RETURN(Statement stmt,
-                       Prepare(op, "DELETE FROM nodes WHERE name = :name"));
-  stmt.Bind(":name", name);
-  return ChangeOne(op, stmt, "node", name);
+  return DeleteIdentity("delete node " + name, "nodes", "node", name,
+                        revoked_us);
 }
 
 Status SqliteCatalog::TouchNode(const std::string& name, int64_t seen_us,

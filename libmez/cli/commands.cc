@@ -246,6 +246,7 @@ Status NodesLs(const std::string& identity, const std::string& format_s) {
     std::vector<ordered_json> rows;
     for (const auto& n : resp.nodes()) {
       rows.push_back(ordered_json{{"name", n.name()},
+                                  {"id", n.id()},
                                   {"addr", n.addr()},
                                   {"kind", n.openssh() ? "openssh" : "agent"},
                                   {"last_seen", IsoUtc(n.last_seen_us())},
@@ -325,6 +326,7 @@ Status UsersLs(const std::string& identity, const std::string& format_s) {
     std::vector<ordered_json> rows;
     for (const auto& u : resp.users()) {
       rows.push_back(ordered_json{{"name", u.name()},
+                                  {"id", u.id()},
                                   {"role", u.role()},
                                   {"logins", u.logins()},
                                   {"created", IsoUtc(u.created_us())}});
@@ -347,7 +349,8 @@ Status UsersRm(const std::string& identity, const std::string& name) {
   pb::RemoveUserResponse resp;
   MEZ_RETURN_IF_ERROR(
       Call(client.get(), &pb::Cluster::Stub::RemoveUser, req, &resp));
-  std::printf("Removed user %s.\n", name.c_str());
+  std::printf("Removed user %s; every token issued for it is revoked.\n",
+              name.c_str());
   return Status::Ok();
 }
 

@@ -513,10 +513,33 @@ std::unique_ptr<ProxyBackend> NewRemoteBackend(
 
 Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
   constexpr int64_t kProxyTokenTtl = 365LL * 24 * 3600;
+  // The in-process proxy is a catalog principal too (kInProcessProxyName,
+  // a name AddUser refuses): created on first start and shared by every
+  // replica of a scale-out cluster, so that one replica's start does not
+  // revoke another's token. `mezctl users rm _mezrecd-proxy` revokes it;
+  // the next start creates a new one.
+  catalog::User row;
+  row.name = std::string(rpc::kInProcessProxyName);
+  row.role = "proxy";
+  row.created_us = rc.clock->WallMicros();
+  if (Status st = rc.catalog->CreateUser(row);
+      !st.ok() && st.code() != Code::kAlreadyExists) {
+    return st;
+  }
+  MEZ_ASSIGN_OR_RETURN(row, rc.catalog->GetUser(row.name));
+  if (row.role != "proxy") {
+    return FailedPrecondition("catalog user " + row.name +
+                              " is not a proxy; remove it (mezctl users rm " +
+                              row.name + ") and start mezrecd again");
+  }
+  auth::Claims claims;
+  claims.subject = row.name;
+  claims.role = auth::Role::kProxy;
+  claims.uid = row.id;
   MEZ_ASSIGN_OR_RETURN(
       std::string token,
-      auth::IssueToken(*rc.signer, rc.keys->cluster_name, auth::Role::kProxy,
-                       "proxy", {}, kProxyTokenTtl, rc.clock));
+      auth::IssueToken(*rc.signer, rc.keys->cluster_name, std::move(claims),
+                       kProxyTokenTtl, rc.clock));
   ProxyOptions po;
   po.listen = rc.config->proxy_listen;
   po.data_dir = rc.config->data_dir;

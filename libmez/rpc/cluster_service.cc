@@ -57,6 +57,7 @@ void ToProto(const catalog::Session& s, pb::SessionInfo* p) {
 }
 
 void ToProto(const catalog::User& u, pb::UserInfo* p) {
+  p->set_id(u.id);
   p->set_name(u.name);
   for (const auto& l : u.logins) p->add_logins(l);
   p->set_role(u.role);
@@ -64,6 +65,7 @@ void ToProto(const catalog::User& u, pb::UserInfo* p) {
 }
 
 void ToProto(const catalog::Node& n, pb::NodeInfo* p) {
+  p->set_id(n.id);
   p->set_name(n.name);
   p->set_addr(n.addr);
   p->set_openssh(n.openssh);
@@ -173,25 +175,68 @@ std::string JoinTokenHash(const std::string& token) {
   return HexEncode(std::string_view(reinterpret_cast<char*>(md), sizeof(md)));
 }
 
+Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
+                                 const std::string& subject,
+                                 const std::string& uid) {
+  auto refuse = [](const std::string& why) {
+    return Status(Code::kUnauthenticated, why);
+  };
+  if (role == Role::kJoin || role == Role::kSession) {
+    return refuse("a " + std::string(auth::RoleName(role)) +
+                  " token is not a bearer credential; call with the "
+                  "identity's own token");
+  }
+  const std::string what =
+      (role == Role::kNode ? "node '"
+                           : std::string(auth::RoleName(role)) + " '") +
+      subject + "'";
+  if (uid.empty()) {
+    return refuse("the token of " + what +
+                  " carries no identity id (issued before ids existed); an "
+                  "admin issues a new one (mezctl " +
+                  (role == Role::kNode ? "nodes rm and nodes add"
+                                       : "users rm and users add") +
+                  ")");
+  }
+  std::string row_id;
+  Role current = role;
+  if (role == Role::kNode) {
+    auto n = catalog->GetNode(subject);
+    if (!n.ok()) {
+      if (n.status().code() != Code::kNotFound) return n.status();
+      return refuse("node '" + subject + "' is not registered");
+    }
+    row_id = n->id;
+  } else {
+    auto u = catalog->GetUser(subject);
+    if (!u.ok()) {
+      if (u.status().code() != Code::kNotFound) return u.status();
+      return refuse(what + " no longer exists");
+    }
+    row_id = u->id;
+    bool is_proxy_row = u->role == "proxy";
+    if (is_proxy_row != (role == Role::kProxy)) {
+      return refuse("the token of " + what + " does not match the " + u->role +
+                    " of that name; use the token issued for it");
+    }
+    // The role in the catalog wins over the one in an older token.
+    auto parsed = auth::ParseRole(u->role);
+    if (!parsed.ok()) return parsed.status();
+    current = *parsed;
+  }
+  if (row_id != uid) {
+    return refuse("the token of " + what +
+                  " was revoked: that name was removed and added again; use "
+                  "the token issued when it was last added");
+  }
+  return current;
+}
+
 Result<auth::Claims> Authorizer::Caller(
     const grpc::ServerContextBase* ctx) const {
   MEZ_ASSIGN_OR_RETURN(auth::Claims c, authn_->Authenticate(ctx));
-  if (c.role == Role::kUser || c.role == Role::kAdmin) {
-    auto u = catalog_->GetUser(c.subject);
-    if (!u.ok()) {
-      return Status(Code::kUnauthenticated,
-                    "user '" + c.subject + "' no longer exists");
-    }
-    // The role in the catalog wins over the one in an older token.
-    auto role = auth::ParseRole(u->role);
-    if (role.ok()) c.role = *role;
-  } else if (c.role == Role::kNode) {
-    auto n = catalog_->GetNode(c.subject);
-    if (!n.ok()) {
-      return Status(Code::kUnauthenticated,
-                    "node '" + c.subject + "' is not registered");
-    }
-  }
+  MEZ_ASSIGN_OR_RETURN(c.role,
+                       CheckIdentity(catalog_, c.role, c.subject, c.uid));
   return c;
 }
 
@@ -490,45 +535,51 @@ grpc::ServerUnaryReactor* ClusterService::AddUser(
       ctx, "AddUser", {Role::kAdmin},
       [this, req, resp](const auth::Claims& c) -> Status {
         catalog::User u;
+        u.id = catalog::NewIdentityId();
         u.name = req->name();
         u.logins.assign(req->logins().begin(), req->logins().end());
         u.role = req->role().empty() ? "user" : req->role();
         u.created_us = opt_.clock->WallMicros();
         int64_t ttl =
             req->ttl_seconds() > 0 ? req->ttl_seconds() : kDefaultUserTtl;
-        if (u.role == "proxy") {
-          // A proxy-only mezrecd's token: not a catalog user, no
-          // logins; it may only call the proxy's RPCs.
-          if (!u.logins.empty()) {
-            return InvalidArgument("a proxy has no logins");
-          }
-          catalog::User as_user = u;
-          as_user.role = "user";
-          MEZ_RETURN_IF_ERROR(catalog::ValidateUser(as_user));
-          MEZ_ASSIGN_OR_RETURN(
-              std::string token,
-              auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
-                               Role::kProxy, u.name, {}, ttl, opt_.clock));
-          ToProto(u, resp->mutable_user());
-          resp->set_token(token);
-          nlohmann::json d = {{"name", u.name}, {"ttl_seconds", ttl}};
-          Audit("proxy.create", c.subject, "", d.dump());
-          return Status::Ok();
-        }
-        if (u.role != "user" && u.role != "admin") {
+        if (u.role != "user" && u.role != "admin" && u.role != "proxy") {
           return InvalidArgument("role must be user, admin or proxy (got '" +
                                  u.role + "')");
         }
+        if (u.role == "proxy" && !u.logins.empty()) {
+          return InvalidArgument("a proxy has no logins; drop --logins");
+        }
+        if (std::string_view(u.name).starts_with(kReservedNamePrefix)) {
+          return InvalidArgument(
+              "user names starting with '" + std::string(kReservedNamePrefix) +
+              "' are reserved for mezrecd's own identities; pick another "
+              "name");
+        }
+        // A proxy is a principal like a user: listed by ListUsers, removed
+        // by RemoveUser, which revokes its token.
         MEZ_RETURN_IF_ERROR(opt_.catalog->CreateUser(u));
-        auto role = u.role == "admin" ? Role::kAdmin : Role::kUser;
+        MEZ_ASSIGN_OR_RETURN(auth::Role role, auth::ParseRole(u.role));
+        auth::Claims claims;
+        claims.subject = u.name;
+        claims.role = role;
+        claims.logins = u.logins;
+        claims.uid = u.id;
         MEZ_ASSIGN_OR_RETURN(
             std::string token,
-            auth::IssueToken(*opt_.signer, opt_.keys->cluster_name, role,
-                             u.name, u.logins, ttl, opt_.clock));
+            auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                             std::move(claims), ttl, opt_.clock));
         ToProto(u, resp->mutable_user());
         resp->set_token(token);
-        nlohmann::json d = {
-            {"name", u.name}, {"role", u.role}, {"logins", u.logins}};
+        if (u.role == "proxy") {
+          nlohmann::json d = {
+              {"name", u.name}, {"id", u.id}, {"ttl_seconds", ttl}};
+          Audit("proxy.create", c.subject, "", d.dump());
+          return Status::Ok();
+        }
+        nlohmann::json d = {{"name", u.name},
+                            {"id", u.id},
+                            {"role", u.role},
+                            {"logins", u.logins}};
         Audit("user.create", c.subject, "", d.dump());
         return Status::Ok();
       });
@@ -553,9 +604,16 @@ grpc::ServerUnaryReactor* ClusterService::RemoveUser(
                  if (req->name() == c.subject) {
                    return FailedPrecondition("you cannot remove yourself");
                  }
+                 // Read first only to name what was removed in the audit
+                 // event; the catalog records the revocation itself.
+                 auto gone = opt_.catalog->GetUser(req->name());
                  MEZ_RETURN_IF_ERROR(opt_.catalog->DeleteUser(req->name()));
-                 Audit("user.delete", c.subject, "",
-                       nlohmann::json{{"name", req->name()}}.dump());
+                 nlohmann::json d = {{"name", req->name()}};
+                 if (gone.ok()) {
+                   d["id"] = gone->id;
+                   d["role"] = gone->role;
+                 }
+                 Audit("user.delete", c.subject, "", d.dump());
                  return Status::Ok();
                });
 }
@@ -573,19 +631,26 @@ grpc::ServerUnaryReactor* ClusterService::AddNode(
         n.login_hint = req->login_hint();
         n.host_key = req->host_key();
         n.created_us = opt_.clock->WallMicros();
+        n.id = catalog::NewIdentityId();
         std::string token;
         if (!n.openssh) {
+          auth::Claims claims;
+          claims.subject = n.name;
+          claims.role = Role::kNode;
+          claims.uid = n.id;
           MEZ_ASSIGN_OR_RETURN(
-              token, auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
-                                      Role::kNode, n.name, {}, kJoinTokenTtl,
-                                      opt_.clock));
+              token,
+              auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                               std::move(claims), kJoinTokenTtl, opt_.clock));
           n.join_token_hash = JoinTokenHash(token);
         }
         MEZ_RETURN_IF_ERROR(opt_.catalog->CreateNode(n));
         ToProto(n, resp->mutable_node());
         resp->set_join_token(token);
-        nlohmann::json d = {
-            {"name", n.name}, {"addr", n.addr}, {"openssh", n.openssh}};
+        nlohmann::json d = {{"name", n.name},
+                            {"id", n.id},
+                            {"addr", n.addr},
+                            {"openssh", n.openssh}};
         Audit("node.create", c.subject, "", d.dump());
         return Status::Ok();
       });
@@ -607,9 +672,11 @@ grpc::ServerUnaryReactor* ClusterService::RemoveNode(
     pb::RemoveNodeResponse*) {
   return Unary(ctx, "RemoveNode", {Role::kAdmin},
                [this, req](const auth::Claims& c) -> Status {
+                 auto gone = opt_.catalog->GetNode(req->name());
                  MEZ_RETURN_IF_ERROR(opt_.catalog->DeleteNode(req->name()));
-                 Audit("node.delete", c.subject, "",
-                       nlohmann::json{{"name", req->name()}}.dump());
+                 nlohmann::json d = {{"name", req->name()}};
+                 if (gone.ok()) d["id"] = gone->id;
+                 Audit("node.delete", c.subject, "", d.dump());
                  return Status::Ok();
                });
 }

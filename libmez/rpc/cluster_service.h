@@ -38,8 +38,29 @@ Result<catalog::Node> AuthorizeProxyHop(catalog::Catalog* catalog, Clock* clock,
 // Settings the cluster knows, with their allowed values.
 Status ValidateSetting(const std::string& key, const std::string& value);
 
-// Resolves a caller to its claims and checks that the identity still
-// exists in the catalog (removed users and nodes lose access at once).
+// Name of the catalog identity (role "proxy") of the proxy that runs
+// inside mezrecd (--roles auth,proxy). The leading '_' keeps it apart from
+// every name AddUser accepts (kReservedNamePrefix).
+inline constexpr std::string_view kInProcessProxyName = "_mezrecd-proxy";
+// Names that start with this are mezrecd's own; AddUser refuses them.
+inline constexpr std::string_view kReservedNamePrefix = "_";
+
+// Checks that a bearer token speaks for a current identity: the catalog
+// row named `subject` exists, has id `uid`, and is of the token's kind
+// (user or admin rows for kUser and kAdmin tokens, proxy rows for kProxy,
+// nodes for kNode). Returns the role to act with: for users and admins
+// the catalog's, which wins over the token's. kUnauthenticated, saying
+// what to do, for a token without uid, a kJoin or kSession token (never
+// bearer credentials), a removed name or a name removed and added again;
+// the catalog's error when it fails otherwise. Blocks on the catalog.
+Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
+                                 const std::string& subject,
+                                 const std::string& uid);
+
+// Resolves a caller to its claims and checks them with CheckIdentity, so
+// that removed users, proxies and nodes lose access at once, and re-adding
+// a name does not revive tokens issued for the removed one. The role in
+// the returned claims is the one CheckIdentity returned.
 class Authorizer {
  public:
   Authorizer(const CallAuthenticator* authn, catalog::Catalog* catalog)

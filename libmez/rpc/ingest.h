@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
@@ -53,8 +54,13 @@ struct StreamHeader {
 
 // Who opened the stream (the verified caller credential).
 struct Caller {
+  Caller() = default;
+  // Not an aggregate, so that callers may leave uid out.
+  Caller(std::string name_arg, auth::Role role_arg, std::string uid_arg = "")
+      : name(std::move(name_arg)), role(role_arg), uid(std::move(uid_arg)) {}
   std::string name;  // token sub
   auth::Role role = auth::Role::kNode;
+  std::string uid;  // token uid: the identity's catalog id (CallerCheck)
 };
 
 struct IngestOptions {

@@ -304,7 +304,7 @@ Result<Caller> RecordingService::Authenticate(
     return PermissionDenied("a " + std::string(auth::RoleName(claims.role)) +
                             " credential cannot upload recordings");
   }
-  return Caller{claims.subject, claims.role};
+  return Caller{claims.subject, claims.role, claims.uid};
 }
 
 grpc::ServerReadReactor<mezite::v1::UploadFrame>* RecordingService::Upload(
@@ -376,7 +376,8 @@ grpc::ServerReadReactor<RecordFrame>* RecordingService::Record(
     return new Refuse(ToGrpc(denied));
   }
   return new RecordReactor(ctx, summary, ingest_, pool_,
-                           Caller{claims->subject, claims->role}, &check_);
+                           Caller{claims->subject, claims->role, claims->uid},
+                           &check_);
 }
 
 grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(

@@ -34,12 +34,15 @@ std::string HostOf(const std::string& addr) {
 }
 
 // Writes admin.identity on first start, and keeps its address current
-// (a port chosen by the OS changes on each start) and its token valid.
+// (a port chosen by the OS changes on each start) and its token valid and
+// speaking for the current admin row (`admin_id`; a token without it, or
+// with the id of a removed row, is re-issued).
 Status EnsureAdminIdentity(const std::string& data_dir, const std::string& addr,
                            const std::string& ca_pem,
                            const auth::TokenSigner& signer,
                            const auth::TokenVerifier& verifier,
-                           const std::string& issuer, Clock* clock) {
+                           const std::string& issuer,
+                           const std::string& admin_id, Clock* clock) {
   std::string path = data_dir + "/admin.identity";
   auto existing = auth::ReadIdentityFile(path);
   auth::Identity id;
@@ -48,30 +51,38 @@ Status EnsureAdminIdentity(const std::string& data_dir, const std::string& addr,
     id = *existing;
     auto claims =
         verifier.Verify(id.token, clock->WallMicros() / 1'000'000 + 86400);
-    write = !claims.ok() || id.auth_addr != addr || id.tls_ca_pem != ca_pem;
-    if (!claims.ok()) id.token.clear();
+    bool current = claims.ok() && claims->uid == admin_id &&
+                   claims->subject == "admin" &&
+                   claims->role == auth::Role::kAdmin;
+    write = !current || id.auth_addr != addr || id.tls_ca_pem != ca_pem;
+    if (!current) id.token.clear();
   }
   if (!write) return Status::Ok();
   id.auth_addr = addr;
   id.tls_ca_pem = ca_pem;
   id.username = "admin";
   if (id.token.empty()) {
-    MEZ_ASSIGN_OR_RETURN(
-        id.token, auth::IssueToken(signer, issuer, auth::Role::kAdmin, "admin",
-                                   {}, kAdminTokenTtl, clock));
+    auth::Claims claims;
+    claims.subject = "admin";
+    claims.role = auth::Role::kAdmin;
+    claims.uid = admin_id;
+    MEZ_ASSIGN_OR_RETURN(id.token, auth::IssueToken(signer, issuer, claims,
+                                                    kAdminTokenTtl, clock));
   }
   return auth::WriteIdentityFile(path, id);
 }
 
 // The bootstrap admin of admin.identity is a catalog user like any other.
-Status EnsureAdminUser(catalog::Catalog* catalog, Clock* clock) {
+// Returns its id.
+Result<std::string> EnsureAdminUser(catalog::Catalog* catalog, Clock* clock) {
   catalog::User admin;
   admin.name = "admin";
   admin.role = "admin";
   admin.created_us = clock->WallMicros();
   Status s = catalog->CreateUser(admin);
-  if (s.code() == Code::kAlreadyExists) return Status::Ok();
-  return s;
+  if (!s.ok() && s.code() != Code::kAlreadyExists) return s;
+  MEZ_ASSIGN_OR_RETURN(catalog::User row, catalog->GetUser("admin"));
+  return row.id;
 }
 
 // Local files, or S3 with a local spool in the data dir (s3_store.h).
@@ -193,20 +204,22 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   uopt.store = store.get();
   uopt.verifier = verifier.get();
   MEZ_ASSIGN_OR_RETURN(auto uploads, UploadManager::New(std::move(uopt)));
-  // A node removed from the catalog can no longer record or upload.
+  // Every Record, Upload and GetUploadStatus call speaks for a current
+  // identity: a removed node, admin or proxy, or a name removed and added
+  // again, can no longer record or upload (cluster_service.h).
   CallerCheck registered = [cat = catalog.get()](const Caller& c) -> Status {
-    if (c.role != auth::Role::kNode) return Status::Ok();
-    auto n = cat->GetNode(c.name);
-    if (n.ok()) return Status::Ok();
-    if (n.status().code() == Code::kNotFound) {
-      return Status(Code::kUnauthenticated,
-                    "node '" + c.name + "' is not registered");
+    MEZ_ASSIGN_OR_RETURN(auth::Role role,
+                         CheckIdentity(cat, c.role, c.name, c.uid));
+    if (role == auth::Role::kUser) {
+      return PermissionDenied("user '" + c.name +
+                              "' is no longer an admin and cannot record");
     }
-    return n.status();
+    return Status::Ok();
   };
   RecordingService recording(ingest.get(), &authn, pool.get(), uploads.get(),
                              registered);
-  MEZ_RETURN_IF_ERROR(EnsureAdminUser(catalog.get(), clock));
+  MEZ_ASSIGN_OR_RETURN(std::string admin_id,
+                       EnsureAdminUser(catalog.get(), clock));
   Authorizer authorizer(&authn, catalog.get());
   ClusterServiceOptions copt;
   copt.catalog = catalog.get();
@@ -252,7 +265,7 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
                      std::to_string(port);
   MEZ_RETURN_IF_ERROR(EnsureAdminIdentity(
       config.data_dir, addr, config.insecure ? "" : keys.tls_ca_cert_pem,
-      *signer, *verifier, keys.cluster_name, clock));
+      *signer, *verifier, keys.cluster_name, admin_id, clock));
   // ---- proxy role (issue #6; libmez/proxy) ----
   // Printed before "serving on", which launchers wait for.
   std::shared_ptr<void> proxy;
