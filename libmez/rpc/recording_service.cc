@@ -402,7 +402,7 @@ grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(
   }
   // Closing files may block on the disk: off the reaction thread.
   std::string cid = request->connection_id();
-  Caller caller{claims->subject, claims->role};
+  Caller caller{claims->subject, claims->role, claims->uid};
   pool_->Submit([this, reactor, response, cid, caller] {
     // As for Record and Upload: a removed node loses access at once.
     if (check_) {
