@@ -62,8 +62,8 @@ class CliTest : public ::testing::Test {
     ASSERT_EQ(err, "");
     auto stub = server_->Stub();
     RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
-    ASSERT_TRUE(call.Send(HeaderFrame(
-        id, server_->Token(auth::Role::kUser, user), pb::SESSION_KIND_SHELL)));
+    ASSERT_TRUE(call.Send(HeaderFrame(id, server_->Grant(user, "web-01"),
+                                      pb::SESSION_KIND_SHELL)));
     ASSERT_TRUE(call.Send(
         ChunkFrame(1000, pb::DIRECTION_OUT, "hello from " + user + "\r\n")));
     ASSERT_TRUE(call.Close().ok());

@@ -133,6 +133,58 @@ std::string Mezrecd::Sign(auth::Claims claims) const {
   return t.ok() ? *t : "";
 }
 
+std::string Mezrecd::UserId(const std::string& user) const {
+  auto stub = mezite::v1::Cluster::NewStub(Channel());
+  std::string admin = "Bearer " + Token(auth::Role::kAdmin, "admin");
+  auto deadline = [] {
+    return std::chrono::system_clock::now() + std::chrono::seconds(30);
+  };
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", admin);
+    ctx.set_deadline(deadline());
+    mezite::v1::ListUsersResponse list;
+    if (!stub->ListUsers(&ctx, mezite::v1::ListUsersRequest(), &list).ok()) {
+      return "";
+    }
+    for (const auto& u : list.users()) {
+      if (u.name() == user) return u.id();
+    }
+    if (attempt > 0) break;
+    grpc::ClientContext add_ctx;
+    add_ctx.AddMetadata("authorization", admin);
+    add_ctx.set_deadline(deadline());
+    mezite::v1::AddUserRequest req;
+    req.set_name(user);
+    req.add_logins("root");
+    req.set_role("user");
+    mezite::v1::AddUserResponse resp;
+    grpc::Status s = stub->AddUser(&add_ctx, req, &resp);
+    if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
+      return "";
+    }
+  }
+  return "";
+}
+
+std::string Mezrecd::Grant(const std::string& user, const std::string& node,
+                           int64_t ttl_seconds) const {
+  auto pem = ReadFile(data_dir_ + "/jwt.key");
+  auto name = ReadFile(data_dir_ + "/cluster_name");
+  if (!pem.ok() || !name.ok()) return "";
+  auto signer = auth::TokenSigner::FromPem(*pem);
+  if (!signer.ok()) return "";
+  auth::Claims c;
+  c.subject = user;
+  c.role = auth::Role::kSession;
+  c.uid = UserId(user);
+  c.audience = node;
+  c.logins = {"root"};
+  if (c.uid.empty()) return "";
+  auto t = auth::IssueToken(**signer, Trim(*name), c, ttl_seconds, RealClock());
+  return t.ok() ? *t : "";
+}
+
 std::shared_ptr<grpc::Channel> Mezrecd::Channel() const {
   auto id = auth::ReadIdentityFile(data_dir_ + "/admin.identity");
   std::shared_ptr<grpc::ChannelCredentials> creds;

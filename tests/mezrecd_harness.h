@@ -44,6 +44,15 @@ class Mezrecd {
                     int64_t ttl_seconds = 3600) const;
   // A token with exactly these claims (issuer filled in when empty).
   std::string Sign(auth::Claims claims) const;
+  // A recording grant (auth::Role::kSession) as SignUserCert puts in a
+  // certificate: sub = user, uid = the user's catalog id, aud = node,
+  // logins {"root"}. The user is added (role user, login root) when it
+  // does not exist. "" on error.
+  std::string Grant(const std::string& user, const std::string& node,
+                    int64_t ttl_seconds = 600) const;
+  // The catalog id of `user`, adding the user (role user, login root) when
+  // it does not exist. "" on error.
+  std::string UserId(const std::string& user) const;
   std::unique_ptr<mezite::v1::Recording::Stub> Stub() const;
   std::shared_ptr<grpc::Channel> Channel() const;
   // Registers a node in the catalog (as `mezctl nodes add` does); recording

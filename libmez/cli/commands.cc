@@ -621,6 +621,7 @@ Status Ssh(const SshOptions& o) {
   pb::SignUserCertRequest creq;
   creq.set_public_key_blob(key.second);
   creq.set_login(login);
+  creq.set_node(node);
   pb::SignUserCertResponse cert;
   MEZ_RETURN_IF_ERROR(
       Call(client.get(), &pb::Cluster::Stub::SignUserCert, creq, &cert));

@@ -401,9 +401,10 @@ grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(
   }
   // Closing files may block on the disk: off the reaction thread.
   std::string cid = request->connection_id();
-  pool_->Submit([this, reactor, response, cid] {
+  Caller caller{claims->subject, claims->role};
+  pool_->Submit([this, reactor, response, cid, caller] {
     response->set_closed_files(
-        static_cast<uint32_t>(ingest_->EndConnection(cid)));
+        static_cast<uint32_t>(ingest_->EndConnection(caller, cid)));
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
