@@ -543,6 +543,46 @@ TEST_F(SshE2eTest, HarnessReportsAMezdThatDoesNotStart) {
   EXPECT_NE(broken.command_line().find("--no-such-flag"), std::string::npos);
 }
 
+// msh ssh leaves no key behind: each run removes its key directory when
+// ssh exits, and one left by a killed run goes once its certificate has
+// expired. A directory holding anything msh never writes is left alone.
+TEST_F(SshE2eTest, MshSshRemovesItsKeysAndStaleOnes) {
+  std::string keys = alice_.home + "/.mez/keys";
+  ASSERT_EQ(Sh("mkdir -p " + ShellQuote(keys)).exit_code, 0);
+  // Left by killed runs an hour ago: one of ours, one with a foreign file.
+  for (const char* d : {"ssh-stale1", "ssh-foreign"}) {
+    ASSERT_EQ(Sh("mkdir " + ShellQuote(keys + "/" + d) + " && touch " +
+                 ShellQuote(keys + "/" + d + "/id_ed25519"))
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(Sh("touch " + ShellQuote(keys + "/ssh-foreign/notes")).exit_code,
+            0);
+  ASSERT_EQ(Sh("touch -d '-1 hour' " + ShellQuote(keys + "/ssh-stale1") + " " +
+               ShellQuote(keys + "/ssh-foreign"))
+                .exit_code,
+            0);
+  // In use by a run that started a moment ago: kept.
+  ASSERT_EQ(Sh("mkdir " + ShellQuote(keys + "/ssh-live")).exit_code, 0);
+
+  std::string err_file = dir_.File("msh.err");
+  for (int i = 0; i < 3; ++i) {
+    auto r = Msh("ssh node-1 'echo run-" + std::to_string(i) + "; exit " +
+                 std::to_string(i) + "' 2>" + ShellQuote(err_file));
+    EXPECT_EQ(r.exit_code, i) << r.out;
+    EXPECT_EQ(r.out, "run-" + std::to_string(i) + "\n");
+    // The directory it would not remove is named, with the reason.
+    EXPECT_NE(ReadFile(err_file)->find("ssh-foreign holds an unexpected "
+                                       "entry 'notes'"),
+              std::string::npos)
+        << *ReadFile(err_file);
+  }
+  auto left = Sh("ls -A " + ShellQuote(keys));
+  EXPECT_EQ(left.out, "ssh-foreign\nssh-live\n");
+  EXPECT_EQ(Sh("ls -A " + ShellQuote(keys + "/ssh-foreign")).out,
+            "id_ed25519\nnotes\n");
+}
+
 // Removing a user stops their sessions at once in node-sync, even with a
 // certificate still valid for minutes: mezrecd refuses the grant of a
 // removed user, and mezd ends the session before the program runs.
