@@ -661,8 +661,9 @@ grpc::ServerUnaryReactor* ClusterService::SignUserCert(
         auto node = opt_.catalog->GetNode(req->node());
         if (!node.ok()) {
           if (node.status().code() != Code::kNotFound) return node.status();
-          Status d = NotFound("node '" + req->node() +
-                              "' is not registered (msh nodes lists them)");
+          Status d =
+              NotFound("node '" + req->node() +
+                       "' is not registered (mezctl nodes ls lists them)");
           Deny(&c, "SignUserCert", d);
           return d;
         }
