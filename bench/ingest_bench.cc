@@ -712,7 +712,7 @@ Figures Run(const Options& opt, const std::vector<std::string>& pool,
   pid_t pid = FindPid(dir);
   if (pid < 0) Fail(&server, "cannot find mezrecd's pid in /proc");
   std::string node_token = server.Token(auth::Role::kNode, "web-01");
-  std::string user_token = server.Token(auth::Role::kUser, "alice");
+  std::string user_token = server.Grant("alice", "web-01", 24 * 3600);
 
   int n_channels = (n + opt.per_channel - 1) / opt.per_channel;
   std::vector<std::unique_ptr<mezite::v1::Recording::Stub>> stubs;

@@ -134,7 +134,7 @@ bool RecordLarge(const testing::Mezrecd& server, const std::string& id, int mib,
   mezite::v1::RecordSummary summary;
   auto writer = stub->Record(&ctx, &summary);
   RecordFrame f =
-      testing::HeaderFrame(id, server.Token(auth::Role::kUser, "alice"),
+      testing::HeaderFrame(id, server.Grant("alice", "web-01", 3600),
                            mezite::v1::SESSION_KIND_SHELL);
   bool ok = writer->Write(f);
   ok = ok && writer->Write(testing::ChunkFrame(1000, mezite::v1::DIRECTION_OUT,

@@ -203,8 +203,8 @@ class Sshd {
 // A fresh key and a cluster user certificate for it (Cluster.SignUserCert
 // with `user`'s token, as msh gets one); valid 10 minutes.
 bool Certify(const testing::Mezrecd& cluster, const testing::TestUser& user,
-             const std::string& login, const std::string& key_path,
-             std::string* error) {
+             const std::string& login, const std::string& node,
+             const std::string& key_path, std::string* error) {
   auto id = auth::ReadIdentityFile(user.identity);
   if (!id.ok()) {
     *error = id.status().ToString();
@@ -221,6 +221,7 @@ bool Certify(const testing::Mezrecd& cluster, const testing::TestUser& user,
   mezite::v1::SignUserCertRequest req;
   req.set_public_key_blob(key->second);
   req.set_login(login);
+  req.set_node(node);  // A certificate is for one node.
   mezite::v1::SignUserCertResponse cert;
   grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
   if (!s.ok()) {
@@ -277,6 +278,9 @@ struct Path {
   // jump host's listening sshd (its sessions count once it reaps them).
   pid_t middle = 0;
   bool middle_forks = false;
+  // The inner hop's key (certificate beside it); "" for Env::user_key. A
+  // certificate carries a recording grant for one node.
+  std::string key;
 };
 
 struct Env {
@@ -299,7 +303,9 @@ std::vector<std::string> Client(
   jump.insert(jump.end(), {"-p", std::to_string(p.jump_port), "-W", "%h:%p",
                            p.jump_user + "@127.0.0.1"});
   std::vector<std::string> argv = {"/usr/bin/ssh"};
-  for (auto& o : HopOpts(e.user_key, true, e.cipher)) argv.push_back(o);
+  for (auto& o : HopOpts(p.key.empty() ? e.user_key : p.key, true, e.cipher)) {
+    argv.push_back(o);
+  }
   for (auto& o : inner_extra) argv.push_back(o);
   if (tty) argv.push_back("-t");
   argv.insert(argv.end(),
@@ -556,16 +562,20 @@ int Main(int argc, char** argv) {
 
   // Valid 10 minutes: the default run takes two or three.
   e.user_key = e.dir + "/alice_key";
-  if (!Certify(cluster, alice, e.login, e.user_key, &error)) {
+  if (!Certify(cluster, alice, e.login, "node-1", e.user_key, &error)) {
     return Fail("cannot get alice's certificate", error);
+  }
+  std::string os_key = e.dir + "/alice_key_web_os";
+  if (!Certify(cluster, alice, e.login, "web-os", os_key, &error)) {
+    return Fail("cannot get alice's certificate for web-os", error);
   }
   std::vector<Path> paths = {
       {"(a)", "ssh -> proxy -> mezd (agent)", "node-1", 22, e.user_key, true,
-       "alice", proxy_port, cluster.pid(), false},
-      {"(b)", "ssh -> proxy -> sshd (agentless)", "web-os", 22, e.user_key,
-       true, "alice", proxy_port, cluster.pid(), false},
+       "alice", proxy_port, cluster.pid(), false, ""},
+      {"(b)", "ssh -> proxy -> sshd (agentless)", "web-os", 22, os_key, true,
+       "alice", proxy_port, cluster.pid(), false, os_key},
       {"(c)", "ssh -J sshd -> sshd (stock)", "127.0.0.1", node.port(), jump_key,
-       false, e.login, jump.port(), jump.server_pid(), true},
+       false, e.login, jump.port(), jump.server_pid(), true, ""},
   };
   for (auto it = paths.begin(); it + 1 != paths.end();) {
     it = opt.paths.find(it->label[1]) == std::string::npos ? paths.erase(it)

@@ -63,8 +63,8 @@ class CliTest : public ::testing::Test {
     ASSERT_EQ(err, "");
     auto stub = server_->Stub();
     RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
-    ASSERT_TRUE(call.Send(HeaderFrame(
-        id, server_->Token(auth::Role::kUser, user), pb::SESSION_KIND_SHELL)));
+    ASSERT_TRUE(call.Send(HeaderFrame(id, server_->Grant(user, "web-01"),
+                                      pb::SESSION_KIND_SHELL)));
     ASSERT_TRUE(call.Send(
         ChunkFrame(1000, pb::DIRECTION_OUT, "hello from " + user + "\r\n")));
     ASSERT_TRUE(call.Close().ok());
@@ -523,11 +523,21 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
   EXPECT_EQ(sid.find('\n'), std::string::npos) << sid;
   EXPECT_NE(out.find("via-msh"), std::string::npos) << out;
 
-  // The key lives in a private directory; the issuance is audited.
-  auto perms = ::mez::testing::Run(
-      "stat -c '%a' " + ShellQuote(home + "/.mez/keys") + " " +
-      ShellQuote(home + "/.mez/keys") + "/*/id_ed25519*");
-  EXPECT_EQ(perms.out, "700\n600\n600\n") << perms.out;
+  // The key lives in a private directory while ssh runs (the node, the
+  // same machine here, looks at it) and is gone afterwards; the issuance
+  // is audited.
+  std::string keys = home + "/.mez/keys";
+  auto during = Cli(
+      MSH_PATH,
+      "ssh web-01 " +
+          ShellQuote("stat -c %a " + keys + " " + keys + "/ssh-*/id_ed25519*") +
+          " </dev/null",
+      home);
+  EXPECT_EQ(during.exit_code, 0) << during.out;
+  EXPECT_NE(during.out.find("700\n600\n600\n"), std::string::npos)
+      << during.out;
+  auto after = ::mez::testing::Run("ls -A " + ShellQuote(keys));
+  EXPECT_EQ(after.out, "") << after.out;
   auto issued = Mezctl("audit ls --type=cert.issue --format=jsonl");
   EXPECT_NE(issued.out.find("\"user\":\"alice\""), std::string::npos)
       << issued.out;

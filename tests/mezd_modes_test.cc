@@ -15,8 +15,11 @@
 #include <regex>
 #include <thread>
 
+#include "libmez/auth/identity.h"
+#include "libmez/auth/ssh_cert.h"
 #include "libmez/rpc/spool.h"
 #include "libmez/util/file.h"
+#include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezd_harness.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
@@ -456,15 +459,31 @@ TEST_F(MezdModesTest, NodeSyncFullSpoolEndsTheSessionAndIsAudited) {
 }
 
 // msh needs mezrecd for each certificate; while mezrecd is down a user
-// still holds the certificate of an earlier msh ssh (valid for minutes)
-// and connects with the stock client. Returns the ssh command prefix.
-std::string StockSshWithMshCert(const std::string& home, uint16_t port,
-                                const std::string& login) {
-  auto dir =
-      Sh("ls -1dt " + ShellQuote(home + "/.mez/keys") + "/ssh-* | head -n 1")
-          .out;
-  while (!dir.empty() && dir.back() == '\n') dir.pop_back();
-  std::string key = dir + "/id_ed25519";
+// still holds a certificate obtained earlier as msh obtains it (valid for
+// minutes; msh itself removes its key when ssh exits) and connects with
+// the stock client. Writes the key to `key` (the certificate beside it)
+// and returns the ssh command prefix.
+std::string StockSshWithClusterCert(const Mezrecd& cluster,
+                                    const TestUser& user,
+                                    const std::string& key, uint16_t port,
+                                    const std::string& login) {
+  auto id = auth::ReadIdentityFile(user.identity);
+  auto pair = auth::GenerateSshUserKey();
+  EXPECT_TRUE(id.ok() && pair.ok());
+  if (!id.ok() || !pair.ok()) return "false ";
+  auto stub = mezite::v1::Cluster::NewStub(cluster.Channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + id->token);
+  mezite::v1::SignUserCertRequest req;
+  req.set_public_key_blob(pair->second);
+  req.set_login(login);
+  req.set_node("node-1");
+  mezite::v1::SignUserCertResponse cert;
+  grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  WriteFileOrDie(key, pair->first);
+  chmod(key.c_str(), 0600);
+  WriteFileOrDie(key + "-cert.pub", cert.certificate_line() + "\n");
   return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
          ShellQuote("CertificateFile=" + key + "-cert.pub") +
          " -o IdentitiesOnly=yes -o BatchMode=yes"
@@ -478,14 +497,16 @@ std::string StockSshWithMshCert(const std::string& home, uint16_t port,
 // exactly the bytes the user saw; the spool file is deleted only then.
 TEST_F(MezdModesTest, NodeModeUploadsOnceMezrecdIsBack) {
   StartNode({"--upload-retry-max", "1s"}, {"MEZITE_RECORDING_MODE=node"});
-  ASSERT_EQ(Sh(MshSsh("true")).exit_code, 0);  // A certificate to keep.
+  ASSERT_EQ(Sh(MshSsh("true")).exit_code, 0);
   ASSERT_TRUE(PollUntil([&] { return Sessions().size() == 1; }));
+  std::string ssh = StockSshWithClusterCert(
+      *cluster_, alice_, dir_.File("kept"), mezd_->port(), me_);
   ASSERT_EQ(cluster_->Stop(), 0);
 
   std::string out = dir_.File("n.out");
-  auto r = Sh(StockSshWithMshCert(alice_.home, mezd_->port(), me_) +
-              ShellQuote("head -c 300000 /dev/urandom | base64; echo done") +
-              " >" + ShellQuote(out) + " 2>&1");
+  auto r =
+      Sh(ssh + ShellQuote("head -c 300000 /dev/urandom | base64; echo done") +
+         " >" + ShellQuote(out) + " 2>&1");
   ASSERT_EQ(r.exit_code, 0) << Text(out) << mezd_->log();
   std::string seen = *ReadFile(out);
   ASSERT_GT(seen.size(), 400'000u);

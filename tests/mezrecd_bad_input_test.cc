@@ -170,6 +170,9 @@ std::vector<BadCase> Cases() {
                [](auto&, Mezrecd& s) {
                  auth::Claims c;
                  c.subject = "alice";
+                 c.role = auth::Role::kSession;
+                 c.audience = "web-01";
+                 c.uid = s.IdentityId(auth::Role::kUser, "alice");
                  c.issued_at = RealClock()->WallMicros() / 1'000'000 - 7200;
                  c.expires_at = c.issued_at + 3600;
                  c.id = "expired";
@@ -204,7 +207,7 @@ std::vector<BadCase> Cases() {
                      Header("s9", s.Token(auth::Role::kNode, "web-01"),
                             SESSION_KIND_SHELL)};
                },
-               grpc::StatusCode::PERMISSION_DENIED, "not a user"});
+               grpc::StatusCode::PERMISSION_DENIED, "recording grant"});
   for (std::string bad_id :
        {std::string("../../etc/x"), std::string("a/b"), std::string("a\0b", 3),
         std::string(200, 'a'), std::string(".hidden"), std::string("")}) {
@@ -226,9 +229,17 @@ std::vector<BadCase> Cases() {
                                std::string("a/b"), std::string(300, 'u')}) {
     v.push_back({"username " + bad_user.substr(0, 12),
                  [bad_user](auto&, Mezrecd& s) {
+                   // A grant as SignUserCert would shape it, for a name no
+                   // catalog would hold.
+                   auth::Claims c;
+                   c.subject = bad_user;
+                   c.role = auth::Role::kSession;
+                   c.audience = "web-01";
+                   c.uid = std::string(32, '0');
+                   c.issued_at = RealClock()->WallMicros() / 1'000'000;
+                   c.expires_at = c.issued_at + 600;
                    return std::vector<RecordFrame>{
-                       Header("s11", s.Token(auth::Role::kUser, bad_user),
-                              SESSION_KIND_SHELL)};
+                       Header("s11", s.Sign(c), SESSION_KIND_SHELL)};
                  },
                  grpc::StatusCode::INVALID_ARGUMENT, "storage prefix"});
   }
@@ -257,7 +268,7 @@ TEST(MezrecdBadInputTest, EachCaseIsRefusedCleanlyAndTheServerCarriesOn) {
   }
   auto stub = server.Stub();
   std::string node = server.Token(auth::Role::kNode, "web-01");
-  std::string alice = server.Token(auth::Role::kUser, "alice");
+  std::string alice = server.Grant("alice", "web-01");
   std::string storage = dir.File("data/recordings");
 
   auto outside = [&] {
@@ -319,7 +330,7 @@ TEST(MezrecdBadInputTest, DuplicateSessionIdIsRefusedAndTheFirstKept) {
   }
   auto stub = server.Stub();
   std::string node = server.Token(auth::Role::kNode, "web-01");
-  std::string alice = server.Token(auth::Role::kUser, "alice");
+  std::string alice = server.Grant("alice", "web-01");
   {
     RecordCall call(stub.get(), node);
     ASSERT_TRUE(call.Send(HeaderFrame("dup", alice, SESSION_KIND_SHELL)));
@@ -346,7 +357,7 @@ TEST(MezrecdBadInputTest, BatchedFramesAreRecordedInOrder) {
   ASSERT_EQ(err, "");
   auto stub = server.Stub();
   std::string node = server.Token(auth::Role::kNode, "web-01");
-  std::string alice = server.Token(auth::Role::kUser, "alice");
+  std::string alice = server.Grant("alice", "web-01");
   RecordCall call(stub.get(), node);
   ASSERT_TRUE(call.Send(HeaderFrame("batched", alice, SESSION_KIND_SHELL)));
   ASSERT_TRUE(call.Send(ChunkFrame(1000, DIRECTION_OUT, "one ")));

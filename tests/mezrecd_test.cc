@@ -44,6 +44,8 @@ class MezrecdTest : public ::testing::Test {
     stub_ = server_->Stub();
     node_ = server_->Token(auth::Role::kNode, "web-01");
     alice_ = server_->Token(auth::Role::kUser, "alice");
+    grant_ = server_->Grant("alice", "web-01");
+    ASSERT_FALSE(grant_.empty());
     ASSERT_FALSE(node_.empty());
   }
   // Closes the client channel first: gRPC's shutdown otherwise waits some
@@ -64,7 +66,7 @@ class MezrecdTest : public ::testing::Test {
   // Records a shell session and returns the output the viewer saw.
   std::string RecordShell(const std::string& id) {
     RecordCall call(stub_.get(), node_);
-    EXPECT_TRUE(call.Send(HeaderFrame(id, alice_, SESSION_KIND_SHELL)));
+    EXPECT_TRUE(call.Send(HeaderFrame(id, grant_, SESSION_KIND_SHELL)));
     std::string shown;
     const char* parts[] = {"$ ", "echo \xC5", "\xBC\xC3\xB3\xC5\x82w\r\n",
                            "\x1b[1;32mok\x1b[0m\r\n", "$ exit\r\n"};
@@ -87,6 +89,7 @@ class MezrecdTest : public ::testing::Test {
   std::unique_ptr<Mezrecd> server_;
   std::unique_ptr<mezite::v1::Recording::Stub> stub_;
   std::string node_, alice_;
+  std::string grant_;  // alice's recording grant for web-01.
 };
 
 TEST_F(MezrecdTest, CreatesItsDataDirWithKeysAndAdminIdentity) {
@@ -140,7 +143,7 @@ TEST_F(MezrecdTest, ShellStreamLandsInTheLayoutAndPlaysInAsciinema) {
 TEST_F(MezrecdTest, ExecStreamKeepsStdoutStderrAndExitStatus) {
   StartServer();
   RecordCall call(stub_.get(), node_);
-  ASSERT_TRUE(call.Send(HeaderFrame("sess-exec-1", alice_, SESSION_KIND_EXEC)));
+  ASSERT_TRUE(call.Send(HeaderFrame("sess-exec-1", grant_, SESSION_KIND_EXEC)));
   ASSERT_TRUE(call.Send(ChunkFrame(1000, DIRECTION_OUT, "Linux web-01\n")));
   ASSERT_TRUE(call.Send(ChunkFrame(2000, DIRECTION_ERR, "warning: x\n")));
   ASSERT_TRUE(call.Send(ExitFrame(3000, 3)));
@@ -167,7 +170,7 @@ TEST_F(MezrecdTest, TcpipChannelsShareOnePcapUntilEndRecordingSession) {
   for (int i = 0; i < 3; ++i) {
     std::string id = "chan-" + std::to_string(i);
     RecordCall call(stub_.get(), node_);
-    auto h = HeaderFrame(id, alice_, SESSION_KIND_TCPIP);
+    auto h = HeaderFrame(id, grant_, SESSION_KIND_TCPIP);
     h.mutable_header()->set_connection_id("conn-42");
     h.mutable_header()->set_src_host("127.0.0.1");
     h.mutable_header()->set_src_port(65535);  // What ssh -W reports.
@@ -307,7 +310,7 @@ TEST_F(MezrecdTest, ConfigFileEnvAndFlagsOverrideInOrder) {
 TEST_F(MezrecdTest, FormatsMapCanTurnAKindOff) {
   StartServer({}, {{"MEZITE_RECORDING_FORMATS", "exec=none"}});
   RecordCall call(stub_.get(), node_);
-  ASSERT_TRUE(call.Send(HeaderFrame("sess-noexec", alice_, SESSION_KIND_EXEC)));
+  ASSERT_TRUE(call.Send(HeaderFrame("sess-noexec", grant_, SESSION_KIND_EXEC)));
   ASSERT_TRUE(call.Send(ChunkFrame(1, DIRECTION_OUT, "hidden\n")));
   ASSERT_TRUE(call.Close().ok());
   EXPECT_TRUE(ListFiles(storage()).empty());
@@ -321,7 +324,7 @@ TEST_F(MezrecdTest, Kill9MidStreamLeavesAReadablePrefixAndIncompleteSession) {
   StartServer();
   auto call = std::make_unique<RecordCall>(stub_.get(), node_);
   ASSERT_TRUE(
-      call->Send(HeaderFrame("sess-crash", alice_, SESSION_KIND_SHELL)));
+      call->Send(HeaderFrame("sess-crash", grant_, SESSION_KIND_SHELL)));
   for (int i = 0; i < 50; ++i) {
     ASSERT_TRUE(call->Send(ChunkFrame(i * 1000, DIRECTION_OUT,
                                       "line " + std::to_string(i) + "\r\n")));
@@ -358,7 +361,7 @@ TEST_F(MezrecdTest, Kill9MidStreamLeavesAReadablePrefixAndIncompleteSession) {
 TEST_F(MezrecdTest, SigtermDrainsOpenStreams) {
   StartServer({}, {{"MEZITE_LOG_LEVEL", "info"}});
   RecordCall call(stub_.get(), node_);
-  ASSERT_TRUE(call.Send(HeaderFrame("sess-drain", alice_, SESSION_KIND_SHELL)));
+  ASSERT_TRUE(call.Send(HeaderFrame("sess-drain", grant_, SESSION_KIND_SHELL)));
   ASSERT_TRUE(call.Send(ChunkFrame(1, DIRECTION_OUT, "before\r\n")));
   std::string path = storage() + "/alice/shell/sess-drain.cast";
   for (int i = 0; i < 500; ++i) {
@@ -385,12 +388,12 @@ TEST_F(MezrecdTest, CallersNeedANodeOrProxyCredential) {
   StartServer();
   {
     RecordCall call(stub_.get(), "");
-    call.Send(HeaderFrame("s-anon", alice_, SESSION_KIND_SHELL));
+    call.Send(HeaderFrame("s-anon", grant_, SESSION_KIND_SHELL));
     EXPECT_EQ(call.Close().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   }
   {
     RecordCall call(stub_.get(), alice_);  // A user cannot record for others.
-    call.Send(HeaderFrame("s-user", alice_, SESSION_KIND_SHELL));
+    call.Send(HeaderFrame("s-user", grant_, SESSION_KIND_SHELL));
     EXPECT_EQ(call.Close().error_code(), grpc::StatusCode::PERMISSION_DENIED);
   }
   EXPECT_TRUE(ListFiles(storage()).empty());

@@ -163,8 +163,10 @@ class ProxyTest : public ::testing::Test {
     }
   }
 
-  // Cluster.SignUserCert for `user`'s token and a fresh key.
-  UserCert Certify(const TestUser& user, const std::string& login) {
+  // Cluster.SignUserCert for `user`'s token, a fresh key and `node` (the
+  // certificate carries a recording grant for that node only).
+  UserCert Certify(const TestUser& user, const std::string& login,
+                   const std::string& node) {
     UserCert out;
     auto id = auth::ReadIdentityFile(user.identity);
     EXPECT_TRUE(id.ok()) << id.status().ToString();
@@ -177,6 +179,7 @@ class ProxyTest : public ::testing::Test {
     pb::SignUserCertRequest req;
     req.set_public_key_blob(key->second);
     req.set_login(login);
+    req.set_node(node);
     pb::SignUserCertResponse cert;
     grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -256,7 +259,7 @@ class ProxyTest : public ::testing::Test {
 
 // The agent records the session; the proxy only relayed encrypted bytes.
 TEST_F(ProxyTest, ExecOnAgentNodeThroughProxyIsRecordedByTheAgent) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "node-1");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "node-1",
                    "echo proxied-$((6*7)); echo to-err >&2; exit 4", &err);
@@ -287,7 +290,7 @@ TEST_F(ProxyTest, ExecOnAgentNodeThroughProxyIsRecordedByTheAgent) {
 }
 
 TEST_F(ProxyTest, UnknownNodeIsRefusedAndAudited) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "node-1");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "no-such-node", "echo never", &err);
   EXPECT_EQ(r.exit_code, 255) << err;
@@ -307,7 +310,7 @@ TEST_F(ProxyTest, AgentlessNodeWithoutPinnedHostKeyIsRefused) {
                                    std::string("127.0.0.1:") +
                                    std::to_string(mezd_->port()));
   ASSERT_EQ(add.exit_code, 0) << add.out;
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "plain-1");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "plain-1", "echo never", &err);
   EXPECT_EQ(r.exit_code, 255) << err;
@@ -388,7 +391,7 @@ TEST_F(ProxyTest, LoginNotInCertificateIsRefusedByTheAgent) {
   ASSERT_TRUE(
       AddUserAndLogin(*cluster_, dir_.path(), "bob", "bob-only", &bob, &error))
       << error;
-  UserCert c = Certify(bob, "bob-only");
+  UserCert c = Certify(bob, "bob-only", "node-1");
   std::string err;
   auto r = JumpSsh(c, "bob", me_, "node-1", "echo never", &err);
   EXPECT_EQ(r.exit_code, 255) << err;
@@ -408,7 +411,7 @@ TEST_F(ProxyTest, LoginNotInCertificateIsRefusedByTheAgent) {
 
 // A session channel on the proxy itself is refused: it is a jump host.
 TEST_F(ProxyTest, ProxyRunsNoSessionsOfItsOwn) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "node-1");
   auto r = Sh("ssh -F /dev/null -i " + ShellQuote(c.key) +
               " -o CertificateFile=" + ShellQuote(c.cert) +
               " -o IdentitiesOnly=yes -o BatchMode=yes"
@@ -573,7 +576,7 @@ class AgentlessProxyTest : public ProxyTest {
                  std::unique_ptr<Background>* ssh) {
     *local = FreeLoopbackPort();
     ASSERT_NE(*local, 0);
-    UserCert c = Certify(alice_, me_);
+    UserCert c = Certify(alice_, me_, "web-os");
     std::string spec =
         std::to_string(*local) + ":127.0.0.1:" + std::to_string(port);
     std::string log = dir_.File(log_name);
@@ -597,7 +600,7 @@ class AgentlessProxyTest : public ProxyTest {
 // proxy's fresh certificate for alice, and the proxy recorded the session
 // for web-os (no agent there).
 TEST_F(AgentlessProxyTest, ExecIsBridgedAndRecorded) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "web-os",
                    "echo agentless-$((6*7)); echo to-err >&2; exit 3", &err);
@@ -621,7 +624,7 @@ TEST_F(AgentlessProxyTest, ExecIsBridgedAndRecorded) {
 // but still audits the session's start and end, under the node's name.
 TEST_F(AgentlessProxyTest, OffModeAuditsTheSessionUnderTheNodeName) {
   ASSERT_EQ(Mezctl(*cluster_, "config set session_recording off").exit_code, 0);
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "web-os", "echo unrecorded", &err);
   EXPECT_EQ(r.exit_code, 0) << err;
@@ -644,7 +647,7 @@ TEST_F(AgentlessProxyTest, OffModeAuditsTheSessionUnderTheNodeName) {
 // A shell with a pty: what the client's terminal received is exactly what
 // the recording plays back, and the shell's exit status comes back.
 TEST_F(AgentlessProxyTest, ShellPlaysBackWhatTheTerminalShowed) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "web-os", "", &err, "-tt",
                    "printf 'shell-%s\\n' $((20+22)); tput cols; exit 7\n");
@@ -673,7 +676,7 @@ TEST_F(AgentlessProxyTest, WrongTargetHostKeyIsRefused) {
   auto hosts = ReadFile(known_hosts_);
   ASSERT_TRUE(hosts.ok());
   WriteFileOrDie(known_hosts_, *hosts + "web-os-2 " + proxy_key_line_ + "\n");
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os-2");
   std::string err;
   auto r = JumpSsh(c, "alice", me_, "web-os-2", "touch /tmp/never", &err);
   EXPECT_NE(r.exit_code, 0) << err;
@@ -689,7 +692,7 @@ TEST_F(AgentlessProxyTest, WrongTargetHostKeyIsRefused) {
 // A window change on the client's terminal reaches the node's pty (stty
 // size there reports it) and the recording (an asciicast "r" event).
 TEST_F(AgentlessProxyTest, WindowChangesReachTheNodeAndTheRecording) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   std::string cmd = JumpCommand(c, "alice", me_, "web-os", "", "-tt");
   winsize ws = {};
   ws.ws_row = 24;
@@ -851,7 +854,7 @@ TEST_F(AgentlessProxyTest, ClientHangingUpMidForwardLeavesTheProxyServing) {
   ssh->Stop();  // And the whole SSH connection goes.
   dest.Finish();
   std::string err;
-  auto r = JumpSsh(Certify(alice_, me_), "alice", me_, "web-os",
+  auto r = JumpSsh(Certify(alice_, me_, "web-os"), "alice", me_, "web-os",
                    "echo still-serving", &err);
   EXPECT_EQ(r.exit_code, 0) << err << cluster_->log();
   EXPECT_EQ(r.out, "still-serving\n");
@@ -892,7 +895,7 @@ double CpuSeconds(pid_t pid) {
 // and server loops wait rather than spin (a spinning thread would use
 // about 3 CPU seconds here; an idle one about 0.05).
 TEST_F(AgentlessProxyTest, IdleSessionDoesNotSpin) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   double before = CpuSeconds(cluster_->pid());
   ASSERT_GE(before, 0);
   std::string err;
@@ -911,7 +914,7 @@ TEST_F(AgentlessProxyTest, SlowClientKeepsTheProxyBufferBounded) {
   if (!kRssMeaningful) GTEST_SKIP() << "RSS under AddressSanitizer";
   // Without recording, so that only the relay's buffers count.
   ASSERT_EQ(Mezctl(*cluster_, "config set session_recording off").exit_code, 0);
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   int64_t before = RssKiB(cluster_->pid());
   ASSERT_GT(before, 0);
   // The client's output goes to a pipe read here, 64 KiB per 10 ms at
@@ -960,7 +963,7 @@ TEST_F(AgentlessProxyTest, SlowClientKeepsTheProxyBufferBounded) {
 TEST_F(AgentlessProxyTest, SlowNodeProgramKeepsTheProxyBufferBounded) {
   if (!kRssMeaningful) GTEST_SKIP() << "RSS under AddressSanitizer";
   ASSERT_EQ(Mezctl(*cluster_, "config set session_recording off").exit_code, 0);
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   int64_t before = RssKiB(cluster_->pid());
   ASSERT_GT(before, 0);
   // 64 KiB per 10 ms at most, one line in `progress` per 64 KiB taken.
@@ -996,7 +999,7 @@ TEST_F(AgentlessProxyTest, UserWithoutThatLoginIsRefused) {
   ASSERT_TRUE(
       AddUserAndLogin(*cluster_, dir_.path(), "bob", "bob-only", &bob, &error))
       << error;
-  UserCert c = Certify(bob, "bob-only");
+  UserCert c = Certify(bob, "bob-only", "web-os");
   std::string err;
   auto r = JumpSsh(c, "bob", me_, "web-os", "echo never", &err);
   EXPECT_EQ(r.exit_code, 255) << err;
@@ -1059,7 +1062,7 @@ class ProxyOnlyTest : public AgentlessProxyTest {
 // An exec on the agentless node through the proxy-only mezrecd is recorded
 // by the auth mezrecd; an unknown node is refused and audited there.
 TEST_F(ProxyOnlyTest, SessionsAreRecordedByTheAuthMezrecd) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   std::string err;
   auto r =
       JumpSsh(c, "alice", me_, "web-os", "echo edge-$((6*7)); exit 5", &err);
@@ -1085,7 +1088,7 @@ TEST_F(ProxyOnlyTest, SessionsAreRecordedByTheAuthMezrecd) {
 // dies mid-session, the proxy ends the session (goal: within a second)
 // with a one-line reason, and the node's command does not go on.
 TEST_F(ProxyOnlyTest, NodeSyncEndsTheSessionWhenTheAuthMezrecdDies) {
-  UserCert c = Certify(alice_, me_);
+  UserCert c = Certify(alice_, me_, "web-os");
   std::string log = dir_.File("session.log");
   Background session(JumpCommand(c, "alice", me_, "web-os",
                                  "echo started; sleep 60; echo never", ""),

@@ -215,8 +215,7 @@ class ScaleoutTest : public ::testing::Test {
                           const std::string& node = "web-01") {
     auto stub = server.Stub();
     RecordCall call(stub.get(), server.Token(auth::Role::kNode, node));
-    auto h = HeaderFrame(id, server.Token(auth::Role::kUser, "alice"),
-                         SESSION_KIND_SHELL);
+    auto h = HeaderFrame(id, server.Grant("alice", node), SESSION_KIND_SHELL);
     h.mutable_header()->set_node(node);
     EXPECT_TRUE(call.Send(h));
     std::string shown;
@@ -269,7 +268,7 @@ TEST_F(ScaleoutTest, S3BackendRoundTripsShellExecAndTcpip) {
     ASSERT_NE(server, nullptr);
     auto stub = server->Stub();
     const std::string node = server->Token(auth::Role::kNode, "web-01");
-    const std::string alice = server->Token(auth::Role::kUser, "alice");
+    const std::string alice = server->Grant("alice", "web-01");
 
     // Shell.
     const std::string shell_id = "shell-" + mode.name;
@@ -402,8 +401,7 @@ TEST_F(ScaleoutTest, FiftyMegabyteRecordingGoesMultipart) {
   std::string sent;
   {
     RecordCall call(stub.get(), server->Token(auth::Role::kNode, "web-01"));
-    ASSERT_TRUE(call.Send(HeaderFrame("big-1",
-                                      server->Token(auth::Role::kUser, "alice"),
+    ASSERT_TRUE(call.Send(HeaderFrame("big-1", server->Grant("alice", "web-01"),
                                       SESSION_KIND_SHELL)));
     for (int i = 0; i < kChunks; ++i) {
       std::string data = RandomText(kChunk, 1000 + i);
@@ -453,9 +451,8 @@ TEST_F(ScaleoutTest, KilledMidUploadCompletesFromLocalSpoolOnRestart) {
   {
     auto stub = server->Stub();
     RecordCall call(stub.get(), server->Token(auth::Role::kNode, "web-01"));
-    ASSERT_TRUE(call.Send(HeaderFrame("crash-1",
-                                      server->Token(auth::Role::kUser, "alice"),
-                                      SESSION_KIND_SHELL)));
+    ASSERT_TRUE(call.Send(HeaderFrame(
+        "crash-1", server->Grant("alice", "web-01"), SESSION_KIND_SHELL)));
     for (int i = 0; i < kChunks; ++i) {
       sent.push_back(RandomText(kChunk, 5000 + i));
       ASSERT_TRUE(
@@ -668,8 +665,7 @@ TEST_F(ScaleoutTest, TwoReplicasShareCatalogBucketAndUploads) {
   const std::string spool_path = dir_.path() + "/" + sid + ".spool";
   std::string output;
   {
-    auto h = HeaderFrame(sid, a->Token(auth::Role::kUser, "alice"),
-                         SESSION_KIND_SHELL);
+    auto h = HeaderFrame(sid, a->Grant("alice", "web-01"), SESSION_KIND_SHELL);
     h.mutable_header()->set_started_at_us(
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::system_clock::now().time_since_epoch())
@@ -781,8 +777,8 @@ TEST_F(ScaleoutTest, CrashedReplicasLiveSessionIsMarkedIncompleteByAnother) {
   // One live stream on each replica.
   auto open = [](const Mezrecd& server, RecordCall* call,
                  const std::string& id) {
-    auto h = HeaderFrame(id, server.Token(auth::Role::kUser, "alice"),
-                         SESSION_KIND_SHELL);
+    auto h =
+        HeaderFrame(id, server.Grant("alice", "web-01"), SESSION_KIND_SHELL);
     EXPECT_TRUE(call->Send(h));
     EXPECT_TRUE(call->Send(ChunkFrame(1000, DIRECTION_OUT, "$ top\r\n")));
   };
@@ -833,8 +829,8 @@ TEST_F(ScaleoutTest, CrashedReplicasLiveSessionIsMarkedIncompleteByAnother) {
   const std::string spool_path = dir_.path() + "/lease-a.spool";
   std::string output;
   {
-    auto h = HeaderFrame("lease-a", b->Token(auth::Role::kUser, "alice"),
-                         SESSION_KIND_SHELL);
+    auto h =
+        HeaderFrame("lease-a", b->Grant("alice", "web-01"), SESSION_KIND_SHELL);
     h.mutable_header()->set_started_at_us(
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::system_clock::now().time_since_epoch())
@@ -883,7 +879,7 @@ TEST_F(ScaleoutTest, DeletedBucketFailsLiveStreamsNamingTheSetting) {
   ASSERT_NE(server, nullptr);
   auto stub = server->Stub();
   const std::string node = server->Token(auth::Role::kNode, "web-01");
-  const std::string alice = server->Token(auth::Role::kUser, "alice");
+  const std::string alice = server->Grant("alice", "web-01");
   RecordCall small(stub.get(), node);
   ASSERT_TRUE(small.Send(HeaderFrame("gone-small", alice, SESSION_KIND_EXEC)));
   ASSERT_TRUE(small.Send(ChunkFrame(1000, DIRECTION_OUT, "hello\n")));

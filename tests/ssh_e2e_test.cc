@@ -239,9 +239,9 @@ class SshE2eTest : public ::testing::Test {
     return path;
   }
   // A fresh key certified with ssh-keygen by `ca` for `principals` over
-  // `validity` (ssh-keygen -V), with or without alice's token extension.
+  // `validity` (ssh-keygen -V), with or without the token extension.
   // Returns the key's path; the certificate is at PATH-cert.pub.
-  // `token`: the user JWT to carry, "" for alice's own.
+  // `token`: the JWT to carry, "" for alice's recording grant for node-1.
   std::string NewCert(const std::string& ca, const std::string& principals,
                       const std::string& validity, bool with_token,
                       const std::string& token = "") {
@@ -252,14 +252,11 @@ class SshE2eTest : public ::testing::Test {
             ShellQuote("extension:" + std::string(auth::kMeziteTokenExtension) +
                        "=" + token);
     } else if (with_token) {
-      auto id = auth::ReadIdentityFile(alice_.identity);
-      EXPECT_TRUE(id.ok()) << id.status().ToString();
-      if (id.ok()) {
-        ext =
-            " -O " +
+      std::string grant = cluster_->Grant("alice", "node-1");
+      EXPECT_FALSE(grant.empty());
+      ext = " -O " +
             ShellQuote("extension:" + std::string(auth::kMeziteTokenExtension) +
-                       "=" + id->token);
-      }
+                       "=" + grant);
     }
     auto r = Sh("ssh-keygen -q -t ed25519 -N '' -C test -f " + ShellQuote(key) +
                 " && ssh-keygen -q -s " + ShellQuote(ca) + " -I alice -n " +
@@ -423,6 +420,7 @@ TEST_F(SshE2eTest, StockOpenSshClientWithClusterCertificate) {
   pb::SignUserCertRequest req;
   req.set_public_key_blob(key->second);
   req.set_login(me_);
+  req.set_node("node-1");
   pb::SignUserCertResponse cert;
   grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -511,8 +509,8 @@ TEST_F(SshE2eTest, CertificateWithoutTokenIsRefused) {
 }
 
 // mezrecd refuses the recording (here: the certificate carries a node's
-// token, not a user's): the session ends with the reason before the
-// program ever runs, so nothing happens unrecorded.
+// token, not a user's recording grant): the session ends with the reason before
+// the program ever runs, so nothing happens unrecorded.
 TEST_F(SshE2eTest, RefusedRecordingNeverRunsTheProgram) {
   std::string key = NewCert(ClusterCa(), me_, "-5m:+1h", /*with_token=*/true,
                             cluster_->Token(auth::Role::kNode, "node-1"));
@@ -524,7 +522,7 @@ TEST_F(SshE2eTest, RefusedRecordingNeverRunsTheProgram) {
   EXPECT_EQ(r.out, "") << err;
   EXPECT_NE(access(marker.c_str(), F_OK), 0) << "the program ran";
   EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
-  EXPECT_NE(err.find("not a user's"), std::string::npos) << err;
+  EXPECT_NE(err.find("recording grant"), std::string::npos) << err;
 }
 
 // The harness passes extra flags through, and reports a mezd that does
@@ -543,6 +541,94 @@ TEST_F(SshE2eTest, HarnessReportsAMezdThatDoesNotStart) {
   EXPECT_NE(broken.log().find("no-such-flag"), std::string::npos)
       << broken.log();
   EXPECT_NE(broken.command_line().find("--no-such-flag"), std::string::npos);
+}
+
+// msh ssh leaves no key behind: each run removes its key directory when
+// ssh exits, and one left by a killed run goes once its certificate has
+// expired. A directory holding anything msh never writes is left alone.
+TEST_F(SshE2eTest, MshSshRemovesItsKeysAndStaleOnes) {
+  std::string keys = alice_.home + "/.mez/keys";
+  ASSERT_EQ(Sh("mkdir -p " + ShellQuote(keys)).exit_code, 0);
+  // Left by killed runs an hour ago: one of ours, one with a foreign file.
+  for (const char* d : {"ssh-stale1", "ssh-foreign"}) {
+    ASSERT_EQ(Sh("mkdir " + ShellQuote(keys + "/" + d) + " && touch " +
+                 ShellQuote(keys + "/" + d + "/id_ed25519"))
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(Sh("touch " + ShellQuote(keys + "/ssh-foreign/notes")).exit_code,
+            0);
+  ASSERT_EQ(Sh("touch -d '-1 hour' " + ShellQuote(keys + "/ssh-stale1") + " " +
+               ShellQuote(keys + "/ssh-foreign"))
+                .exit_code,
+            0);
+  // In use by a run that started a moment ago: kept.
+  ASSERT_EQ(Sh("mkdir " + ShellQuote(keys + "/ssh-live")).exit_code, 0);
+
+  std::string err_file = dir_.File("msh.err");
+  for (int i = 0; i < 3; ++i) {
+    auto r = Msh("ssh node-1 'echo run-" + std::to_string(i) + "; exit " +
+                 std::to_string(i) + "' 2>" + ShellQuote(err_file));
+    EXPECT_EQ(r.exit_code, i) << r.out;
+    EXPECT_EQ(r.out, "run-" + std::to_string(i) + "\n");
+    // The directory it would not remove is named, with the reason.
+    EXPECT_NE(ReadFile(err_file)->find("ssh-foreign holds an unexpected "
+                                       "entry 'notes'"),
+              std::string::npos)
+        << *ReadFile(err_file);
+  }
+  auto left = Sh("ls -A " + ShellQuote(keys));
+  EXPECT_EQ(left.out, "ssh-foreign\nssh-live\n");
+  EXPECT_EQ(Sh("ls -A " + ShellQuote(keys + "/ssh-foreign")).out,
+            "id_ed25519\nnotes\n");
+}
+
+// Removing a user stops their sessions at once in node-sync, even with a
+// certificate still valid for minutes: mezrecd refuses the grant of a
+// removed user, and mezd ends the session before the program runs.
+TEST_F(SshE2eTest, ARemovedUsersCertificateRunsNothing) {
+  auto id = auth::ReadIdentityFile(alice_.identity);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  auto key = auth::GenerateSshUserKey();
+  ASSERT_TRUE(key.ok());
+  auto stub = pb::Cluster::NewStub(cluster_->Channel());
+  pb::SignUserCertResponse cert;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + id->token);
+    pb::SignUserCertRequest req;
+    req.set_public_key_blob(key->second);
+    req.set_login(me_);
+    req.set_node("node-1");
+    grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  std::string key_path = dir_.File("removed_key");
+  WriteFileOrDie(key_path, key->first);
+  chmod(key_path.c_str(), 0600);
+  WriteFileOrDie(key_path + "-cert.pub", cert.certificate_line() + "\n");
+  // The certificate works while alice exists (the control).
+  std::string err;
+  auto ok = OpenSsh(key_path, key_path + "-cert.pub", "echo still-here", &err);
+  ASSERT_EQ(ok.exit_code, 0) << err;
+  ASSERT_EQ(ok.out, "still-here\n");
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization",
+                    "Bearer " + cluster_->Token(auth::Role::kAdmin, "admin"));
+    pb::RemoveUserRequest req;
+    req.set_name("alice");
+    pb::RemoveUserResponse resp;
+    ASSERT_TRUE(stub->RemoveUser(&ctx, req, &resp).ok());
+  }
+  std::string marker = dir_.File("ran-after-removal");
+  auto r = OpenSsh(key_path, key_path + "-cert.pub",
+                   "touch " + ShellQuote(marker) + "; echo unrecorded", &err);
+  EXPECT_NE(r.exit_code, 0) << r.out << err;
+  EXPECT_EQ(r.out, "") << err;
+  EXPECT_NE(access(marker.c_str(), F_OK), 0) << "the program ran";
+  EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
+  EXPECT_NE(err.find("removed"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -31,8 +31,7 @@ constexpr int kChunks = 6;
 // credential is about to change from a user token to a session grant.
 std::string HeaderToken(const Mezrecd& server, const std::string& user,
                         const std::string& node) {
-  (void)node;
-  return server.Token(auth::Role::kUser, user);
+  return server.Grant(user, node);
 }
 
 std::string Output(int i) {

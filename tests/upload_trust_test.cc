@@ -24,8 +24,8 @@ namespace pb = mezite::v1;
 // `node`. TODO(merge): slice D makes ingest require a "session" grant;
 // then this returns server.Grant(user, node).
 std::string HeaderToken(const Mezrecd& server, const std::string& user,
-                        const std::string& /*node*/) {
-  return server.Token(auth::Role::kUser, user);
+                        const std::string& node) {
+  return server.Grant(user, node);
 }
 
 std::string Text(const std::string& path) {

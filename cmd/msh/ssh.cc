@@ -29,7 +29,9 @@ void AddSshCommand(CLI::App* app, const std::string* identity, int* rc) {
   ssh->positionals_at_end();
   ssh->callback([o, identity, rc] {
     o->identity = *identity;
-    *rc = Report("msh", Ssh(*o));
+    int code = 1;
+    Status s = Ssh(*o, &code);
+    *rc = s.ok() ? code : Report("msh", s);
   });
 }
 

@@ -1,7 +1,11 @@
 #include "libmez/cli/commands.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -370,7 +374,108 @@ Status CaExport(const std::string& identity, const std::string& type) {
 
 namespace {
 
-// A fresh private directory $HOME/.mez/keys/ssh-XXXXXX (0700).
+// Key directories older than this are left by a run that was killed: their
+// certificate (valid at most 10 minutes) has expired, and a live ssh has
+// long read its key.
+constexpr int64_t kStaleKeyDirSeconds = 15 * 60;
+
+// The files msh ssh writes into a key directory (AtomicWriteFile may leave
+// a temporary sibling named NAME.tmp* when killed mid-write).
+bool IsKeyDirFile(const std::string& name) {
+  for (const char* f : {"id_ed25519", "id_ed25519-cert.pub", "known_hosts"}) {
+    std::string base = f;
+    if (name == base) return true;
+    if (name.compare(0, base.size() + 4, base + ".tmp") == 0) return true;
+  }
+  return false;
+}
+
+// Removes a key directory of ours: its known files, then the directory.
+// Anything else inside (a symlink, a subdirectory, a file we never write)
+// is left alone, and so is the directory.
+Status RemoveKeyDir(int parent_fd, const std::string& name) {
+  int fd = openat(parent_fd, name.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status(Code::kInternal, "cannot open key directory " + name + ": " +
+                                       std::strerror(errno));
+  }
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return Status(Code::kInternal, "cannot list key directory " + name);
+  }
+  // Verified first, removed after: a directory holding anything else is
+  // left exactly as it is.
+  Status result;
+  std::vector<std::string> files;
+  while (struct dirent* e = readdir(d)) {
+    std::string f = e->d_name;
+    if (f == "." || f == "..") continue;
+    struct stat st;
+    if (fstatat(dirfd(d), f.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode) || !IsKeyDirFile(f)) {
+      result = FailedPrecondition(
+          "key directory " + name + " holds an unexpected entry '" + f +
+          "'; left in place (remove it yourself if it is not needed)");
+      break;
+    }
+    files.push_back(f);
+  }
+  for (size_t i = 0; result.ok() && i < files.size(); ++i) {
+    if (unlinkat(dirfd(d), files[i].c_str(), 0) != 0 && errno != ENOENT) {
+      result =
+          Status(Code::kInternal, "cannot remove " + name + "/" + files[i] +
+                                      ": " + std::strerror(errno));
+    }
+  }
+  closedir(d);
+  if (!result.ok()) return result;
+  if (unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return Status(Code::kInternal, "cannot remove key directory " + name +
+                                       ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// Removes ssh-* key directories that killed runs left behind (see
+// kStaleKeyDirSeconds). Only directories owned by this user are touched.
+void RemoveStaleKeyDirs(const std::string& keys_dir) {
+  int fd =
+      open(keys_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return;
+  }
+  std::vector<std::string> stale;
+  int64_t now = RealClock()->WallMicros() / 1'000'000;
+  while (struct dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.compare(0, 4, "ssh-") != 0) continue;
+    struct stat st;
+    if (fstatat(dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+    if (now - static_cast<int64_t>(st.st_mtime) < kStaleKeyDirSeconds) {
+      continue;
+    }
+    stale.push_back(name);
+  }
+  for (const auto& name : stale) {
+    Status s = RemoveKeyDir(dirfd(d), name);
+    if (!s.ok()) {
+      std::fprintf(stderr, "msh: %s\n", s.message().c_str());
+    }
+  }
+  closedir(d);
+}
+
+// A fresh private directory $HOME/.mez/keys/ssh-XXXXXX (0700); stale ones
+// are removed first.
 Result<std::string> MakeKeyDir() {
   const char* home = std::getenv("HOME");
   if (home == nullptr || *home == '\0') {
@@ -383,12 +488,109 @@ Result<std::string> MakeKeyDir() {
                     "cannot create " + d + ": " + std::strerror(errno));
     }
   }
+  RemoveStaleKeyDirs(dir + "/keys");
   std::string tmpl = dir + "/keys/ssh-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) {
     return Status(Code::kInternal, "cannot create a key directory under " +
                                        dir + "/keys: " + std::strerror(errno));
   }
   return tmpl;
+}
+
+// Removes the key directory `path` ($HOME/.mez/keys/ssh-XXXXXX).
+Status RemoveKeyDirPath(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string parent = path.substr(0, slash);
+  int fd = open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status(Code::kInternal,
+                  "cannot open " + parent + ": " + std::strerror(errno));
+  }
+  Status s = RemoveKeyDir(fd, path.substr(slash + 1));
+  close(fd);
+  return s;
+}
+
+// The ssh child, for the signal handlers below.
+volatile sig_atomic_t g_ssh_child = 0;
+
+// A SIGTERM or SIGHUP that reaches msh goes on to ssh, so that msh stays to
+// remove the key after ssh exits.
+void ForwardSignal(int sig) {
+  pid_t child = g_ssh_child;
+  if (child > 0) kill(child, sig);
+}
+
+// Runs `argv` as a child and waits for it. Returns its exit code (128 + N
+// when killed by signal N), or an error when it cannot be started.
+Result<int> RunChild(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  // The child reports a failed exec through this pipe (closed on exec).
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) {
+    return Status(Code::kInternal,
+                  std::string("pipe: ") + std::strerror(errno));
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  // As system(3): ^C and ^\ are for ssh (and the remote side), not msh.
+  struct sigaction ign = {}, fwd = {}, old_int, old_quit, old_term, old_hup;
+  ign.sa_handler = SIG_IGN;
+  fwd.sa_handler = ForwardSignal;
+  sigaction(SIGINT, &ign, &old_int);
+  sigaction(SIGQUIT, &ign, &old_quit);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(pipefd[0]);
+    close(pipefd[1]);
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGQUIT, &old_quit, nullptr);
+    return Status(Code::kInternal, std::string("fork: ") + std::strerror(err));
+  }
+  if (pid == 0) {
+    close(pipefd[0]);
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGQUIT, &old_quit, nullptr);
+    execvp(argv[0], argv.data());
+    int err = errno;
+    ssize_t n = write(pipefd[1], &err, sizeof(err));
+    (void)n;
+    _exit(127);
+  }
+  g_ssh_child = pid;
+  sigaction(SIGTERM, &fwd, &old_term);
+  sigaction(SIGHUP, &fwd, &old_hup);
+  close(pipefd[1]);
+  int exec_errno = 0;
+  ssize_t n;
+  do {
+    n = read(pipefd[0], &exec_errno, sizeof(exec_errno));
+  } while (n < 0 && errno == EINTR);
+  close(pipefd[0]);
+  int status = 0;
+  pid_t w;
+  do {
+    w = waitpid(pid, &status, 0);
+  } while (w < 0 && errno == EINTR);
+  g_ssh_child = 0;
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGQUIT, &old_quit, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  sigaction(SIGHUP, &old_hup, nullptr);
+  if (n == static_cast<ssize_t>(sizeof(exec_errno))) {
+    return FailedPrecondition(std::string("cannot run the OpenSSH client '") +
+                              args[0] + "': " + std::strerror(exec_errno) +
+                              " (install openssh-client)");
+  }
+  if (w < 0) {
+    return Status(Code::kInternal,
+                  std::string("waitpid: ") + std::strerror(errno));
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
 }
 
 // The colon-separated fields of a forwarding spec. A field in brackets
@@ -496,6 +698,87 @@ std::string ShellWord(const std::string& s) {
   return out + "'";
 }
 
+// Writes the key, certificate and known_hosts into `dir` and runs the
+// system OpenSSH client with them, which accepts only the host key the node
+// reported to the cluster. Returns ssh's exit code.
+Result<int> RunSshWithKeys(const SshOptions& o, const std::string& dir,
+                           const std::pair<std::string, std::string>& key,
+                           const pb::SignUserCertResponse& cert,
+                           const std::string& known_host,
+                           const std::string& login, const std::string& host,
+                           const std::string& port,
+                           const std::string& proxy_addr,
+                           const std::string& proxy_host,
+                           const std::string& proxy_port) {
+  std::string key_path = dir + "/id_ed25519";
+  std::string known_hosts = dir + "/known_hosts";
+  MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path, key.first, 0600));
+  MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path + "-cert.pub",
+                                      cert.certificate_line() + "\n", 0600));
+  MEZ_RETURN_IF_ERROR(AtomicWriteFile(known_hosts, known_host, 0600));
+
+  std::vector<std::string> args = {"ssh",
+                                   "-i",
+                                   key_path,
+                                   "-o",
+                                   "CertificateFile=" + key_path + "-cert.pub",
+                                   "-o",
+                                   "IdentitiesOnly=yes",
+                                   "-o",
+                                   "StrictHostKeyChecking=yes",
+                                   "-o",
+                                   "UserKnownHostsFile=" + known_hosts,
+                                   "-o",
+                                   "GlobalKnownHostsFile=/dev/null",
+                                   "-o",
+                                   "UpdateHostKeys=no",
+                                   "-o",
+                                   "LogLevel=ERROR"};
+  if (!o.local_forwards.empty()) {
+    // Loopback unless the spec names an address, whatever ~/.ssh/config
+    // says; and a port that cannot be bound is an error, not a warning.
+    for (const char* opt : {"GatewayPorts=no", "ExitOnForwardFailure=yes"}) {
+      args.push_back("-o");
+      args.push_back(opt);
+    }
+    for (const auto& spec : o.local_forwards) {
+      args.push_back("-L");
+      args.push_back(spec);
+    }
+  }
+  if (!proxy_addr.empty()) {
+    // What -J would run, with this key and certificate on the first hop
+    // too (-J takes no identity options).
+    std::string jump =
+        "ssh -F /dev/null -i " + ShellWord(key_path) +
+        " -o CertificateFile=" + ShellWord(key_path + "-cert.pub") +
+        " -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes"
+        " -o UserKnownHostsFile=" +
+        ShellWord(known_hosts) +
+        " -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -p " +
+        ShellWord(proxy_port) + " -W %h:%p " +
+        ShellWord(login + "@" + proxy_host);
+    args.push_back("-o");
+    args.push_back("ProxyCommand=" + jump);
+  }
+  if (o.no_command) args.push_back("-N");
+  if (o.force_tty) args.push_back("-t");
+  if (o.no_tty) args.push_back("-T");
+  args.push_back("-p");
+  args.push_back(port);
+  // "--" before the destination: after it, ssh would send "--" as part of
+  // the remote command (a real sshd's shell then refuses it).
+  args.push_back("--");
+  args.push_back(login + "@" + host);
+  // CLI11 keeps the "--" that ends msh's own options; it is not part of
+  // the command.
+  size_t first = !o.command.empty() && o.command.front() == "--" ? 1 : 0;
+  for (size_t i = first; i < o.command.size(); ++i) {
+    args.push_back(o.command[i]);
+  }
+  return RunChild(std::move(args));
+}
+
 }  // namespace
 
 Status CheckLocalForward(const std::string& spec) {
@@ -531,7 +814,8 @@ Status CheckLocalForward(const std::string& spec) {
   return Status::Ok();
 }
 
-Status Ssh(const SshOptions& o) {
+Status Ssh(const SshOptions& o, int* exit_code) {
+  *exit_code = 1;
   if (o.force_tty && o.no_tty) {
     return InvalidArgument("-t and -T cannot be used together");
   }
@@ -624,89 +908,25 @@ Status Ssh(const SshOptions& o) {
   pb::SignUserCertRequest creq;
   creq.set_public_key_blob(key.second);
   creq.set_login(login);
+  creq.set_node(node);
   pb::SignUserCertResponse cert;
   MEZ_RETURN_IF_ERROR(
       Call(client.get(), &pb::Cluster::Stub::SignUserCert, creq, &cert));
-  // The key outlives this process (exec replaces it); it is useless once
+  // The key lives while ssh runs and is removed when it exits (a run that
+  // is killed leaves it to the next run's stale sweep); it is useless once
   // the certificate expires, minutes from now. The known_hosts file beside
   // it holds only this node's key, so no other file can vouch for the host.
-  MEZ_ASSIGN_OR_RETURN(std::string dir, MakeKeyDir());
-  std::string key_path = dir + "/id_ed25519";
-  std::string known_hosts = dir + "/known_hosts";
-  MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path, key.first, 0600));
-  MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path + "-cert.pub",
-                                      cert.certificate_line() + "\n", 0600));
-  MEZ_RETURN_IF_ERROR(AtomicWriteFile(known_hosts, known_host, 0600));
-
-  std::vector<std::string> args = {"ssh",
-                                   "-i",
-                                   key_path,
-                                   "-o",
-                                   "CertificateFile=" + key_path + "-cert.pub",
-                                   "-o",
-                                   "IdentitiesOnly=yes",
-                                   "-o",
-                                   "StrictHostKeyChecking=yes",
-                                   "-o",
-                                   "UserKnownHostsFile=" + known_hosts,
-                                   "-o",
-                                   "GlobalKnownHostsFile=/dev/null",
-                                   "-o",
-                                   "UpdateHostKeys=no",
-                                   "-o",
-                                   "LogLevel=ERROR"};
-  if (!o.local_forwards.empty()) {
-    // Loopback unless the spec names an address, whatever ~/.ssh/config
-    // says; and a port that cannot be bound is an error, not a warning.
-    for (const char* opt : {"GatewayPorts=no", "ExitOnForwardFailure=yes"}) {
-      args.push_back("-o");
-      args.push_back(opt);
-    }
-    for (const auto& spec : o.local_forwards) {
-      args.push_back("-L");
-      args.push_back(spec);
-    }
-  }
-  if (!proxy_addr.empty()) {
-    // What -J would run, with this key and certificate on the first hop
-    // too (-J takes no identity options).
-    std::string jump =
-        "ssh -F /dev/null -i " + ShellWord(key_path) +
-        " -o CertificateFile=" + ShellWord(key_path + "-cert.pub") +
-        " -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes"
-        " -o UserKnownHostsFile=" +
-        ShellWord(known_hosts) +
-        " -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR -p " +
-        ShellWord(proxy_port) + " -W %h:%p " +
-        ShellWord(login + "@" + proxy_host);
-    args.push_back("-o");
-    args.push_back("ProxyCommand=" + jump);
-  }
-  if (o.no_command) args.push_back("-N");
-  if (o.force_tty) args.push_back("-t");
-  if (o.no_tty) args.push_back("-T");
-  args.push_back("-p");
-  args.push_back(port);
-  // "--" before the destination: after it, ssh would send "--" as part of
-  // the remote command (a real sshd's shell then refuses it).
-  args.push_back("--");
-  args.push_back(login + "@" + host);
-  // CLI11 keeps the "--" that ends msh's own options; it is not part of
-  // the command.
-  size_t first = !o.command.empty() && o.command.front() == "--" ? 1 : 0;
-  for (size_t i = first; i < o.command.size(); ++i) {
-    args.push_back(o.command[i]);
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::fflush(stdout);
-  std::fflush(stderr);
   client.reset();
-  execvp("ssh", argv.data());
-  return FailedPrecondition(
-      std::string("cannot run the OpenSSH client 'ssh': ") +
-      std::strerror(errno) + " (install openssh-client)");
+  MEZ_ASSIGN_OR_RETURN(std::string dir, MakeKeyDir());
+  Result<int> ran = RunSshWithKeys(o, dir, key, cert, known_host, login, host,
+                                   port, proxy_addr, proxy_host, proxy_port);
+  Status removed = RemoveKeyDirPath(dir);
+  if (!removed.ok()) {
+    std::fprintf(stderr, "msh: %s\n", removed.message().c_str());
+  }
+  if (!ran.ok()) return ran.status();
+  *exit_code = *ran;
+  return Status::Ok();
 }
 
 }  // namespace mez::cli

@@ -76,11 +76,16 @@ struct SshOptions {
 // Checks one -L spec, "[bind_address:]port:host:hostport" (addresses may be
 // bracketed IPv6 literals). kInvalidArgument naming what is wrong.
 Status CheckLocalForward(const std::string& spec);
-// Gets a short-lived certificate for a fresh key and replaces this process
-// with the system OpenSSH client, which accepts only the host key the node
-// reported to the cluster. Returns only on failure; kFailedPrecondition
-// when the node has no host key on record yet.
-Status Ssh(const SshOptions& o);
+// Gets a short-lived certificate for a fresh key, scoped to the node (it
+// carries a recording grant for that node, not the user's API token), and
+// runs the system OpenSSH client with it, which accepts only the host key
+// the node reported to the cluster. The key directory
+// ($HOME/.mez/keys/ssh-*) is removed when ssh exits; ones left by killed
+// runs are removed once their certificate has expired. On success
+// `*exit_code` is ssh's exit code (the remote command's, or 255). Errors
+// before ssh runs: kFailedPrecondition when the node has no host key on
+// record yet, or ssh cannot be run.
+Status Ssh(const SshOptions& o, int* exit_code);
 
 // Prints "<program>: <message>" on stderr and returns the exit code for
 // `s`: 0 ok, 2 usage (kInvalidArgument), 1 anything else.

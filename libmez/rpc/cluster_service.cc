@@ -22,22 +22,12 @@ constexpr int64_t kDefaultUserTtl = 12 * 3600;
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr int64_t kUserCertTtl = 10 * 60;
 constexpr int64_t kUserCertBackdate = 60;
+// Longest life of a recording grant (a user's default login lasts 12 h).
+constexpr int64_t kMaxGrantTtl = 12 * 3600;
 // session_recording until an admin sets it (DESIGN.md "modes").
 constexpr char kDefaultRecordingMode[] = "node-sync";
 // Host certificates are renewed at every mezd start and heartbeat.
 constexpr int64_t kHostCertTtl = 7 * 24 * 3600;
-
-// The caller's bearer token, read as CallAuthenticator reads it.
-std::string BearerToken(const grpc::ServerContextBase* ctx) {
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) return "";
-  std::string_view value(it->second.data(), it->second.size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (value.substr(0, kBearer.size()) != kBearer) return "";
-  value.remove_prefix(kBearer.size());
-  return std::string(value);
-}
 
 void ToProto(const catalog::Session& s, pb::SessionInfo* p) {
   p->set_id(s.id);
@@ -62,6 +52,7 @@ void ToProto(const catalog::User& u, pb::UserInfo* p) {
   for (const auto& l : u.logins) p->add_logins(l);
   p->set_role(u.role);
   p->set_created_us(u.created_us);
+  p->set_id(u.id);
 }
 
 void ToProto(const catalog::Node& n, pb::NodeInfo* p) {
@@ -292,6 +283,11 @@ Result<catalog::Node> AuthorizeProxyHop(catalog::Catalog* catalog, Clock* clock,
 ClusterService::ClusterService(ClusterServiceOptions options)
     : opt_(std::move(options)) {
   if (opt_.clock == nullptr) opt_.clock = RealClock();
+  CatalogRetrierOptions r;
+  r.catalog = opt_.catalog;
+  r.clock = opt_.clock;
+  r.name = "cluster";
+  retrier_ = std::make_unique<CatalogRetrier>(std::move(r));
 }
 
 void ClusterService::Audit(const std::string& type, const std::string& user,
@@ -303,9 +299,8 @@ void ClusterService::Audit(const std::string& type, const std::string& user,
   e.user = user;
   e.session_id = session_id;
   e.details = details;
-  auto r = opt_.catalog->AppendAudit(e);
-  if (!r.ok())
-    MEZ_LOG(kError) << "audit " << type << ": " << r.status().ToString();
+  // Logged and queued for a retry when it fails.
+  (void)retrier_->AppendAudit(e);
 }
 
 void ClusterService::Deny(const auth::Claims* who, const std::string& method,
@@ -454,10 +449,12 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
       if (!p.ok()) return reactor->Fail(ToGrpc(p.status()));
       plain = std::move(p).value();
     }
-    if (offset == 0) {
-      nlohmann::json d = {{"storage_key", s->storage_key}, {"owner", s->user}};
-      Audit("session.recording.access", who->subject, id, d.dump());
-    }
+    // Every read is audited, from any offset: reading from offset 1 shows
+    // all but one byte.
+    nlohmann::json d = {{"storage_key", s->storage_key},
+                        {"owner", s->user},
+                        {"offset", offset}};
+    Audit("session.recording.access", who->subject, id, d.dump());
     pb::SessionInfo info;
     ToProto(*s, &info);
     reactor->Begin(std::move(plain), offset, std::move(info));
@@ -704,7 +701,7 @@ grpc::ServerUnaryReactor* ClusterService::SignUserCert(
     pb::SignUserCertResponse* resp) {
   return Unary(
       ctx, "SignUserCert", {Role::kUser, Role::kAdmin},
-      [this, ctx, req, resp](const auth::Claims& c) -> Status {
+      [this, req, resp](const auth::Claims& c) -> Status {
         MEZ_ASSIGN_OR_RETURN(catalog::User u, opt_.catalog->GetUser(c.subject));
         std::string allowed;
         bool found = false;
@@ -719,21 +716,60 @@ grpc::ServerUnaryReactor* ClusterService::SignUserCert(
           Deny(&c, "SignUserCert", d);
           return d;
         }
-        std::string token = BearerToken(ctx);
-        if (token.empty()) {
-          return Status(Code::kUnauthenticated, "missing bearer token");
+        // The certificate is for one node: it carries a recording grant
+        // for that node only, never the caller's API token (which would
+        // reach every node and outlive the certificate).
+        if (req->node().empty()) {
+          return InvalidArgument(
+              "node is required: a certificate is signed for one node "
+              "(update msh)");
+        }
+        if (!IsPlainIdentifier(req->node())) {
+          return InvalidArgument("node must be a registered node's name");
+        }
+        auto node = opt_.catalog->GetNode(req->node());
+        if (!node.ok()) {
+          if (node.status().code() != Code::kNotFound) return node.status();
+          Status d =
+              NotFound("node '" + req->node() +
+                       "' is not registered (mezctl nodes ls lists them)");
+          Deny(&c, "SignUserCert", d);
+          return d;
         }
         int64_t now = opt_.clock->WallMicros() / 1'000'000;
         auth::SshCertRequest r;
         r.public_key_blob = req->public_key_blob();
         r.type = auth::kSshUserCert;
         r.key_id = u.name;
-        r.principals = u.logins;
+        r.principals = {req->login()};
         r.valid_after = now - kUserCertBackdate;
         r.valid_before = now + kUserCertTtl;
         if (c.expires_at > 0 && c.expires_at < r.valid_before) {
           r.valid_before = c.expires_at;
         }
+        if (r.valid_before <= now) {
+          return Status(Code::kUnauthenticated,
+                        "your token has expired; log in again");
+        }
+        auth::Claims grant;
+        grant.subject = u.name;
+        grant.role = Role::kSession;
+        grant.uid = u.id;
+        grant.audience = node->name;
+        grant.logins = {req->login()};
+        // The certificate is checked once, when the SSH connection is
+        // authenticated, but channels (an exec, a port forward) open as
+        // long as the connection lives, and each is recorded with this
+        // grant: it lives as long as the caller's login, at most
+        // kMaxGrantTtl, while the certificate itself stays short.
+        int64_t grant_until = now + kMaxGrantTtl;
+        if (c.expires_at > 0 && c.expires_at < grant_until) {
+          grant_until = c.expires_at;
+        }
+        MEZ_ASSIGN_OR_RETURN(
+            std::string token,
+            auth::IssueToken(*opt_.signer, opt_.keys->cluster_name, grant,
+                             grant_until - now, opt_.clock));
         r.extensions = {{"permit-pty", ""},
                         {"permit-port-forwarding", ""},
                         {std::string(auth::kMeziteTokenExtension), token}};
@@ -743,7 +779,8 @@ grpc::ServerUnaryReactor* ClusterService::SignUserCert(
         resp->set_certificate_line(auth::SshCertLine(blob, u.name));
         resp->set_valid_before(r.valid_before);
         nlohmann::json d = {{"login", req->login()},
-                            {"principals", u.logins},
+                            {"principals", r.principals},
+                            {"node", node->name},
                             {"valid_before", r.valid_before}};
         Audit("cert.issue", c.subject, "", d.dump());
         return Status::Ok();
@@ -900,6 +937,19 @@ grpc::ServerUnaryReactor* ClusterService::NodeAudit(
           auto claims = opt_.verifier->Verify(
               req->user_token(), opt_.clock->WallMicros() / 1'000'000);
           if (claims.ok()) {
+            // As for a recording: only the user's grant for this node.
+            if (claims->role != Role::kSession) {
+              return PermissionDenied(
+                  "user_token is a " +
+                  std::string(auth::RoleName(claims->role)) +
+                  " token; a node reports the user's recording grant from "
+                  "the SSH certificate, never an API token");
+            }
+            if (claims->audience != e.node) {
+              return PermissionDenied("user_token is a grant for node '" +
+                                      claims->audience + "', not for '" +
+                                      e.node + "'");
+            }
             e.user = claims->subject;
           } else if (claims.status().message().find("expired") !=
                      std::string::npos) {

@@ -10,6 +10,7 @@
 #include "libmez/auth/keys.h"
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/rpc/catalog_retry.h"
 #include "libmez/rpc/recording_service.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/util/thread_pool.h"
@@ -172,6 +173,8 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
                                            const char* method);
 
   ClusterServiceOptions opt_;
+  // Audit events that failed to be stored wait here for a retry.
+  std::unique_ptr<CatalogRetrier> retrier_;
 };
 
 }  // namespace mez::rpc

@@ -61,6 +61,12 @@ Status CheckHost(const std::string& host) {
   return Status::Ok();
 }
 
+// Who opened a shared pcap: only that caller's channels join it, and only
+// that caller may end it.
+std::string OpenerName(const Caller& caller) {
+  return std::string(auth::RoleName(caller.role)) + ":" + caller.name;
+}
+
 }  // namespace
 
 struct IngestStream::PcapShare {
@@ -244,12 +250,10 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
   bool ok = complete && result.ok();
   auto status = ok ? catalog::SessionStatus::kComplete
                    : catalog::SessionStatus::kIncomplete;
-  Status cat = manager_->opt_.catalog->FinishSession(session_.id, ended_us,
-                                                     bytes_, status);
-  if (!cat.ok()) {
-    MEZ_LOG(kError) << "catalog: finishing session " << session_.id << ": "
-                    << cat.ToString();
-  }
+  // Retried until stored: a session must not stay `recording` because one
+  // catalog write failed.
+  (void)manager_->retrier_->FinishSession(session_.id, ended_us, bytes_,
+                                          status);
   nlohmann::json details = {
       {"duration_us", ended_us - session_.started_us},
       {"bytes", bytes_},
@@ -269,6 +273,12 @@ IngestManager::IngestManager(IngestOptions options) : opt_(std::move(options)) {
   MEZ_CHECK(opt_.store != nullptr && opt_.catalog != nullptr &&
             opt_.verifier != nullptr);
   if (opt_.clock == nullptr) opt_.clock = RealClock();
+  CatalogRetrierOptions r;
+  r.catalog = opt_.catalog;
+  r.clock = opt_.clock;
+  r.start_thread = opt_.retry_thread;
+  r.name = "ingest";
+  retrier_ = std::make_unique<CatalogRetrier>(std::move(r));
 }
 
 IngestManager::~IngestManager() {
@@ -293,11 +303,8 @@ void IngestManager::Audit(const std::string& type, const std::string& user,
   e.session_id = session_id;
   e.node = node;
   e.details = details;
-  auto r = opt_.catalog->AppendAudit(e);
-  if (!r.ok()) {
-    MEZ_LOG(kError) << "audit " << type << " for " << session_id << ": "
-                    << r.status().ToString();
-  }
+  // A failure is logged and queued for a retry by the retrier.
+  (void)retrier_->AppendAudit(e);
 }
 
 void IngestManager::AuditRejected(const Caller& caller,
@@ -312,24 +319,139 @@ void IngestManager::AuditRejected(const Caller& caller,
   Audit("recording.rejected", "", sid, caller.name, details.dump());
 }
 
-Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
-    const StreamHeader& h, const Caller& caller) {
-  int64_t now_us = opt_.clock->WallMicros();
-  int64_t verify_at_us =
-      h.verify_token_at_us > 0 ? h.verify_token_at_us : now_us;
-  if (verify_at_us > now_us + 300'000'000) {
-    return Invalid("the session starts in the future");
+Result<std::string> IngestManager::RecordingNode(const StreamHeader& h,
+                                                 const Caller& caller) const {
+  if (caller.role == auth::Role::kNode) return caller.name;
+  if (caller.role != auth::Role::kProxy && caller.role != auth::Role::kAdmin) {
+    return Status(Code::kPermissionDenied,
+                  "a " + std::string(auth::RoleName(caller.role)) +
+                      " credential cannot record sessions");
   }
+  if (h.node.empty()) {
+    return Invalid(
+        "node is required when a proxy or admin records: name the node the "
+        "session runs on");
+  }
+  if (!IsPlainIdentifier(h.node)) {
+    return Invalid("node must be a registered node's name");
+  }
+  auto n = opt_.catalog->GetNode(h.node);
+  if (!n.ok()) {
+    if (n.status().code() != Code::kNotFound) return n.status();
+    return Status(Code::kNotFound,
+                  "node '" + h.node +
+                      "' is not registered; add it with mezctl nodes add");
+  }
+  if (caller.role == auth::Role::kProxy && !n->openssh) {
+    return Status(Code::kPermissionDenied,
+                  "node '" + h.node +
+                      "' runs the Mezite agent, which records its own "
+                      "sessions; a proxy records only for agentless "
+                      "(openssh) nodes");
+  }
+  return n->name;
+}
+
+Status IngestManager::CheckGrant(const auth::Claims& grant,
+                                 const std::string& node, const StreamHeader& h,
+                                 int64_t now_us, int64_t started_us) const {
+  if (grant.role != auth::Role::kSession) {
+    return Status(
+        Code::kPermissionDenied,
+        "user_token is a " + std::string(auth::RoleName(grant.role)) +
+            " token; a recording needs the user's recording grant (a "
+            "session token from the SSH certificate msh ssh obtained for this "
+            "node), never an API token");
+  }
+  if (grant.audience != node) {
+    return Status(Code::kPermissionDenied,
+                  "user_token is a grant for node '" + grant.audience +
+                      "', not for '" + node +
+                      "' where this session is recorded; the user must "
+                      "obtain a certificate for this node");
+  }
+  if (grant.uid.empty()) {
+    return Status(Code::kUnauthenticated,
+                  "user_token names no user id (uid); it was not issued by "
+                  "SignUserCert");
+  }
+  auto u = opt_.catalog->GetUser(grant.subject);
+  if (!u.ok() && u.status().code() != Code::kNotFound) return u.status();
+  bool current = u.ok() && u->id == grant.uid;
+  if (h.verify_token_at_us <= 0) {
+    if (!current) {
+      return Status(Code::kUnauthenticated,
+                    "user '" + grant.subject +
+                        "' was removed; their grants no longer record new "
+                        "sessions");
+    }
+    return Status::Ok();
+  }
+  // An upload: a session that ran while the grant was good is kept, even
+  // when the user was removed since; one that claims to predate the
+  // certificate, or to start after the user's removal, is not.
+  if (started_us > now_us + kMaxClockSkewUs) {
+    return Invalid("the session starts in the future (check the node's clock)");
+  }
+  if (started_us < grant.issued_at * 1'000'000 - kGrantBackdateUs) {
+    return Status(Code::kPermissionDenied,
+                  "the session's start is before the user's certificate was "
+                  "issued; a recording cannot be backdated past its grant");
+  }
+  if (started_us > grant.expires_at * 1'000'000) {
+    return Status(Code::kUnauthenticated,
+                  "the session's start is after the grant expired");
+  }
+  if (!current) {
+    auto r = opt_.catalog->GetRevocation(grant.uid);
+    if (!r.ok() && r.status().code() != Code::kNotFound) return r.status();
+    if (!r.ok()) {
+      return Status(Code::kUnauthenticated,
+                    "user_token's uid is not a user this cluster knows");
+    }
+    if (r->revoked_us <= started_us) {
+      return Status(Code::kUnauthenticated,
+                    "user '" + grant.subject +
+                        "' was removed before this session started");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<IngestManager::Checked> IngestManager::Check(
+    const StreamHeader& h, const Caller& caller) const {
+  int64_t now_us = opt_.clock->WallMicros();
+  bool upload = h.verify_token_at_us > 0;
+  int64_t started_us;
+  if (upload) {
+    started_us = h.started_at_us > 0 ? h.started_at_us : h.verify_token_at_us;
+    if (started_us != h.verify_token_at_us) {
+      return Invalid("an upload's grant is checked at the session's start");
+    }
+  } else if (h.started_at_us == 0) {
+    started_us = now_us;
+  } else {
+    // A live session starts now: a node whose clock is far off is told so
+    // rather than allowed to date the session as it likes.
+    int64_t skew = h.started_at_us - now_us;
+    if (skew > kMaxClockSkewUs || skew < -kMaxClockSkewUs) {
+      return Invalid("started_at_us is " + std::to_string(skew / 1'000'000) +
+                     " s from mezrecd's clock (the limit is " +
+                     std::to_string(kMaxClockSkewUs / 1'000'000) +
+                     " s); fix the node's clock (NTP)");
+    }
+    started_us = h.started_at_us;
+  }
+  if (started_us > now_us + kMaxClockSkewUs) {
+    return Invalid("the session starts in the future (check the node's clock)");
+  }
+  MEZ_ASSIGN_OR_RETURN(std::string node, RecordingNode(h, caller));
+  // Live: the grant must be good now; an upload's, when the session began.
+  int64_t verify_at_us = upload ? started_us : now_us;
   auto claims = opt_.verifier->Verify(h.user_token, verify_at_us / 1'000'000);
   if (!claims.ok()) {
     return Status(Code::kUnauthenticated,
                   "user_token: " + claims.status().message());
-  }
-  if (claims->role != auth::Role::kUser && claims->role != auth::Role::kAdmin) {
-    return Status(Code::kPermissionDenied,
-                  "user_token is a " +
-                      std::string(auth::RoleName(claims->role)) +
-                      " token, not a user's");
   }
   const std::string& user = claims->subject;
   if (!IsPlainIdentifier(user)) {
@@ -337,6 +459,7 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
         "username in user_token cannot be used as a storage "
         "prefix (allowed: letters, digits, '.', '_', '-')");
   }
+  MEZ_RETURN_IF_ERROR(CheckGrant(*claims, node, h, now_us, started_us));
   if (!IsPlainIdentifier(h.session_id)) {
     return Invalid(
         "session_id must be 1-128 characters of letters, digits, "
@@ -375,16 +498,29 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
     if (h.src_port > 65535) return Invalid("src_port is over 65535");
     MEZ_RETURN_IF_ERROR(CheckText(h.src_host, "src_host", kMaxFieldBytes));
   }
+  return Checked{user, node, kind_s, started_us};
+}
+
+Status IngestManager::CheckHeader(const StreamHeader& header,
+                                  const Caller& caller) const {
+  return Check(header, caller).status();
+}
+
+Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
+    const StreamHeader& h, const Caller& caller) {
+  MEZ_ASSIGN_OR_RETURN(Checked checked, Check(h, caller));
+  const std::string& user = checked.user;
+  const std::string& kind_s = checked.kind;
 
   catalog::Session s;
   s.id = h.session_id;
   s.connection_id = h.connection_id;
   s.user = user;
-  s.node = h.node.empty() ? caller.name : h.node;
+  s.node = checked.node;
   s.login = h.login;
   s.kind = kind_s;
   s.command = h.command;
-  s.started_us = h.started_at_us > 0 ? h.started_at_us : now_us;
+  s.started_us = checked.started_us;
   s.status = catalog::SessionStatus::kRecording;
   s.replica = opt_.replica_id;
   const RecordingConfig& rec = opt_.recording;
@@ -417,7 +553,13 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
     s.storage_key = user + "/tcpip/" + h.connection_id + "_" + h.dst_host +
                     "_" + std::to_string(h.dst_port) + ".pcap";
   }
-  MEZ_RETURN_IF_ERROR(opt_.catalog->CreateSession(s));
+  Status created = opt_.catalog->CreateSession(s);
+  if (!created.ok()) {
+    // The row is not ours (a duplicate id names another stream's session):
+    // the stream ends here without finishing, and so without touching it.
+    stream->finished_ = true;
+    return created;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     streams_[stream.get()] = true;
@@ -445,7 +587,7 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
       }
     }
   } else if (format == "pcap") {
-    auto share = AcquirePcap(user, h, &stream->session_);
+    auto share = AcquirePcap(caller, user, h, &stream->session_);
     if (share.ok()) {
       stream->pcap_ = std::move(share).value();
       if (stream->session_.storage_key != s.storage_key) {
@@ -477,8 +619,10 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
 }
 
 Result<std::shared_ptr<IngestStream::PcapShare>> IngestManager::AcquirePcap(
-    const std::string& user, const StreamHeader& h, catalog::Session* s) {
-  PcapKey key{user, h.connection_id, h.dst_host, h.dst_port};
+    const Caller& caller, const std::string& user, const StreamHeader& h,
+    catalog::Session* s) {
+  PcapKey key{OpenerName(caller), user, h.connection_id, h.dst_host,
+              h.dst_port};
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pcaps_.find(key);
   if (it != pcaps_.end() && !it->second->ending) {
@@ -541,12 +685,15 @@ void IngestManager::ReleasePcap(
   }
 }
 
-int IngestManager::EndConnection(const std::string& connection_id) {
+int IngestManager::EndConnection(const Caller& caller,
+                                 const std::string& connection_id) {
+  std::string opener = OpenerName(caller);
   std::lock_guard<std::mutex> lock(mu_);
   int n = 0;
   for (auto it = pcaps_.begin(); it != pcaps_.end();) {
     auto& share = it->second;
-    if (std::get<1>(it->first) != connection_id) {
+    if (std::get<0>(it->first) != opener ||
+        std::get<2>(it->first) != connection_id) {
       ++it;
       continue;
     }

@@ -19,6 +19,7 @@
 #include "libmez/record/asciicast_writer.h"
 #include "libmez/record/gzip.h"
 #include "libmez/record/pcap_writer.h"
+#include "libmez/rpc/catalog_retry.h"
 #include "libmez/rpc/server_config.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/util/clock.h"
@@ -27,6 +28,12 @@ namespace mez::rpc {
 
 // Largest chunk payload accepted.
 inline constexpr size_t kMaxChunkBytes = 1 << 20;
+// How far a live stream's start (or an upload's) may be from mezrecd's
+// clock (ahead, for uploads) before the header is refused.
+inline constexpr int64_t kMaxClockSkewUs = 300'000'000;
+// How long before a grant's iat an uploaded session may have started (the
+// certificate's valid_after is backdated by this much).
+inline constexpr int64_t kGrantBackdateUs = 60'000'000;
 
 enum class StreamKind { kShell, kExec, kTcpip };
 enum class ChunkDirection { kIn, kOut, kErr };
@@ -35,8 +42,12 @@ enum class ChunkDirection { kIn, kOut, kErr };
 struct StreamHeader {
   std::string session_id;
   std::string connection_id;
+  // The user's recording grant (auth::Role::kSession) for the recording's
+  // node, as the user's SSH certificate carried it. API tokens are refused.
   std::string user_token;
-  int64_t started_at_us = 0;  // 0: now
+  // Live streams: 0 for now, else within kMaxClockSkewUs of mezrecd's
+  // clock. Uploads: the spool's start (required).
+  int64_t started_at_us = 0;
   int kind = 0;               // 1 shell, 2 exec, 3 tcpip (proto values)
   uint32_t width = 0, height = 0;
   std::string command;
@@ -44,11 +55,17 @@ struct StreamHeader {
   uint32_t src_port = 0;
   std::string dst_host;
   uint32_t dst_port = 0;
+  // Ignored from a node caller (the recording's node is the caller's own
+  // name); a proxy names the agentless node it records for, an admin any
+  // registered node.
   std::string node;
   std::string login;
   std::string term;
-  // When the user token is checked: 0 for now (live streams). A node-mode
-  // upload checks it at the session's start, which may be long past.
+  // When the grant is checked: 0 for now (live streams: the grant must be
+  // valid now and its user still exist with the grant's uid). A node-mode
+  // upload checks it at the session's start, which may be long past: the
+  // start must lie in [grant iat - 60 s, grant exp], not in the future,
+  // and before any removal of the user.
   int64_t verify_token_at_us = 0;
 };
 
@@ -72,6 +89,9 @@ struct IngestOptions {
   // This mezrecd's replica id, recorded in the sessions it creates
   // (catalog/replica_lease.h). Empty: none.
   std::string replica_id;
+  // Retry failed audit writes and session ends from a background thread
+  // (tests may turn it off and call retrier()->RetryNow()).
+  bool retry_thread = true;
 };
 
 class IngestManager;
@@ -134,18 +154,27 @@ class IngestManager {
   // Closes every shared pcap still open.
   ~IngestManager();
 
-  // Verifies the user token, validates the header, creates the catalog
-  // entry (kAlreadyExists for a duplicate id) and the file, and audits
-  // session.start. A refused header is audited as recording.rejected.
+  // Runs every check Begin runs, without side effects (catalog reads
+  // only): the grant (StreamHeader::user_token, verify_token_at_us), the
+  // node (from the caller's credential), the start time and the fields.
+  // kUnauthenticated for a grant that does not verify or whose user is
+  // gone, kPermissionDenied for a token that is not a grant for that node
+  // or a node the caller may not name, kInvalidArgument for bad fields or
+  // times, kNotFound for an unregistered node a proxy named.
+  Status CheckHeader(const StreamHeader& header, const Caller& caller) const;
+  // CheckHeader, then creates the catalog entry (kAlreadyExists for a
+  // duplicate id) and the file, and audits session.start. A refused header
+  // is audited as recording.rejected by the transport (AuditRejected).
   // Errors carry a Code the transport maps to its status.
   Result<std::unique_ptr<IngestStream>> Begin(const StreamHeader& header,
                                               const Caller& caller);
   // Audits a stream refused before or after its header.
   void AuditRejected(const Caller& caller, const std::string& session_id,
                      const Status& why);
-  // Closes every shared pcap of `connection_id` (once their channels are
-  // done). Returns how many were closed or marked.
-  int EndConnection(const std::string& connection_id);
+  // Closes every shared pcap of `connection_id` that `caller` opened (once
+  // their channels are done); another caller's pcaps are left alone.
+  // Returns how many were closed or marked.
+  int EndConnection(const Caller& caller, const std::string& connection_id);
 
   // Flushes gzip streams that have had data pending for a second, and
   // closes shared pcaps idle for pcap_idle_timeout. Called by the timer
@@ -156,13 +185,32 @@ class IngestManager {
 
   int open_streams() const;
   int open_pcaps() const;
+  // Audit events and session ends that failed and wait for a retry.
+  CatalogRetrier* retrier() { return retrier_.get(); }
 
  private:
   friend class IngestStream;
-  using PcapKey = std::tuple<std::string, std::string, std::string, uint32_t>;
+  // (opener, user, connection_id, dst_host, dst_port): a pcap is shared
+  // only by the channels of one caller.
+  using PcapKey =
+      std::tuple<std::string, std::string, std::string, std::string, uint32_t>;
+  // What CheckHeader derives: who, where and when.
+  struct Checked {
+    std::string user;
+    std::string node;
+    std::string kind;
+    int64_t started_us = 0;
+  };
+  Result<Checked> Check(const StreamHeader& h, const Caller& caller) const;
+  Status CheckGrant(const auth::Claims& grant, const std::string& node,
+                    const StreamHeader& h, int64_t now_us,
+                    int64_t started_us) const;
+  Result<std::string> RecordingNode(const StreamHeader& h,
+                                    const Caller& caller) const;
 
   Result<std::shared_ptr<IngestStream::PcapShare>> AcquirePcap(
-      const std::string& user, const StreamHeader& h, catalog::Session* s);
+      const Caller& caller, const std::string& user, const StreamHeader& h,
+      catalog::Session* s);
   void ReleasePcap(const std::shared_ptr<IngestStream::PcapShare>& share);
   void Audit(const std::string& type, const std::string& user,
              const std::string& session_id, const std::string& node,
@@ -170,6 +218,7 @@ class IngestManager {
   void Forget(IngestStream* stream);
 
   IngestOptions opt_;
+  std::unique_ptr<CatalogRetrier> retrier_;
   mutable std::mutex mu_;
   std::map<PcapKey, std::shared_ptr<IngestStream::PcapShare>> pcaps_;
   std::map<IngestStream*, bool> streams_;

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include "libmez/record/gzip.h"
@@ -13,6 +14,8 @@
 
 namespace mez::rpc {
 namespace {
+
+const Caller kWeb01{"web-01", auth::Role::kNode};
 
 class IngestTest : public ::testing::Test {
  protected:
@@ -28,18 +31,35 @@ class IngestTest : public ::testing::Test {
             .value());
     store_ = std::move(store::LocalStore::New(dir_ + "/rec").value());
     catalog_ = std::move(catalog::OpenSqliteCatalog(dir_ + "/c.db").value());
-    alice_ = *auth::IssueToken(*signer_, "mezite", auth::Role::kUser, "alice",
-                               {"root"}, 3600, &clock_);
+    catalog::User alice;
+    alice.name = "alice";
+    alice.logins = {"root"};
+    alice.role = "user";
+    alice.id = catalog::NewIdentityId();
+    ASSERT_TRUE(catalog_->CreateUser(alice).ok());
+    alice_id_ = alice.id;
+    alice_ = Grant("web-01");
+  }
+  // alice's recording grant for `node`, as SignUserCert issues it.
+  std::string Grant(const std::string& node, int64_t ttl = 600) {
+    auth::Claims c;
+    c.subject = "alice";
+    c.role = auth::Role::kSession;
+    c.uid = alice_id_;
+    c.audience = node;
+    c.logins = {"root"};
+    return *auth::IssueToken(*signer_, "mezite", c, ttl, &clock_);
   }
   void TearDown() override {
     manager_.reset();
     ASSERT_EQ(std::system(("rm -rf " + dir_).c_str()), 0);
   }
-  void Make(RecordingConfig rec = {}) {
+  void Make(RecordingConfig rec = {}, catalog::Catalog* cat = nullptr) {
     IngestOptions o;
     o.recording = rec;
     o.store = store_.get();
-    o.catalog = catalog_.get();
+    o.catalog = cat != nullptr ? cat : catalog_.get();
+    o.retry_thread = false;
     o.verifier = verifier_.get();
     o.clock = &clock_;
     manager_ = std::make_unique<IngestManager>(o);
@@ -56,7 +76,7 @@ class IngestTest : public ::testing::Test {
     return h;
   }
   std::unique_ptr<IngestStream> Begin(const StreamHeader& h) {
-    auto s = manager_->Begin(h, Caller{"web-01", auth::Role::kNode});
+    auto s = manager_->Begin(h, kWeb01);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(s).value() : nullptr;
   }
@@ -75,7 +95,8 @@ class IngestTest : public ::testing::Test {
   std::unique_ptr<store::LocalStore> store_;
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<IngestManager> manager_;
-  std::string alice_;
+  std::string alice_id_;
+  std::string alice_;  // alice's grant for web-01.
 };
 
 TEST_F(IngestTest, IdlePcapIsClosedAfterTheTimeout) {
@@ -106,7 +127,7 @@ TEST_F(IngestTest, EndConnectionWaitsForOpenChannelsThenStartsANewFile) {
   Make();
   auto s = Begin(Tcpip("a"));
   ASSERT_TRUE(s->Chunk(1, ChunkDirection::kOut, "payload").ok());
-  EXPECT_EQ(manager_->EndConnection("c1"), 1);
+  EXPECT_EQ(manager_->EndConnection(kWeb01, "c1"), 1);
   EXPECT_EQ(manager_->open_pcaps(), 1);  // "a" is still writing.
   ASSERT_TRUE(s->Chunk(2, ChunkDirection::kOut, " more").ok());
   ASSERT_TRUE(s->Finish(true).ok());
@@ -129,7 +150,7 @@ TEST_F(IngestTest, RefusedForwardIsSynAnsweredByRst) {
   auto s = Begin(Tcpip("a"));
   ASSERT_TRUE(s->Exit(5, 1).ok());
   ASSERT_TRUE(s->Finish(true).ok());
-  manager_->EndConnection("c1");
+  manager_->EndConnection(kWeb01, "c1");
   auto flows = Flows("alice/tcpip/c1_db.internal_5432.pcap");
   ASSERT_EQ(flows.flows.size(), 1u);
   EXPECT_TRUE(flows.flows[0].refused);
@@ -143,7 +164,7 @@ TEST_F(IngestTest, EmptyChunkHalfClosesOneDirection) {
   EXPECT_FALSE(s->Chunk(3, ChunkDirection::kIn, "late").ok());
   ASSERT_TRUE(s->Chunk(4, ChunkDirection::kOut, "response").ok());
   ASSERT_TRUE(s->Finish(true).ok());
-  manager_->EndConnection("c1");
+  manager_->EndConnection(kWeb01, "c1");
   auto f = Flows("alice/tcpip/c1_db.internal_5432.pcap").flows.at(0);
   EXPECT_EQ(f.client_to_server, "request");
   EXPECT_EQ(f.server_to_client, "response");
@@ -212,6 +233,369 @@ TEST_F(IngestTest, RecordingDisabledStoresNothingButAudits) {
   catalog::AuditFilter f;
   f.session_id = "off";
   EXPECT_EQ(catalog_->ListAudit(f)->size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Grants, the recording's node and its start (issue 14, items 6, 7 and 12).
+
+StreamHeader Exec(const std::string& id, const std::string& token) {
+  StreamHeader h;
+  h.session_id = id;
+  h.user_token = token;
+  h.kind = 2;
+  h.command = "id";
+  h.node = "web-01";
+  return h;
+}
+
+TEST_F(IngestTest, AnApiTokenIsNotAGrant) {
+  Make();
+  std::string api = *auth::IssueToken(*signer_, "mezite", auth::Role::kUser,
+                                      "alice", {"root"}, 3600, &clock_);
+  auto s = manager_->Begin(Exec("api", api), kWeb01);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(s.status().message().find("recording grant"), std::string::npos)
+      << s.status().ToString();
+  EXPECT_FALSE(catalog_->GetSession("api").ok());
+}
+
+TEST_F(IngestTest, AGrantForAnotherNodeIsRefused) {
+  Make();
+  auto s = manager_->Begin(Exec("other", alice_),
+                           Caller{"web-02", auth::Role::kNode});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(s.status().message().find("grant for node 'web-01'"),
+            std::string::npos)
+      << s.status().ToString();
+}
+
+TEST_F(IngestTest, TheNodeComesFromTheCallerNotTheHeader) {
+  Make();
+  StreamHeader h = Exec("misattributed", Grant("web-02"));
+  h.node = "web-01";  // What web-02 writes; ignored.
+  auto s = manager_->Begin(h, Caller{"web-02", auth::Role::kNode});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->Finish(true).ok());
+  EXPECT_EQ(catalog_->GetSession("misattributed")->node, "web-02");
+}
+
+// A second stream naming a live session's id (from another node, with a
+// valid grant of its own) is refused and leaves that session alone: it was
+// finished as incomplete, with a false session.end, by the refused stream.
+TEST_F(IngestTest, ADuplicateIdLeavesTheLiveSessionAlone) {
+  Make();
+  auto live = Begin(Exec("taken", alice_));
+  ASSERT_NE(live, nullptr);
+  auto dup = manager_->Begin(Exec("taken", Grant("web-02")),
+                             Caller{"web-02", auth::Role::kNode});
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().code(), Code::kAlreadyExists);
+  auto row = catalog_->GetSession("taken");
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->status, catalog::SessionStatus::kRecording);
+  EXPECT_EQ(row->ended_us, 0);
+  EXPECT_EQ(row->node, "web-01");
+  catalog::AuditFilter f;
+  f.type = "session.end";
+  EXPECT_TRUE(catalog_->ListAudit(f)->empty());
+  ASSERT_TRUE(live->Chunk(1, ChunkDirection::kOut, "still here").ok());
+  ASSERT_TRUE(live->Finish(true).ok());
+  EXPECT_EQ(catalog_->GetSession("taken")->status,
+            catalog::SessionStatus::kComplete);
+}
+
+TEST_F(IngestTest, AProxyNamesOnlyARegisteredAgentlessNode) {
+  Make();
+  catalog::Node agent, plain;
+  agent.name = "web-01";
+  agent.addr = "127.0.0.1:22";
+  plain.name = "plain-1";
+  plain.addr = "127.0.0.1:2222";
+  plain.openssh = true;
+  ASSERT_TRUE(catalog_->CreateNode(agent).ok());
+  ASSERT_TRUE(catalog_->CreateNode(plain).ok());
+  Caller proxy{"px1", auth::Role::kProxy};
+  auto to_agent = manager_->Begin(Exec("p1", alice_), proxy);
+  EXPECT_EQ(to_agent.status().code(), Code::kPermissionDenied)
+      << to_agent.status().ToString();
+  StreamHeader unknown = Exec("p2", Grant("nowhere"));
+  unknown.node = "nowhere";
+  EXPECT_EQ(manager_->CheckHeader(unknown, proxy).code(), Code::kNotFound);
+  StreamHeader none = Exec("p3", Grant("plain-1"));
+  none.node = "";
+  EXPECT_EQ(manager_->CheckHeader(none, proxy).code(), Code::kInvalidArgument);
+  StreamHeader ok = Exec("p4", Grant("plain-1"));
+  ok.node = "plain-1";
+  auto s = manager_->Begin(ok, proxy);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->Finish(true).ok());
+  EXPECT_EQ(catalog_->GetSession("p4")->node, "plain-1");
+}
+
+TEST_F(IngestTest, ARemovedUsersGrantRecordsNoNewLiveSession) {
+  Make();
+  ASSERT_TRUE(catalog_->DeleteUser("alice", clock_.WallMicros()).ok());
+  auto s = manager_->Begin(Exec("gone", alice_), kWeb01);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Code::kUnauthenticated);
+  EXPECT_NE(s.status().message().find("removed"), std::string::npos);
+  // Nor when the name is added again: the grant names the old id.
+  catalog::User again;
+  again.name = "alice";
+  again.role = "admin";
+  ASSERT_TRUE(catalog_->CreateUser(again).ok());
+  EXPECT_EQ(manager_->CheckHeader(Exec("gone", alice_), kWeb01).code(),
+            Code::kUnauthenticated);
+}
+
+TEST_F(IngestTest, ALiveStartFarFromTheServersClockIsRefused) {
+  Make();
+  StreamHeader h = Exec("skewed", alice_);
+  h.started_at_us = clock_.WallMicros() - 3600'000'000LL;
+  Status st = manager_->CheckHeader(h, kWeb01);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("clock"), std::string::npos) << st.ToString();
+  h.started_at_us = clock_.WallMicros() - 2'000'000;  // Close enough.
+  EXPECT_TRUE(manager_->CheckHeader(h, kWeb01).ok());
+}
+
+TEST_F(IngestTest, AnUploadStartsWithinItsGrantAndBeforeARemoval) {
+  Make();
+  int64_t issued = clock_.WallMicros();
+  std::string grant = alice_;
+  auto upload = [&](const std::string& id, int64_t start) {
+    StreamHeader h = Exec(id, grant);
+    h.started_at_us = start;
+    h.verify_token_at_us = start;
+    return h;
+  };
+  clock_.Advance(3 * 3600'000'000LL);  // Uploaded hours later.
+  // Backdated: before the certificate (and its grant) existed.
+  Status st =
+      manager_->CheckHeader(upload("u1", issued - 13 * 3600'000'000LL), kWeb01);
+  EXPECT_FALSE(st.ok());
+  st = manager_->CheckHeader(upload("u1", issued - 120'000'000), kWeb01);
+  EXPECT_EQ(st.code(), Code::kPermissionDenied) << st.ToString();
+  EXPECT_NE(st.message().find("backdated"), std::string::npos);
+  // After the grant expired.
+  EXPECT_FALSE(
+      manager_->CheckHeader(upload("u2", issued + 601'000'000), kWeb01).ok());
+  // In the future.
+  EXPECT_EQ(manager_
+                ->CheckHeader(
+                    upload("u3", clock_.WallMicros() + 3600'000'000LL), kWeb01)
+                .code(),
+            Code::kInvalidArgument);
+  // Within the window: kept, even though alice was removed after it.
+  ASSERT_TRUE(catalog_->DeleteUser("alice", issued + 300'000'000).ok());
+  auto s = manager_->Begin(upload("u4", issued + 10'000'000), kWeb01);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->Finish(true).ok());
+  EXPECT_EQ(catalog_->GetSession("u4")->user, "alice");
+  // But not a session claimed to start after her removal.
+  st = manager_->CheckHeader(upload("u5", issued + 400'000'000), kWeb01);
+  EXPECT_EQ(st.code(), Code::kUnauthenticated) << st.ToString();
+}
+
+TEST_F(IngestTest, CheckHeaderHasNoSideEffects) {
+  Make();
+  ASSERT_TRUE(manager_->CheckHeader(Exec("checked", alice_), kWeb01).ok());
+  EXPECT_FALSE(catalog_->GetSession("checked").ok());
+  EXPECT_TRUE(catalog_->ListAudit({})->empty());
+  EXPECT_EQ(manager_->open_streams(), 0);
+}
+
+TEST_F(IngestTest, EndConnectionClosesOnlyTheCallersPcaps) {
+  Make();
+  auto s = Begin(Tcpip("a"));
+  ASSERT_TRUE(s->Chunk(1, ChunkDirection::kOut, "payload").ok());
+  ASSERT_TRUE(s->Finish(true).ok());
+  EXPECT_EQ(manager_->open_pcaps(), 1);
+  EXPECT_EQ(manager_->EndConnection(Caller{"web-02", auth::Role::kNode}, "c1"),
+            0);
+  EXPECT_EQ(manager_->open_pcaps(), 1);
+  EXPECT_EQ(manager_->EndConnection(kWeb01, "c1"), 1);
+  EXPECT_EQ(manager_->open_pcaps(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Audit events and session ends survive a failing catalog.
+
+// A catalog whose AppendAudit and FinishSession fail while `failing` is set
+// (as a full disk or a restarting server would); the rest goes through.
+class FlakyCatalog : public catalog::Catalog {
+ public:
+  explicit FlakyCatalog(catalog::Catalog* real) : real_(real) {}
+  std::atomic<bool> failing{false};
+
+  Status CreateSession(const catalog::Session& s) override {
+    return real_->CreateSession(s);
+  }
+  Status FinishSession(const std::string& id, int64_t ended_us, uint64_t bytes,
+                       catalog::SessionStatus status) override {
+    if (failing) return Status(Code::kUnavailable, "disk full (injected)");
+    return real_->FinishSession(id, ended_us, bytes, status);
+  }
+  Status SetSessionStorageKey(const std::string& id,
+                              const std::string& key) override {
+    return real_->SetSessionStorageKey(id, key);
+  }
+  Status DeleteSession(const std::string& id) override {
+    return real_->DeleteSession(id);
+  }
+  Status UpdateSessionBytes(const std::string& id, uint64_t bytes) override {
+    return real_->UpdateSessionBytes(id, bytes);
+  }
+  Result<catalog::Session> GetSession(const std::string& id) override {
+    return real_->GetSession(id);
+  }
+  Result<std::vector<catalog::Session>> ListSessions(
+      const catalog::SessionFilter& f) override {
+    return real_->ListSessions(f);
+  }
+  Result<int> MarkInterruptedSessions(int64_t now_us) override {
+    return real_->MarkInterruptedSessions(now_us);
+  }
+  Status RenewReplicaLease(const std::string& id, int64_t now_us) override {
+    return real_->RenewReplicaLease(id, now_us);
+  }
+  Status DropReplicaLease(const std::string& id) override {
+    return real_->DropReplicaLease(id);
+  }
+  Result<std::vector<catalog::ReplicaLeaseRow>> ListReplicaLeases() override {
+    return real_->ListReplicaLeases();
+  }
+  Result<int> MarkOrphanedSessions(const std::string& self, int64_t now_us,
+                                   int64_t timeout_us) override {
+    return real_->MarkOrphanedSessions(self, now_us, timeout_us);
+  }
+  Result<int64_t> AppendAudit(const catalog::AuditEvent& e) override {
+    if (failing) return Status(Code::kUnavailable, "disk full (injected)");
+    return real_->AppendAudit(e);
+  }
+  Result<std::vector<catalog::AuditEvent>> ListAudit(
+      const catalog::AuditFilter& f) override {
+    return real_->ListAudit(f);
+  }
+  Result<std::optional<std::string>> GetConfig(const std::string& k) override {
+    return real_->GetConfig(k);
+  }
+  Status SetConfig(const std::string& k, const std::string& v) override {
+    return real_->SetConfig(k, v);
+  }
+  Status CreateUser(const catalog::User& u) override {
+    return real_->CreateUser(u);
+  }
+  Result<catalog::User> GetUser(const std::string& name) override {
+    return real_->GetUser(name);
+  }
+  Result<std::vector<catalog::User>> ListUsers() override {
+    return real_->ListUsers();
+  }
+  Status DeleteUser(const std::string& name, int64_t revoked_us) override {
+    return real_->DeleteUser(name, revoked_us);
+  }
+  Status CreateNode(const catalog::Node& n) override {
+    return real_->CreateNode(n);
+  }
+  Result<catalog::Node> GetNode(const std::string& name) override {
+    return real_->GetNode(name);
+  }
+  Result<std::vector<catalog::Node>> ListNodes() override {
+    return real_->ListNodes();
+  }
+  Status DeleteNode(const std::string& name, int64_t revoked_us) override {
+    return real_->DeleteNode(name, revoked_us);
+  }
+  Result<std::vector<catalog::Revocation>> ListRevocations(int64_t since_us,
+                                                           int limit) override {
+    return real_->ListRevocations(since_us, limit);
+  }
+  Result<catalog::Revocation> GetRevocation(const std::string& id) override {
+    return real_->GetRevocation(id);
+  }
+  Status TouchNode(const std::string& name, int64_t seen_us,
+                   const std::string& mode, const std::string& addr,
+                   const std::string& host_key) override {
+    return real_->TouchNode(name, seen_us, mode, addr, host_key);
+  }
+  Result<catalog::Node> FindNodeByJoinTokenHash(
+      const std::string& hash) override {
+    return real_->FindNodeByJoinTokenHash(hash);
+  }
+  Result<uint64_t> CountSessions() override { return real_->CountSessions(); }
+  Result<uint64_t> CountAudit() override { return real_->CountAudit(); }
+  Status BulkInsertSessions(
+      const std::vector<catalog::Session>& sessions) override {
+    return real_->BulkInsertSessions(sessions);
+  }
+  Status BulkInsertAudit(
+      const std::vector<catalog::AuditEvent>& events) override {
+    return real_->BulkInsertAudit(events);
+  }
+
+ private:
+  catalog::Catalog* real_;
+};
+
+TEST_F(IngestTest, AuditAndSessionEndAreRetriedUntilTheCatalogTakesThem) {
+  FlakyCatalog flaky(catalog_.get());
+  Make({}, &flaky);
+  auto s = manager_->Begin(Exec("flaky", alice_), kWeb01);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->Chunk(1, ChunkDirection::kOut, "uid=0").ok());
+  flaky.failing = true;
+  ASSERT_TRUE((*s)->Finish(true).ok());
+  // Nothing could be written; nothing is forgotten either.
+  EXPECT_EQ(catalog_->GetSession("flaky")->status,
+            catalog::SessionStatus::kRecording);
+  EXPECT_EQ(manager_->retrier()->queued(), 2u);    // The end and its audit.
+  EXPECT_EQ(manager_->retrier()->RetryNow(), 2u);  // Still failing.
+  flaky.failing = false;
+  EXPECT_EQ(manager_->retrier()->RetryNow(), 0u);
+  auto row = catalog_->GetSession("flaky");
+  EXPECT_EQ(row->status, catalog::SessionStatus::kComplete);
+  EXPECT_EQ(row->bytes, 5u);
+  catalog::AuditFilter f;
+  f.session_id = "flaky";
+  f.type = "session.end";
+  auto ends = catalog_->ListAudit(f);
+  ASSERT_EQ(ends->size(), 1u);
+  EXPECT_NE((*ends)[0].details.find("complete"), std::string::npos);
+}
+
+TEST(CatalogRetrierTest, AFullQueueDropsAndCountsAndOrderIsKept) {
+  auto dir = std::string("/tmp/mez_retry_test.XXXXXX");
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  auto real = catalog::OpenSqliteCatalog(dir + "/c.db");
+  ASSERT_TRUE(real.ok());
+  FlakyCatalog flaky(real->get());
+  flaky.failing = true;
+  {
+    CatalogRetrierOptions o;
+    o.catalog = &flaky;
+    o.max_queued = 2;
+    o.start_thread = false;
+    CatalogRetrier r(o);
+    for (int i = 0; i < 3; ++i) {
+      catalog::AuditEvent e;
+      e.time_us = 1000 + i;
+      e.type = "t" + std::to_string(i);
+      EXPECT_FALSE(r.AppendAudit(e).ok());
+    }
+    EXPECT_EQ(r.queued(), 2u);
+    EXPECT_EQ(r.dropped(), 1u);
+    flaky.failing = false;
+    EXPECT_EQ(r.RetryNow(), 0u);
+  }
+  auto rows = (*real)->ListAudit({});
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[1].type, "t0");  // Newest first.
+  EXPECT_EQ((*rows)[1].time_us, 1000);
+  EXPECT_EQ((*rows)[0].type, "t1");
+  ASSERT_EQ(std::system(("rm -rf " + dir).c_str()), 0);
 }
 
 }  // namespace

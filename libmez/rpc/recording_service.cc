@@ -413,7 +413,7 @@ grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(
       }
     }
     response->set_closed_files(
-        static_cast<uint32_t>(ingest_->EndConnection(cid)));
+        static_cast<uint32_t>(ingest_->EndConnection(caller, cid)));
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;

@@ -62,8 +62,20 @@ class SpoolTest : public ::testing::Test {
             .value());
     store_ = std::move(store::LocalStore::New(dir_ + "/rec").value());
     catalog_ = std::move(catalog::OpenSqliteCatalog(dir_ + "/c.db").value());
-    alice_ = *auth::IssueToken(*signer_, "mezite", auth::Role::kUser, "alice",
-                               {"root"}, 3600, &clock_);
+    // alice's recording grant for web-01, as her certificate carries it.
+    catalog::User alice;
+    alice.name = "alice";
+    alice.logins = {"root"};
+    alice.role = "user";
+    alice.id = catalog::NewIdentityId();
+    ASSERT_TRUE(catalog_->CreateUser(alice).ok());
+    auth::Claims grant;
+    grant.subject = "alice";
+    grant.role = auth::Role::kSession;
+    grant.uid = alice.id;
+    grant.audience = "web-01";
+    grant.logins = {"root"};
+    alice_ = *auth::IssueToken(*signer_, "mezite", grant, 600, &clock_);
     IngestOptions o;
     o.store = store_.get();
     o.catalog = catalog_.get();
@@ -323,7 +335,7 @@ TEST_F(SpoolTest, ReplayCutShortIsRedone) {
 }
 
 TEST_F(SpoolTest, TokenIsCheckedAtTheSessionStart) {
-  // The session started while the token was valid; it expired since.
+  // The session started while the grant was valid; it expired since.
   std::string path = MakeSpool("s9");
   clock_.Advance(7200LL * 1'000'000);
   auto done = Upload(path, 0, ReadFile(path)->size());
