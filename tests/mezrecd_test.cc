@@ -490,9 +490,14 @@ class RevocationTest : public MezrecdTest {
     return Call(&mezite::v1::Cluster::Stub::JoinNode, token, req);
   }
   // Opens a Record stream as `token` and sends a header for alice.
-  grpc::Status Record(const std::string& token, const std::string& id) {
+  // Records a short exec as `token`, with alice's grant for the node the
+  // recording will be filed under (a node caller's own name; else the
+  // header's web-01).
+  grpc::Status Record(const std::string& token, const std::string& id,
+                      const std::string& node = "web-01") {
     RecordCall call(stub_.get(), token);
-    call.Send(HeaderFrame(id, alice_, SESSION_KIND_EXEC));
+    call.Send(
+        HeaderFrame(id, server_->Grant("alice", node), SESSION_KIND_EXEC));
     call.Send(ChunkFrame(1000, DIRECTION_OUT, "hi\r\n"));
     call.Send(ExitFrame(2000, 0));
     return call.Close();
@@ -537,7 +542,7 @@ TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
   std::string old_token = AddNode("web-02");
   ASSERT_TRUE(JoinNode(old_token).ok());
   ASSERT_TRUE(GetConfig(old_token).ok());
-  grpc::Status s = Record(old_token, "rev-node-1");
+  grpc::Status s = Record(old_token, "rev-node-1", "web-02");
   ASSERT_TRUE(s.ok()) << s.error_message();
 
   RemoveNode("web-02");
@@ -549,7 +554,7 @@ TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
   EXPECT_NE(s.error_message().find("revoked"), std::string::npos)
       << s.error_message();
   EXPECT_EQ(GetConfig(old_token).error_code(), kUnauthenticated);
-  s = Record(old_token, "rev-node-2");
+  s = Record(old_token, "rev-node-2", "web-02");
   EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
   s = Upload(old_token, "rev-node-3");
   EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
@@ -560,7 +565,7 @@ TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
   s = JoinNode(new_token);
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_TRUE(GetConfig(new_token).ok());
-  s = Record(new_token, "rev-node-4");
+  s = Record(new_token, "rev-node-4", "web-02");
   EXPECT_TRUE(s.ok()) << s.error_message();
 
   // The revocation is on record, with the removed id.

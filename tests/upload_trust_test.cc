@@ -274,7 +274,9 @@ TEST_F(UploadTrustTest, NewSessionNodeComesFromTheCredential) {
       Upload(web02_, "new-1", Forged("new-1", Alice(), "web-01"), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Catalog()->GetSession("new-1").status().code(), Code::kNotFound);
-  s = Upload(web02_, "new-2", Forged("new-2", Alice(), ""), &resp);
+  s = Upload(web02_, "new-2",
+             Forged("new-2", HeaderToken(*server_, "alice", "web-02"), ""),
+             &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(Catalog()->GetSession("new-2")->node, "web-02");
 }

@@ -82,7 +82,7 @@ class AgentTest : public ::testing::Test {
     request.valid_before = now + 3600;
     request.extensions = {{"permit-pty", ""},
                           {std::string(auth::kMeziteTokenExtension),
-                           rec_->Token(auth::Role::kUser, "alice")}};
+                           rec_->Grant("alice", "web-01")}};
     std::string cert = auth::SignSshCert(ca_pem_, request).value();
     ASSERT_TRUE(AtomicWriteFile(key_ + "-cert.pub",
                                 auth::SshCertLine(cert, "alice") + "\n", 0644)
@@ -255,7 +255,7 @@ TEST_F(AgentTest, BurstOfFramesIsRecordedInOrder) {
   info.login = CurrentUser();
   info.key_id = "alice";
   info.cert_extensions[std::string(auth::kMeziteTokenExtension)] =
-      rec_->Token(auth::Role::kUser, "alice");
+      rec_->Grant("alice", "web-01");
   SyncRecorderOptions opt;
   opt.channel = rec_->Channel();
   opt.node_token = rec_->Token(auth::Role::kNode, "web-01");
