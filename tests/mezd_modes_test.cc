@@ -42,6 +42,12 @@ std::string Text(const std::string& path) {
   return r.ok() ? *r : std::string();
 }
 
+// The size of `path` (0 when missing), without reading it.
+uint64_t SizeOf(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
 bool PollUntil(const std::function<bool()>& pred, int seconds = 30) {
   auto deadline = Clock::now() + std::chrono::seconds(seconds);
   for (;;) {
@@ -282,19 +288,19 @@ std::string WaitComplete(const std::function<json()>& sessions,
 TEST_F(MezdModesTest, NodeSyncKill9MidBurstEqualsWhatTheClientSaw) {
   StartNode({"--upload-retry-max", "1s"}, {"MEZITE_RECORDING_MODE=node-sync"});
   std::string out = dir_.File("k.out");
-  // Far more output than flows before the kill (about 270 MB).
-  Background session(MshSsh("head -c 200000000 /dev/urandom | base64"), out,
-                     dir_.File("k.err"));
-  ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 2'000'000; }))
+  // Endless output: only the lost recording can end the session, however
+  // fast or slow this machine runs the burst.
+  Background session(MshSsh("base64 /dev/urandom"), out, dir_.File("k.err"));
+  ASSERT_TRUE(PollUntil([&] { return SizeOf(out) > 2'000'000; }))
       << Text(dir_.File("k.err"));
   cluster_->Kill9();
   int rc = session.Wait(60);
   ASSERT_NE(rc, -1) << "the session kept running without its recording";
   std::string seen = Text(out);
   ASSERT_GT(seen.size(), 2'000'000u);
-  std::printf("client received %zu of 270,175,440 bytes before the end\n",
-              seen.size());
-  ASSERT_LT(seen.size(), 270'175'440u) << "the burst ended before the kill";
+  std::printf("client received %zu bytes before the end\n", seen.size());
+  std::string err = Text(dir_.File("k.err"));
+  EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
   // Held for upload while mezrecd is away.
   ASSERT_TRUE(PollUntil([&] {
     return FilesEndingIn(SpoolDir(), ".spool").size() == 1;
@@ -396,9 +402,9 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
       {"MEZITE_RECORDING_MODE=node-sync", "MEZITE_SYNC_STALL_TIMEOUT_MS=2000",
        "MEZITE_SYNC_ACCEPT_TIMEOUT_MS=2000"});
   std::string out = dir_.File("p.out");
-  Background session(MshSsh("head -c 200000000 /dev/urandom | base64"), out,
-                     dir_.File("p.err"));
-  ASSERT_TRUE(PollUntil([&] { return Text(out).size() > 1'000'000; }))
+  // Endless output, as in the kill -9 test.
+  Background session(MshSsh("base64 /dev/urandom"), out, dir_.File("p.err"));
+  ASSERT_TRUE(PollUntil([&] { return SizeOf(out) > 1'000'000; }))
       << Text(dir_.File("p.err"));
   ASSERT_EQ(kill(cluster_->pid(), SIGSTOP), 0);
   auto stopped = Clock::now();
@@ -414,9 +420,7 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
   std::string err = Text(dir_.File("p.err"));
   EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
   std::string seen = Text(out);
-  EXPECT_LT(seen.size(), 270'175'440u) << "the whole burst ran";
-  std::printf("client received %zu of 270,175,440 bytes before the end\n",
-              seen.size());
+  std::printf("client received %zu bytes before the end\n", seen.size());
   ASSERT_EQ(kill(cluster_->pid(), SIGCONT), 0);
 
   std::string all;
