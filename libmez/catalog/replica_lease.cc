@@ -1,9 +1,6 @@
 #include "libmez/catalog/replica_lease.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <utility>
 
@@ -14,21 +11,8 @@
 namespace mez::catalog {
 
 std::string NewReplicaId() {
-  unsigned char bytes[8];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    MEZ_CHECK(n > 0);  // Only fails on a kernel without getrandom(2).
-    got += static_cast<size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (unsigned char b : bytes) {
-    id += kHex[b >> 4];
-    id += kHex[b & 0xf];
-  }
-  return id;
+  // 64 random bits, as 16 lowercase hex digits.
+  return NewIdentityId().substr(0, 16);
 }
 
 Result<std::unique_ptr<ReplicaLease>> ReplicaLease::Start(
