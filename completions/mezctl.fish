@@ -78,8 +78,8 @@ complete -c mezctl -n '__mezctl_in nodes ls' -l format -x -a 'text json jsonl' -
 
 # users add|ls|rm
 complete -c mezctl -n '__mezctl_at users' -a add -d 'create a user and their identity file'
-complete -c mezctl -n '__mezctl_at users' -a ls -d 'list users'
-complete -c mezctl -n '__mezctl_at users' -a rm -d 'remove a user'
+complete -c mezctl -n '__mezctl_at users' -a ls -d 'list users, admins and proxies'
+complete -c mezctl -n '__mezctl_at users' -a rm -d 'remove a user or proxy, revoking its tokens'
 complete -c mezctl -n '__mezctl_in users add' -l logins -x -d 'OS logins they may use, a,b'
 complete -c mezctl -n '__mezctl_in users add' -l role -x -a 'user\t"their own sessions" admin\t"all sessions and settings" proxy\t"a proxy-only mezrecd"' -d 'role'
 complete -c mezctl -n '__mezctl_in users add' -l ttl -x -d 'how long the identity is valid, e.g. 12h'

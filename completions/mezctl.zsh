@@ -135,7 +135,7 @@ _mezctl() {
           ;;
         users)
           _mezctl_group users 'add:create a user and their identity file' \
-            'ls:list users' 'rm:remove a user' && ret=0
+            'ls:list users, admins and proxies' 'rm:remove a user or proxy, revoking its tokens' && ret=0
           ;;
         ca)
           _mezctl_group ca 'export:print a CA public key' && ret=0
