@@ -87,6 +87,14 @@ class TokenVerifier {
   std::unique_ptr<Impl> impl_;
 };
 
+// The claims of `token` WITHOUT checking its signature, issuer or times:
+// only for a token whose integrity is vouched for otherwise (a grant inside
+// an SSH certificate the cluster's CA signed) or that the reader will show
+// to the cluster anyway (mezd reads the CA pin of its join token before it
+// can talk to mezrecd). Form checks and bounds as Verify; kInvalidArgument
+// when the token is not one.
+Result<Claims> ReadClaimsUnverified(std::string_view token);
+
 // Issues a token for `subject` with `role`, valid for `ttl_seconds` from
 // clock's wall time, with a random jti.
 Result<std::string> IssueToken(const TokenSigner& signer,

@@ -143,9 +143,39 @@ TEST_F(TokenTest, IdentityAudienceAndCaPinClaimsRoundTrip) {
   EXPECT_TRUE(r->uid.empty());
 
   // A uid claim of the wrong type is refused, not read as empty.
-  ExpectRefused(SignRaw(private_pem_, R"({"alg":"EdDSA"})",
-                        ValidPayload(R"(,"uid":7)")),
-                "uid");
+  ExpectRefused(
+      SignRaw(private_pem_, R"({"alg":"EdDSA"})", ValidPayload(R"(,"uid":7)")),
+      "uid");
+}
+
+TEST_F(TokenTest, ReadClaimsUnverifiedSkipsSignatureAndTimesOnly) {
+  Claims j = ValidClaims();
+  j.role = Role::kJoin;
+  j.ca_hash = std::string(64, 'b');
+  j.issued_at = kNow - 100;
+  j.expires_at = kNow - 10;  // Expired: still readable.
+  std::string token = SignOrDie(j);
+  // A signature from another key does not matter to the reader.
+  std::string forged = token.substr(0, token.rfind('.') + 1) + "AAAA";
+  for (const std::string& t : {token, forged}) {
+    Result<Claims> r = ReadClaimsUnverified(t);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->role, Role::kJoin);
+    EXPECT_EQ(r->ca_hash, j.ca_hash);
+    EXPECT_EQ(r->expires_at, kNow - 10);
+    EXPECT_EQ(r->subject, j.subject);
+  }
+  // Form checks still apply.
+  for (const std::string& bad : {std::string("a.b"), std::string("a.!!.c"),
+                                 std::string(kMaxTokenSize + 1, 'a'),
+                                 SignRaw(private_pem_, R"({"alg":"EdDSA"})",
+                                         ValidPayload(R"(,"uid":7)"))}) {
+    Result<Claims> r = ReadClaimsUnverified(bad);
+    EXPECT_FALSE(r.ok()) << bad.substr(0, 40);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    }
+  }
 }
 
 TEST_F(TokenTest, IssueTokenWithClaimsFillsTimesAndJti) {
