@@ -505,6 +505,13 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
       return SSH_AUTH_DENIED;
     }
   }
+  if (ctx_->options->check_certificate) {
+    Status accepted = ctx_->options->check_certificate(login, *cert);
+    if (!accepted.ok()) {
+      Refuse(login, cert->key_id, accepted.message());
+      return SSH_AUTH_DENIED;
+    }
+  }
   if (jump_host) {
     if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
       authenticated_ = true;

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "libmez/auth/ssh_cert.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/ssh/program.h"
 #include "libmez/util/clock.h"
@@ -42,6 +43,19 @@ struct AuthRefusal {
 };
 
 using RefusalHook = std::function<void(const AuthRefusal&)>;
+// Has the last word on a user certificate that passed the server's own
+// checks (CA, type, validity, principal, critical options, required
+// extensions); mezd refuses the certificates of users removed from the
+// cluster this way. OK accepts; otherwise the certificate is refused and
+// the status message is the reason (logged and given to on_refusal), so
+// it should say what happened and what to do. `login` is the requested SSH
+// user name. Called from connection threads, possibly concurrently, at
+// every public key attempt with a certificate (the client's query without
+// a signature too), before the connection counts as authenticated. A
+// connection already authenticated is not asked again: its sessions and
+// channels go on.
+using CertificateCheck =
+    std::function<Status(const std::string& login, const auth::SshCert& cert)>;
 // Returns the tap for a starting shell, exec or direct-tcpip channel, or
 // nullptr for none.
 using TapFactory =
@@ -116,6 +130,8 @@ struct SshServerOptions {
   // cluster's token extension, without which nothing can be recorded);
   // certificates without one are refused at authentication.
   std::vector<std::string> required_cert_extensions;
+  // Unset: every certificate that passes the checks above is accepted.
+  CertificateCheck check_certificate;
   // Environment variables a client may set (exact names, or a prefix
   // ending in '*'), as sshd's AcceptEnv.
   std::vector<std::string> accept_env = {"LANG", "LC_*"};
