@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "libmez/auth/identity.h"
@@ -484,10 +485,11 @@ class RevocationTest : public MezrecdTest {
     req.set_key("session_recording");
     return Call(&mezite::v1::Cluster::Stub::GetConfig, token, req);
   }
-  grpc::Status JoinNode(const std::string& token) {
+  grpc::Status JoinNode(const std::string& token,
+                        mezite::v1::JoinNodeResponse* resp = nullptr) {
     mezite::v1::JoinNodeRequest req;
     req.set_addr("127.0.0.1:2222");
-    return Call(&mezite::v1::Cluster::Stub::JoinNode, token, req);
+    return Call(&mezite::v1::Cluster::Stub::JoinNode, token, req, resp);
   }
   // Opens a Record stream as `token` and sends a header for alice.
   // Records a short exec as `token`, with alice's grant for the node the
@@ -725,6 +727,54 @@ TEST_F(RevocationTest, RemovedProxyIsRefusedOnEveryProxyCall) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("reserved"), std::string::npos)
       << s.error_message();
+}
+
+// A node's join or heartbeat answer names the users and admins removed in
+// the last 15 minutes (a certificate issued just before a removal lives 10
+// more, plus a minute of backdating), so that mezd refuses their
+// certificates (issue 14 item 7); proxies, nodes, live users and older
+// removals are not listed.
+TEST_F(RevocationTest, JoinNodeListsUsersRemovedInTheLast15Minutes) {
+  mezite::v1::UserInfo dave, boss, px, recent, old;
+  AddUser("dave", "user", {"dave"}, &dave);
+  AddUser("boss", "admin", {}, &boss);
+  AddUser("px1", "proxy", {}, &px);
+  AddUser("recent", "user", {"recent"}, &recent);
+  AddUser("old", "user", {"old"}, &old);
+  AddNode("web-02");
+  mezite::v1::JoinNodeResponse resp;
+  grpc::Status s = JoinNode(node_, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.revoked_user_ids_size(), 0);
+
+  RemoveUser("dave");
+  RemoveUser("boss");
+  RemoveUser("px1");
+  RemoveNode("web-02");
+  // Removed 14 and 16 minutes ago: one inside the window, one outside.
+  int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto cat = OpenCatalog();
+  ASSERT_TRUE(cat->DeleteUser("recent", now_us - 14 * 60'000'000LL).ok());
+  ASSERT_TRUE(cat->DeleteUser("old", now_us - 16 * 60'000'000LL).ok());
+
+  mezite::v1::JoinNodeResponse after;
+  s = JoinNode(node_, &after);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::set<std::string> got(after.revoked_user_ids().begin(),
+                            after.revoked_user_ids().end());
+  EXPECT_EQ(got, (std::set<std::string>{dave.id(), boss.id(), recent.id()}));
+  EXPECT_EQ(after.revoked_user_ids_size(), 3);
+  // Adding a name again does not take its old id off the list.
+  mezite::v1::UserInfo dave2;
+  AddUser("dave", "user", {"dave"}, &dave2);
+  mezite::v1::JoinNodeResponse readded;
+  s = JoinNode(node_, &readded);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  got = {readded.revoked_user_ids().begin(), readded.revoked_user_ids().end()};
+  EXPECT_EQ(got.count(dave.id()), 1u);
+  EXPECT_EQ(got.count(dave2.id()), 0u);
 }
 
 TEST_F(RevocationTest, TokensWithoutIdAndGrantsAreNotBearerCredentials) {

@@ -28,6 +28,11 @@ constexpr int64_t kMaxGrantTtl = 12 * 3600;
 constexpr char kDefaultRecordingMode[] = "node-sync";
 // Host certificates are renewed at every mezd start and heartbeat.
 constexpr int64_t kHostCertTtl = 7 * 24 * 3600;
+// How far back JoinNode tells nodes of removed users: a certificate signed
+// just before the removal stays valid for kUserCertTtl, and clocks may
+// differ by kUserCertBackdate; the rest is margin for a late heartbeat.
+constexpr int64_t kRevokedUserWindow = 15 * 60;
+static_assert(kRevokedUserWindow > kUserCertTtl + kUserCertBackdate);
 
 void ToProto(const catalog::Session& s, pb::SessionInfo* p) {
   p->set_id(s.id);
@@ -64,6 +69,22 @@ void ToProto(const catalog::Node& n, pb::NodeInfo* p) {
   p->set_last_seen_us(n.last_seen_us);
   p->set_recording_mode(n.recording_mode);
   p->set_host_key(n.host_key);
+}
+
+// Fills resp->revoked_user_ids with the ids of users and admins removed
+// at or after now_us - kRevokedUserWindow: their certificates may still be
+// valid, and mezd refuses them. The catalog's error when it cannot list
+// them (the node then keeps the list it had: a partial one would forget
+// revocations). At most kMaxRevocationList rows are read (newest first).
+Status FillRevokedUserIds(catalog::Catalog* catalog, int64_t now_us,
+                          pb::JoinNodeResponse* resp) {
+  MEZ_ASSIGN_OR_RETURN(
+      std::vector<catalog::Revocation> revs,
+      catalog->ListRevocations(now_us - kRevokedUserWindow * 1'000'000));
+  for (const catalog::Revocation& r : revs) {
+    if (r.kind == "user" || r.kind == "admin") resp->add_revoked_user_ids(r.id);
+  }
+  return Status::Ok();
 }
 
 bool HasRole(const auth::Claims& c, std::initializer_list<Role> roles) {
@@ -881,6 +902,10 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
         resp->set_user_ca_public(opt_.keys->user_ca_public);
         resp->set_host_ca_public(opt_.keys->host_ca_public);
         resp->set_session_recording(setting.value_or(kDefaultRecordingMode));
+        // Users removed lately, whose certificates mezd must refuse (issue
+        // 14 item 7). Kept apart from the authentication above.
+        MEZ_RETURN_IF_ERROR(
+            FillRevokedUserIds(opt_.catalog, opt_.clock->WallMicros(), resp));
         return Status::Ok();
       });
 }
