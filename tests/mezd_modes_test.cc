@@ -172,6 +172,9 @@ class MezdModesTest : public ::testing::Test {
         .out;
   }
   std::string SpoolDir() const { return dir_.File("mezd") + "/spool"; }
+  // With mezd started: alice, removed, is refused on new connections while
+  // bob gets in (defined below, after StockSshWithClusterCert).
+  void ExpectRemovedUserRefused();
 
   TempDir dir_;
   std::string me_;
@@ -655,6 +658,75 @@ TEST_F(MezdModesTest, ANewHostKeyForAJoinedNodeIsRefused) {
   options.extra_args = {"--data-dir", dir_.File("first")};
   Mezd again(cluster_.get(), dir_.path(), options);
   EXPECT_TRUE(again.Start()) << again.log();
+}
+
+// `mezctl users rm` while the user still holds a certificate (valid for
+// minutes, obtained as msh obtains it): mezd learns of the removal at its
+// next heartbeat (every second here) and refuses that certificate on new
+// connections, audited as auth.refused with the reason; another user still
+// gets in. node-sync needs no help (mezrecd refuses the removed user's
+// recording, so the program never runs); node and off modes record through
+// no stream mezrecd could refuse.
+void MezdModesTest::ExpectRemovedUserRefused() {
+  TestUser bob;
+  std::string error;
+  ASSERT_TRUE(AddUserAndLogin(*cluster_, dir_.path(), "bob", me_, &bob, &error))
+      << error;
+  std::string alice_ssh = StockSshWithClusterCert(
+      *cluster_, alice_, dir_.File("alice-key"), mezd_->port(), me_);
+  std::string bob_ssh = StockSshWithClusterCert(
+      *cluster_, bob, dir_.File("bob-key"), mezd_->port(), me_);
+  auto r = Sh(alice_ssh + ShellQuote("echo alice-in") + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out << mezd_->log();
+  ASSERT_EQ(r.out, "alice-in\n");
+
+  auto rm = Admin("users rm alice");
+  ASSERT_EQ(rm.exit_code, 0) << rm.out;
+  // The certificate is still valid for minutes; within a few heartbeats
+  // mezd refuses it.
+  ASSERT_TRUE(PollUntil([&] {
+    r = Sh(alice_ssh + ShellQuote("echo still-in") + " 2>&1");
+    return r.exit_code == 255;
+  })) << r.out
+      << mezd_->log();
+  EXPECT_NE(r.out.find("Permission denied"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("still-in"), std::string::npos) << r.out;
+  json refused;
+  ASSERT_TRUE(PollUntil([&] {
+    for (const json& ev : AuditEvents("auth.refused")) {
+      json d =
+          ev["details"].is_string()
+              ? json::parse(ev["details"].get<std::string>(), nullptr, false)
+              : ev["details"];
+      if (d.is_object() &&
+          d.value("reason", "").find("alice") != std::string::npos &&
+          d.value("reason", "").find("was removed from the cluster") !=
+              std::string::npos) {
+        refused = ev;
+        return true;
+      }
+    }
+    return false;
+  })) << AuditEvents("auth.refused").dump()
+      << mezd_->log();
+  EXPECT_EQ(refused["node"], "node-1") << refused.dump();
+  EXPECT_NE(refused.dump().find("\"key_id\":\"alice\""), std::string::npos)
+      << refused.dump();
+
+  // Bob was not removed.
+  r = Sh(bob_ssh + ShellQuote("echo bob-in") + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.out << mezd_->log();
+  EXPECT_EQ(r.out, "bob-in\n");
+}
+
+TEST_F(MezdModesTest, RemovedUserIsRefusedInNodeMode) {
+  StartNode({"--heartbeat", "1s"}, {"MEZITE_RECORDING_MODE=node"});
+  ExpectRemovedUserRefused();
+}
+
+TEST_F(MezdModesTest, RemovedUserIsRefusedInOffMode) {
+  StartNode({"--heartbeat", "1s"}, {"MEZITE_RECORDING_MODE=off"});
+  ExpectRemovedUserRefused();
 }
 
 }  // namespace

@@ -66,6 +66,10 @@ int main(int argc, char** argv) {
                  "longest wait between upload retries (default 60s)");
   app.add_option("--upload-rate-limit", rate,
                  "upload bytes per second, e.g. 10M (default 0: no limit)");
+  std::string heartbeat = "30s";
+  app.add_option("--heartbeat", heartbeat,
+                 "how often to report to mezrecd and learn of removed users "
+                 "(default 30s)");
   if (int rc = mez::cmd::Parse(app, argc, argv); rc >= 0) return rc;
   mez::cmd::KeepFreedHeap();
 
@@ -91,6 +95,11 @@ int main(int argc, char** argv) {
   }
   opt.upload_retry_max_us = *r;
   opt.upload_retry_min_us = std::min<int64_t>(1'000'000, *r);
+  auto h = mez::ParseDuration(heartbeat);
+  if (!h.ok() || *h < 1'000'000) {
+    return Fail("--heartbeat wants a duration of at least 1s", 2);
+  }
+  opt.heartbeat_us = *h;
   auto l = mez::ParseByteSize(rate);
   if (!l.ok()) return Fail("--upload-rate-limit: " + l.status().message(), 2);
   opt.upload_rate_limit = *l;

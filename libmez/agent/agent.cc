@@ -7,10 +7,12 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unordered_set>
 
 #include "libmez/agent/recorders.h"
 #include "libmez/agent/sync_recorder.h"
 #include "libmez/auth/ssh_cert.h"
+#include "libmez/auth/token.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -75,6 +77,11 @@ class Agent::Impl {
   Status Join(const std::string& addr, pb::JoinNodeResponse* resp);
   void Heartbeat();
   std::string EffectiveModeName();
+  // Removed users (issue 14 item 7): the ids of the last join or
+  // heartbeat answer replace the set; certificates whose recording grant
+  // names one of them are refused at authentication.
+  void NoteRevokedUsers(const pb::JoinNodeResponse& resp);
+  Status CheckUserCertificate(const auth::SshCert& cert);
 
   AgentOptions opt_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -90,6 +97,8 @@ class Agent::Impl {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread heartbeat_;
+  std::mutex revoked_mu_;
+  std::unordered_set<std::string> revoked_user_ids_;  // guarded by revoked_mu_
 };
 
 Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
@@ -111,6 +120,7 @@ Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
     }
     return Status(c, g.error_message());
   }
+  NoteRevokedUsers(*resp);
   recorders_->NoteSetting(resp->session_recording());
   AtomicWriteFile(opt_.data_dir + "/user_ca.pub", resp->user_ca_public() + "\n",
                   0644)
@@ -121,6 +131,34 @@ Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
         .ok();
   }
   return Status::Ok();
+}
+
+void Agent::Impl::NoteRevokedUsers(const pb::JoinNodeResponse& resp) {
+  std::unordered_set<std::string> ids(resp.revoked_user_ids().begin(),
+                                      resp.revoked_user_ids().end());
+  std::lock_guard<std::mutex> lock(revoked_mu_);
+  revoked_user_ids_.swap(ids);
+}
+
+Status Agent::Impl::CheckUserCertificate(const auth::SshCert& cert) {
+  // The CA's signature over the certificate vouches for the grant in it.
+  auto it = cert.extensions.find(std::string(auth::kMeziteTokenExtension));
+  if (it == cert.extensions.end()) return Status::Ok();  // Required anyway.
+  Result<auth::Claims> grant = auth::ReadClaimsUnverified(it->second);
+  if (!grant.ok()) {
+    return PermissionDenied("the certificate's recording grant (" +
+                            std::string(auth::kMeziteTokenExtension) +
+                            ") cannot be read: " + grant.status().message() +
+                            "; get certificates from mezrecd (msh ssh)");
+  }
+  if (grant->uid.empty()) return Status::Ok();
+  std::lock_guard<std::mutex> lock(revoked_mu_);
+  if (revoked_user_ids_.count(grant->uid) == 0) return Status::Ok();
+  return PermissionDenied(
+      "user " + grant->subject + " (id " + grant->uid +
+      ") was removed from the cluster; their certificates are refused. An "
+      "admin who means to let them in again adds them anew (mezctl users "
+      "add), and they log in again");
 }
 
 std::string Agent::Impl::EffectiveModeName() {
@@ -208,6 +246,9 @@ Status Agent::Impl::Init() {
   so.trusted_user_ca_blob = ca_blob;
   so.required_cert_extensions = {std::string(auth::kMeziteTokenExtension)};
   so.clock = opt_.clock;
+  so.check_certificate = [this](const std::string&, const auth::SshCert& c) {
+    return CheckUserCertificate(c);
+  };
   so.tap_factory = [this](const ssh::ChannelInfo& info) {
     std::string node;
     {
