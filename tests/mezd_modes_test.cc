@@ -465,6 +465,18 @@ TEST_F(MezdModesTest, NodeSyncFullSpoolEndsTheSessionAndIsAudited) {
   EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
 }
 
+// The stock ssh client with `key` and the certificate beside it
+// (KEY-cert.pub), as `login` to mezd on `port`: a command prefix.
+std::string StockSsh(const std::string& key, uint16_t port,
+                     const std::string& login) {
+  return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
+         ShellQuote("CertificateFile=" + key + "-cert.pub") +
+         " -o IdentitiesOnly=yes -o BatchMode=yes"
+         " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+         " -o LogLevel=ERROR -p " +
+         std::to_string(port) + " " + ShellQuote(login) + "@127.0.0.1 ";
+}
+
 // msh needs mezrecd for each certificate; while mezrecd is down a user
 // still holds a certificate obtained earlier as msh obtains it (valid for
 // minutes; msh itself removes its key when ssh exits) and connects with
@@ -491,12 +503,7 @@ std::string StockSshWithClusterCert(const Mezrecd& cluster,
   WriteFileOrDie(key, pair->first);
   chmod(key.c_str(), 0600);
   WriteFileOrDie(key + "-cert.pub", cert.certificate_line() + "\n");
-  return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
-         ShellQuote("CertificateFile=" + key + "-cert.pub") +
-         " -o IdentitiesOnly=yes -o BatchMode=yes"
-         " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-         " -o LogLevel=ERROR -p " +
-         std::to_string(port) + " " + ShellQuote(login) + "@127.0.0.1 ";
+  return StockSsh(key, port, login);
 }
 
 // node mode with mezrecd down for the whole session: the session runs, the
@@ -727,6 +734,42 @@ TEST_F(MezdModesTest, RemovedUserIsRefusedInNodeMode) {
 TEST_F(MezdModesTest, RemovedUserIsRefusedInOffMode) {
   StartNode({"--heartbeat", "1s"}, {"MEZITE_RECORDING_MODE=off"});
   ExpectRemovedUserRefused();
+}
+
+// A certificate from the cluster's CA whose recording grant is no token
+// (made outside mezrecd): mezd cannot tell whether its user was removed,
+// so it refuses it at authentication, even in off mode where nothing would
+// check the grant later.
+TEST_F(MezdModesTest, UnreadableGrantIsRefusedInOffMode) {
+  StartNode({}, {"MEZITE_RECORDING_MODE=off"});
+  auto ca = ReadFile(cluster_->data_dir() + "/user_ca.key");
+  ASSERT_TRUE(ca.ok()) << ca.status().ToString();
+  auto pair = auth::GenerateSshUserKey();
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  auth::SshCertRequest req;
+  req.public_key_blob = pair->second;
+  req.key_id = "alice";
+  req.principals = {me_};
+  int64_t now = time(nullptr);
+  req.valid_after = now - 60;
+  req.valid_before = now + 600;
+  req.extensions = {{"permit-pty", ""},
+                    {std::string(auth::kMeziteTokenExtension), "not-a-token"}};
+  auto cert = auth::SignSshCert(*ca, req);
+  ASSERT_TRUE(cert.ok()) << cert.status().ToString();
+  std::string key = dir_.File("garbled");
+  WriteFileOrDie(key, pair->first);
+  chmod(key.c_str(), 0600);
+  WriteFileOrDie(key + "-cert.pub", auth::SshCertLine(*cert, "alice") + "\n");
+
+  auto r =
+      Sh(StockSsh(key, mezd_->port(), me_) + ShellQuote("echo ran") + " 2>&1");
+  EXPECT_EQ(r.exit_code, 255) << r.out << mezd_->log();
+  EXPECT_EQ(r.out.find("ran"), std::string::npos) << r.out;
+  EXPECT_NE(mezd_->log().find("recording grant (mezite-token@mezite) cannot "
+                              "be read"),
+            std::string::npos)
+      << mezd_->log();
 }
 
 }  // namespace
