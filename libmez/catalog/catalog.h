@@ -222,6 +222,13 @@ class Catalog {
                            const std::string& recording_mode,
                            const std::string& addr,
                            const std::string& host_key = "") = 0;
+  // Uses up node `name`'s join token: clears its join_token_hash if it is
+  // `hash`, in one statement, so that of any number of concurrent callers
+  // (on any replica) with the same hash exactly one succeeds. kNotFound
+  // when no node of that name has that hash (never issued, already used,
+  // or the node was removed); kInvalidArgument for an empty hash.
+  virtual Status ConsumeJoinToken(const std::string& name,
+                                  const std::string& hash) = 0;
   // The node whose join_token_hash is `hash`. kNotFound when none;
   // kInvalidArgument for an empty hash (which never matches).
   virtual Result<Node> FindNodeByJoinTokenHash(const std::string& hash) = 0;

@@ -29,6 +29,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <atomic>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -1075,6 +1076,44 @@ TEST_P(CatalogTest, FindNodeByJoinTokenHash) {
   ASSERT_OK(cat().DeleteNode("web-1"));
   got = cat().FindNodeByJoinTokenHash("e3b0c44298fc1c14");
   EXPECT_EQ(got.status().code(), Code::kNotFound) << got.status().ToString();
+}
+
+TEST_P(CatalogTest, JoinTokenIsUsedUpOnceAndOnlyByItsNode) {
+  ASSERT_OK(cat().CreateNode(MakeNode("web-1", "10.0.0.1:22", "h1")));
+  ASSERT_OK(cat().CreateNode(MakeNode("web-2", "10.0.0.2:22", "h2")));
+  // Another node's hash, an empty one or a wrong one use up nothing.
+  EXPECT_EQ(cat().ConsumeJoinToken("web-1", "h2").code(), Code::kNotFound);
+  EXPECT_EQ(cat().ConsumeJoinToken("web-1", "").code(), Code::kInvalidArgument);
+  EXPECT_EQ(cat().ConsumeJoinToken("web-9", "h1").code(), Code::kNotFound);
+  ASSERT_OK(cat().ConsumeJoinToken("web-1", "h1"));
+  Status again = cat().ConsumeJoinToken("web-1", "h1");
+  EXPECT_EQ(again.code(), Code::kNotFound) << again.ToString();
+  auto n = cat().GetNode("web-1");
+  ASSERT_OK(n);
+  EXPECT_EQ(n->join_token_hash, "");
+  EXPECT_EQ(cat().FindNodeByJoinTokenHash("h1").status().code(),
+            Code::kNotFound);
+  n = cat().GetNode("web-2");
+  ASSERT_OK(n);
+  EXPECT_EQ(n->join_token_hash, "h2");
+
+  // Concurrent callers: exactly one wins.
+  ASSERT_OK(cat().CreateNode(MakeNode("web-3", "10.0.0.3:22", "h3")));
+  std::atomic<int> won{0}, lost{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      Status s = cat().ConsumeJoinToken("web-3", "h3");
+      if (s.ok()) {
+        ++won;
+      } else if (s.code() == Code::kNotFound) {
+        ++lost;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(lost.load(), 7);
 }
 
 TEST_P(CatalogTest, UsersAndNodesSurviveReopen) {

@@ -338,6 +338,8 @@ class PostgresCatalog : public Catalog {
   Status TouchNode(const std::string& name, int64_t seen_us,
                    const std::string& recording_mode, const std::string& addr,
                    const std::string& host_key) override;
+  Status ConsumeJoinToken(const std::string& name,
+                          const std::string& hash) override;
   Result<Node> FindNodeByJoinTokenHash(const std::string& hash) override;
   Result<uint64_t> CountSessions() override;
   Result<uint64_t> CountAudit() override;
@@ -1197,6 +1199,17 @@ Status PostgresCatalog::TouchNode(const std::string& name, int64_t seen_us,
                        .Text(addr)
                        .Text(host_key),
                    "node", name);
+}
+
+Status PostgresCatalog::ConsumeJoinToken(const std::string& name,
+                                         const std::string& hash) {
+  if (hash.empty()) return InvalidArgument("join token hash is empty");
+  // One UPDATE: row locking lets exactly one of concurrent callers match.
+  return ChangeOne("use the join token of node " + name,
+                   "UPDATE nodes SET join_token_hash = '' WHERE name = $1 "
+                   "AND join_token_hash = $2 AND join_token_hash <> ''",
+                   Params().Text(name).Text(hash), "unused join token of node",
+                   name);
 }
 
 Result<Node> PostgresCatalog::FindNodeByJoinTokenHash(const std::string& hash) {

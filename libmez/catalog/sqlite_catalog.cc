@@ -285,6 +285,8 @@ class SqliteCatalog : public Catalog {
   Status TouchNode(const std::string& name, int64_t seen_us,
                    const std::string& recording_mode, const std::string& addr,
                    const std::string& host_key) override;
+  Status ConsumeJoinToken(const std::string& name,
+                          const std::string& hash) override;
   Result<Node> FindNodeByJoinTokenHash(const std::string& hash) override;
   Result<uint64_t> CountSessions() override;
   Result<uint64_t> CountAudit() override;
@@ -1208,6 +1210,21 @@ Status SqliteCatalog::TouchNode(const std::string& name, int64_t seen_us,
   stmt.Bind(":addr", addr);
   stmt.Bind(":host_key", host_key);
   return ChangeOne(op, stmt, "node", name);
+}
+
+Status SqliteCatalog::ConsumeJoinToken(const std::string& name,
+                                       const std::string& hash) {
+  if (hash.empty()) return InvalidArgument("join token hash is empty");
+  std::lock_guard lock(mu_);
+  std::string op = "use the join token of node " + name;
+  MEZ_ASSIGN_OR_RETURN(Statement stmt,
+                       Prepare(op,
+                               "UPDATE nodes SET join_token_hash = '' "
+                               "WHERE name = :name AND join_token_hash = :hash "
+                               "AND join_token_hash != ''"));
+  stmt.Bind(":name", name);
+  stmt.Bind(":hash", hash);
+  return ChangeOne(op, stmt, "unused join token of node", name);
 }
 
 Result<Node> SqliteCatalog::FindNodeByJoinTokenHash(const std::string& hash) {

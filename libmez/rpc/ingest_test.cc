@@ -521,6 +521,10 @@ class FlakyCatalog : public catalog::Catalog {
                    const std::string& host_key) override {
     return real_->TouchNode(name, seen_us, mode, addr, host_key);
   }
+  Status ConsumeJoinToken(const std::string& name,
+                          const std::string& hash) override {
+    return real_->ConsumeJoinToken(name, hash);
+  }
   Result<catalog::Node> FindNodeByJoinTokenHash(
       const std::string& hash) override {
     return real_->FindNodeByJoinTokenHash(hash);
