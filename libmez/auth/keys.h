@@ -5,6 +5,7 @@
 #define MEZ_AUTH_KEYS_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "libmez/util/clock.h"
@@ -43,6 +44,11 @@ Result<ClusterKeys> LoadOrCreateClusterKeys(
 // Ed25519 private key in PKCS#8 PEM.
 Result<std::string> SshPublicKeyLine(const std::string& private_pem,
                                      const std::string& comment);
+
+// SHA-256 (lowercase hex) of the DER encoding of the first certificate in
+// `pem`: the TLS CA pin that join tokens carry (Claims::ca_hash).
+// kInvalidArgument when `pem` holds no certificate.
+Result<std::string> CertificateSha256(std::string_view pem);
 
 }  // namespace mez::auth
 

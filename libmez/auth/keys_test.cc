@@ -210,6 +210,31 @@ TEST_F(KeysTest, ServerCertChainsToCaAndCoversNames) {
   }
 }
 
+TEST_F(KeysTest, CertificateSha256IsTheHashOfTheDer) {
+  ClusterKeys keys = LoadOrDie();
+  auto pin = CertificateSha256(keys.tls_ca_cert_pem);
+  ASSERT_TRUE(pin.ok()) << pin.status().ToString();
+  EXPECT_EQ(pin->size(), 64u);
+  // Another certificate, another pin; the CA's again, the same.
+  auto other = CertificateSha256(keys.tls_server_cert_pem);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(*pin, *other);
+  // The first certificate of a chain is the one hashed.
+  auto chain =
+      CertificateSha256(keys.tls_ca_cert_pem + keys.tls_server_cert_pem);
+  ASSERT_TRUE(chain.ok());
+  EXPECT_EQ(*chain, *pin);
+  EXPECT_EQ(CertificateSha256("not a certificate").status().code(),
+            Code::kInvalidArgument);
+  // openssl agrees: the SHA-256 of the DER (what operators compare with).
+  if (HaveProgram("openssl")) {
+    auto r = Sh("openssl x509 -in " + ShellQuote(File("tls_ca.crt")) +
+                " -outform DER | sha256sum");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.out.substr(0, 64), *pin);
+  }
+}
+
 TEST_F(KeysTest, NewServerNameReissuesServerCertButKeepsCa) {
   ClusterKeys first = LoadOrDie({"a.example.com"});
   ClusterKeys second = LoadOrDie({"a.example.com", "b.example.com"});

@@ -489,6 +489,11 @@ Result<Claims> TokenVerifier::Verify(std::string_view token,
   }
 }
 
+bool IsLegacyJoinToken(const Claims& claims) {
+  return claims.role == Role::kNode &&
+         claims.expires_at - claims.issued_at > kNodeCredentialTtl + 3600;
+}
+
 Result<Claims> ReadClaimsUnverified(std::string_view token) {
   if (token.size() > kMaxTokenSize) {
     return InvalidArgument("token is too long (" +
