@@ -302,12 +302,24 @@ TEST_F(CliTest, RbacMatrix) {
   ASSERT_EQ(add.exit_code, 0) << add.out;
   std::string out = add.out;
   size_t start = out.find("(shown once):\n") + 14;
-  std::string node_token = out.substr(start, out.find('\n', start) - start);
+  std::string join_token = out.substr(start, out.find('\n', start) - start);
   std::string admin = json::parse(*ReadFile(admin_id_))["token"];
   std::string alice =
       json::parse(*ReadFile(dir_.File("alice.identity")))["token"];
   std::string bob = json::parse(*ReadFile(dir_.File("bob.identity")))["token"];
   auto stub = pb::Cluster::NewStub(server_->Channel());
+  // The node's credential, for which mezd exchanges its join token.
+  std::string node_token;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + join_token);
+    pb::JoinNodeRequest req;
+    pb::JoinNodeResponse resp;
+    grpc::Status s = stub->JoinNode(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    node_token = resp.node_token();
+    ASSERT_FALSE(node_token.empty());
+  }
 
   enum Who { kAlice, kBob, kAdmin, kNode };
   const std::string tokens[] = {alice, bob, admin, node_token};
@@ -465,7 +477,8 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
   std::string ca_pem = *ReadFile(dir_.File("data") + "/user_ca.key");
   agent::SyncRecorderOptions rec_opt;
   rec_opt.channel = server_->Channel();
-  rec_opt.node_token = server_->Token(auth::Role::kNode, "web-01");
+  rec_opt.node_token = std::make_shared<agent::BearerToken>(
+      server_->Token(auth::Role::kNode, "web-01"));
   rec_opt.node = "web-01";
   ssh::SshServerOptions options;
   options.trusted_user_ca_blob = auth::Ed25519PublicBlobFromPem(ca_pem).value();
@@ -483,7 +496,7 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
   {
     auto stub = pb::Cluster::NewStub(server_->Channel());
     grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + rec_opt.node_token);
+    rec_opt.node_token->Authorize(&ctx);
     pb::JoinNodeRequest join;
     join.set_addr("127.0.0.1:" + std::to_string(sshd->port()));
     join.set_host_key("ssh-ed25519 " +

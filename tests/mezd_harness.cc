@@ -75,8 +75,11 @@ bool Mezd::Start() {
   port_ = 0;
   if (!WriteCaFiles()) return false;
   // The user CA comes from the cluster (JoinNode), as in production.
-  argv_ = {MEZD_PATH,      "--auth",   cluster_->addr(), "--token",
-           options_.token, "--listen", options_.listen};
+  argv_ = {MEZD_PATH, "--auth", cluster_->addr(), "--listen", options_.listen};
+  if (!options_.token.empty()) {
+    argv_.push_back("--token");
+    argv_.push_back(options_.token);
+  }
   bool has_data_dir = false;
   for (const auto& a : options_.extra_args) {
     has_data_dir |= a == "--data-dir" || a.rfind("--data-dir=", 0) == 0;
@@ -89,8 +92,10 @@ bool Mezd::Start() {
     argv_.push_back(dir);
   }
   if (!tls_ca_file_.empty()) {
-    argv_.push_back("--ca-file");
-    argv_.push_back(tls_ca_file_);
+    if (options_.give_ca_file) {
+      argv_.push_back("--ca-file");
+      argv_.push_back(tls_ca_file_);
+    }
   } else {
     argv_.push_back("--insecure");  // A plaintext mezrecd on loopback.
   }

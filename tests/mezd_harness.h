@@ -22,8 +22,13 @@ namespace mez::testing {
 
 struct MezdOptions {
   std::string node_name = "node-1";
-  // The node's join token (RegisterNode). Required.
+  // The node's join token (RegisterNode). Empty: no --token (a node that
+  // joined before starts from the credential in its data dir).
   std::string token;
+  // Pass --ca-file with the cluster's TLS CA. By default mezd is given no
+  // CA, as the README's steps do: it fetches the one its join token pins
+  // (or uses the one kept in its data dir).
+  bool give_ca_file = false;
   std::string listen = "127.0.0.1:0";
   // Appended to the generated flags, e.g. {"--data-dir", dir}.
   std::vector<std::string> extra_args;

@@ -640,8 +640,9 @@ TEST_F(MezdModesTest, FullSpoolEndsTheSessionAndIsAudited) {
   EXPECT_EQ(played.rfind("begin", 0), 0u) << played.substr(0, 100);
 }
 
-// The host key a node reported first stays pinned: the same token with a
-// new key (a reinstalled node, or a stolen token) is refused and audited.
+// The host key a node reported first stays pinned: the same credential
+// with a new key (a reinstalled node, or a stolen credential) is refused
+// and audited.
 TEST_F(MezdModesTest, ANewHostKeyForAJoinedNodeIsRefused) {
   std::string error;
   std::string token = RegisterNode(*cluster_, "node-1", "127.0.0.1:1", &error);
@@ -653,6 +654,13 @@ TEST_F(MezdModesTest, ANewHostKeyForAJoinedNodeIsRefused) {
   ASSERT_TRUE(first.Start()) << first.log();
   ASSERT_EQ(first.Stop(), 0);
 
+  // The credential and CA copied to a data dir with another host key.
+  ASSERT_EQ(mkdir(dir_.File("second").c_str(), 0700), 0);
+  for (const char* f : {"node_credential", "cluster_ca.pem"}) {
+    WriteFileOrDie(dir_.File("second") + "/" + f,
+                   Text(dir_.File("first") + "/" + f));
+  }
+  options.token.clear();
   options.extra_args = {"--data-dir", dir_.File("second")};
   Mezd second(cluster_.get(), dir_.path(), options);
   EXPECT_FALSE(second.Start());

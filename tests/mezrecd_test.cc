@@ -8,10 +8,12 @@
 #include <thread>
 
 #include "libmez/auth/identity.h"
+#include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/catalog/catalog.h"
 #include "libmez/record/asciicast_reader.h"
 #include "libmez/record/pcap_reader.h"
+#include "libmez/rpc/cluster_service.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
@@ -541,15 +543,18 @@ class RevocationTest : public MezrecdTest {
 constexpr grpc::StatusCode kUnauthenticated = grpc::StatusCode::UNAUTHENTICATED;
 
 TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
-  std::string old_token = AddNode("web-02");
-  ASSERT_TRUE(JoinNode(old_token).ok());
+  std::string old_join = AddNode("web-02");
+  mezite::v1::JoinNodeResponse joined;
+  ASSERT_TRUE(JoinNode(old_join, &joined).ok());
+  std::string old_token = joined.node_token();
+  ASSERT_FALSE(old_token.empty());
   ASSERT_TRUE(GetConfig(old_token).ok());
   grpc::Status s = Record(old_token, "rev-node-1", "web-02");
   ASSERT_TRUE(s.ok()) << s.error_message();
 
   RemoveNode("web-02");
-  std::string new_token = AddNode("web-02");
-  ASSERT_NE(new_token, old_token);
+  std::string new_join = AddNode("web-02");
+  ASSERT_NE(new_join, old_join);
 
   s = JoinNode(old_token);
   EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
@@ -564,8 +569,13 @@ TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
   EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
   EXPECT_FALSE(OpenCatalog()->GetSession("rev-node-2").ok());
 
-  s = JoinNode(new_token);
+  // Neither join token of the removed node works either.
+  EXPECT_EQ(JoinNode(old_join).error_code(), kUnauthenticated);
+
+  s = JoinNode(new_join, &joined);
   EXPECT_TRUE(s.ok()) << s.error_message();
+  std::string new_token = joined.node_token();
+  ASSERT_FALSE(new_token.empty());
   EXPECT_TRUE(GetConfig(new_token).ok());
   s = Record(new_token, "rev-node-4", "web-02");
   EXPECT_TRUE(s.ok()) << s.error_message();
@@ -576,6 +586,119 @@ TEST_F(RevocationTest, ReaddedNodeRefusesTheOldTokenEverywhere) {
   ASSERT_EQ(revs->size(), 1u);
   EXPECT_EQ((*revs)[0].name, "web-02");
   EXPECT_EQ((*revs)[0].kind, "node");
+}
+
+// nodes add gives a join token: 30 minutes, single use, pinning the TLS CA,
+// good for nothing but JoinNode, which exchanges it for a node credential.
+TEST_F(RevocationTest, JoinTokenIsShortLivedSingleUseAndPinsTheCa) {
+  std::string join = AddNode("web-03");
+  auto claims = auth::ReadClaimsUnverified(join);
+  ASSERT_TRUE(claims.ok()) << claims.status().ToString();
+  EXPECT_EQ(claims->role, auth::Role::kJoin);
+  EXPECT_EQ(claims->expires_at - claims->issued_at, 30 * 60);
+  auto node = OpenCatalog()->GetNode("web-03");
+  ASSERT_TRUE(node.ok());
+  EXPECT_EQ(claims->uid, node->id);
+  auto id = auth::ReadIdentityFile(data_dir() + "/admin.identity");
+  ASSERT_TRUE(id.ok());
+  ASSERT_FALSE(id->tls_ca_pem.empty()) << "the harness serves TLS";
+  EXPECT_EQ(claims->ca_hash, *auth::CertificateSha256(id->tls_ca_pem));
+
+  // Not a bearer credential anywhere else.
+  EXPECT_EQ(WhoAmI(join).error_code(), kUnauthenticated);
+  EXPECT_EQ(GetConfig(join).error_code(), kUnauthenticated);
+  EXPECT_NE(Record(join, "join-1", "web-03").error_code(),
+            grpc::StatusCode::OK);
+
+  // Several callers at once (two replicas, a thief racing the node): one
+  // gets the credential.
+  std::vector<mezite::v1::JoinNodeResponse> answers(4);
+  std::vector<grpc::Status> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] { results[i] = JoinNode(join, &answers[i]); });
+  }
+  for (auto& t : threads) t.join();
+  std::string credential;
+  int ok = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (results[i].ok()) {
+      ++ok;
+      credential = answers[i].node_token();
+    } else {
+      EXPECT_EQ(results[i].error_code(), kUnauthenticated);
+      EXPECT_NE(results[i].error_message().find("already used"),
+                std::string::npos)
+          << results[i].error_message();
+    }
+  }
+  ASSERT_EQ(ok, 1);
+  auto nc = auth::ReadClaimsUnverified(credential);
+  ASSERT_TRUE(nc.ok()) << nc.status().ToString();
+  EXPECT_EQ(nc->role, auth::Role::kNode);
+  EXPECT_EQ(nc->subject, "web-03");
+  EXPECT_EQ(nc->uid, node->id);
+  EXPECT_EQ(nc->expires_at - nc->issued_at, auth::kNodeCredentialTtl);
+  EXPECT_TRUE(GetConfig(credential).ok());
+  EXPECT_EQ(JoinNode(join).error_code(), kUnauthenticated);
+
+  // A credential early in its life is not renewed; one in its second half
+  // is, for the same node id.
+  mezite::v1::JoinNodeResponse beat;
+  ASSERT_TRUE(JoinNode(credential, &beat).ok());
+  EXPECT_TRUE(beat.node_token().empty());
+  auth::Claims aged;
+  aged.subject = "web-03";
+  aged.role = auth::Role::kNode;
+  aged.uid = node->id;
+  aged.issued_at = nc->issued_at - 5 * 24 * 3600;
+  aged.expires_at = nc->issued_at + 2 * 24 * 3600;
+  ASSERT_TRUE(JoinNode(server_->Sign(aged), &beat).ok());
+  auto renewed = auth::ReadClaimsUnverified(beat.node_token());
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_EQ(renewed->uid, node->id);
+  EXPECT_GE(renewed->expires_at, nc->expires_at);
+  EXPECT_NEAR(beat.node_token_expires_at(), renewed->expires_at, 2);
+
+  // The exchange is audited once.
+  auto events = OpenCatalog()->ListAudit({});
+  ASSERT_TRUE(events.ok());
+  int joins = 0;
+  for (const auto& e : *events) joins += e.type == "node.join";
+  EXPECT_EQ(joins, 1);
+}
+
+// A node token from before join tokens (365 days, its hash stored as the
+// join token's) is honoured once, as a join token, and nowhere else.
+TEST_F(RevocationTest, OldLongNodeTokenIsOnlyAJoinTokenOnce) {
+  catalog::Node n;
+  n.name = "web-04";
+  n.addr = "127.0.0.1:22";
+  n.id = catalog::NewIdentityId();
+  auth::Claims c;
+  c.subject = n.name;
+  c.role = auth::Role::kNode;
+  c.uid = n.id;
+  c.issued_at = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  c.expires_at = c.issued_at + 365LL * 24 * 3600;
+  std::string legacy = server_->Sign(c);
+  n.join_token_hash = rpc::JoinTokenHash(legacy);
+  ASSERT_TRUE(OpenCatalog()->CreateNode(n).ok());
+
+  grpc::Status s = GetConfig(legacy);
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  EXPECT_NE(s.error_message().find("join token"), std::string::npos)
+      << s.error_message();
+  EXPECT_NE(Record(legacy, "legacy-1", "web-04").error_code(),
+            grpc::StatusCode::OK);
+  mezite::v1::JoinNodeResponse joined;
+  s = JoinNode(legacy, &joined);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_FALSE(joined.node_token().empty());
+  EXPECT_TRUE(GetConfig(joined.node_token()).ok());
+  EXPECT_EQ(JoinNode(legacy).error_code(), kUnauthenticated);
 }
 
 TEST_F(RevocationTest, ReaddedUserNeverRevivesTheOldTokenNorGivesItAdmin) {

@@ -1,15 +1,19 @@
 // mezd: the node agent. Serves SSH to holders of the cluster's user
 // certificates and records every session (libmez/agent/agent.h).
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cmd/common/heap.h"
 #include "cmd/common/run_app.h"
 #include "libmez/agent/agent.h"
+#include "libmez/agent/credential.h"
 #include "libmez/agent/transport.h"
 #include "libmez/util/byte_size.h"
 #include "libmez/util/duration.h"
@@ -36,8 +40,10 @@ int main(int argc, char** argv) {
                                                  retry_max = "60s", rate = "0";
   app.add_option("--auth", opt.auth_addr, "mezrecd address HOST:PORT")
       ->required();
-  auto* token = app.add_option("--token", opt.node_token,
-                               "this node's join token (mezctl nodes add)");
+  auto* token = app.add_option(
+      "--token", opt.node_token,
+      "this node's join token (mezctl nodes add); not needed once the node "
+      "has joined (its credential is kept in --data-dir)");
   app.add_option("--token-file", token_file,
                  "read the join token from a file (keeps it out of ps)")
       ->excludes(token)
@@ -51,7 +57,9 @@ int main(int argc, char** argv) {
                  "host key, cached CA and spool (default /var/lib/mezd)");
   auto* ca_opt =
       app.add_option("--ca-file", ca_file,
-                     "the cluster's TLS CA (PEM) to trust for mezrecd")
+                     "the cluster's TLS CA (PEM) to trust for mezrecd "
+                     "(default: the CA the join token pins, fetched from "
+                     "mezrecd and kept in --data-dir)")
           ->check(CLI::ExistingFile);
   bool insecure = false;
   app.add_flag("--insecure", insecure,
@@ -78,7 +86,6 @@ int main(int argc, char** argv) {
     if (!t.ok()) return Fail(t.status().message());
     opt.node_token = t->substr(0, t->find_first_of("\r\n"));
   }
-  if (opt.node_token.empty()) return Fail("give --token or --token-file", 2);
   if (const char* m = std::getenv("MEZITE_RECORDING_MODE"); m && *m) {
     auto mode = mez::agent::ParseRecordingMode(m);
     if (!mode.ok()) {
@@ -108,15 +115,27 @@ int main(int argc, char** argv) {
     if (!ca.ok()) return Fail(ca.status().message());
     opt.user_ca_line = *ca;
   }
-  std::string ca_pem;
   if (!ca_file.empty()) {
     auto pem = mez::ReadFile(ca_file);
     if (!pem.ok()) return Fail(pem.status().message());
-    ca_pem = *pem;
+    opt.ca_pem = *pem;
   }
-  auto creds =
-      mez::agent::NodeChannelCredentials(opt.auth_addr, ca_pem, insecure);
-  if (!creds.ok()) return Fail(creds.status().message(), 2);
+  opt.insecure = insecure;
+  // Settings errors exit 2 before anything is sent: the credential to
+  // start with, and how mezrecd is trusted (never plaintext by accident).
+  auto start = mez::agent::LoadStartCredential(opt.data_dir, opt.node_token);
+  if (!start.ok()) return Fail(start.status().message(), 2);
+  opt.start_credential = *start;
+  if (mkdir(opt.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Fail("cannot create --data-dir " + opt.data_dir + ": " +
+                std::strerror(errno));
+  }
+  auto creds = mez::agent::ResolveNodeTransport(
+      opt.auth_addr, opt.data_dir, opt.ca_pem, insecure, start->ca_sha256);
+  if (!creds.ok()) {
+    return Fail(creds.status().message(),
+                creds.status().code() == mez::Code::kInvalidArgument ? 2 : 1);
+  }
   opt.credentials = *creds;
 
   sigset_t signals;

@@ -11,6 +11,7 @@
 
 #include "libmez/agent/recorders.h"
 #include "libmez/agent/sync_recorder.h"
+#include "libmez/agent/transport.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
 #include "libmez/ssh/ssh_server.h"
@@ -84,6 +85,7 @@ class Agent::Impl {
   Status CheckUserCertificate(const auth::SshCert& cert);
 
   AgentOptions opt_;
+  StartCredential cred_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Cluster::Stub> cluster_;
   std::shared_ptr<void> watcher_;
@@ -103,7 +105,7 @@ class Agent::Impl {
 
 Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + opt_.node_token);
+  cred_.token->Authorize(&ctx);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   pb::JoinNodeRequest req;
   req.set_addr(addr);
@@ -121,6 +123,19 @@ Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
     return Status(c, g.error_message());
   }
   NoteRevokedUsers(*resp);
+  // A new credential (the join token exchanged, or a renewal): kept for
+  // every caller and the next start.
+  if (!resp->node_token().empty()) {
+    Status stored = StoreCredential(opt_.data_dir, cred_, resp->node_token(),
+                                    resp->node_token_expires_at());
+    if (!stored.ok()) {
+      MEZ_LOG(kError) << "agent: cannot store the node credential: "
+                      << stored.message();
+      return stored;
+    }
+    MEZ_LOG(kInfo) << "agent: node credential stored, valid until "
+                   << resp->node_token_expires_at() << " (Unix time)";
+  }
   recorders_->NoteSetting(resp->session_recording());
   AtomicWriteFile(opt_.data_dir + "/user_ca.pub", resp->user_ca_public() + "\n",
                   0644)
@@ -167,14 +182,22 @@ std::string Agent::Impl::EffectiveModeName() {
 
 Status Agent::Impl::Init() {
   if (opt_.clock == nullptr) opt_.clock = RealClock();
-  if (opt_.node_token.empty()) {
-    return InvalidArgument(
-        "no node token: give --token (from mezctl nodes add NAME)");
-  }
   std::string listen_host;
   uint16_t listen_port = 0;
   MEZ_RETURN_IF_ERROR(SplitHostPort(opt_.listen, &listen_host, &listen_port));
   MEZ_RETURN_IF_ERROR(MakeDir(opt_.data_dir));
+  if (opt_.start_credential) {
+    cred_ = *opt_.start_credential;
+  } else {
+    MEZ_ASSIGN_OR_RETURN(cred_,
+                         LoadStartCredential(opt_.data_dir, opt_.node_token));
+  }
+  if (!opt_.credentials) {
+    MEZ_ASSIGN_OR_RETURN(
+        opt_.credentials,
+        ResolveNodeTransport(opt_.auth_addr, opt_.data_dir, opt_.ca_pem,
+                             opt_.insecure, cred_.ca_sha256));
+  }
   spool_dir_ = opt_.data_dir + "/spool";
   MEZ_RETURN_IF_ERROR(MakeDir(spool_dir_));
 
@@ -194,7 +217,7 @@ Status Agent::Impl::Init() {
   watcher_ = WatchChannel(channel_);
   RecordersOptions ro;
   ro.channel = channel_;
-  ro.token = opt_.node_token;
+  ro.token = cred_.token;
   ro.spool_dir = spool_dir_;
   ro.spool_budget = opt_.spool_budget;
   ro.upload_retry_min_us = opt_.upload_retry_min_us;
@@ -209,9 +232,17 @@ Status Agent::Impl::Init() {
   Status join = Join("", &joined);
   if (join.code() == Code::kUnauthenticated) {
     return Status(Code::kUnauthenticated,
-                  "mezrecd at " + opt_.auth_addr +
-                      " refused this node's token (" + join.message() +
-                      "); issue a new one with: mezctl nodes add NAME");
+                  "mezrecd at " + opt_.auth_addr + " refused this node's " +
+                      (cred_.join ? "join token" : "credential") + " (" +
+                      join.message() +
+                      "); an admin issues a new join token with: mezctl "
+                      "nodes rm NAME && mezctl nodes add NAME");
+  }
+  if (!join.ok() && cred_.join) {
+    return Status(join.code(), "cannot join: mezrecd at " + opt_.auth_addr +
+                                   " did not take the join token (" +
+                                   join.message() +
+                                   "); start mezd again once it answers");
   }
   std::string ca_line = opt_.user_ca_line;
   if (join.ok()) {

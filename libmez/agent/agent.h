@@ -12,7 +12,8 @@
 // Files under data_dir (created 0700): host_key (the SSH host key, made on
 // first start), host_key-cert.pub (from the cluster's host CA),
 // user_ca.pub (the last user CA learnt from mezrecd, so mezd can start
-// and record in node mode while mezrecd is down), spool/.
+// and record in node mode while mezrecd is down), node_credential and
+// cluster_ca.pem (credential.h), spool/.
 #ifndef MEZ_AGENT_AGENT_H_
 #define MEZ_AGENT_AGENT_H_
 
@@ -23,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "libmez/agent/credential.h"
 #include "libmez/agent/frames.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
@@ -31,8 +33,18 @@ namespace mez::agent {
 
 struct AgentOptions {
   std::string auth_addr;  // mezrecd HOST:PORT
+  // How to reach mezrecd; null: ResolveNodeTransport (transport.h) with
+  // ca_pem, insecure and the join token's CA pin.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string ca_pem;  // --ca-file's content
+  bool insecure = false;
+  // --token: a join token (exchanged at the first join), or a node
+  // credential. May be empty once the node has joined: the credential in
+  // data_dir is used (LoadStartCredential, credential.h).
   std::string node_token;
+  // Already loaded by the caller (mezd checks it before starting); unset:
+  // Start loads it from node_token and data_dir.
+  std::optional<StartCredential> start_credential;
   std::string listen = "0.0.0.0:3022";  // HOST:PORT; port 0 picks one
   // Reported to the cluster as the node's address; empty: the listen
   // address with the bound port (the host name for a wildcard address).

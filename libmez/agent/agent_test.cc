@@ -59,7 +59,8 @@ class AgentTest : public ::testing::Test {
 
     SyncRecorderOptions rec_opt;
     rec_opt.channel = rec_->Channel();
-    rec_opt.node_token = rec_->Token(auth::Role::kNode, "web-01");
+    rec_opt.node_token =
+        std::make_shared<BearerToken>(rec_->Token(auth::Role::kNode, "web-01"));
     rec_opt.node = "web-01";
     rec_opt.on_broken = [this](const std::string&) { broken_ = true; };
     ssh::SshServerOptions options;
@@ -224,7 +225,8 @@ TEST_F(AgentTest, BrokenStreamIsDetected) {
   std::string message;
   SyncRecorderOptions opt;
   opt.channel = rec_->Channel();
-  opt.node_token = rec_->Token(auth::Role::kNode, "web-01");
+  opt.node_token =
+      std::make_shared<BearerToken>(rec_->Token(auth::Role::kNode, "web-01"));
   opt.node = "web-01";
   opt.on_broken = [&](const std::string& m) {
     ++calls;
@@ -258,7 +260,8 @@ TEST_F(AgentTest, BurstOfFramesIsRecordedInOrder) {
       rec_->Grant("alice", "web-01");
   SyncRecorderOptions opt;
   opt.channel = rec_->Channel();
-  opt.node_token = rec_->Token(auth::Role::kNode, "web-01");
+  opt.node_token =
+      std::make_shared<BearerToken>(rec_->Token(auth::Role::kNode, "web-01"));
   opt.node = "web-01";
   opt.linger_us = 50'000;
   opt.merge_bytes = 4096;  // Several messages, some of them batches.

@@ -25,7 +25,8 @@ constexpr size_t kMaxQueuedAudit = 10'000;
 // in order by one thread; kept and retried while mezrecd is unreachable.
 class AuditQueue {
  public:
-  AuditQueue(std::shared_ptr<grpc::Channel> channel, std::string token)
+  AuditQueue(std::shared_ptr<grpc::Channel> channel,
+             std::shared_ptr<BearerToken> token)
       : stub_(pb::Cluster::NewStub(std::move(channel))),
         token_(std::move(token)),
         thread_([this] { Loop(); }) {}
@@ -68,7 +69,7 @@ class AuditQueue {
       pb::NodeAuditRequest event = queue_.front();
       lock.unlock();
       grpc::ClientContext ctx;
-      ctx.AddMetadata("authorization", "Bearer " + token_);
+      token_->Authorize(&ctx);
       ctx.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(5));
       pb::NodeAuditResponse resp;
@@ -92,7 +93,7 @@ class AuditQueue {
   }
 
   std::unique_ptr<pb::Cluster::Stub> stub_;
-  std::string token_;
+  std::shared_ptr<BearerToken> token_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<pb::NodeAuditRequest> queue_;
@@ -266,7 +267,7 @@ RecordingMode Recorders::ModeForNewSession() {
   const RecordersOptions& opt = impl_->opt_;
   if (opt.mode_override) return *opt.mode_override;
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + opt.token);
+  opt.token->Authorize(&ctx);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   pb::GetConfigRequest req;
   req.set_key("session_recording");
@@ -346,7 +347,7 @@ void Recorders::ConnectionEnded(const std::string& connection_id) {
   }
   auto stub = pb::Recording::NewStub(impl_->opt_.channel);
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + impl_->opt_.token);
+  impl_->opt_.token->Authorize(&ctx);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   pb::EndRecordingSessionRequest req;
   req.set_connection_id(connection_id);

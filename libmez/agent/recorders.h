@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 
+#include "libmez/agent/credential.h"
 #include "libmez/agent/frames.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/util/clock.h"
@@ -31,8 +32,9 @@ namespace mez::agent {
 
 struct RecordersOptions {
   std::shared_ptr<grpc::Channel> channel;  // to mezrecd
-  // The node's token (mezd) or the proxy's, sent with every call.
-  std::string token;
+  // The node's credential (mezd) or the proxy's token, sent with every
+  // call; mezd replaces it when JoinNode renews it.
+  std::shared_ptr<BearerToken> token;
   std::string spool_dir;  // node mode's spool; must exist
   uint64_t spool_budget = 1ULL << 30;
   int64_t upload_retry_min_us = 1'000'000;

@@ -35,7 +35,7 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
   mezite::v1::RecordFrame header = HeaderFrame(
       info, r->session_id_, options.node, r->options_.clock->WallMicros());
   if (!options.spool_dir.empty() && !r->OpenCopy(header)) return r;
-  r->ctx_.AddMetadata("authorization", "Bearer " + options.node_token);
+  if (options.node_token) options.node_token->Authorize(&r->ctx_);
   r->stub_ = mezite::v1::Recording::NewStub(options.channel);
   r->writer_ = r->stub_->Record(&r->ctx_, &r->summary_);
   // The header goes out from here: nothing runs before it is accepted.

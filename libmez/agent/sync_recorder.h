@@ -55,6 +55,7 @@
 #include <string_view>
 #include <thread>
 
+#include "libmez/agent/credential.h"
 #include "libmez/agent/frames.h"
 #include "libmez/agent/spool_recorder.h"
 #include "libmez/rpc/spool.h"
@@ -68,7 +69,8 @@ namespace mez::agent {
 struct SyncRecorderOptions {
   // The channel to mezrecd (TLS with the cluster's CA in production).
   std::shared_ptr<grpc::Channel> channel;
-  std::string node_token;  // sent as "authorization: Bearer ..."
+  // Sent as "authorization: Bearer ...".
+  std::shared_ptr<BearerToken> node_token;
   std::string node;        // this node's name, for the header
   Clock* clock = nullptr;  // nullptr: RealClock()
   // How long Start waits for mezrecd to accept the header.

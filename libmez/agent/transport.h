@@ -22,6 +22,29 @@ namespace mez::agent {
 Result<std::shared_ptr<grpc::ChannelCredentials>> NodeChannelCredentials(
     const std::string& auth_addr, const std::string& ca_pem, bool insecure);
 
+// The CA certificate (PEM) among those mezrecd at `auth_addr` presents in
+// its TLS handshake whose SHA-256 (auth::CertificateSha256) is
+// `ca_sha256` (a join token's pin), provided it is a CA certificate that
+// signed the presented server certificate. Nothing about the server is
+// trusted before the match: the handshake is only a way to read its chain.
+// kUnavailable when it cannot connect or handshake within `timeout_ms`;
+// kFailedPrecondition, naming the pin, when no certificate matches.
+Result<std::string> FetchPinnedCa(const std::string& auth_addr,
+                                  const std::string& ca_sha256,
+                                  int timeout_ms = 10'000);
+
+// How mezd trusts mezrecd, first match wins:
+//   - `insecure`: plaintext, as NodeChannelCredentials allows it; refused
+//     when `ca_sha256` is set (the cluster speaks TLS).
+//   - `ca_pem` (--ca-file): that CA, which must match `ca_sha256` if set.
+//   - `ca_sha256` set (a join token): data_dir/cluster_ca.pem if it
+//     matches, else the CA fetched with FetchPinnedCa, stored there.
+//   - data_dir/cluster_ca.pem (the CA of an earlier join).
+//   - otherwise NodeChannelCredentials's error, naming --ca-file.
+Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveNodeTransport(
+    const std::string& auth_addr, const std::string& data_dir,
+    const std::string& ca_pem, bool insecure, const std::string& ca_sha256);
+
 }  // namespace mez::agent
 
 #endif  // MEZ_AGENT_TRANSPORT_H_

@@ -182,7 +182,7 @@ Status Uploader::UploadOne(const std::string& id, FileState* st) {
   mezite::v1::UploadStatus status;
   {
     grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + opt_.node_token);
+    opt_.node_token->Authorize(&ctx);
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(10));
     mezite::v1::UploadStatusRequest req;
@@ -233,7 +233,7 @@ Status Uploader::Send(const std::string& path, const std::string& id,
   } closer{fd};
   auto stub = mezite::v1::Recording::NewStub(opt_.channel);
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + opt_.node_token);
+  opt_.node_token->Authorize(&ctx);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return Status(Code::kUnavailable, "stopping");

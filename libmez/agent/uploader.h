@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "libmez/agent/credential.h"
 #include "libmez/agent/spool_recorder.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
@@ -31,7 +32,7 @@ namespace mez::agent {
 
 struct UploaderOptions {
   std::shared_ptr<grpc::Channel> channel;
-  std::string node_token;
+  std::shared_ptr<BearerToken> node_token;
   std::string spool_dir;
   SpoolBudget* budget = nullptr;  // Credited as files are deleted.
   int64_t retry_min_us = 1'000'000;

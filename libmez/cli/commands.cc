@@ -221,11 +221,19 @@ Status NodesAdd(const NodesAddOptions& o) {
                 o.addr.c_str());
     return Status::Ok();
   }
-  std::printf("Added node %s at %s. Its join token (shown once):\n%s\n",
-              o.name.c_str(), o.addr.c_str(), resp.join_token().c_str());
   std::printf(
-      "Start the agent with: mezd --auth %s --token <token> --listen %s\n",
-      client->identity().auth_addr.c_str(), o.addr.c_str());
+      "Added node %s at %s. Good for one join, until %s. Its join token "
+      "(shown once):\n%s\n",
+      o.name.c_str(), o.addr.c_str(),
+      IsoUtc(resp.join_token_expires_at() * 1'000'000).c_str(),
+      resp.join_token().c_str());
+  // The token pins the cluster's TLS CA: mezd needs no CA file.
+  bool plaintext = client->identity().tls_ca_pem.empty();
+  std::printf(
+      "Start the agent on that node with:\n  mezd --auth %s --token '%s' "
+      "--listen %s --data-dir /var/lib/mezd%s\n",
+      client->identity().auth_addr.c_str(), resp.join_token().c_str(),
+      o.addr.c_str(), plaintext ? " --insecure" : "");
   return Status::Ok();
 }
 

@@ -245,7 +245,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     }
     agent::RecordersOptions ro;
     ro.channel = o->channel;
-    ro.token = o->token;
+    ro.token = std::make_shared<agent::BearerToken>(o->token);
     ro.spool_dir = spool;
     ro.mode_override = o->mode_override;
     ro.clock = o->clock;

@@ -17,7 +17,6 @@ namespace {
 using auth::Role;
 namespace pb = mezite::v1;
 
-constexpr int64_t kJoinTokenTtl = 365LL * 24 * 3600;
 constexpr int64_t kDefaultUserTtl = 12 * 3600;
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr int64_t kUserCertTtl = 10 * 60;
@@ -193,10 +192,15 @@ Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
   auto refuse = [](const std::string& why) {
     return Status(Code::kUnauthenticated, why);
   };
-  if (role == Role::kJoin || role == Role::kSession) {
-    return refuse("a " + std::string(auth::RoleName(role)) +
-                  " token is not a bearer credential; call with the "
-                  "identity's own token");
+  if (role == Role::kJoin) {
+    return refuse(
+        "a join token is good only for mezd's first JoinNode, which "
+        "exchanges it for the node's credential; start mezd with it");
+  }
+  if (role == Role::kSession) {
+    return refuse(
+        "a session token is not a bearer credential; call with the "
+        "identity's own token");
   }
   const std::string what =
       (role == Role::kNode ? "node '"
@@ -249,6 +253,36 @@ Result<auth::Claims> Authorizer::Caller(
   MEZ_ASSIGN_OR_RETURN(auth::Claims c, authn_->Authenticate(ctx));
   MEZ_ASSIGN_OR_RETURN(c.role,
                        CheckIdentity(catalog_, c.role, c.subject, c.uid));
+  return c;
+}
+
+Result<auth::Claims> Authorizer::JoinCaller(const grpc::ServerContextBase* ctx,
+                                            std::string* join_hash) const {
+  join_hash->clear();
+  MEZ_ASSIGN_OR_RETURN(auth::Claims c, authn_->Authenticate(ctx));
+  if (c.role != Role::kJoin) {
+    MEZ_ASSIGN_OR_RETURN(c.role,
+                         CheckIdentity(catalog_, c.role, c.subject, c.uid));
+    return c;
+  }
+  // The node the token was issued for, still under the same id.
+  MEZ_RETURN_IF_ERROR(
+      CheckIdentity(catalog_, Role::kNode, c.subject, c.uid).status());
+  MEZ_ASSIGN_OR_RETURN(std::string_view token,
+                       CallAuthenticator::BearerToken(ctx));
+  std::string hash = JoinTokenHash(std::string(token));
+  // Refused early when already used; JoinNode uses it up atomically.
+  MEZ_ASSIGN_OR_RETURN(catalog::Node node, catalog_->GetNode(c.subject));
+  if (node.join_token_hash != hash) {
+    return Status(Code::kUnauthenticated,
+                  "the join token of node '" + c.subject +
+                      "' was already used (a join token is good once); "
+                      "start mezd with the data dir that holds its "
+                      "credential, or have an admin run: mezctl nodes rm " +
+                      c.subject + " && mezctl nodes add " + c.subject);
+  }
+  *join_hash = std::move(hash);
+  c.role = Role::kNode;
   return c;
 }
 
@@ -337,10 +371,22 @@ grpc::ServerUnaryReactor* ClusterService::Unary(
     grpc::CallbackServerContext* ctx, const char* method,
     std::initializer_list<Role> roles,
     std::function<Status(const auth::Claims&)> fn) {
+  return Unary(
+      ctx, method, roles,
+      [this](grpc::CallbackServerContext* c) {
+        return opt_.authorizer->Caller(c);
+      },
+      std::move(fn));
+}
+
+grpc::ServerUnaryReactor* ClusterService::Unary(
+    grpc::CallbackServerContext* ctx, const char* method,
+    std::initializer_list<Role> roles, CallerFn caller,
+    std::function<Status(const auth::Claims&)> fn) {
   auto* reactor = ctx->DefaultReactor();
   std::vector<Role> allowed(roles);
-  opt_.pool->Submit([this, ctx, reactor, method, allowed, fn] {
-    auto who = opt_.authorizer->Caller(ctx);
+  opt_.pool->Submit([this, ctx, reactor, method, allowed, caller, fn] {
+    auto who = caller(ctx);
     if (!who.ok()) {
       Deny(nullptr, method, who.status());
       reactor->Finish(ToGrpc(who.status()));
@@ -652,19 +698,26 @@ grpc::ServerUnaryReactor* ClusterService::AddNode(
         n.id = catalog::NewIdentityId();
         std::string token;
         if (!n.openssh) {
+          // Single use, short-lived, and pinning the TLS CA mezd is to
+          // trust: JoinNode exchanges it for the node's credential.
           auth::Claims claims;
           claims.subject = n.name;
-          claims.role = Role::kNode;
+          claims.role = Role::kJoin;
           claims.uid = n.id;
+          claims.ca_hash = opt_.tls_ca_sha256;
           MEZ_ASSIGN_OR_RETURN(
-              token,
-              auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
-                               std::move(claims), kJoinTokenTtl, opt_.clock));
+              token, auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                                      std::move(claims), auth::kJoinTokenTtl,
+                                      opt_.clock));
           n.join_token_hash = JoinTokenHash(token);
         }
         MEZ_RETURN_IF_ERROR(opt_.catalog->CreateNode(n));
         ToProto(n, resp->mutable_node());
-        resp->set_join_token(token);
+        if (!token.empty()) {
+          resp->set_join_token(token);
+          resp->set_join_token_expires_at(opt_.clock->WallMicros() / 1'000'000 +
+                                          auth::kJoinTokenTtl);
+        }
         nlohmann::json d = {{"name", n.name},
                             {"id", n.id},
                             {"addr", n.addr},
@@ -840,9 +893,14 @@ grpc::ServerUnaryReactor* ClusterService::ResolveNode(
 grpc::ServerUnaryReactor* ClusterService::JoinNode(
     grpc::CallbackServerContext* ctx, const pb::JoinNodeRequest* req,
     pb::JoinNodeResponse* resp) {
+  auto join_hash = std::make_shared<std::string>();
   return Unary(
       ctx, "JoinNode", {Role::kNode},
-      [this, req, resp](const auth::Claims& c) -> Status {
+      [this, join_hash](grpc::CallbackServerContext* c) {
+        return opt_.authorizer->JoinCaller(c, join_hash.get());
+      },
+      [this, req, resp, join_hash](const auth::Claims& c) -> Status {
+        const bool exchange = !join_hash->empty();
         const std::string& mode = req->recording_mode();
         if (!mode.empty()) {
           MEZ_RETURN_IF_ERROR(ValidateSetting("session_recording", mode));
@@ -893,19 +951,58 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
               "node was reinstalled, an admin runs: mezctl nodes rm " +
               c.subject + " && mezctl nodes add " + c.subject);
         }
+        // Read-only parts of the answer first: once a join token is used
+        // up, nothing but the answer may fail.
+        MEZ_ASSIGN_OR_RETURN(auto setting,
+                             opt_.catalog->GetConfig("session_recording"));
+        // Users removed lately, whose certificates mezd must refuse (issue
+        // 14 item 7).
+        MEZ_RETURN_IF_ERROR(
+            FillRevokedUserIds(opt_.catalog, opt_.clock->WallMicros(), resp));
+        // The node's credential: new for a join token, renewed for a node
+        // credential in the second half of its life.
+        int64_t now_s = opt_.clock->WallMicros() / 1'000'000;
+        if (exchange ||
+            c.expires_at - now_s < (c.expires_at - c.issued_at) / 2) {
+          auth::Claims nc;
+          nc.subject = c.subject;
+          nc.role = Role::kNode;
+          nc.uid = node.id;
+          MEZ_ASSIGN_OR_RETURN(
+              std::string token,
+              auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                               std::move(nc), auth::kNodeCredentialTtl,
+                               opt_.clock));
+          resp->set_node_token(token);
+          resp->set_node_token_expires_at(now_s + auth::kNodeCredentialTtl);
+        }
+        // A join token is good once: used up here, before it changes
+        // anything, in one catalog statement (one winner among replicas).
+        if (exchange) {
+          Status used = opt_.catalog->ConsumeJoinToken(c.subject, *join_hash);
+          if (used.code() == Code::kNotFound) {
+            Status refused(
+                Code::kUnauthenticated,
+                "the join token of node '" + c.subject +
+                    "' was already used (a join token is good once); start "
+                    "mezd with the data dir that holds its credential, or "
+                    "have an admin run: mezctl nodes rm " +
+                    c.subject + " && mezctl nodes add " + c.subject);
+            Deny(&c, "JoinNode", refused);
+            return refused;
+          }
+          MEZ_RETURN_IF_ERROR(used);
+          nlohmann::json d = {
+              {"name", c.subject}, {"id", node.id}, {"addr", req->addr()}};
+          Audit("node.join", "", "", d.dump());
+        }
         MEZ_RETURN_IF_ERROR(
             opt_.catalog->TouchNode(c.subject, opt_.clock->WallMicros(), mode,
                                     req->addr(), host_key_line));
-        MEZ_ASSIGN_OR_RETURN(auto setting,
-                             opt_.catalog->GetConfig("session_recording"));
         resp->set_name(c.subject);
         resp->set_user_ca_public(opt_.keys->user_ca_public);
         resp->set_host_ca_public(opt_.keys->host_ca_public);
         resp->set_session_recording(setting.value_or(kDefaultRecordingMode));
-        // Users removed lately, whose certificates mezd must refuse (issue
-        // 14 item 7). Kept apart from the authentication above.
-        MEZ_RETURN_IF_ERROR(
-            FillRevokedUserIds(opt_.catalog, opt_.clock->WallMicros(), resp));
         return Status::Ok();
       });
 }

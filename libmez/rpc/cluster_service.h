@@ -67,6 +67,13 @@ class Authorizer {
   Authorizer(const CallAuthenticator* authn, catalog::Catalog* catalog)
       : authn_(authn), catalog_(catalog) {}
   Result<auth::Claims> Caller(const grpc::ServerContextBase* ctx) const;
+  // For JoinNode: as Caller, but a join token (kJoin) is accepted too when
+  // its node exists with the token's uid. Then the claims come back as the
+  // node's (kNode) and *join_hash is the token's JoinTokenHash, which the
+  // caller must use up (Catalog::ConsumeJoinToken) before acting on it;
+  // otherwise *join_hash is empty.
+  Result<auth::Claims> JoinCaller(const grpc::ServerContextBase* ctx,
+                                  std::string* join_hash) const;
 
  private:
   const CallAuthenticator* authn_;
@@ -86,6 +93,9 @@ struct ClusterServiceOptions {
   std::optional<std::string> encryption_key;
   ThreadPool* pool = nullptr;  // For calls that touch the disk.
   Clock* clock = nullptr;
+  // SHA-256 (lowercase hex) of the cluster's TLS CA certificate (DER),
+  // pinned by join tokens; empty when mezrecd serves plaintext.
+  std::string tls_ca_sha256;
 };
 
 class ClusterService final : public mezite::v1::Cluster::CallbackService {
@@ -162,6 +172,14 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
   grpc::ServerUnaryReactor* Unary(
       grpc::CallbackServerContext* ctx, const char* method,
       std::initializer_list<auth::Role> roles,
+      std::function<Status(const auth::Claims&)> fn);
+  // As above, with `caller` resolving the caller instead of the
+  // authorizer's Caller.
+  using CallerFn =
+      std::function<Result<auth::Claims>(grpc::CallbackServerContext*)>;
+  grpc::ServerUnaryReactor* Unary(
+      grpc::CallbackServerContext* ctx, const char* method,
+      std::initializer_list<auth::Role> roles, CallerFn caller,
       std::function<Status(const auth::Claims&)> fn);
   void Deny(const auth::Claims* who, const std::string& method,
             const Status& why);

@@ -279,8 +279,8 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(code, s.message());
 }
 
-Result<auth::Claims> CallAuthenticator::Authenticate(
-    const grpc::ServerContextBase* ctx) const {
+Result<std::string_view> CallAuthenticator::BearerToken(
+    const grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
@@ -294,7 +294,17 @@ Result<auth::Claims> CallAuthenticator::Authenticate(
                   "authorization metadata must be 'Bearer <token>'");
   }
   value.remove_prefix(kBearer.size());
-  return verifier_->Verify(value, clock_->WallMicros() / 1'000'000);
+  return value;
+}
+
+Result<auth::Claims> CallAuthenticator::Authenticate(
+    const grpc::ServerContextBase* ctx) const {
+  MEZ_ASSIGN_OR_RETURN(std::string_view token, BearerToken(ctx));
+  MEZ_ASSIGN_OR_RETURN(
+      auth::Claims c,
+      verifier_->Verify(token, clock_->WallMicros() / 1'000'000));
+  if (auth::IsLegacyJoinToken(c)) c.role = auth::Role::kJoin;
+  return c;
 }
 
 Result<Caller> RecordingService::Authenticate(

@@ -23,8 +23,12 @@ class CallAuthenticator {
  public:
   CallAuthenticator(const auth::TokenVerifier* verifier, Clock* clock)
       : verifier_(verifier), clock_(clock) {}
-  // kUnauthenticated when missing or invalid.
+  // kUnauthenticated when missing or invalid. A node token from before
+  // join tokens (auth::IsLegacyJoinToken) comes back as a kJoin token.
   Result<auth::Claims> Authenticate(const grpc::ServerContextBase* ctx) const;
+  // The token of the call's "authorization: Bearer" metadata, unverified.
+  static Result<std::string_view> BearerToken(
+      const grpc::ServerContextBase* ctx);
 
  private:
   const auth::TokenVerifier* verifier_;

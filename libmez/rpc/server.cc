@@ -231,6 +231,10 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   copt.encryption_key = config.recording.encryption_key;
   copt.pool = pool.get();
   copt.clock = clock;
+  if (!config.insecure) {
+    MEZ_ASSIGN_OR_RETURN(copt.tls_ca_sha256,
+                         auth::CertificateSha256(keys.tls_ca_cert_pem));
+  }
   ClusterService cluster(std::move(copt));
 
   std::shared_ptr<grpc::ServerCredentials> creds;
@@ -238,8 +242,11 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
     creds = grpc::InsecureServerCredentials();
   } else {
     grpc::SslServerCredentialsOptions ssl;
+    // The chain ends with the CA, so a joining mezd can find the CA its
+    // join token pins (Claims::ca_hash) without being given the file.
     ssl.pem_key_cert_pairs.push_back(
-        {keys.tls_server_key_pem, keys.tls_server_cert_pem});
+        {keys.tls_server_key_pem,
+         keys.tls_server_cert_pem + keys.tls_ca_cert_pem});
     creds = grpc::SslServerCredentials(ssl);
   }
   grpc::ServerBuilder builder;

@@ -1,0 +1,122 @@
+#include "libmez/agent/credential.h"
+
+#include <openssl/sha.h>
+
+#include <nlohmann/json.hpp>
+
+#include "libmez/auth/token.h"
+#include "libmez/util/encoding.h"
+#include "libmez/util/file.h"
+
+namespace mez::agent {
+namespace {
+
+// The credential file is mezd's own, but a corrupt one must not make it
+// allocate without bound either.
+constexpr size_t kMaxCredentialFile = 64 * 1024;
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(md), sizeof(md)));
+}
+
+struct Stored {
+  std::string token;
+  std::string join_sha256;
+};
+
+// The stored credential; kNotFound when there is none.
+Result<Stored> ReadStored(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  auto corrupt = [&] {
+    return DataLoss(path +
+                    " is not a mezd credential file; remove it and start "
+                    "mezd with a new join token (mezctl nodes add NAME)");
+  };
+  if (text->size() > kMaxCredentialFile) return corrupt();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object() || !j.contains("token") || !j["token"].is_string() ||
+      !j.contains("join_token_sha256") || !j["join_token_sha256"].is_string()) {
+    return corrupt();
+  }
+  Stored s{j["token"].get<std::string>(),
+           j["join_token_sha256"].get<std::string>()};
+  if (s.token.empty()) return corrupt();
+  return s;
+}
+
+}  // namespace
+
+std::string BearerToken::Get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return token_;
+}
+
+void BearerToken::Set(std::string token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  token_ = std::move(token);
+}
+
+void BearerToken::Authorize(grpc::ClientContext* ctx) const {
+  ctx->AddMetadata("authorization", "Bearer " + Get());
+}
+
+Result<StartCredential> LoadStartCredential(const std::string& data_dir,
+                                            const std::string& given) {
+  const std::string path = data_dir + "/" + kCredentialFile;
+  auto stored = ReadStored(path);
+  if (!stored.ok() && stored.status().code() != Code::kNotFound) {
+    return stored.status();
+  }
+  StartCredential start;
+  if (given.empty()) {
+    if (!stored.ok()) {
+      return InvalidArgument(
+          "this node has no credential yet (none in " + path +
+          "): give --token with the join token from: mezctl nodes add NAME");
+    }
+    start.token = std::make_shared<BearerToken>(stored->token);
+    start.join_sha256 = stored->join_sha256;
+    return start;
+  }
+  auto claims = auth::ReadClaimsUnverified(given);
+  if (!claims.ok()) {
+    return InvalidArgument("--token is not a Mezite token (" +
+                           claims.status().message() +
+                           "); give the join token mezctl nodes add printed");
+  }
+  bool join =
+      claims->role == auth::Role::kJoin || auth::IsLegacyJoinToken(*claims);
+  if (!join && claims->role != auth::Role::kNode) {
+    return InvalidArgument(
+        "--token is a " + std::string(auth::RoleName(claims->role)) +
+        " token; mezd needs the join token mezctl nodes add printed");
+  }
+  start.join_sha256 = Sha256Hex(given);
+  if (stored.ok() && stored->join_sha256 == start.join_sha256) {
+    // Restarted with the token it already exchanged: the stored (maybe
+    // renewed) credential is the one to use.
+    start.token = std::make_shared<BearerToken>(stored->token);
+    return start;
+  }
+  start.token = std::make_shared<BearerToken>(given);
+  start.join = join;
+  if (claims->role == auth::Role::kJoin) start.ca_sha256 = claims->ca_hash;
+  return start;
+}
+
+Status StoreCredential(const std::string& data_dir, StartCredential& start,
+                       const std::string& node_token, int64_t expires_at) {
+  nlohmann::json j = {{"token", node_token},
+                      {"expires_at", expires_at},
+                      {"join_token_sha256", start.join_sha256}};
+  MEZ_RETURN_IF_ERROR(
+      AtomicWriteFile(data_dir + "/" + kCredentialFile, j.dump() + "\n", 0600));
+  start.token->Set(node_token);
+  start.join = false;
+  return Status::Ok();
+}
+
+}  // namespace mez::agent

@@ -1,0 +1,79 @@
+// A node's (or proxy's) credential to mezrecd, shared by every caller in
+// the process, and how mezd keeps it across restarts.
+//
+// A node joins with a join token (mezctl nodes add: single use, 30 min,
+// pinning the cluster's TLS CA); its first JoinNode exchanges it for a node
+// credential, which later heartbeats renew in the second half of its life
+// (auth::kNodeCredentialTtl). mezd keeps the credential in its data dir,
+// so a restart needs no join token. See docs/security.md.
+#ifndef MEZ_AGENT_CREDENTIAL_H_
+#define MEZ_AGENT_CREDENTIAL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "libmez/util/status.h"
+
+namespace mez::agent {
+
+// A bearer token that may be replaced while calls are made with it.
+// Thread-safe.
+class BearerToken {
+ public:
+  explicit BearerToken(std::string token) : token_(std::move(token)) {}
+  std::string Get() const;
+  void Set(std::string token);
+  // Adds "authorization: Bearer <token>" to the call.
+  void Authorize(grpc::ClientContext* ctx) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::string token_;
+};
+
+// The credential file in mezd's data dir (mode 0600).
+inline constexpr char kCredentialFile[] = "node_credential";
+// The TLS CA a join token pinned, kept for restarts (mode 0644).
+inline constexpr char kClusterCaFile[] = "cluster_ca.pem";
+
+// What mezd starts with: the token to call JoinNode with first and the CA
+// pin to check mezrecd against.
+struct StartCredential {
+  // The stored node credential, or the given token.
+  std::shared_ptr<BearerToken> token;
+  // True when `token` is a join token still to be exchanged (its JoinNode
+  // response's node_token must then be stored with Store()).
+  bool join = false;
+  // The join token's pin (auth::Claims::ca_hash); empty when the token is
+  // not a join token or pins nothing (a plaintext cluster).
+  std::string ca_sha256;
+  // SHA-256 hex of the given join token, stored with the credential so
+  // that a restart with the same --token uses the stored credential and a
+  // new join token (the node was added again) replaces it.
+  std::string join_sha256;
+};
+
+// Decides what to start with, from `given` (--token: a join token, an old
+// 365-day node token, or a node credential; may be empty) and the
+// credential stored in `data_dir`:
+//   - `given` a join token already exchanged (its hash is the stored
+//     one's), or empty: the stored credential;
+//   - `given` a join token not yet exchanged: it (join = true);
+//   - `given` a node credential: it.
+// kInvalidArgument when `given` is not a Mezite token or is another
+// kind's, or when neither gives a credential (naming --token).
+Result<StartCredential> LoadStartCredential(const std::string& data_dir,
+                                            const std::string& given);
+
+// Stores a node credential JoinNode returned (atomically, 0600) and puts
+// it into `start.token` for every caller.
+Status StoreCredential(const std::string& data_dir, StartCredential& start,
+                       const std::string& node_token, int64_t expires_at);
+
+}  // namespace mez::agent
+
+#endif  // MEZ_AGENT_CREDENTIAL_H_
