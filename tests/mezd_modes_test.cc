@@ -175,6 +175,30 @@ class MezdModesTest : public ::testing::Test {
   // With mezd started: alice, removed, is refused on new connections while
   // bob gets in (defined below, after StockSshWithClusterCert).
   void ExpectRemovedUserRefused();
+  // A key pair and a certificate for alice (login me_) from the cluster's
+  // user CA, made here, whose recording grant extension is `grant`;
+  // returns the private key's path ("" on failure).
+  std::string CertWithGrant(const std::string& grant, const std::string& name) {
+    auto ca = ReadFile(cluster_->data_dir() + "/user_ca.key");
+    auto pair = auth::GenerateSshUserKey();
+    if (!ca.ok() || !pair.ok()) return "";
+    auth::SshCertRequest req;
+    req.public_key_blob = pair->second;
+    req.key_id = "alice";
+    req.principals = {me_};
+    int64_t now = time(nullptr);
+    req.valid_after = now - 60;
+    req.valid_before = now + 600;
+    req.extensions = {{"permit-pty", ""},
+                      {std::string(auth::kMeziteTokenExtension), grant}};
+    auto cert = auth::SignSshCert(*ca, req);
+    if (!cert.ok()) return "";
+    std::string key = dir_.File(name);
+    WriteFileOrDie(key, pair->first);
+    chmod(key.c_str(), 0600);
+    WriteFileOrDie(key + "-cert.pub", auth::SshCertLine(*cert, "alice") + "\n");
+    return key;
+  }
 
   TempDir dir_;
   std::string me_;
@@ -750,26 +774,8 @@ TEST_F(MezdModesTest, RemovedUserIsRefusedInOffMode) {
 // check the grant later.
 TEST_F(MezdModesTest, UnreadableGrantIsRefusedInOffMode) {
   StartNode({}, {"MEZITE_RECORDING_MODE=off"});
-  auto ca = ReadFile(cluster_->data_dir() + "/user_ca.key");
-  ASSERT_TRUE(ca.ok()) << ca.status().ToString();
-  auto pair = auth::GenerateSshUserKey();
-  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
-  auth::SshCertRequest req;
-  req.public_key_blob = pair->second;
-  req.key_id = "alice";
-  req.principals = {me_};
-  int64_t now = time(nullptr);
-  req.valid_after = now - 60;
-  req.valid_before = now + 600;
-  req.extensions = {{"permit-pty", ""},
-                    {std::string(auth::kMeziteTokenExtension), "not-a-token"}};
-  auto cert = auth::SignSshCert(*ca, req);
-  ASSERT_TRUE(cert.ok()) << cert.status().ToString();
-  std::string key = dir_.File("garbled");
-  WriteFileOrDie(key, pair->first);
-  chmod(key.c_str(), 0600);
-  WriteFileOrDie(key + "-cert.pub", auth::SshCertLine(*cert, "alice") + "\n");
-
+  std::string key = CertWithGrant("not-a-token", "garbled");
+  ASSERT_FALSE(key.empty());
   auto r =
       Sh(StockSsh(key, mezd_->port(), me_) + ShellQuote("echo ran") + " 2>&1");
   EXPECT_EQ(r.exit_code, 255) << r.out << mezd_->log();
@@ -778,6 +784,27 @@ TEST_F(MezdModesTest, UnreadableGrantIsRefusedInOffMode) {
                               "be read"),
             std::string::npos)
       << mezd_->log();
+}
+
+// A grant is for one node: a certificate asked for another node does not
+// log in here, in node and off modes too (where no ingest checks it), so no
+// session runs that the cluster would refuse to record.
+TEST_F(MezdModesTest, GrantForAnotherNodeIsRefusedInOffMode) {
+  StartNode({}, {"MEZITE_RECORDING_MODE=off"});
+  std::string other = CertWithGrant(cluster_->Grant("alice", "node-2"), "n2");
+  std::string mine = CertWithGrant(cluster_->Grant("alice", "node-1"), "n1");
+  ASSERT_FALSE(other.empty());
+  ASSERT_FALSE(mine.empty());
+  auto r = Sh(StockSsh(other, mezd_->port(), me_) + ShellQuote("echo ran") +
+              " 2>&1");
+  EXPECT_EQ(r.exit_code, 255) << r.out << mezd_->log();
+  EXPECT_EQ(r.out.find("ran"), std::string::npos) << r.out;
+  EXPECT_NE(mezd_->log().find("the certificate is for node 'node-2'"),
+            std::string::npos)
+      << mezd_->log();
+  r = Sh(StockSsh(mine, mezd_->port(), me_) + ShellQuote("echo ran") + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.out << mezd_->log();
+  EXPECT_EQ(r.out, "ran\n");
 }
 
 }  // namespace

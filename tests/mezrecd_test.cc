@@ -487,10 +487,13 @@ class RevocationTest : public MezrecdTest {
     req.set_key("session_recording");
     return Call(&mezite::v1::Cluster::Stub::GetConfig, token, req);
   }
+  // As mezd calls it (it keeps the credential it gets) unless `old_mezd`.
   grpc::Status JoinNode(const std::string& token,
-                        mezite::v1::JoinNodeResponse* resp = nullptr) {
+                        mezite::v1::JoinNodeResponse* resp = nullptr,
+                        bool old_mezd = false) {
     mezite::v1::JoinNodeRequest req;
     req.set_addr("127.0.0.1:2222");
+    req.set_stores_credential(!old_mezd);
     return Call(&mezite::v1::Cluster::Stub::JoinNode, token, req, resp);
   }
   // Opens a Record stream as `token` and sends a header for alice.
@@ -660,17 +663,22 @@ TEST_F(RevocationTest, JoinTokenIsShortLivedSingleUseAndPinsTheCa) {
   EXPECT_GE(renewed->expires_at, nc->expires_at);
   EXPECT_NEAR(beat.node_token_expires_at(), renewed->expires_at, 2);
 
-  // The exchange is audited once.
+  // The exchange is audited once, the renewal once.
   auto events = OpenCatalog()->ListAudit({});
   ASSERT_TRUE(events.ok());
-  int joins = 0;
-  for (const auto& e : *events) joins += e.type == "node.join";
+  int joins = 0, renewals = 0;
+  for (const auto& e : *events) {
+    joins += e.type == "node.join";
+    renewals += e.type == "node.credential_renew";
+  }
   EXPECT_EQ(joins, 1);
+  EXPECT_EQ(renewals, 1);
 }
 
 // A node token from before join tokens (365 days, its hash stored as the
-// join token's) is honoured once, as a join token, and nowhere else.
-TEST_F(RevocationTest, OldLongNodeTokenIsOnlyAJoinTokenOnce) {
+// join token's) keeps working for a mezd of that release, until a current
+// mezd exchanges it like a join token; then it is dead everywhere.
+TEST_F(RevocationTest, OldLongNodeTokenWorksUntilExchangedOnce) {
   catalog::Node n;
   n.name = "web-04";
   n.addr = "127.0.0.1:22";
@@ -687,18 +695,29 @@ TEST_F(RevocationTest, OldLongNodeTokenIsOnlyAJoinTokenOnce) {
   n.join_token_hash = rpc::JoinTokenHash(legacy);
   ASSERT_TRUE(OpenCatalog()->CreateNode(n).ok());
 
-  grpc::Status s = GetConfig(legacy);
-  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
-  EXPECT_NE(s.error_message().find("join token"), std::string::npos)
-      << s.error_message();
-  EXPECT_NE(Record(legacy, "legacy-1", "web-04").error_code(),
-            grpc::StatusCode::OK);
+  // An older mezd, upgraded mezrecd: heartbeats and recordings go on.
   mezite::v1::JoinNodeResponse joined;
+  grpc::Status s = JoinNode(legacy, &joined, /*old_mezd=*/true);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(joined.node_token().empty());
+  EXPECT_TRUE(GetConfig(legacy).ok());
+  s = Record(legacy, "legacy-1", "web-04");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+
+  // A current mezd exchanges it.
   s = JoinNode(legacy, &joined);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_FALSE(joined.node_token().empty());
   EXPECT_TRUE(GetConfig(joined.node_token()).ok());
+  s = GetConfig(legacy);
+  EXPECT_EQ(s.error_code(), kUnauthenticated) << s.error_message();
+  EXPECT_NE(s.error_message().find("exchanged"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(Record(legacy, "legacy-2", "web-04").error_code(),
+            kUnauthenticated);
   EXPECT_EQ(JoinNode(legacy).error_code(), kUnauthenticated);
+  EXPECT_EQ(JoinNode(legacy, nullptr, /*old_mezd=*/true).error_code(),
+            kUnauthenticated);
 }
 
 TEST_F(RevocationTest, ReaddedUserNeverRevivesTheOldTokenNorGivesItAdmin) {

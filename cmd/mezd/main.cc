@@ -103,8 +103,10 @@ int main(int argc, char** argv) {
   opt.upload_retry_max_us = *r;
   opt.upload_retry_min_us = std::min<int64_t>(1'000'000, *r);
   auto h = mez::ParseDuration(heartbeat);
-  if (!h.ok() || *h < 1'000'000) {
-    return Fail("--heartbeat wants a duration of at least 1s", 2);
+  // At most 5 minutes: certificates live 10, and a removed user's are
+  // refused only once a heartbeat brought the news.
+  if (!h.ok() || *h < 1'000'000 || *h > 300'000'000) {
+    return Fail("--heartbeat wants a duration from 1s to 5m", 2);
   }
   opt.heartbeat_us = *h;
   auto l = mez::ParseByteSize(rate);

@@ -111,6 +111,7 @@ Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
   req.set_addr(addr);
   req.set_recording_mode(EffectiveModeName());
   req.set_host_key(host_key_line_);
+  req.set_stores_credential(true);
   grpc::Status g = cluster_->JoinNode(&ctx, req, resp);
   if (!g.ok()) {
     Code c = Code::kUnavailable;
@@ -126,15 +127,21 @@ Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
   // A new credential (the join token exchanged, or a renewal): kept for
   // every caller and the next start.
   if (!resp->node_token().empty()) {
+    // In use at once (StoreCredential sets it even when the file cannot be
+    // written: the join token is used up, so the new credential must not
+    // be lost while mezd runs).
     Status stored = StoreCredential(opt_.data_dir, cred_, resp->node_token(),
                                     resp->node_token_expires_at());
     if (!stored.ok()) {
-      MEZ_LOG(kError) << "agent: cannot store the node credential: "
-                      << stored.message();
-      return stored;
+      MEZ_LOG(kError) << "agent: cannot store the node credential in "
+                      << opt_.data_dir << " (" << stored.message()
+                      << "); it is in use until mezd stops, and the next "
+                         "renewal tries again. Free the disk, or mezd cannot "
+                         "start again without a new join token";
+    } else {
+      MEZ_LOG(kInfo) << "agent: node credential stored, valid until "
+                     << resp->node_token_expires_at() << " (Unix time)";
     }
-    MEZ_LOG(kInfo) << "agent: node credential stored, valid until "
-                   << resp->node_token_expires_at() << " (Unix time)";
   }
   recorders_->NoteSetting(resp->session_recording());
   AtomicWriteFile(opt_.data_dir + "/user_ca.pub", resp->user_ca_public() + "\n",
@@ -165,6 +172,19 @@ Status Agent::Impl::CheckUserCertificate(const auth::SshCert& cert) {
                             std::string(auth::kMeziteTokenExtension) +
                             ") cannot be read: " + grant.status().message() +
                             "; get certificates from mezrecd (msh ssh)");
+  }
+  // A grant is for one node: a certificate asked for another node does not
+  // log in here (node-sync's ingest refuses it too; node and off modes
+  // would otherwise run the session unrecorded at the cluster).
+  std::string node;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    node = node_name_;
+  }
+  if (!node.empty() && grant->audience != node) {
+    return PermissionDenied("the certificate is for node '" + grant->audience +
+                            "', not for " + node +
+                            "; msh ssh asks for one per node");
   }
   if (grant->uid.empty()) return Status::Ok();
   std::lock_guard<std::mutex> lock(revoked_mu_);
@@ -237,12 +257,6 @@ Status Agent::Impl::Init() {
                       join.message() +
                       "); an admin issues a new join token with: mezctl "
                       "nodes rm NAME && mezctl nodes add NAME");
-  }
-  if (!join.ok() && cred_.join) {
-    return Status(join.code(), "cannot join: mezrecd at " + opt_.auth_addr +
-                                   " did not take the join token (" +
-                                   join.message() +
-                                   "); start mezd again once it answers");
   }
   std::string ca_line = opt_.user_ca_line;
   if (join.ok()) {
@@ -343,7 +357,14 @@ void Agent::Impl::Heartbeat() {
     lock.unlock();
     pb::JoinNodeResponse resp;
     Status s = Join(advertise_, &resp);
-    if (!s.ok()) MEZ_LOG(kDebug) << "agent: heartbeat: " << s.message();
+    if (s.code() == Code::kUnauthenticated) {
+      MEZ_LOG(kError) << "agent: mezrecd refuses this node's credential ("
+                      << s.message()
+                      << "); nothing is recorded to the cluster until an "
+                         "admin joins the node again";
+    } else if (!s.ok()) {
+      MEZ_LOG(kDebug) << "agent: heartbeat: " << s.message();
+    }
     lock.lock();
     if (s.ok() && node_name_.empty()) node_name_ = resp.name();
   }

@@ -112,11 +112,10 @@ Status StoreCredential(const std::string& data_dir, StartCredential& start,
   nlohmann::json j = {{"token", node_token},
                       {"expires_at", expires_at},
                       {"join_token_sha256", start.join_sha256}};
-  MEZ_RETURN_IF_ERROR(
-      AtomicWriteFile(data_dir + "/" + kCredentialFile, j.dump() + "\n", 0600));
   start.token->Set(node_token);
   start.join = false;
-  return Status::Ok();
+  return AtomicWriteFile(data_dir + "/" + kCredentialFile, j.dump() + "\n",
+                         0600);
 }
 
 }  // namespace mez::agent

@@ -3,7 +3,7 @@
 //
 // A node joins with a join token (mezctl nodes add: single use, 30 min,
 // pinning the cluster's TLS CA); its first JoinNode exchanges it for a node
-// credential, which later heartbeats renew in the second half of its life
+// credential, which later heartbeats renew once a third of its life passed
 // (auth::kNodeCredentialTtl). mezd keeps the credential in its data dir,
 // so a restart needs no join token. See docs/security.md.
 #ifndef MEZ_AGENT_CREDENTIAL_H_
@@ -69,8 +69,9 @@ struct StartCredential {
 Result<StartCredential> LoadStartCredential(const std::string& data_dir,
                                             const std::string& given);
 
-// Stores a node credential JoinNode returned (atomically, 0600) and puts
-// it into `start.token` for every caller.
+// Puts a node credential JoinNode returned into `start.token` for every
+// caller, then stores it (atomically, 0600). The error is the file's: the
+// credential is in use either way.
 Status StoreCredential(const std::string& data_dir, StartCredential& start,
                        const std::string& node_token, int64_t expires_at);
 

@@ -243,6 +243,9 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveNodeTransport(
             "); give the cluster's tls_ca.crt, or leave --ca-file out and "
             "mezd fetches the pinned CA from mezrecd");
       }
+      // Kept, as a fetched one would be, for starts without --ca-file.
+      MEZ_RETURN_IF_ERROR(
+          AtomicWriteFile(data_dir + "/cluster_ca.pem", ca_pem, 0644));
     }
     return NodeChannelCredentials(auth_addr, ca_pem, false);
   }

@@ -114,14 +114,16 @@ Result<std::string> GenerateEd25519Pem();
 
 // A node's join token (kJoin, from `mezctl nodes add`) lives this long and
 // is good for one JoinNode, which exchanges it for a node credential
-// (kNode) living kNodeCredentialTtl, renewed by JoinNode in its second
-// half. See docs/security.md.
+// (kNode) living kNodeCredentialTtl, renewed by JoinNode once a third of
+// it passed. See docs/security.md.
 inline constexpr int64_t kJoinTokenTtl = 30 * 60;
 inline constexpr int64_t kNodeCredentialTtl = 7 * 24 * 3600;
 // Before join tokens existed, `nodes add` issued a 365-day kNode token that
 // mezd used as its credential. A kNode token that lives longer than
 // kNodeCredentialTtl (plus an hour of slack) is such a token: it is
-// honoured only as a join token. Returns true for one.
+// honoured as the node's credential only until a current mezd exchanges it
+// (JoinNode with stores_credential), as it would a join token. Returns true
+// for one.
 bool IsLegacyJoinToken(const Claims& claims);
 
 // Tokens longer than this are refused before any parsing.

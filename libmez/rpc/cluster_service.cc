@@ -188,7 +188,8 @@ std::string JoinTokenHash(const std::string& token) {
 
 Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
                                  const std::string& subject,
-                                 const std::string& uid) {
+                                 const std::string& uid,
+                                 const std::string& legacy_join_hash) {
   auto refuse = [](const std::string& why) {
     return Status(Code::kUnauthenticated, why);
   };
@@ -223,6 +224,13 @@ Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
       return refuse("node '" + subject + "' is not registered");
     }
     row_id = n->id;
+    if (!legacy_join_hash.empty() && n->id == uid &&
+        n->join_token_hash != legacy_join_hash) {
+      return refuse(
+          "this node token of an older release was exchanged for a node "
+          "credential, which mezd keeps in its data dir (node_credential); "
+          "the old token no longer works");
+    }
   } else {
     auto u = catalog->GetUser(subject);
     if (!u.ok()) {
@@ -251,18 +259,22 @@ Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
 Result<auth::Claims> Authorizer::Caller(
     const grpc::ServerContextBase* ctx) const {
   MEZ_ASSIGN_OR_RETURN(auth::Claims c, authn_->Authenticate(ctx));
-  MEZ_ASSIGN_OR_RETURN(c.role,
-                       CheckIdentity(catalog_, c.role, c.subject, c.uid));
+  MEZ_ASSIGN_OR_RETURN(
+      c.role, CheckIdentity(catalog_, c.role, c.subject, c.uid,
+                            CallAuthenticator::LegacyJoinHash(ctx, c)));
   return c;
 }
 
 Result<auth::Claims> Authorizer::JoinCaller(const grpc::ServerContextBase* ctx,
+                                            bool exchange_legacy,
                                             std::string* join_hash) const {
   join_hash->clear();
   MEZ_ASSIGN_OR_RETURN(auth::Claims c, authn_->Authenticate(ctx));
-  if (c.role != Role::kJoin) {
-    MEZ_ASSIGN_OR_RETURN(c.role,
-                         CheckIdentity(catalog_, c.role, c.subject, c.uid));
+  bool legacy = auth::IsLegacyJoinToken(c);
+  if (c.role != Role::kJoin && !(legacy && exchange_legacy)) {
+    MEZ_ASSIGN_OR_RETURN(
+        c.role, CheckIdentity(catalog_, c.role, c.subject, c.uid,
+                              CallAuthenticator::LegacyJoinHash(ctx, c)));
     return c;
   }
   // The node the token was issued for, still under the same id.
@@ -896,11 +908,18 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
   auto join_hash = std::make_shared<std::string>();
   return Unary(
       ctx, "JoinNode", {Role::kNode},
-      [this, join_hash](grpc::CallbackServerContext* c) {
-        return opt_.authorizer->JoinCaller(c, join_hash.get());
+      [this, req, join_hash](grpc::CallbackServerContext* c) {
+        return opt_.authorizer->JoinCaller(c, req->stores_credential(),
+                                           join_hash.get());
       },
-      [this, req, resp, join_hash](const auth::Claims& c) -> Status {
+      [this, ctx, req, resp, join_hash](const auth::Claims& c) -> Status {
         const bool exchange = !join_hash->empty();
+        // Bounded before anything (the audit log included) sees it.
+        if (req->addr().size() > 512 ||
+            (!req->addr().empty() &&
+             !catalog::ValidateNodeAddr(c.subject, req->addr()).ok())) {
+          return InvalidArgument("addr must be HOST:PORT");
+        }
         const std::string& mode = req->recording_mode();
         if (!mode.empty()) {
           MEZ_RETURN_IF_ERROR(ValidateSetting("session_recording", mode));
@@ -938,6 +957,14 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
         // since clients trust the pinned one.
         MEZ_ASSIGN_OR_RETURN(catalog::Node node,
                              opt_.catalog->GetNode(c.subject));
+        // The row read now is the one the caller was checked against (not
+        // a node removed and added again in between).
+        if (node.id != c.uid) {
+          return Status(Code::kUnauthenticated,
+                        "node '" + c.subject +
+                            "' was removed and added again; this credential "
+                            "was revoked");
+        }
         if (!host_key_line.empty() && !node.host_key.empty() &&
             node.host_key != host_key_line) {
           nlohmann::json d = {{"node", c.subject},
@@ -960,10 +987,11 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
         MEZ_RETURN_IF_ERROR(
             FillRevokedUserIds(opt_.catalog, opt_.clock->WallMicros(), resp));
         // The node's credential: new for a join token, renewed for a node
-        // credential in the second half of its life.
+        // credential once a third of its life has passed.
         int64_t now_s = opt_.clock->WallMicros() / 1'000'000;
-        if (exchange ||
-            c.expires_at - now_s < (c.expires_at - c.issued_at) / 2) {
+        bool renew =
+            c.expires_at - now_s < (c.expires_at - c.issued_at) * 2 / 3;
+        if (exchange || renew) {
           auth::Claims nc;
           nc.subject = c.subject;
           nc.role = Role::kNode;
@@ -992,13 +1020,25 @@ grpc::ServerUnaryReactor* ClusterService::JoinNode(
             return refused;
           }
           MEZ_RETURN_IF_ERROR(used);
-          nlohmann::json d = {
-              {"name", c.subject}, {"id", node.id}, {"addr", req->addr()}};
-          Audit("node.join", "", "", d.dump());
         }
-        MEZ_RETURN_IF_ERROR(
+        if (exchange || renew) {
+          nlohmann::json d = {{"name", c.subject},
+                              {"id", node.id},
+                              {"addr", req->addr()},
+                              {"peer", ctx->peer()},
+                              {"expires_at", resp->node_token_expires_at()}};
+          Audit(exchange ? "node.join" : "node.credential_renew", "", "",
+                d.dump());
+        }
+        Status touched =
             opt_.catalog->TouchNode(c.subject, opt_.clock->WallMicros(), mode,
-                                    req->addr(), host_key_line));
+                                    req->addr(), host_key_line);
+        if (!touched.ok()) {
+          // The join token is used up: the answer must still go out (the
+          // next heartbeat touches the node again).
+          if (!exchange) return touched;
+          MEZ_LOG(kWarning) << "JoinNode: " << touched.message();
+        }
         resp->set_name(c.subject);
         resp->set_user_ca_public(opt_.keys->user_ca_public);
         resp->set_host_ca_public(opt_.keys->host_ca_public);

@@ -54,9 +54,13 @@ inline constexpr std::string_view kReservedNamePrefix = "_";
 // what to do, for a token without uid, a kJoin or kSession token (never
 // bearer credentials), a removed name or a name removed and added again;
 // the catalog's error when it fails otherwise. Blocks on the catalog.
+// `legacy_join_hash` (CallAuthenticator::LegacyJoinHash): for a 365-day
+// node token of an older release, honoured only while it is still the
+// node's unexchanged join token.
 Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
                                  const std::string& subject,
-                                 const std::string& uid);
+                                 const std::string& uid,
+                                 const std::string& legacy_join_hash = "");
 
 // Resolves a caller to its claims and checks them with CheckIdentity, so
 // that removed users, proxies and nodes lose access at once, and re-adding
@@ -68,11 +72,14 @@ class Authorizer {
       : authn_(authn), catalog_(catalog) {}
   Result<auth::Claims> Caller(const grpc::ServerContextBase* ctx) const;
   // For JoinNode: as Caller, but a join token (kJoin) is accepted too when
-  // its node exists with the token's uid. Then the claims come back as the
-  // node's (kNode) and *join_hash is the token's JoinTokenHash, which the
-  // caller must use up (Catalog::ConsumeJoinToken) before acting on it;
-  // otherwise *join_hash is empty.
+  // its node exists with the token's uid and the token was not used yet;
+  // so is a 365-day node token of an older release when `exchange_legacy`
+  // (the caller stores the credential it gets). Then the claims come back
+  // as the node's (kNode) and *join_hash is the token's JoinTokenHash,
+  // which the caller must use up (Catalog::ConsumeJoinToken) before acting
+  // on it; otherwise *join_hash is empty.
   Result<auth::Claims> JoinCaller(const grpc::ServerContextBase* ctx,
+                                  bool exchange_legacy,
                                   std::string* join_hash) const;
 
  private:

@@ -48,7 +48,7 @@ struct StreamHeader {
   // Live streams: 0 for now, else within kMaxClockSkewUs of mezrecd's
   // clock. Uploads: the spool's start (required).
   int64_t started_at_us = 0;
-  int kind = 0;               // 1 shell, 2 exec, 3 tcpip (proto values)
+  int kind = 0;  // 1 shell, 2 exec, 3 tcpip (proto values)
   uint32_t width = 0, height = 0;
   std::string command;
   std::string src_host;
@@ -78,6 +78,8 @@ struct Caller {
   std::string name;  // token sub
   auth::Role role = auth::Role::kNode;
   std::string uid;  // token uid: the identity's catalog id (CallerCheck)
+  // CallAuthenticator::LegacyJoinHash (CallerCheck).
+  std::string legacy_join_hash;
 };
 
 struct IngestOptions {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/spool.h"
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
@@ -303,8 +304,14 @@ Result<auth::Claims> CallAuthenticator::Authenticate(
   MEZ_ASSIGN_OR_RETURN(
       auth::Claims c,
       verifier_->Verify(token, clock_->WallMicros() / 1'000'000));
-  if (auth::IsLegacyJoinToken(c)) c.role = auth::Role::kJoin;
   return c;
+}
+
+std::string CallAuthenticator::LegacyJoinHash(
+    const grpc::ServerContextBase* ctx, const auth::Claims& claims) {
+  if (!auth::IsLegacyJoinToken(claims)) return "";
+  auto token = BearerToken(ctx);
+  return token.ok() ? JoinTokenHash(std::string(*token)) : "";
 }
 
 Result<Caller> RecordingService::Authenticate(
@@ -314,7 +321,9 @@ Result<Caller> RecordingService::Authenticate(
     return PermissionDenied("a " + std::string(auth::RoleName(claims.role)) +
                             " credential cannot upload recordings");
   }
-  return Caller{claims.subject, claims.role, claims.uid};
+  Caller caller{claims.subject, claims.role, claims.uid};
+  caller.legacy_join_hash = CallAuthenticator::LegacyJoinHash(ctx, claims);
+  return caller;
 }
 
 grpc::ServerReadReactor<mezite::v1::UploadFrame>* RecordingService::Upload(
@@ -385,8 +394,9 @@ grpc::ServerReadReactor<RecordFrame>* RecordingService::Record(
     };
     return new Refuse(ToGrpc(denied));
   }
-  return new RecordReactor(ctx, summary, ingest_, pool_,
-                           Caller{claims->subject, claims->role, claims->uid},
+  Caller caller{claims->subject, claims->role, claims->uid};
+  caller.legacy_join_hash = CallAuthenticator::LegacyJoinHash(ctx, *claims);
+  return new RecordReactor(ctx, summary, ingest_, pool_, std::move(caller),
                            &check_);
 }
 

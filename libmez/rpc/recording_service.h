@@ -23,9 +23,12 @@ class CallAuthenticator {
  public:
   CallAuthenticator(const auth::TokenVerifier* verifier, Clock* clock)
       : verifier_(verifier), clock_(clock) {}
-  // kUnauthenticated when missing or invalid. A node token from before
-  // join tokens (auth::IsLegacyJoinToken) comes back as a kJoin token.
+  // kUnauthenticated when missing or invalid.
   Result<auth::Claims> Authenticate(const grpc::ServerContextBase* ctx) const;
+  // JoinTokenHash of the call's token when `claims` are those of a node
+  // token from before join tokens (auth::IsLegacyJoinToken), else empty.
+  static std::string LegacyJoinHash(const grpc::ServerContextBase* ctx,
+                                    const auth::Claims& claims);
   // The token of the call's "authorization: Bearer" metadata, unverified.
   static Result<std::string_view> BearerToken(
       const grpc::ServerContextBase* ctx);

@@ -208,8 +208,9 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   // identity: a removed node, admin or proxy, or a name removed and added
   // again, can no longer record or upload (cluster_service.h).
   CallerCheck registered = [cat = catalog.get()](const Caller& c) -> Status {
-    MEZ_ASSIGN_OR_RETURN(auth::Role role,
-                         CheckIdentity(cat, c.role, c.name, c.uid));
+    MEZ_ASSIGN_OR_RETURN(
+        auth::Role role,
+        CheckIdentity(cat, c.role, c.name, c.uid, c.legacy_join_hash));
     if (role == auth::Role::kUser) {
       return PermissionDenied("user '" + c.name +
                               "' is no longer an admin and cannot record");
