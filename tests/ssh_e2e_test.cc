@@ -508,12 +508,20 @@ TEST_F(SshE2eTest, CertificateWithoutTokenIsRefused) {
   EXPECT_EQ(AllSessions().size(), 0u) << AllSessions().dump();
 }
 
-// mezrecd refuses the recording (here: the certificate carries a node's
-// token, not a user's recording grant): the session ends with the reason before
-// the program ever runs, so nothing happens unrecorded.
+// mezrecd refuses the recording (here: the grant, signed by the cluster,
+// names a user the catalog does not have): the session ends with the
+// reason before the program ever runs, so nothing happens unrecorded.
 TEST_F(SshE2eTest, RefusedRecordingNeverRunsTheProgram) {
+  auth::Claims ghost;
+  ghost.subject = "ghost";
+  ghost.role = auth::Role::kSession;
+  ghost.uid = "0123456789abcdef0123456789abcdef";
+  ghost.audience = "node-1";
+  ghost.logins = {me_};
+  ghost.issued_at = time(nullptr) - 10;
+  ghost.expires_at = time(nullptr) + 600;
   std::string key = NewCert(ClusterCa(), me_, "-5m:+1h", /*with_token=*/true,
-                            cluster_->Token(auth::Role::kNode, "node-1"));
+                            cluster_->Sign(ghost));
   std::string marker = dir_.File("ran");
   std::string err;
   auto r = OpenSsh(key, key + "-cert.pub",
@@ -522,7 +530,24 @@ TEST_F(SshE2eTest, RefusedRecordingNeverRunsTheProgram) {
   EXPECT_EQ(r.out, "") << err;
   EXPECT_NE(access(marker.c_str(), F_OK), 0) << "the program ran";
   EXPECT_NE(err.find("session recording failed"), std::string::npos) << err;
-  EXPECT_NE(err.find("recording grant"), std::string::npos) << err;
+  EXPECT_NE(err.find("ghost"), std::string::npos) << err;
+}
+
+// A certificate from the cluster's CA whose token is not a session grant
+// (here a node's credential): refused when the connection authenticates.
+TEST_F(SshE2eTest, CertificateWithANodeTokenIsRefused) {
+  std::string key = NewCert(ClusterCa(), me_, "-5m:+1h", /*with_token=*/true,
+                            cluster_->Token(auth::Role::kNode, "node-1"));
+  std::string marker = dir_.File("ran");
+  std::string err;
+  auto r = OpenSsh(key, key + "-cert.pub",
+                   "touch " + ShellQuote(marker) + "; echo unrecorded", &err);
+  EXPECT_EQ(r.exit_code, 255) << r.out << err;
+  EXPECT_EQ(r.out, "") << err;
+  EXPECT_NE(access(marker.c_str(), F_OK), 0) << "the program ran";
+  EXPECT_NE(mezd_->log().find("is a node token, not a session grant"),
+            std::string::npos)
+      << mezd_->log();
 }
 
 // The harness passes extra flags through, and reports a mezd that does

@@ -181,6 +181,13 @@ Status Agent::Impl::CheckUserCertificate(const auth::SshCert& cert) {
     std::lock_guard<std::mutex> lock(mu_);
     node = node_name_;
   }
+  if (grant->role != auth::Role::kSession) {
+    return PermissionDenied(
+        "the certificate's recording grant is a " +
+        std::string(auth::RoleName(grant->role)) +
+        " token, not a session grant; get certificates from mezrecd (msh "
+        "ssh)");
+  }
   if (!node.empty() && grant->audience != node) {
     return PermissionDenied("the certificate is for node '" + grant->audience +
                             "', not for " + node +
