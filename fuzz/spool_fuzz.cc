@@ -11,7 +11,8 @@
 #include <string>
 
 #include "google/protobuf/stubs/logging.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/spool.h"
 
 namespace {
 
@@ -40,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   std::string path = "/proc/self/fd/" + std::to_string(fd);
-  auto reader = mez::rpc::SpoolReader::Open(path);
+  auto reader = mez::spool::SpoolReader::Open(path);
   if (!reader.ok()) return 0;
   mezite::v1::RecordFrame frame;
   for (int i = 0; i < 100000; ++i) {

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "libmez/agent/sync_recorder.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
@@ -475,14 +475,14 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
   std::string me = pw != nullptr ? pw->pw_name : "root";
 
   std::string ca_pem = *ReadFile(dir_.File("data") + "/user_ca.key");
-  agent::SyncRecorderOptions rec_opt;
+  recorder::SyncRecorderOptions rec_opt;
   rec_opt.channel = server_->Channel();
-  rec_opt.node_token = std::make_shared<agent::BearerToken>(
+  rec_opt.node_token = std::make_shared<recorder::BearerToken>(
       server_->Token(auth::Role::kNode, "web-01"));
   rec_opt.node = "web-01";
   ssh::SshServerOptions options;
   options.trusted_user_ca_blob = auth::Ed25519PublicBlobFromPem(ca_pem).value();
-  options.tap_factory = agent::MakeSyncTapFactory(rec_opt);
+  options.tap_factory = recorder::MakeSyncTapFactory(rec_opt);
   auto node = ssh::SshServer::Start(std::move(options));
   ASSERT_TRUE(node.ok()) << node.status().ToString();
   std::unique_ptr<ssh::SshServer> sshd = std::move(node).value();

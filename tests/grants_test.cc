@@ -10,7 +10,7 @@
 
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
@@ -229,13 +229,13 @@ TEST_F(GrantsTest, AnUploadBackdatedBeforeItsGrantIsRefused) {
     std::string path = dir_.File(sid + ".spool");
     auto h = HeaderFrame(sid, grant, pb::SESSION_KIND_SHELL);
     h.mutable_header()->set_started_at_us(started_us);
-    auto w = rpc::SpoolWriter::Create(path, h);
+    auto w = spool::SpoolWriter::Create(path, h);
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     EXPECT_TRUE(
         (*w)->Append(ChunkFrame(1000, pb::DIRECTION_OUT, "$ id\r\n")).ok());
     EXPECT_TRUE((*w)->End().ok());
     std::string spool = *ReadFile(path);
-    auto sha = rpc::FileSha256(path);
+    auto sha = spool::FileSha256(path);
     pb::UploadStatus resp;
     auto ctx = Ctx(web01);
     auto up = stub_->Upload(ctx.get(), &resp);

@@ -17,7 +17,7 @@
 
 #include "libmez/auth/identity.h"
 #include "libmez/auth/ssh_cert.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezd_harness.h"
@@ -557,7 +557,7 @@ TEST_F(MezdModesTest, NodeModeUploadsOnceMezrecdIsBack) {
   })) << mezd_->log();
   std::string spool = SpoolDir() + "/" + spools[0];
   std::string id = spools[0].substr(0, spools[0].find('.'));
-  std::string spool_sha = *rpc::FileSha256(spool);
+  std::string spool_sha = *spool::FileSha256(spool);
 
   StartCluster();
   json sessions;

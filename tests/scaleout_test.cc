@@ -17,7 +17,7 @@
 #include "libmez/record/pcap_reader.h"
 #include "libmez/record/seal.h"
 #include "libmez/record/sink.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/spool/spool.h"
 #include "libmez/store/s3_client.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
@@ -670,7 +670,7 @@ TEST_F(ScaleoutTest, TwoReplicasShareCatalogBucketAndUploads) {
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::system_clock::now().time_since_epoch())
             .count());
-    auto w = rpc::SpoolWriter::Create(spool_path, h);
+    auto w = spool::SpoolWriter::Create(spool_path, h);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     for (int i = 0; i < 16; ++i) {
       std::string data = RandomText(kChunk, 9000 + i);
@@ -682,7 +682,7 @@ TEST_F(ScaleoutTest, TwoReplicasShareCatalogBucketAndUploads) {
     ASSERT_TRUE((*w)->End().ok());
   }
   std::string spool = *ReadFile(spool_path);
-  auto sha = rpc::FileSha256(spool_path);
+  auto sha = spool::FileSha256(spool_path);
   ASSERT_TRUE(sha.ok());
   const std::string node = a->Token(auth::Role::kNode, "web-01");
   {
@@ -835,7 +835,7 @@ TEST_F(ScaleoutTest, CrashedReplicasLiveSessionIsMarkedIncompleteByAnother) {
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::system_clock::now().time_since_epoch())
             .count());
-    auto w = rpc::SpoolWriter::Create(spool_path, h);
+    auto w = spool::SpoolWriter::Create(spool_path, h);
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     for (int i = 0; i < 3; ++i) {
       std::string data = RandomText(1000, 7000 + i);
@@ -847,7 +847,7 @@ TEST_F(ScaleoutTest, CrashedReplicasLiveSessionIsMarkedIncompleteByAnother) {
     ASSERT_TRUE((*w)->End().ok());
   }
   std::string spool = *ReadFile(spool_path);
-  auto sha = rpc::FileSha256(spool_path);
+  auto sha = spool::FileSha256(spool_path);
   ASSERT_TRUE(sha.ok());
   mezite::v1::UploadStatus st;
   s = Upload(*b, b->Token(auth::Role::kNode, "web-01"), "lease-a", spool, *sha,

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "libmez/catalog/catalog.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
@@ -38,7 +38,7 @@ std::string SpoolBytes(const std::string& dir, const pb::RecordFrame& header,
                        const std::vector<pb::RecordFrame>& frames) {
   std::string path = dir + "/tmp.spool";
   unlink(path.c_str());
-  auto w = rpc::SpoolWriter::Create(path, header);
+  auto w = spool::SpoolWriter::Create(path, header);
   EXPECT_TRUE(w.ok()) << w.status().ToString();
   for (const auto& f : frames) EXPECT_TRUE((*w)->Append(f).ok());
   EXPECT_TRUE((*w)->End().ok());
@@ -145,7 +145,7 @@ class UploadTrustTest : public ::testing::Test {
   std::string Sha256HexOf(const std::string& bytes) {
     std::string path = dir_.path() + "/sha.tmp";
     WriteFileOrDie(path, bytes);
-    return *rpc::FileSha256(path);
+    return *spool::FileSha256(path);
   }
 
   // A made-up payload for session `id` from `node`.

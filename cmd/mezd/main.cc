@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     opt.node_token = t->substr(0, t->find_first_of("\r\n"));
   }
   if (const char* m = std::getenv("MEZITE_RECORDING_MODE"); m && *m) {
-    auto mode = mez::agent::ParseRecordingMode(m);
+    auto mode = mez::recorder::ParseRecordingMode(m);
     if (!mode.ok()) {
       return Fail("MEZITE_RECORDING_MODE: " + mode.status().message(), 2);
     }
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   if (!agent.ok()) return Fail(agent.status().message());
   std::string mode =
       opt.mode_override
-          ? std::string(mez::agent::RecordingModeName(*opt.mode_override)) +
+          ? std::string(mez::recorder::RecordingModeName(*opt.mode_override)) +
                 " (MEZITE_RECORDING_MODE)"
           : "from the cluster's session_recording";
   std::fprintf(stderr,

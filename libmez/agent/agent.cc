@@ -9,10 +9,10 @@
 #include <thread>
 #include <unordered_set>
 
-#include "libmez/agent/recorders.h"
-#include "libmez/agent/sync_recorder.h"
 #include "libmez/agent/transport.h"
 #include "libmez/auth/ssh_cert.h"
+#include "libmez/recorder/recorders.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/token.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
@@ -25,6 +25,11 @@ namespace mez::agent {
 namespace {
 
 namespace pb = mezite::v1;
+using recorder::RecordingMode;
+using recorder::RecordingModeName;
+using recorder::Recorders;
+using recorder::RecordersOptions;
+using recorder::WatchChannel;
 
 bool Exists(const std::string& path) {
   struct stat st;

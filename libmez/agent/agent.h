@@ -25,7 +25,7 @@
 #include <string>
 
 #include "libmez/agent/credential.h"
-#include "libmez/agent/frames.h"
+#include "libmez/recorder/frames.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 
@@ -50,7 +50,7 @@ struct AgentOptions {
   // address with the bound port (the host name for a wildcard address).
   std::string advertise;
   std::string data_dir = "/var/lib/mezd";
-  std::optional<RecordingMode> mode_override;
+  std::optional<recorder::RecordingMode> mode_override;
   // Trust this user CA line instead of the one learnt from mezrecd.
   std::string user_ca_line;
   uint64_t spool_budget = 1ULL << 30;
@@ -74,7 +74,7 @@ class Agent {
   // The name the cluster knows this node by (empty until it answered).
   std::string node_name() const;
   // The mode a session starting now would use (asks mezrecd).
-  RecordingMode CurrentMode();
+  recorder::RecordingMode CurrentMode();
   // Stops the SSH server (sessions are hung up, their recordings closed),
   // then uploads and the heartbeat. Idempotent.
   void Stop();

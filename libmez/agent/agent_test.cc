@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "libmez/agent/sync_recorder.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
 #include "libmez/record/asciicast_reader.h"
@@ -24,6 +24,10 @@
 namespace mez::agent {
 namespace {
 
+using ::mez::recorder::BearerToken;
+using ::mez::recorder::MakeSyncTapFactory;
+using ::mez::recorder::SyncRecorder;
+using ::mez::recorder::SyncRecorderOptions;
 using ::mez::testing::ShellQuote;
 
 std::string CurrentUser() {

@@ -49,20 +49,6 @@ Result<Stored> ReadStored(const std::string& path) {
 
 }  // namespace
 
-std::string BearerToken::Get() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return token_;
-}
-
-void BearerToken::Set(std::string token) {
-  std::lock_guard<std::mutex> lock(mu_);
-  token_ = std::move(token);
-}
-
-void BearerToken::Authorize(grpc::ClientContext* ctx) const {
-  ctx->AddMetadata("authorization", "Bearer " + Get());
-}
-
 Result<StartCredential> LoadStartCredential(const std::string& data_dir,
                                             const std::string& given) {
   const std::string path = data_dir + "/" + kCredentialFile;
@@ -77,7 +63,7 @@ Result<StartCredential> LoadStartCredential(const std::string& data_dir,
           "this node has no credential yet (none in " + path +
           "): give --token with the join token from: mezctl nodes add NAME");
     }
-    start.token = std::make_shared<BearerToken>(stored->token);
+    start.token = std::make_shared<recorder::BearerToken>(stored->token);
     start.join_sha256 = stored->join_sha256;
     return start;
   }
@@ -98,10 +84,10 @@ Result<StartCredential> LoadStartCredential(const std::string& data_dir,
   if (stored.ok() && stored->join_sha256 == start.join_sha256) {
     // Restarted with the token it already exchanged: the stored (maybe
     // renewed) credential is the one to use.
-    start.token = std::make_shared<BearerToken>(stored->token);
+    start.token = std::make_shared<recorder::BearerToken>(stored->token);
     return start;
   }
-  start.token = std::make_shared<BearerToken>(given);
+  start.token = std::make_shared<recorder::BearerToken>(given);
   start.join = join;
   if (claims->role == auth::Role::kJoin) start.ca_sha256 = claims->ca_hash;
   return start;

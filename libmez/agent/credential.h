@@ -16,24 +16,10 @@
 #include <mutex>
 #include <string>
 
+#include "libmez/recorder/bearer_token.h"
 #include "libmez/util/status.h"
 
 namespace mez::agent {
-
-// A bearer token that may be replaced while calls are made with it.
-// Thread-safe.
-class BearerToken {
- public:
-  explicit BearerToken(std::string token) : token_(std::move(token)) {}
-  std::string Get() const;
-  void Set(std::string token);
-  // Adds "authorization: Bearer <token>" to the call.
-  void Authorize(grpc::ClientContext* ctx) const;
-
- private:
-  mutable std::mutex mu_;
-  std::string token_;
-};
 
 // The credential file in mezd's data dir (mode 0600).
 inline constexpr char kCredentialFile[] = "node_credential";
@@ -44,7 +30,7 @@ inline constexpr char kClusterCaFile[] = "cluster_ca.pem";
 // pin to check mezrecd against.
 struct StartCredential {
   // The stored node credential, or the given token.
-  std::shared_ptr<BearerToken> token;
+  std::shared_ptr<recorder::BearerToken> token;
   // True when `token` is a join token still to be exchanged (its JoinNode
   // response's node_token must then be stored with Store()).
   bool join = false;

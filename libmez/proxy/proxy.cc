@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "libmez/agent/recorders.h"
-#include "libmez/agent/sync_recorder.h"
+#include "libmez/recorder/recorders.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/identity.h"
 #include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
@@ -243,16 +243,16 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     if (mkdir(spool.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus("proxy: create " + spool, errno);
     }
-    agent::RecordersOptions ro;
+    recorder::RecordersOptions ro;
     ro.channel = o->channel;
-    ro.token = std::make_shared<agent::BearerToken>(o->token);
+    ro.token = std::make_shared<recorder::BearerToken>(o->token);
     ro.spool_dir = spool;
     ro.mode_override = o->mode_override;
     ro.clock = o->clock;
     MEZ_ASSIGN_OR_RETURN(proxy->recorders_,
-                         agent::Recorders::Start(std::move(ro)));
-    proxy->watcher_ = agent::WatchChannel(o->channel);
-    agent::Recorders* rec = proxy->recorders_.get();
+                         recorder::Recorders::Start(std::move(ro)));
+    proxy->watcher_ = recorder::WatchChannel(o->channel);
+    recorder::Recorders* rec = proxy->recorders_.get();
     ssh::SshServerOptions to;
     to.accept_connections = false;
     to.host_key_openssh = so.host_key_openssh;
@@ -490,11 +490,11 @@ std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca) {
   return grpc::SslCredentials(ssl);
 }
 
-Result<std::optional<agent::RecordingMode>> ModeFromEnv() {
+Result<std::optional<recorder::RecordingMode>> ModeFromEnv() {
   const char* m = getenv("MEZITE_RECORDING_MODE");
-  if (m == nullptr || *m == '\0') return std::optional<agent::RecordingMode>();
-  MEZ_ASSIGN_OR_RETURN(agent::RecordingMode mode, agent::ParseRecordingMode(m));
-  return std::optional<agent::RecordingMode>(mode);
+  if (m == nullptr || *m == '\0') return std::optional<recorder::RecordingMode>();
+  MEZ_ASSIGN_OR_RETURN(recorder::RecordingMode mode, recorder::ParseRecordingMode(m));
+  return std::optional<recorder::RecordingMode>(mode);
 }
 
 }  // namespace

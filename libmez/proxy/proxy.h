@@ -16,7 +16,7 @@
 // user CA (valid kUpstreamCertSeconds), checking the host key pinned at
 // `mezctl nodes add --host-key`. Shell, exec, pty, window changes, env,
 // exit status and direct-tcpip are bridged, and recorded through the same
-// recorders and modes as on an agent (libmez/agent/recorders.h), over
+// recorders and modes as on an agent (libmez/recorder/recorders.h), over
 // gRPC to mezrecd with a proxy token.
 //
 // Refused, and audited as "proxy.refused": names that are not registered
@@ -47,7 +47,7 @@
 #include <optional>
 #include <string>
 
-#include "libmez/agent/frames.h"
+#include "libmez/recorder/frames.h"
 #include "libmez/catalog/catalog.h"
 #include "libmez/rpc/server.h"
 #include "libmez/util/clock.h"
@@ -57,7 +57,7 @@ namespace mez::ssh {
 class SshServer;
 struct ChannelInfo;
 }  // namespace mez::ssh
-namespace mez::agent {
+namespace mez::recorder {
 class Recorders;
 }
 
@@ -113,7 +113,7 @@ struct ProxyOptions {
   // it. Without a channel, agentless nodes are refused.
   std::shared_ptr<grpc::Channel> channel;
   std::string token;
-  std::optional<agent::RecordingMode> mode_override;
+  std::optional<recorder::RecordingMode> mode_override;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };
 
@@ -138,8 +138,8 @@ class Proxy {
 
   ProxyOptions options_;
   std::string address_;
-  std::unique_ptr<agent::Recorders> recorders_;
-  // agent::WatchChannel: a recording service that went away is noticed
+  std::unique_ptr<recorder::Recorders> recorders_;
+  // recorder::WatchChannel: a recording service that went away is noticed
   // within about 100 ms (node-sync sessions then end).
   std::shared_ptr<void> watcher_;
   // Agentless sessions, handed over by server_ (stopped first).

@@ -22,12 +22,13 @@
 #include "libmez/rpc/catalog_retry.h"
 #include "libmez/rpc/server_config.h"
 #include "libmez/store/blob_store.h"
+#include "libmez/spool/limits.h"
 #include "libmez/util/clock.h"
 
 namespace mez::rpc {
 
-// Largest chunk payload accepted.
-inline constexpr size_t kMaxChunkBytes = 1 << 20;
+// Largest chunk payload accepted (the protocol's limit).
+inline constexpr size_t kMaxChunkBytes = spool::kMaxChunkBytes;
 // How far a live stream's start (or an upload's) may be from mezrecd's
 // clock (ahead, for uploads) before the header is refused.
 inline constexpr int64_t kMaxClockSkewUs = 300'000'000;

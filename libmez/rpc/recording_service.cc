@@ -3,7 +3,8 @@
 #include <atomic>
 
 #include "libmez/rpc/cluster_service.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
 

@@ -1,7 +1,8 @@
 // The spool format (writer, reader, torn tails) and UploadManager driven
 // directly: pieces, resume offsets, hash checks, malformed spools, and the
 // replay through a real IngestManager, LocalStore and SQLite catalog.
-#include "libmez/rpc/spool.h"
+#include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/spool.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -99,7 +100,7 @@ class SpoolTest : public ::testing::Test {
   // A spool of a short shell session; returns its path.
   std::string MakeSpool(const std::string& id, bool end = true) {
     std::string path = dir_ + "/" + id + ".spool";
-    auto w = SpoolWriter::Create(
+    auto w = spool::SpoolWriter::Create(
         path, Header(id, alice_, clock_.WallMicros() - 5'000'000));
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     EXPECT_TRUE((*w)->Append(Chunk(1000, "$ echo hi\r\nhi\r\n")).ok());
@@ -113,7 +114,7 @@ class SpoolTest : public ::testing::Test {
   Result<UploadState> Upload(const std::string& path, uint64_t from,
                              uint64_t to) {
     std::string bytes = *ReadFile(path);
-    std::string sha = *FileSha256(path);
+    std::string sha = *spool::FileSha256(path);
     std::string id = path.substr(path.rfind('/') + 1);
     id = id.substr(0, id.find('.'));
     MEZ_ASSIGN_OR_RETURN(auto w,
@@ -137,7 +138,7 @@ class SpoolTest : public ::testing::Test {
 
 TEST_F(SpoolTest, WriterAndReaderRoundTrip) {
   std::string path = MakeSpool("s1");
-  auto r = SpoolReader::Open(path);
+  auto r = spool::SpoolReader::Open(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   pb::RecordFrame f;
   std::vector<pb::RecordFrame::FrameCase> cases;
@@ -162,14 +163,14 @@ TEST_F(SpoolTest, TornTailIsDroppedAndTrimmed) {
   std::string whole = *ReadFile(path);
   // A crash in the middle of the last record.
   ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(whole.size() - 3)), 0);
-  auto r = SpoolReader::Open(path);
+  auto r = spool::SpoolReader::Open(path);
   ASSERT_TRUE(r.ok());
   pb::RecordFrame f;
   int frames = 0;
   while (*(*r)->Next(&f)) ++frames;
   EXPECT_EQ(frames, 3);  // The exit frame was torn.
   EXPECT_FALSE((*r)->clean_end());
-  auto size = TrimSpool(path);
+  auto size = spool::TrimSpool(path);
   ASSERT_TRUE(size.ok()) << size.status().ToString();
   EXPECT_EQ(*size, (*r)->good_bytes());
   EXPECT_EQ(ReadFile(path)->size(), *size);
@@ -178,16 +179,16 @@ TEST_F(SpoolTest, TornTailIsDroppedAndTrimmed) {
 TEST_F(SpoolTest, MalformedSpoolsAreDataLoss) {
   std::string path = dir_ + "/bad.spool";
   ASSERT_TRUE(AtomicWriteFile(path, "NOTSPOOL....").ok());
-  EXPECT_EQ(SpoolReader::Open(path).status().code(), Code::kDataLoss);
+  EXPECT_EQ(spool::SpoolReader::Open(path).status().code(), Code::kDataLoss);
 
   // A huge length, a record that does not parse, data after the end.
   std::string good = *ReadFile(MakeSpool("s3"));
-  std::string head = good.substr(0, kSpoolHeaderBytes);
+  std::string head = good.substr(0, spool::kSpoolHeaderBytes);
   for (const std::string& body : {std::string("\xff\xff\xff\x7f", 4) + "x",
                                   std::string("\x03\0\0\0", 4) + "\xff\xff\xff",
-                                  good.substr(kSpoolHeaderBytes) + "junk"}) {
+                                  good.substr(spool::kSpoolHeaderBytes) + "junk"}) {
     ASSERT_TRUE(AtomicWriteFile(path, head + body).ok());
-    auto r = SpoolReader::Open(path);
+    auto r = spool::SpoolReader::Open(path);
     ASSERT_TRUE(r.ok());
     pb::RecordFrame f;
     Status failure;
@@ -206,7 +207,7 @@ TEST_F(SpoolTest, MalformedSpoolsAreDataLoss) {
 TEST_F(SpoolTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
   std::string path = MakeSpool("s4");
   uint64_t size = ReadFile(path)->size();
-  std::string sha = *FileSha256(path);
+  std::string sha = *spool::FileSha256(path);
 
   auto st = uploads_->GetStatus(node_, "s4", size, sha);
   ASSERT_TRUE(st.ok()) << st.status().ToString();
@@ -261,7 +262,7 @@ TEST_F(SpoolTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
 TEST_F(SpoolTest, HashMismatchDropsTheCopy) {
   std::string path = MakeSpool("s5");
   std::string bytes = *ReadFile(path);
-  std::string sha = *FileSha256(path);
+  std::string sha = *spool::FileSha256(path);
   auto w = uploads_->Begin(node_, "s5", bytes.size(), sha, 0);
   ASSERT_TRUE(w.ok());
   std::string flipped = bytes;
@@ -278,7 +279,7 @@ TEST_F(SpoolTest, HashMismatchDropsTheCopy) {
 
 TEST_F(SpoolTest, MalformedSpoolIsRefusedAndKeptAside) {
   std::string path = dir_ + "/s6.spool";
-  std::string head = ReadFile(MakeSpool("s6x"))->substr(0, kSpoolHeaderBytes);
+  std::string head = ReadFile(MakeSpool("s6x"))->substr(0, spool::kSpoolHeaderBytes);
   ASSERT_TRUE(AtomicWriteFile(
                   path, head + std::string("\x03\0\0\0", 4) + "\xff\xff\xff")
                   .ok());

@@ -9,7 +9,8 @@
 #include <sstream>
 
 #include "libmez/auth/token.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
@@ -126,7 +127,7 @@ Status UploadManager::Validate(const Caller& caller,
   if (!IsSha256Hex(sha256)) {
     return InvalidArgument("sha256 must be 64 lowercase hex digits");
   }
-  if (total_size <= kSpoolHeaderBytes) {
+  if (total_size <= spool::kSpoolHeaderBytes) {
     return InvalidArgument("a spool file is longer than " +
                            std::to_string(total_size) + " bytes");
   }
@@ -227,7 +228,7 @@ namespace {
 // Every frame after the header, parsed and checked for its kind, without
 // side effects: a spool that is malformed anywhere is refused before the
 // replay touches anything.
-Status CheckFrames(SpoolReader* reader) {
+Status CheckFrames(spool::SpoolReader* reader) {
   mezite::v1::RecordFrame frame;
   for (;;) {
     MEZ_ASSIGN_OR_RETURN(bool more, reader->Next(&frame));
@@ -291,7 +292,7 @@ Result<std::string> UploadManager::CheckHeader(const StreamHeader& h,
 Result<UploadState> UploadManager::Replay(UploadWriter* w,
                                           const std::string& base) {
   const std::string part = base + ".part";
-  MEZ_ASSIGN_OR_RETURN(std::string sha, FileSha256(part));
+  MEZ_ASSIGN_OR_RETURN(std::string sha, spool::FileSha256(part));
   if (sha != w->sha256_) {
     unlink(part.c_str());
     unlink((base + ".meta").c_str());
@@ -316,7 +317,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
   };
   // The whole spool must parse before anything else happens.
   {
-    auto check = SpoolReader::Open(part);
+    auto check = spool::SpoolReader::Open(part);
     if (!check.ok()) return reject(check.status());
     mezite::v1::RecordFrame header;
     auto first = (*check)->Next(&header);
@@ -325,7 +326,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     Status frames = CheckFrames(check->get());
     if (!frames.ok()) return reject(frames);
   }
-  auto reader = SpoolReader::Open(part);
+  auto reader = spool::SpoolReader::Open(part);
   if (!reader.ok()) return reader.status();
   mezite::v1::RecordFrame frame;
   auto first = (*reader)->Next(&frame);

@@ -1,5 +1,5 @@
 // Node-mode uploads, independent of gRPC: the pieces of a node's spool file
-// (libmez/rpc/spool.h) are appended to a partial copy under the upload
+// (libmez/spool/spool.h) are appended to a partial copy under the upload
 // root; when the copy is whole and matches the announced size and SHA-256,
 // it is replayed through the IngestManager exactly as a live Record stream
 // would have been, and a marker remembers that the session is stored.

@@ -1,4 +1,4 @@
-#include "libmez/agent/recorders.h"
+#include "libmez/recorder/recorders.h"
 
 #include <stdlib.h>
 
@@ -7,14 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "libmez/agent/spool_recorder.h"
-#include "libmez/agent/sync_recorder.h"
-#include "libmez/agent/uploader.h"
+#include "libmez/recorder/spool_recorder.h"
+#include "libmez/recorder/sync_recorder.h"
+#include "libmez/recorder/uploader.h"
 #include "libmez/util/log.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "mezite/v1/recording.grpc.pb.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 namespace {
 
 namespace pb = mezite::v1;
@@ -360,4 +360,4 @@ void Recorders::ConnectionEnded(const std::string& connection_id) {
   }
 }
 
-}  // namespace mez::agent
+}  // namespace mez::recorder

@@ -9,8 +9,8 @@
 // directory that completes a broken stream), node spools and uploads
 // (SpoolRecorder + Uploader), off records nothing but still reports
 // session.start and session.end to the audit log.
-#ifndef MEZ_AGENT_RECORDERS_H_
-#define MEZ_AGENT_RECORDERS_H_
+#ifndef MEZ_RECORDER_RECORDERS_H_
+#define MEZ_RECORDER_RECORDERS_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,14 +21,14 @@
 #include <set>
 #include <string>
 
-#include "libmez/agent/credential.h"
-#include "libmez/agent/frames.h"
+#include "libmez/recorder/bearer_token.h"
+#include "libmez/recorder/frames.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 #include "mezite/v1/cluster.pb.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 struct RecordersOptions {
   std::shared_ptr<grpc::Channel> channel;  // to mezrecd
@@ -83,6 +83,6 @@ class Recorders {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace mez::agent
+}  // namespace mez::recorder
 
-#endif  // MEZ_AGENT_RECORDERS_H_
+#endif  // MEZ_RECORDER_RECORDERS_H_

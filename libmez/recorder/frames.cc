@@ -1,4 +1,4 @@
-#include "libmez/agent/frames.h"
+#include "libmez/recorder/frames.h"
 
 #include <openssl/rand.h>
 
@@ -8,7 +8,7 @@
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 namespace {
 
 mezite::v1::Direction ToProto(ssh::Direction d) {
@@ -127,4 +127,4 @@ mezite::v1::RecordFrame ExitFrame(int exit_status, int64_t offset_us) {
   return frame;
 }
 
-}  // namespace mez::agent
+}  // namespace mez::recorder

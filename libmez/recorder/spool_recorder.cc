@@ -1,11 +1,11 @@
-#include "libmez/agent/spool_recorder.h"
+#include "libmez/recorder/spool_recorder.h"
 
 #include <stdio.h>
 #include <unistd.h>
 
 #include "libmez/util/log.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 bool SpoolBudget::Reserve(uint64_t bytes) {
   uint64_t used = used_.load();
@@ -30,12 +30,12 @@ std::unique_ptr<SpoolRecorder> SpoolRecorder::Start(
   auto header = HeaderFrame(info, r->session_id_, options.node,
                             r->options_.clock->WallMicros());
   // The header, the file header and the end marker.
-  uint64_t need = header.ByteSizeLong() + 4 + rpc::kSpoolHeaderBytes + 4;
+  uint64_t need = header.ByteSizeLong() + 4 + spool::kSpoolHeaderBytes + 4;
   if (!options.budget->Reserve(need)) {
     r->Break("the recording spool is full");
     return r;
   }
-  auto w = rpc::SpoolWriter::Create(r->part_path_, header);
+  auto w = spool::SpoolWriter::Create(r->part_path_, header);
   if (!w.ok()) {
     options.budget->Release(need);
     r->Break("cannot write the spool: " + w.status().message());
@@ -111,4 +111,4 @@ void SpoolRecorder::Close() {
   if (options_.on_closed) options_.on_closed(done);
 }
 
-}  // namespace mez::agent
+}  // namespace mez::recorder

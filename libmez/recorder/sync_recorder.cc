@@ -1,4 +1,4 @@
-#include "libmez/agent/sync_recorder.h"
+#include "libmez/recorder/sync_recorder.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,11 +12,11 @@
 #include <thread>
 #include <utility>
 
-#include "libmez/rpc/ingest.h"
+#include "libmez/spool/limits.h"
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 SyncRecorder::SyncRecorder(const SyncRecorderOptions& options,
                            const ssh::ChannelInfo& info, std::string session_id)
@@ -61,12 +61,12 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
 bool SyncRecorder::OpenCopy(const mezite::v1::RecordFrame& header) {
   copy_path_ = options_.spool_dir + "/" + session_id_ + ".sync";
   // The header, the file header and the end marker.
-  uint64_t need = header.ByteSizeLong() + 4 + rpc::kSpoolHeaderBytes + 4;
+  uint64_t need = header.ByteSizeLong() + 4 + spool::kSpoolHeaderBytes + 4;
   std::string why;
   if (options_.budget == nullptr || !options_.budget->Reserve(need)) {
     why = "the recording spool is full";
   } else {
-    auto w = rpc::SpoolWriter::Create(copy_path_, header);
+    auto w = spool::SpoolWriter::Create(copy_path_, header);
     if (w.ok()) {
       copy_ = std::move(w).value();
       copy_reserved_ = need;
@@ -272,7 +272,7 @@ bool Mergeable(const mezite::v1::RecordFrame& into,
 
 void SyncRecorder::WriterLoop() {
   const auto linger = std::chrono::microseconds(options_.linger_us);
-  const size_t limit = std::min(options_.merge_bytes, rpc::kMaxChunkBytes);
+  const size_t limit = std::min(options_.merge_bytes, spool::kMaxChunkBytes);
   std::unique_lock<std::mutex> lock(queue_mu_);
   for (;;) {
     queue_cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
@@ -455,4 +455,4 @@ std::shared_ptr<void> WatchChannel(std::shared_ptr<grpc::Channel> channel) {
   return std::make_shared<ChannelWatcher>(std::move(channel));
 }
 
-}  // namespace mez::agent
+}  // namespace mez::recorder

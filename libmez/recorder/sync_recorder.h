@@ -25,7 +25,7 @@
 //
 // The local copy (when options.spool_dir is set): every frame is also
 // appended to <spool_dir>/<session>.sync, a node-mode spool file
-// (libmez/rpc/spool.h) with the same header and session id, on the
+// (libmez/spool/spool.h) with the same header and session id, on the
 // connection's thread inside OnData, which the SSH server calls before it
 // writes the bytes to the user's channel; once write() returned, the
 // bytes survive a crash of mezd (not of the machine). At the end:
@@ -38,8 +38,8 @@
 //     holds everything the user saw.
 // A copy that cannot be written (spool budget, disk) breaks the recorder:
 // the session ends (fail closed) and on_copy_failed reports it.
-#ifndef MEZ_AGENT_SYNC_RECORDER_H_
-#define MEZ_AGENT_SYNC_RECORDER_H_
+#ifndef MEZ_RECORDER_SYNC_RECORDER_H_
+#define MEZ_RECORDER_SYNC_RECORDER_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -55,16 +55,16 @@
 #include <string_view>
 #include <thread>
 
-#include "libmez/agent/credential.h"
-#include "libmez/agent/frames.h"
-#include "libmez/agent/spool_recorder.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/recorder/bearer_token.h"
+#include "libmez/recorder/frames.h"
+#include "libmez/recorder/spool_recorder.h"
+#include "libmez/spool/spool.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/clock.h"
 #include "mezite/v1/recording.grpc.pb.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 struct SyncRecorderOptions {
   // The channel to mezrecd (TLS with the cluster's CA in production).
@@ -160,7 +160,7 @@ class SyncRecorder : public ssh::ChannelTap {
   std::string session_id_;
   int64_t start_micros_;
   // The local copy (connection's thread only).
-  std::unique_ptr<rpc::SpoolWriter> copy_;
+  std::unique_ptr<spool::SpoolWriter> copy_;
   std::string copy_path_;
   uint64_t copy_reserved_ = 0;  // Budget taken by the copy.
   bool copy_failed_ = false;
@@ -207,6 +207,6 @@ ssh::TapFactory MakeSyncTapFactory(SyncRecorderOptions options);
 // is alive.
 std::shared_ptr<void> WatchChannel(std::shared_ptr<grpc::Channel> channel);
 
-}  // namespace mez::agent
+}  // namespace mez::recorder
 
-#endif  // MEZ_AGENT_SYNC_RECORDER_H_
+#endif  // MEZ_RECORDER_SYNC_RECORDER_H_

@@ -1,7 +1,7 @@
 // Record frames built from what the SSH server reports, shared by the
 // node-sync stream and the node-mode spool (which hold the same frames).
-#ifndef MEZ_AGENT_FRAMES_H_
-#define MEZ_AGENT_FRAMES_H_
+#ifndef MEZ_RECORDER_FRAMES_H_
+#define MEZ_RECORDER_FRAMES_H_
 
 #include <cstdint>
 #include <string>
@@ -11,7 +11,7 @@
 #include "libmez/util/status.h"
 #include "mezite/v1/recording.pb.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 // The cluster setting session_recording, as the agent applies it.
 enum class RecordingMode { kNodeSync, kNode, kOff };
@@ -37,6 +37,6 @@ mezite::v1::RecordFrame ExitFrame(int exit_status, int64_t offset_us);
 // The user JWT carried by the certificate, or "".
 std::string UserToken(const ssh::ChannelInfo& info);
 
-}  // namespace mez::agent
+}  // namespace mez::recorder
 
-#endif  // MEZ_AGENT_FRAMES_H_
+#endif  // MEZ_RECORDER_FRAMES_H_

@@ -1,4 +1,4 @@
-#include "libmez/rpc/spool.h"
+#include "libmez/spool/spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 
-namespace mez::rpc {
+namespace mez::spool {
 namespace {
 
 std::string FileHeader() {
@@ -27,37 +27,6 @@ uint32_t GetLe32(const unsigned char* p) {
 }
 
 }  // namespace
-
-StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
-  StreamHeader h;
-  h.session_id = p.session_id();
-  h.connection_id = p.connection_id();
-  h.user_token = p.user_token();
-  h.started_at_us = p.started_at_us();
-  h.kind = p.kind();
-  h.width = p.width();
-  h.height = p.height();
-  h.command = p.command();
-  h.src_host = p.src_host();
-  h.src_port = p.src_port();
-  h.dst_host = p.dst_host();
-  h.dst_port = p.dst_port();
-  h.node = p.node();
-  h.login = p.login();
-  h.term = p.term();
-  return h;
-}
-
-ChunkDirection DirectionFromProto(mezite::v1::Direction d) {
-  switch (d) {
-    case mezite::v1::DIRECTION_IN:
-      return ChunkDirection::kIn;
-    case mezite::v1::DIRECTION_ERR:
-      return ChunkDirection::kErr;
-    default:
-      return ChunkDirection::kOut;
-  }
-}
 
 Result<std::unique_ptr<SpoolWriter>> SpoolWriter::Create(
     const std::string& path, const mezite::v1::RecordFrame& header) {
@@ -224,4 +193,4 @@ Result<std::string> FileSha256(const std::string& path) {
   return HexEncode(std::string_view(reinterpret_cast<char*>(out), out_len));
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::spool

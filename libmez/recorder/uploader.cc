@@ -1,4 +1,4 @@
-#include "libmez/agent/uploader.h"
+#include "libmez/recorder/uploader.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,11 +10,11 @@
 #include <chrono>
 #include <vector>
 
-#include "libmez/rpc/spool.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 namespace {
 
 constexpr size_t kPieceFrameBytes = 256 * 1024;
@@ -64,7 +64,7 @@ Result<std::unique_ptr<Uploader>> Uploader::Start(UploaderOptions options) {
       suffix = ".sync";
     }
     std::string part = dir + "/" + id + suffix;
-    auto size = rpc::TrimSpool(part);
+    auto size = spool::TrimSpool(part);
     if (!size.ok()) {
       MEZ_LOG(kError) << "agent: " << part << ": " << size.status().ToString()
                       << "; left in place";
@@ -175,7 +175,7 @@ void Uploader::Loop() {
 Status Uploader::UploadOne(const std::string& id, FileState* st) {
   std::string path = opt_.spool_dir + "/" + id + ".spool";
   if (st->sha256.empty()) {
-    MEZ_ASSIGN_OR_RETURN(st->sha256, rpc::FileSha256(path));
+    MEZ_ASSIGN_OR_RETURN(st->sha256, spool::FileSha256(path));
     st->size = SizeOf(path);
   }
   auto stub = mezite::v1::Recording::NewStub(opt_.channel);
@@ -307,4 +307,4 @@ void Uploader::Reject(const std::string& id, const std::string& why) {
   if (opt_.on_rejected) opt_.on_rejected(id, why);
 }
 
-}  // namespace mez::agent
+}  // namespace mez::recorder

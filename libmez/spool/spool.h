@@ -9,23 +9,25 @@
 // which is the header. A zero length marks a clean end; nothing follows
 // it. A file cut short by a crash ends in a torn record, which readers
 // drop.
-#ifndef MEZ_RPC_SPOOL_H_
-#define MEZ_RPC_SPOOL_H_
+#ifndef MEZ_SPOOL_SPOOL_H_
+#define MEZ_SPOOL_SPOOL_H_
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
-#include "libmez/rpc/ingest.h"
+#include "libmez/spool/limits.h"
 #include "libmez/util/status.h"
 #include "mezite/v1/recording.pb.h"
 
-namespace mez::rpc {
+namespace mez::spool {
 
 inline constexpr char kSpoolMagic[8] = {'M', 'E', 'Z', 'S', 'P', 'O', 'O', 'L'};
 inline constexpr size_t kSpoolHeaderBytes = 12;
-// Largest record: a 1 MiB chunk plus its framing, with room to spare.
-inline constexpr uint32_t kMaxSpoolRecord = (1 << 20) + 4096;
+// Largest record: a chunk of kMaxChunkBytes plus its framing, with room to
+// spare.
+inline constexpr uint32_t kMaxSpoolRecord = kMaxChunkBytes + 4096;
 
 // Appends records to a new spool file. Not thread-safe.
 class SpoolWriter {
@@ -90,13 +92,9 @@ class SpoolReader {
 // (truncating the file to its last whole record). Returns the new size.
 Result<uint64_t> TrimSpool(const std::string& path);
 
-// The ingest view of a header and a direction (unverified, as received).
-StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p);
-ChunkDirection DirectionFromProto(mezite::v1::Direction d);
-
 // SHA-256 of a whole file, lowercase hex.
 Result<std::string> FileSha256(const std::string& path);
 
-}  // namespace mez::rpc
+}  // namespace mez::spool
 
-#endif  // MEZ_RPC_SPOOL_H_
+#endif  // MEZ_SPOOL_SPOOL_H_

@@ -8,8 +8,8 @@
 // (exponentially, from retry_min to retry_max), so one file that keeps
 // failing never holds up the others. A file the server refuses for good
 // (malformed) moves to <spool>/rejected/ and is reported.
-#ifndef MEZ_AGENT_UPLOADER_H_
-#define MEZ_AGENT_UPLOADER_H_
+#ifndef MEZ_RECORDER_UPLOADER_H_
+#define MEZ_RECORDER_UPLOADER_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -22,13 +22,13 @@
 #include <string>
 #include <thread>
 
-#include "libmez/agent/credential.h"
-#include "libmez/agent/spool_recorder.h"
+#include "libmez/recorder/bearer_token.h"
+#include "libmez/recorder/spool_recorder.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 #include "mezite/v1/recording.grpc.pb.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 struct UploaderOptions {
   std::shared_ptr<grpc::Channel> channel;
@@ -88,6 +88,6 @@ class Uploader {
   std::thread thread_;
 };
 
-}  // namespace mez::agent
+}  // namespace mez::recorder
 
-#endif  // MEZ_AGENT_UPLOADER_H_
+#endif  // MEZ_RECORDER_UPLOADER_H_

@@ -1,5 +1,5 @@
 // node mode (DESIGN.md "modes"): each channel is recorded into a local
-// spool file (libmez/rpc/spool.h) while the session runs; the Uploader
+// spool file (libmez/spool/spool.h) while the session runs; the Uploader
 // sends it to mezrecd afterwards. Nothing depends on mezrecd being
 // reachable during the session.
 //
@@ -7,8 +7,8 @@
 //   <session>.part    being written (a crash leaves it; the Uploader trims
 //                     its torn tail and uploads it, marked incomplete)
 //   <session>.spool   closed, waiting for upload
-#ifndef MEZ_AGENT_SPOOL_RECORDER_H_
-#define MEZ_AGENT_SPOOL_RECORDER_H_
+#ifndef MEZ_RECORDER_SPOOL_RECORDER_H_
+#define MEZ_RECORDER_SPOOL_RECORDER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -16,12 +16,12 @@
 #include <memory>
 #include <string>
 
-#include "libmez/agent/frames.h"
-#include "libmez/rpc/spool.h"
+#include "libmez/recorder/frames.h"
+#include "libmez/spool/spool.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/util/clock.h"
 
-namespace mez::agent {
+namespace mez::recorder {
 
 // The bytes the spool directory may hold. Thread-safe.
 class SpoolBudget {
@@ -80,10 +80,10 @@ class SpoolRecorder : public ssh::ChannelTap {
   ssh::ChannelInfo info_;
   std::string session_id_;
   std::string part_path_;
-  std::unique_ptr<rpc::SpoolWriter> writer_;
+  std::unique_ptr<spool::SpoolWriter> writer_;
   std::string broken_message_;
 };
 
-}  // namespace mez::agent
+}  // namespace mez::recorder
 
-#endif  // MEZ_AGENT_SPOOL_RECORDER_H_
+#endif  // MEZ_RECORDER_SPOOL_RECORDER_H_
