@@ -1,5 +1,5 @@
-// A node's (or proxy's) credential to mezrecd, shared by every caller in
-// the process, and how mezd keeps it across restarts.
+// How mezd keeps its credential to mezrecd across restarts (the credential
+// itself is a recorder::BearerToken shared by every caller in the process).
 //
 // A node joins with a join token (mezctl nodes add: single use, 30 min,
 // pinning the cluster's TLS CA); its first JoinNode exchanges it for a node
@@ -9,11 +9,8 @@
 #ifndef MEZ_AGENT_CREDENTIAL_H_
 #define MEZ_AGENT_CREDENTIAL_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "libmez/recorder/bearer_token.h"
@@ -32,7 +29,7 @@ struct StartCredential {
   // The stored node credential, or the given token.
   std::shared_ptr<recorder::BearerToken> token;
   // True when `token` is a join token still to be exchanged (its JoinNode
-  // response's node_token must then be stored with Store()).
+  // response's node_token must then be stored with StoreCredential).
   bool join = false;
   // The join token's pin (auth::Claims::ca_hash); empty when the token is
   // not a join token or pins nothing (a plaintext cluster).
