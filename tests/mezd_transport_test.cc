@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -193,6 +194,28 @@ TEST(MezdTransportTest, TokenMustBeAMeziteJoinOrNodeToken) {
            ShellQuote(dir.File("mezd"))));
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr("mezctl nodes add")) << r.out;
+}
+
+// mezd trusts what its data dir holds (the CA it pinned, its credential):
+// a data dir others can write is refused before anything is read from it.
+TEST(MezdTransportTest, DataDirWritableByOthersIsRefused) {
+  TempDir dir;
+  std::string data = dir.File("mezd");
+  ASSERT_EQ(mkdir(data.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(data.c_str(), 0777), 0);
+  std::string cmd = "--insecure --auth 127.0.0.1:1 --token " +
+                    FakeToken("node") + " --listen 127.0.0.1:0 --data-dir " +
+                    ShellQuote(data);
+  CommandResult r = testing::Run(Mezd(cmd));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("chmod 700")) << r.out;
+  // A symlink in its place is refused too.
+  ASSERT_EQ(symlink(data.c_str(), dir.File("link").c_str()), 0);
+  r = testing::Run(
+      Mezd("--insecure --auth 127.0.0.1:1 --token " + FakeToken("node") +
+           " --listen 127.0.0.1:0 --data-dir " + ShellQuote(dir.File("link"))));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("not a directory")) << r.out;
 }
 
 TEST(MezdTransportTest, InsecureAndCaFileAreExclusive) {

@@ -125,6 +125,9 @@ int main(int argc, char** argv) {
   opt.insecure = insecure;
   // Settings errors exit 2 before anything is sent: the credential to
   // start with, and how mezrecd is trusted (never plaintext by accident).
+  if (auto dir = mez::agent::CheckDataDir(opt.data_dir); !dir.ok()) {
+    return Fail(dir.message(), 2);
+  }
   auto start = mez::agent::LoadStartCredential(opt.data_dir, opt.node_token);
   if (!start.ok()) return Fail(start.status().message(), 2);
   opt.start_credential = *start;

@@ -11,9 +11,9 @@
 
 #include "libmez/agent/transport.h"
 #include "libmez/auth/ssh_cert.h"
+#include "libmez/auth/token.h"
 #include "libmez/recorder/recorders.h"
 #include "libmez/recorder/sync_recorder.h"
-#include "libmez/auth/token.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -25,10 +25,10 @@ namespace mez::agent {
 namespace {
 
 namespace pb = mezite::v1;
-using recorder::RecordingMode;
-using recorder::RecordingModeName;
 using recorder::Recorders;
 using recorder::RecordersOptions;
+using recorder::RecordingMode;
+using recorder::RecordingModeName;
 using recorder::WatchChannel;
 
 bool Exists(const std::string& path) {
@@ -218,6 +218,7 @@ Status Agent::Impl::Init() {
   uint16_t listen_port = 0;
   MEZ_RETURN_IF_ERROR(SplitHostPort(opt_.listen, &listen_host, &listen_port));
   MEZ_RETURN_IF_ERROR(MakeDir(opt_.data_dir));
+  MEZ_RETURN_IF_ERROR(CheckDataDir(opt_.data_dir));
   if (opt_.start_credential) {
     cred_ = *opt_.start_credential;
   } else {

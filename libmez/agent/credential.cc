@@ -1,7 +1,11 @@
 #include "libmez/agent/credential.h"
 
 #include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "libmez/auth/token.h"
@@ -48,6 +52,38 @@ Result<Stored> ReadStored(const std::string& path) {
 }
 
 }  // namespace
+
+Status CheckDataDir(const std::string& data_dir) {
+  struct stat st;
+  if (lstat(data_dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("data dir " + data_dir, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return FailedPrecondition("data dir " + data_dir +
+                              " is not a directory (a symlink is refused "
+                              "too); give --data-dir a real directory");
+  }
+  if (st.st_uid != geteuid()) {
+    return FailedPrecondition(
+        "data dir " + data_dir + " belongs to uid " +
+        std::to_string(st.st_uid) + ", not to mezd's uid " +
+        std::to_string(geteuid()) +
+        ": whoever owns it can replace the CA and credential mezd trusts; "
+        "chown it to mezd's user");
+  }
+  if ((st.st_mode & 022) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o",
+                  static_cast<unsigned>(st.st_mode & 07777));
+    return FailedPrecondition(
+        "data dir " + data_dir + " (mode " + mode +
+        ") is writable by group or others, who could replace the CA and "
+        "credential mezd trusts: chmod 700 " +
+        data_dir);
+  }
+  return Status::Ok();
+}
 
 Result<StartCredential> LoadStartCredential(const std::string& data_dir,
                                             const std::string& given) {

@@ -40,6 +40,12 @@ struct StartCredential {
   std::string join_sha256;
 };
 
+// mezd trusts what its data dir holds (the CA it pinned, its credential,
+// the cached user CA): refuses a `data_dir` that exists and is not a
+// directory owned by this process's user, or is writable by group or
+// others (kFailedPrecondition naming the fix). A missing one is fine.
+Status CheckDataDir(const std::string& data_dir);
+
 // Decides what to start with, from `given` (--token: a join token, an old
 // 365-day node token, or a node credential; may be empty) and the
 // credential stored in `data_dir`:
