@@ -17,6 +17,7 @@
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
+#include "libmez/util/host_port.h"
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
 #include "mezite/v1/cluster.grpc.pb.h"
@@ -44,33 +45,6 @@ Status MakeDir(const std::string& path) {
 }
 
 }  // namespace
-
-Status SplitHostPort(const std::string& addr, std::string* host,
-                     uint16_t* port) {
-  size_t colon = addr.rfind(':');
-  auto bad = [&] {
-    return InvalidArgument(
-        "address must be HOST:PORT (IPv6 as [::1]:PORT), "
-        "not \"" +
-        addr + "\"");
-  };
-  if (colon == std::string::npos || colon == 0) return bad();
-  *host = addr.substr(0, colon);
-  if (host->front() == '[') {
-    if (host->size() < 3 || host->back() != ']') return bad();
-    *host = host->substr(1, host->size() - 2);
-  } else if (host->find(':') != std::string::npos) {
-    return bad();
-  }
-  std::string p = addr.substr(colon + 1);
-  if (p.empty() || p.size() > 5 ||
-      p.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(p) > 65535) {
-    return bad();
-  }
-  *port = static_cast<uint16_t>(std::stoi(p));
-  return Status::Ok();
-}
 
 class Agent::Impl {
  public:

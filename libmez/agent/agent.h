@@ -86,10 +86,6 @@ class Agent {
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "HOST:PORT" ("[v6]:PORT" for IPv6). kInvalidArgument otherwise.
-Status SplitHostPort(const std::string& addr, std::string* host,
-                     uint16_t* port);
-
 }  // namespace mez::agent
 
 #endif  // MEZ_AGENT_AGENT_H_

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
 #include "libmez/record/asciicast_reader.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/file.h"
 #include "tests/mezrecd_harness.h"

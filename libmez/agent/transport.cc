@@ -15,11 +15,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "libmez/agent/agent.h"
 #include "libmez/auth/keys.h"
-#include "libmez/rpc/server_config.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
+#include "libmez/util/host_port.h"
 
 namespace mez::agent {
 
@@ -31,7 +30,7 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> NodeChannelCredentials(
           "--insecure and --ca-file contradict each other: --ca-file asks for "
           "TLS, --insecure for plaintext; drop one");
     }
-    if (!rpc::IsLoopbackHost(auth_addr)) {
+    if (!IsLoopbackHost(auth_addr)) {
       return InvalidArgument(
           "--insecure sends this node's credential in plaintext and is "
           "allowed only to a mezrecd on loopback (127.0.0.1, ::1); '" +

@@ -8,6 +8,7 @@
 #include "libmez/record/seal.h"
 #include "libmez/util/duration.h"
 #include "libmez/util/file.h"
+#include "libmez/util/host_port.h"
 
 namespace mez::rpc {
 namespace {
@@ -375,17 +376,6 @@ Status ApplyProxyFlags(const ConfigFlags& flags, ServerConfig* cfg) {
 }
 
 }  // namespace
-
-bool IsLoopbackHost(const std::string& addr) {
-  std::string host = addr;
-  if (!host.empty() && host[0] == '[') {
-    host = host.substr(1, host.find(']') - 1);
-  } else if (size_t colon = host.rfind(':');
-             colon != std::string::npos && host.find(':') == colon) {
-    host = host.substr(0, colon);
-  }
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 Status ValidateListenAddress(const std::string& addr) {
   size_t colon = addr.rfind(':');

@@ -100,8 +100,6 @@ Result<ServerConfig> LoadServerConfig(
 
 // Parses "host:port" / "[v6]:port"; checks the port (0 allowed: any).
 Status ValidateListenAddress(const std::string& addr);
-// True for 127.0.0.0/8, ::1 and "localhost".
-bool IsLoopbackHost(const std::string& addr);
 
 }  // namespace mez::rpc
 
