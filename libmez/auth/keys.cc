@@ -621,17 +621,11 @@ Result<ClusterKeys> LoadOrCreateClusterKeys(
 }
 
 Result<std::string> CertificateSha256(std::string_view pem) {
-  BioPtr bio = MemBio(pem);
-  X509Ptr cert(
-      bio ? PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr)
-          : nullptr);
-  if (!cert) {
-    ERR_clear_error();
-    return InvalidArgument("not a PEM certificate");
-  }
+  Result<X509Ptr> cert = ParseCert(pem, "certificate");
+  if (!cert.ok()) return InvalidArgument("not a PEM certificate");
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (X509_digest(cert.get(), EVP_sha256(), md, &len) != 1) {
+  if (X509_digest(cert->get(), EVP_sha256(), md, &len) != 1) {
     return Internal("cannot hash the certificate");
   }
   return HexEncode(std::string_view(reinterpret_cast<char*>(md), len));

@@ -177,6 +177,23 @@ Result<std::string> StringClaim(const json& claims, const char* name) {
   return it->get<std::string>();
 }
 
+// Splits a compact JWS into its three dot-separated parts; false when it
+// does not have exactly three.
+bool SplitJws(std::string_view token, std::string_view* header,
+              std::string_view* payload, std::string_view* signature) {
+  size_t dot1 = token.find('.');
+  size_t dot2 =
+      dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos ||
+      token.find('.', dot2 + 1) != std::string_view::npos) {
+    return false;
+  }
+  *header = token.substr(0, dot1);
+  *payload = token.substr(dot1 + 1, dot2 - dot1 - 1);
+  *signature = token.substr(dot2 + 1);
+  return true;
+}
+
 // `check_times`: false only for ReadClaimsUnverified (then the issuer is
 // not compared either).
 Result<Claims> CheckClaims(const json& c, std::string_view issuer, int64_t now,
@@ -431,19 +448,13 @@ Result<Claims> TokenVerifier::Verify(std::string_view token,
                            std::to_string(token.size()) + " bytes, limit " +
                            std::to_string(kMaxTokenSize) + ")");
   }
-  size_t dot1 = token.find('.');
-  size_t dot2 =
-      dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos ||
-      token.find('.', dot2 + 1) != std::string_view::npos) {
+  std::string_view header_b64, payload_b64, sig_b64;
+  if (!SplitJws(token, &header_b64, &payload_b64, &sig_b64)) {
     size_t parts = 1;
     for (char c : token) parts += c == '.';
     return Unauthenticated("token must have 3 dot-separated parts, not " +
                            std::to_string(parts));
   }
-  std::string_view header_b64 = token.substr(0, dot1);
-  std::string_view payload_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
-  std::string_view sig_b64 = token.substr(dot2 + 1);
 
   Result<std::string> header_json = Base64UrlDecode(header_b64);
   if (!header_json.ok()) {
@@ -461,7 +472,8 @@ Result<Claims> TokenVerifier::Verify(std::string_view token,
                            std::to_string(sig->size()) + " bytes, not " +
                            std::to_string(kEd25519SignatureSize));
   }
-  std::string_view signed_part = token.substr(0, dot2);
+  std::string_view signed_part =
+      token.substr(0, header_b64.size() + 1 + payload_b64.size());
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr,
                                    impl_->key.get()) != 1) {
@@ -500,15 +512,11 @@ Result<Claims> ReadClaimsUnverified(std::string_view token) {
                            std::to_string(token.size()) + " bytes, limit " +
                            std::to_string(kMaxTokenSize) + ")");
   }
-  size_t dot1 = token.find('.');
-  size_t dot2 =
-      dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos ||
-      token.find('.', dot2 + 1) != std::string_view::npos) {
+  std::string_view header_b64, payload_b64, sig_b64;
+  if (!SplitJws(token, &header_b64, &payload_b64, &sig_b64)) {
     return InvalidArgument("not a token: it must have 3 dot-separated parts");
   }
-  Result<std::string> payload_json =
-      Base64UrlDecode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  Result<std::string> payload_json = Base64UrlDecode(payload_b64);
   if (!payload_json.ok()) {
     return InvalidArgument("token payload is not valid base64url");
   }
