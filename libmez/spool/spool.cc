@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "libmez/util/encoding.h"
@@ -21,12 +23,62 @@ std::string FileHeader() {
   return h;
 }
 
+// Appends `v` as a protobuf varint.
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Protobuf tags (field number << 3 | wire type) of the chunk frame.
+constexpr char kFrameChunkTag = (2 << 3) | 2;      // RecordFrame.chunk, LEN
+constexpr char kChunkOffsetTag = (1 << 3) | 0;     // RecordChunk.offset_us
+constexpr char kChunkDirectionTag = (2 << 3) | 0;  // RecordChunk.direction
+constexpr char kChunkDataTag = (3 << 3) | 2;       // RecordChunk.data, LEN
+
 uint32_t GetLe32(const unsigned char* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
          static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
 
 }  // namespace
+
+std::string ChunkRecordHead(const mezite::v1::RecordChunk& c) {
+  std::string body;  // RecordChunk without its data bytes.
+  if (c.offset_us() != 0) {
+    body.push_back(kChunkOffsetTag);
+    PutVarint(&body, static_cast<uint64_t>(c.offset_us()));
+  }
+  if (c.direction() != 0) {
+    body.push_back(kChunkDirectionTag);
+    PutVarint(&body,
+              static_cast<uint64_t>(static_cast<int64_t>(c.direction())));
+  }
+  size_t data = c.data().size();
+  if (data > 0) {
+    body.push_back(kChunkDataTag);
+    PutVarint(&body, data);
+  }
+  uint64_t chunk_len = body.size() + data;
+  uint64_t frame_len = 1 + VarintSize(chunk_len) + chunk_len;
+  std::string rec(4, '\0');
+  for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>(frame_len >> (8 * i));
+  rec.push_back(kFrameChunkTag);
+  PutVarint(&rec, chunk_len);
+  rec.append(body);
+  return rec;
+}
 
 Result<std::unique_ptr<SpoolWriter>> SpoolWriter::Create(
     const std::string& path, const mezite::v1::RecordFrame& header) {
@@ -37,18 +89,36 @@ Result<std::unique_ptr<SpoolWriter>> SpoolWriter::Create(
                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return ErrnoStatus("create spool " + path, errno);
   std::unique_ptr<SpoolWriter> w(new SpoolWriter(fd, path));
-  std::string h = FileHeader();
-  MEZ_RETURN_IF_ERROR(WriteAll(fd, h));
-  w->size_ = h.size();
+  MEZ_RETURN_IF_ERROR(w->WriteRecord(FileHeader(), {}));
   MEZ_RETURN_IF_ERROR(w->Append(header));
   return w;
 }
 
 SpoolWriter::~SpoolWriter() { close(fd_); }
 
-Status SpoolWriter::WriteRecord(std::string* rec) {
+Status SpoolWriter::WriteRecord(std::string_view head, std::string_view tail) {
   if (ended_) return FailedPrecondition("spool " + path_ + " already ended");
-  Status s = WriteAll(fd_, *rec);
+  iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
+                  {const_cast<char*>(tail.data()), tail.size()}};
+  int first = 0;
+  size_t left = head.size() + tail.size();
+  Status s;
+  while (left > 0) {
+    ssize_t n = writev(fd_, iov + first, 2 - first);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      s = ErrnoStatus("write", errno);
+      break;
+    }
+    left -= static_cast<size_t>(n);
+    for (size_t k = static_cast<size_t>(n); k > 0;) {
+      size_t take = std::min(k, iov[first].iov_len);
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + take;
+      iov[first].iov_len -= take;
+      k -= take;
+      if (iov[first].iov_len == 0 && first < 1) ++first;
+    }
+  }
   if (!s.ok()) {
     // A partial record would be dropped as torn; cut it off now so that
     // later records are not written after garbage.
@@ -57,30 +127,35 @@ Status SpoolWriter::WriteRecord(std::string* rec) {
     }
     return Status(s.code(), "spool " + path_ + ": " + s.message());
   }
-  size_ += rec->size();
+  size_ += head.size() + tail.size();
   return Status::Ok();
 }
 
 Status SpoolWriter::Append(const mezite::v1::RecordFrame& frame) {
-  // The length goes in front of the frame's bytes, serialized in place:
-  // one copy of a chunk per record (node-sync keeps a copy of every chunk
-  // on the connection's thread).
-  std::string rec(4, '\0');
-  if (!frame.AppendToString(&rec)) {
-    return Internal("cannot serialize a record frame");
-  }
-  size_t n = rec.size() - 4;
+  size_t n = frame.ByteSizeLong();
   if (n == 0 || n > kMaxSpoolRecord) {
     return InvalidArgument("record frame of " + std::to_string(n) +
                            " bytes cannot be spooled");
   }
+  if (frame.has_chunk()) {
+    // The bulk of a session: written from the frame's own data, without
+    // serializing it into a second buffer (node-sync keeps a copy of every
+    // chunk on the connection's thread). A frame with fields the prefix
+    // does not know (its size differs) takes the general path.
+    std::string head = ChunkRecordHead(frame.chunk());
+    const std::string& data = frame.chunk().data();
+    if (head.size() - 4 + data.size() == n) return WriteRecord(head, data);
+  }
+  std::string rec(4, '\0');
   for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>(n >> (8 * i));
-  return WriteRecord(&rec);
+  if (!frame.AppendToString(&rec) || rec.size() != 4 + n) {
+    return Internal("cannot serialize a record frame");
+  }
+  return WriteRecord(rec, {});
 }
 
 Status SpoolWriter::End() {
-  std::string marker(4, '\0');
-  MEZ_RETURN_IF_ERROR(WriteRecord(&marker));
+  MEZ_RETURN_IF_ERROR(WriteRecord(std::string_view("\0\0\0\0", 4), {}));
   ended_ = true;
   if (fsync(fd_) != 0) return ErrnoStatus("fsync spool " + path_, errno);
   return Status::Ok();

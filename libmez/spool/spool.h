@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "libmez/spool/limits.h"
 #include "libmez/util/status.h"
@@ -49,14 +50,22 @@ class SpoolWriter {
 
  private:
   SpoolWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  // Writes one whole record (length and frame bytes).
-  Status WriteRecord(std::string* rec);
+  // Writes `head` then `tail` as one whole record (or the file header),
+  // cutting the file back to its last whole record when a write fails.
+  Status WriteRecord(std::string_view head, std::string_view tail);
 
   int fd_;
   std::string path_;
   uint64_t size_ = 0;
   bool ended_ = false;
 };
+
+// The bytes of the spool record of a chunk frame holding `chunk` that come
+// before the chunk's data: the record's length, then the frame serialized
+// as protobuf does (fields in number order, zero values left out) up to
+// the data, its last field. Head + data is the whole record, so a chunk is
+// written without copying its data into a second buffer.
+std::string ChunkRecordHead(const mezite::v1::RecordChunk& chunk);
 
 // Reads a spool file front to back. Not thread-safe.
 class SpoolReader {

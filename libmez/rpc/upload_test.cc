@@ -1,8 +1,7 @@
-// The spool format (writer, reader, torn tails) and UploadManager driven
-// directly: pieces, resume offsets, hash checks, malformed spools, and the
-// replay through a real IngestManager, LocalStore and SQLite catalog.
-#include "libmez/rpc/proto_convert.h"
-#include "libmez/spool/spool.h"
+// UploadManager driven directly: pieces, resume offsets, hash checks,
+// malformed spools, and the replay through a real IngestManager, LocalStore
+// and SQLite catalog. The spool format's own tests: libmez/spool/.
+#include "libmez/rpc/upload.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -10,7 +9,8 @@
 
 #include <cstdlib>
 
-#include "libmez/rpc/upload.h"
+#include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/spool.h"
 #include "libmez/util/file.h"
 
 namespace mez::rpc {
@@ -49,7 +49,7 @@ pb::RecordFrame Exit(int64_t us, int status) {
   return f;
 }
 
-class SpoolTest : public ::testing::Test {
+class UploadTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/mez_spool_test.XXXXXX";
@@ -136,75 +136,7 @@ class SpoolTest : public ::testing::Test {
   Caller node_{"web-01", auth::Role::kNode};
 };
 
-TEST_F(SpoolTest, WriterAndReaderRoundTrip) {
-  std::string path = MakeSpool("s1");
-  auto r = spool::SpoolReader::Open(path);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  pb::RecordFrame f;
-  std::vector<pb::RecordFrame::FrameCase> cases;
-  while (true) {
-    auto more = (*r)->Next(&f);
-    ASSERT_TRUE(more.ok()) << more.status().ToString();
-    if (!*more) break;
-    cases.push_back(f.frame_case());
-  }
-  EXPECT_EQ(cases, (std::vector<pb::RecordFrame::FrameCase>{
-                       pb::RecordFrame::kHeader, pb::RecordFrame::kChunk,
-                       pb::RecordFrame::kChunk, pb::RecordFrame::kExit}));
-  EXPECT_TRUE((*r)->clean_end());
-  struct stat st;
-  ASSERT_EQ(stat(path.c_str(), &st), 0);
-  EXPECT_EQ((*r)->good_bytes(), static_cast<uint64_t>(st.st_size));
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
-}
-
-TEST_F(SpoolTest, TornTailIsDroppedAndTrimmed) {
-  std::string path = MakeSpool("s2", /*end=*/false);
-  std::string whole = *ReadFile(path);
-  // A crash in the middle of the last record.
-  ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(whole.size() - 3)), 0);
-  auto r = spool::SpoolReader::Open(path);
-  ASSERT_TRUE(r.ok());
-  pb::RecordFrame f;
-  int frames = 0;
-  while (*(*r)->Next(&f)) ++frames;
-  EXPECT_EQ(frames, 3);  // The exit frame was torn.
-  EXPECT_FALSE((*r)->clean_end());
-  auto size = spool::TrimSpool(path);
-  ASSERT_TRUE(size.ok()) << size.status().ToString();
-  EXPECT_EQ(*size, (*r)->good_bytes());
-  EXPECT_EQ(ReadFile(path)->size(), *size);
-}
-
-TEST_F(SpoolTest, MalformedSpoolsAreDataLoss) {
-  std::string path = dir_ + "/bad.spool";
-  ASSERT_TRUE(AtomicWriteFile(path, "NOTSPOOL....").ok());
-  EXPECT_EQ(spool::SpoolReader::Open(path).status().code(), Code::kDataLoss);
-
-  // A huge length, a record that does not parse, data after the end.
-  std::string good = *ReadFile(MakeSpool("s3"));
-  std::string head = good.substr(0, spool::kSpoolHeaderBytes);
-  for (const std::string& body : {std::string("\xff\xff\xff\x7f", 4) + "x",
-                                  std::string("\x03\0\0\0", 4) + "\xff\xff\xff",
-                                  good.substr(spool::kSpoolHeaderBytes) + "junk"}) {
-    ASSERT_TRUE(AtomicWriteFile(path, head + body).ok());
-    auto r = spool::SpoolReader::Open(path);
-    ASSERT_TRUE(r.ok());
-    pb::RecordFrame f;
-    Status failure;
-    while (true) {
-      auto more = (*r)->Next(&f);
-      if (!more.ok()) {
-        failure = more.status();
-        break;
-      }
-      if (!*more) break;
-    }
-    EXPECT_EQ(failure.code(), Code::kDataLoss) << failure.ToString();
-  }
-}
-
-TEST_F(SpoolTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
+TEST_F(UploadTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
   std::string path = MakeSpool("s4");
   uint64_t size = ReadFile(path)->size();
   std::string sha = *spool::FileSha256(path);
@@ -259,7 +191,7 @@ TEST_F(SpoolTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
   EXPECT_EQ(Upload(path, 0, size).status().code(), Code::kAlreadyExists);
 }
 
-TEST_F(SpoolTest, HashMismatchDropsTheCopy) {
+TEST_F(UploadTest, HashMismatchDropsTheCopy) {
   std::string path = MakeSpool("s5");
   std::string bytes = *ReadFile(path);
   std::string sha = *spool::FileSha256(path);
@@ -277,9 +209,10 @@ TEST_F(SpoolTest, HashMismatchDropsTheCopy) {
   EXPECT_FALSE(catalog_->GetSession("s5").ok());
 }
 
-TEST_F(SpoolTest, MalformedSpoolIsRefusedAndKeptAside) {
+TEST_F(UploadTest, MalformedSpoolIsRefusedAndKeptAside) {
   std::string path = dir_ + "/s6.spool";
-  std::string head = ReadFile(MakeSpool("s6x"))->substr(0, spool::kSpoolHeaderBytes);
+  std::string head =
+      ReadFile(MakeSpool("s6x"))->substr(0, spool::kSpoolHeaderBytes);
   ASSERT_TRUE(AtomicWriteFile(
                   path, head + std::string("\x03\0\0\0", 4) + "\xff\xff\xff")
                   .ok());
@@ -290,7 +223,7 @@ TEST_F(SpoolTest, MalformedSpoolIsRefusedAndKeptAside) {
   EXPECT_EQ(stat((dir_ + "/uploads/web-01/s6.bad").c_str(), &st), 0);
 }
 
-TEST_F(SpoolTest, BadRequestsAreRefusedWithoutTouchingDisk) {
+TEST_F(UploadTest, BadRequestsAreRefusedWithoutTouchingDisk) {
   std::string sha(64, 'a');
   EXPECT_EQ(uploads_->Begin(node_, "../x", 100, sha, 0).status().code(),
             Code::kInvalidArgument);
@@ -312,7 +245,7 @@ TEST_F(SpoolTest, BadRequestsAreRefusedWithoutTouchingDisk) {
   EXPECT_EQ((*a)->Append(std::string(101, 'x')).code(), Code::kOutOfRange);
 }
 
-TEST_F(SpoolTest, ReplayCutShortIsRedone) {
+TEST_F(UploadTest, ReplayCutShortIsRedone) {
   std::string path = MakeSpool("s8");
   // A replay that died half way: a row still "recording" and a file.
   StreamHeader h = HeaderFromProto(Header("s8", alice_, 0).header());
@@ -335,7 +268,7 @@ TEST_F(SpoolTest, ReplayCutShortIsRedone) {
   EXPECT_EQ(row->status, catalog::SessionStatus::kComplete);
 }
 
-TEST_F(SpoolTest, TokenIsCheckedAtTheSessionStart) {
+TEST_F(UploadTest, TokenIsCheckedAtTheSessionStart) {
   // The session started while the grant was valid; it expired since.
   std::string path = MakeSpool("s9");
   clock_.Advance(7200LL * 1'000'000);
