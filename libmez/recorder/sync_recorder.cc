@@ -80,22 +80,41 @@ bool SyncRecorder::OpenCopy(const mezite::v1::RecordFrame& header) {
   return false;
 }
 
-std::string SyncRecorder::Copy(const mezite::v1::RecordFrame& frame) {
-  if (!copy_ || copy_failed_) return "";
-  uint64_t need = frame.ByteSizeLong() + 4;
-  if (!options_.budget->Reserve(need)) return "the recording spool is full";
-  Status s = copy_->Append(frame);
-  if (!s.ok()) {
-    options_.budget->Release(need);
-    return "cannot write the local copy: " + s.message();
+std::string SyncRecorder::WriteCopy(
+    const std::vector<const mezite::v1::RecordFrame*>& frames) {
+  if (!copy_ || copy_stopped_.load()) return "";
+  uint64_t need = 0;
+  for (const mezite::v1::RecordFrame* f : frames) {
+    need += spool::SpoolWriter::RecordBytes(*f);
   }
-  copy_reserved_ += need;
-  return "";
+  std::string why;
+  if (!options_.budget->Reserve(need)) {
+    why = "the recording spool is full";
+  } else if (Status s = copy_->AppendAll(frames); !s.ok()) {
+    options_.budget->Release(need);
+    why = "cannot write the local copy: " + s.message();
+  } else {
+    copy_reserved_ += need;
+    return "";
+  }
+  copy_stopped_.store(true);
+  return why;
+}
+
+std::string SyncRecorder::WriteCopy(const mezite::v1::RecordFrame& frame) {
+  if (frame.has_batch()) {
+    std::vector<const mezite::v1::RecordFrame*> frames;
+    frames.reserve(frame.batch().frames_size());
+    for (const auto& f : frame.batch().frames()) frames.push_back(&f);
+    return WriteCopy(frames);
+  }
+  return WriteCopy(std::vector<const mezite::v1::RecordFrame*>{&frame});
 }
 
 void SyncRecorder::CopyFailed(const std::string& why) {
   if (copy_failed_) return;
   copy_failed_ = true;
+  copy_stopped_.store(true);
   stream_broke_first_ = broken();
   std::string detail = why;
   if (why.find("spool is full") != std::string::npos &&
@@ -222,28 +241,39 @@ bool SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
   // A recorder broken only by its local copy streams on until the end.
   bool stream_usable = !broken() || (copy_failed_ && !stream_broke_first_ &&
                                      !writer_failed_.load());
-  if (!stream_usable || closed_ || !writer_thread_.joinable()) return false;
   std::unique_lock<std::mutex> lock(queue_mu_);
+  if (writer_done_ || !writer_thread_.joinable()) {
+    // No writer (never started, failed or closed): the copy is this
+    // thread's now, and what the user sees still goes in it.
+    lock.unlock();
+    NoteCopyError(WriteCopy(frame));
+    if (writer_failed_.load()) CheckWriter();
+    return false;
+  }
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::microseconds(options_.stall_timeout_us);
+  bool queued = stream_usable && !closed_;
+  bool stalled = false;
   // A frame larger than the whole queue still goes in, alone.
-  while (queued_bytes_ > 0 &&
-         queued_bytes_ + bytes > options_.max_queued_bytes &&
-         !writer_failed_.load()) {
+  while (queued && queued_bytes_ > 0 &&
+         queued_bytes_ + bytes > options_.max_queued_bytes && !writer_done_) {
     if (room_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
         std::chrono::steady_clock::now() >= deadline) {
-      lock.unlock();
-      ctx_.TryCancel();  // Frees the writer thread.
-      MarkBroken("the recording service took no data for " +
-                 std::to_string(options_.stall_timeout_us / 1'000'000) + " s");
-      return false;
+      queued = false;
+      stalled = true;
     }
   }
-  if (writer_failed_.load()) {
+  if (writer_done_) {
+    // The writer failed while this thread waited; it wrote what was
+    // queued to the copy.
     lock.unlock();
+    NoteCopyError(WriteCopy(frame));
     CheckWriter();
     return false;
   }
+  // Not for the stream (broken, or it stalled) but still for the copy:
+  // queued all the same, so that the copy keeps the frames' order; the
+  // writer sends it or, once the stream failed, writes it to the copy.
   queued_bytes_ += bytes;
   queue_.push_back(
       Queued{std::move(frame), bytes, std::chrono::steady_clock::now()});
@@ -251,7 +281,26 @@ bool SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
   if (queue_.size() == 1 || queued_bytes_ >= options_.merge_bytes) {
     queue_cv_.notify_one();
   }
-  return true;
+  if (!copy_error_.empty() && !copy_error_seen_) {
+    copy_error_seen_ = true;
+    pending_copy_error_ = copy_error_;
+  }
+  bool over = !queued && queued_bytes_ > options_.max_queued_bytes;
+  lock.unlock();
+  if (stalled) {
+    ctx_.TryCancel();  // Frees the writer thread.
+    MarkBroken("the recording service took no data for " +
+               std::to_string(options_.stall_timeout_us / 1'000'000) + " s");
+  } else if (over) {
+    ctx_.TryCancel();  // Broken and still full: stop waiting for it.
+  }
+  return queued;
+}
+
+void SyncRecorder::NoteCopyError(const std::string& why) {
+  if (!why.empty() && pending_copy_error_.empty() && !copy_failed_) {
+    pending_copy_error_ = why;
+  }
 }
 
 namespace {
@@ -309,8 +358,12 @@ void SyncRecorder::WriterLoop() {
     grpc::WriteOptions write_options;
     if (!queue_.empty()) write_options.set_buffer_hint();
     lock.unlock();
+    // Into the copy before the stream: the copy always holds at least
+    // what mezrecd was sent.
+    std::string copy_error = WriteCopy(frame);
     bool ok = writer_->Write(frame, write_options);
     lock.lock();
+    if (!copy_error.empty() && copy_error_.empty()) copy_error_ = copy_error;
     queued_bytes_ -= bytes;
     room_cv_.notify_all();
     if (!ok) {
@@ -320,9 +373,8 @@ void SyncRecorder::WriterLoop() {
       lock.lock();
       writer_error_ = s.ok() ? std::string("stream closed")
                              : "recording service: " + s.error_message();
+      FlushQueueToCopy();
       writer_failed_.store(true);
-      queue_.clear();
-      queued_bytes_ = 0;
       writer_done_ = true;
       room_cv_.notify_all();
       return;
@@ -339,6 +391,18 @@ void SyncRecorder::WriterLoop() {
   stream_clean_ = s.ok();
   writer_done_ = true;
   room_cv_.notify_all();
+}
+
+void SyncRecorder::FlushQueueToCopy() {
+  // What the user saw and the stream did not take goes in the copy, in
+  // order, before the connection's thread may write to it.
+  std::vector<const mezite::v1::RecordFrame*> frames;
+  frames.reserve(queue_.size());
+  for (const Queued& q : queue_) frames.push_back(&q.frame);
+  std::string copy_error = WriteCopy(frames);
+  if (!copy_error.empty() && copy_error_.empty()) copy_error_ = copy_error;
+  queue_.clear();
+  queued_bytes_ = 0;
 }
 
 void SyncRecorder::Close() {
@@ -361,33 +425,35 @@ void SyncRecorder::Close() {
   }
   writer_thread_.join();
   CheckWriter();
+  TakeCopyError();
+}
+
+void SyncRecorder::TakeCopyError() {
+  std::string why;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (!copy_error_.empty() && !copy_error_seen_) {
+      copy_error_seen_ = true;
+      why = copy_error_;
+    }
+  }
+  if (why.empty()) why.swap(pending_copy_error_);
+  pending_copy_error_.clear();
+  if (!why.empty()) CopyFailed(why);
 }
 
 void SyncRecorder::OnData(ssh::Direction direction, std::string_view bytes,
                           int64_t micros) {
-  mezite::v1::RecordFrame frame =
-      ChunkFrame(direction, bytes, micros - start_micros_);
-  // In the copy before the SSH server writes the bytes to the user.
-  std::string copy_error = Copy(frame);
-  Emit(std::move(frame), bytes.size());
-  if (!copy_error.empty()) CopyFailed(copy_error);
+  Emit(ChunkFrame(direction, bytes, micros - start_micros_), bytes.size());
 }
 
 void SyncRecorder::OnResize(int width, int height, int64_t micros) {
   if (width <= 0 || height <= 0) return;  // No size to record.
-  mezite::v1::RecordFrame frame =
-      ResizeFrame(width, height, micros - start_micros_);
-  std::string copy_error = Copy(frame);
-  Emit(std::move(frame), 0);
-  if (!copy_error.empty()) CopyFailed(copy_error);
+  Emit(ResizeFrame(width, height, micros - start_micros_), 0);
 }
 
 void SyncRecorder::OnExit(int exit_status, int64_t micros) {
-  mezite::v1::RecordFrame frame =
-      ExitFrame(exit_status, micros - start_micros_);
-  std::string copy_error = Copy(frame);
-  Emit(std::move(frame), 0);
-  if (!copy_error.empty()) CopyFailed(copy_error);
+  Emit(ExitFrame(exit_status, micros - start_micros_), 0);
   Close();
   SettleCopy();
 }
@@ -397,6 +463,11 @@ void SyncRecorder::Emit(mezite::v1::RecordFrame frame, size_t bytes) {
     sent_bytes_ += bytes;
   } else {
     dropped_ = true;
+  }
+  if (!pending_copy_error_.empty()) {
+    std::string why;
+    why.swap(pending_copy_error_);
+    CopyFailed(why);
   }
 }
 

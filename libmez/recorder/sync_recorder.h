@@ -23,12 +23,14 @@
 // terminal; the SSH server polls EndReason() and ends the session with
 // that message.
 //
-// The local copy (when options.spool_dir is set): every frame is also
-// appended to <spool_dir>/<session>.sync, a node-mode spool file
-// (libmez/spool/spool.h) with the same header and session id, on the
-// connection's thread inside OnData, which the SSH server calls before it
-// writes the bytes to the user's channel; once write() returned, the
-// bytes survive a crash of mezd (not of the machine). At the end:
+// The local copy (when options.spool_dir is set): a node-mode spool file
+// (libmez/spool/spool.h), <spool_dir>/<session>.sync, with the same header
+// and session id. The writer thread appends each message's frames to it
+// just before it sends the message, so the copy always holds at least
+// what mezrecd was sent (one write per message, off the connection's
+// thread). When the stream fails, the frames still queued go to the copy,
+// and from then on the connection's thread appends what the user still
+// sees: the copy holds everything the user saw. At the end:
 //   - the stream finished cleanly and mezrecd's summary counts every byte
 //     sent: the copy is deleted;
 //   - otherwise (the stream broke, mezrecd refused a write or went away):
@@ -36,8 +38,10 @@
 //     Uploader sends with retry; mezrecd replaces the incomplete recording
 //     of that session with the replay of the copy, so the stored recording
 //     holds everything the user saw.
-// A copy that cannot be written (spool budget, disk) breaks the recorder:
-// the session ends (fail closed) and on_copy_failed reports it.
+// A crash of mezd loses from the copy only the queued frames, which the
+// stream had not carried either (the .sync file is uploaded at the next
+// start). A copy that cannot be written (spool budget, disk) breaks the
+// recorder: the session ends (fail closed) and on_copy_failed reports it.
 #ifndef MEZ_RECORDER_SYNC_RECORDER_H_
 #define MEZ_RECORDER_SYNC_RECORDER_H_
 
@@ -54,6 +58,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "libmez/recorder/bearer_token.h"
 #include "libmez/recorder/frames.h"
@@ -134,8 +139,20 @@ class SyncRecorder : public ssh::ChannelTap {
                std::string session_id);
   // Opens the local copy with `header`; false (and broken) when it cannot.
   bool OpenCopy(const mezite::v1::RecordFrame& header);
-  // Appends `frame` to the local copy: "" or why it could not.
-  std::string Copy(const mezite::v1::RecordFrame& frame);
+  // Appends frames to the local copy, by whichever thread owns it (the
+  // writer thread while it runs, then the connection's thread): "" or why
+  // it could not (the copy then stops). A batch is appended frame by frame.
+  std::string WriteCopy(
+      const std::vector<const mezite::v1::RecordFrame*>& frames);
+  std::string WriteCopy(const mezite::v1::RecordFrame& frame);
+  // Writer thread, queue_mu_ held, after the stream failed: the queued
+  // frames go to the copy and leave the queue.
+  void FlushQueueToCopy();
+  // Connection's thread: keeps the first copy error for CopyFailed.
+  void NoteCopyError(const std::string& why);
+  // Connection's thread, after the writer stopped: reports a copy error
+  // not reported yet.
+  void TakeCopyError();
   // The copy cannot be kept: reports it and breaks the recorder.
   void CopyFailed(const std::string& why);
   // After the stream ended: deletes the copy when mezrecd confirmed every
@@ -159,10 +176,15 @@ class SyncRecorder : public ssh::ChannelTap {
   ssh::ChannelInfo info_;
   std::string session_id_;
   int64_t start_micros_;
-  // The local copy (connection's thread only).
+  // The local copy: opened by Start, written by the writer thread while
+  // it runs, then by the connection's thread (the hand-over is
+  // writer_done_, under queue_mu_).
   std::unique_ptr<spool::SpoolWriter> copy_;
   std::string copy_path_;
-  uint64_t copy_reserved_ = 0;  // Budget taken by the copy.
+  uint64_t copy_reserved_ = 0;             // Budget taken by the copy.
+  std::atomic<bool> copy_stopped_{false};  // A write failed: no more.
+  // The connection's thread: a copy error to report, and whether it was.
+  std::string pending_copy_error_;
   bool copy_failed_ = false;
   bool stream_broke_first_ = false;  // broken before the copy failed
   bool accepted_ = false;            // mezrecd accepted the header.
@@ -193,6 +215,8 @@ class SyncRecorder : public ssh::ChannelTap {
   bool closing_ = false;      // guarded by queue_mu_
   bool writer_done_ = false;  // guarded by queue_mu_
   std::string writer_error_;  // guarded by queue_mu_; set once it failed
+  std::string copy_error_;    // guarded by queue_mu_: the writer's copy error
+  bool copy_error_seen_ = false;  // guarded by queue_mu_
   std::atomic<bool> writer_failed_{false};
   std::thread writer_thread_;
 };

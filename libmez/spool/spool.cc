@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -89,34 +90,43 @@ Result<std::unique_ptr<SpoolWriter>> SpoolWriter::Create(
                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return ErrnoStatus("create spool " + path, errno);
   std::unique_ptr<SpoolWriter> w(new SpoolWriter(fd, path));
-  MEZ_RETURN_IF_ERROR(w->WriteRecord(FileHeader(), {}));
+  std::string h = FileHeader();
+  MEZ_RETURN_IF_ERROR(w->WritePieces({h}));
   MEZ_RETURN_IF_ERROR(w->Append(header));
   return w;
 }
 
 SpoolWriter::~SpoolWriter() { close(fd_); }
 
-Status SpoolWriter::WriteRecord(std::string_view head, std::string_view tail) {
+Status SpoolWriter::WritePieces(std::vector<std::string_view> pieces) {
   if (ended_) return FailedPrecondition("spool " + path_ + " already ended");
-  iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
-                  {const_cast<char*>(tail.data()), tail.size()}};
-  int first = 0;
-  size_t left = head.size() + tail.size();
+  uint64_t total = 0;
+  std::vector<iovec> iov;
+  iov.reserve(pieces.size());
+  for (std::string_view p : pieces) {
+    if (p.empty()) continue;
+    iov.push_back({const_cast<char*>(p.data()), p.size()});
+    total += p.size();
+  }
+  size_t first = 0;
   Status s;
-  while (left > 0) {
-    ssize_t n = writev(fd_, iov + first, 2 - first);
+  while (first < iov.size()) {
+    int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = writev(fd_, iov.data() + first, count);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       s = ErrnoStatus("write", errno);
       break;
     }
-    left -= static_cast<size_t>(n);
-    for (size_t k = static_cast<size_t>(n); k > 0;) {
-      size_t take = std::min(k, iov[first].iov_len);
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + take;
-      iov[first].iov_len -= take;
-      k -= take;
-      if (iov[first].iov_len == 0 && first < 1) ++first;
+    // Skip what was written; a piece written in part starts further on.
+    auto done = static_cast<size_t>(n);
+    while (first < iov.size() && done >= iov[first].iov_len) {
+      done -= iov[first].iov_len;
+      ++first;
+    }
+    if (done > 0) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+      iov[first].iov_len -= done;
     }
   }
   if (!s.ok()) {
@@ -127,35 +137,57 @@ Status SpoolWriter::WriteRecord(std::string_view head, std::string_view tail) {
     }
     return Status(s.code(), "spool " + path_ + ": " + s.message());
   }
-  size_ += head.size() + tail.size();
+  size_ += total;
   return Status::Ok();
 }
 
-Status SpoolWriter::Append(const mezite::v1::RecordFrame& frame) {
+Status SpoolWriter::RecordPieces(const mezite::v1::RecordFrame& frame,
+                                 std::vector<std::string_view>* pieces,
+                                 std::deque<std::string>* keep) {
   size_t n = frame.ByteSizeLong();
-  if (n == 0 || n > kMaxSpoolRecord) {
+  if (n == 0 || n > kMaxSpoolRecord || frame.has_batch()) {
     return InvalidArgument("record frame of " + std::to_string(n) +
                            " bytes cannot be spooled");
   }
   if (frame.has_chunk()) {
     // The bulk of a session: written from the frame's own data, without
-    // serializing it into a second buffer (node-sync keeps a copy of every
-    // chunk on the connection's thread). A frame with fields the prefix
+    // serializing it into a second buffer. A frame with fields the head
     // does not know (its size differs) takes the general path.
-    std::string head = ChunkRecordHead(frame.chunk());
     const std::string& data = frame.chunk().data();
-    if (head.size() - 4 + data.size() == n) return WriteRecord(head, data);
+    std::string& head = keep->emplace_back(ChunkRecordHead(frame.chunk()));
+    if (head.size() - 4 + data.size() == n) {
+      pieces->push_back(head);
+      pieces->push_back(data);
+      return Status::Ok();
+    }
+    keep->pop_back();
   }
-  std::string rec(4, '\0');
+  std::string& rec = keep->emplace_back(4, '\0');
   for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>(n >> (8 * i));
   if (!frame.AppendToString(&rec) || rec.size() != 4 + n) {
     return Internal("cannot serialize a record frame");
   }
-  return WriteRecord(rec, {});
+  pieces->push_back(rec);
+  return Status::Ok();
+}
+
+Status SpoolWriter::Append(const mezite::v1::RecordFrame& frame) {
+  return AppendAll({&frame});
+}
+
+Status SpoolWriter::AppendAll(
+    const std::vector<const mezite::v1::RecordFrame*>& frames) {
+  std::vector<std::string_view> pieces;
+  pieces.reserve(2 * frames.size());
+  std::deque<std::string> keep;  // deque: the views stay valid as it grows
+  for (const mezite::v1::RecordFrame* f : frames) {
+    MEZ_RETURN_IF_ERROR(RecordPieces(*f, &pieces, &keep));
+  }
+  return WritePieces(std::move(pieces));
 }
 
 Status SpoolWriter::End() {
-  MEZ_RETURN_IF_ERROR(WriteRecord(std::string_view("\0\0\0\0", 4), {}));
+  MEZ_RETURN_IF_ERROR(WritePieces({std::string_view("\0\0\0\0", 4)}));
   ended_ = true;
   if (fsync(fd_) != 0) return ErrnoStatus("fsync spool " + path_, errno);
   return Status::Ok();

@@ -14,9 +14,11 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "libmez/spool/limits.h"
 #include "libmez/util/status.h"
@@ -43,6 +45,14 @@ class SpoolWriter {
   SpoolWriter& operator=(const SpoolWriter&) = delete;
 
   Status Append(const mezite::v1::RecordFrame& frame);
+  // Appends every frame of `frames` in order, with as few writes as it
+  // can; on failure none of them is kept (the file ends at the record
+  // before). A batch frame cannot be spooled: append its frames.
+  Status AppendAll(const std::vector<const mezite::v1::RecordFrame*>& frames);
+  // The bytes Append adds for `frame` (its record: length and frame).
+  static uint64_t RecordBytes(const mezite::v1::RecordFrame& frame) {
+    return 4 + frame.ByteSizeLong();
+  }
   // Writes the end marker and fsyncs. Further Appends fail.
   Status End();
   // Bytes written so far (the file's size).
@@ -50,9 +60,14 @@ class SpoolWriter {
 
  private:
   SpoolWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  // Writes `head` then `tail` as one whole record (or the file header),
-  // cutting the file back to its last whole record when a write fails.
-  Status WriteRecord(std::string_view head, std::string_view tail);
+  // Writes `pieces` in order (whole records, or the file header), cutting
+  // the file back to its last whole record when a write fails.
+  Status WritePieces(std::vector<std::string_view> pieces);
+  // The pieces of `frame`'s record, in `pieces`; strings they point into
+  // are kept in `keep`.
+  Status RecordPieces(const mezite::v1::RecordFrame& frame,
+                      std::vector<std::string_view>* pieces,
+                      std::deque<std::string>* keep);
 
   int fd_;
   std::string path_;

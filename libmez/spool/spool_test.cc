@@ -197,6 +197,45 @@ TEST_F(SpoolTest, RecordCutShortByTheDiskIsTakenBack) {
   EXPECT_EQ(data, (std::vector<std::string>{"first", "after"}));
 }
 
+// Several frames in one call: the same bytes as one Append each; when the
+// disk fails part way, none of them is kept.
+TEST_F(SpoolTest, AppendAllIsAllOrNothing) {
+  std::vector<pb::RecordFrame> frames;
+  for (int i = 0; i < 3000; ++i) {  // More pieces than one writev takes.
+    frames.push_back(i % 100 == 7 ? Exit(i, 0) : Chunk(i, std::to_string(i)));
+  }
+  std::vector<const pb::RecordFrame*> all;
+  for (const pb::RecordFrame& f : frames) all.push_back(&f);
+  std::string one = dir_ + "/one.spool", many = dir_ + "/many.spool";
+  auto a = SpoolWriter::Create(one, Header("x"));
+  auto b = SpoolWriter::Create(many, Header("x"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const pb::RecordFrame& f : frames) ASSERT_TRUE((*a)->Append(f).ok());
+  ASSERT_TRUE((*b)->AppendAll(all).ok());
+  EXPECT_EQ(*ReadFile(many), *ReadFile(one));
+  EXPECT_EQ((*b)->size(), ReadFile(one)->size());
+
+  pb::RecordFrame batch;
+  batch.mutable_batch()->add_frames()->CopyFrom(Chunk(1, "in a batch"));
+  EXPECT_EQ((*b)->Append(batch).code(), Code::kInvalidArgument);
+
+  uint64_t good = (*b)->size();
+  struct sigaction ign = {}, old = {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGXFSZ, &ign, &old), 0);
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  struct rlimit low = saved;
+  low.rlim_cur = good + 5000;  // Room for some of the frames, not all.
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &low), 0);
+  Status s = (*b)->AppendAll(all);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ASSERT_EQ(sigaction(SIGXFSZ, &old, nullptr), 0);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ((*b)->size(), good);
+  EXPECT_EQ(ReadFile(many)->size(), good);
+}
+
 TEST_F(SpoolTest, TornTailIsDroppedAndTrimmed) {
   std::string path = MakeSpool("s2", /*end=*/false);
   std::string whole = *ReadFile(path);
