@@ -753,7 +753,7 @@ Result<CastFile> WriteCast(const std::string& path, uint64_t target) {
     std::string_view chunk(text.data() + at, kPlayChunk);
     at += kPlayChunk;
     t += 1000 + static_cast<int64_t>(rng() % 29000);
-    MEZ_RETURN_IF_ERROR(writer->Write(t, record::StreamId::kStdout, chunk));
+    MEZ_RETURN_IF_ERROR(writer->Write(t, Direction::kOut, chunk));
     out.output_bytes += chunk.size();
   }
   MEZ_RETURN_IF_ERROR(writer->Exit(t + 1000, 0));

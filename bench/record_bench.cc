@@ -104,7 +104,7 @@ Figures RunAsciicast(const std::vector<std::string>& chunks, size_t total,
   int64_t t = 0;
   for (const auto& c : chunks) {
     t += 1000;
-    if (!w->Write(t, StreamId::kStdout, c).ok()) std::abort();
+    if (!w->Write(t, Direction::kOut, c).ok()) std::abort();
   }
   if (!w->Close().ok()) std::abort();
   double secs = CpuSeconds() - start;
@@ -134,8 +134,8 @@ Figures RunPcap(size_t total, bool encrypt) {
   size_t done = 0;
   while (done < total) {
     t += 100;
-    auto dir = (done / block.size()) % 4 == 0 ? FlowDirection::kClientToServer
-                                              : FlowDirection::kServerToClient;
+    auto dir =
+        (done / block.size()) % 4 == 0 ? Direction::kIn : Direction::kOut;
     if (!w->Data(flow, t, dir, block).ok()) std::abort();
     done += block.size();
   }

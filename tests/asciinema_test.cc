@@ -22,15 +22,15 @@ using mez::testing::TempDir;
 // should see (the UTF-8-sanitized stream).
 struct Script {
   std::string name;
-  std::vector<std::pair<StreamId, std::string>> chunks;
+  std::vector<std::pair<Direction, std::string>> chunks;
 };
 
 std::string Expected(const Script& s) {
   Utf8Stream out(Utf8Stream::Mode::kRaw), err(Utf8Stream::Mode::kRaw);
   std::string text;
   for (const auto& [stream, bytes] : s.chunks) {
-    if (stream == StreamId::kStdout) out.Append(bytes, &text);
-    if (stream == StreamId::kStderr) err.Append(bytes, &text);
+    if (stream == Direction::kOut) out.Append(bytes, &text);
+    if (stream == Direction::kErr) err.Append(bytes, &text);
   }
   out.Finish(&text);
   err.Finish(&text);
@@ -40,33 +40,33 @@ std::string Expected(const Script& s) {
 std::vector<Script> Scripts() {
   std::vector<Script> v;
   v.push_back({"ansi",
-               {{StreamId::kStdout, "$ ls --color\r\n"},
-                {StreamId::kStdout,
+               {{Direction::kOut, "$ ls --color\r\n"},
+                {Direction::kOut,
                  "\x1b[0m\x1b[01;34mbin\x1b[0m  \x1b[01;32mrun.sh"
                  "\x1b[0m\r\n\x1b]0;user@host: ~\x07$ "}}});
   // Every multibyte width, split mid-character between chunks.
   v.push_back({"utf8",
-               {{StreamId::kStdout, "za\xC5"},
-                {StreamId::kStdout, "\xBC\xC3"},
-                {StreamId::kStdout, "\xB3\xC5\x82\xC4\x87 \xE2\x82"},
-                {StreamId::kStdout, "\xAC \xF0\x9F"},
-                {StreamId::kStdout, "\x98\x80 \xE4\xB8\xAD\r\n"}}});
+               {{Direction::kOut, "za\xC5"},
+                {Direction::kOut, "\xBC\xC3"},
+                {Direction::kOut, "\xB3\xC5\x82\xC4\x87 \xE2\x82"},
+                {Direction::kOut, "\xAC \xF0\x9F"},
+                {Direction::kOut, "\x98\x80 \xE4\xB8\xAD\r\n"}}});
   v.push_back({"invalid",
-               {{StreamId::kStdout, "\x83\x23\xF0\x90\x80\xC0\x21"},
-                {StreamId::kStdout, "\xED\xA0\x80 \xFF\xFE\r\n"},
-                {StreamId::kStdout, "tail\xE2\x82"}}});
+               {{Direction::kOut, "\x83\x23\xF0\x90\x80\xC0\x21"},
+                {Direction::kOut, "\xED\xA0\x80 \xFF\xFE\r\n"},
+                {Direction::kOut, "tail\xE2\x82"}}});
   std::string controls;
   for (int c = 1; c < 0x20; ++c) {
     if (c != 0x1b) controls += static_cast<char>(c);
   }
   controls += "\"\\\x7f quoted \"x\" back\\slash\r\n";
-  v.push_back({"controls", {{StreamId::kStdout, controls}}});
+  v.push_back({"controls", {{Direction::kOut, controls}}});
   v.push_back({"stderr",
-               {{StreamId::kStdout, "out1 "},
-                {StreamId::kStderr, "err \xC5"},
-                {StreamId::kStdout, "out2 \xC4"},
-                {StreamId::kStderr, "\xBC\r\n"},
-                {StreamId::kStdout, "\x87\r\n"}}});
+               {{Direction::kOut, "out1 "},
+                {Direction::kErr, "err \xC5"},
+                {Direction::kOut, "out2 \xC4"},
+                {Direction::kErr, "\xBC\r\n"},
+                {Direction::kOut, "\x87\r\n"}}});
   // A long `cat` of a log, in 4 KiB reads.
   std::mt19937 rng(3);
   std::string log;
@@ -77,7 +77,7 @@ std::vector<Script> Scripts() {
   }
   Script cat{"cat", {}};
   for (size_t i = 0; i < log.size(); i += 4096) {
-    cat.chunks.push_back({StreamId::kStdout, log.substr(i, 4096)});
+    cat.chunks.push_back({Direction::kOut, log.substr(i, 4096)});
   }
   v.push_back(cat);
   return v;
@@ -147,7 +147,7 @@ TEST(AsciinemaTest, CutGzippedCastReadsUpToTheCut) {
   auto w = AsciicastWriter::Create(std::move(gz).value(), AsciicastHeader{});
   ASSERT_TRUE(w.ok());
   for (int i = 0; i < 400; ++i) {
-    ASSERT_TRUE((*w)->Write(i * 1000, StreamId::kStdout,
+    ASSERT_TRUE((*w)->Write(i * 1000, Direction::kOut,
                             "event " + std::to_string(i) + "\r\n")
                     .ok());
     if (i % 10 == 9) {

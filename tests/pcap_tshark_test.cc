@@ -21,8 +21,8 @@ using mez::testing::ShellQuote;
 using mez::testing::TempDir;
 
 constexpr int64_t kStart = 1'700'000'000'000'000;
-constexpr auto kC2S = FlowDirection::kClientToServer;
-constexpr auto kS2C = FlowDirection::kServerToClient;
+constexpr auto kC2S = Direction::kIn;
+constexpr auto kS2C = Direction::kOut;
 const char kChecks[] = " -o tcp.check_checksum:TRUE -o ip.check_checksum:TRUE";
 
 std::string RandomBytes(size_t n, uint32_t seed) {

@@ -44,11 +44,10 @@ void WriteTicks(const std::string& path, int seconds, bool gzip = false,
   std::unique_ptr<record::ByteSink> sink = std::move(file).value();
   auto w = record::AsciicastWriter::Create(std::move(sink), header, options);
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write(0, record::StreamId::kStdout, "start\r\n").ok());
+  ASSERT_TRUE((*w)->Write(0, Direction::kOut, "start\r\n").ok());
   for (int i = 1; i <= seconds; ++i) {
     std::string line = "tick " + std::to_string(i) + "\r\n";
-    ASSERT_TRUE(
-        (*w)->Write(i * 1'000'000LL, record::StreamId::kStdout, line).ok());
+    ASSERT_TRUE((*w)->Write(i * 1'000'000LL, Direction::kOut, line).ok());
   }
   ASSERT_TRUE((*w)->Close().ok());
 }

@@ -46,7 +46,7 @@ std::string MakeCast(const Events& events, int width = 80, int height = 24,
   auto w = record::AsciicastWriter::Create(std::move(below), header, options);
   EXPECT_TRUE(w.ok()) << w.status().ToString();
   for (const auto& [t, data] : events) {
-    EXPECT_TRUE((*w)->Write(t, record::StreamId::kStdout, data).ok());
+    EXPECT_TRUE((*w)->Write(t, Direction::kOut, data).ok());
   }
   EXPECT_TRUE((*w)->Close().ok());
   return raw->data();

@@ -90,9 +90,9 @@ TEST(AsciicastTest, EventsRoundTripWithTimesAndCodes) {
   AsciicastOptions opt;
   opt.record_input = true;
   auto w = NewWriter(&raw, opt);
-  ASSERT_TRUE(w->Write(1'500'000, StreamId::kStdout, "hello\r\n").ok());
-  ASSERT_TRUE(w->Write(1'600'001, StreamId::kStdin, "ls\r").ok());
-  ASSERT_TRUE(w->Write(1'700'000, StreamId::kStderr, "err\n").ok());
+  ASSERT_TRUE(w->Write(1'500'000, Direction::kOut, "hello\r\n").ok());
+  ASSERT_TRUE(w->Write(1'600'001, Direction::kIn, "ls\r").ok());
+  ASSERT_TRUE(w->Write(1'700'000, Direction::kErr, "err\n").ok());
   ASSERT_TRUE(w->Resize(2'000'000, 100, 30).ok());
   ASSERT_TRUE(w->Exit(2'500'000, 3).ok());
   ASSERT_TRUE(w->Close().ok());
@@ -120,7 +120,7 @@ TEST(AsciicastTest, EventsRoundTripWithTimesAndCodes) {
 TEST(AsciicastTest, InputIsNotRecordedUnlessAskedFor) {
   StringSink* raw;
   auto w = NewWriter(&raw);
-  ASSERT_TRUE(w->Write(1, StreamId::kStdin, "secret\r").ok());
+  ASSERT_TRUE(w->Write(1, Direction::kIn, "secret\r").ok());
   ASSERT_TRUE(w->Close().ok());
   EXPECT_EQ(raw->data().find("secret"), std::string::npos);
 }
@@ -128,9 +128,9 @@ TEST(AsciicastTest, InputIsNotRecordedUnlessAskedFor) {
 TEST(AsciicastTest, TimesNeverDecrease) {
   StringSink* raw;
   auto w = NewWriter(&raw);
-  ASSERT_TRUE(w->Write(5'000'000, StreamId::kStdout, "a").ok());
-  ASSERT_TRUE(w->Write(4'000'000, StreamId::kStdout, "b").ok());
-  ASSERT_TRUE(w->Write(-7, StreamId::kStdout, "c").ok());
+  ASSERT_TRUE(w->Write(5'000'000, Direction::kOut, "a").ok());
+  ASSERT_TRUE(w->Write(4'000'000, Direction::kOut, "b").ok());
+  ASSERT_TRUE(w->Write(-7, Direction::kOut, "c").ok());
   ASSERT_TRUE(w->Close().ok());
   auto events = ReadAll(raw->data());
   ASSERT_EQ(events.size(), 3u);
@@ -145,10 +145,10 @@ TEST(AsciicastTest, MonotonicClockTimesIgnoreWallSteps) {
   StringSink* raw;
   auto w = NewWriter(&raw, opt);
   clock.Advance(250'000);
-  ASSERT_TRUE(w->WriteNow(StreamId::kStdout, "a").ok());
+  ASSERT_TRUE(w->WriteNow(Direction::kOut, "a").ok());
   clock.StepWall(-3'600'000'000);  // NTP steps the wall clock back an hour.
   clock.Advance(250'000);
-  ASSERT_TRUE(w->WriteNow(StreamId::kStdout, "b").ok());
+  ASSERT_TRUE(w->WriteNow(Direction::kOut, "b").ok());
   ASSERT_TRUE(w->Close().ok());
   auto events = ReadAll(raw->data());
   ASSERT_EQ(events.size(), 2u);
@@ -160,11 +160,11 @@ TEST(AsciicastTest, SplitCharactersStayWholePerStream) {
   StringSink* raw;
   auto w = NewWriter(&raw);
   // stdout and stderr each split a character; they must not mix.
-  ASSERT_TRUE(w->Write(1, StreamId::kStdout, "\xC5").ok());
-  ASSERT_TRUE(w->Write(2, StreamId::kStderr, "\xE2\x82").ok());
-  ASSERT_TRUE(w->Write(3, StreamId::kStdout, "\xBC").ok());
-  ASSERT_TRUE(w->Write(4, StreamId::kStderr, "\xAC").ok());
-  ASSERT_TRUE(w->Write(5, StreamId::kStdout, "\xC3").ok());  // Never ends.
+  ASSERT_TRUE(w->Write(1, Direction::kOut, "\xC5").ok());
+  ASSERT_TRUE(w->Write(2, Direction::kErr, "\xE2\x82").ok());
+  ASSERT_TRUE(w->Write(3, Direction::kOut, "\xBC").ok());
+  ASSERT_TRUE(w->Write(4, Direction::kErr, "\xAC").ok());
+  ASSERT_TRUE(w->Write(5, Direction::kOut, "\xC3").ok());  // Never ends.
   ASSERT_TRUE(w->Close().ok());
   auto events = ReadAll(raw->data());
   ASSERT_EQ(events.size(), 3u);
@@ -193,7 +193,7 @@ TEST(AsciicastTest, ReaderToleratesACutLastLine) {
   StringSink* raw;
   auto w = NewWriter(&raw);
   for (int i = 0; i < 50; ++i) {
-    ASSERT_TRUE(w->Write(i * 1000, StreamId::kStdout,
+    ASSERT_TRUE(w->Write(i * 1000, Direction::kOut,
                          "line " + std::to_string(i) + "\r\n")
                     .ok());
   }
@@ -254,7 +254,7 @@ TEST(AsciicastTest, GzipLayerIsTransparentToTheReader) {
   ASSERT_TRUE(gz.ok());
   auto w = AsciicastWriter::Create(std::move(gz).value(), AsciicastHeader{});
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write(10, StreamId::kStdout, "zipped\n").ok());
+  ASSERT_TRUE((*w)->Write(10, Direction::kOut, "zipped\n").ok());
   ASSERT_TRUE((*w)->Close().ok());
   EXPECT_EQ(static_cast<unsigned char>(raw->data()[0]), 0x1f);
   auto events = ReadAll(raw->data());
@@ -271,7 +271,7 @@ class EncryptedAsciicastTest : public ::testing::Test {
     opt.session_id = "sess-1";
     auto w = NewWriter(&raw, opt);
     for (int i = 0; i < 5; ++i) {
-      EXPECT_TRUE(w->Write(i * 100'000, StreamId::kStdout,
+      EXPECT_TRUE(w->Write(i * 100'000, Direction::kOut,
                            "secret output " + std::to_string(i) + "\r\n")
                       .ok());
     }
@@ -382,7 +382,7 @@ TEST_F(EncryptedAsciicastTest, PlainCastStopsForGoodAtAFailedChunk) {
     opt.gzip = gzip;
     auto w = NewWriter(&raw, opt);
     for (int i = 0; i < 6; ++i) {
-      ASSERT_TRUE(w->Write(i * 100'000, StreamId::kStdout,
+      ASSERT_TRUE(w->Write(i * 100'000, Direction::kOut,
                            "line " + std::to_string(i) + " of output\r\n")
                       .ok());
     }
@@ -437,7 +437,7 @@ TEST(PlainCastTest, CommandMentioningEncryptionIsStillPlain) {
   AsciicastHeader h;
   h.command = "echo mezite_encryption";
   auto w = NewWriter(&raw, {}, h);
-  ASSERT_TRUE(w->Write(1000, StreamId::kStdout, "mezite_encryption\r\n").ok());
+  ASSERT_TRUE(w->Write(1000, Direction::kOut, "mezite_encryption\r\n").ok());
   ASSERT_TRUE(w->Close().ok());
   auto src = OpenPlainCast(OpenRecordingBytes(raw->data()), std::nullopt);
   ASSERT_TRUE(src.ok()) << src.status().ToString();

@@ -24,6 +24,20 @@ Status ValidateSize(int width, int height, std::string_view what) {
   return Status::Ok();
 }
 
+// The per-stream decoder of a direction: stdout, stderr, stdin (the order
+// Close flushes them in).
+int StreamIndex(Direction d) {
+  switch (d) {
+    case Direction::kOut:
+      return 0;
+    case Direction::kErr:
+      return 1;
+    case Direction::kIn:
+      return 2;
+  }
+  return 0;
+}
+
 }  // namespace
 
 struct AsciicastWriter::Deflater {
@@ -176,14 +190,14 @@ Status AsciicastWriter::Compress(std::string_view plaintext, std::string* out) {
   return Status::Ok();
 }
 
-Status AsciicastWriter::Write(int64_t time_us, StreamId stream,
+Status AsciicastWriter::Write(int64_t time_us, Direction stream,
                               std::string_view bytes) {
   if (closed_) return FailedPrecondition("write to closed recording");
-  if (stream == StreamId::kStdin && !options_.record_input) {
+  if (stream == Direction::kIn && !options_.record_input) {
     return Status::Ok();
   }
-  int idx = static_cast<int>(stream);
-  char code = stream == StreamId::kStdin ? 'i' : 'o';
+  int idx = StreamIndex(stream);
+  char code = stream == Direction::kIn ? 'i' : 'o';
   time_us = ClampTime(time_us);
   scratch_.clear();
   if (sealer_) {
@@ -195,7 +209,7 @@ Status AsciicastWriter::Write(int64_t time_us, StreamId stream,
   return Emit(time_us, code, scratch_, /*is_text=*/!sealer_);
 }
 
-Status AsciicastWriter::WriteNow(StreamId stream, std::string_view bytes) {
+Status AsciicastWriter::WriteNow(Direction stream, std::string_view bytes) {
   return Write(ElapsedMicros(), stream, bytes);
 }
 
@@ -232,7 +246,7 @@ Status AsciicastWriter::Close() {
       streams_json_[idx].Finish(&scratch_);
     }
     if (scratch_.empty()) continue;
-    char code = idx == static_cast<int>(StreamId::kStdin) ? 'i' : 'o';
+    char code = idx == StreamIndex(Direction::kIn) ? 'i' : 'o';
     s = Emit(last_time_us_, code, scratch_, /*is_text=*/!sealer_);
   }
   if (s.ok() && sealer_) {

@@ -20,6 +20,7 @@
 #include "libmez/record/sink.h"
 #include "libmez/record/utf8.h"
 #include "libmez/util/clock.h"
+#include "libmez/util/stream.h"
 
 namespace mez::record {
 
@@ -34,10 +35,8 @@ struct AsciicastHeader {
   std::map<std::string, std::string> env;  // Other env values.
 };
 
-enum class StreamId { kStdout = 0, kStderr = 1, kStdin = 2 };
-
 struct AsciicastOptions {
-  // Write "i" events for kStdin data; off by default (input may hold
+  // Write "i" events for Direction::kIn data; off by default (input may hold
   // passwords typed at prompts with echo off).
   bool record_input = false;
   // Encryption: a kKeySize key and the session id bound into every chunk.
@@ -74,11 +73,11 @@ class AsciicastWriter {
   ~AsciicastWriter();
 
   // Data of one stream at `time_us` microseconds after the start.
-  Status Write(int64_t time_us, StreamId stream, std::string_view bytes);
+  Status Write(int64_t time_us, Direction stream, std::string_view bytes);
   Status Resize(int64_t time_us, int width, int height);
   Status Exit(int64_t time_us, int exit_status);
   // The same, timed by the clock.
-  Status WriteNow(StreamId stream, std::string_view bytes);
+  Status WriteNow(Direction stream, std::string_view bytes);
   int64_t ElapsedMicros() const;
 
   // Pushes buffered lines to the sink and flushes it.

@@ -327,8 +327,8 @@ Result<bool> PcapReader::ParseTcp(const Record& rec, PcapPacket* packet) {
   packet->flow = it->second;
   packet->direction = (packet->flow.client_port == sport &&
                        packet->flow.client_ip == IpText(src, v6))
-                          ? FlowDirection::kClientToServer
-                          : FlowDirection::kServerToClient;
+                          ? Direction::kIn
+                          : Direction::kOut;
   packet->time_us = rec.time_us;
   packet->tcp_flags = flags;
   packet->seq = Be32(p + tcp + 4);
@@ -340,8 +340,7 @@ Result<bool> PcapReader::ParseTcp(const Record& rec, PcapPacket* packet) {
     const std::string context = packet->flow.ToString();
     const ChunkInfo info{
         rec.time_us,
-        static_cast<uint8_t>(
-            packet->direction == FlowDirection::kClientToServer ? 'i' : 'o'),
+        static_cast<uint8_t>(packet->direction == Direction::kIn ? 'i' : 'o'),
         context};
     MEZ_ASSIGN_OR_RETURN(packet->payload, opener_->Open(info, payload));
   } else {
@@ -446,7 +445,7 @@ Result<Reassembly> ReassembleFlows(PcapReader* reader) {
       continue;
     }
     if (ack && st.syn && st.synack && !f.established &&
-        p.direction == FlowDirection::kClientToServer) {
+        p.direction == Direction::kIn) {
       f.established = true;
     }
     const bool fin = (p.tcp_flags & kTcpFin) != 0;

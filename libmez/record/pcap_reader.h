@@ -25,9 +25,9 @@ namespace mez::record {
 inline constexpr uint32_t kPcapMaxRecord = 16u << 20;
 
 struct PcapPacket {
-  int64_t time_us = 0;  // Microseconds since the Unix epoch.
-  FlowKey flow;         // Oriented by the flow's SYN.
-  FlowDirection direction = FlowDirection::kClientToServer;
+  int64_t time_us = 0;                   // Microseconds since the Unix epoch.
+  FlowKey flow;                          // Oriented by the flow's SYN.
+  Direction direction = Direction::kIn;  // kIn: client to server.
   uint8_t tcp_flags = 0;
   uint32_t seq = 0;
   uint32_t ack = 0;

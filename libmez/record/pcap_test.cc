@@ -15,8 +15,8 @@ namespace mez::record {
 namespace {
 
 constexpr int64_t kStart = 1'700'000'000'000'000;
-constexpr auto kC2S = FlowDirection::kClientToServer;
-constexpr auto kS2C = FlowDirection::kServerToClient;
+constexpr auto kC2S = Direction::kIn;
+constexpr auto kS2C = Direction::kOut;
 
 // An independent, deliberately naive parse of the bytes on disk, so that
 // the tests do not trust PcapReader to check PcapWriter.
@@ -394,6 +394,22 @@ TEST(PcapWriter, ResetEndsTheFlowAndCloseEndsTheWriter) {
   // No FIN is invented for a flow still open at Close.
   EXPECT_TRUE(re->flows[1].established);
   EXPECT_FALSE(re->flows[1].client_fin || re->flows[1].server_fin);
+}
+
+// A flow has two directions; the stderr of the shared vocabulary is refused
+// before anything is written.
+TEST(PcapWriter, StderrDirectionIsRefused) {
+  Fixture fx;
+  FlowId id = fx.Open("10.0.0.2");
+  size_t before = fx.bytes().size();
+  EXPECT_EQ(fx.writer->Data(id, kStart, Direction::kErr, "x").code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(fx.writer->Shutdown(id, kStart, Direction::kErr).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(fx.writer->Reset(id, kStart, Direction::kErr).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(fx.bytes().size(), before);
+  ASSERT_TRUE(fx.writer->Data(id, kStart, kS2C, "still open").ok());
 }
 
 // A sink that fails after some bytes, to check that errors are sticky.

@@ -100,10 +100,16 @@ std::string IpText(const std::string& bytes) {
   return buf;
 }
 
-int Index(FlowDirection d) { return static_cast<int>(d); }
-FlowDirection Other(FlowDirection d) {
-  return d == FlowDirection::kClientToServer ? FlowDirection::kServerToClient
-                                             : FlowDirection::kClientToServer;
+// A flow's two directions: kIn is client to server, kOut server to client.
+int Index(Direction d) { return d == Direction::kIn ? 0 : 1; }
+Direction Other(Direction d) {
+  return d == Direction::kIn ? Direction::kOut : Direction::kIn;
+}
+Status CheckFlowDirection(Direction d) {
+  if (d == Direction::kErr) {
+    return InvalidArgument("a TCP flow has no stderr direction");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -301,9 +307,9 @@ void PcapWriter::AppendMetadata(std::string* out, int64_t ts_us, char type,
 }
 
 void PcapWriter::AppendTcp(std::string* out, int64_t ts_us, const Flow& flow,
-                           FlowDirection from, uint8_t flags, uint32_t seq,
+                           Direction from, uint8_t flags, uint32_t seq,
                            uint32_t ack, std::string_view payload) {
-  const bool c2s = from == FlowDirection::kClientToServer;
+  const bool c2s = from == Direction::kIn;
   const bool v6 = flow.key.ipv6;
   const std::string& src = c2s ? flow.client_addr : flow.server_addr;
   const std::string& dst = c2s ? flow.server_addr : flow.client_addr;
@@ -385,8 +391,8 @@ Result<FlowId> PcapWriter::OpenFlow(int64_t wall_us, std::string_view src_host,
   MEZ_ASSIGN_OR_RETURN(int64_t ts, Stamp(wall_us));
   const uint32_t cisn = NextIsn();
   const uint32_t sisn = NextIsn();
-  constexpr auto kC = FlowDirection::kClientToServer;
-  constexpr auto kS = FlowDirection::kServerToClient;
+  constexpr auto kC = Direction::kIn;
+  constexpr auto kS = Direction::kOut;
   std::string out;
   AppendTcp(&out, ts, f, kC, kTcpSyn, cisn, 0, {});
   AppendTcp(&out, ts, f, kS, kTcpSyn | kTcpAck, sisn, cisn + 1, {});
@@ -408,15 +414,15 @@ Status PcapWriter::FailedOpen(int64_t wall_us, std::string_view src_host,
   MEZ_ASSIGN_OR_RETURN(int64_t ts, Stamp(wall_us));
   const uint32_t cisn = NextIsn();
   std::string out;
-  AppendTcp(&out, ts, f, FlowDirection::kClientToServer, kTcpSyn, cisn, 0, {});
+  AppendTcp(&out, ts, f, Direction::kIn, kTcpSyn, cisn, 0, {});
   // RFC 9293 3.10.7.1: a RST answering a SYN has seq 0 and acks the SYN.
-  AppendTcp(&out, ts, f, FlowDirection::kServerToClient, kTcpRst | kTcpAck, 0,
-            cisn + 1, {});
+  AppendTcp(&out, ts, f, Direction::kOut, kTcpRst | kTcpAck, 0, cisn + 1, {});
   return Emit(out);
 }
 
-Status PcapWriter::Data(FlowId id, int64_t wall_us, FlowDirection dir,
+Status PcapWriter::Data(FlowId id, int64_t wall_us, Direction dir,
                         std::string_view data) {
+  MEZ_RETURN_IF_ERROR(CheckFlowDirection(dir));
   std::lock_guard<std::mutex> lock(mu_);
   MEZ_RETURN_IF_ERROR(CheckUsable());
   MEZ_ASSIGN_OR_RETURN(Flow * f, FindFlow(id));
@@ -466,7 +472,8 @@ Status PcapWriter::Data(FlowId id, int64_t wall_us, FlowDirection dir,
   return Emit(out);
 }
 
-Status PcapWriter::Shutdown(FlowId id, int64_t wall_us, FlowDirection dir) {
+Status PcapWriter::Shutdown(FlowId id, int64_t wall_us, Direction dir) {
+  MEZ_RETURN_IF_ERROR(CheckFlowDirection(dir));
   std::lock_guard<std::mutex> lock(mu_);
   MEZ_RETURN_IF_ERROR(CheckUsable());
   MEZ_ASSIGN_OR_RETURN(Flow * f, FindFlow(id));
@@ -487,7 +494,8 @@ Status PcapWriter::Shutdown(FlowId id, int64_t wall_us, FlowDirection dir) {
   return Emit(out);
 }
 
-Status PcapWriter::Reset(FlowId id, int64_t wall_us, FlowDirection from) {
+Status PcapWriter::Reset(FlowId id, int64_t wall_us, Direction from) {
+  MEZ_RETURN_IF_ERROR(CheckFlowDirection(from));
   std::lock_guard<std::mutex> lock(mu_);
   MEZ_RETURN_IF_ERROR(CheckUsable());
   MEZ_ASSIGN_OR_RETURN(Flow * f, FindFlow(id));

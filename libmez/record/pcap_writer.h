@@ -26,6 +26,7 @@
 #include "libmez/record/seal.h"
 #include "libmez/record/sink.h"
 #include "libmez/util/status.h"
+#include "libmez/util/stream.h"
 
 namespace mez::record {
 
@@ -49,11 +50,6 @@ inline constexpr uint8_t kTcpSyn = 0x02;
 inline constexpr uint8_t kTcpRst = 0x04;
 inline constexpr uint8_t kTcpPsh = 0x08;
 inline constexpr uint8_t kTcpAck = 0x10;
-
-enum class FlowDirection : uint8_t {
-  kClientToServer = 0,  // Chunk direction 'i'.
-  kServerToClient = 1,  // Chunk direction 'o'.
-};
 
 // A flow as written: textual addresses ("198.18.0.1", "2001:db8::1") and
 // ports, oriented client (the SYN sender) to server.
@@ -131,13 +127,13 @@ class PcapWriter {
   // the MSS (MSS - kSealOverhead of plaintext when encrypted), acknowledged
   // by the peer. Empty data writes nothing. Fails after that direction's
   // Shutdown or after Reset.
-  Status Data(FlowId flow, int64_t wall_us, FlowDirection dir,
+  Status Data(FlowId flow, int64_t wall_us, Direction dir,
               std::string_view data);
   // EOF of direction `dir` (half close): FIN|ACK, acknowledged. Once both
   // directions are shut down the flow is finished and its id is invalid.
-  Status Shutdown(FlowId flow, int64_t wall_us, FlowDirection dir);
+  Status Shutdown(FlowId flow, int64_t wall_us, Direction dir);
   // Aborts the flow: RST|ACK from the side `from`. The id becomes invalid.
-  Status Reset(FlowId flow, int64_t wall_us, FlowDirection from);
+  Status Reset(FlowId flow, int64_t wall_us, Direction from);
 
   // The addresses and ports a flow was given.
   Result<FlowKey> GetFlowKey(FlowId flow) const;
@@ -154,7 +150,7 @@ class PcapWriter {
     std::string context;      // key.ToString(), the ChunkInfo context.
     std::string client_addr;  // 4 or 16 raw bytes.
     std::string server_addr;
-    uint32_t next_seq[2] = {0, 0};  // Indexed by FlowDirection.
+    uint32_t next_seq[2] = {0, 0};  // [0] client to server, [1] back.
     bool fin[2] = {false, false};
   };
 
@@ -169,7 +165,7 @@ class PcapWriter {
   uint32_t NextIsn();
   std::string MapHostname(std::string_view name);
   void AppendTcp(std::string* out, int64_t ts_us, const Flow& flow,
-                 FlowDirection from, uint8_t flags, uint32_t seq, uint32_t ack,
+                 Direction from, uint8_t flags, uint32_t seq, uint32_t ack,
                  std::string_view payload);
   void AppendFrame(std::string* out, int64_t ts_us, std::string_view frame);
   void AppendMetadata(std::string* out, int64_t ts_us, char type,

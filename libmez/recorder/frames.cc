@@ -5,25 +5,11 @@
 #include <cstdlib>
 
 #include "libmez/auth/ssh_cert.h"
+#include "libmez/spool/frame_enums.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
 
 namespace mez::recorder {
-namespace {
-
-mezite::v1::Direction ToProto(ssh::Direction d) {
-  switch (d) {
-    case ssh::Direction::kIn:
-      return mezite::v1::DIRECTION_IN;
-    case ssh::Direction::kOut:
-      return mezite::v1::DIRECTION_OUT;
-    case ssh::Direction::kErr:
-      return mezite::v1::DIRECTION_ERR;
-  }
-  return mezite::v1::DIRECTION_UNSPECIFIED;
-}
-
-}  // namespace
 
 Result<RecordingMode> ParseRecordingMode(std::string_view text) {
   if (text == "node-sync") return RecordingMode::kNodeSync;
@@ -72,16 +58,14 @@ mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
   h->set_started_at_us(wall_us);
   h->set_node(node);
   h->set_login(info.login);
+  h->set_kind(spool::KindToProto(info.kind));
   switch (info.kind) {
-    case ssh::ChannelKind::kShell:
-      h->set_kind(mezite::v1::SESSION_KIND_SHELL);
+    case ChannelKind::kShell:
       break;
-    case ssh::ChannelKind::kExec:
-      h->set_kind(mezite::v1::SESSION_KIND_EXEC);
+    case ChannelKind::kExec:
       h->set_command(info.command);
       break;
-    case ssh::ChannelKind::kTcpip:
-      h->set_kind(mezite::v1::SESSION_KIND_TCPIP);
+    case ChannelKind::kTcpip:
       h->set_src_host(info.src_host);
       h->set_src_port(info.src_port);
       h->set_dst_host(info.dst_host);
@@ -105,7 +89,7 @@ mezite::v1::RecordFrame ChunkFrame(ssh::Direction direction,
   mezite::v1::RecordFrame frame;
   auto* c = frame.mutable_chunk();
   c->set_offset_us(offset_us);
-  c->set_direction(ToProto(direction));
+  c->set_direction(spool::DirectionToProto(direction));
   c->set_data(std::string(bytes));
   return frame;
 }

@@ -14,18 +14,6 @@ constexpr size_t kMaxFieldBytes = 256;
 
 Status Invalid(const std::string& m) { return InvalidArgument(m); }
 
-const char* KindName(int kind) {
-  switch (kind) {
-    case 1:
-      return "shell";
-    case 2:
-      return "exec";
-    case 3:
-      return "tcpip";
-  }
-  return "";
-}
-
 Status CheckText(const std::string& value, const char* field, size_t max) {
   if (value.size() > max) {
     return Invalid(std::string(field) + " is " + std::to_string(value.size()) +
@@ -89,7 +77,7 @@ IngestStream::~IngestStream() {
   manager_->Forget(this);
 }
 
-Status IngestStream::Chunk(int64_t offset_us, ChunkDirection dir,
+Status IngestStream::Chunk(int64_t offset_us, Direction dir,
                            std::string_view data) {
   if (data.size() > kMaxChunkBytes) {
     return Invalid("chunk of " + std::to_string(data.size()) +
@@ -103,17 +91,13 @@ Status IngestStream::Chunk(int64_t offset_us, ChunkDirection dir,
   ++frames_;
   bytes_ += data.size();
   if (cast_) {
-    record::StreamId id = dir == ChunkDirection::kIn ? record::StreamId::kStdin
-                          : dir == ChunkDirection::kErr
-                              ? record::StreamId::kStderr
-                              : record::StreamId::kStdout;
-    MEZ_RETURN_IF_ERROR(Stored(cast_->Write(offset_us, id, data)));
+    MEZ_RETURN_IF_ERROR(Stored(cast_->Write(offset_us, dir, data)));
     dirty_ = true;
     if (!manager_->opt_.recording.gzip) return Stored(cast_->Flush());
     return Status::Ok();
   }
   if (pcap_) {
-    if (dir == ChunkDirection::kErr) {
+    if (dir == Direction::kErr) {
       return Invalid("tcpip streams carry only in and out chunks");
     }
     int64_t wall = session_.started_us + offset_us;
@@ -123,20 +107,16 @@ Status IngestStream::Chunk(int64_t offset_us, ChunkDirection dir,
                                          src_port_, dst_host_, dst_port_));
       flow_open_ = true;
     }
-    auto fd = dir == ChunkDirection::kIn
-                  ? record::FlowDirection::kClientToServer
-                  : record::FlowDirection::kServerToClient;
-    if ((fd == record::FlowDirection::kClientToServer && in_shut_) ||
-        (fd == record::FlowDirection::kServerToClient && out_shut_)) {
+    if ((dir == Direction::kIn && in_shut_) ||
+        (dir == Direction::kOut && out_shut_)) {
       return Invalid("data after end of that direction");
     }
     if (data.empty()) {
       // An empty chunk marks the end of that direction (half close).
-      (fd == record::FlowDirection::kClientToServer ? in_shut_ : out_shut_) =
-          true;
-      return pcap_->writer->Shutdown(flow_, wall, fd);
+      (dir == Direction::kIn ? in_shut_ : out_shut_) = true;
+      return pcap_->writer->Shutdown(flow_, wall, dir);
     }
-    return pcap_->writer->Data(flow_, wall, fd, data);
+    return pcap_->writer->Data(flow_, wall, dir, data);
   }
   return Status::Ok();  // Format "none": counted, not stored.
 }
@@ -230,16 +210,13 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
       auto& w = pcap_->writer;
       if (complete) {
         if (!in_shut_) {
-          result = w->Shutdown(flow_, ended_us,
-                               record::FlowDirection::kClientToServer);
+          result = w->Shutdown(flow_, ended_us, Direction::kIn);
         }
         if (!out_shut_ && result.ok()) {
-          result = w->Shutdown(flow_, ended_us,
-                               record::FlowDirection::kServerToClient);
+          result = w->Shutdown(flow_, ended_us, Direction::kOut);
         }
       } else {
-        result =
-            w->Reset(flow_, ended_us, record::FlowDirection::kServerToClient);
+        result = w->Reset(flow_, ended_us, Direction::kOut);
       }
     }
   }
@@ -470,24 +447,20 @@ Result<IngestManager::Checked> IngestManager::Check(
         "connection_id must be 1-128 characters of letters, "
         "digits, '.', '_', '-' (not starting with '.' or '-')");
   }
-  const char* kind = KindName(h.kind);
-  if (*kind == '\0') {
-    return Invalid("unknown kind " + std::to_string(h.kind) +
-                   " (expected shell, exec or tcpip)");
-  }
+  if (!h.kind) return Invalid("unknown kind (expected shell, exec or tcpip)");
   MEZ_RETURN_IF_ERROR(CheckText(h.node, "node", kMaxFieldBytes));
   MEZ_RETURN_IF_ERROR(CheckText(h.login, "login", kMaxFieldBytes));
   MEZ_RETURN_IF_ERROR(CheckText(h.term, "term", 64));
-  std::string kind_s = kind;
-  if (kind_s == "shell" &&
+  const ChannelKind kind = *h.kind;
+  if (kind == ChannelKind::kShell &&
       (h.width < 1 || h.width > 65535 || h.height < 1 || h.height > 65535)) {
     return Invalid("shell streams need width and height in 1..65535");
   }
-  if (kind_s == "exec" && h.command.empty()) {
+  if (kind == ChannelKind::kExec && h.command.empty()) {
     return Invalid("exec streams need a command");
   }
   if (h.command.size() > 64 * 1024) return Invalid("command is over 64 KiB");
-  if (kind_s == "tcpip") {
+  if (kind == ChannelKind::kTcpip) {
     if (h.connection_id.empty()) {
       return Invalid("tcpip streams need a connection_id");
     }
@@ -498,7 +471,7 @@ Result<IngestManager::Checked> IngestManager::Check(
     if (h.src_port > 65535) return Invalid("src_port is over 65535");
     MEZ_RETURN_IF_ERROR(CheckText(h.src_host, "src_host", kMaxFieldBytes));
   }
-  return Checked{user, node, kind_s, started_us};
+  return Checked{user, node, std::string(ChannelKindName(kind)), started_us};
 }
 
 Status IngestManager::CheckHeader(const StreamHeader& header,

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -21,9 +22,10 @@
 #include "libmez/record/pcap_writer.h"
 #include "libmez/rpc/catalog_retry.h"
 #include "libmez/rpc/server_config.h"
-#include "libmez/store/blob_store.h"
 #include "libmez/spool/limits.h"
+#include "libmez/store/blob_store.h"
 #include "libmez/util/clock.h"
+#include "libmez/util/stream.h"
 
 namespace mez::rpc {
 
@@ -36,9 +38,6 @@ inline constexpr int64_t kMaxClockSkewUs = 300'000'000;
 // certificate's valid_after is backdated by this much).
 inline constexpr int64_t kGrantBackdateUs = 60'000'000;
 
-enum class StreamKind { kShell, kExec, kTcpip };
-enum class ChunkDirection { kIn, kOut, kErr };
-
 // A stream's header, as the transport delivered it (unverified).
 struct StreamHeader {
   std::string session_id;
@@ -49,7 +48,8 @@ struct StreamHeader {
   // Live streams: 0 for now, else within kMaxClockSkewUs of mezrecd's
   // clock. Uploads: the spool's start (required).
   int64_t started_at_us = 0;
-  int kind = 0;  // 1 shell, 2 exec, 3 tcpip (proto values)
+  // nullopt: a kind this build does not know (refused).
+  std::optional<ChannelKind> kind;
   uint32_t width = 0, height = 0;
   std::string command;
   std::string src_host;
@@ -104,7 +104,7 @@ class IngestManager;
 class IngestStream {
  public:
   ~IngestStream();
-  Status Chunk(int64_t offset_us, ChunkDirection dir, std::string_view data);
+  Status Chunk(int64_t offset_us, Direction dir, std::string_view data);
   Status Resize(int64_t offset_us, uint32_t width, uint32_t height);
   Status Exit(int64_t offset_us, int32_t status);
   // Ends the stream: closes (or releases) the file, records the end in the

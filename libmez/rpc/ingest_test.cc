@@ -69,7 +69,7 @@ class IngestTest : public ::testing::Test {
     h.session_id = id;
     h.connection_id = conn;
     h.user_token = alice_;
-    h.kind = 3;
+    h.kind = ChannelKind::kTcpip;
     h.dst_host = "db.internal";
     h.dst_port = 5432;
     h.node = "web-01";
@@ -105,8 +105,7 @@ TEST_F(IngestTest, IdlePcapIsClosedAfterTheTimeout) {
   Make(rec);
   for (const char* id : {"a", "b"}) {
     auto s = Begin(Tcpip(id));
-    ASSERT_TRUE(
-        s->Chunk(10, ChunkDirection::kIn, std::string("hi ") + id).ok());
+    ASSERT_TRUE(s->Chunk(10, Direction::kIn, std::string("hi ") + id).ok());
     ASSERT_TRUE(s->Finish(true).ok());
   }
   EXPECT_EQ(manager_->open_pcaps(), 1);
@@ -126,10 +125,10 @@ TEST_F(IngestTest, IdlePcapIsClosedAfterTheTimeout) {
 TEST_F(IngestTest, EndConnectionWaitsForOpenChannelsThenStartsANewFile) {
   Make();
   auto s = Begin(Tcpip("a"));
-  ASSERT_TRUE(s->Chunk(1, ChunkDirection::kOut, "payload").ok());
+  ASSERT_TRUE(s->Chunk(1, Direction::kOut, "payload").ok());
   EXPECT_EQ(manager_->EndConnection(kWeb01, "c1"), 1);
   EXPECT_EQ(manager_->open_pcaps(), 1);  // "a" is still writing.
-  ASSERT_TRUE(s->Chunk(2, ChunkDirection::kOut, " more").ok());
+  ASSERT_TRUE(s->Chunk(2, Direction::kOut, " more").ok());
   ASSERT_TRUE(s->Finish(true).ok());
   EXPECT_EQ(manager_->open_pcaps(), 0);
   EXPECT_EQ(
@@ -159,10 +158,10 @@ TEST_F(IngestTest, RefusedForwardIsSynAnsweredByRst) {
 TEST_F(IngestTest, EmptyChunkHalfClosesOneDirection) {
   Make();
   auto s = Begin(Tcpip("a"));
-  ASSERT_TRUE(s->Chunk(1, ChunkDirection::kIn, "request").ok());
-  ASSERT_TRUE(s->Chunk(2, ChunkDirection::kIn, "").ok());
-  EXPECT_FALSE(s->Chunk(3, ChunkDirection::kIn, "late").ok());
-  ASSERT_TRUE(s->Chunk(4, ChunkDirection::kOut, "response").ok());
+  ASSERT_TRUE(s->Chunk(1, Direction::kIn, "request").ok());
+  ASSERT_TRUE(s->Chunk(2, Direction::kIn, "").ok());
+  EXPECT_FALSE(s->Chunk(3, Direction::kIn, "late").ok());
+  ASSERT_TRUE(s->Chunk(4, Direction::kOut, "response").ok());
   ASSERT_TRUE(s->Finish(true).ok());
   manager_->EndConnection(kWeb01, "c1");
   auto f = Flows("alice/tcpip/c1_db.internal_5432.pcap").flows.at(0);
@@ -176,7 +175,7 @@ TEST_F(IngestTest, GzipIsFlushedWithinASecondByTheTimer) {
   rec.gzip = true;
   Make(rec);
   StreamHeader h = Tcpip("g");
-  h.kind = 1;
+  h.kind = ChannelKind::kShell;
   h.width = 80;
   h.height = 24;
   auto s = Begin(h);
@@ -193,7 +192,7 @@ TEST_F(IngestTest, GzipIsFlushedWithinASecondByTheTimer) {
     }
     return out;
   };
-  ASSERT_TRUE(s->Chunk(100, ChunkDirection::kOut, "marker-1").ok());
+  ASSERT_TRUE(s->Chunk(100, Direction::kOut, "marker-1").ok());
   manager_->Tick();
   EXPECT_EQ(readable().find("marker-1"), std::string::npos);
   clock_.Advance(1'000'000);
@@ -205,11 +204,11 @@ TEST_F(IngestTest, GzipIsFlushedWithinASecondByTheTimer) {
 TEST_F(IngestTest, AStreamDroppedWithoutFinishIsIncomplete) {
   Make();
   StreamHeader h = Tcpip("gone");
-  h.kind = 2;
+  h.kind = ChannelKind::kExec;
   h.command = "sleep 100";
   {
     auto s = Begin(h);
-    ASSERT_TRUE(s->Chunk(1, ChunkDirection::kOut, "partial").ok());
+    ASSERT_TRUE(s->Chunk(1, Direction::kOut, "partial").ok());
   }
   auto row = catalog_->GetSession("gone");
   ASSERT_TRUE(row.ok());
@@ -223,10 +222,10 @@ TEST_F(IngestTest, RecordingDisabledStoresNothingButAudits) {
   rec.enabled = false;
   Make(rec);
   StreamHeader h = Tcpip("off");
-  h.kind = 2;
+  h.kind = ChannelKind::kExec;
   h.command = "id";
   auto s = Begin(h);
-  ASSERT_TRUE(s->Chunk(1, ChunkDirection::kOut, "uid=0").ok());
+  ASSERT_TRUE(s->Chunk(1, Direction::kOut, "uid=0").ok());
   ASSERT_TRUE(s->Finish(true).ok());
   EXPECT_EQ(
       std::system(("test -z \"$(find " + dir_ + "/rec -type f)\"").c_str()), 0);
@@ -242,7 +241,7 @@ StreamHeader Exec(const std::string& id, const std::string& token) {
   StreamHeader h;
   h.session_id = id;
   h.user_token = token;
-  h.kind = 2;
+  h.kind = ChannelKind::kExec;
   h.command = "id";
   h.node = "web-01";
   return h;
@@ -300,7 +299,7 @@ TEST_F(IngestTest, ADuplicateIdLeavesTheLiveSessionAlone) {
   catalog::AuditFilter f;
   f.type = "session.end";
   EXPECT_TRUE(catalog_->ListAudit(f)->empty());
-  ASSERT_TRUE(live->Chunk(1, ChunkDirection::kOut, "still here").ok());
+  ASSERT_TRUE(live->Chunk(1, Direction::kOut, "still here").ok());
   ASSERT_TRUE(live->Finish(true).ok());
   EXPECT_EQ(catalog_->GetSession("taken")->status,
             catalog::SessionStatus::kComplete);
@@ -410,7 +409,7 @@ TEST_F(IngestTest, CheckHeaderHasNoSideEffects) {
 TEST_F(IngestTest, EndConnectionClosesOnlyTheCallersPcaps) {
   Make();
   auto s = Begin(Tcpip("a"));
-  ASSERT_TRUE(s->Chunk(1, ChunkDirection::kOut, "payload").ok());
+  ASSERT_TRUE(s->Chunk(1, Direction::kOut, "payload").ok());
   ASSERT_TRUE(s->Finish(true).ok());
   EXPECT_EQ(manager_->open_pcaps(), 1);
   EXPECT_EQ(manager_->EndConnection(Caller{"web-02", auth::Role::kNode}, "c1"),
@@ -549,7 +548,7 @@ TEST_F(IngestTest, AuditAndSessionEndAreRetriedUntilTheCatalogTakesThem) {
   Make({}, &flaky);
   auto s = manager_->Begin(Exec("flaky", alice_), kWeb01);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  ASSERT_TRUE((*s)->Chunk(1, ChunkDirection::kOut, "uid=0").ok());
+  ASSERT_TRUE((*s)->Chunk(1, Direction::kOut, "uid=0").ok());
   flaky.failing = true;
   ASSERT_TRUE((*s)->Finish(true).ok());
   // Nothing could be written; nothing is forgotten either.

@@ -1,5 +1,7 @@
 #include "libmez/rpc/proto_convert.h"
 
+#include "libmez/spool/frame_enums.h"
+
 namespace mez::rpc {
 
 StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
@@ -8,7 +10,7 @@ StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   h.connection_id = p.connection_id();
   h.user_token = p.user_token();
   h.started_at_us = p.started_at_us();
-  h.kind = p.kind();
+  h.kind = spool::KindFromProto(p.kind());
   h.width = p.width();
   h.height = p.height();
   h.command = p.command();
@@ -20,17 +22,6 @@ StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   h.login = p.login();
   h.term = p.term();
   return h;
-}
-
-ChunkDirection DirectionFromProto(mezite::v1::Direction d) {
-  switch (d) {
-    case mezite::v1::DIRECTION_IN:
-      return ChunkDirection::kIn;
-    case mezite::v1::DIRECTION_ERR:
-      return ChunkDirection::kErr;
-    default:
-      return ChunkDirection::kOut;
-  }
 }
 
 }  // namespace mez::rpc

@@ -1,5 +1,5 @@
 // Conversions between the recording protocol's messages and ingest's
-// types, in one place.
+// types; the protocol's enums are converted by libmez/spool/frame_enums.h.
 #ifndef MEZ_RPC_PROTO_CONVERT_H_
 #define MEZ_RPC_PROTO_CONVERT_H_
 
@@ -8,9 +8,9 @@
 
 namespace mez::rpc {
 
-// The ingest view of a header and a direction (unverified, as received).
+// The ingest view of a header (unverified, as received). Directions:
+// spool::DirectionFromProto.
 StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p);
-ChunkDirection DirectionFromProto(mezite::v1::Direction d);
 
 }  // namespace mez::rpc
 

@@ -4,6 +4,7 @@
 
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
@@ -103,7 +104,7 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
       case RecordFrame::kChunk:
         if (!stream_) return InvalidArgument("chunk frame before the header");
         return stream_->Chunk(f.chunk().offset_us(),
-                              DirectionFromProto(f.chunk().direction()),
+                              spool::DirectionFromProto(f.chunk().direction()),
                               f.chunk().data());
       case RecordFrame::kResize:
         if (!stream_) return InvalidArgument("resize frame before the header");

@@ -10,6 +10,7 @@
 
 #include "libmez/auth/token.h"
 #include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/file.h"
@@ -253,19 +254,6 @@ Status CheckFrames(spool::SpoolReader* reader) {
   }
 }
 
-const char* KindOf(int kind) {
-  switch (kind) {
-    case 1:
-      return "shell";
-    case 2:
-      return "exec";
-    case 3:
-      return "tcpip";
-    default:
-      return "";
-  }
-}
-
 }  // namespace
 
 Result<std::string> UploadManager::CheckHeader(const StreamHeader& h,
@@ -401,10 +389,11 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
       return reject(PermissionDenied("session " + h.session_id +
                                      " belongs to another user"));
     }
-    if (existing->kind != KindOf(h.kind)) {
+    // CheckHeader refused a kind this build does not know.
+    std::string kind(h.kind ? ChannelKindName(*h.kind) : "unknown");
+    if (existing->kind != kind) {
       return reject(InvalidArgument("session " + h.session_id + " is a " +
-                                    existing->kind + " session, not " +
-                                    KindOf(h.kind)));
+                                    existing->kind + " session, not " + kind));
     }
     // A complete recording is never replaced.
     if (existing->status == catalog::SessionStatus::kComplete) {
@@ -442,7 +431,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
       case mezite::v1::RecordFrame::kChunk:
         last_us = std::max(last_us, frame.chunk().offset_us());
         s = stream->Chunk(frame.chunk().offset_us(),
-                          DirectionFromProto(frame.chunk().direction()),
+                          spool::DirectionFromProto(frame.chunk().direction()),
                           frame.chunk().data());
         break;
       case mezite::v1::RecordFrame::kResize:

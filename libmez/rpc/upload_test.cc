@@ -168,9 +168,9 @@ TEST_F(UploadTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
   auto live = ingest_->Begin(h, node_);
   ASSERT_TRUE(live.ok()) << live.status().ToString();
   ASSERT_TRUE(
-      (*live)->Chunk(1000, ChunkDirection::kOut, "$ echo hi\r\nhi\r\n").ok());
+      (*live)->Chunk(1000, Direction::kOut, "$ echo hi\r\nhi\r\n").ok());
   ASSERT_TRUE((*live)
-                  ->Chunk(2500, ChunkDirection::kOut, "\033[31mred\033[0m\r\n")
+                  ->Chunk(2500, Direction::kOut, "\033[31mred\033[0m\r\n")
                   .ok());
   ASSERT_TRUE((*live)->Exit(3000, 0).ok());
   ASSERT_TRUE((*live)->Finish(true).ok());
@@ -253,7 +253,7 @@ TEST_F(UploadTest, ReplayCutShortIsRedone) {
   {
     auto partial = ingest_->Begin(h, node_);
     ASSERT_TRUE(partial.ok());
-    ASSERT_TRUE((*partial)->Chunk(1000, ChunkDirection::kOut, "$ ec").ok());
+    ASSERT_TRUE((*partial)->Chunk(1000, Direction::kOut, "$ ec").ok());
     // Abandoned without Finish, as a crash would leave it.
     ASSERT_TRUE(catalog_->MarkInterruptedSessions(clock_.WallMicros()).ok());
     ASSERT_TRUE((*partial)->Finish(false).ok());

@@ -10,19 +10,16 @@
 #include <string_view>
 #include <vector>
 
+#include "libmez/util/stream.h"
+
 namespace mez::ssh {
 
-enum class ChannelKind { kShell, kExec, kTcpip };
-
-enum class Direction {
-  kIn,   // client -> program (keystrokes, piped stdin); tcpip: -> destination
-  kOut,  // program stdout (with a pty: everything the terminal shows);
-         // tcpip: destination -> client
-  kErr,  // program stderr (exec without a pty only)
-};
-
-std::string_view ChannelKindName(ChannelKind kind);  // "shell", "exec", "tcpip"
-std::string_view DirectionName(Direction direction);  // "in", "out", "err"
+// The channel vocabulary is mez's own (libmez/util/stream.h), named here
+// for the tap's users.
+using mez::ChannelKind;
+using mez::ChannelKindName;
+using mez::Direction;
+using mez::DirectionName;
 
 // What is known when a shell, exec or direct-tcpip channel starts.
 struct ChannelInfo {

@@ -27,30 +27,6 @@
 
 namespace mez::ssh {
 
-std::string_view ChannelKindName(ChannelKind kind) {
-  switch (kind) {
-    case ChannelKind::kShell:
-      return "shell";
-    case ChannelKind::kExec:
-      return "exec";
-    case ChannelKind::kTcpip:
-      return "tcpip";
-  }
-  return "?";
-}
-
-std::string_view DirectionName(Direction direction) {
-  switch (direction) {
-    case Direction::kIn:
-      return "in";
-    case Direction::kOut:
-      return "out";
-    case Direction::kErr:
-      return "err";
-  }
-  return "?";
-}
-
 namespace {
 
 std::string AddressString(const sockaddr_storage& addr) {
