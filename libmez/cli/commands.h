@@ -1,6 +1,8 @@
 // The msh and mezctl commands, one function each: the binaries in cmd/
 // bind flags to these option structs and map the returned Status to an
 // exit code. Output goes to stdout; errors come back as the Status.
+// Each command (or group: nodes, users, config) has its own .cc file here;
+// msh ssh's OpenSSH launcher is openssh.h, their shared helpers call.h.
 #ifndef MEZ_CLI_COMMANDS_H_
 #define MEZ_CLI_COMMANDS_H_
 
