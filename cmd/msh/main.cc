@@ -1,7 +1,6 @@
 // msh: the Mezite user CLI.
 #include "cmd/common/run_app.h"
 #include "cmd/msh/commands.h"
-#include "cmd/msh/play.h"
 
 int main(int argc, char** argv) {
   CLI::App app{

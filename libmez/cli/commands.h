@@ -1,6 +1,8 @@
 // The msh and mezctl commands, one function each: the binaries in cmd/
 // bind flags to these option structs and map the returned Status to an
 // exit code. Output goes to stdout; errors come back as the Status.
+// Each command (or group: nodes, users, config) has its own .cc file here;
+// msh ssh's OpenSSH launcher is openssh.h, their shared helpers call.h.
 #ifndef MEZ_CLI_COMMANDS_H_
 #define MEZ_CLI_COMMANDS_H_
 
@@ -58,6 +60,21 @@ Status UsersLs(const std::string& identity, const std::string& format);
 Status UsersRm(const std::string& identity, const std::string& name);
 
 Status CaExport(const std::string& identity, const std::string& type);
+
+// msh play [--speed=N] [--skip-idle=DUR] [--format=pty|text|json|cast]
+//          ID|FILE
+struct PlayRecordingOptions {
+  std::string identity;  // For a session id.
+  double speed = 1.0;
+  std::string skip_idle;  // A duration; empty: pauses as recorded.
+  std::string format = "pty";
+  // A session id, or a local file (play::IsLocalRecording), decrypted
+  // with MEZITE_RECORDING_ENC_KEY when sealed.
+  std::string target;
+};
+// Plays `target` to stdout. kInvalidArgument for a bad --format or
+// --skip-idle; a damaged recording's error (kDataLoss) names the target.
+Status PlayRecording(const PlayRecordingOptions& o);
 
 // msh ssh [-p PORT] [-t|-T] [-N] [-L [BIND:]PORT:HOST:HOSTPORT]...
 //         [login@]NODE [command...]

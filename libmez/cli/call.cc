@@ -1,0 +1,30 @@
+#include "libmez/cli/call.h"
+
+#include <cstdio>
+
+#include "libmez/cli/commands.h"
+
+namespace mez::cli {
+
+Result<std::unique_ptr<rpc::ClusterClient>> Connect(
+    const std::string& identity_flag) {
+  MEZ_ASSIGN_OR_RETURN(auto id, rpc::ResolveIdentity(identity_flag));
+  return rpc::ClusterClient::Connect(id);
+}
+
+void PrintJson(const std::vector<nlohmann::ordered_json>& rows,
+               OutputFormat f) {
+  if (f == OutputFormat::kJson) {
+    std::printf("%s\n", nlohmann::ordered_json(rows).dump(2).c_str());
+  } else {
+    for (const auto& r : rows) std::printf("%s\n", r.dump().c_str());
+  }
+}
+
+int Report(const char* program, const Status& s) {
+  if (s.ok()) return 0;
+  std::fprintf(stderr, "%s: %s\n", program, s.message().c_str());
+  return s.code() == Code::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace mez::cli
