@@ -41,7 +41,7 @@ std::string Cast(const std::string& text, std::optional<std::string> key) {
   header.height = 24;
   auto w = record::AsciicastWriter::Create(std::move(sink), header, options);
   EXPECT_TRUE(w.ok()) << w.status().message();
-  EXPECT_TRUE((*w)->Write(0, record::StreamId::kStdout, text).ok());
+  EXPECT_TRUE((*w)->Write(0, Direction::kOut, text).ok());
   EXPECT_TRUE((*w)->Close().ok());
   return raw->data();
 }
