@@ -28,6 +28,8 @@
 #include "gtest/gtest.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
+#include "libmez/ssh/child_process.h"
+#include "libmez/ssh/login_policy.h"
 #include "libmez/util/file.h"
 #include "tests/test_util.h"
 
@@ -1192,6 +1194,77 @@ TEST_F(SshServerTest, RootRunsProgramsAsTheLogin) {
   std::vector<TapRecord> taps = Taps();
   ASSERT_EQ(taps.size(), 3u);
   EXPECT_EQ(taps[0].info.login, user.name());
+}
+
+// The jump host's policy through the server: the certificate's key id is
+// a login (standing for its first principal), any other name must be a
+// principal, and no session channel opens.
+TEST_F(SshServerTest, JumpHostPolicyTakesTheKeyIdAndOpensNoSessions) {
+  StartServer([](SshServerOptions& o) {
+    o.login_policy = std::make_shared<JumpHostLoginPolicy>();
+  });
+  int64_t now = time(nullptr);
+  std::string key =
+      MakeKey("jump", ca_pem_, {"ubuntu"}, now - 60, now + 3600);  // id alice
+  auto result = mez::testing::Run(Ssh(key, "true", "alice"));
+  EXPECT_EQ(result.exit_code, 255);
+  EXPECT_TRUE(Refusals().empty()) << Refusals()[0].reason;
+  result = mez::testing::Run(Ssh(key, "true", "mallory"));
+  EXPECT_EQ(result.exit_code, 255);
+  std::vector<AuthRefusal> refusals = Refusals();
+  ASSERT_FALSE(refusals.empty());
+  EXPECT_EQ(refusals[0].login, "mallory");
+  EXPECT_NE(refusals[0].reason.find("mallory"), std::string::npos)
+      << refusals[0].reason;
+  server_->Stop();
+  {
+    std::lock_guard<std::mutex> lock(tap_.mu);
+    EXPECT_TRUE(tap_.starts.empty());
+  }
+  // Only alice's connection authenticated.
+  EXPECT_EQ(ConnectionEnds().size(), 1u);
+}
+
+// The bridge's policy through the server: a login that is no local account
+// is accepted when the certificate names it, and its session runs what the
+// launcher made, recorded like any other.
+TEST_F(SshServerTest, BridgePolicyRunsWhatTheLauncherMakes) {
+  std::mutex seen_mu;
+  std::vector<std::string> seen_env;
+  StartServer([&](SshServerOptions& o) {
+    o.login_policy = std::make_shared<BridgeLoginPolicy>(
+        [&](const ChannelInfo& info, const std::vector<std::string>& env)
+            -> Result<std::unique_ptr<Program>> {
+          {
+            std::lock_guard<std::mutex> lock(seen_mu);
+            seen_env = env;
+          }
+          ChildSpec spec;
+          spec.shell = "/bin/sh";
+          spec.command = "echo bridged: " + info.command;
+          spec.home = "/";
+          spec.env = {"PATH=/usr/bin:/bin"};
+          MEZ_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> child,
+                               ChildProcess::Spawn(spec));
+          return std::unique_ptr<Program>(std::move(child));
+        });
+  });
+  int64_t now = time(nullptr);
+  std::string login = "meznosuchuser";
+  std::string key = MakeKey("bridge", ca_pem_, {login}, now - 60, now + 3600);
+  auto result = mez::testing::Run("LANG=C.UTF-8 " +
+                                  Ssh(key, "-o SendEnv=LANG hello", login));
+  EXPECT_EQ(result.exit_code, 0) << Stderr();
+  EXPECT_EQ(result.out, "bridged: hello\n");
+  EXPECT_TRUE(Refusals().empty()) << Refusals()[0].reason;
+  {
+    std::lock_guard<std::mutex> lock(seen_mu);
+    EXPECT_EQ(seen_env, std::vector<std::string>{"LANG=C.UTF-8"});
+  }
+  std::vector<TapRecord> taps = Taps();
+  ASSERT_EQ(taps.size(), 1u);
+  EXPECT_EQ(taps[0].info.login, login);
+  EXPECT_EQ(taps[0].info.command, "hello");
 }
 
 TEST_F(SshServerTest, StartRejectsBadOptions) {
