@@ -11,12 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "libmez/recorder/recorders.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/identity.h"
 #include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
-#include "libmez/recorder/recorders.h"
-#include "libmez/recorder/sync_recorder.h"
 #include "libmez/rpc/client.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/server.h"
@@ -493,10 +493,8 @@ std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca) {
 
 Result<std::optional<recorder::RecordingMode>> ModeFromEnv() {
   const char* m = getenv("MEZITE_RECORDING_MODE");
-  if (m == nullptr || *m == '\0')
-    return std::optional<recorder::RecordingMode>();
-  MEZ_ASSIGN_OR_RETURN(recorder::RecordingMode mode,
-                       recorder::ParseRecordingMode(m));
+  if (m == nullptr || *m == '\0') return std::optional<recorder::RecordingMode>();
+  MEZ_ASSIGN_OR_RETURN(recorder::RecordingMode mode, recorder::ParseRecordingMode(m));
   return std::optional<recorder::RecordingMode>(mode);
 }
 
