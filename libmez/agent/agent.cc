@@ -14,6 +14,7 @@
 #include "libmez/auth/token.h"
 #include "libmez/recorder/recorders.h"
 #include "libmez/recorder/sync_recorder.h"
+#include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -278,6 +279,8 @@ Status Agent::Impl::Init() {
   so.trusted_user_ca_blob = ca_blob;
   so.required_cert_extensions = {std::string(auth::kMeziteTokenExtension)};
   so.clock = opt_.clock;
+  MEZ_ASSIGN_OR_RETURN(so.login_policy,
+                       ssh::LocalLoginPolicy::ForThisProcess());
   so.check_certificate = [this](const std::string&, const auth::SshCert& c) {
     return CheckUserCertificate(c);
   };

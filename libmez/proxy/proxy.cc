@@ -20,6 +20,7 @@
 #include "libmez/rpc/client.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/server.h"
+#include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/ssh/upstream.h"
 #include "libmez/util/encoding.h"
@@ -227,7 +228,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
   so.port = port;
   so.host_key_openssh = std::move(host_key);
   so.trusted_user_ca_blob = std::move(ca_blob);
-  so.jump_host_only = true;
+  so.login_policy = std::make_shared<ssh::JumpHostLoginPolicy>();
   so.allow_tcpip_forwarding = true;
   so.clock = o->clock;
   so.on_refusal = [o](const ssh::AuthRefusal& r) {
@@ -264,10 +265,10 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
           {"remote", r.remote}, {"login", r.login}, {"reason", r.reason}};
       o->backend->Audit("auth.refused", r.key_id, r.target, d);
     };
-    to.launch_program = [o](const ssh::ChannelInfo& info,
-                            const std::vector<std::string>& env) {
-      return LaunchOnNode(*o, info, env);
-    };
+    to.login_policy = std::make_shared<ssh::BridgeLoginPolicy>(
+        [o](const ssh::ChannelInfo& info, const std::vector<std::string>& env) {
+          return LaunchOnNode(*o, info, env);
+        });
     to.open_tcpip = [o](const ssh::ChannelInfo& info) {
       return ForwardOnNode(*o, info);
     };

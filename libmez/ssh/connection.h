@@ -1,13 +1,14 @@
 // One accepted SSH connection, served on its own thread: key exchange,
-// certificate authentication, session channels and direct-tcpip channels.
-// Internal to libmez/ssh.
+// certificate authentication (the login decided by the server's
+// LoginPolicy) and the event loop over its channels. Internal to
+// libmez/ssh. The channels' own work is in session_channel.cc (shell and
+// exec) and tcpip_channel.cc (direct-tcpip).
 #ifndef MEZ_SSH_CONNECTION_H_
 #define MEZ_SSH_CONNECTION_H_
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
-#include <sys/types.h>
 
 #include <atomic>
 #include <map>
@@ -15,28 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/ssh_server.h"
 
 namespace mez::ssh {
 
 // Fixed for the server's lifetime; shared read-only by all connections.
 struct ServerContext {
-  const SshServerOptions* options = nullptr;
+  const SshServerOptions* options = nullptr;  // login_policy is set
   Clock* clock = nullptr;
   const std::atomic<bool>* stopping = nullptr;
-  std::string user;  // the user the server runs as
-  // Root may start sessions for any login in the passwd database; anyone
-  // else only for `user`.
-  bool is_root = false;
-};
-
-// A login's passwd entry, as the session's program gets it.
-struct LoginUser {
-  std::string name;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::string home;
-  std::string shell;
 };
 
 struct Channel;
@@ -56,32 +45,42 @@ class Connection {
 
  private:
   friend struct ConnectionCallbacks;
+  friend struct ChannelCallbacks;
+  friend struct SessionCallbacks;
 
+  // connection.cc: authentication and the loop.
   int OnAuthPubkey(const char* user, ssh_key pubkey, char signature_state);
-  ssh_channel OnChannelOpen();
   // Returns 1 for libssh's default reply (a refusal), 0 when handled.
   int OnMessage(ssh_message message);
-  int OnDirectTcpip(ssh_message message);
+  void Refuse(const std::string& login, const std::string& key_id,
+              const std::string& reason);
+  void Pump(Channel& ch);
+  void PullLeftover(Channel& ch);
+  void Unregister(Channel& ch);
+  bool NeedsQuickPoll() const;
+  // Work that no fd will announce is waiting: client bytes that arrived
+  // while a Pump pass was writing, or a window that opened then.
+  bool ReadyNow() const;
+
+  // session_channel.cc: shell and exec channels.
+  ssh_channel OnChannelOpen();
   bool StartProgram(Channel& ch, ChannelKind kind, const std::string& command);
   ChannelInfo SessionInfo(const Channel& ch, ChannelKind kind,
                           const std::string& command) const;
   // Ends a session channel before any program ran, with `message` on the
   // user's stderr (written by Pump).
   bool EndBeforeStart(Channel& ch, const std::string& message);
-  void Refuse(const std::string& login, const std::string& key_id,
-              const std::string& reason);
-  void Pump(Channel& ch);
+  void PumpSession(Channel& ch);
+  void DrainOutput(Channel& ch, bool is_err);
+  void Finish(Channel& ch);
+
+  // tcpip_channel.cc: direct-tcpip channels.
+  int OnDirectTcpip(ssh_message message);
   void PumpTcpip(Channel& ch);
-  void PullLeftover(Channel& ch);
+  // Closes a direct-tcpip channel whose tap wants the channel to end.
+  void EndTcpipForTap(Channel& ch);
   void SetSocketPoll(Channel& ch, short events);
   void CloseTcpip(Channel& ch, bool reached);
-  void DrainOutput(Channel& ch, bool is_err);
-  void Unregister(Channel& ch);
-  void Finish(Channel& ch);
-  bool NeedsQuickPoll() const;
-  // Work that no fd will announce is waiting: client bytes that arrived
-  // while a Pump pass was writing, or a window that opened then.
-  bool ReadyNow() const;
 
   const ServerContext* ctx_;
   ssh_session session_;
@@ -97,7 +96,7 @@ class Connection {
   // bytes, not zeroed, so that an idle session touches few of them.
   std::unique_ptr<char[]> read_buf_;
   std::string login_;
-  LoginUser user_;  // login_'s passwd entry
+  std::unique_ptr<Login> admitted_;  // what login_'s sessions run
   std::string key_id_;
   std::map<std::string, std::string> cert_extensions_;
   std::vector<std::unique_ptr<Channel>> channels_;

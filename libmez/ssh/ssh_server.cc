@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -91,20 +90,13 @@ Status SshServer::Impl::Init(SshServerOptions options) {
   if (options_.trusted_user_ca_blob.empty()) {
     return InvalidArgument("ssh server: no trusted user CA");
   }
-  uid_t uid = geteuid();
-  struct passwd pw;
-  struct passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 ||
-      found == nullptr) {
-    return FailedPrecondition("ssh server: no passwd entry for uid " +
-                              std::to_string(uid));
+  if (!options_.login_policy) {
+    MEZ_ASSIGN_OR_RETURN(options_.login_policy,
+                         LocalLoginPolicy::ForThisProcess());
   }
   ctx_.options = &options_;
   ctx_.clock = options_.clock;
   ctx_.stopping = &stopping_;
-  ctx_.user = pw.pw_name;
-  ctx_.is_root = uid == 0;
   MEZ_RETURN_IF_ERROR(LoadHostKey());
   if (!options_.accept_connections) return Status::Ok();
   MEZ_RETURN_IF_ERROR(Listen());

@@ -1,17 +1,16 @@
-// The node agent's SSH server (libssh): users authenticate with an OpenSSH
-// user certificate from the cluster's user CA and get session channels
-// (pty, shell, exec, env, window-change) and, with permit-port-forwarding,
-// direct-tcpip channels (ssh -L). Every byte through a channel is reported
-// to a ChannelTap.
+// The SSH server of mezd and of the proxy (libssh): users authenticate with
+// an OpenSSH user certificate from the cluster's user CA and get session
+// channels (pty, shell, exec, env, window-change) and, with
+// permit-port-forwarding, direct-tcpip channels (ssh -L). Every byte through
+// a channel is reported to a ChannelTap.
 //
-// Logins: the SSH user name must be one of the certificate's principals
-// and exist in the passwd database. A server running as root starts each
-// program as that login (setgid, supplementary groups, setuid; its home,
-// shell and environment from passwd). A server running as another user
-// only accepts that user's own login and refuses others at authentication.
-// direct-tcpip destinations are connected by the server process itself,
-// after an optional resolver (SshServerOptions::resolve_tcpip) rewrote or
-// refused them.
+// Logins: the SSH user name must be a principal of the certificate (as the
+// login policy maps it); SshServerOptions::login_policy then accepts or
+// refuses the login and decides what its session channels run (see
+// login_policy.h: mezd's local accounts, the proxy's jump host and its
+// agentless bridge). direct-tcpip destinations are connected by the server
+// process itself, after an optional resolver
+// (SshServerOptions::resolve_tcpip) rewrote or refused them.
 //
 // Threads: one acceptor thread, and one thread per connection owning that
 // connection's ssh_session and ssh_event (libssh objects are never shared
@@ -27,6 +26,7 @@
 
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/ssh/channel_tap.h"
+#include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/program.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
@@ -76,16 +76,6 @@ struct TcpipDestination {
 // concurrently, before any tap is made.
 using TcpipResolver =
     std::function<Result<TcpipDestination>(const ChannelInfo& info)>;
-
-// Makes the program behind a shell or exec channel instead of a local
-// child process (the proxy bridges to an agentless node's sshd this way).
-// `info` is the channel (kind, login, command, pty and size, target);
-// `env` the variables the client set that accept_env let through, and
-// TERM with a pty. Called on the connection's thread before the channel's
-// tap is made; the program is Start()ed once the tap accepted. A non-OK
-// result ends the channel with its message on the user's stderr.
-using ProgramLauncher = std::function<Result<std::unique_ptr<Program>>(
-    const ChannelInfo& info, const std::vector<std::string>& env)>;
 
 // A direct-tcpip destination opened by a TcpipOpener: `fd` is a connected
 // stream socket (the server makes it non-blocking and closes it), or -1
@@ -142,18 +132,12 @@ struct SshServerOptions {
   // answer is connected instead, or the open is refused (a proxy routes
   // node names to nodes this way).
   TcpipResolver resolve_tcpip;
-  // A jump host (the proxy role): no session channels (no shell, exec or
-  // subsystem is ever started), and the SSH user name need not be a local
-  // login. It must be the certificate's key id (the Mezite user, as in
-  // `ssh -J alice@proxy`) or one of its principals; CA, type, validity,
-  // critical options and required extensions are checked as usual.
-  bool jump_host_only = false;
+  // Who may log in and what their session channels run (called from
+  // connection threads, possibly concurrently, after check_certificate).
+  // Unset: LocalLoginPolicy::ForThisProcess() (mezd's local accounts).
+  std::shared_ptr<const LoginPolicy> login_policy;
   // False: no listening socket; connections only come through Adopt.
   bool accept_connections = true;
-  // Set: shell and exec channels run what it makes, and logins are not
-  // local accounts (any principal of the certificate is accepted; no
-  // passwd lookup). Unset: local child processes.
-  ProgramLauncher launch_program;
   // Set: direct-tcpip destinations are opened by it (after
   // resolve_tcpip, if that is set too).
   TcpipOpener open_tcpip;
@@ -164,7 +148,9 @@ class SshServer {
   // Binds, listens and starts accepting. The first Start sets SIGPIPE to
   // be ignored process-wide (a peer that closed must give EPIPE, not end
   // the process). kInvalidArgument for bad options
-  // (address, host key, CA); kUnavailable when the address cannot be bound.
+  // (address, host key, CA); kUnavailable when the address cannot be bound;
+  // kFailedPrecondition without a login_policy when the server's uid has
+  // no passwd entry.
   static Result<std::unique_ptr<SshServer>> Start(SshServerOptions options);
   // Stop().
   ~SshServer();
