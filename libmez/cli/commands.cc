@@ -19,6 +19,7 @@
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/cli/output.h"
 #include "libmez/rpc/client.h"
+#include "libmez/settings/settings.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/duration.h"
 #include "libmez/util/file.h"
@@ -186,13 +187,7 @@ Status ConfigGet(const std::string& identity, const std::string& key) {
 
 Status ConfigSet(const std::string& identity, const std::string& key,
                  const std::string& value) {
-  if (key == "session_recording" && value != "node-sync" && value != "node" &&
-      value != "off") {
-    return InvalidArgument(
-        "session_recording must be one of node-sync, node, "
-        "off (got '" +
-        value + "')");
-  }
+  MEZ_RETURN_IF_ERROR(settings::CheckValueIfKnown(key, value));
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
   pb::SetConfigRequest req;
   req.set_key(key);
