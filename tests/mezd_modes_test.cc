@@ -210,9 +210,10 @@ class MezdModesTest : public ::testing::Test {
 
 // `config set session_recording off` while a session runs: that session
 // stays recorded to its end; the next one is not recorded, but its start
-// and end are audited.
+// and end are audited. mezd learns the setting from its heartbeat answer
+// (every second here), and reports the mode it applies in the next one.
 TEST_F(MezdModesTest, OffAppliesToTheNextSessionNotTheRunningOne) {
-  StartNode();
+  StartNode({"--heartbeat", "1s"});
   std::string flag = dir_.File("go");
   Background running(
       MshSsh("echo first-start; while [ ! -e " + ShellQuote(flag) +
@@ -223,6 +224,12 @@ TEST_F(MezdModesTest, OffAppliesToTheNextSessionNotTheRunningOne) {
   })) << Text(dir_.File("a.err"));
 
   ASSERT_EQ(Admin("config set session_recording off").exit_code, 0);
+  ASSERT_TRUE(PollUntil([&] {
+    json nodes =
+        json::parse(Admin("nodes ls --format=json").out, nullptr, false);
+    return nodes.is_array() && nodes.size() == 1 &&
+           nodes[0].value("recording_mode", "") == "off";
+  })) << Admin("nodes ls").out;
   auto second = Sh(MshSsh("echo second-unrecorded") + " 2>&1");
   EXPECT_EQ(second.exit_code, 0) << second.out;
   EXPECT_NE(second.out.find("second-unrecorded"), std::string::npos);

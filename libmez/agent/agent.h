@@ -2,9 +2,11 @@
 // holders of the cluster's user certificates, and records every session
 // channel in the mode that applies when it starts:
 //   MEZITE_RECORDING_MODE (AgentOptions::mode_override) when set, else the
-//   cluster setting session_recording, asked for at every new session,
-//   else node. When mezrecd cannot be asked, node (nothing is lost: the
-//   spool is uploaded later).
+//   cluster setting session_recording as last learnt from the join and
+//   heartbeat answers (so a change reaches new sessions within one
+//   heartbeat_us), else node. While mezrecd is unreachable, and before its
+//   first answer, node (nothing is lost: the spool is uploaded later).
+//   No session waits on mezrecd to pick its mode (recorder/recorders.h).
 // node-sync streams live (SyncRecorder), node spools and uploads
 // (SpoolRecorder + Uploader), off records nothing but still reports
 // session.start and session.end to the audit log.
@@ -73,7 +75,7 @@ class Agent {
   uint16_t ssh_port() const;
   // The name the cluster knows this node by (empty until it answered).
   std::string node_name() const;
-  // The mode a session starting now would use (asks mezrecd).
+  // The mode a session starting now would use (never asks mezrecd).
   recorder::RecordingMode CurrentMode();
   // Stops the SSH server (sessions are hung up, their recordings closed),
   // then uploads and the heartbeat. Idempotent.

@@ -11,6 +11,7 @@
 
 #include "libmez/agent/credential.h"
 #include "libmez/agent/transport.h"
+#include "libmez/recorder/mode.h"
 #include "libmez/util/byte_size.h"
 #include "libmez/util/duration.h"
 #include "libmez/util/file.h"
@@ -73,14 +74,9 @@ Status Resolve(const Flags& f, const char* (*getenv_fn)(const char*),
     MEZ_ASSIGN_OR_RETURN(std::string t, ReadFile(f.token_file));
     opt->node_token = t.substr(0, t.find_first_of("\r\n"));
   }
-  if (const char* m = getenv_fn("MEZITE_RECORDING_MODE"); m && *m) {
-    auto mode = recorder::ParseRecordingMode(m);
-    if (!mode.ok()) {
-      return InvalidArgument("MEZITE_RECORDING_MODE: " +
-                             mode.status().message());
-    }
-    opt->mode_override = *mode;
-  }
+  MEZ_ASSIGN_OR_RETURN(
+      opt->mode_override,
+      recorder::RecordingModeFromEnv(getenv_fn(recorder::kRecordingModeEnv)));
   auto b = ParseByteSize(f.budget);
   if (!b.ok())
     return InvalidArgument("--spool-budget: " + b.status().message());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "libmez/settings/settings.h"
 #include "libmez/util/path.h"
 
 namespace mez::catalog {
@@ -119,19 +120,10 @@ Result<SessionStatus> ParseSessionStatus(std::string_view name) {
 }
 
 std::optional<std::string> DefaultConfigValue(std::string_view key) {
-  // Cluster defaults live in code, not in the database, so that changing a
-  // default needs no migration and an unset key reads as the default.
-  struct Default {
-    std::string_view key;
-    std::string_view value;
-  };
-  static constexpr Default kDefaults[] = {
-      {"session_recording", "node-sync"},
-  };
-  for (const Default& d : kDefaults) {
-    if (d.key == key) return std::string(d.value);
-  }
-  return std::nullopt;
+  // Cluster defaults live in code (the settings registry), not in the
+  // database, so that changing a default needs no migration and an unset
+  // key reads as the default.
+  return settings::DefaultValue(key);
 }
 
 Status ValidateSession(const Session& session) {

@@ -3,6 +3,7 @@
 
 #include "libmez/cli/call.h"
 #include "libmez/cli/commands.h"
+#include "libmez/settings/settings.h"
 
 namespace mez::cli {
 namespace {
@@ -24,13 +25,7 @@ Status ConfigGet(const std::string& identity, const std::string& key) {
 
 Status ConfigSet(const std::string& identity, const std::string& key,
                  const std::string& value) {
-  if (key == "session_recording" && value != "node-sync" && value != "node" &&
-      value != "off") {
-    return InvalidArgument(
-        "session_recording must be one of node-sync, node, "
-        "off (got '" +
-        value + "')");
-  }
+  MEZ_RETURN_IF_ERROR(settings::CheckValueIfKnown(key, value));
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
   pb::SetConfigRequest req;
   req.set_key(key);

@@ -17,9 +17,11 @@
 #include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
+#include "libmez/cluster/cluster.h"
 #include "libmez/rpc/client.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/server.h"
+#include "libmez/settings/settings.h"
 #include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/ssh/upstream.h"
@@ -249,6 +251,8 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     ro.token = std::make_shared<recorder::BearerToken>(o->token);
     ro.spool_dir = spool;
     ro.mode_override = o->mode_override;
+    ro.setting_source = o->setting_source;
+    if (!ro.setting_source) ro.setting_refresh_us = o->setting_refresh_us;
     ro.clock = o->clock;
     MEZ_ASSIGN_OR_RETURN(proxy->recorders_,
                          recorder::Recorders::Start(std::move(ro)));
@@ -492,10 +496,7 @@ std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca) {
 }
 
 Result<std::optional<recorder::RecordingMode>> ModeFromEnv() {
-  const char* m = getenv("MEZITE_RECORDING_MODE");
-  if (m == nullptr || *m == '\0') return std::optional<recorder::RecordingMode>();
-  MEZ_ASSIGN_OR_RETURN(recorder::RecordingMode mode, recorder::ParseRecordingMode(m));
-  return std::optional<recorder::RecordingMode>(mode);
+  return recorder::RecordingModeFromEnv(getenv(recorder::kRecordingModeEnv));
 }
 
 }  // namespace
@@ -550,6 +551,10 @@ Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
   po.channel = grpc::CreateChannel(rc.grpc_addr, Credentials(rc.tls_ca_pem));
   po.token = std::move(token);
   MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());
+  // New sessions read the setting from the catalog, not by RPC to itself.
+  po.setting_source = [catalog = rc.catalog] {
+    return cluster::ReadSetting(catalog, settings::kSessionRecording);
+  };
   po.clock = rc.clock;
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<Proxy> proxy,
                        Proxy::Start(std::move(po)));

@@ -42,6 +42,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -114,6 +115,11 @@ struct ProxyOptions {
   std::shared_ptr<grpc::Channel> channel;
   std::string token;
   std::optional<recorder::RecordingMode> mode_override;
+  // How new agentless sessions learn session_recording (recorders.h):
+  // from setting_source when set (the in-process proxy reads the catalog),
+  // else from a GetConfig over `channel` every setting_refresh_us.
+  std::function<Result<std::string>()> setting_source;
+  int64_t setting_refresh_us = 10'000'000;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };
 

@@ -11,27 +11,6 @@
 
 namespace mez::recorder {
 
-Result<RecordingMode> ParseRecordingMode(std::string_view text) {
-  if (text == "node-sync") return RecordingMode::kNodeSync;
-  if (text == "node") return RecordingMode::kNode;
-  if (text == "off") return RecordingMode::kOff;
-  return InvalidArgument(
-      "recording mode must be node-sync, node or off (got '" +
-      std::string(text) + "')");
-}
-
-std::string_view RecordingModeName(RecordingMode mode) {
-  switch (mode) {
-    case RecordingMode::kNodeSync:
-      return "node-sync";
-    case RecordingMode::kNode:
-      return "node";
-    case RecordingMode::kOff:
-      return "off";
-  }
-  return "node";
-}
-
 std::string NewRandomId() {
   unsigned char buf[16];
   if (RAND_bytes(buf, sizeof(buf)) != 1) {

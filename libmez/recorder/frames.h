@@ -7,18 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "libmez/recorder/mode.h"  // RecordingMode, for this header's users
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/util/status.h"
 #include "mezite/v1/recording.pb.h"
 
 namespace mez::recorder {
-
-// The cluster setting session_recording, as the agent applies it.
-enum class RecordingMode { kNodeSync, kNode, kOff };
-
-// "node-sync", "node", "off"; kInvalidArgument naming the choices.
-Result<RecordingMode> ParseRecordingMode(std::string_view text);
-std::string_view RecordingModeName(RecordingMode mode);
 
 // A fresh random identifier (32 lowercase hex characters).
 std::string NewRandomId();

@@ -20,6 +20,9 @@ namespace {
 namespace pb = mezite::v1;
 
 constexpr size_t kMaxQueuedAudit = 10'000;
+// How long a new session waits for a channel to mezrecd that is not
+// connected before it is recorded in node mode.
+constexpr auto kConnectWait = std::chrono::seconds(2);
 
 // Audit events the node reports (off mode, refusals, a full spool), sent
 // in order by one thread; kept and retried while mezrecd is unreachable.
@@ -203,7 +206,59 @@ class Recorders::Impl {
   std::mutex mu_;
   std::string setting_;  // guarded by mu_; last cluster setting seen
   std::set<std::string> sync_tcpip_connections_;  // guarded by mu_
+  // The refresh thread (setting_refresh_us > 0).
+  std::condition_variable refresh_cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread refresher_;
+
+  // Asks mezrecd for session_recording (at most 5 s) and notes the answer.
+  void RefreshOnce(Recorders* self);
+  // RefreshOnce every setting_refresh_us, off the connection threads.
+  void RefreshLoop(Recorders* self);
+  // The kept setting as a mode; node when none was learnt or it is not
+  // one this recorder knows.
+  RecordingMode KeptMode();
 };
+
+void Recorders::Impl::RefreshOnce(Recorders* self) {
+  grpc::ClientContext ctx;
+  opt_.token->Authorize(&ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  pb::GetConfigRequest req;
+  req.set_key("session_recording");
+  pb::ConfigValue value;
+  grpc::Status g = cluster_->GetConfig(&ctx, req, &value);
+  if (g.ok()) {
+    self->NoteSetting(value.value());
+  } else {
+    MEZ_LOG(kDebug) << "recording: cannot ask mezrecd for session_recording ("
+                    << g.error_message() << "); keeping the last answer";
+  }
+}
+
+void Recorders::Impl::RefreshLoop(Recorders* self) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    refresh_cv_.wait_for(lock,
+                         std::chrono::microseconds(opt_.setting_refresh_us),
+                         [this] { return stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    RefreshOnce(self);
+    lock.lock();
+  }
+}
+
+RecordingMode Recorders::Impl::KeptMode() {
+  std::string setting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    setting = setting_;
+  }
+  if (setting.empty()) return RecordingMode::kNode;
+  auto mode = ParseRecordingMode(setting);
+  return mode.ok() ? *mode : RecordingMode::kNode;
+}
 
 Result<std::unique_ptr<Recorders>> Recorders::Start(RecordersOptions options) {
   if (options.clock == nullptr) options.clock = RealClock();
@@ -235,28 +290,49 @@ Result<std::unique_ptr<Recorders>> Recorders::Start(RecordersOptions options) {
     audit->Push(std::move(e));
   };
   MEZ_ASSIGN_OR_RETURN(i->uploader_, Uploader::Start(std::move(up)));
-  return std::unique_ptr<Recorders>(new Recorders(std::move(impl)));
+  std::unique_ptr<Recorders> recorders(new Recorders(std::move(impl)));
+  if (i->opt_.setting_refresh_us > 0) {
+    // The first answer before any session starts (start-up may wait).
+    Recorders* self = recorders.get();
+    i->RefreshOnce(self);
+    i->refresher_ = std::thread([i, self] { i->RefreshLoop(self); });
+  }
+  return recorders;
 }
 
 Recorders::Recorders(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Recorders::~Recorders() { Stop(); }
 
 void Recorders::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu_);
+    impl_->stopping_ = true;
+    impl_->refresh_cv_.notify_all();
+  }
+  if (impl_->refresher_.joinable()) impl_->refresher_.join();
   if (impl_->uploader_) impl_->uploader_->Stop();
   impl_->uploader_.reset();
   impl_->audit_.reset();
 }
 
 void Recorders::NoteSetting(const std::string& value) {
+  if (value.empty()) return;
   std::lock_guard<std::mutex> lock(impl_->mu_);
+  if (value == impl_->setting_) return;
+  if (!ParseRecordingMode(value).ok()) {
+    MEZ_LOG(kWarning) << "recording: session_recording '" << value
+                      << "' is not a mode this node knows; recording new "
+                         "sessions in node mode";
+  } else {
+    MEZ_LOG(kInfo) << "recording: session_recording is " << value
+                   << " for new sessions";
+  }
   impl_->setting_ = value;
 }
 
 RecordingMode Recorders::LastKnownMode() {
   if (impl_->opt_.mode_override) return *impl_->opt_.mode_override;
-  std::lock_guard<std::mutex> lock(impl_->mu_);
-  auto m = ParseRecordingMode(impl_->setting_);
-  return m.ok() ? *m : RecordingMode::kNode;
+  return impl_->KeptMode();
 }
 
 void Recorders::Audit(pb::NodeAuditRequest event) {
@@ -266,28 +342,32 @@ void Recorders::Audit(pb::NodeAuditRequest event) {
 RecordingMode Recorders::ModeForNewSession() {
   const RecordersOptions& opt = impl_->opt_;
   if (opt.mode_override) return *opt.mode_override;
-  grpc::ClientContext ctx;
-  opt.token->Authorize(&ctx);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  pb::GetConfigRequest req;
-  req.set_key("session_recording");
-  pb::ConfigValue value;
-  grpc::Status g = impl_->cluster_->GetConfig(&ctx, req, &value);
-  if (!g.ok()) {
-    MEZ_LOG(kWarning) << "recording: cannot ask mezrecd for session_recording ("
-                      << g.error_message()
-                      << "); recording this session in node mode";
+  if (opt.setting_source) {
+    Result<std::string> value = opt.setting_source();
+    if (value.ok()) {
+      NoteSetting(*value);
+    } else {
+      MEZ_LOG(kWarning) << "recording: cannot read session_recording ("
+                        << value.status().message()
+                        << "); using the value last read";
+    }
+  }
+  // Only with mezrecd connected: node otherwise, which loses nothing,
+  // whatever the setting. A channel that is idle (no call for a while, or
+  // its connection dropped) gets the time GetConfig used to have to
+  // connect; one in transient failure none.
+  grpc_connectivity_state state = opt.channel->GetState(true);
+  if (state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) {
+    opt.channel->WaitForConnected(std::chrono::system_clock::now() +
+                                  kConnectWait);
+    state = opt.channel->GetState(false);
+  }
+  if (state != GRPC_CHANNEL_READY) {
+    MEZ_LOG(kWarning) << "recording: mezrecd is unreachable; recording this "
+                         "session in node mode";
     return RecordingMode::kNode;
   }
-  NoteSetting(value.value());
-  if (value.value().empty()) return RecordingMode::kNode;
-  auto mode = ParseRecordingMode(value.value());
-  if (!mode.ok()) {
-    MEZ_LOG(kWarning) << "recording: session_recording: "
-                      << mode.status().message() << "; using node";
-    return RecordingMode::kNode;
-  }
-  return *mode;
+  return impl_->KeptMode();
 }
 
 std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,

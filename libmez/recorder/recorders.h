@@ -1,10 +1,19 @@
 // Recording of SSH channels in the mode that applies when each starts
 // (DESIGN.md "modes"), shared by the node agent and the proxy's agentless
-// bridge, so both record through the same path:
-//   mode_override (MEZITE_RECORDING_MODE) when set, else the cluster
-//   setting session_recording, asked for at every new channel, else node;
-//   node when mezrecd cannot be asked (nothing is lost: the spool is
-//   uploaded later).
+// bridge, so both record through the same path. The mode of a new
+// channel is decided without asking anyone on the connection's thread:
+//   mode_override (MEZITE_RECORDING_MODE) when set; else
+//   node while mezrecd is unreachable (the channel to it is not
+//   connected, or does not connect within 2 s) or before the cluster
+//   setting session_recording was ever learnt (nothing is lost: the spool
+//   is uploaded later); else
+//   the setting as last learnt: from setting_source when given (the
+//   in-process proxy reads the catalog), else from NoteSetting (mezd's
+//   join and heartbeat answers) or the refresh thread (setting_refresh_us,
+//   the proxy-only mezrecd).
+// So a `mezctl config set session_recording` reaches new sessions within
+// one heartbeat (mezd, --heartbeat, 30 s by default) or one refresh; a
+// running session keeps the mode it started with.
 // node-sync streams live (SyncRecorder, keeping a local copy in the spool
 // directory that completes a broken stream), node spools and uploads
 // (SpoolRecorder + Uploader), off records nothing but still reports
@@ -15,6 +24,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +51,15 @@ struct RecordersOptions {
   int64_t upload_retry_max_us = 60'000'000;
   uint64_t upload_rate_limit = 0;  // bytes per second, 0: none
   std::optional<RecordingMode> mode_override;
+  // Reads the current session_recording for every new channel (it must
+  // not make an RPC; the in-process proxy reads the catalog). Its answer
+  // is noted as NoteSetting's; on error the value last learnt applies.
+  std::function<Result<std::string>()> setting_source;
+  // > 0: Start asks mezrecd for session_recording (GetConfig, at most
+  // 5 s), then a thread asks again every setting_refresh_us; the answers
+  // are noted. For a process
+  // with no other regular contact with mezrecd (the proxy-only mezrecd).
+  int64_t setting_refresh_us = 0;
   // node-sync: how long mezrecd may take to accept a header, and to take
   // queued data, before the session ends (0: the SyncRecorder defaults,
   // or MEZITE_SYNC_ACCEPT_TIMEOUT_MS / MEZITE_SYNC_STALL_TIMEOUT_MS).
@@ -57,11 +76,17 @@ class Recorders {
   Recorders(const Recorders&) = delete;
   Recorders& operator=(const Recorders&) = delete;
 
-  // The mode a channel starting now gets (asks mezrecd).
+  // The mode a channel starting now gets (the rule above). Never calls
+  // mezrecd; waits only for a channel that is not connected (at most 2 s),
+  // and with setting_source, as long as that takes.
   RecordingMode ModeForNewSession();
-  // The effective mode as last learnt, without asking.
+  // The mode as last learnt (override, else the setting, else node),
+  // whether or not mezrecd is reachable now: what mezd reports.
   RecordingMode LastKnownMode();
-  // Records the cluster setting learnt some other way (a join's answer).
+  // Keeps the cluster setting as learnt from mezrecd (a join or heartbeat
+  // answer): new channels use it from now on. An empty value is ignored
+  // (the one kept before stays); one this recorder does not know means
+  // node. Thread-safe.
   void NoteSetting(const std::string& value);
 
   // The tap for a starting channel of node `node`. Thread-safe.

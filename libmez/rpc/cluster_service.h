@@ -1,6 +1,8 @@
 // The Cluster gRPC service (proto/mezite/v1/cluster.proto): sessions and
-// playback, audit, settings, users, nodes and CA export, with RBAC enforced
-// here, not in the CLIs (docs/formats/rbac.md). Every denial is audited as
+// playback, audit, settings, users, nodes and CA export. A thin adapter:
+// it authenticates the call (Authorizer), converts the messages
+// (cluster_convert.h) and calls one operation of cluster::Cluster, which
+// enforces RBAC (docs/formats/rbac.md) and audits every denial as
 // access.denied; every playback as session.recording.access.
 #ifndef MEZ_RPC_CLUSTER_SERVICE_H_
 #define MEZ_RPC_CLUSTER_SERVICE_H_
@@ -10,6 +12,7 @@
 #include "libmez/auth/keys.h"
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/cluster/cluster.h"
 #include "libmez/rpc/catalog_retry.h"
 #include "libmez/rpc/recording_service.h"
 #include "libmez/store/blob_store.h"
@@ -18,49 +21,17 @@
 
 namespace mez::rpc {
 
-// Catalog settings the proxy role writes when it starts, and ResolveNode
-// hands to msh: the proxy's address and its host key line. Not settable
-// through SetConfig (ValidateSetting knows only session_recording).
-inline constexpr std::string_view kProxyAddrKey = "proxy.addr";
-inline constexpr std::string_view kProxyHostKeyKey = "proxy.host_key";
-
-// Whether `user` may go through a proxy to the node `name` (the proxy's
-// checks, shared by an in-process proxy and AuthorizeProxyHop): the user
-// exists and has a login, and the node is registered. A refusal is
-// audited as "proxy.refused" (by `proxy`, from `remote`) and returned
-// (kPermissionDenied, kNotFound); the node otherwise.
-Result<catalog::Node> AuthorizeProxyHop(catalog::Catalog* catalog, Clock* clock,
-                                        const std::string& proxy,
-                                        const std::string& user,
-                                        const std::string& name,
-                                        const std::string& remote,
-                                        const std::string& login);
-
-// Settings the cluster knows, with their allowed values.
-Status ValidateSetting(const std::string& key, const std::string& value);
-
-// Name of the catalog identity (role "proxy") of the proxy that runs
-// inside mezrecd (--roles auth,proxy). The leading '_' keeps it apart from
-// every name AddUser accepts (kReservedNamePrefix).
-inline constexpr std::string_view kInProcessProxyName = "_mezrecd-proxy";
-// Names that start with this are mezrecd's own; AddUser refuses them.
-inline constexpr std::string_view kReservedNamePrefix = "_";
-
-// Checks that a bearer token speaks for a current identity: the catalog
-// row named `subject` exists, has id `uid`, and is of the token's kind
-// (user or admin rows for kUser and kAdmin tokens, proxy rows for kProxy,
-// nodes for kNode). Returns the role to act with: for users and admins
-// the catalog's, which wins over the token's. kUnauthenticated, saying
-// what to do, for a token without uid, a kJoin or kSession token (never
-// bearer credentials), a removed name or a name removed and added again;
-// the catalog's error when it fails otherwise. Blocks on the catalog.
-// `legacy_join_hash` (CallAuthenticator::LegacyJoinHash): for a 365-day
-// node token of an older release, honoured only while it is still the
-// node's unexchanged join token.
-Result<auth::Role> CheckIdentity(catalog::Catalog* catalog, auth::Role role,
-                                 const std::string& subject,
-                                 const std::string& uid,
-                                 const std::string& legacy_join_hash = "");
+// The cluster domain's names, where rpc's users have always found them
+// (libmez/cluster/cluster.h documents them).
+using cluster::AuthorizeProxyHop;
+using cluster::CheckIdentity;
+using cluster::JoinTokenHash;
+inline constexpr std::string_view kProxyAddrKey = cluster::kProxyAddrKey;
+inline constexpr std::string_view kProxyHostKeyKey = cluster::kProxyHostKeyKey;
+inline constexpr std::string_view kInProcessProxyName =
+    cluster::kInProcessProxyName;
+inline constexpr std::string_view kReservedNamePrefix =
+    cluster::kReservedNamePrefix;
 
 // Resolves a caller to its claims and checks them with CheckIdentity, so
 // that removed users, proxies and nodes lose access at once, and re-adding
@@ -86,9 +57,6 @@ class Authorizer {
   const CallAuthenticator* authn_;
   catalog::Catalog* catalog_;
 };
-
-// SHA-256 hex of a node join token, as stored in the catalog.
-std::string JoinTokenHash(const std::string& token);
 
 struct ClusterServiceOptions {
   catalog::Catalog* catalog = nullptr;
@@ -174,32 +142,21 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
       mezite::v1::UpstreamCertResponse*) override;
 
  private:
-  // Runs `fn` on the pool after authorizing the caller for `roles`, and
-  // finishes the reactor with its Status. Denials are audited.
-  grpc::ServerUnaryReactor* Unary(
-      grpc::CallbackServerContext* ctx, const char* method,
-      std::initializer_list<auth::Role> roles,
-      std::function<Status(const auth::Claims&)> fn);
-  // As above, with `caller` resolving the caller instead of the
-  // authorizer's Caller.
+  // Runs `fn` on the pool once the caller is identified (`caller`, or the
+  // authorizer's Caller), and finishes the reactor with its Status. A
+  // caller that cannot be identified is audited as denied; `fn` checks the
+  // role (through the domain).
   using CallerFn =
       std::function<Result<auth::Claims>(grpc::CallbackServerContext*)>;
-  grpc::ServerUnaryReactor* Unary(
-      grpc::CallbackServerContext* ctx, const char* method,
-      std::initializer_list<auth::Role> roles, CallerFn caller,
-      std::function<Status(const auth::Claims&)> fn);
-  void Deny(const auth::Claims* who, const std::string& method,
-            const Status& why);
-  void Audit(const std::string& type, const std::string& user,
-             const std::string& session_id, const std::string& details);
-  // Loads a session the caller may read (own or admin).
-  Result<catalog::Session> ReadableSession(const auth::Claims& who,
-                                           const std::string& id,
-                                           const char* method);
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx,
+                                  const char* method,
+                                  std::function<Status(const auth::Claims&)> fn,
+                                  CallerFn caller = nullptr);
 
   ClusterServiceOptions opt_;
   // Audit events that failed to be stored wait here for a retry.
   std::unique_ptr<CatalogRetrier> retrier_;
+  std::unique_ptr<cluster::Cluster> domain_;
 };
 
 }  // namespace mez::rpc
