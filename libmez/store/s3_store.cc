@@ -271,7 +271,8 @@ class SpooledS3Sink : public record::ByteSink {
                         << s.ToString() << " (spool kept: " << path_ << ")";
       }
     }
-    queue_->Drain();
+    // Parts still uploading are waited for; Close reported any failure.
+    queue_->Drain().IgnoreError();
     if (fd_ >= 0) close(fd_);
   }
 
@@ -300,7 +301,7 @@ class SpooledS3Sink : public record::ByteSink {
     closed_ = true;
     // On failure the spool stays for RecoverSpools.
     if (!write_error_.ok()) {
-      queue_->Drain();
+      queue_->Drain().IgnoreError();  // The write error is the one to report.
       return write_error_;
     }
     MEZ_RETURN_IF_ERROR(Finish());

@@ -27,7 +27,9 @@ enum class Code {
 
 std::string_view CodeName(Code code);
 
-class Status {
+// [[nodiscard]]: a Status or Result that is dropped does not compile
+// (warnings are errors); use it, or say so with IgnoreError().
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message)
@@ -43,6 +45,10 @@ class Status {
 
   // Returns a copy whose message is "context: message".
   Status WithContext(std::string_view context) const;
+
+  // Drops the status on purpose: for a second failure on a path that
+  // already fails or reports the first one, or a best-effort step.
+  void IgnoreError() const {}
 
  private:
   Code code_ = Code::kOk;
@@ -82,7 +88,7 @@ Status ErrnoStatus(std::string_view what, int err);
 
 // A value or an error. Accessing value() of an error is a programmer error.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
