@@ -12,6 +12,7 @@
 
 #include "google/protobuf/stubs/logging.h"
 #include "libmez/rpc/proto_convert.h"
+#include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
 
 namespace {
@@ -51,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (frame.has_header()) {
       (void)mez::rpc::HeaderFromProto(frame.header());
     } else if (frame.has_chunk()) {
-      (void)mez::rpc::DirectionFromProto(frame.chunk().direction());
+      (void)mez::spool::DirectionFromProto(frame.chunk().direction());
     }
   }
   // The good prefix never extends past the input.
