@@ -11,7 +11,7 @@
 #include <string>
 
 #include "google/protobuf/stubs/logging.h"
-#include "libmez/rpc/proto_convert.h"
+#include "libmez/ingest/proto_convert.h"
 #include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
 
@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!more.ok() || !*more) break;
     // What the upload path does with each frame.
     if (frame.has_header()) {
-      (void)mez::rpc::HeaderFromProto(frame.header());
+      (void)mez::ingest::HeaderFromProto(frame.header());
     } else if (frame.has_chunk()) {
       (void)mez::spool::DirectionFromProto(frame.chunk().direction());
     }

@@ -26,7 +26,7 @@
 
 #include "libmez/auth/identity.h"
 #include "libmez/auth/ssh_cert.h"
-#include "libmez/rpc/server_config.h"
+#include "libmez/server/server_config.h"
 #include "libmez/ssh/upstream.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -332,52 +332,52 @@ const char* RolesEnv(const char* name) {
 const char* NoEnv(const char*) { return nullptr; }
 
 TEST(ProxyConfigTest, RolesAndProxyListen) {
-  rpc::ConfigFlags flags;
+  server::ConfigFlags flags;
   flags.data_dir = "/tmp/mez-proxy-config";
-  auto def = rpc::LoadServerConfig(flags, &NoEnv);
+  auto def = server::LoadServerConfig(flags, &NoEnv);
   ASSERT_TRUE(def.ok()) << def.status().ToString();
   EXPECT_TRUE(def->HasRole("auth"));
   EXPECT_FALSE(def->HasRole("proxy"));
 
-  auto env = rpc::LoadServerConfig(flags, &RolesEnv);
+  auto env = server::LoadServerConfig(flags, &RolesEnv);
   ASSERT_TRUE(env.ok()) << env.status().ToString();
   EXPECT_TRUE(env->HasRole("proxy"));
   EXPECT_EQ(env->proxy_listen, "127.0.0.1:4023");
 
   flags.roles = "auth";  // flags override the environment
   flags.proxy_listen = "127.0.0.1:5023";
-  auto flagged = rpc::LoadServerConfig(flags, &RolesEnv);
+  auto flagged = server::LoadServerConfig(flags, &RolesEnv);
   ASSERT_TRUE(flagged.ok());
   EXPECT_FALSE(flagged->HasRole("proxy"));
   EXPECT_EQ(flagged->proxy_listen, "127.0.0.1:5023");
 
   flags.roles = "proxy";
-  auto proxy_only = rpc::LoadServerConfig(flags, &NoEnv);
+  auto proxy_only = server::LoadServerConfig(flags, &NoEnv);
   EXPECT_EQ(proxy_only.status().code(), Code::kInvalidArgument);
   EXPECT_NE(proxy_only.status().message().find("--identity"), std::string::npos)
       << proxy_only.status().ToString();
   flags.identity = "/etc/mezite/proxy.identity";
-  auto with_identity = rpc::LoadServerConfig(flags, &NoEnv);
+  auto with_identity = server::LoadServerConfig(flags, &NoEnv);
   ASSERT_TRUE(with_identity.ok()) << with_identity.status().ToString();
   EXPECT_FALSE(with_identity->HasRole("auth"));
   EXPECT_EQ(with_identity->identity, "/etc/mezite/proxy.identity");
   flags.identity.reset();
   flags.roles = "auth,bastion";
-  auto unknown = rpc::LoadServerConfig(flags, &NoEnv);
+  auto unknown = server::LoadServerConfig(flags, &NoEnv);
   EXPECT_NE(unknown.status().message().find("unknown role 'bastion'"),
             std::string::npos)
       << unknown.status().ToString();
   flags.roles = "auth,proxy";
   flags.proxy_listen = "nowhere";
-  EXPECT_FALSE(rpc::LoadServerConfig(flags, &NoEnv).ok());
+  EXPECT_FALSE(server::LoadServerConfig(flags, &NoEnv).ok());
 
   TempDir dir;
   WriteFileOrDie(dir.File("m.yaml"),
                  "roles: [auth, proxy]\nproxyListen: 127.0.0.1:6023\n");
-  rpc::ConfigFlags yflags;
+  server::ConfigFlags yflags;
   yflags.config_path = dir.File("m.yaml");
   yflags.data_dir = "/tmp/mez-proxy-config";
-  auto yaml = rpc::LoadServerConfig(yflags, &NoEnv);
+  auto yaml = server::LoadServerConfig(yflags, &NoEnv);
   ASSERT_TRUE(yaml.ok()) << yaml.status().ToString();
   EXPECT_TRUE(yaml->HasRole("proxy"));
   EXPECT_EQ(yaml->proxy_listen, "127.0.0.1:6023");

@@ -5,8 +5,8 @@
 
 #include "cmd/common/heap.h"
 #include "cmd/common/run_app.h"
-#include "libmez/proxy/proxy.h"
-#include "libmez/rpc/server.h"
+#include "libmez/server/proxy_role.h"
+#include "libmez/server/server.h"
 
 int main(int argc, char** argv) {
   // A peer that hung up gives EPIPE on write, never a fatal SIGPIPE.
@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "mezrecd - Mezite cluster service: receives SSH session recordings "
       "over gRPC and keeps the catalog, audit log and cluster keys"};
-  mez::rpc::ConfigFlags flags;
+  mez::server::ConfigFlags flags;
   app.add_option("--config", flags.config_path, "mezrecd.yaml to read")
       ->check(CLI::ExistingFile);
   app.add_option("--data-dir", flags.data_dir,
@@ -61,15 +61,13 @@ int main(int argc, char** argv) {
 
   mez::cmd::KeepFreedHeap();
 
-  auto config = mez::rpc::LoadServerConfig(flags);
+  auto config = mez::server::LoadServerConfig(flags);
   if (!config.ok()) {
     std::fprintf(stderr, "mezrecd: %s\n", config.status().message().c_str());
     return 2;
   }
-  mez::Status s =
-      config->HasRole("auth")
-          ? mez::rpc::RunMezrecd(*config, &mez::proxy::StartForMezrecd)
-          : mez::proxy::RunProxyOnly(*config);
+  mez::Status s = config->HasRole("auth") ? mez::server::RunMezrecd(*config)
+                                          : mez::server::RunProxyOnly(*config);
   if (!s.ok()) {
     std::fprintf(stderr, "mezrecd: %s\n", s.message().c_str());
     return 1;

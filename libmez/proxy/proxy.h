@@ -48,9 +48,8 @@
 #include <optional>
 #include <string>
 
-#include "libmez/recorder/frames.h"
 #include "libmez/catalog/catalog.h"
-#include "libmez/rpc/server.h"
+#include "libmez/recorder/frames.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 
@@ -152,17 +151,6 @@ class Proxy {
   std::unique_ptr<ssh::SshServer> terminator_;
   std::unique_ptr<ssh::SshServer> server_;
 };
-
-// rpc::RunMezrecd's hook for the proxy role: a proxy for this mezrecd,
-// recording agentless sessions with a proxy token it signs itself.
-// Prints "mezrecd: proxy serving SSH on ADDR".
-Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& context);
-
-// A proxy-only mezrecd (roles: proxy): reads config.identity (a proxy
-// identity), announces itself to that auth mezrecd (ProxyHello), serves
-// until SIGTERM or SIGINT. Prints "mezrecd: proxy serving SSH on ADDR" and
-// then "mezrecd: serving on ADDR (proxy only)".
-Status RunProxyOnly(const rpc::ServerConfig& config);
 
 }  // namespace mez::proxy
 

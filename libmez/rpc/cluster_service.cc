@@ -4,7 +4,7 @@
 
 #include "libmez/record/plain_cast.h"
 #include "libmez/rpc/cluster_convert.h"
-#include "libmez/rpc/server_config.h"
+#include "libmez/util/host_port.h"
 #include "libmez/util/log.h"
 
 namespace mez::rpc {
@@ -117,11 +117,11 @@ Result<auth::Claims> Authorizer::JoinCaller(const grpc::ServerContextBase* ctx,
 ClusterService::ClusterService(ClusterServiceOptions options)
     : opt_(std::move(options)) {
   if (opt_.clock == nullptr) opt_.clock = RealClock();
-  CatalogRetrierOptions r;
+  catalog::CatalogRetrierOptions r;
   r.catalog = opt_.catalog;
   r.clock = opt_.clock;
   r.name = "cluster";
-  retrier_ = std::make_unique<CatalogRetrier>(std::move(r));
+  retrier_ = std::make_unique<catalog::CatalogRetrier>(std::move(r));
   cluster::ClusterOptions c;
   c.catalog = opt_.catalog;
   c.signer = opt_.signer;
@@ -129,7 +129,7 @@ ClusterService::ClusterService(ClusterServiceOptions options)
   c.verifier = opt_.verifier;
   c.clock = opt_.clock;
   c.tls_ca_sha256 = opt_.tls_ca_sha256;
-  CatalogRetrier* retrier = retrier_.get();
+  catalog::CatalogRetrier* retrier = retrier_.get();
   // Logged and queued for a retry when it fails.
   c.audit = [retrier](const catalog::AuditEvent& e) {
     (void)retrier->AppendAudit(e);

@@ -12,8 +12,8 @@
 #include "libmez/auth/keys.h"
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/catalog/catalog_retry.h"
 #include "libmez/cluster/cluster.h"
-#include "libmez/rpc/catalog_retry.h"
 #include "libmez/rpc/recording_service.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/util/thread_pool.h"
@@ -155,7 +155,7 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
 
   ClusterServiceOptions opt_;
   // Audit events that failed to be stored wait here for a retry.
-  std::unique_ptr<CatalogRetrier> retrier_;
+  std::unique_ptr<catalog::CatalogRetrier> retrier_;
   std::unique_ptr<cluster::Cluster> domain_;
 };
 

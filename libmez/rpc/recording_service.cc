@@ -2,8 +2,8 @@
 
 #include <atomic>
 
+#include "libmez/ingest/proto_convert.h"
 #include "libmez/rpc/cluster_service.h"
-#include "libmez/rpc/proto_convert.h"
 #include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
 #include "libmez/util/log.h"
@@ -22,8 +22,9 @@ bool MayRecord(auth::Role role) {
 class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
  public:
   RecordReactor(grpc::CallbackServerContext* ctx,
-                mezite::v1::RecordSummary* summary, IngestManager* ingest,
-                ThreadPool* pool, Caller caller, const CallerCheck* check)
+                mezite::v1::RecordSummary* summary,
+                ingest::IngestManager* ingest, ThreadPool* pool,
+                ingest::Caller caller, const CallerCheck* check)
       : ctx_(ctx),
         summary_(summary),
         ingest_(ingest),
@@ -69,7 +70,8 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
             return ok;
           }
         }
-        auto s = ingest_->Begin(HeaderFromProto(frame_.header()), caller_);
+        auto s =
+            ingest_->Begin(ingest::HeaderFromProto(frame_.header()), caller_);
         if (!s.ok()) {
           session_id_ = frame_.header().session_id();
           return s.status();
@@ -151,17 +153,17 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
 
   grpc::CallbackServerContext* ctx_;
   mezite::v1::RecordSummary* summary_;
-  IngestManager* ingest_;
+  ingest::IngestManager* ingest_;
   ThreadPool* pool_;
-  Caller caller_;
+  ingest::Caller caller_;
   const CallerCheck* check_;
   RecordFrame frame_;
-  std::unique_ptr<IngestStream> stream_;
+  std::unique_ptr<ingest::IngestStream> stream_;
   std::string session_id_;
   std::atomic<bool> cancelled_{false};
 };
 
-void ToProto(const UploadState& st, mezite::v1::UploadStatus* p) {
+void ToProto(const ingest::UploadState& st, mezite::v1::UploadStatus* p) {
   p->set_session_id(st.session_id);
   p->set_received(st.received);
   p->set_complete(st.complete);
@@ -174,8 +176,9 @@ void ToProto(const UploadState& st, mezite::v1::UploadStatus* p) {
 // appended as they arrive (on the pool, one in flight), then Finish.
 class UploadReactor : public grpc::ServerReadReactor<mezite::v1::UploadFrame> {
  public:
-  UploadReactor(mezite::v1::UploadStatus* response, UploadManager* uploads,
-                ThreadPool* pool, Caller caller, const CallerCheck* check)
+  UploadReactor(mezite::v1::UploadStatus* response,
+                ingest::UploadManager* uploads, ThreadPool* pool,
+                ingest::Caller caller, const CallerCheck* check)
       : response_(response),
         uploads_(uploads),
         pool_(pool),
@@ -222,7 +225,7 @@ class UploadReactor : public grpc::ServerReadReactor<mezite::v1::UploadFrame> {
   // The client half-closed: make the piece durable and answer.
   Status End() {
     if (!writer_) return InvalidArgument("upload ended before its start frame");
-    MEZ_ASSIGN_OR_RETURN(UploadState st, writer_->Finish());
+    MEZ_ASSIGN_OR_RETURN(ingest::UploadState st, writer_->Finish());
     writer_.reset();
     ToProto(st, response_);
     Finish(grpc::Status::OK);
@@ -230,12 +233,12 @@ class UploadReactor : public grpc::ServerReadReactor<mezite::v1::UploadFrame> {
   }
 
   mezite::v1::UploadStatus* response_;
-  UploadManager* uploads_;
+  ingest::UploadManager* uploads_;
   ThreadPool* pool_;
-  Caller caller_;
+  ingest::Caller caller_;
   const CallerCheck* check_;
   mezite::v1::UploadFrame frame_;
-  std::unique_ptr<UploadWriter> writer_;
+  std::unique_ptr<ingest::UploadWriter> writer_;
   std::string session_id_;
   bool started_ = false;
 };
@@ -316,14 +319,14 @@ std::string CallAuthenticator::LegacyJoinHash(
   return token.ok() ? JoinTokenHash(std::string(*token)) : "";
 }
 
-Result<Caller> RecordingService::Authenticate(
+Result<ingest::Caller> RecordingService::Authenticate(
     grpc::CallbackServerContext* ctx) const {
   MEZ_ASSIGN_OR_RETURN(auth::Claims claims, auth_->Authenticate(ctx));
   if (!MayRecord(claims.role)) {
     return PermissionDenied("a " + std::string(auth::RoleName(claims.role)) +
                             " credential cannot upload recordings");
   }
-  Caller caller{claims.subject, claims.role, claims.uid};
+  ingest::Caller caller{claims.subject, claims.role, claims.uid};
   caller.legacy_join_hash = CallAuthenticator::LegacyJoinHash(ctx, claims);
   return caller;
 }
@@ -386,7 +389,7 @@ grpc::ServerReadReactor<RecordFrame>* RecordingService::Record(
                               " credential cannot open recording streams");
   }
   if (!denied.ok()) {
-    Caller anon{claims.ok() ? claims->subject : "", auth::Role::kUser};
+    ingest::Caller anon{claims.ok() ? claims->subject : "", auth::Role::kUser};
     ingest_->AuditRejected(anon, "", denied);
     // A reactor that refuses at once.
     class Refuse : public grpc::ServerReadReactor<RecordFrame> {
@@ -396,7 +399,7 @@ grpc::ServerReadReactor<RecordFrame>* RecordingService::Record(
     };
     return new Refuse(ToGrpc(denied));
   }
-  Caller caller{claims->subject, claims->role, claims->uid};
+  ingest::Caller caller{claims->subject, claims->role, claims->uid};
   caller.legacy_join_hash = CallAuthenticator::LegacyJoinHash(ctx, *claims);
   return new RecordReactor(ctx, summary, ingest_, pool_, std::move(caller),
                            &check_);
@@ -424,7 +427,7 @@ grpc::ServerUnaryReactor* RecordingService::EndRecordingSession(
   }
   // Closing files may block on the disk: off the reaction thread.
   std::string cid = request->connection_id();
-  Caller caller{claims->subject, claims->role, claims->uid};
+  ingest::Caller caller{claims->subject, claims->role, claims->uid};
   pool_->Submit([this, reactor, response, cid, caller] {
     // As for Record and Upload: a removed node loses access at once.
     if (check_) {

@@ -11,8 +11,8 @@
 #include <functional>
 
 #include "libmez/auth/token.h"
-#include "libmez/rpc/ingest.h"
-#include "libmez/rpc/upload.h"
+#include "libmez/ingest/ingest.h"
+#include "libmez/ingest/upload.h"
 #include "libmez/util/thread_pool.h"
 #include "mezite/v1/recording.grpc.pb.h"
 
@@ -43,13 +43,13 @@ grpc::Status ToGrpc(const Status& s);
 
 // Checks that a verified caller still exists (a removed node loses access
 // at once). Runs on the pool; may block briefly.
-using CallerCheck = std::function<Status(const Caller&)>;
+using CallerCheck = std::function<Status(const ingest::Caller&)>;
 
 class RecordingService final : public mezite::v1::Recording::CallbackService {
  public:
   // `uploads` and `check` may be null (no node-mode uploads; no check).
-  RecordingService(IngestManager* ingest, const CallAuthenticator* auth,
-                   ThreadPool* pool, UploadManager* uploads = nullptr,
+  RecordingService(ingest::IngestManager* ingest, const CallAuthenticator* auth,
+                   ThreadPool* pool, ingest::UploadManager* uploads = nullptr,
                    CallerCheck check = nullptr)
       : ingest_(ingest),
         auth_(auth),
@@ -73,12 +73,12 @@ class RecordingService final : public mezite::v1::Recording::CallbackService {
       mezite::v1::UploadStatus* response) override;
 
  private:
-  Result<Caller> Authenticate(grpc::CallbackServerContext* ctx) const;
+  Result<ingest::Caller> Authenticate(grpc::CallbackServerContext* ctx) const;
 
-  IngestManager* ingest_;
+  ingest::IngestManager* ingest_;
   const CallAuthenticator* auth_;
   ThreadPool* pool_;
-  UploadManager* uploads_;
+  ingest::UploadManager* uploads_;
   CallerCheck check_;
 };
 

@@ -13,6 +13,10 @@ namespace mez {
 Status SplitHostPort(const std::string& addr, std::string* host,
                      uint16_t* port);
 
+// Checks an address to listen on: "HOST:PORT" or "[v6]:PORT", port 0-65535
+// (0: any). The message names the address and the expected form.
+Status ValidateListenAddress(const std::string& addr);
+
 // True when the host of `addr` ("HOST:PORT", "[v6]:PORT" or a bare host)
 // is 127.0.0.0/8, ::1 or "localhost".
 bool IsLoopbackHost(const std::string& addr);

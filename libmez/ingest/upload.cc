@@ -1,4 +1,4 @@
-#include "libmez/rpc/upload.h"
+#include "libmez/ingest/upload.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "libmez/auth/token.h"
-#include "libmez/rpc/proto_convert.h"
+#include "libmez/ingest/proto_convert.h"
 #include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
 #include "libmez/util/clock.h"
@@ -17,7 +17,7 @@
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 namespace {
 
 bool IsSha256Hex(const std::string& s) {
@@ -460,4 +460,4 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
   return stored(storage_key);
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::ingest

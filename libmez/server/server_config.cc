@@ -1,4 +1,4 @@
-#include "libmez/rpc/server_config.h"
+#include "libmez/server/server_config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -10,7 +10,7 @@
 #include "libmez/util/file.h"
 #include "libmez/util/host_port.h"
 
-namespace mez::rpc {
+namespace mez::server {
 namespace {
 
 Status KeyError(const std::string& key, const std::string& what) {
@@ -23,7 +23,7 @@ Result<bool> ParseBool(const std::string& key, const std::string& v) {
   return KeyError(key, "'" + v + "' is not a boolean (true or false)");
 }
 
-Status SetFormat(RecordingConfig* rec, const std::string& key,
+Status SetFormat(ingest::RecordingConfig* rec, const std::string& key,
                  const std::string& kind, std::string format) {
   static const std::set<std::string> kKinds = {"shell", "exec", "tcpip"};
   if (kKinds.count(kind) == 0) {
@@ -42,7 +42,7 @@ Status SetFormat(RecordingConfig* rec, const std::string& key,
   return Status::Ok();
 }
 
-Status SetEncryptionKey(RecordingConfig* rec, const std::string& key,
+Status SetEncryptionKey(ingest::RecordingConfig* rec, const std::string& key,
                         const std::string& hex) {
   auto parsed = record::ParseKeyHex(hex);
   if (!parsed.ok()) {
@@ -72,7 +72,8 @@ Result<std::string> Scalar(const YAML::Node& n, const std::string& key) {
   return n.Scalar();
 }
 
-Status ApplyRecordingYaml(const YAML::Node& node, RecordingConfig* rec) {
+Status ApplyRecordingYaml(const YAML::Node& node,
+                          ingest::RecordingConfig* rec) {
   if (!node.IsMap()) return KeyError("recording", "expected a mapping");
   for (const auto& kv : node) {
     std::string name = kv.first.as<std::string>();
@@ -129,7 +130,7 @@ Status ApplyRecordingYaml(const YAML::Node& node, RecordingConfig* rec) {
         std::string sname = e.first.as<std::string>();
         std::string skey = key + "." + sname;
         MEZ_ASSIGN_OR_RETURN(std::string val, Scalar(e.second, skey));
-        S3Config& s3 = rec->s3;
+        ingest::S3Config& s3 = rec->s3;
         if (sname == "bucket") {
           s3.bucket = val;
         } else if (sname == "region") {
@@ -266,7 +267,7 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
     if (v == nullptr) return std::nullopt;
     return std::string(v);
   };
-  RecordingConfig& rec = cfg->recording;
+  ingest::RecordingConfig& rec = cfg->recording;
   if (auto v = env("MEZITE_DATA_DIR")) cfg->data_dir = *v;
   if (auto v = env("MEZITE_LISTEN")) cfg->listen = *v;
   if (auto v = env("MEZITE_INSECURE")) {
@@ -308,7 +309,7 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
         SetLeaseTimeout("MEZITE_REPLICA_LEASE_TIMEOUT", *v, cfg));
   }
   if (auto v = env("MEZITE_RECORDING_BACKEND")) rec.backend = *v;
-  S3Config& s3 = rec.s3;
+  ingest::S3Config& s3 = rec.s3;
   // The standard AWS variables first, so that MEZITE_S3_* win. Keys from
   // the file win over AWS_* too: explicit configuration comes first in the
   // AWS credentials chain. With no keys at all, mezrecd walks the rest of
@@ -377,26 +378,6 @@ Status ApplyProxyFlags(const ConfigFlags& flags, ServerConfig* cfg) {
 
 }  // namespace
 
-Status ValidateListenAddress(const std::string& addr) {
-  size_t colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return InvalidArgument("listen address '" + addr +
-                           "' must be HOST:PORT (e.g. 127.0.0.1:3025)");
-  }
-  if (addr[0] == '[' && addr[colon - 1] != ']') {
-    return InvalidArgument("listen address '" + addr +
-                           "': write IPv6 hosts as [::1]:3025");
-  }
-  std::string port = addr.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535) {
-    return InvalidArgument("listen address '" + addr + "': bad port '" + port +
-                           "'");
-  }
-  return Status::Ok();
-}
-
 Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
                                       const char* (*getenv_fn)(const char*)) {
   ServerConfig cfg;
@@ -429,7 +410,7 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
     return InvalidArgument("storage path '" + cfg.recording.storage_path +
                            "' must be an absolute path");
   }
-  const RecordingConfig& rec = cfg.recording;
+  const ingest::RecordingConfig& rec = cfg.recording;
   if (rec.backend != "local" && rec.backend != "s3") {
     return InvalidArgument("recording backend '" + rec.backend +
                            "' is not local or s3 (MEZITE_RECORDING_BACKEND, "
@@ -482,4 +463,4 @@ bool ServerConfig::HasRole(const std::string& role) const {
   return false;
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::server

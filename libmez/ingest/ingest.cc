@@ -1,4 +1,4 @@
-#include "libmez/rpc/ingest.h"
+#include "libmez/ingest/ingest.h"
 
 #include <nlohmann/json.hpp>
 
@@ -6,7 +6,7 @@
 #include "libmez/util/path.h"
 #include "libmez/util/thread_name.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 namespace {
 
 constexpr int64_t kGzipFlushUs = 1'000'000;
@@ -250,12 +250,12 @@ IngestManager::IngestManager(IngestOptions options) : opt_(std::move(options)) {
   MEZ_CHECK(opt_.store != nullptr && opt_.catalog != nullptr &&
             opt_.verifier != nullptr);
   if (opt_.clock == nullptr) opt_.clock = RealClock();
-  CatalogRetrierOptions r;
+  catalog::CatalogRetrierOptions r;
   r.catalog = opt_.catalog;
   r.clock = opt_.clock;
   r.start_thread = opt_.retry_thread;
   r.name = "ingest";
-  retrier_ = std::make_unique<CatalogRetrier>(std::move(r));
+  retrier_ = std::make_unique<catalog::CatalogRetrier>(std::move(r));
 }
 
 IngestManager::~IngestManager() {
@@ -749,4 +749,4 @@ int IngestManager::open_pcaps() const {
   return static_cast<int>(pcaps_.size());
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::ingest

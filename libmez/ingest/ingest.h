@@ -2,8 +2,8 @@
 // opens the file in the storage layout, writes frames as they arrive, keeps
 // the catalog and the audit log up to date, and shares one pcap per
 // (connection, destination) between the channels that use it.
-#ifndef MEZ_RPC_INGEST_H_
-#define MEZ_RPC_INGEST_H_
+#ifndef MEZ_INGEST_INGEST_H_
+#define MEZ_INGEST_INGEST_H_
 
 #include <condition_variable>
 #include <cstdint>
@@ -17,17 +17,17 @@
 
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
+#include "libmez/catalog/catalog_retry.h"
+#include "libmez/ingest/recording_config.h"
 #include "libmez/record/asciicast_writer.h"
 #include "libmez/record/gzip.h"
 #include "libmez/record/pcap_writer.h"
-#include "libmez/rpc/catalog_retry.h"
-#include "libmez/rpc/server_config.h"
 #include "libmez/spool/limits.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/stream.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 
 // Largest chunk payload accepted (the protocol's limit).
 inline constexpr size_t kMaxChunkBytes = spool::kMaxChunkBytes;
@@ -189,7 +189,7 @@ class IngestManager {
   int open_streams() const;
   int open_pcaps() const;
   // Audit events and session ends that failed and wait for a retry.
-  CatalogRetrier* retrier() { return retrier_.get(); }
+  catalog::CatalogRetrier* retrier() { return retrier_.get(); }
 
  private:
   friend class IngestStream;
@@ -221,7 +221,7 @@ class IngestManager {
   void Forget(IngestStream* stream);
 
   IngestOptions opt_;
-  std::unique_ptr<CatalogRetrier> retrier_;
+  std::unique_ptr<catalog::CatalogRetrier> retrier_;
   mutable std::mutex mu_;
   std::map<PcapKey, std::shared_ptr<IngestStream::PcapShare>> pcaps_;
   std::map<IngestStream*, bool> streams_;
@@ -230,6 +230,6 @@ class IngestManager {
   bool timer_stop_ = false;
 };
 
-}  // namespace mez::rpc
+}  // namespace mez::ingest
 
-#endif  // MEZ_RPC_INGEST_H_
+#endif  // MEZ_INGEST_INGEST_H_

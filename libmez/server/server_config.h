@@ -1,8 +1,8 @@
 // mezrecd's configuration: mezrecd.yaml, overridden by MEZITE_* environment
 // variables, overridden by command-line flags. Every unknown key and bad
 // value is an error naming the key (and, for env, the variable).
-#ifndef MEZ_RPC_SERVER_CONFIG_H_
-#define MEZ_RPC_SERVER_CONFIG_H_
+#ifndef MEZ_SERVER_SERVER_CONFIG_H_
+#define MEZ_SERVER_SERVER_CONFIG_H_
 
 #include <cstdint>
 #include <map>
@@ -10,42 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "libmez/ingest/recording_config.h"
 #include "libmez/util/status.h"
 
-namespace mez::rpc {
-
-// recording.s3 / MEZITE_S3_*: where recordings go with backend "s3".
-struct S3Config {
-  std::string bucket;  // MEZITE_S3_BUCKET (required)
-  std::string region;  // MEZITE_S3_REGION, else AWS_REGION; us-east-1
-  // MEZITE_S3_ACCESS_KEY / _SECRET_KEY, else the file's, else
-  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN).
-  // Both empty: the rest of the AWS credentials chain (s3_credentials.h).
-  std::string access_key;
-  std::string secret_key;
-  std::string session_token;
-  std::string prefix;             // MEZITE_S3_PREFIX
-  bool force_path_style = false;  // MEZITE_S3_FORCE_PATH_STYLE
-  std::string endpoint;  // MEZITE_S3_ENDPOINT; empty: AWS for the region
-  std::string ca_file;   // MEZITE_S3_CA_FILE
-};
-
-struct RecordingConfig {
-  bool enabled = true;
-  // "local" (files under storage_path) or "s3" (MEZITE_RECORDING_BACKEND).
-  std::string backend = "local";
-  S3Config s3;
-  std::string storage_path;  // Default: <data_dir>/recordings
-  // Stream kind -> format: shell/exec -> "asciicast" (alias "asciinema")
-  // or "none"; tcpip -> "pcap" or "none". "none" keeps the catalog entry
-  // and audit events but stores no file.
-  std::map<std::string, std::string> formats = {
-      {"shell", "asciicast"}, {"exec", "asciicast"}, {"tcpip", "pcap"}};
-  bool gzip = false;
-  std::optional<std::string> encryption_key;   // 32 raw bytes when set
-  int64_t pcap_idle_timeout_us = 300'000'000;  // Close an idle shared pcap.
-  bool record_input = false;                   // asciicast "i" events
-};
+namespace mez::server {
 
 struct ServerConfig {
   std::string data_dir = "/var/lib/mezite";
@@ -53,7 +21,7 @@ struct ServerConfig {
   bool insecure = false;
   std::string log_level = "info";
   int64_t shutdown_grace_us = 30'000'000;  // SIGTERM: drain this long.
-  RecordingConfig recording;
+  ingest::RecordingConfig recording;
   // The catalog: empty for SQLite in <data_dir>/catalog.db, or a
   // postgres:// URL (yaml `dbUrl`, MEZITE_DB_URL). Several mezrecd replicas
   // share one PostgreSQL (and one S3 bucket, and the data dir's keys).
@@ -98,9 +66,6 @@ struct ConfigFlags {
 Result<ServerConfig> LoadServerConfig(
     const ConfigFlags& flags, const char* (*getenv_fn)(const char*) = nullptr);
 
-// Parses "host:port" / "[v6]:port"; checks the port (0 allowed: any).
-Status ValidateListenAddress(const std::string& addr);
+}  // namespace mez::server
 
-}  // namespace mez::rpc
-
-#endif  // MEZ_RPC_SERVER_CONFIG_H_
+#endif  // MEZ_SERVER_SERVER_CONFIG_H_

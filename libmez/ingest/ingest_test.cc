@@ -1,7 +1,7 @@
 // IngestManager with real storage (LocalStore), a real SQLite catalog and
 // real tokens, driven directly (no gRPC) so that timing is under a fake
 // clock.
-#include "libmez/rpc/ingest.h"
+#include "libmez/ingest/ingest.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include "libmez/record/pcap_reader.h"
 #include "libmez/util/file.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 namespace {
 
 const Caller kWeb01{"web-01", auth::Role::kNode};
@@ -577,11 +577,11 @@ TEST(CatalogRetrierTest, AFullQueueDropsAndCountsAndOrderIsKept) {
   FlakyCatalog flaky(real->get());
   flaky.failing = true;
   {
-    CatalogRetrierOptions o;
+    catalog::CatalogRetrierOptions o;
     o.catalog = &flaky;
     o.max_queued = 2;
     o.start_thread = false;
-    CatalogRetrier r(o);
+    catalog::CatalogRetrier r(o);
     for (int i = 0; i < 3; ++i) {
       catalog::AuditEvent e;
       e.time_us = 1000 + i;
@@ -602,4 +602,4 @@ TEST(CatalogRetrierTest, AFullQueueDropsAndCountsAndOrderIsKept) {
 }
 
 }  // namespace
-}  // namespace mez::rpc
+}  // namespace mez::ingest

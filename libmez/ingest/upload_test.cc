@@ -1,7 +1,7 @@
 // UploadManager driven directly: pieces, resume offsets, hash checks,
 // malformed spools, and the replay through a real IngestManager, LocalStore
 // and SQLite catalog. The spool format's own tests: libmez/spool/.
-#include "libmez/rpc/upload.h"
+#include "libmez/ingest/upload.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -9,11 +9,11 @@
 
 #include <cstdlib>
 
-#include "libmez/rpc/proto_convert.h"
+#include "libmez/ingest/proto_convert.h"
 #include "libmez/spool/spool.h"
 #include "libmez/util/file.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 namespace {
 
 namespace pb = mezite::v1;
@@ -169,9 +169,8 @@ TEST_F(UploadTest, UploadInPiecesReplaysToTheSameCastAsALiveStream) {
   ASSERT_TRUE(live.ok()) << live.status().ToString();
   ASSERT_TRUE(
       (*live)->Chunk(1000, Direction::kOut, "$ echo hi\r\nhi\r\n").ok());
-  ASSERT_TRUE((*live)
-                  ->Chunk(2500, Direction::kOut, "\033[31mred\033[0m\r\n")
-                  .ok());
+  ASSERT_TRUE(
+      (*live)->Chunk(2500, Direction::kOut, "\033[31mred\033[0m\r\n").ok());
   ASSERT_TRUE((*live)->Exit(3000, 0).ok());
   ASSERT_TRUE((*live)->Finish(true).ok());
   std::string uploaded = *ReadFile(dir_ + "/rec/alice/shell/s4.cast");
@@ -278,4 +277,4 @@ TEST_F(UploadTest, TokenIsCheckedAtTheSessionStart) {
 }
 
 }  // namespace
-}  // namespace mez::rpc
+}  // namespace mez::ingest

@@ -3,8 +3,8 @@
 // backoff until it is stored, so a full disk or a restarting PostgreSQL
 // costs an event's latency, not the event (and a session does not stay
 // `recording` because one FinishSession failed).
-#ifndef MEZ_RPC_CATALOG_RETRY_H_
-#define MEZ_RPC_CATALOG_RETRY_H_
+#ifndef MEZ_CATALOG_CATALOG_RETRY_H_
+#define MEZ_CATALOG_CATALOG_RETRY_H_
 
 #include <condition_variable>
 #include <cstdint>
@@ -16,11 +16,11 @@
 #include "libmez/catalog/catalog.h"
 #include "libmez/util/clock.h"
 
-namespace mez::rpc {
+namespace mez::catalog {
 
 struct CatalogRetrierOptions {
-  catalog::Catalog* catalog = nullptr;  // Not owned; must outlive.
-  Clock* clock = nullptr;               // Default: RealClock().
+  Catalog* catalog = nullptr;  // Not owned; must outlive.
+  Clock* clock = nullptr;      // Default: RealClock().
   // At most this many writes wait; a write that fails while the queue is
   // full is dropped and counted (dropped()), with an error logged.
   size_t max_queued = 10000;
@@ -84,6 +84,6 @@ class CatalogRetrier {
 // Whether a failed catalog write may succeed when tried again.
 bool IsRetryable(const Status& s);
 
-}  // namespace mez::rpc
+}  // namespace mez::catalog
 
-#endif  // MEZ_RPC_CATALOG_RETRY_H_
+#endif  // MEZ_CATALOG_CATALOG_RETRY_H_

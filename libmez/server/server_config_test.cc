@@ -1,4 +1,4 @@
-#include "libmez/rpc/server_config.h"
+#include "libmez/server/server_config.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 
 #include "libmez/util/file.h"
 
-namespace mez::rpc {
+namespace mez::server {
 namespace {
 
 std::map<std::string, std::string>* g_env = nullptr;
@@ -245,4 +245,4 @@ TEST_F(ServerConfigTest, ReplicaLeaseTimeoutFileEnvFlagAndMinimum) {
 }
 
 }  // namespace
-}  // namespace mez::rpc
+}  // namespace mez::server

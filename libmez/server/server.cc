@@ -1,6 +1,5 @@
-#include "libmez/rpc/server.h"
+#include "libmez/server/server.h"
 
-#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -11,21 +10,22 @@
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
 #include "libmez/catalog/replica_lease.h"
+#include "libmez/ingest/ingest.h"
+#include "libmez/ingest/upload.h"
 #include "libmez/rpc/cluster_service.h"
-#include "libmez/rpc/ingest.h"
+#include "libmez/rpc/grpc_server.h"
 #include "libmez/rpc/recording_service.h"
+#include "libmez/server/proxy_role.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/store/s3_store.h"
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
 #include "libmez/util/thread_pool.h"
 
-namespace mez::rpc {
+namespace mez::server {
 namespace {
 
 constexpr int64_t kAdminTokenTtl = 365LL * 24 * 3600;
-constexpr int kMaxMessageBytes = 2 << 20;  // A 1 MiB chunk plus framing.
-constexpr size_t kMemoryBudgetBytes = size_t{512} << 20;
 
 std::string HostOf(const std::string& addr) {
   if (!addr.empty() && addr[0] == '[')
@@ -92,7 +92,7 @@ Result<std::unique_ptr<store::BlobStore>> OpenStore(const ServerConfig& c) {
                          store::LocalStore::New(c.recording.storage_path));
     return std::unique_ptr<store::BlobStore>(std::move(local));
   }
-  const S3Config& s3 = c.recording.s3;
+  const ingest::S3Config& s3 = c.recording.s3;
   store::S3StoreOptions o;
   o.s3.bucket = s3.bucket;
   if (!s3.region.empty()) o.s3.region = s3.region;
@@ -133,7 +133,7 @@ Status MakeDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
+Status RunMezrecd(const ServerConfig& config) {
   SetLogLevel(ParseLogLevel(config.log_level));
   Clock* clock = RealClock();
 
@@ -186,43 +186,45 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobStore> store,
                        OpenStore(config));
 
-  IngestOptions iopt;
+  ingest::IngestOptions iopt;
   iopt.recording = config.recording;
   iopt.store = store.get();
   iopt.catalog = catalog.get();
   iopt.verifier = verifier.get();
   iopt.clock = clock;
   iopt.replica_id = replica_id;
-  auto ingest = std::make_unique<IngestManager>(std::move(iopt));
+  auto ingest = std::make_unique<ingest::IngestManager>(std::move(iopt));
   ingest->StartTimer();
   auto pool = std::make_unique<ThreadPool>(4, "mez-io");
-  CallAuthenticator authn(verifier.get(), clock);
-  UploadOptions uopt;
+  rpc::CallAuthenticator authn(verifier.get(), clock);
+  ingest::UploadOptions uopt;
   uopt.root = config.data_dir + "/uploads";
   uopt.ingest = ingest.get();
   uopt.catalog = catalog.get();
   uopt.store = store.get();
   uopt.verifier = verifier.get();
-  MEZ_ASSIGN_OR_RETURN(auto uploads, UploadManager::New(std::move(uopt)));
+  MEZ_ASSIGN_OR_RETURN(auto uploads,
+                       ingest::UploadManager::New(std::move(uopt)));
   // Every Record, Upload and GetUploadStatus call speaks for a current
   // identity: a removed node, admin or proxy, or a name removed and added
   // again, can no longer record or upload (cluster_service.h).
-  CallerCheck registered = [cat = catalog.get()](const Caller& c) -> Status {
+  rpc::CallerCheck registered =
+      [cat = catalog.get()](const ingest::Caller& c) -> Status {
     MEZ_ASSIGN_OR_RETURN(
         auth::Role role,
-        CheckIdentity(cat, c.role, c.name, c.uid, c.legacy_join_hash));
+        rpc::CheckIdentity(cat, c.role, c.name, c.uid, c.legacy_join_hash));
     if (role == auth::Role::kUser) {
       return PermissionDenied("user '" + c.name +
                               "' is no longer an admin and cannot record");
     }
     return Status::Ok();
   };
-  RecordingService recording(ingest.get(), &authn, pool.get(), uploads.get(),
-                             registered);
+  rpc::RecordingService recording(ingest.get(), &authn, pool.get(),
+                                  uploads.get(), registered);
   MEZ_ASSIGN_OR_RETURN(std::string admin_id,
                        EnsureAdminUser(catalog.get(), clock));
-  Authorizer authorizer(&authn, catalog.get());
-  ClusterServiceOptions copt;
+  rpc::Authorizer authorizer(&authn, catalog.get());
+  rpc::ClusterServiceOptions copt;
   copt.catalog = catalog.get();
   copt.store = store.get();
   copt.authorizer = &authorizer;
@@ -236,52 +238,28 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
     MEZ_ASSIGN_OR_RETURN(copt.tls_ca_sha256,
                          auth::CertificateSha256(keys.tls_ca_cert_pem));
   }
-  ClusterService cluster(std::move(copt));
+  rpc::ClusterService cluster(std::move(copt));
 
-  std::shared_ptr<grpc::ServerCredentials> creds;
-  if (config.insecure) {
-    creds = grpc::InsecureServerCredentials();
-  } else {
-    grpc::SslServerCredentialsOptions ssl;
+  rpc::GrpcServerOptions gopt;
+  gopt.listen = config.listen;
+  if (!config.insecure) {
     // The chain ends with the CA, so a joining mezd can find the CA its
     // join token pins (Claims::ca_hash) without being given the file.
-    ssl.pem_key_cert_pairs.push_back(
-        {keys.tls_server_key_pem,
-         keys.tls_server_cert_pem + keys.tls_ca_cert_pem});
-    creds = grpc::SslServerCredentials(ssl);
+    gopt.tls_key_pem = keys.tls_server_key_pem;
+    gopt.tls_cert_chain_pem = keys.tls_server_cert_pem + keys.tls_ca_cert_pem;
   }
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(config.listen, creds, &port);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  // Bound what gRPC buffers ahead of the disk: no window growth from
-  // bandwidth probing, and one memory budget for all connections. With one
-  // frame in flight per stream, a slow disk then slows the senders.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  grpc::ResourceQuota quota("mezrecd");
-  quota.Resize(kMemoryBudgetBytes);
-  builder.SetResourceQuota(quota);
-  builder.RegisterService(&recording);
-  builder.RegisterService(&cluster);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    return Status(Code::kUnavailable,
-                  "cannot listen on " + config.listen +
-                      " (in use, or not an address of this machine?)");
-  }
-  std::string addr = config.listen.substr(0, config.listen.rfind(':') + 1) +
-                     std::to_string(port);
+  gopt.recording = &recording;
+  gopt.cluster = &cluster;
+  MEZ_ASSIGN_OR_RETURN(std::unique_ptr<rpc::GrpcServer> server,
+                       rpc::GrpcServer::Start(gopt));
+  const std::string& addr = server->address();
   MEZ_RETURN_IF_ERROR(EnsureAdminIdentity(
       config.data_dir, addr, config.insecure ? "" : keys.tls_ca_cert_pem,
       *signer, *verifier, keys.cluster_name, admin_id, clock));
-  // ---- proxy role (issue #6; libmez/proxy) ----
+  // The proxy role (proxy_role.h).
   // Printed before "serving on", which launchers wait for.
   std::shared_ptr<void> proxy;
   if (config.HasRole("proxy")) {
-    if (!start_proxy) {
-      return FailedPrecondition(
-          "this mezrecd was built without the proxy role");
-    }
     RoleContext rc;
     rc.config = &config;
     rc.catalog = catalog.get();
@@ -294,9 +272,8 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
     rc.grpc_addr = local + addr.substr(addr.rfind(':'));
     rc.tls_ca_pem = config.insecure ? "" : keys.tls_ca_cert_pem;
     rc.clock = clock;
-    MEZ_ASSIGN_OR_RETURN(proxy, start_proxy(rc));
+    MEZ_ASSIGN_OR_RETURN(proxy, StartInProcessProxy(rc));
   }
-  // ---- end proxy role ----
   MEZ_LOG(kInfo) << "storage "
                  << (config.recording.backend == "s3"
                          ? store->Describe("")
@@ -315,11 +292,7 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   proxy.reset();
   MEZ_LOG(kInfo) << "signal " << sig << ": draining streams (up to "
                  << config.shutdown_grace_us / 1'000'000 << " s)";
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::microseconds(config.shutdown_grace_us));
-  MEZ_LOG(kDebug) << "gRPC shutdown returned";
-  server->Wait();
-  MEZ_LOG(kDebug) << "gRPC server stopped";
+  server->Shutdown(config.shutdown_grace_us);
   pool.reset();    // Runs what the last reactions handed over.
   ingest.reset();  // Closes the shared pcaps.
   lease.reset();   // What still records is now an orphan to the others.
@@ -327,4 +300,4 @@ Status RunMezrecd(const ServerConfig& config, const RoleStarter& start_proxy) {
   return Status::Ok();
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::server

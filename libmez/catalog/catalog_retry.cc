@@ -1,4 +1,4 @@
-#include "libmez/rpc/catalog_retry.h"
+#include "libmez/catalog/catalog_retry.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,7 +6,7 @@
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
 
-namespace mez::rpc {
+namespace mez::catalog {
 
 bool IsRetryable(const Status& s) {
   switch (s.code()) {
@@ -164,4 +164,4 @@ void CatalogRetrier::Loop() {
   }
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::catalog

@@ -1,8 +1,8 @@
-#include "libmez/rpc/proto_convert.h"
+#include "libmez/ingest/proto_convert.h"
 
 #include "libmez/spool/frame_enums.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 
 StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   StreamHeader h;
@@ -24,4 +24,4 @@ StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   return h;
 }
 
-}  // namespace mez::rpc
+}  // namespace mez::ingest

@@ -9,8 +9,8 @@
 //   <root>/<node>/<session>.meta   "<size> <sha256>" the part belongs to
 //   <root>/<node>/<session>.done   "<size> <sha256> <storage key>" once stored
 //   <root>/<node>/<session>.bad    a whole copy that failed to replay
-#ifndef MEZ_RPC_UPLOAD_H_
-#define MEZ_RPC_UPLOAD_H_
+#ifndef MEZ_INGEST_UPLOAD_H_
+#define MEZ_INGEST_UPLOAD_H_
 
 #include <cstdint>
 #include <memory>
@@ -19,9 +19,9 @@
 #include <string>
 #include <string_view>
 
-#include "libmez/rpc/ingest.h"
+#include "libmez/ingest/ingest.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 
 struct UploadState {
   std::string session_id;
@@ -123,6 +123,6 @@ class UploadManager {
   std::set<std::string> active_;  // "<node>/<session>" with a live writer
 };
 
-}  // namespace mez::rpc
+}  // namespace mez::ingest
 
-#endif  // MEZ_RPC_UPLOAD_H_
+#endif  // MEZ_INGEST_UPLOAD_H_

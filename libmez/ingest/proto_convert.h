@@ -1,17 +1,17 @@
 // Conversions between the recording protocol's messages and ingest's
 // types; the protocol's enums are converted by libmez/spool/frame_enums.h.
-#ifndef MEZ_RPC_PROTO_CONVERT_H_
-#define MEZ_RPC_PROTO_CONVERT_H_
+#ifndef MEZ_INGEST_PROTO_CONVERT_H_
+#define MEZ_INGEST_PROTO_CONVERT_H_
 
-#include "libmez/rpc/ingest.h"
+#include "libmez/ingest/ingest.h"
 #include "mezite/v1/recording.pb.h"
 
-namespace mez::rpc {
+namespace mez::ingest {
 
 // The ingest view of a header (unverified, as received). Directions:
 // spool::DirectionFromProto.
 StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p);
 
-}  // namespace mez::rpc
+}  // namespace mez::ingest
 
-#endif  // MEZ_RPC_PROTO_CONVERT_H_
+#endif  // MEZ_INGEST_PROTO_CONVERT_H_
