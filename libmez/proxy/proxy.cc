@@ -22,6 +22,7 @@
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/ssh/upstream.h"
 #include "libmez/util/file.h"
+#include "libmez/util/host_port.h"
 #include "libmez/util/log.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 
@@ -30,27 +31,6 @@ namespace {
 
 // The node name audit events of the proxy itself carry.
 constexpr const char* kProxyNode = "proxy";
-
-// "host:port" or "[v6]:port" -> parts; kInvalidArgument otherwise.
-Status SplitAddress(const std::string& addr, std::string* host,
-                    uint16_t* port) {
-  size_t colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == addr.size()) {
-    return InvalidArgument("'" + addr + "' is not HOST:PORT");
-  }
-  std::string h = addr.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') {
-    h = h.substr(1, h.size() - 2);
-  }
-  std::string p = addr.substr(colon + 1);
-  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(p) > 65535) {
-    return InvalidArgument("'" + addr + "' has a bad port");
-  }
-  *host = h;
-  *port = static_cast<uint16_t>(std::stoi(p));
-  return Status::Ok();
-}
 
 Result<std::string> LoadOrCreateHostKey(const std::string& data_dir) {
   std::string path = data_dir + "/proxy_host_key";
@@ -94,7 +74,7 @@ Result<ssh::TcpipDestination> ResolveNode(const ProxyOptions& o,
     return ssh::TcpipDestination{node.name, 22};
   }
   ssh::TcpipDestination dest;
-  Status split = SplitAddress(node.addr, &dest.host, &dest.port);
+  Status split = SplitHostPort(node.addr, &dest.host, &dest.port);
   if (!split.ok()) {
     return refuse(Code::kFailedPrecondition,
                   "node '" + node.name + "' address: " + split.message());
@@ -123,7 +103,7 @@ Result<Target> AgentlessTarget(const ProxyOptions& o, const std::string& name) {
   if (addr.rfind(':') == std::string::npos || addr.back() == ']') {
     addr += ":22";  // A host alone means sshd's port.
   }
-  MEZ_RETURN_IF_ERROR(SplitAddress(addr, &t.upstream.host, &t.upstream.port));
+  MEZ_RETURN_IF_ERROR(SplitHostPort(addr, &t.upstream.host, &t.upstream.port));
   auto blob = auth::Ed25519BlobFromPublicLine(node->host_key);
   if (!blob.ok()) {
     return FailedPrecondition(
@@ -208,7 +188,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
   if (options.clock == nullptr) options.clock = RealClock();
   std::string host;
   uint16_t port = 0;
-  Status split = SplitAddress(options.listen, &host, &port);
+  Status split = SplitHostPort(options.listen, &host, &port);
   if (!split.ok()) {
     return InvalidArgument("proxy listen address: " + split.message());
   }

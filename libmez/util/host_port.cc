@@ -41,21 +41,12 @@ bool IsLoopbackHost(const std::string& addr) {
 }
 
 Status ValidateListenAddress(const std::string& addr) {
-  size_t colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(addr, &host, &port).ok()) {
     return InvalidArgument("listen address '" + addr +
-                           "' must be HOST:PORT (e.g. 127.0.0.1:3025)");
-  }
-  if (addr[0] == '[' && addr[colon - 1] != ']') {
-    return InvalidArgument("listen address '" + addr +
-                           "': write IPv6 hosts as [::1]:3025");
-  }
-  std::string port = addr.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535) {
-    return InvalidArgument("listen address '" + addr + "': bad port '" + port +
-                           "'");
+                           "' must be HOST:PORT (e.g. 127.0.0.1:3025; IPv6 "
+                           "as [::1]:3025)");
   }
   return Status::Ok();
 }

@@ -21,6 +21,18 @@ TEST(HostPortTest, SplitsHostAndPort) {
   }
 }
 
+TEST(HostPortTest, ListenAddresses) {
+  for (const char* ok : {"127.0.0.1:3025", "0.0.0.0:0", "[::]:3025"}) {
+    EXPECT_TRUE(ValidateListenAddress(ok).ok()) << ok;
+  }
+  for (const char* bad : {"127.0.0.1", "::1:3025", "h:70000", ""}) {
+    Status s = ValidateListenAddress(bad);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("must be HOST:PORT"), std::string::npos)
+        << s.message();
+  }
+}
+
 TEST(HostPortTest, LoopbackHosts) {
   for (const char* yes : {"127.0.0.1:3025", "127.9.8.7:1", "[::1]:3025",
                           "localhost:3025", "localhost", "::1"}) {
