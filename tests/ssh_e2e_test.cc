@@ -407,6 +407,39 @@ TEST_F(SshE2eTest, ExecKeepsExitCodeAndStreamsAndRecordsBoth) {
   EXPECT_EQ(all[0]["login"], me_);
 }
 
+// A command without a terminal plays in the stock asciinema as the user's
+// terminal showed it: each line at the left margin, not a staircase (the
+// output's "\n" is stored as "\r\n", docs/formats/asciicast.md).
+TEST_F(SshE2eTest, ExecSessionPlaysInAsciinemaWithoutAStaircase) {
+  ASSERT_TRUE(HaveProgram("tmux")) << "tmux is missing: run scripts/deps";
+  ASSERT_TRUE(HaveProgram("asciinema"))
+      << "asciinema is missing: run scripts/deps";
+  auto r = Msh("ssh node-1 'printf \"first\\nsecond\\nthird\\n\"'");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.out, "first\nsecond\nthird\n");
+  auto ids = WaitForCompleteSessions(1);
+  ASSERT_EQ(ids.size(), 1u) << Msh("sessions ls 2>&1").out;
+  std::string cast = dir_.File("exec.cast");
+  WriteFileOrDie(cast, Play(ids[0], "cast"));
+
+  Tmux tmux;
+  ASSERT_TRUE(tmux.Start("asciinema play -s 1000 -i 0.001 " + ShellQuote(cast) +
+                             "; echo PLAY''DONE; exec sleep 600",
+                         80, 24));
+  ASSERT_TRUE(tmux.WaitForText("PLAYDONE")) << tmux.last();
+  std::vector<std::string> shown;
+  for (const std::string& line : Lines(tmux.last())) {
+    std::string t = TrimRight(line);
+    if (t.find("first") != std::string::npos ||
+        t.find("second") != std::string::npos ||
+        t.find("third") != std::string::npos) {
+      shown.push_back(t);
+    }
+  }
+  EXPECT_EQ(shown, (std::vector<std::string>{"first", "second", "third"}))
+      << tmux.last();
+}
+
 // The stock OpenSSH client with a certificate obtained as msh obtains it
 // (a fresh key, Cluster.SignUserCert), without msh in between.
 TEST_F(SshE2eTest, StockOpenSshClientWithClusterCertificate) {

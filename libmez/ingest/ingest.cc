@@ -504,6 +504,8 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
   cast_opt.key = rec.encryption_key;
   cast_opt.session_id = s.id;
   cast_opt.record_input = rec.record_input;
+  // A channel without a terminal is stored as a terminal would show it.
+  cast_opt.translate_newlines = !h.pty.value_or(!h.term.empty());
   cast_opt.clock = opt_.clock;
   if (format == "asciicast") {
     s.format = "asciicast-v2";

@@ -62,6 +62,10 @@ struct StreamHeader {
   std::string node;
   std::string login;
   std::string term;
+  // Whether the channel had a terminal; nullopt: not said (then: a
+  // terminal when `term` is set). Without one, output newlines are stored
+  // as "\r\n" (docs/formats/asciicast.md).
+  std::optional<bool> pty;
   // When the grant is checked: 0 for now (live streams: the grant must be
   // valid now and its user still exist with the grant's uid). A node-mode
   // upload checks it at the session's start, which may be long past: the

@@ -217,6 +217,38 @@ TEST_F(IngestTest, AStreamDroppedWithoutFinishIsIncomplete) {
   EXPECT_EQ(manager_->open_streams(), 0);
 }
 
+// Output of a channel without a terminal is stored as a terminal shows it
+// ("\n" -> "\r\n"); with a terminal, or an older agent's header that says
+// nothing but names a TERM, the bytes are kept.
+TEST_F(IngestTest, ExecWithoutATerminalStoresNewlinesAsCrLf) {
+  Make();
+  struct Case {
+    const char* id;
+    std::optional<bool> pty;
+    const char* term;
+    bool translated;
+  };
+  for (const Case& c :
+       {Case{"nopty", false, "", true}, Case{"pty", true, "xterm", false},
+        Case{"older-nopty", std::nullopt, "", true},
+        Case{"older-pty", std::nullopt, "xterm", false}}) {
+    StreamHeader h = Tcpip(c.id);
+    h.kind = ChannelKind::kExec;
+    h.command = "ls";
+    h.pty = c.pty;
+    h.term = c.term;
+    auto s = Begin(h);
+    ASSERT_NE(s, nullptr) << c.id;
+    ASSERT_TRUE(s->Chunk(1, Direction::kOut, "a\nb\n").ok());
+    ASSERT_TRUE(s->Finish(true).ok());
+    auto cast = ReadFile(dir_ + "/rec/alice/exec/" + c.id + ".cast");
+    ASSERT_TRUE(cast.ok()) << c.id;
+    EXPECT_NE(cast->find(c.translated ? R"("a\r\nb\r\n")" : R"("a\nb\n")"),
+              std::string::npos)
+        << c.id << ": " << *cast;
+  }
+}
+
 TEST_F(IngestTest, RecordingDisabledStoresNothingButAudits) {
   RecordingConfig rec;
   rec.enabled = false;

@@ -21,6 +21,7 @@ StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   h.node = p.node();
   h.login = p.login();
   h.term = p.term();
+  if (p.has_pty()) h.pty = p.pty();
   return h;
 }
 

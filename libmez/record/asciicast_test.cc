@@ -125,6 +125,29 @@ TEST(AsciicastTest, InputIsNotRecordedUnlessAskedFor) {
   EXPECT_EQ(raw->data().find("secret"), std::string::npos);
 }
 
+// A channel without a terminal: its output's newlines are stored as a
+// terminal would show them; input, and a writer for a pty, are untouched.
+TEST(AsciicastTest, OutputNewlinesBecomeCrLfWithoutATerminal) {
+  for (bool translate : {false, true}) {
+    StringSink* raw;
+    AsciicastOptions opt;
+    opt.translate_newlines = translate;
+    opt.record_input = true;
+    auto w = NewWriter(&raw, opt);
+    ASSERT_TRUE(w->Write(1, Direction::kOut, "one\ntwo\r\n").ok());
+    ASSERT_TRUE(w->Write(2, Direction::kErr, "err\n").ok());
+    ASSERT_TRUE(w->Write(3, Direction::kOut, "no newline").ok());
+    ASSERT_TRUE(w->Write(4, Direction::kIn, "typed\n").ok());
+    ASSERT_TRUE(w->Close().ok());
+    auto events = ReadAll(raw->data());
+    ASSERT_EQ(events.size(), 4u) << raw->data();
+    EXPECT_EQ(events[0].data, translate ? "one\r\ntwo\r\r\n" : "one\ntwo\r\n");
+    EXPECT_EQ(events[1].data, translate ? "err\r\n" : "err\n");
+    EXPECT_EQ(events[2].data, "no newline");
+    EXPECT_EQ(events[3].data, "typed\n");
+  }
+}
+
 TEST(AsciicastTest, TimesNeverDecrease) {
   StringSink* raw;
   auto w = NewWriter(&raw);

@@ -196,6 +196,16 @@ Status AsciicastWriter::Write(int64_t time_us, Direction stream,
   if (stream == Direction::kIn && !options_.record_input) {
     return Status::Ok();
   }
+  if (options_.translate_newlines && stream != Direction::kIn &&
+      bytes.find('\n') != std::string_view::npos) {
+    translated_.clear();
+    translated_.reserve(bytes.size() + bytes.size() / 8);
+    for (char c : bytes) {
+      if (c == '\n') translated_.push_back('\r');
+      translated_.push_back(c);
+    }
+    bytes = translated_;
+  }
   int idx = StreamIndex(stream);
   char code = stream == Direction::kIn ? 'i' : 'o';
   time_us = ClampTime(time_us);

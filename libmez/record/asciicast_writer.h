@@ -47,6 +47,10 @@ struct AsciicastOptions {
   // so each event's plaintext is deflated (one raw deflate stream, synced
   // per event) before it is sealed, and the file stays a plain .cast.
   bool gzip = false;
+  // The channel had no terminal (no pty-req: `ssh host cmd`): every "\n"
+  // of output (stdout, stderr) is written as "\r\n", as a terminal's ONLCR
+  // shows it, so players do not draw a staircase. Input is left as is.
+  bool translate_newlines = false;
   // For the *Now() methods and the gzip flush interval; defaults to
   // RealClock().
   Clock* clock = nullptr;
@@ -112,6 +116,7 @@ class AsciicastWriter {
                                 Utf8Stream(Utf8Stream::Mode::kRaw)};
   std::string line_buf_;
   std::string scratch_;
+  std::string translated_;  // translate_newlines' copy of the bytes
   std::string sealed_;
   int64_t start_mono_us_ = 0;
   int64_t last_time_us_ = 0;

@@ -51,6 +51,7 @@ mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
       h->set_dst_port(info.dst_port);
       return frame;
   }
+  h->set_pty(info.pty);
   if (info.kind == ssh::ChannelKind::kShell || info.pty) {
     // A pty requested without a size (ssh -tt from a pipe) is 0x0; mezrecd
     // wants a real size for shells, so use the VT100 default.
