@@ -71,7 +71,7 @@ _mezctl() {
   case $path in
     "")
       subs="config audit nodes users ca"
-      opts="--identity --help -h"
+      opts="--identity --version --help -h"
       ;;
     config) subs="get set" ;;
     "config get" | "config set") subs="session_recording" ;;

@@ -41,6 +41,7 @@ complete -c mezctl -f
 
 complete -c mezctl -n '__mezctl_at' -l identity -r -F -d 'identity file to use'
 complete -c mezctl -s h -l help -d 'print help and exit'
+complete -c mezctl -n '__mezctl_at' -l version -d 'print the version and exit'
 complete -c mezctl -n '__mezctl_at' -a config -d 'cluster settings'
 complete -c mezctl -n '__mezctl_at' -a audit -d 'the audit log'
 complete -c mezctl -n '__mezctl_at' -a nodes -d 'nodes of the cluster'

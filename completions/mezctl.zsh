@@ -113,6 +113,7 @@ _mezctl() {
   _arguments -C \
     '(- *)'{-h,--help}'[print help and exit]' \
     '--identity=[identity file to use]:identity file:_files' \
+    '(- *)--version[print the version and exit]' \
     '1:command:->command' \
     '*::arg:->args' && ret=0
   case $state in

@@ -63,7 +63,7 @@ _msh() {
   case $path in
     "")
       subs="login sessions play ssh"
-      opts="--identity --help -h"
+      opts="--identity --version --help -h"
       ;;
     login) opts="--identity --help -h" ;;
     sessions)

@@ -39,6 +39,7 @@ complete -c msh -f
 
 complete -c msh -n '__msh_at' -l identity -r -F -d 'identity file to use'
 complete -c msh -s h -l help -d 'print help and exit'
+complete -c msh -n '__msh_at' -l version -d 'print the version and exit'
 complete -c msh -n '__msh_at' -a login -d 'store an identity file as yours'
 complete -c msh -n '__msh_at' -a sessions -d 'recorded sessions'
 complete -c msh -n '__msh_at' -a play -d 'play a recorded session or a local recording file'

@@ -38,6 +38,7 @@ _msh() {
   _arguments -C \
     '(- *)'{-h,--help}'[print help and exit]' \
     '--identity=[identity file to use]:identity file:_files' \
+    '(- *)--version[print the version and exit]' \
     '1:command:->command' \
     '*::arg:->args' && ret=0
   case $state in

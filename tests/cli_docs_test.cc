@@ -297,6 +297,22 @@ TEST(CliDocsTest, HelpParserSeesTheWholeTree) {
   EXPECT_GE(CountOptions(Tree(MEZRECD_PATH)), 8);
 }
 
+// Every binary answers --version with its name and the project's version
+// on stdout, exit 0.
+TEST(CliDocsTest, EveryBinaryPrintsItsVersion) {
+  for (const auto& [name, path] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"msh", MSH_PATH},
+           {"mezctl", MEZCTL_PATH},
+           {"mezrecd", MEZRECD_PATH},
+           {"mezd", MEZD_PATH}}) {
+    CommandResult r =
+        ::mez::testing::Run(ShellQuote(path) + " --version 2>/dev/null");
+    EXPECT_EQ(r.exit_code, 0) << name;
+    EXPECT_EQ(r.out, name + " " + MEZ_VERSION + "\n") << name;
+  }
+}
+
 TEST(CliDocsTest, MshManPage) {
   EXPECT_EQ(ManPageGaps("msh", Tree(MSH_PATH), kSource + "/man/msh.1"), "");
 }

@@ -4,12 +4,20 @@
 #define MEZ_CMD_COMMON_RUN_APP_H_
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+#include "libmez/util/version.h"
 
 namespace mez::cmd {
 
 // Parses argv. Returns -1 to go on, or the exit code to return now: 0
-// after --help, 2 after a usage error (CLI11's message printed).
+// after --help or --version ("msh 0.1.0"), 2 after a usage error (CLI11's
+// message printed).
 inline int Parse(CLI::App& app, int argc, char** argv) {
+  std::string name = argc > 0 ? argv[0] : "";
+  name = name.substr(name.rfind('/') + 1);
+  app.set_version_flag("--version", name + " " + Version(),
+                       "Print the version and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -15,6 +15,7 @@
 #include "libmez/util/byte_size.h"
 #include "libmez/util/duration.h"
 #include "libmez/util/file.h"
+#include "libmez/util/version.h"
 
 namespace mez::agent {
 namespace {
@@ -123,6 +124,8 @@ Result<AgentConfig> LoadAgentConfig(int argc, const char* const* argv,
       "mezd - Mezite node agent: an SSH server for the cluster's user "
       "certificates that records every session (node-sync, node or off, "
       "from MEZITE_RECORDING_MODE or the cluster's session_recording)"};
+  app.set_version_flag("--version", std::string("mezd ") + Version(),
+                       "Print the version and exit");
   AgentConfig config;
   Flags flags;
   AddFlags(app, &config.options, &flags);

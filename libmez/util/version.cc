@@ -1,0 +1,7 @@
+#include "libmez/util/version.h"
+
+namespace mez {
+
+const char* Version() { return MEZ_VERSION; }
+
+}  // namespace mez
