@@ -144,6 +144,7 @@ Status IngestStream::Exit(int64_t offset_us, int32_t status) {
   if (finished_) return FailedPrecondition("stream already finished");
   MEZ_RETURN_IF_ERROR(TakeStorageError());
   ++frames_;
+  exit_status_ = status;
   if (cast_) {
     MEZ_RETURN_IF_ERROR(Stored(cast_->Exit(offset_us, status)));
     dirty_ = true;
@@ -236,7 +237,9 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
       {"bytes", bytes_},
       {"status", std::string(catalog::SessionStatusName(status))},
       {"kind", session_.kind},
+      {"login", session_.login},
       {"storage_key", session_.storage_key}};
+  if (exit_status_) details["exit_status"] = *exit_status_;
   if (!result.ok()) details["error"] = result.message();
   manager_->Audit("session.end", session_.user, session_.id, session_.node,
                   details.dump());

@@ -151,6 +151,7 @@ class IngestStream {
   bool storage_error_returned_ = false;
   uint64_t frames_ = 0;
   uint64_t bytes_ = 0;
+  std::optional<int32_t> exit_status_;  // From the exit frame, if any.
   bool finished_ = false;
 };
 

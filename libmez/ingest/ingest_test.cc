@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "libmez/record/gzip.h"
 #include "libmez/record/pcap_reader.h"
@@ -247,6 +248,32 @@ TEST_F(IngestTest, ExecWithoutATerminalStoresNewlinesAsCrLf) {
               std::string::npos)
         << c.id << ": " << *cast;
   }
+}
+
+// session.end names the login, the exit status and the duration, so the
+// audit log alone answers "who ran what as whom, for how long, how it ended".
+TEST_F(IngestTest, SessionEndCarriesLoginExitStatusAndDuration) {
+  Make();
+  StreamHeader h = Tcpip("ended");
+  h.kind = ChannelKind::kExec;
+  h.command = "false";
+  h.login = "root";
+  auto s = Begin(h);
+  ASSERT_NE(s, nullptr);
+  clock_.Advance(754'000'000);
+  ASSERT_TRUE(s->Exit(754'000'000, 1).ok());
+  ASSERT_TRUE(s->Finish(true).ok());
+  catalog::AuditFilter f;
+  f.session_id = "ended";
+  f.type = "session.end";
+  auto ends = catalog_->ListAudit(f);
+  ASSERT_TRUE(ends.ok());
+  ASSERT_EQ(ends->size(), 1u);
+  auto d = nlohmann::json::parse((*ends)[0].details);
+  EXPECT_EQ(d["login"], "root") << d.dump();
+  EXPECT_EQ(d["exit_status"], 1) << d.dump();
+  EXPECT_EQ(d["duration_us"], 754'000'000) << d.dump();
+  EXPECT_EQ(d["status"], "complete") << d.dump();
 }
 
 TEST_F(IngestTest, RecordingDisabledStoresNothingButAudits) {
