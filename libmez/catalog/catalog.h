@@ -61,15 +61,19 @@ struct AuditEvent {
 struct SessionFilter {
   std::string user;  // Empty: any.
   std::string node;
-  int64_t since_us = 0;  // started_us >= since_us
-  int64_t until_us = 0;  // started_us < until_us; 0: no bound
-  int limit = 0;         // 0: no limit. Newest first.
+  std::string kind;                     // "shell", "exec", "tcpip"; empty: any
+  std::optional<SessionStatus> status;  // nullopt: any
+  std::string id_prefix;                // ids starting with it; empty: any
+  int64_t since_us = 0;                 // started_us >= since_us
+  int64_t until_us = 0;                 // started_us < until_us; 0: no bound
+  int limit = 0;                        // 0: no limit. Newest first.
 };
 
 struct AuditFilter {
   std::string type;
   std::string user;
   std::string session_id;
+  std::string node;
   int64_t since_us = 0;
   int64_t until_us = 0;
   int limit = 0;  // Newest first.

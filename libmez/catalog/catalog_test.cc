@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -29,7 +30,6 @@
 #include <random>
 #include <set>
 #include <string>
-#include <atomic>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -216,6 +216,9 @@ std::vector<std::string> ReferenceList(std::vector<Session> all,
   std::erase_if(all, [&](const Session& s) {
     return (!f.user.empty() && s.user != f.user) ||
            (!f.node.empty() && s.node != f.node) ||
+           (!f.kind.empty() && s.kind != f.kind) ||
+           (f.status && s.status != *f.status) ||
+           !s.id.starts_with(f.id_prefix) ||
            (f.since_us != 0 && s.started_us < f.since_us) ||
            (f.until_us != 0 && s.started_us >= f.until_us);
   });
@@ -438,6 +441,68 @@ TEST_P(CatalogTest, ListSessionsFiltersAndOrdersNewestFirst) {
   auto want = cat().GetSession((*one)[0].id);
   ASSERT_OK(want);
   ExpectSameSession(*want, (*one)[0]);
+}
+
+// msh sessions ls --kind/--status, and a session named by a prefix of its id.
+TEST_P(CatalogTest, ListSessionsByKindStatusAndIdPrefix) {
+  const char* kinds[] = {"shell", "exec", "tcpip"};
+  const SessionStatus statuses[] = {SessionStatus::kRecording,
+                                    SessionStatus::kComplete,
+                                    SessionStatus::kIncomplete};
+  std::vector<Session> all;
+  for (int n = 0; n < 36; ++n) {
+    Session s =
+        MakeSession(n, n % 2 == 0 ? "alice" : "bob", "web-1", 1'000'000 + n);
+    s.kind = kinds[n % 3];
+    s.status = statuses[(n / 3) % 3];
+    if (s.status != SessionStatus::kRecording) s.ended_us = 2'000'000;
+    ASSERT_OK(cat().CreateSession(s));
+    all.push_back(s);
+  }
+  auto filter = [](std::string kind, std::optional<SessionStatus> status,
+                   std::string prefix, std::string user) {
+    SessionFilter f;
+    f.kind = std::move(kind);
+    f.status = status;
+    f.id_prefix = std::move(prefix);
+    f.user = std::move(user);
+    return f;
+  };
+  const std::vector<SessionFilter> filters = {
+      filter("exec", std::nullopt, "", ""),
+      filter("", SessionStatus::kIncomplete, "", ""),
+      filter("tcpip", SessionStatus::kComplete, "", "alice"),
+      filter("", std::nullopt, "s00001", ""),  // s000010..s000019
+      filter("", std::nullopt, "s000012", ""),
+      filter("", std::nullopt, "s000012", "alice"),
+      filter("", std::nullopt, "s000013", "alice"),  // bob's: none
+      filter("", std::nullopt, "s1", ""),
+      filter("shell", SessionStatus::kRecording, "s00002", ""),
+  };
+  for (const SessionFilter& f : filters) {
+    SCOPED_TRACE("kind=" + f.kind + " prefix=" + f.id_prefix +
+                 " user=" + f.user);
+    auto got = cat().ListSessions(f);
+    ASSERT_OK(got);
+    EXPECT_EQ(Ids(*got), ReferenceList(all, f));
+  }
+  EXPECT_EQ(cat().ListSessions(filter("", std::nullopt, "s00001", ""))->size(),
+            10u);
+  // Wildcards are characters like any other.
+  EXPECT_TRUE(cat().ListSessions(filter("", std::nullopt, "%", ""))->empty());
+  EXPECT_TRUE(cat().ListSessions(filter("", std::nullopt, "s_", ""))->empty());
+
+  // The audit log by node.
+  AuditEvent on_db = Event(10, "session.start", "alice", Id(1));
+  on_db.node = "db-1";
+  ASSERT_OK(cat().AppendAudit(on_db));
+  ASSERT_OK(cat().AppendAudit(Event(11, "session.start", "alice", Id(2))));
+  AuditFilter af;
+  af.node = "db-1";
+  auto events = cat().ListAudit(af);
+  ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].session_id, Id(1));
 }
 
 TEST_P(CatalogTest, MarkInterruptedTouchesOnlyRecordingAndSurvivesReopen) {

@@ -697,6 +697,18 @@ Result<std::vector<Session>> PostgresCatalog::ListSessions(
     where.push_back("node = $");
     p.Text(filter.node);
   }
+  if (!filter.kind.empty()) {
+    where.push_back("kind = $");
+    p.Text(filter.kind);
+  }
+  if (filter.status) {
+    where.push_back("status = $");
+    p.Text(std::string(SessionStatusName(*filter.status)));
+  }
+  if (!filter.id_prefix.empty()) {
+    where.push_back("starts_with(id, $)");
+    p.Text(filter.id_prefix);
+  }
   if (filter.since_us != 0) {
     where.push_back("started_us >= $");
     p.Int(filter.since_us);
@@ -861,6 +873,10 @@ Result<std::vector<AuditEvent>> PostgresCatalog::ListAudit(
   if (!filter.session_id.empty()) {
     where.push_back("session_id = $");
     p.Text(filter.session_id);
+  }
+  if (!filter.node.empty()) {
+    where.push_back("node = $");
+    p.Text(filter.node);
   }
   if (filter.since_us != 0) {
     where.push_back("time_us >= $");

@@ -612,6 +612,11 @@ Result<std::vector<Session>> SqliteCatalog::ListSessions(
   MEZ_ASSIGN_OR_RETURN(Statement stmt, Prepare("list sessions", sql));
   if (!filter.user.empty()) stmt.Bind(":user", filter.user);
   if (!filter.node.empty()) stmt.Bind(":node", filter.node);
+  if (!filter.kind.empty()) stmt.Bind(":kind", filter.kind);
+  if (filter.status) {
+    stmt.Bind(":status", std::string(SessionStatusName(*filter.status)));
+  }
+  if (!filter.id_prefix.empty()) stmt.Bind(":prefix", filter.id_prefix);
   if (filter.since_us != 0) stmt.Bind(":since", filter.since_us);
   if (filter.until_us != 0) stmt.Bind(":until", filter.until_us);
   stmt.Bind(":limit", int64_t{filter.limit == 0 ? -1 : filter.limit});
@@ -772,6 +777,7 @@ Result<std::vector<AuditEvent>> SqliteCatalog::ListAudit(
   if (!filter.type.empty()) stmt.Bind(":type", filter.type);
   if (!filter.user.empty()) stmt.Bind(":user", filter.user);
   if (!filter.session_id.empty()) stmt.Bind(":session_id", filter.session_id);
+  if (!filter.node.empty()) stmt.Bind(":node", filter.node);
   if (filter.since_us != 0) stmt.Bind(":since", filter.since_us);
   if (filter.until_us != 0) stmt.Bind(":until", filter.until_us);
   stmt.Bind(":limit", int64_t{filter.limit == 0 ? -1 : filter.limit});
@@ -1270,6 +1276,11 @@ std::string ListSessionsSql(const SessionFilter& filter) {
   std::vector<const char*> where;
   if (!filter.user.empty()) where.push_back("user = :user");
   if (!filter.node.empty()) where.push_back("node = :node");
+  if (!filter.kind.empty()) where.push_back("kind = :kind");
+  if (filter.status) where.push_back("status = :status");
+  if (!filter.id_prefix.empty()) {
+    where.push_back("substr(id, 1, length(:prefix)) = :prefix");
+  }
   if (filter.since_us != 0) where.push_back("started_us >= :since");
   if (filter.until_us != 0) where.push_back("started_us < :until");
   return std::string("SELECT ") + kSessionColumns + " FROM sessions" +
@@ -1281,6 +1292,7 @@ std::string ListAuditSql(const AuditFilter& filter) {
   if (!filter.type.empty()) where.push_back("type = :type");
   if (!filter.user.empty()) where.push_back("user = :user");
   if (!filter.session_id.empty()) where.push_back("session_id = :session_id");
+  if (!filter.node.empty()) where.push_back("node = :node");
   if (filter.since_us != 0) where.push_back("time_us >= :since");
   if (filter.until_us != 0) where.push_back("time_us < :until");
   return "SELECT id, time_us, type, user, session_id, node, details "
