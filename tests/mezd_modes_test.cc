@@ -36,6 +36,19 @@ using Clock = std::chrono::steady_clock;
 
 CommandResult Sh(const std::string& command) { return Run(command); }
 
+// What a terminal shows of a command's output when the channel has no pty
+// (these sessions are `msh ssh node CMD`): its ONLCR turns every "\n" into
+// "\r\n", and the recording stores it so (docs/formats/asciicast.md).
+std::string AsShown(const std::string& out) {
+  std::string shown;
+  shown.reserve(out.size() + out.size() / 16);
+  for (char c : out) {
+    if (c == '\n') shown.push_back('\r');
+    shown.push_back(c);
+  }
+  return shown;
+}
+
 // A file's content, or "" when it cannot be read.
 std::string Text(const std::string& path) {
   auto r = ReadFile(path);
@@ -345,8 +358,9 @@ TEST_F(MezdModesTest, NodeSyncKill9MidBurstEqualsWhatTheClientSaw) {
   std::string id = WaitComplete([&] { return Sessions(); }, &all);
   ASSERT_FALSE(id.empty()) << all << mezd_->log();
   std::string played = Played(id);
-  EXPECT_EQ(played.size(), seen.size());
-  EXPECT_TRUE(played == seen) << "the recording differs from the output";
+  EXPECT_EQ(played.size(), AsShown(seen).size());
+  EXPECT_TRUE(played == AsShown(seen))
+      << "the recording differs from the output";
   ASSERT_TRUE(PollUntil([&] {
     return FilesEndingIn(SpoolDir(), ".spool").empty() &&
            FilesEndingIn(SpoolDir(), ".sync").empty();
@@ -361,7 +375,7 @@ TEST_F(MezdModesTest, NodeSyncCleanStreamDeletesTheLocalCopy) {
   std::string all;
   std::string id = WaitComplete([&] { return Sessions(); }, &all);
   ASSERT_FALSE(id.empty()) << all;
-  EXPECT_EQ(Played(id), r.out);
+  EXPECT_EQ(Played(id), AsShown(r.out));
   EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
   EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".spool").empty());
   EXPECT_EQ(mezd_->log().find("uploading the local copy"), std::string::npos)
@@ -423,8 +437,9 @@ TEST_F(MezdModesTest, NodeSyncFullDiskEqualsWhatTheClientSaw) {
   ASSERT_EQ(WaitComplete([&] { return Sessions(); }, &all), id)
       << all << mezd_->log();
   std::string played = Played(id);
-  EXPECT_EQ(played.size(), seen.size());
-  EXPECT_TRUE(played == seen) << "the recording differs from the output";
+  EXPECT_EQ(played.size(), AsShown(seen).size());
+  EXPECT_TRUE(played == AsShown(seen))
+      << "the recording differs from the output";
 }
 
 // node-sync with mezrecd SIGSTOPped under a burst: the session ends
@@ -461,8 +476,9 @@ TEST_F(MezdModesTest, NodeSyncStoppedMezrecdEndsTheSessionAndCompletes) {
   std::string id = WaitComplete([&] { return Sessions(); }, &all);
   ASSERT_FALSE(id.empty()) << all << mezd_->log();
   std::string played = Played(id);
-  EXPECT_EQ(played.size(), seen.size());
-  EXPECT_TRUE(played == seen) << "the recording differs from the output";
+  EXPECT_EQ(played.size(), AsShown(seen).size());
+  EXPECT_TRUE(played == AsShown(seen))
+      << "the recording differs from the output";
 }
 
 // node-sync whose local copy cannot be kept (a spool budget far too small
@@ -492,7 +508,8 @@ TEST_F(MezdModesTest, NodeSyncFullSpoolEndsTheSessionAndIsAudited) {
   std::string all;
   std::string id = WaitComplete([&] { return Sessions(); }, &all);
   ASSERT_FALSE(id.empty()) << all;
-  EXPECT_TRUE(Played(id) == seen) << "the recording differs from the output";
+  EXPECT_TRUE(Played(id) == AsShown(seen))
+      << "the recording differs from the output";
   EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
 }
 
@@ -576,7 +593,7 @@ TEST_F(MezdModesTest, NodeModeUploadsOnceMezrecdIsBack) {
     return false;
   })) << sessions.dump()
       << mezd_->log();
-  EXPECT_EQ(Played(id), seen);
+  EXPECT_EQ(Played(id), AsShown(seen));
   ASSERT_TRUE(PollUntil([&] {
     return FilesEndingIn(SpoolDir(), ".spool").empty();
   })) << mezd_->log();
@@ -636,7 +653,7 @@ TEST_F(MezdModesTest, UploadCutByAMezdCrashResumesAfterRestart) {
       std::regex("resuming the upload of session " + id + " at byte ([0-9]+)")))
       << log;
   EXPECT_GE(std::stoull(m[1].str()), held);
-  EXPECT_EQ(Played(id), seen);
+  EXPECT_EQ(Played(id), AsShown(seen));
   EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".spool").empty());
 }
 

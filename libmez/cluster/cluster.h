@@ -293,7 +293,9 @@ class Cluster {
       const auth::Claims& caller, const catalog::AuditFilter& filter);
 
  private:
-  // A session `caller` may read (own or admin).
+  // A session `caller` may read (own or admin), by its id or by a unique
+  // prefix of it among the sessions `caller` may read (kInvalidArgument,
+  // naming some, when several match).
   Result<catalog::Session> ReadableSession(const auth::Claims& caller,
                                            const std::string& id,
                                            std::string_view method);

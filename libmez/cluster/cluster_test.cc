@@ -469,6 +469,51 @@ TEST_F(ClusterTest, UsersSeeOnlyTheirOwnSessions) {
   EXPECT_EQ(Audit("access.denied").size(), 3u);
 }
 
+// A unique prefix of an id names the session, among the caller's own for a
+// user: another user's session is neither found nor counted as a match.
+TEST_F(ClusterTest, AUniqueIdPrefixNamesTheSession) {
+  auto add = [&](const std::string& id, const std::string& user) {
+    catalog::Session s;
+    s.id = id;
+    s.user = user;
+    s.node = "n1";
+    s.kind = "shell";
+    s.format = "asciicast-v2";
+    s.storage_key = user + "/" + id;
+    s.started_us = clock_.WallMicros();
+    ASSERT_OK(catalog_->CreateSession(s));
+  };
+  add("0123456789abcdef0123456789abcdef", "alice");
+  add("0123ffff89abcdef0123456789abcdef", "bob");
+  add("abcd0000000000000000000000000000", "bob");
+  auth::Claims alice = User("alice");
+  auth::Claims bob = User("bob");
+
+  auto mine = cluster_->GetSession(alice, "0123");
+  ASSERT_OK(mine);
+  EXPECT_EQ(mine->id, "0123456789abcdef0123456789abcdef");
+  auto read = cluster_->RecordingToRead(alice, "012345");
+  ASSERT_OK(read);
+  EXPECT_EQ(read->storage_key, "alice/0123456789abcdef0123456789abcdef");
+  // Alice cannot reach bob's through a prefix.
+  EXPECT_EQ(cluster_->GetSession(alice, "abcd").status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(cluster_->GetSession(alice, "0123f").status().code(),
+            Code::kNotFound);
+  // For the admin, "0123" is two sessions: refused, naming them.
+  auto both = cluster_->GetSession(admin_, "0123");
+  EXPECT_EQ(both.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(both.status().message().find("0123ffff89abcdef"), std::string::npos)
+      << both.status().ToString();
+  auto bobs = cluster_->GetSession(admin_, "0123f");
+  ASSERT_OK(bobs);
+  EXPECT_EQ(bobs->user, "bob");
+  // Not hex, or no match: not found.
+  EXPECT_EQ(cluster_->GetSession(bob, "abcd%").status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(cluster_->GetSession(bob, "9").status().code(), Code::kNotFound);
+}
+
 TEST_F(ClusterTest, ProxyHelloPublishesTheProxyForResolveNode) {
   NewUser p;
   p.name = "edge";

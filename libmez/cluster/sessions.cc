@@ -7,10 +7,41 @@ namespace mez::cluster {
 
 using auth::Role;
 
+namespace {
+
+// Session ids are 32 lowercase hex digits; anything shorter made of those
+// may be a prefix of one.
+bool MayBeIdPrefix(const std::string& id) {
+  return !id.empty() && id.size() < 32 &&
+         id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
 Result<catalog::Session> Cluster::ReadableSession(const auth::Claims& caller,
                                                   const std::string& id,
                                                   std::string_view method) {
   auto s = opt_.catalog->GetSession(id);
+  if (!s.ok() && s.status().code() == Code::kNotFound && MayBeIdPrefix(id)) {
+    // A unique prefix names the session, among those the caller may read
+    // (so a prefix never tells a user about another user's sessions).
+    catalog::SessionFilter f;
+    f.id_prefix = id;
+    if (caller.role != Role::kAdmin) f.user = caller.subject;
+    f.limit = 3;
+    MEZ_ASSIGN_OR_RETURN(std::vector<catalog::Session> found,
+                         opt_.catalog->ListSessions(f));
+    if (found.size() > 1) {
+      std::string some;
+      for (const catalog::Session& m : found) {
+        some += (some.empty() ? "" : ", ") + m.id;
+      }
+      return InvalidArgument(
+          "session id prefix '" + id + "' matches several sessions (" + some +
+          (found.size() > 2 ? ", ..." : "") + "); give more of the id");
+    }
+    if (found.size() == 1) s = std::move(found[0]);
+  }
   if (!s.ok()) return s.status();
   if (caller.role != Role::kAdmin && s->user != caller.subject) {
     // Not found, not "forbidden": other users' session ids stay private.

@@ -1,5 +1,7 @@
 #include "libmez/rpc/cluster_convert.h"
 
+#include "libmez/util/stream.h"
+
 namespace mez::rpc {
 
 namespace pb = mezite::v1;
@@ -65,10 +67,27 @@ void ToProto(const cluster::JoinAnswer& a, pb::JoinNodeResponse* p) {
   for (const std::string& id : a.revoked_user_ids) p->add_revoked_user_ids(id);
 }
 
-catalog::SessionFilter FromProto(const pb::ListSessionsRequest& p) {
+Result<catalog::SessionFilter> FromProto(const pb::ListSessionsRequest& p) {
   catalog::SessionFilter f;
   f.user = p.user();
   f.node = p.node();
+  if (!p.kind().empty()) {
+    if (!ParseChannelKind(p.kind())) {
+      return InvalidArgument("kind '" + p.kind() +
+                             "' does not exist (shell, exec or tcpip)");
+    }
+    f.kind = p.kind();
+  }
+  if (!p.status().empty()) {
+    auto st = catalog::ParseSessionStatus(p.status());
+    if (!st.ok()) {
+      return InvalidArgument("status '" + p.status() +
+                             "' does not exist (recording, complete or "
+                             "incomplete)");
+    }
+    f.status = *st;
+  }
+  f.id_prefix = p.id_prefix();
   f.since_us = p.since_us();
   f.until_us = p.until_us();
   f.limit = p.limit();
@@ -80,6 +99,7 @@ catalog::AuditFilter FromProto(const pb::ListAuditRequest& p) {
   f.type = p.type();
   f.user = p.user();
   f.session_id = p.session_id();
+  f.node = p.node();
   f.since_us = p.since_us();
   f.until_us = p.until_us();
   f.limit = p.limit();

@@ -15,7 +15,9 @@ void ToProto(const catalog::Node& n, mezite::v1::NodeInfo* p);
 void ToProto(const catalog::AuditEvent& e, mezite::v1::AuditEventInfo* p);
 void ToProto(const cluster::JoinAnswer& a, mezite::v1::JoinNodeResponse* p);
 
-catalog::SessionFilter FromProto(const mezite::v1::ListSessionsRequest& p);
+// kInvalidArgument for a kind or status that does not exist.
+Result<catalog::SessionFilter> FromProto(
+    const mezite::v1::ListSessionsRequest& p);
 catalog::AuditFilter FromProto(const mezite::v1::ListAuditRequest& p);
 cluster::NewUser FromProto(const mezite::v1::AddUserRequest& p);
 cluster::NewNode FromProto(const mezite::v1::AddNodeRequest& p);

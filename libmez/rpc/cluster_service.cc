@@ -169,13 +169,13 @@ grpc::ServerUnaryReactor* ClusterService::WhoAmI(
 grpc::ServerUnaryReactor* ClusterService::ListSessions(
     grpc::CallbackServerContext* ctx, const pb::ListSessionsRequest* req,
     pb::ListSessionsResponse* resp) {
-  return Unary(ctx, "ListSessions",
-               [this, req, resp](const auth::Claims& c) -> Status {
-                 MEZ_ASSIGN_OR_RETURN(
-                     auto rows, domain_->ListSessions(c, FromProto(*req)));
-                 for (const auto& s : rows) ToProto(s, resp->add_sessions());
-                 return Status::Ok();
-               });
+  return Unary(
+      ctx, "ListSessions", [this, req, resp](const auth::Claims& c) -> Status {
+        MEZ_ASSIGN_OR_RETURN(catalog::SessionFilter f, FromProto(*req));
+        MEZ_ASSIGN_OR_RETURN(auto rows, domain_->ListSessions(c, std::move(f)));
+        for (const auto& s : rows) ToProto(s, resp->add_sessions());
+        return Status::Ok();
+      });
 }
 
 grpc::ServerUnaryReactor* ClusterService::GetSession(
