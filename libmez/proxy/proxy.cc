@@ -11,13 +11,13 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "libmez/recorder/recorders.h"
-#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/identity.h"
 #include "libmez/auth/keys.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
 #include "libmez/cluster/cluster.h"
+#include "libmez/recorder/recorders.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/rpc/client.h"
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/server.h"
@@ -28,7 +28,7 @@
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "libmez/util/log.h"
-#include "mezite/v1/cluster.grpc.pb.h"
+#include "mezite/v1/cluster.pb.h"
 
 namespace mez::proxy {
 namespace {
@@ -248,7 +248,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     }
     recorder::RecordersOptions ro;
     ro.channel = o->channel;
-    ro.token = std::make_shared<recorder::BearerToken>(o->token);
+    ro.token = std::make_shared<rpc::BearerToken>(o->token);
     ro.spool_dir = spool;
     ro.mode_override = o->mode_override;
     ro.setting_source = o->setting_source;
@@ -256,7 +256,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     ro.clock = o->clock;
     MEZ_ASSIGN_OR_RETURN(proxy->recorders_,
                          recorder::Recorders::Start(std::move(ro)));
-    proxy->watcher_ = recorder::WatchChannel(o->channel);
+    proxy->watcher_ = rpc::WatchChannel(o->channel);
     recorder::Recorders* rec = proxy->recorders_.get();
     ssh::SshServerOptions to;
     to.accept_connections = false;
@@ -331,32 +331,11 @@ namespace {
 
 namespace pb = mezite::v1;
 
-Status FromGrpc(const grpc::Status& g, const std::string& what) {
-  Code code = Code::kInternal;
-  switch (g.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      code = Code::kUnavailable;
-      break;
-    case grpc::StatusCode::UNAUTHENTICATED:
-      code = Code::kUnauthenticated;
-      break;
-    case grpc::StatusCode::PERMISSION_DENIED:
-      code = Code::kPermissionDenied;
-      break;
-    case grpc::StatusCode::NOT_FOUND:
-      code = Code::kNotFound;
-      break;
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      code = Code::kInvalidArgument;
-      break;
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      code = Code::kFailedPrecondition;
-      break;
-    default:
-      break;
-  }
-  return Status(code, what + ": " + g.error_message());
+// An answer of the auth mezrecd (mapped by rpc::ClusterClient), saying
+// where it came from.
+Status FromAuth(const Status& s) {
+  if (s.ok()) return s;
+  return Status(s.code(), "auth mezrecd: " + s.message());
 }
 
 class LocalBackend : public ProxyBackend {
@@ -409,9 +388,11 @@ class LocalBackend : public ProxyBackend {
 
 class RemoteBackend : public ProxyBackend {
  public:
-  RemoteBackend(std::shared_ptr<grpc::Channel> channel, std::string token)
-      : stub_(pb::Cluster::NewStub(std::move(channel))),
-        token_(std::move(token)) {}
+  RemoteBackend(std::shared_ptr<grpc::Channel> channel, std::string token,
+                std::string server)
+      : client_(std::move(channel),
+                std::make_shared<rpc::BearerToken>(std::move(token)),
+                std::move(server)) {}
 
   Result<catalog::Node> AuthorizeHop(const ssh::ChannelInfo& info) override {
     pb::ProxyHopRequest req;
@@ -420,18 +401,16 @@ class RemoteBackend : public ProxyBackend {
     req.set_remote(info.remote);
     req.set_login(info.login);
     pb::NodeInfo n;
-    auto ctx = Context(10);
-    grpc::Status g = stub_->AuthorizeProxyHop(ctx.get(), req, &n);
-    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    MEZ_RETURN_IF_ERROR(
+        FromAuth(client_.AuthorizeProxyHop(req, &n, std::chrono::seconds(10))));
     return ToNode(n);
   }
   Result<catalog::Node> GetNode(const std::string& name) override {
     pb::ResolveNodeRequest req;
     req.set_name(name);
     pb::NodeInfo n;
-    auto ctx = Context(10);
-    grpc::Status g = stub_->ResolveNode(ctx.get(), req, &n);
-    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    MEZ_RETURN_IF_ERROR(
+        FromAuth(client_.ResolveNode(req, &n, std::chrono::seconds(10))));
     return ToNode(n);
   }
   Result<UpstreamCredentials> Credentials(const std::string& user,
@@ -442,9 +421,8 @@ class RemoteBackend : public ProxyBackend {
     req.set_login(login);
     req.set_public_key_blob(key.second);
     pb::UpstreamCertResponse resp;
-    auto ctx = Context(10);
-    grpc::Status g = stub_->SignUpstreamCert(ctx.get(), req, &resp);
-    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    MEZ_RETURN_IF_ERROR(FromAuth(
+        client_.SignUpstreamCert(req, &resp, std::chrono::seconds(10))));
     UpstreamCredentials c;
     c.key_openssh = std::move(key.first);
     c.cert_blob = resp.certificate_blob();
@@ -459,22 +437,14 @@ class RemoteBackend : public ProxyBackend {
     req.set_details(
         details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     pb::NodeAuditResponse resp;
-    auto ctx = Context(5);
-    grpc::Status g = stub_->NodeAudit(ctx.get(), req, &resp);
+    Status g = client_.NodeAudit(req, &resp, std::chrono::seconds(5));
     if (!g.ok()) {
       MEZ_LOG(kError) << "proxy: audit " << type << " for " << node
-                      << " not delivered: " << g.error_message();
+                      << " not delivered: " << g.message();
     }
   }
 
  private:
-  std::unique_ptr<grpc::ClientContext> Context(int seconds) {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->AddMetadata("authorization", "Bearer " + token_);
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::seconds(seconds));
-    return ctx;
-  }
   static catalog::Node ToNode(const pb::NodeInfo& n) {
     catalog::Node node;
     node.name = n.name();
@@ -484,16 +454,8 @@ class RemoteBackend : public ProxyBackend {
     return node;
   }
 
-  std::unique_ptr<pb::Cluster::Stub> stub_;
-  std::string token_;
+  rpc::ClusterClient client_;
 };
-
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca) {
-  if (ca.empty()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ca;
-  return grpc::SslCredentials(ssl);
-}
 
 Result<std::optional<recorder::RecordingMode>> ModeFromEnv() {
   return recorder::RecordingModeFromEnv(getenv(recorder::kRecordingModeEnv));
@@ -509,8 +471,10 @@ std::unique_ptr<ProxyBackend> NewLocalBackend(catalog::Catalog* catalog,
 }
 
 std::unique_ptr<ProxyBackend> NewRemoteBackend(
-    std::shared_ptr<grpc::Channel> channel, std::string token) {
-  return std::make_unique<RemoteBackend>(std::move(channel), std::move(token));
+    std::shared_ptr<grpc::Channel> channel, std::string token,
+    std::string server) {
+  return std::make_unique<RemoteBackend>(std::move(channel), std::move(token),
+                                         std::move(server));
 }
 
 Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
@@ -548,7 +512,8 @@ Result<std::shared_ptr<void>> StartForMezrecd(const rpc::RoleContext& rc) {
   po.user_ca_public = rc.keys->user_ca_public;
   po.backend =
       NewLocalBackend(rc.catalog, rc.keys->user_ca_private_pem, rc.clock);
-  po.channel = grpc::CreateChannel(rc.grpc_addr, Credentials(rc.tls_ca_pem));
+  po.channel =
+      rpc::OpenChannel(rc.grpc_addr, rpc::ChannelCredentialsFor(rc.tls_ca_pem));
   po.token = std::move(token);
   MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());
   // New sessions read the setting from the catalog, not by RPC to itself.
@@ -598,35 +563,29 @@ Status RunProxyOnly(const rpc::ServerConfig& config) {
         "--identity-out FILE");
   }
   MEZ_RETURN_IF_ERROR(rpc::MakeDataDir(config.data_dir));
-  auto channel = grpc::CreateChannel(id.auth_addr, Credentials(id.tls_ca_pem));
-  auto stub = pb::Cluster::NewStub(channel);
+  auto channel =
+      rpc::OpenChannel(id.auth_addr, rpc::ChannelCredentialsFor(id.tls_ca_pem));
+  rpc::ClusterClient client(
+      channel, std::make_shared<rpc::BearerToken>(id.token), id.auth_addr);
   auto hello = [&](const std::string& addr, const std::string& key,
                    pb::ProxyHelloResponse* resp) -> Status {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + id.token);
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
     pb::ProxyHelloRequest req;
     req.set_addr(addr);
     req.set_host_key(key);
-    grpc::Status g = stub->ProxyHello(&ctx, req, resp);
+    Status g = client.ProxyHello(req, resp, std::chrono::seconds(10));
     if (g.ok()) return Status::Ok();
-    if (g.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-        g.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    if (g.code() == Code::kUnauthenticated ||
+        g.code() == Code::kPermissionDenied) {
       return Status(Code::kUnauthenticated,
                     "the auth mezrecd at " + id.auth_addr +
-                        " refused this proxy's token (" + g.error_message() +
+                        " refused this proxy's token (" + g.message() +
                         "); make a new identity with mezctl users add NAME "
                         "--role=proxy --identity-out FILE");
     }
-    if (g.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        g.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      return Status(Code::kUnavailable, "cannot reach the auth mezrecd at " +
-                                            id.auth_addr + " (" +
-                                            g.error_message() + ")");
-    }
-    return FromGrpc(
-        g, "the auth mezrecd at " + id.auth_addr + " refused ProxyHello");
+    // kUnavailable already says "cannot reach mezrecd at ADDR".
+    if (g.code() == Code::kUnavailable) return g;
+    return Status(g.code(), "the auth mezrecd at " + id.auth_addr +
+                                " refused ProxyHello: " + g.message());
   };
   pb::ProxyHelloResponse first;
   MEZ_RETURN_IF_ERROR(hello("", "", &first));
@@ -635,7 +594,7 @@ Status RunProxyOnly(const rpc::ServerConfig& config) {
   po.listen = config.proxy_listen;
   po.data_dir = config.data_dir;
   po.user_ca_public = first.user_ca_public();
-  po.backend = NewRemoteBackend(channel, id.token);
+  po.backend = NewRemoteBackend(channel, id.token, id.auth_addr);
   po.channel = channel;
   po.token = id.token;
   MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());
