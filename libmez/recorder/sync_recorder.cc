@@ -176,8 +176,8 @@ void SyncRecorder::SettleCopy() {
 
 void SyncRecorder::AwaitAccepted() {
   // A service that neither answers nor fails is given up on.
-  if (writer_->AwaitAccepted(std::chrono::duration_cast<rpc::Timeout>(
-          std::chrono::microseconds(options_.accept_timeout_us)))) {
+  if (writer_->AwaitAccepted(
+          std::chrono::microseconds(options_.accept_timeout_us))) {
     return;
   }
   // The call failed (refused header, unreachable, or timed out): say why.

@@ -184,7 +184,7 @@ bool RecordStream::Write(const pb::RecordFrame& frame, bool more_follow) {
   return impl_->writer->Write(frame, options);
 }
 
-bool RecordStream::AwaitAccepted(Timeout timeout) {
+bool RecordStream::AwaitAccepted(std::chrono::microseconds timeout) {
   // mezrecd answers the header with initial metadata once it opened the
   // recording. A service that neither answers nor fails is given up on.
   std::mutex mu;

@@ -40,8 +40,9 @@ inline constexpr Timeout kDefaultTimeout = std::chrono::seconds(30);
 
 class ClusterClient {
  public:
-  // A client over `channel` sending `token` with every call. `server` is
-  // the address named in connection errors ("" : "mezrecd" alone).
+  // A client over `channel` (required, not null) sending `token` (null:
+  // no credential) with every call. `server` is the address named in
+  // connection errors ("": "mezrecd" alone).
   ClusterClient(std::shared_ptr<grpc::Channel> channel,
                 std::shared_ptr<BearerToken> token, std::string server = "");
   ~ClusterClient();

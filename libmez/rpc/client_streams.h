@@ -6,6 +6,7 @@
 #ifndef MEZ_RPC_CLIENT_STREAMS_H_
 #define MEZ_RPC_CLIENT_STREAMS_H_
 
+#include <chrono>
 #include <memory>
 
 #include "libmez/rpc/client.h"
@@ -31,7 +32,7 @@ class RecordStream {
   // recording (its initial metadata). False when it refused, the call
   // failed, or it did not answer in time (the call is then cancelled);
   // Finish says why.
-  bool AwaitAccepted(Timeout timeout);
+  bool AwaitAccepted(std::chrono::microseconds timeout);
   // Half-closes the stream (no more frames).
   bool WritesDone();
   // Ends the call: the summary is filled when it is ok. Call once.
