@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/check-module-deps passes on this repo and fails, naming the file,
-# on a tree where a module includes one it may not use, or where a header
-# of a module other than rpc/agent/proxy includes grpcpp.
+# on a tree where a module includes one it may not use, where a file
+# outside rpc includes grpcpp or a *.grpc.pb.h, or where a client module
+# (recorder, agent, cli) includes rpc's service side.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -34,6 +35,23 @@ expect "tests are not checked" 0 "$tmp/up"
 mkdir -p "$tmp/grpc/libmez/catalog"
 echo '#include <grpcpp/grpcpp.h>' >"$tmp/grpc/libmez/catalog/catalog.h"
 expect "grpcpp outside rpc" 1 "$tmp/grpc" "catalog.h includes grpcpp"
+
+# Sources too, and the generated gRPC headers (issue #15 item 3).
+mkdir -p "$tmp/gen/libmez/recorder" "$tmp/gen/libmez/rpc"
+echo '#include "mezite/v1/recording.grpc.pb.h"' \
+  >"$tmp/gen/libmez/recorder/uploader.cc"
+expect "grpc.pb.h in a .cc outside rpc" 1 "$tmp/gen" \
+  "uploader.cc includes grpcpp or a \*.grpc.pb.h"
+rm "$tmp/gen/libmez/recorder/uploader.cc"
+echo '#include <grpcpp/grpcpp.h>' >"$tmp/gen/libmez/rpc/client.cc"
+expect "grpcpp inside rpc" 0 "$tmp/gen"
+
+# recorder links rpc's client library: its client headers only.
+echo '#include "libmez/rpc/client.h"' >"$tmp/gen/libmez/recorder/recorders.cc"
+expect "recorder uses rpc's client" 0 "$tmp/gen"
+echo '#include "libmez/rpc/ingest.h"' >"$tmp/gen/libmez/recorder/recorders.cc"
+expect "recorder includes rpc's service side" 1 "$tmp/gen" \
+  "includes libmez/rpc/ingest.h"
 
 mkdir -p "$tmp/new/libmez/shiny"
 expect "module not in the graph" 1 "$tmp/new" "libmez/shiny is not in the module graph"

@@ -14,6 +14,8 @@
 #include "libmez/auth/token.h"
 #include "libmez/recorder/recorders.h"
 #include "libmez/recorder/sync_recorder.h"
+#include "libmez/rpc/channel.h"
+#include "libmez/rpc/client.h"
 #include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
@@ -21,7 +23,7 @@
 #include "libmez/util/host_port.h"
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
-#include "mezite/v1/cluster.grpc.pb.h"
+#include "mezite/v1/cluster.pb.h"
 
 namespace mez::agent {
 namespace {
@@ -31,7 +33,6 @@ using recorder::Recorders;
 using recorder::RecordersOptions;
 using recorder::RecordingMode;
 using recorder::RecordingModeName;
-using recorder::WatchChannel;
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -67,7 +68,7 @@ class Agent::Impl {
   AgentOptions opt_;
   StartCredential cred_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<pb::Cluster::Stub> cluster_;
+  std::unique_ptr<rpc::ClusterClient> client_;
   std::shared_ptr<void> watcher_;
   std::unique_ptr<Recorders> recorders_;
   std::unique_ptr<ssh::SshServer> server_;
@@ -84,24 +85,23 @@ class Agent::Impl {
 };
 
 Status Agent::Impl::Join(const std::string& addr, pb::JoinNodeResponse* resp) {
-  grpc::ClientContext ctx;
-  cred_.token->Authorize(&ctx);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   pb::JoinNodeRequest req;
   req.set_addr(addr);
   req.set_recording_mode(EffectiveModeName());
   req.set_host_key(host_key_line_);
   req.set_stores_credential(true);
-  grpc::Status g = cluster_->JoinNode(&ctx, req, resp);
+  Status g = client_->JoinNode(req, resp, std::chrono::seconds(10));
   if (!g.ok()) {
+    // A refused credential, a refused join, or (anything else) a mezrecd
+    // to try again later.
     Code c = Code::kUnavailable;
-    if (g.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-        g.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    if (g.code() == Code::kUnauthenticated ||
+        g.code() == Code::kPermissionDenied) {
       c = Code::kUnauthenticated;
-    } else if (g.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    } else if (g.code() == Code::kFailedPrecondition) {
       c = Code::kFailedPrecondition;
     }
-    return Status(c, g.error_message());
+    return Status(c, g.message());
   }
   NoteRevokedUsers(*resp);
   // A new credential (the join token exchanged, or a renewal): kept for
@@ -220,9 +220,10 @@ Status Agent::Impl::Init() {
     MEZ_RETURN_IF_ERROR(AtomicWriteFile(key_path, host_key, 0600));
   }
 
-  channel_ = grpc::CreateChannel(opt_.auth_addr, opt_.credentials);
-  cluster_ = pb::Cluster::NewStub(channel_);
-  watcher_ = WatchChannel(channel_);
+  channel_ = rpc::OpenChannel(opt_.auth_addr, opt_.credentials);
+  client_ = std::make_unique<rpc::ClusterClient>(channel_, cred_.token,
+                                                 opt_.auth_addr);
+  watcher_ = rpc::WatchChannel(channel_);
   RecordersOptions ro;
   ro.channel = channel_;
   ro.token = cred_.token;

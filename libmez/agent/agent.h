@@ -19,8 +19,6 @@
 #ifndef MEZ_AGENT_AGENT_H_
 #define MEZ_AGENT_AGENT_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,6 +26,7 @@
 
 #include "libmez/agent/credential.h"
 #include "libmez/recorder/frames.h"
+#include "libmez/rpc/channel.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 

@@ -99,7 +99,7 @@ Result<StartCredential> LoadStartCredential(const std::string& data_dir,
           "this node has no credential yet (none in " + path +
           "): give --token with the join token from: mezctl nodes add NAME");
     }
-    start.token = std::make_shared<recorder::BearerToken>(stored->token);
+    start.token = std::make_shared<rpc::BearerToken>(stored->token);
     start.join_sha256 = stored->join_sha256;
     return start;
   }
@@ -120,10 +120,10 @@ Result<StartCredential> LoadStartCredential(const std::string& data_dir,
   if (stored.ok() && stored->join_sha256 == start.join_sha256) {
     // Restarted with the token it already exchanged: the stored (maybe
     // renewed) credential is the one to use.
-    start.token = std::make_shared<recorder::BearerToken>(stored->token);
+    start.token = std::make_shared<rpc::BearerToken>(stored->token);
     return start;
   }
-  start.token = std::make_shared<recorder::BearerToken>(given);
+  start.token = std::make_shared<rpc::BearerToken>(given);
   start.join = join;
   if (claims->role == auth::Role::kJoin) start.ca_sha256 = claims->ca_hash;
   return start;

@@ -1,5 +1,5 @@
 // How mezd keeps its credential to mezrecd across restarts (the credential
-// itself is a recorder::BearerToken shared by every caller in the process).
+// itself is a rpc::BearerToken shared by every caller in the process).
 //
 // A node joins with a join token (mezctl nodes add: single use, 30 min,
 // pinning the cluster's TLS CA); its first JoinNode exchanges it for a node
@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "libmez/recorder/bearer_token.h"
+#include "libmez/rpc/bearer_token.h"
 #include "libmez/util/status.h"
 
 namespace mez::agent {
@@ -27,7 +27,7 @@ inline constexpr char kClusterCaFile[] = "cluster_ca.pem";
 // pin to check mezrecd against.
 struct StartCredential {
   // The stored node credential, or the given token.
-  std::shared_ptr<recorder::BearerToken> token;
+  std::shared_ptr<rpc::BearerToken> token;
   // True when `token` is a join token still to be exchanged (its JoinNode
   // response's node_token must then be stored with StoreCredential).
   bool join = false;

@@ -37,7 +37,7 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> NodeChannelCredentials(
           auth_addr +
           "' is not one. Give --ca-file with the cluster's TLS CA instead");
     }
-    return grpc::InsecureChannelCredentials();
+    return rpc::ChannelCredentialsFor("");
   }
   if (ca_pem.empty()) {
     return InvalidArgument(
@@ -46,9 +46,7 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> NodeChannelCredentials(
         "mezrecd's data dir, or tls_ca_pem in an identity file); plaintext "
         "(--insecure) is allowed only to a mezrecd on loopback");
   }
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ca_pem;
-  return grpc::SslCredentials(ssl);
+  return rpc::ChannelCredentialsFor(ca_pem);
 }
 
 namespace {
@@ -217,9 +215,7 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveNodeTransport(
     const std::string& auth_addr, const std::string& data_dir,
     const std::string& ca_pem, bool insecure, const std::string& ca_sha256) {
   auto tls = [](const std::string& pem) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem;
-    return grpc::SslCredentials(ssl);
+    return rpc::ChannelCredentialsFor(pem);
   };
   if (insecure) {
     if (!ca_sha256.empty()) {

@@ -4,16 +4,16 @@
 #ifndef MEZ_AGENT_TRANSPORT_H_
 #define MEZ_AGENT_TRANSPORT_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <memory>
 #include <string>
 
+#include "libmez/rpc/channel.h"
 #include "libmez/util/status.h"
 
 namespace mez::agent {
 
-// Channel credentials for mezrecd at `auth_addr` (HOST:PORT):
+// Channel credentials (rpc::ChannelCredentialsFor) for mezrecd at
+// `auth_addr` (HOST:PORT):
 //   - `ca_pem` set: TLS trusting only that CA; `insecure` must be false.
 //   - `insecure`: plaintext, allowed only when the host of `auth_addr` is a
 //     loopback address (127.0.0.0/8, ::1, localhost).

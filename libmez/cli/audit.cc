@@ -30,8 +30,7 @@ Status AuditLs(const AuditLsOptions& o) {
   req.set_until_us(until);
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::ListAuditResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::ListAudit, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->ListAudit(req, &resp));
   if (format != OutputFormat::kText) {
     std::vector<ordered_json> rows;
     for (const auto& e : resp.events()) {

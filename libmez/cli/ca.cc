@@ -19,8 +19,7 @@ Status CaExport(const std::string& identity, const std::string& type) {
   pb::ExportCARequest req;
   req.set_type(type);
   pb::ExportCAResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::ExportCA, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->ExportCA(req, &resp));
   std::printf("%s\n", resp.public_key().c_str());
   return Status::Ok();
 }

@@ -1,5 +1,6 @@
 // What every msh and mezctl command shares: reaching mezrecd with the
-// caller's identity, one unary call, JSON rows, and the exit-code rule.
+// caller's identity (its calls are rpc::ClusterClient's typed methods),
+// JSON rows, and the exit-code rule.
 #ifndef MEZ_CLI_CALL_H_
 #define MEZ_CLI_CALL_H_
 
@@ -18,15 +19,6 @@ namespace mez::cli {
 // stored by msh login) and connects to the mezrecd it names.
 Result<std::unique_ptr<rpc::ClusterClient>> Connect(
     const std::string& identity_flag);
-
-// Calls the unary Cluster method `method` with the caller's credentials;
-// a gRPC error comes back as the matching Status.
-template <typename Req, typename Resp, typename Method>
-Status Call(rpc::ClusterClient* c, Method method, const Req& req, Resp* resp) {
-  grpc::ClientContext ctx;
-  c->Prepare(&ctx);
-  return c->Check((c->cluster()->*method)(&ctx, req, resp));
-}
 
 // Prints rows to stdout as json (one array) or jsonl (one object per line).
 void PrintJson(const std::vector<nlohmann::ordered_json>& rows, OutputFormat f);

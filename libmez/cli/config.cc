@@ -17,8 +17,7 @@ Status ConfigGet(const std::string& identity, const std::string& key) {
   pb::GetConfigRequest req;
   req.set_key(key);
   pb::ConfigValue v;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::GetConfig, req, &v));
+  MEZ_RETURN_IF_ERROR(client->GetConfig(req, &v));
   std::printf("%s\n", v.value().c_str());
   return Status::Ok();
 }
@@ -31,8 +30,7 @@ Status ConfigSet(const std::string& identity, const std::string& key,
   req.set_key(key);
   req.set_value(value);
   pb::ConfigValue v;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::SetConfig, req, &v));
+  MEZ_RETURN_IF_ERROR(client->SetConfig(req, &v));
   std::printf("%s = %s (applies to new sessions)\n", v.key().c_str(),
               v.value().c_str());
   return Status::Ok();

@@ -18,8 +18,7 @@ Status Login(const std::string& identity_file) {
   MEZ_ASSIGN_OR_RETURN(auto id, auth::ReadIdentityFile(path));
   MEZ_ASSIGN_OR_RETURN(auto client, rpc::ClusterClient::Connect(id));
   pb::WhoAmIResponse me;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::WhoAmI, pb::WhoAmIRequest(), &me));
+  MEZ_RETURN_IF_ERROR(client->WhoAmI(pb::WhoAmIRequest(), &me));
   std::string logins;
   for (const auto& l : me.logins()) logins += (logins.empty() ? "" : ",") + l;
   std::printf("Logged in to %s as %s (%s%s%s), valid until %s.\n",

@@ -23,8 +23,7 @@ Status NodesAdd(const NodesAddOptions& o) {
   req.set_login_hint(o.login_hint);
   req.set_host_key(o.host_key);
   pb::AddNodeResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::AddNode, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->AddNode(req, &resp));
   if (o.openssh) {
     std::printf("Added agentless node %s at %s.\n", o.name.c_str(),
                 o.addr.c_str());
@@ -50,13 +49,11 @@ Status NodesLs(const std::string& identity, const std::string& format_s) {
   MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(format_s));
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
   pb::ListNodesResponse resp;
-  MEZ_RETURN_IF_ERROR(Call(client.get(), &pb::Cluster::Stub::ListNodes,
-                           pb::ListNodesRequest(), &resp));
+  MEZ_RETURN_IF_ERROR(client->ListNodes(pb::ListNodesRequest(), &resp));
   pb::GetConfigRequest creq;
   creq.set_key("session_recording");
   pb::ConfigValue cluster_mode;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::GetConfig, creq, &cluster_mode));
+  MEZ_RETURN_IF_ERROR(client->GetConfig(creq, &cluster_mode));
   auto effective = [&](const pb::NodeInfo& n) {
     // Agentless nodes are recorded by the proxy with the cluster setting;
     // agents report theirs when they join.
@@ -90,8 +87,7 @@ Status NodesRm(const std::string& identity, const std::string& name) {
   pb::RemoveNodeRequest req;
   req.set_name(name);
   pb::RemoveNodeResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::RemoveNode, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->RemoveNode(req, &resp));
   std::printf("Removed node %s.\n", name.c_str());
   return Status::Ok();
 }

@@ -47,8 +47,7 @@ Status SessionsLs(const SessionsLsOptions& o) {
   req.set_since_us(since);
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::ListSessionsResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::ListSessions, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->ListSessions(req, &resp));
   if (o.quiet) {
     for (const auto& s : resp.sessions()) std::printf("%s\n", s.id().c_str());
     return Status::Ok();

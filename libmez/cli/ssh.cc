@@ -114,8 +114,7 @@ Status Ssh(const SshOptions& o, int* exit_code) {
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   if (login.empty()) {
     pb::WhoAmIResponse me;
-    MEZ_RETURN_IF_ERROR(Call(client.get(), &pb::Cluster::Stub::WhoAmI,
-                             pb::WhoAmIRequest(), &me));
+    MEZ_RETURN_IF_ERROR(client->WhoAmI(pb::WhoAmIRequest(), &me));
     if (me.logins().empty()) {
       return FailedPrecondition(me.name() +
                                 " has no logins; ask an admin to add one");
@@ -125,8 +124,7 @@ Status Ssh(const SshOptions& o, int* exit_code) {
   pb::ResolveNodeRequest rreq;
   rreq.set_name(node);
   pb::NodeInfo info;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::ResolveNode, rreq, &info));
+  MEZ_RETURN_IF_ERROR(client->ResolveNode(rreq, &info));
   if (info.host_key().empty()) {
     if (info.openssh()) {
       return FailedPrecondition(
@@ -184,8 +182,7 @@ Status Ssh(const SshOptions& o, int* exit_code) {
   creq.set_login(login);
   creq.set_node(node);
   pb::SignUserCertResponse cert;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::SignUserCert, creq, &cert));
+  MEZ_RETURN_IF_ERROR(client->SignUserCert(creq, &cert));
   // The key lives while ssh runs and is removed when it exits (a run that
   // is killed leaves it to the next run's stale sweep); it is useless once
   // the certificate expires, minutes from now. The known_hosts file beside

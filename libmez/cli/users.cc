@@ -28,8 +28,7 @@ Status UsersAdd(const UsersAddOptions& o) {
   req.set_role(o.role);
   req.set_ttl_seconds(ttl_us / 1'000'000);
   pb::AddUserResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::AddUser, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->AddUser(req, &resp));
   auth::Identity id = client->identity();
   id.token = resp.token();
   id.username = o.name;
@@ -56,8 +55,7 @@ Status UsersLs(const std::string& identity, const std::string& format_s) {
   MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(format_s));
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(identity));
   pb::ListUsersResponse resp;
-  MEZ_RETURN_IF_ERROR(Call(client.get(), &pb::Cluster::Stub::ListUsers,
-                           pb::ListUsersRequest(), &resp));
+  MEZ_RETURN_IF_ERROR(client->ListUsers(pb::ListUsersRequest(), &resp));
   auto logins = [](const pb::UserInfo& u) {
     std::string s;
     for (const auto& l : u.logins()) s += (s.empty() ? "" : ",") + l;
@@ -88,8 +86,7 @@ Status UsersRm(const std::string& identity, const std::string& name) {
   pb::RemoveUserRequest req;
   req.set_name(name);
   pb::RemoveUserResponse resp;
-  MEZ_RETURN_IF_ERROR(
-      Call(client.get(), &pb::Cluster::Stub::RemoveUser, req, &resp));
+  MEZ_RETURN_IF_ERROR(client->RemoveUser(req, &resp));
   std::printf("Removed user %s; every token issued for it is revoked.\n",
               name.c_str());
   return Status::Ok();

@@ -17,6 +17,7 @@
 #include "libmez/cluster/cluster.h"
 #include "libmez/recorder/recorders.h"
 #include "libmez/recorder/sync_recorder.h"
+#include "libmez/rpc/client.h"
 #include "libmez/settings/settings.h"
 #include "libmez/ssh/login_policy.h"
 #include "libmez/ssh/ssh_server.h"
@@ -24,7 +25,7 @@
 #include "libmez/util/file.h"
 #include "libmez/util/host_port.h"
 #include "libmez/util/log.h"
-#include "mezite/v1/cluster.grpc.pb.h"
+#include "mezite/v1/cluster.pb.h"
 
 namespace mez::proxy {
 namespace {
@@ -223,7 +224,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     }
     recorder::RecordersOptions ro;
     ro.channel = o->channel;
-    ro.token = std::make_shared<recorder::BearerToken>(o->token);
+    ro.token = std::make_shared<rpc::BearerToken>(o->token);
     ro.spool_dir = spool;
     ro.mode_override = o->mode_override;
     ro.setting_source = o->setting_source;
@@ -231,7 +232,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
     ro.clock = o->clock;
     MEZ_ASSIGN_OR_RETURN(proxy->recorders_,
                          recorder::Recorders::Start(std::move(ro)));
-    proxy->watcher_ = recorder::WatchChannel(o->channel);
+    proxy->watcher_ = rpc::WatchChannel(o->channel);
     recorder::Recorders* rec = proxy->recorders_.get();
     ssh::SshServerOptions to;
     to.accept_connections = false;
@@ -306,32 +307,11 @@ namespace {
 
 namespace pb = mezite::v1;
 
-Status FromGrpc(const grpc::Status& g, const std::string& what) {
-  Code code = Code::kInternal;
-  switch (g.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      code = Code::kUnavailable;
-      break;
-    case grpc::StatusCode::UNAUTHENTICATED:
-      code = Code::kUnauthenticated;
-      break;
-    case grpc::StatusCode::PERMISSION_DENIED:
-      code = Code::kPermissionDenied;
-      break;
-    case grpc::StatusCode::NOT_FOUND:
-      code = Code::kNotFound;
-      break;
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      code = Code::kInvalidArgument;
-      break;
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      code = Code::kFailedPrecondition;
-      break;
-    default:
-      break;
-  }
-  return Status(code, what + ": " + g.error_message());
+// An answer of the auth mezrecd (mapped by rpc::ClusterClient), saying
+// where it came from.
+Status FromAuth(const Status& s) {
+  if (s.ok()) return s;
+  return Status(s.code(), "auth mezrecd: " + s.message());
 }
 
 class LocalBackend : public ProxyBackend {
@@ -384,9 +364,11 @@ class LocalBackend : public ProxyBackend {
 
 class RemoteBackend : public ProxyBackend {
  public:
-  RemoteBackend(std::shared_ptr<grpc::Channel> channel, std::string token)
-      : stub_(pb::Cluster::NewStub(std::move(channel))),
-        token_(std::move(token)) {}
+  RemoteBackend(std::shared_ptr<grpc::Channel> channel, std::string token,
+                std::string server)
+      : client_(std::move(channel),
+                std::make_shared<rpc::BearerToken>(std::move(token)),
+                std::move(server)) {}
 
   Result<catalog::Node> AuthorizeHop(const ssh::ChannelInfo& info) override {
     pb::ProxyHopRequest req;
@@ -395,18 +377,16 @@ class RemoteBackend : public ProxyBackend {
     req.set_remote(info.remote);
     req.set_login(info.login);
     pb::NodeInfo n;
-    auto ctx = Context(10);
-    grpc::Status g = stub_->AuthorizeProxyHop(ctx.get(), req, &n);
-    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    MEZ_RETURN_IF_ERROR(
+        FromAuth(client_.AuthorizeProxyHop(req, &n, std::chrono::seconds(10))));
     return ToNode(n);
   }
   Result<catalog::Node> GetNode(const std::string& name) override {
     pb::ResolveNodeRequest req;
     req.set_name(name);
     pb::NodeInfo n;
-    auto ctx = Context(10);
-    grpc::Status g = stub_->ResolveNode(ctx.get(), req, &n);
-    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    MEZ_RETURN_IF_ERROR(
+        FromAuth(client_.ResolveNode(req, &n, std::chrono::seconds(10))));
     return ToNode(n);
   }
   Result<UpstreamCredentials> Credentials(const std::string& user,
@@ -417,9 +397,8 @@ class RemoteBackend : public ProxyBackend {
     req.set_login(login);
     req.set_public_key_blob(key.second);
     pb::UpstreamCertResponse resp;
-    auto ctx = Context(10);
-    grpc::Status g = stub_->SignUpstreamCert(ctx.get(), req, &resp);
-    if (!g.ok()) return FromGrpc(g, "auth mezrecd");
+    MEZ_RETURN_IF_ERROR(FromAuth(
+        client_.SignUpstreamCert(req, &resp, std::chrono::seconds(10))));
     UpstreamCredentials c;
     c.key_openssh = std::move(key.first);
     c.cert_blob = resp.certificate_blob();
@@ -434,22 +413,14 @@ class RemoteBackend : public ProxyBackend {
     req.set_details(
         details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     pb::NodeAuditResponse resp;
-    auto ctx = Context(5);
-    grpc::Status g = stub_->NodeAudit(ctx.get(), req, &resp);
+    Status g = client_.NodeAudit(req, &resp, std::chrono::seconds(5));
     if (!g.ok()) {
       MEZ_LOG(kError) << "proxy: audit " << type << " for " << node
-                      << " not delivered: " << g.error_message();
+                      << " not delivered: " << g.message();
     }
   }
 
  private:
-  std::unique_ptr<grpc::ClientContext> Context(int seconds) {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->AddMetadata("authorization", "Bearer " + token_);
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::seconds(seconds));
-    return ctx;
-  }
   static catalog::Node ToNode(const pb::NodeInfo& n) {
     catalog::Node node;
     node.name = n.name();
@@ -459,8 +430,7 @@ class RemoteBackend : public ProxyBackend {
     return node;
   }
 
-  std::unique_ptr<pb::Cluster::Stub> stub_;
-  std::string token_;
+  rpc::ClusterClient client_;
 };
 
 }  // namespace
@@ -473,8 +443,10 @@ std::unique_ptr<ProxyBackend> NewLocalBackend(catalog::Catalog* catalog,
 }
 
 std::unique_ptr<ProxyBackend> NewRemoteBackend(
-    std::shared_ptr<grpc::Channel> channel, std::string token) {
-  return std::make_unique<RemoteBackend>(std::move(channel), std::move(token));
+    std::shared_ptr<grpc::Channel> channel, std::string token,
+    std::string server) {
+  return std::make_unique<RemoteBackend>(std::move(channel), std::move(token),
+                                         std::move(server));
 }
 
 }  // namespace mez::proxy

@@ -39,8 +39,6 @@
 #ifndef MEZ_PROXY_PROXY_H_
 #define MEZ_PROXY_PROXY_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,6 +48,7 @@
 
 #include "libmez/catalog/catalog.h"
 #include "libmez/recorder/frames.h"
+#include "libmez/rpc/channel.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
 
@@ -99,9 +98,11 @@ class ProxyBackend {
 std::unique_ptr<ProxyBackend> NewLocalBackend(catalog::Catalog* catalog,
                                               std::string user_ca_private_pem,
                                               Clock* clock);
-// Over gRPC to an auth mezrecd, with a proxy token.
+// Over gRPC to an auth mezrecd, with a proxy token (rpc::ClusterClient;
+// `server` is the address its connection errors name).
 std::unique_ptr<ProxyBackend> NewRemoteBackend(
-    std::shared_ptr<grpc::Channel> channel, std::string token);
+    std::shared_ptr<grpc::Channel> channel, std::string token,
+    std::string server = "");
 
 struct ProxyOptions {
   std::string listen = "127.0.0.1:3023";  // HOST:PORT, IP literal; port 0
@@ -144,7 +145,7 @@ class Proxy {
   ProxyOptions options_;
   std::string address_;
   std::unique_ptr<recorder::Recorders> recorders_;
-  // recorder::WatchChannel: a recording service that went away is noticed
+  // rpc::WatchChannel: a recording service that went away is noticed
   // within about 100 ms (node-sync sessions then end).
   std::shared_ptr<void> watcher_;
   // Agentless sessions, handed over by server_ (stopped first).

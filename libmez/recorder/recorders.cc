@@ -10,9 +10,8 @@
 #include "libmez/recorder/spool_recorder.h"
 #include "libmez/recorder/sync_recorder.h"
 #include "libmez/recorder/uploader.h"
+#include "libmez/rpc/client.h"
 #include "libmez/util/log.h"
-#include "mezite/v1/cluster.grpc.pb.h"
-#include "mezite/v1/recording.grpc.pb.h"
 
 namespace mez::recorder {
 namespace {
@@ -28,11 +27,8 @@ constexpr auto kConnectWait = std::chrono::seconds(2);
 // in order by one thread; kept and retried while mezrecd is unreachable.
 class AuditQueue {
  public:
-  AuditQueue(std::shared_ptr<grpc::Channel> channel,
-             std::shared_ptr<BearerToken> token)
-      : stub_(pb::Cluster::NewStub(std::move(channel))),
-        token_(std::move(token)),
-        thread_([this] { Loop(); }) {}
+  explicit AuditQueue(const rpc::ClusterClient* client)
+      : client_(client), thread_([this] { Loop(); }) {}
   ~AuditQueue() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -71,19 +67,14 @@ class AuditQueue {
       if (queue_.empty()) continue;
       pb::NodeAuditRequest event = queue_.front();
       lock.unlock();
-      grpc::ClientContext ctx;
-      token_->Authorize(&ctx);
-      ctx.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(5));
       pb::NodeAuditResponse resp;
-      grpc::Status s = stub_->NodeAudit(&ctx, event, &resp);
+      Status s = client_->NodeAudit(event, &resp, std::chrono::seconds(5));
       lock.lock();
-      bool retry =
-          !s.ok() && (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+      // Unreachable or too slow (rpc::FromGrpc): kept and retried.
+      bool retry = s.code() == Code::kUnavailable;
       if (!s.ok() && !retry) {
         MEZ_LOG(kError) << "agent: mezrecd refused audit event " << event.type()
-                        << ": " << s.error_message();
+                        << ": " << s.message();
       }
       if (retry) {
         backoff_ms =
@@ -95,8 +86,7 @@ class AuditQueue {
     }
   }
 
-  std::unique_ptr<pb::Cluster::Stub> stub_;
-  std::shared_ptr<BearerToken> token_;
+  const rpc::ClusterClient* client_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<pb::NodeAuditRequest> queue_;
@@ -200,7 +190,7 @@ class Recorders::Impl {
 
   RecordersOptions opt_;
   SpoolBudget budget_;
-  std::unique_ptr<pb::Cluster::Stub> cluster_;
+  std::unique_ptr<rpc::ClusterClient> client_;
   std::unique_ptr<AuditQueue> audit_;
   std::unique_ptr<Uploader> uploader_;
   std::mutex mu_;
@@ -221,18 +211,15 @@ class Recorders::Impl {
 };
 
 void Recorders::Impl::RefreshOnce(Recorders* self) {
-  grpc::ClientContext ctx;
-  opt_.token->Authorize(&ctx);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   pb::GetConfigRequest req;
   req.set_key("session_recording");
   pb::ConfigValue value;
-  grpc::Status g = cluster_->GetConfig(&ctx, req, &value);
+  Status g = client_->GetConfig(req, &value, std::chrono::seconds(5));
   if (g.ok()) {
     self->NoteSetting(value.value());
   } else {
     MEZ_LOG(kDebug) << "recording: cannot ask mezrecd for session_recording ("
-                    << g.error_message() << "); keeping the last answer";
+                    << g.message() << "); keeping the last answer";
   }
 }
 
@@ -270,8 +257,9 @@ Result<std::unique_ptr<Recorders>> Recorders::Start(RecordersOptions options) {
   }
   auto impl = std::make_unique<Impl>(std::move(options));
   Impl* i = impl.get();
-  i->cluster_ = pb::Cluster::NewStub(i->opt_.channel);
-  i->audit_ = std::make_unique<AuditQueue>(i->opt_.channel, i->opt_.token);
+  i->client_ =
+      std::make_unique<rpc::ClusterClient>(i->opt_.channel, i->opt_.token);
+  i->audit_ = std::make_unique<AuditQueue>(i->client_.get());
   UploaderOptions up;
   up.channel = i->opt_.channel;
   up.node_token = i->opt_.token;
@@ -356,13 +344,8 @@ RecordingMode Recorders::ModeForNewSession() {
   // whatever the setting. A channel that is idle (no call for a while, or
   // its connection dropped) gets the time GetConfig used to have to
   // connect; one in transient failure none.
-  grpc_connectivity_state state = opt.channel->GetState(true);
-  if (state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) {
-    opt.channel->WaitForConnected(std::chrono::system_clock::now() +
-                                  kConnectWait);
-    state = opt.channel->GetState(false);
-  }
-  if (state != GRPC_CHANNEL_READY) {
+  if (rpc::WaitUntilReady(*opt.channel, kConnectWait) !=
+      rpc::ChannelState::kReady) {
     MEZ_LOG(kWarning) << "recording: mezrecd is unreachable; recording this "
                          "session in node mode";
     return RecordingMode::kNode;
@@ -425,17 +408,14 @@ void Recorders::ConnectionEnded(const std::string& connection_id) {
     std::lock_guard<std::mutex> lock(impl_->mu_);
     if (impl_->sync_tcpip_connections_.erase(connection_id) == 0) return;
   }
-  auto stub = pb::Recording::NewStub(impl_->opt_.channel);
-  grpc::ClientContext ctx;
-  impl_->opt_.token->Authorize(&ctx);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   pb::EndRecordingSessionRequest req;
   req.set_connection_id(connection_id);
   pb::EndRecordingSessionResponse resp;
-  grpc::Status g = stub->EndRecordingSession(&ctx, req, &resp);
+  Status g =
+      impl_->client_->EndRecordingSession(req, &resp, std::chrono::seconds(5));
   if (!g.ok()) {
     MEZ_LOG(kWarning) << "recording: EndRecordingSession " << connection_id
-                      << ": " << g.error_message()
+                      << ": " << g.message()
                       << " (mezrecd closes it after its idle timeout)";
   }
 }

@@ -21,8 +21,6 @@
 #ifndef MEZ_RECORDER_RECORDERS_H_
 #define MEZ_RECORDER_RECORDERS_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,8 +29,9 @@
 #include <set>
 #include <string>
 
-#include "libmez/recorder/bearer_token.h"
 #include "libmez/recorder/frames.h"
+#include "libmez/rpc/bearer_token.h"
+#include "libmez/rpc/channel.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
@@ -41,10 +40,10 @@
 namespace mez::recorder {
 
 struct RecordersOptions {
-  std::shared_ptr<grpc::Channel> channel;  // to mezrecd
+  std::shared_ptr<grpc::Channel> channel;  // to mezrecd (rpc/channel.h)
   // The node's credential (mezd) or the proxy's token, sent with every
   // call; mezd replaces it when JoinNode renews it.
-  std::shared_ptr<BearerToken> token;
+  std::shared_ptr<rpc::BearerToken> token;
   std::string spool_dir;  // node mode's spool; must exist
   uint64_t spool_budget = 1ULL << 30;
   int64_t upload_retry_min_us = 1'000'000;

@@ -35,15 +35,15 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
   mezite::v1::RecordFrame header = HeaderFrame(
       info, r->session_id_, options.node, r->options_.clock->WallMicros());
   if (!options.spool_dir.empty() && !r->OpenCopy(header)) return r;
-  if (options.node_token) options.node_token->Authorize(&r->ctx_);
-  r->stub_ = mezite::v1::Recording::NewStub(options.channel);
-  r->writer_ = r->stub_->Record(&r->ctx_, &r->summary_);
+  r->client_ =
+      std::make_unique<rpc::ClusterClient>(options.channel, options.node_token);
+  r->writer_ = r->client_->Record(&r->summary_);
   // The header goes out from here: nothing runs before it is accepted.
   if (!r->writer_->Write(header)) {
     r->closed_ = true;
-    grpc::Status s = r->writer_->Finish();
+    Status s = r->writer_->Finish();
     r->MarkBroken(s.ok() ? std::string("stream closed")
-                         : "recording service: " + s.error_message());
+                         : "recording service: " + s.message());
     return r;
   }
   r->AwaitAccepted();
@@ -175,32 +175,16 @@ void SyncRecorder::SettleCopy() {
 }
 
 void SyncRecorder::AwaitAccepted() {
-  // mezrecd answers the header with initial metadata once it opened the
-  // recording. A service that neither answers nor fails is given up on.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  std::thread watchdog([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock,
-                     std::chrono::microseconds(options_.accept_timeout_us),
-                     [&] { return done; })) {
-      ctx_.TryCancel();
-    }
-  });
-  writer_->WaitForInitialMetadata();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    done = true;
+  // A service that neither answers nor fails is given up on.
+  if (writer_->AwaitAccepted(
+          std::chrono::microseconds(options_.accept_timeout_us))) {
+    return;
   }
-  cv.notify_all();
-  watchdog.join();
-  if (ctx_.GetServerInitialMetadata().count("mezite-accepted") > 0) return;
   // The call failed (refused header, unreachable, or timed out): say why.
   closed_ = true;
-  grpc::Status s = writer_->Finish();
+  Status s = writer_->Finish();
   MarkBroken(s.ok() ? std::string("the recording was not accepted")
-                    : "recording service: " + s.error_message());
+                    : "recording service: " + s.message());
 }
 
 SyncRecorder::~SyncRecorder() {
@@ -288,11 +272,11 @@ bool SyncRecorder::Send(mezite::v1::RecordFrame frame, size_t bytes) {
   bool over = !queued && queued_bytes_ > options_.max_queued_bytes;
   lock.unlock();
   if (stalled) {
-    ctx_.TryCancel();  // Frees the writer thread.
+    writer_->TryCancel();  // Frees the writer thread.
     MarkBroken("the recording service took no data for " +
                std::to_string(options_.stall_timeout_us / 1'000'000) + " s");
   } else if (over) {
-    ctx_.TryCancel();  // Broken and still full: stop waiting for it.
+    writer_->TryCancel();  // Broken and still full: stop waiting for it.
   }
   return queued;
 }
@@ -355,13 +339,12 @@ void SyncRecorder::WriterLoop() {
       frame.mutable_batch()->Swap(&batch);
     }
     // More frames waiting: gRPC may send them together.
-    grpc::WriteOptions write_options;
-    if (!queue_.empty()) write_options.set_buffer_hint();
+    bool more_follow = !queue_.empty();
     lock.unlock();
     // Into the copy before the stream: the copy always holds at least
     // what mezrecd was sent.
     std::string copy_error = WriteCopy(frame);
-    bool ok = writer_->Write(frame, write_options);
+    bool ok = writer_->Write(frame, more_follow);
     lock.lock();
     if (!copy_error.empty() && copy_error_.empty()) copy_error_ = copy_error;
     queued_bytes_ -= bytes;
@@ -369,10 +352,10 @@ void SyncRecorder::WriterLoop() {
     if (!ok) {
       // The stream is gone; Finish says why.
       lock.unlock();
-      grpc::Status s = writer_->Finish();
+      Status s = writer_->Finish();
       lock.lock();
       writer_error_ = s.ok() ? std::string("stream closed")
-                             : "recording service: " + s.error_message();
+                             : "recording service: " + s.message();
       FlushQueueToCopy();
       writer_failed_.store(true);
       writer_done_ = true;
@@ -382,10 +365,10 @@ void SyncRecorder::WriterLoop() {
   }
   lock.unlock();
   writer_->WritesDone();
-  grpc::Status s = writer_->Finish();
+  Status s = writer_->Finish();
   lock.lock();
   if (!s.ok()) {
-    writer_error_ = "recording service: " + s.error_message();
+    writer_error_ = "recording service: " + s.message();
     writer_failed_.store(true);
   }
   stream_clean_ = s.ok();
@@ -411,7 +394,7 @@ void SyncRecorder::Close() {
   if (!writer_thread_.joinable()) return;
   // Frames the user saw were not streamed: the stream must not end as
   // complete (mezrecd would keep it and refuse the local copy).
-  if (dropped_) ctx_.TryCancel();
+  if (dropped_) writer_->TryCancel();
   {
     std::unique_lock<std::mutex> lock(queue_mu_);
     closing_ = true;
@@ -420,7 +403,7 @@ void SyncRecorder::Close() {
     if (!room_cv_.wait_for(lock,
                            std::chrono::microseconds(options_.stall_timeout_us),
                            [&] { return writer_done_; })) {
-      ctx_.TryCancel();
+      writer_->TryCancel();
     }
   }
   writer_thread_.join();
@@ -474,56 +457,23 @@ void SyncRecorder::Emit(mezite::v1::RecordFrame frame, size_t bytes) {
 std::string SyncRecorder::EndReason() {
   CheckWriter();
   if (!broken() && !closed_ && writer_) {
-    grpc_connectivity_state state = options_.channel->GetState(false);
-    if (state == GRPC_CHANNEL_READY) {
+    rpc::ChannelState state = rpc::GetChannelState(*options_.channel, false);
+    if (state == rpc::ChannelState::kReady) {
       seen_ready_ = true;
-    } else if (state == GRPC_CHANNEL_SHUTDOWN ||
-               state == GRPC_CHANNEL_TRANSIENT_FAILURE || seen_ready_) {
+    } else if (state == rpc::ChannelState::kShutdown ||
+               state == rpc::ChannelState::kTransientFailure || seen_ready_) {
       MarkBroken("lost the connection to the recording service");
     }
   }
   return broken() ? broken_message() : std::string();
 }
 
-namespace {
-
-// Keeps a connectivity watch on the channel so that gRPC polls its
-// transport: without an operation in flight, a dead connection is
-// otherwise noticed only by gRPC's backup poller (every 5 s).
-class ChannelWatcher {
- public:
-  explicit ChannelWatcher(std::shared_ptr<grpc::Channel> channel)
-      : channel_(std::move(channel)), thread_([this] { Loop(); }) {}
-  ~ChannelWatcher() {
-    stop_ = true;
-    thread_.join();
-  }
-
- private:
-  void Loop() {
-    while (!stop_) {
-      grpc_connectivity_state state = channel_->GetState(false);
-      channel_->WaitForStateChange(state, std::chrono::system_clock::now() +
-                                              std::chrono::milliseconds(100));
-    }
-  }
-  std::shared_ptr<grpc::Channel> channel_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-}  // namespace
-
 ssh::TapFactory MakeSyncTapFactory(SyncRecorderOptions options) {
-  auto watcher = std::make_shared<ChannelWatcher>(options.channel);
+  std::shared_ptr<void> watcher = rpc::WatchChannel(options.channel);
   return [options = std::move(options), watcher](
              const ssh::ChannelInfo& info) -> std::unique_ptr<ssh::ChannelTap> {
     return SyncRecorder::Start(options, info);
   };
-}
-
-std::shared_ptr<void> WatchChannel(std::shared_ptr<grpc::Channel> channel) {
-  return std::make_shared<ChannelWatcher>(std::move(channel));
 }
 
 }  // namespace mez::recorder

@@ -45,8 +45,6 @@
 #ifndef MEZ_RECORDER_SYNC_RECORDER_H_
 #define MEZ_RECORDER_SYNC_RECORDER_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -60,22 +58,30 @@
 #include <thread>
 #include <vector>
 
-#include "libmez/recorder/bearer_token.h"
 #include "libmez/recorder/frames.h"
 #include "libmez/recorder/spool_recorder.h"
+#include "libmez/rpc/bearer_token.h"
+#include "libmez/rpc/channel.h"
+#include "libmez/rpc/client.h"
+#include "libmez/rpc/client_streams.h"
 #include "libmez/spool/spool.h"
 #include "libmez/ssh/channel_tap.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/clock.h"
-#include "mezite/v1/recording.grpc.pb.h"
+#include "mezite/v1/recording.pb.h"
 
 namespace mez::recorder {
+
+// The credential and the channel watch live in rpc/; the names stay usable
+// here for the recorders' callers.
+using rpc::BearerToken;
+using rpc::WatchChannel;
 
 struct SyncRecorderOptions {
   // The channel to mezrecd (TLS with the cluster's CA in production).
   std::shared_ptr<grpc::Channel> channel;
-  // Sent as "authorization: Bearer ...".
-  std::shared_ptr<BearerToken> node_token;
+  // Sent as "authorization: Bearer ..." (rpc::ClusterClient).
+  std::shared_ptr<rpc::BearerToken> node_token;
   std::string node;        // this node's name, for the header
   Clock* clock = nullptr;  // nullptr: RealClock()
   // How long Start waits for mezrecd to accept the header.
@@ -191,10 +197,9 @@ class SyncRecorder : public ssh::ChannelTap {
   uint64_t sent_bytes_ = 0;          // Chunk bytes queued for the stream.
   bool dropped_ = false;             // A frame was not queued (broken).
   bool stream_clean_ = false;        // guarded by queue_mu_: Finish said OK.
-  grpc::ClientContext ctx_;
   mezite::v1::RecordSummary summary_;
-  std::unique_ptr<mezite::v1::Recording::Stub> stub_;
-  std::unique_ptr<grpc::ClientWriter<mezite::v1::RecordFrame>> writer_;
+  std::unique_ptr<rpc::ClusterClient> client_;
+  std::unique_ptr<rpc::RecordStream> writer_;  // the Record call
   bool closed_ = false;
   bool seen_ready_ = false;
   std::atomic<bool> broken_{false};
@@ -224,12 +229,6 @@ class SyncRecorder : public ssh::ChannelTap {
 // The server's tap factory: a SyncRecorder per channel (shell, exec,
 // direct-tcpip), all of a connection under its ChannelInfo::connection_id.
 ssh::TapFactory MakeSyncTapFactory(SyncRecorderOptions options);
-
-// Keeps gRPC polling `channel`'s transport while the result lives, so that
-// a recording service that went away is noticed within about 100 ms
-// instead of gRPC's 5 s backup poll. Start SyncRecorders only while one
-// is alive.
-std::shared_ptr<void> WatchChannel(std::shared_ptr<grpc::Channel> channel);
 
 }  // namespace mez::recorder
 

@@ -178,21 +178,14 @@ Status Uploader::UploadOne(const std::string& id, FileState* st) {
     MEZ_ASSIGN_OR_RETURN(st->sha256, spool::FileSha256(path));
     st->size = SizeOf(path);
   }
-  auto stub = mezite::v1::Recording::NewStub(opt_.channel);
   mezite::v1::UploadStatus status;
   {
-    grpc::ClientContext ctx;
-    opt_.node_token->Authorize(&ctx);
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
     mezite::v1::UploadStatusRequest req;
     req.set_session_id(id);
     req.set_total_size(st->size);
     req.set_sha256(st->sha256);
-    grpc::Status g = stub->GetUploadStatus(&ctx, req, &status);
-    if (!g.ok()) {
-      return Status(Code::kUnavailable, "mezrecd: " + g.error_message());
-    }
+    Status g = client_.GetUploadStatus(req, &status, std::chrono::seconds(10));
+    if (!g.ok()) return Status(Code::kUnavailable, "mezrecd: " + g.message());
   }
   if (!status.complete()) {
     if (status.received() > 0) {
@@ -231,13 +224,11 @@ Status Uploader::Send(const std::string& path, const std::string& id,
     int fd;
     ~Closer() { close(fd); }
   } closer{fd};
-  auto stub = mezite::v1::Recording::NewStub(opt_.channel);
-  grpc::ClientContext ctx;
-  opt_.node_token->Authorize(&ctx);
+  std::unique_ptr<rpc::UploadStream> writer = client_.Upload(reply);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return Status(Code::kUnavailable, "stopping");
-    current_ = &ctx;
+    current_ = writer.get();
   }
   struct Unregister {
     Uploader* u;
@@ -246,7 +237,6 @@ Status Uploader::Send(const std::string& path, const std::string& id,
       u->current_ = nullptr;
     }
   } unregister{this};
-  auto writer = stub->Upload(&ctx, reply);
   mezite::v1::UploadFrame frame;
   auto* start = frame.mutable_start();
   start->set_session_id(id);
@@ -286,13 +276,13 @@ Status Uploader::Send(const std::string& path, const std::string& id,
     }
   }
   if (ok) writer->WritesDone();
-  grpc::Status g = writer->Finish();
+  Status g = writer->Finish();
   if (g.ok()) return Status::Ok();
-  if (g.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-    Reject(id, g.error_message());
-    return Status(Code::kInvalidArgument, g.error_message());
+  if (g.code() == Code::kInvalidArgument) {
+    Reject(id, g.message());
+    return g;
   }
-  return Status(Code::kUnavailable, "mezrecd: " + g.error_message());
+  return Status(Code::kUnavailable, "mezrecd: " + g.message());
 }
 
 void Uploader::Reject(const std::string& id, const std::string& why) {

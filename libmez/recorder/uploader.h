@@ -11,8 +11,6 @@
 #ifndef MEZ_RECORDER_UPLOADER_H_
 #define MEZ_RECORDER_UPLOADER_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -22,17 +20,20 @@
 #include <string>
 #include <thread>
 
-#include "libmez/recorder/bearer_token.h"
 #include "libmez/recorder/spool_recorder.h"
+#include "libmez/rpc/bearer_token.h"
+#include "libmez/rpc/channel.h"
+#include "libmez/rpc/client.h"
+#include "libmez/rpc/client_streams.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
-#include "mezite/v1/recording.grpc.pb.h"
+#include "mezite/v1/recording.pb.h"
 
 namespace mez::recorder {
 
 struct UploaderOptions {
   std::shared_ptr<grpc::Channel> channel;
-  std::shared_ptr<BearerToken> node_token;
+  std::shared_ptr<rpc::BearerToken> node_token;
   std::string spool_dir;
   SpoolBudget* budget = nullptr;  // Credited as files are deleted.
   int64_t retry_min_us = 1'000'000;
@@ -61,7 +62,8 @@ class Uploader {
   int pending() const;
 
  private:
-  explicit Uploader(UploaderOptions options) : opt_(std::move(options)) {}
+  explicit Uploader(UploaderOptions options)
+      : opt_(std::move(options)), client_(opt_.channel, opt_.node_token) {}
   struct FileState {
     uint64_t size = 0;
     std::string sha256;
@@ -78,13 +80,14 @@ class Uploader {
   void Reject(const std::string& session_id, const std::string& why);
 
   UploaderOptions opt_;
+  rpc::ClusterClient client_;
   std::map<std::string, FileState> files_;  // by session id; Loop only
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   bool notified_ = false;
   int pending_ = 0;
-  grpc::ClientContext* current_ = nullptr;  // guarded by mu_
+  rpc::UploadStream* current_ = nullptr;  // guarded by mu_
   std::thread thread_;
 };
 

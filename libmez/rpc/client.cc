@@ -1,40 +1,40 @@
 #include "libmez/rpc/client.h"
 
-#include <sys/stat.h>
-#include <time.h>
+#include <grpcpp/grpcpp.h>
 
-#include <cerrno>
-#include <cstdlib>
+#include <algorithm>
+#include <condition_variable>
 #include <cstring>
-#include <nlohmann/json.hpp>
+#include <mutex>
+#include <thread>
 
-#include "libmez/auth/token.h"
-#include "libmez/rpc/recording_service.h"
-#include "libmez/util/file.h"
+#include "libmez/rpc/client_streams.h"
+#include "libmez/rpc/grpc_status.h"
+#include "mezite/v1/cluster.grpc.pb.h"
+#include "mezite/v1/recording.grpc.pb.h"
 
 namespace mez::rpc {
+
+namespace pb = mezite::v1;
+
+struct ClusterClient::Stubs {
+  std::unique_ptr<pb::Cluster::Stub> cluster;
+  std::unique_ptr<pb::Recording::Stub> recording;
+};
+
 namespace {
 
-std::string IsoTime(int64_t unix_seconds) {
-  time_t t = static_cast<time_t>(unix_seconds);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-Status Precondition(const std::string& m) { return FailedPrecondition(m); }
+// The largest message a CLI takes (ReadRecording's pieces, long lists).
+constexpr size_t kCliMaxReceiveBytes = 8 << 20;
 
 // A ByteSource over a server stream of RecordingBytes.
 class StreamSource : public record::ByteSource {
  public:
-  StreamSource(const ClusterClient* client, mezite::v1::Cluster::Stub* stub,
-               const std::string& id, uint64_t offset,
-               mezite::v1::SessionInfo* info)
+  StreamSource(const ClusterClient* client, pb::Cluster::Stub* stub,
+               const std::string& id, uint64_t offset, pb::SessionInfo* info)
       : client_(client), info_(info) {
-    client->Prepare(&ctx_, 0);
-    mezite::v1::ReadRecordingRequest req;
+    client->Prepare(&ctx_, Timeout(0));
+    pb::ReadRecordingRequest req;
     req.set_id(id);
     req.set_offset(offset);
     reader_ = stub->ReadRecording(&ctx_, req);
@@ -53,7 +53,8 @@ class StreamSource : public record::ByteSource {
       pos_ = 0;
       if (!reader_->Read(&msg_)) {
         done_ = true;
-        MEZ_RETURN_IF_ERROR(client_->Check(reader_->Finish()));
+        MEZ_RETURN_IF_ERROR(FromGrpc(reader_->Finish(), client_->server(),
+                                     client_->refused_hint()));
         return size_t{0};
       }
       if (msg_.has_session() && info_ != nullptr) *info_ = msg_.session();
@@ -72,159 +73,193 @@ class StreamSource : public record::ByteSource {
 
  private:
   const ClusterClient* client_;
-  mezite::v1::SessionInfo* info_;
+  pb::SessionInfo* info_;
   grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<mezite::v1::RecordingBytes>> reader_;
-  mezite::v1::RecordingBytes msg_;
+  std::unique_ptr<grpc::ClientReader<pb::RecordingBytes>> reader_;
+  pb::RecordingBytes msg_;
   size_t pos_ = 0;
   bool done_ = false;
 };
 
+// One unary call on `stub` with the client's token and `timeout`.
+template <typename Stub, typename Method, typename Req, typename Resp>
+Status Unary(const ClusterClient& c, Stub* stub, Method method, const Req& req,
+             Resp* resp, Timeout timeout) {
+  grpc::ClientContext ctx;
+  c.Prepare(&ctx, timeout);
+  return FromGrpc((stub->*method)(&ctx, req, resp), c.server(),
+                  c.refused_hint());
+}
+
 }  // namespace
 
-std::string DefaultIdentityPath() {
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/root") + "/.mez/identity";
+ClusterClient::ClusterClient(std::shared_ptr<grpc::Channel> channel,
+                             std::shared_ptr<BearerToken> token,
+                             std::string server)
+    : channel_(std::move(channel)),
+      token_(std::move(token)),
+      server_(std::move(server)),
+      stubs_(std::make_unique<Stubs>()) {
+  stubs_->cluster = pb::Cluster::NewStub(channel_);
+  stubs_->recording = pb::Recording::NewStub(channel_);
 }
 
-Result<TokenInfo> PeekToken(const std::string& token) {
-  size_t a = token.find('.');
-  size_t b = token.find('.', a + 1);
-  if (a == std::string::npos || b == std::string::npos) {
-    return InvalidArgument("the identity's token is not a JWT");
-  }
-  auto payload = auth::Base64UrlDecode(token.substr(a + 1, b - a - 1));
-  if (!payload.ok())
-    return InvalidArgument("the identity's token is malformed");
-  try {
-    auto j = nlohmann::json::parse(*payload);
-    TokenInfo info;
-    info.subject = j.value("sub", "");
-    info.role = j.value("role", "");
-    info.expires_at = j.value("exp", int64_t{0});
-    return info;
-  } catch (const nlohmann::json::exception&) {
-    return InvalidArgument("the identity's token is malformed");
-  }
-}
-
-Result<auth::Identity> ResolveIdentity(const std::string& flag) {
-  std::string path = flag;
-  std::string from = "--identity";
-  if (path.empty()) {
-    const char* env = std::getenv("MEZ_IDENTITY");
-    if (env && *env) {
-      path = env;
-      from = "MEZ_IDENTITY";
-    }
-  }
-  if (path.empty()) {
-    path = DefaultIdentityPath();
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0) {
-      return Precondition(
-          "not logged in: run 'msh login --identity FILE' with the identity "
-          "file your administrator gave you (or pass --identity FILE)");
-    }
-    from = "msh login";
-  }
-  auto id = auth::ReadIdentityFile(path);
-  if (!id.ok()) {
-    return Precondition("cannot use the identity from " + from + ": " +
-                        id.status().message());
-  }
-  auto info = PeekToken(id->token);
-  if (!info.ok()) return Precondition(path + ": " + info.status().message());
-  time_t now = time(nullptr);
-  if (info->expires_at != 0 && info->expires_at <= now) {
-    return Precondition("your identity " + path + " expired at " +
-                        IsoTime(info->expires_at) +
-                        ": ask an administrator for a new one (mezctl users "
-                        "add) and run 'msh login --identity FILE'");
-  }
-  return id;
-}
-
-Result<std::string> StoreLogin(const std::string& source) {
-  MEZ_ASSIGN_OR_RETURN(auto id, auth::ReadIdentityFile(source));
-  auto info = PeekToken(id.token);
-  if (!info.ok()) return info.status();
-  if (info->expires_at != 0 && info->expires_at <= time(nullptr)) {
-    return Precondition("the identity in " + source + " expired at " +
-                        IsoTime(info->expires_at) +
-                        ": ask an administrator for a new one");
-  }
-  std::string path = DefaultIdentityPath();
-  std::string dir = path.substr(0, path.rfind('/'));
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus("create " + dir, errno);
-  }
-  MEZ_RETURN_IF_ERROR(auth::WriteIdentityFile(path, id));
-  return path;
-}
+ClusterClient::~ClusterClient() = default;
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(
     const auth::Identity& identity) {
-  std::unique_ptr<ClusterClient> c(new ClusterClient(identity));
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (identity.tls_ca_pem.empty()) {
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = identity.tls_ca_pem;
-    creds = grpc::SslCredentials(ssl);
-  }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
-  c->channel_ = grpc::CreateCustomChannel(identity.auth_addr, creds, args);
-  c->cluster_ = mezite::v1::Cluster::NewStub(c->channel_);
-  c->recording_ = mezite::v1::Recording::NewStub(c->channel_);
+  auto c = std::make_unique<ClusterClient>(
+      OpenChannel(identity.auth_addr,
+                  ChannelCredentialsFor(identity.tls_ca_pem),
+                  kCliMaxReceiveBytes),
+      std::make_shared<BearerToken>(identity.token), identity.auth_addr);
+  c->identity_ = identity;
+  c->refused_hint_ =
+      "your identity was refused: run 'msh login' with a fresh identity file";
   return c;
 }
 
-void ClusterClient::Prepare(grpc::ClientContext* ctx,
-                            int deadline_seconds) const {
-  ctx->AddMetadata("authorization", "Bearer " + identity_.token);
-  if (deadline_seconds > 0) {
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::seconds(deadline_seconds));
+void ClusterClient::Prepare(grpc::ClientContext* ctx, Timeout timeout) const {
+  if (token_) token_->Authorize(ctx);
+  if (timeout.count() > 0) {
+    ctx->set_deadline(std::chrono::system_clock::now() + timeout);
   }
 }
 
-Status ClusterClient::Check(const grpc::Status& s) const {
-  if (s.ok()) return Status::Ok();
-  switch (s.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return Status(Code::kUnavailable, "cannot reach mezrecd at " +
-                                            identity_.auth_addr + ": " +
-                                            s.error_message());
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return Status(Code::kUnauthenticated,
-                    s.error_message() +
-                        " (your identity was refused: run 'msh login' with a "
-                        "fresh identity file)");
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return PermissionDenied(s.error_message());
-    case grpc::StatusCode::NOT_FOUND:
-      return NotFound(s.error_message());
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return InvalidArgument(s.error_message());
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return Status(Code::kAlreadyExists, s.error_message());
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return FailedPrecondition(s.error_message());
-    case grpc::StatusCode::DATA_LOSS:
-      return DataLoss(s.error_message());
-    default:
-      return Internal(s.error_message());
+#define MEZ_CLUSTER_UNARY(Name, Req, Resp)                                    \
+  Status ClusterClient::Name(const pb::Req& req, pb::Resp* resp,              \
+                             Timeout timeout) const {                         \
+    return Unary(*this, stubs_->cluster.get(), &pb::Cluster::Stub::Name, req, \
+                 resp, timeout);                                              \
   }
+MEZ_CLUSTER_UNARY(WhoAmI, WhoAmIRequest, WhoAmIResponse)
+MEZ_CLUSTER_UNARY(ListSessions, ListSessionsRequest, ListSessionsResponse)
+MEZ_CLUSTER_UNARY(GetSession, GetSessionRequest, SessionInfo)
+MEZ_CLUSTER_UNARY(ListAudit, ListAuditRequest, ListAuditResponse)
+MEZ_CLUSTER_UNARY(GetConfig, GetConfigRequest, ConfigValue)
+MEZ_CLUSTER_UNARY(SetConfig, SetConfigRequest, ConfigValue)
+MEZ_CLUSTER_UNARY(AddUser, AddUserRequest, AddUserResponse)
+MEZ_CLUSTER_UNARY(ListUsers, ListUsersRequest, ListUsersResponse)
+MEZ_CLUSTER_UNARY(RemoveUser, RemoveUserRequest, RemoveUserResponse)
+MEZ_CLUSTER_UNARY(AddNode, AddNodeRequest, AddNodeResponse)
+MEZ_CLUSTER_UNARY(ListNodes, ListNodesRequest, ListNodesResponse)
+MEZ_CLUSTER_UNARY(RemoveNode, RemoveNodeRequest, RemoveNodeResponse)
+MEZ_CLUSTER_UNARY(ExportCA, ExportCARequest, ExportCAResponse)
+MEZ_CLUSTER_UNARY(SignUserCert, SignUserCertRequest, SignUserCertResponse)
+MEZ_CLUSTER_UNARY(ResolveNode, ResolveNodeRequest, NodeInfo)
+MEZ_CLUSTER_UNARY(JoinNode, JoinNodeRequest, JoinNodeResponse)
+MEZ_CLUSTER_UNARY(NodeAudit, NodeAuditRequest, NodeAuditResponse)
+MEZ_CLUSTER_UNARY(ProxyHello, ProxyHelloRequest, ProxyHelloResponse)
+MEZ_CLUSTER_UNARY(AuthorizeProxyHop, ProxyHopRequest, NodeInfo)
+MEZ_CLUSTER_UNARY(SignUpstreamCert, UpstreamCertRequest, UpstreamCertResponse)
+#undef MEZ_CLUSTER_UNARY
+
+Status ClusterClient::EndRecordingSession(
+    const pb::EndRecordingSessionRequest& req,
+    pb::EndRecordingSessionResponse* resp, Timeout timeout) const {
+  return Unary(*this, stubs_->recording.get(),
+               &pb::Recording::Stub::EndRecordingSession, req, resp, timeout);
+}
+
+Status ClusterClient::GetUploadStatus(const pb::UploadStatusRequest& req,
+                                      pb::UploadStatus* resp,
+                                      Timeout timeout) const {
+  return Unary(*this, stubs_->recording.get(),
+               &pb::Recording::Stub::GetUploadStatus, req, resp, timeout);
+}
+
+struct RecordStream::Impl {
+  const ClusterClient* client;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientWriter<pb::RecordFrame>> writer;
+};
+
+RecordStream::RecordStream(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+RecordStream::~RecordStream() = default;
+
+bool RecordStream::Write(const pb::RecordFrame& frame, bool more_follow) {
+  grpc::WriteOptions options;
+  if (more_follow) options.set_buffer_hint();
+  return impl_->writer->Write(frame, options);
+}
+
+bool RecordStream::AwaitAccepted(std::chrono::microseconds timeout) {
+  // mezrecd answers the header with initial metadata once it opened the
+  // recording. A service that neither answers nor fails is given up on.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, timeout, [&] { return done; })) {
+      impl_->ctx.TryCancel();
+    }
+  });
+  impl_->writer->WaitForInitialMetadata();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  return impl_->ctx.GetServerInitialMetadata().count("mezite-accepted") > 0;
+}
+
+bool RecordStream::WritesDone() { return impl_->writer->WritesDone(); }
+
+Status RecordStream::Finish() {
+  return FromGrpc(impl_->writer->Finish(), impl_->client->server(),
+                  impl_->client->refused_hint());
+}
+
+void RecordStream::TryCancel() { impl_->ctx.TryCancel(); }
+
+std::unique_ptr<RecordStream> ClusterClient::Record(
+    pb::RecordSummary* summary) const {
+  auto impl = std::make_unique<RecordStream::Impl>();
+  impl->client = this;
+  Prepare(&impl->ctx, Timeout(0));
+  impl->writer = stubs_->recording->Record(&impl->ctx, summary);
+  return std::make_unique<RecordStream>(std::move(impl));
+}
+
+struct UploadStream::Impl {
+  const ClusterClient* client;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientWriter<pb::UploadFrame>> writer;
+};
+
+UploadStream::UploadStream(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+UploadStream::~UploadStream() = default;
+
+bool UploadStream::Write(const pb::UploadFrame& frame) {
+  return impl_->writer->Write(frame);
+}
+
+bool UploadStream::WritesDone() { return impl_->writer->WritesDone(); }
+
+Status UploadStream::Finish() {
+  return FromGrpc(impl_->writer->Finish(), impl_->client->server(),
+                  impl_->client->refused_hint());
+}
+
+void UploadStream::TryCancel() { impl_->ctx.TryCancel(); }
+
+std::unique_ptr<UploadStream> ClusterClient::Upload(
+    pb::UploadStatus* reply) const {
+  auto impl = std::make_unique<UploadStream::Impl>();
+  impl->client = this;
+  Prepare(&impl->ctx, Timeout(0));
+  impl->writer = stubs_->recording->Upload(&impl->ctx, reply);
+  return std::make_unique<UploadStream>(std::move(impl));
 }
 
 Result<std::unique_ptr<record::ByteSource>> ClusterClient::ReadRecording(
-    const std::string& id, uint64_t offset, mezite::v1::SessionInfo* info) {
-  auto src =
-      std::make_unique<StreamSource>(this, cluster_.get(), id, offset, info);
+    const std::string& id, uint64_t offset, pb::SessionInfo* info) const {
+  auto src = std::make_unique<StreamSource>(this, stubs_->cluster.get(), id,
+                                            offset, info);
   MEZ_RETURN_IF_ERROR(src->Prime());
   return std::unique_ptr<record::ByteSource>(std::move(src));
 }

@@ -1,71 +1,164 @@
-// Client side of the cluster API for the CLIs: finding the caller's
-// identity, connecting with it, and turning gRPC errors into messages a
-// person can act on.
+// The one client of mezrecd's API, for everything that calls it: the CLIs
+// (msh, mezctl, with a user's identity), mezd (with its node credential)
+// and the proxy (with a proxy token). It adds the bearer metadata to every
+// call, maps gRPC errors to Status values (grpc_status.h: connection
+// problems are kUnavailable and name the server), and offers each RPC as a
+// typed method on the protobuf messages, the streams as small objects
+// (client_streams.h). Outside libmez/rpc/ nothing includes grpcpp or a
+// *.grpc.pb.h: the channel is an opaque handle (channel.h).
+//
+// Thread-safe: a ClusterClient may be shared by threads; each call is
+// independent. The BearerToken may be replaced while calls are made.
 #ifndef MEZ_RPC_CLIENT_H_
 #define MEZ_RPC_CLIENT_H_
 
-#include <grpcpp/grpcpp.h>
-
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "libmez/auth/identity.h"
 #include "libmez/record/sink.h"
-#include "mezite/v1/cluster.grpc.pb.h"
-#include "mezite/v1/recording.grpc.pb.h"
+#include "libmez/rpc/bearer_token.h"
+#include "libmez/rpc/channel.h"
+#include "libmez/rpc/identity.h"
+#include "libmez/util/status.h"
+#include "mezite/v1/cluster.pb.h"
+#include "mezite/v1/recording.pb.h"
+
+namespace grpc {
+class ClientContext;
+}  // namespace grpc
 
 namespace mez::rpc {
 
-// Where `msh login` keeps the identity: $HOME/.mez/identity.
-std::string DefaultIdentityPath();
+class RecordStream;
+class UploadStream;
 
-// The identity to use: `flag` (--identity) if set, else $MEZ_IDENTITY, else
-// the one `msh login` stored. A missing file, or a token that has expired
-// (read from the token's claims without verifying them; the server does
-// that), is kFailedPrecondition with one line saying what to run.
-Result<auth::Identity> ResolveIdentity(const std::string& flag);
-
-// Stores `source` as the default identity (mode 0600, $HOME/.mez 0700).
-// Returns the path written.
-Result<std::string> StoreLogin(const std::string& source);
-
-// The claims of a token, decoded without verification (display only).
-struct TokenInfo {
-  std::string subject;
-  std::string role;
-  int64_t expires_at = 0;
-};
-Result<TokenInfo> PeekToken(const std::string& token);
+// How long a unary call may take; 0: no deadline.
+using Timeout = std::chrono::milliseconds;
+inline constexpr Timeout kDefaultTimeout = std::chrono::seconds(30);
 
 class ClusterClient {
  public:
+  // A client over `channel` (required, not null) sending `token` (null:
+  // no credential) with every call. `server` is the address named in
+  // connection errors ("": "mezrecd" alone).
+  ClusterClient(std::shared_ptr<grpc::Channel> channel,
+                std::shared_ptr<BearerToken> token, std::string server = "");
+  ~ClusterClient();
+  ClusterClient(const ClusterClient&) = delete;
+  ClusterClient& operator=(const ClusterClient&) = delete;
+
+  // For the CLIs: a channel to identity.auth_addr (TLS with its CA, or
+  // plaintext when it has none) and its token. An UNAUTHENTICATED answer
+  // says to run 'msh login' with a fresh identity file.
   static Result<std::unique_ptr<ClusterClient>> Connect(
       const auth::Identity& identity);
 
-  // Sets the bearer token and a deadline (seconds; 0: none) on `ctx`.
-  void Prepare(grpc::ClientContext* ctx, int deadline_seconds = 30) const;
-  mezite::v1::Cluster::Stub* cluster() { return cluster_.get(); }
-  mezite::v1::Recording::Stub* recording() { return recording_.get(); }
+  // The identity Connect was given (empty for the other constructors).
   const auth::Identity& identity() const { return identity_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  const std::shared_ptr<BearerToken>& token() const { return token_; }
+  const std::string& server() const { return server_; }
 
-  // A gRPC status as a mez::Status whose message names the server for
-  // connection problems.
-  Status Check(const grpc::Status& s) const;
+  // Cluster service, unary calls. Errors as FromGrpc (grpc_status.h).
+  Status WhoAmI(const mezite::v1::WhoAmIRequest& req,
+                mezite::v1::WhoAmIResponse* resp,
+                Timeout timeout = kDefaultTimeout) const;
+  Status ListSessions(const mezite::v1::ListSessionsRequest& req,
+                      mezite::v1::ListSessionsResponse* resp,
+                      Timeout timeout = kDefaultTimeout) const;
+  Status GetSession(const mezite::v1::GetSessionRequest& req,
+                    mezite::v1::SessionInfo* resp,
+                    Timeout timeout = kDefaultTimeout) const;
+  Status ListAudit(const mezite::v1::ListAuditRequest& req,
+                   mezite::v1::ListAuditResponse* resp,
+                   Timeout timeout = kDefaultTimeout) const;
+  Status GetConfig(const mezite::v1::GetConfigRequest& req,
+                   mezite::v1::ConfigValue* resp,
+                   Timeout timeout = kDefaultTimeout) const;
+  Status SetConfig(const mezite::v1::SetConfigRequest& req,
+                   mezite::v1::ConfigValue* resp,
+                   Timeout timeout = kDefaultTimeout) const;
+  Status AddUser(const mezite::v1::AddUserRequest& req,
+                 mezite::v1::AddUserResponse* resp,
+                 Timeout timeout = kDefaultTimeout) const;
+  Status ListUsers(const mezite::v1::ListUsersRequest& req,
+                   mezite::v1::ListUsersResponse* resp,
+                   Timeout timeout = kDefaultTimeout) const;
+  Status RemoveUser(const mezite::v1::RemoveUserRequest& req,
+                    mezite::v1::RemoveUserResponse* resp,
+                    Timeout timeout = kDefaultTimeout) const;
+  Status AddNode(const mezite::v1::AddNodeRequest& req,
+                 mezite::v1::AddNodeResponse* resp,
+                 Timeout timeout = kDefaultTimeout) const;
+  Status ListNodes(const mezite::v1::ListNodesRequest& req,
+                   mezite::v1::ListNodesResponse* resp,
+                   Timeout timeout = kDefaultTimeout) const;
+  Status RemoveNode(const mezite::v1::RemoveNodeRequest& req,
+                    mezite::v1::RemoveNodeResponse* resp,
+                    Timeout timeout = kDefaultTimeout) const;
+  Status ExportCA(const mezite::v1::ExportCARequest& req,
+                  mezite::v1::ExportCAResponse* resp,
+                  Timeout timeout = kDefaultTimeout) const;
+  Status SignUserCert(const mezite::v1::SignUserCertRequest& req,
+                      mezite::v1::SignUserCertResponse* resp,
+                      Timeout timeout = kDefaultTimeout) const;
+  Status ResolveNode(const mezite::v1::ResolveNodeRequest& req,
+                     mezite::v1::NodeInfo* resp,
+                     Timeout timeout = kDefaultTimeout) const;
+  Status JoinNode(const mezite::v1::JoinNodeRequest& req,
+                  mezite::v1::JoinNodeResponse* resp,
+                  Timeout timeout = kDefaultTimeout) const;
+  Status NodeAudit(const mezite::v1::NodeAuditRequest& req,
+                   mezite::v1::NodeAuditResponse* resp,
+                   Timeout timeout = kDefaultTimeout) const;
+  Status ProxyHello(const mezite::v1::ProxyHelloRequest& req,
+                    mezite::v1::ProxyHelloResponse* resp,
+                    Timeout timeout = kDefaultTimeout) const;
+  Status AuthorizeProxyHop(const mezite::v1::ProxyHopRequest& req,
+                           mezite::v1::NodeInfo* resp,
+                           Timeout timeout = kDefaultTimeout) const;
+  Status SignUpstreamCert(const mezite::v1::UpstreamCertRequest& req,
+                          mezite::v1::UpstreamCertResponse* resp,
+                          Timeout timeout = kDefaultTimeout) const;
+
+  // Recording service, unary calls.
+  Status EndRecordingSession(const mezite::v1::EndRecordingSessionRequest& req,
+                             mezite::v1::EndRecordingSessionResponse* resp,
+                             Timeout timeout = kDefaultTimeout) const;
+  Status GetUploadStatus(const mezite::v1::UploadStatusRequest& req,
+                         mezite::v1::UploadStatus* resp,
+                         Timeout timeout = kDefaultTimeout) const;
+
+  // Streams (client_streams.h). Opening never blocks; errors surface at
+  // the first Write or at Finish. `summary`/`reply` is filled by a Finish
+  // that succeeds; it and this client must outlive the stream.
+  std::unique_ptr<RecordStream> Record(
+      mezite::v1::RecordSummary* summary) const;
+  std::unique_ptr<UploadStream> Upload(mezite::v1::UploadStatus* reply) const;
 
   // The plain asciicast bytes of session `id` from `offset`, streamed.
   // The first Read blocks until the server answers; errors (not found,
   // denied) surface there. `info`, when given, is filled once known.
   Result<std::unique_ptr<record::ByteSource>> ReadRecording(
       const std::string& id, uint64_t offset,
-      mezite::v1::SessionInfo* info = nullptr);
+      mezite::v1::SessionInfo* info = nullptr) const;
+
+  // The bearer metadata and the deadline (0: none) on `ctx`, and the
+  // mapping of a finished call's status: for the streams in rpc/.
+  void Prepare(grpc::ClientContext* ctx, Timeout timeout) const;
+  const std::string& refused_hint() const { return refused_hint_; }
+
+  struct Stubs;
 
  private:
-  explicit ClusterClient(auth::Identity identity)
-      : identity_(std::move(identity)) {}
-  auth::Identity identity_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<mezite::v1::Cluster::Stub> cluster_;
-  std::unique_ptr<mezite::v1::Recording::Stub> recording_;
+  std::shared_ptr<BearerToken> token_;
+  std::string server_;
+  std::string refused_hint_;
+  auth::Identity identity_;
+  std::unique_ptr<Stubs> stubs_;
 };
 
 }  // namespace mez::rpc

@@ -1,6 +1,5 @@
 #include "libmez/server/proxy_role.h"
 
-#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <chrono>
@@ -15,52 +14,20 @@
 #include "libmez/cluster/cluster.h"
 #include "libmez/proxy/proxy.h"
 #include "libmez/recorder/mode.h"
+#include "libmez/rpc/bearer_token.h"
+#include "libmez/rpc/channel.h"
 #include "libmez/rpc/client.h"
+#include "libmez/rpc/identity.h"
 #include "libmez/server/server.h"
 #include "libmez/settings/settings.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/log.h"
-#include "mezite/v1/cluster.grpc.pb.h"
+#include "mezite/v1/cluster.pb.h"
 
 namespace mez::server {
 namespace {
 
 namespace pb = mezite::v1;
-
-Status FromGrpc(const grpc::Status& g, const std::string& what) {
-  Code code = Code::kInternal;
-  switch (g.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      code = Code::kUnavailable;
-      break;
-    case grpc::StatusCode::UNAUTHENTICATED:
-      code = Code::kUnauthenticated;
-      break;
-    case grpc::StatusCode::PERMISSION_DENIED:
-      code = Code::kPermissionDenied;
-      break;
-    case grpc::StatusCode::NOT_FOUND:
-      code = Code::kNotFound;
-      break;
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      code = Code::kInvalidArgument;
-      break;
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      code = Code::kFailedPrecondition;
-      break;
-    default:
-      break;
-  }
-  return Status(code, what + ": " + g.error_message());
-}
-
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& ca) {
-  if (ca.empty()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ca;
-  return grpc::SslCredentials(ssl);
-}
 
 Result<std::optional<recorder::RecordingMode>> ModeFromEnv() {
   return recorder::RecordingModeFromEnv(getenv(recorder::kRecordingModeEnv));
@@ -103,7 +70,8 @@ Result<std::shared_ptr<void>> StartInProcessProxy(const RoleContext& rc) {
   po.user_ca_public = rc.keys->user_ca_public;
   po.backend = proxy::NewLocalBackend(rc.catalog, rc.keys->user_ca_private_pem,
                                       rc.clock);
-  po.channel = grpc::CreateChannel(rc.grpc_addr, Credentials(rc.tls_ca_pem));
+  po.channel =
+      rpc::OpenChannel(rc.grpc_addr, rpc::ChannelCredentialsFor(rc.tls_ca_pem));
   po.token = std::move(token);
   MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());
   // New sessions read the setting from the catalog, not by RPC to itself.
@@ -153,35 +121,29 @@ Status RunProxyOnly(const ServerConfig& config) {
         "--identity-out FILE");
   }
   MEZ_RETURN_IF_ERROR(MakeDataDir(config.data_dir));
-  auto channel = grpc::CreateChannel(id.auth_addr, Credentials(id.tls_ca_pem));
-  auto stub = pb::Cluster::NewStub(channel);
+  auto channel =
+      rpc::OpenChannel(id.auth_addr, rpc::ChannelCredentialsFor(id.tls_ca_pem));
+  rpc::ClusterClient client(
+      channel, std::make_shared<rpc::BearerToken>(id.token), id.auth_addr);
   auto hello = [&](const std::string& addr, const std::string& key,
                    pb::ProxyHelloResponse* resp) -> Status {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + id.token);
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
     pb::ProxyHelloRequest req;
     req.set_addr(addr);
     req.set_host_key(key);
-    grpc::Status g = stub->ProxyHello(&ctx, req, resp);
+    Status g = client.ProxyHello(req, resp, std::chrono::seconds(10));
     if (g.ok()) return Status::Ok();
-    if (g.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
-        g.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    if (g.code() == Code::kUnauthenticated ||
+        g.code() == Code::kPermissionDenied) {
       return Status(Code::kUnauthenticated,
                     "the auth mezrecd at " + id.auth_addr +
-                        " refused this proxy's token (" + g.error_message() +
+                        " refused this proxy's token (" + g.message() +
                         "); make a new identity with mezctl users add NAME "
                         "--role=proxy --identity-out FILE");
     }
-    if (g.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        g.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      return Status(Code::kUnavailable, "cannot reach the auth mezrecd at " +
-                                            id.auth_addr + " (" +
-                                            g.error_message() + ")");
-    }
-    return FromGrpc(
-        g, "the auth mezrecd at " + id.auth_addr + " refused ProxyHello");
+    // kUnavailable already says "cannot reach mezrecd at ADDR".
+    if (g.code() == Code::kUnavailable) return g;
+    return Status(g.code(), "the auth mezrecd at " + id.auth_addr +
+                                " refused ProxyHello: " + g.message());
   };
   pb::ProxyHelloResponse first;
   MEZ_RETURN_IF_ERROR(hello("", "", &first));
@@ -190,7 +152,7 @@ Status RunProxyOnly(const ServerConfig& config) {
   po.listen = config.proxy_listen;
   po.data_dir = config.data_dir;
   po.user_ca_public = first.user_ca_public();
-  po.backend = proxy::NewRemoteBackend(channel, id.token);
+  po.backend = proxy::NewRemoteBackend(channel, id.token, id.auth_addr);
   po.channel = channel;
   po.token = id.token;
   MEZ_ASSIGN_OR_RETURN(po.mode_override, ModeFromEnv());

@@ -1,6 +1,8 @@
-#include "libmez/recorder/bearer_token.h"
+#include "libmez/rpc/bearer_token.h"
 
-namespace mez::recorder {
+#include <grpcpp/grpcpp.h>
+
+namespace mez::rpc {
 
 std::string BearerToken::Get() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -16,4 +18,4 @@ void BearerToken::Authorize(grpc::ClientContext* ctx) const {
   ctx->AddMetadata("authorization", "Bearer " + Get());
 }
 
-}  // namespace mez::recorder
+}  // namespace mez::rpc
