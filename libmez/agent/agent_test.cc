@@ -222,7 +222,7 @@ TEST_F(AgentTest, SessionEndsWhenTheRecordingServiceDies) {
 TEST_F(AgentTest, BrokenStreamIsDetected) {
   // A dead recording service: the tap must notice and say so once.
   ssh::ChannelInfo info;
-  info.kind = ssh::ChannelKind::kExec;
+  info.kind = ChannelKind::kExec;
   info.command = "true";
   info.login = CurrentUser();
   std::atomic<int> calls{0};
@@ -237,10 +237,10 @@ TEST_F(AgentTest, BrokenStreamIsDetected) {
     message = m;
   };
   auto tap = SyncRecorder::Start(opt, info);
-  tap->OnData(ssh::Direction::kOut, "before\n", 1000);
+  tap->OnData(Direction::kOut, "before\n", 1000);
   rec_->Kill9();
   for (int i = 0; i < 200 && !tap->broken(); ++i) {
-    tap->OnData(ssh::Direction::kOut, "after\n", 2000 + i);
+    tap->OnData(Direction::kOut, "after\n", 2000 + i);
     usleep(10000);
   }
   tap->OnExit(0, 5000000);
@@ -254,7 +254,7 @@ TEST_F(AgentTest, BurstOfFramesIsRecordedInOrder) {
   // Frames queued while the writer lingers go out merged and batched;
   // the recording must hold every byte, in order, with its size changes.
   ssh::ChannelInfo info;
-  info.kind = ssh::ChannelKind::kShell;
+  info.kind = ChannelKind::kShell;
   info.pty = true;
   info.width = 80;
   info.height = 24;
@@ -275,7 +275,7 @@ TEST_F(AgentTest, BurstOfFramesIsRecordedInOrder) {
   std::vector<std::string> sizes;
   for (int i = 0; i < 3000; ++i) {
     std::string piece = "line " + std::to_string(i) + "\r\n";
-    tap->OnData(ssh::Direction::kOut, piece, 1000 + i);
+    tap->OnData(Direction::kOut, piece, 1000 + i);
     want += piece;
     if (i % 500 == 250) {
       tap->OnResize(100 + i / 500, 40, 1000 + i);
@@ -349,7 +349,7 @@ TEST(SyncRecorderTest, ServiceThatTakesNothingBreaksTheStream) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
   ssh::ChannelInfo info;
-  info.kind = ssh::ChannelKind::kExec;
+  info.kind = ChannelKind::kExec;
   info.command = "cat big";
   info.login = CurrentUser();
   SyncRecorderOptions opt;
@@ -366,7 +366,7 @@ TEST(SyncRecorderTest, ServiceThatTakesNothingBreaksTheStream) {
   const std::string piece(64 << 10, 'x');
   int64_t sent = 0;
   for (int i = 0; i < 4096 && !tap->broken(); ++i) {
-    tap->OnData(ssh::Direction::kOut, piece, 1000 + i);
+    tap->OnData(Direction::kOut, piece, 1000 + i);
     sent += static_cast<int64_t>(piece.size());
   }
   ASSERT_TRUE(tap->broken()) << "sent " << sent << " bytes without a stall";

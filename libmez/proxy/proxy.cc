@@ -134,7 +134,7 @@ Status RefuseUpstream(const ProxyOptions& o, const ssh::ChannelInfo& info,
                       const Status& why) {
   nlohmann::json d = {{"remote", info.remote},
                       {"login", info.login},
-                      {"kind", std::string(ssh::ChannelKindName(info.kind))},
+                      {"kind", std::string(ChannelKindName(info.kind))},
                       {"reason", why.message()}};
   o.backend->Audit("proxy.refused", info.key_id, info.target, d);
   return Status(why.code(),

@@ -52,7 +52,7 @@ mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
       return frame;
   }
   h->set_pty(info.pty);
-  if (info.kind == ssh::ChannelKind::kShell || info.pty) {
+  if (info.kind == ChannelKind::kShell || info.pty) {
     // A pty requested without a size (ssh -tt from a pipe) is 0x0; mezrecd
     // wants a real size for shells, so use the VT100 default.
     h->set_width(
@@ -64,8 +64,8 @@ mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
   return frame;
 }
 
-mezite::v1::RecordFrame ChunkFrame(ssh::Direction direction,
-                                   std::string_view bytes, int64_t offset_us) {
+mezite::v1::RecordFrame ChunkFrame(Direction direction, std::string_view bytes,
+                                   int64_t offset_us) {
   mezite::v1::RecordFrame frame;
   auto* c = frame.mutable_chunk();
   c->set_offset_us(offset_us);

@@ -23,8 +23,8 @@ std::string NewRandomId();
 mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
                                     const std::string& session_id,
                                     const std::string& node, int64_t wall_us);
-mezite::v1::RecordFrame ChunkFrame(ssh::Direction direction,
-                                   std::string_view bytes, int64_t offset_us);
+mezite::v1::RecordFrame ChunkFrame(Direction direction, std::string_view bytes,
+                                   int64_t offset_us);
 mezite::v1::RecordFrame ResizeFrame(int width, int height, int64_t offset_us);
 mezite::v1::RecordFrame ExitFrame(int exit_status, int64_t offset_us);
 

@@ -95,12 +95,12 @@ class AuditQueue {
 };
 
 nlohmann::json SessionDetails(const ssh::ChannelInfo& info) {
-  nlohmann::json d = {{"kind", std::string(ssh::ChannelKindName(info.kind))},
+  nlohmann::json d = {{"kind", std::string(ChannelKindName(info.kind))},
                       {"login", info.login},
                       {"remote", info.remote},
                       {"recording", "off"}};
   if (!info.command.empty()) d["command"] = info.command;
-  if (info.kind == ssh::ChannelKind::kTcpip) {
+  if (info.kind == ChannelKind::kTcpip) {
     d["dst"] = info.dst_host + ":" + std::to_string(info.dst_port);
   }
   return d;
@@ -121,7 +121,7 @@ class OffTap : public ssh::ChannelTap {
   ~OffTap() override {
     if (!ended_) Report("session.end", SessionDetails(info_));
   }
-  void OnData(ssh::Direction, std::string_view, int64_t) override {}
+  void OnData(Direction, std::string_view, int64_t) override {}
   void OnResize(int, int, int64_t) override {}
   void OnExit(int exit_status, int64_t) override {
     ended_ = true;
@@ -357,13 +357,13 @@ std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
                                                    const std::string& node) {
   Impl* i = impl_.get();
   RecordingMode mode = ModeForNewSession();
-  MEZ_LOG(kInfo) << "recording: " << ssh::ChannelKindName(info.kind) << " on "
+  MEZ_LOG(kInfo) << "recording: " << ChannelKindName(info.kind) << " on "
                  << (node.empty() ? "?" : node) << " for " << info.key_id
                  << " as " << info.login << " from " << info.remote
                  << ", recording " << RecordingModeName(mode);
   switch (mode) {
     case RecordingMode::kNodeSync: {
-      if (info.kind == ssh::ChannelKind::kTcpip) {
+      if (info.kind == ChannelKind::kTcpip) {
         std::lock_guard<std::mutex> lock(i->mu_);
         i->sync_tcpip_connections_.insert(info.connection_id);
       }

@@ -128,7 +128,7 @@ class RecordersTest : public ::testing::Test {
 
   static ssh::ChannelInfo Shell() {
     ssh::ChannelInfo info;
-    info.kind = ssh::ChannelKind::kShell;
+    info.kind = ChannelKind::kShell;
     info.connection_id = "c1";
     info.login = "web";
     info.key_id = "alice";

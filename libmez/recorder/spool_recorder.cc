@@ -78,7 +78,7 @@ void SpoolRecorder::Append(const mezite::v1::RecordFrame& frame) {
   }
 }
 
-void SpoolRecorder::OnData(ssh::Direction direction, std::string_view bytes,
+void SpoolRecorder::OnData(Direction direction, std::string_view bytes,
                            int64_t micros) {
   Append(ChunkFrame(direction, bytes, micros - info_.start_micros));
 }

@@ -61,7 +61,7 @@ class SpoolRecorder : public ssh::ChannelTap {
   // Ends the spool cleanly and hands it to on_closed.
   ~SpoolRecorder() override;
 
-  void OnData(ssh::Direction direction, std::string_view bytes,
+  void OnData(Direction direction, std::string_view bytes,
               int64_t micros) override;
   void OnResize(int width, int height, int64_t micros) override;
   void OnExit(int exit_status, int64_t micros) override;

@@ -425,7 +425,7 @@ void SyncRecorder::TakeCopyError() {
   if (!why.empty()) CopyFailed(why);
 }
 
-void SyncRecorder::OnData(ssh::Direction direction, std::string_view bytes,
+void SyncRecorder::OnData(Direction direction, std::string_view bytes,
                           int64_t micros) {
   Emit(ChunkFrame(direction, bytes, micros - start_micros_), bytes.size());
 }

@@ -124,7 +124,7 @@ class SyncRecorder : public ssh::ChannelTap {
   SyncRecorder(const SyncRecorder&) = delete;
   SyncRecorder& operator=(const SyncRecorder&) = delete;
 
-  void OnData(ssh::Direction direction, std::string_view bytes,
+  void OnData(Direction direction, std::string_view bytes,
               int64_t micros) override;
   void OnResize(int width, int height, int64_t micros) override;
   void OnExit(int exit_status, int64_t micros) override;

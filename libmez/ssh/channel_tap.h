@@ -14,13 +14,6 @@
 
 namespace mez::ssh {
 
-// The channel vocabulary is mez's own (libmez/util/stream.h), named here
-// for the tap's users.
-using mez::ChannelKind;
-using mez::ChannelKindName;
-using mez::Direction;
-using mez::DirectionName;
-
 // What is known when a shell, exec or direct-tcpip channel starts.
 struct ChannelInfo {
   ChannelKind kind = ChannelKind::kShell;
