@@ -75,6 +75,13 @@ bool ParseSize(std::string_view data, int* rows, int* cols) {
   return number(data.substr(0, x), cols) && number(data.substr(x + 1), rows);
 }
 
+// Off only when the recording's rows fill the terminal exactly: then the
+// status line would hide its last row. A recording that does not fit
+// shows it, for the notice saying so.
+bool StatusLineByDefault(const Screen& screen, int term_rows, int term_cols) {
+  return !(screen.rows() == term_rows && screen.cols() <= term_cols);
+}
+
 }  // namespace
 
 std::string Banner(const SessionMeta& meta) {
@@ -120,6 +127,13 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   p->snapshot_bytes_ = start.snapshot.size();
   p->checkpoints_.push_back(std::move(start));
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
+  const PlayerOptions& o = p->options_;
+  if (o.status_line.has_value()) {
+    p->status_on_ = *o.status_line;
+    p->status_chosen_ = true;
+  } else {
+    p->status_on_ = StatusLineByDefault(*p->screen_, o.term_rows, o.term_cols);
+  }
   return p;
 }
 
@@ -201,11 +215,11 @@ void Player::ThinCheckpoints() {
   }
 }
 
-Status Player::Apply(bool to_terminal, size_t* bytes) {
+Status Player::Apply(size_t* bytes) {
   have_next_ = false;
   applied_us_ = next_timeline_us_;
   if (next_.code == "o") {
-    if (to_terminal) MEZ_RETURN_IF_ERROR(out_->Append(next_.data));
+    frame_dirty_ = true;
     screen_->Feed(next_.data);
     *bytes += next_.data.size();
   } else if (next_.code == "r") {
@@ -217,6 +231,7 @@ Status Player::Apply(bool to_terminal, size_t* bytes) {
         return size.WithContext("line " + std::to_string(next_.line));
       }
       screen_->Resize(rows, cols);
+      frame_dirty_ = true;
     }
   }
   return Status::Ok();
@@ -237,7 +252,7 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
       break;
     }
     if (next_timeline_us_ > pos) break;
-    MEZ_RETURN_IF_ERROR(Apply(true, &burst));
+    MEZ_RETURN_IF_ERROR(Apply(&burst));
   }
   if (burst > 0) status_dirty_ = true;
   return Status::Ok();
@@ -248,7 +263,10 @@ Result<int64_t> Player::Tick() {
   int64_t now = clock_->MonotonicMicros();
   int64_t pos = position_us();
   bool busy = false;
-  MEZ_RETURN_IF_ERROR(EmitDue(pos, &busy));
+  // What came before an event that stops playback is shown first.
+  Status emitted = EmitDue(pos, &busy);
+  MEZ_RETURN_IF_ERROR(DrawFrame());
+  MEZ_RETURN_IF_ERROR(emitted);
   if (finished_) {
     anchor_pos_us_ = end_us_.value_or(applied_us_);
     status_dirty_ = true;
@@ -293,12 +311,16 @@ std::string Player::StatusText() const {
                   (d.has_value() ? FormatClock(*d) : "--:--") + "  " +
                   (options_.utf8 ? "\u00d7" : "x") + FormatSpeed(speed_);
   // The recording's size, unless it is the terminal's (counting the status
-  // line's row in or out).
+  // line's row in or out); what is shown of it when it does not fit.
   int rows = screen_->rows();
-  if (screen_->cols() != options_.term_cols ||
-      (rows != options_.term_rows && rows != options_.term_rows - 1)) {
-    s += "  [" + std::to_string(screen_->cols()) + "x" +
-         std::to_string(screen_->rows()) + "]";
+  int cols = screen_->cols();
+  std::string size = std::to_string(cols) + "x" + std::to_string(rows);
+  if (cols > options_.term_cols || rows > ViewRows()) {
+    s += "  [" + size + " > " + std::to_string(options_.term_cols) + "x" +
+         std::to_string(ViewRows()) + ": h/j/k/l pan]";
+  } else if (cols != options_.term_cols ||
+             (rows != options_.term_rows && rows != options_.term_rows - 1)) {
+    s += "  [" + size + "]";
   }
   return s;
 }
@@ -308,12 +330,18 @@ Status Player::DrawStatus(int64_t now) {
   last_status_ = text;
   last_status_draw_us_ = now;
   status_dirty_ = false;
-  if (options_.term_rows < 2 || options_.term_cols < 2) return Status::Ok();
+  if (!status_on_ || options_.term_rows < 2 || options_.term_cols < 2) {
+    return Status::Ok();
+  }
   size_t width = static_cast<size_t>(options_.term_cols - 1);
-  std::string help = options_.utf8
-                         ? "space pause  \u2190/\u2192 seek  +/- speed  q quit"
-                         : "space pause  <-/-> seek  +/- speed  q quit";
+  std::string help =
+      options_.utf8
+          ? "space pause  \u2190/\u2192 seek  0-9 jump  +/- speed  s status  "
+            "q quit"
+          : "space pause  <-/-> seek  0-9 jump  +/- speed  s status  q quit";
   std::string line = " " + text;
+  std::string banner = Banner(source_->meta());
+  if (Columns(line) + 4 + Columns(banner) <= width) line += "    " + banner;
   if (Columns(line) + 4 + Columns(help) <= width) line += "    " + help;
   line = Clip(line, width);
   line.append(width - Columns(line), ' ');
@@ -349,9 +377,26 @@ void Player::Quit() {
 
 Status Player::SeekTo(int64_t target) {
   if (finished_) return Status::Ok();
+  MEZ_RETURN_IF_ERROR(MoveTo(target));
+  Redraw();
+  return DrawFrame();
+}
+
+Status Player::SeekToPercent(double percent) {
+  if (finished_) return Status::Ok();
+  std::optional<int64_t> length = duration_us();
+  if (!length.has_value()) {
+    int64_t here = position_us();
+    MEZ_RETURN_IF_ERROR(MoveTo(INT64_MAX));  // Reads (and indexes) it all.
+    length = end_us_.value_or(here);
+  }
+  percent = std::clamp(percent, 0.0, 100.0);
+  return SeekTo(std::llround(static_cast<double>(*length) * percent / 100));
+}
+
+Status Player::MoveTo(int64_t target) {
   target = std::max<int64_t>(target, 0);
   if (end_us_.has_value()) target = std::min(target, *end_us_);
-  bool was_alt = screen_->altscreen();
   // The last checkpoint at or before the target.
   auto it = std::upper_bound(
       checkpoints_.begin(), checkpoints_.end(), target,
@@ -373,23 +418,75 @@ Status Player::SeekTo(int64_t target) {
   for (;;) {
     MEZ_ASSIGN_OR_RETURN(bool have, Peek());
     if (!have || next_timeline_us_ > target) break;
-    MEZ_RETURN_IF_ERROR(Apply(false, &bytes));
+    MEZ_RETURN_IF_ERROR(Apply(&bytes));
   }
   if (end_us_.has_value()) target = std::min(target, *end_us_);
-  std::string redraw;
-  if (was_alt && !screen_->altscreen()) redraw += "\033[?1049l";
-  redraw += screen_->Snapshot(options_.term_rows - 1, options_.term_cols);
-  MEZ_RETURN_IF_ERROR(out_->Append(redraw));
   Reanchor(clock_->MonotonicMicros(), target);
-  status_dirty_ = true;
-  last_status_.clear();  // The snapshot cleared the status line.
   return Status::Ok();
+}
+
+void Player::Redraw() {
+  renderer_.Invalidate();
+  frame_dirty_ = true;
+  status_dirty_ = true;
+  last_status_.clear();  // The frame's clear takes the status line too.
+}
+
+int Player::ViewRows() const {
+  return std::max(1, options_.term_rows - (status_on_ ? 1 : 0));
+}
+
+void Player::PlaceView() {
+  int rows = ViewRows();
+  int cols = std::max(1, options_.term_cols);
+  if (follow_) {
+    int crow = 0;
+    int ccol = 0;
+    screen_->cursor(&crow, &ccol);
+    if (crow < top_) top_ = crow;
+    if (crow >= top_ + rows) top_ = crow - rows + 1;
+    if (ccol < left_) left_ = ccol;
+    if (ccol >= left_ + cols) left_ = ccol - cols + 1;
+  }
+  top_ = std::clamp(top_, 0, std::max(0, screen_->rows() - rows));
+  left_ = std::clamp(left_, 0, std::max(0, screen_->cols() - cols));
+}
+
+Status Player::DrawFrame() {
+  if (!frame_dirty_) return Status::Ok();
+  frame_dirty_ = false;
+  PlaceView();
+  return out_->Append(renderer_.Draw(*screen_, top_, left_, ViewRows(),
+                                     std::max(1, options_.term_cols)));
+}
+
+void Player::ToggleStatusLine() {
+  if (options_.term_rows < 2) return;
+  status_on_ = !status_on_;
+  status_chosen_ = true;
+  Redraw();
+}
+
+void Player::Pan(int rows, int cols) {
+  follow_ = false;
+  PlaceView();  // Start from a view inside the screen.
+  top_ += rows;
+  left_ += cols;
+  frame_dirty_ = true;
+  status_dirty_ = true;
+}
+
+void Player::Follow() {
+  follow_ = true;
+  frame_dirty_ = true;
 }
 
 Status Player::HandleInput(std::string_view bytes) {
   // Keys act on what is on screen now: show what fell due first.
   bool busy = false;
-  MEZ_RETURN_IF_ERROR(EmitDue(position_us(), &busy));
+  Status emitted = EmitDue(position_us(), &busy);
+  MEZ_RETURN_IF_ERROR(DrawFrame());
+  MEZ_RETURN_IF_ERROR(emitted);
   pending_keys_.append(bytes);
   size_t i = 0;
   const std::string& k = pending_keys_;
@@ -405,12 +502,45 @@ Status Player::HandleInput(std::string_view bytes) {
       size_t j = i + 2;
       while (j < k.size() && (k[j] < 0x40 || k[j] > 0x7E)) ++j;
       if (j >= k.size()) break;
+      std::string_view params(k.data() + i + 2, j - i - 2);
       if (k[j] == 'C') MEZ_RETURN_IF_ERROR(SeekBy(kSeekStepUs));
       if (k[j] == 'D') MEZ_RETURN_IF_ERROR(SeekBy(-kSeekStepUs));
+      bool home =
+          k[j] == 'H' || (k[j] == '~' && (params == "1" || params == "7"));
+      bool end =
+          k[j] == 'F' || (k[j] == '~' && (params == "4" || params == "8"));
+      if (home) MEZ_RETURN_IF_ERROR(SeekTo(0));
+      if (end) MEZ_RETURN_IF_ERROR(SeekToPercent(100));
       i = j + 1;
       continue;
     }
+    int half_rows = std::max(1, ViewRows() / 2);
+    int half_cols = std::max(1, options_.term_cols / 2);
+    if (c >= '0' && c <= '9') {
+      MEZ_RETURN_IF_ERROR(SeekToPercent((c - '0') * 10.0));
+      ++i;
+      continue;
+    }
     switch (c) {
+      case 's':
+      case 'S':
+        ToggleStatusLine();
+        break;
+      case 'h':
+        Pan(0, -half_cols);
+        break;
+      case 'l':
+        Pan(0, half_cols);
+        break;
+      case 'k':
+        Pan(-half_rows, 0);
+        break;
+      case 'j':
+        Pan(half_rows, 0);
+        break;
+      case 'f':
+        Follow();
+        break;
       case ' ':
         TogglePause();
         break;
@@ -433,36 +563,34 @@ Status Player::HandleInput(std::string_view bytes) {
     ++i;
   }
   pending_keys_.erase(0, finished_ ? pending_keys_.size() : i);
-  return Status::Ok();
+  return DrawFrame();
 }
 
 void Player::Resize(int rows, int cols) {
   options_.term_rows = rows;
   options_.term_cols = cols;
-  status_dirty_ = true;
-  last_status_.clear();
-  (void)out_->Append(SetupText());
+  if (!status_chosen_) status_on_ = StatusLineByDefault(*screen_, rows, cols);
+  Redraw();
 }
 
 std::string Player::SetupText() const {
-  const TermCaps& caps = options_.caps;
-  if (options_.term_rows < 3) return {};
-  return caps.save_cursor + caps.Csr(0, options_.term_rows - 2) +
-         caps.restore_cursor;
+  // Line feeds on the bottom row scroll the screen into the scrollback.
+  return options_.caps.Cup(std::max(0, options_.term_rows - 1), 0) +
+         std::string(static_cast<size_t>(std::max(0, options_.term_rows)),
+                     '\n');
 }
 
-std::string Player::RestoreText(bool alt) const {
+std::string Player::RestoreText() const {
   const TermCaps& caps = options_.caps;
   std::string s = caps.attrs_off;
-  if (alt) s += "\033[?1049l";
-  // Keyboard and mouse modes a recording may have turned on.
+  // Modes only a recording's bytes could have set, when those went to the
+  // terminal: reset in case a terminal kept them from earlier.
   s += "\033[?1l\033>\033[?2004l\033[?1000l\033[?1002l\033[?1003l\033[?1006l";
-  if (options_.term_rows >= 2) {
-    s += caps.save_cursor + caps.Csr(0, options_.term_rows - 1) +
-         caps.Cup(options_.term_rows - 1, 0) + caps.clear_eol +
-         caps.restore_cursor;
-  }
-  s += caps.cursor_visible + "\r\n";
+  int last = options_.term_rows - 1;
+  if (status_on_ && last >= 1) s += caps.Cup(last, 0) + caps.clear_eol;
+  int used = renderer_.RowsUsed();
+  s += caps.Cup(std::min(used, std::max(last, 0)), 0) + caps.cursor_visible;
+  if (used > last) s += "\r\n";
   return s;
 }
 
@@ -488,10 +616,14 @@ Status PlayInteractive(RecordingSource* source, PlayerOptions options,
   bool keys = in_fd >= 0 && isatty(in_fd);
   MEZ_ASSIGN_OR_RETURN(auto guard,
                        TerminalGuard::Enter(keys ? in_fd : -1, out_fd));
-  guard->SetRestoreText(player->RestoreText(false), player->RestoreText(true));
-  // Keep the cursor off the bottom line, which the status line takes.
-  MEZ_RETURN_IF_ERROR(out.Append("\n" + options.caps.cursor_up));
+  std::string restore = player->RestoreText();
+  guard->SetRestoreText(restore, restore);
   MEZ_RETURN_IF_ERROR(out.Append(player->SetupText()));
+  if (options.start_at_percent.has_value()) {
+    MEZ_RETURN_IF_ERROR(player->SeekToPercent(*options.start_at_percent));
+  } else if (options.start_at_us.has_value()) {
+    MEZ_RETURN_IF_ERROR(player->SeekTo(*options.start_at_us));
+  }
 
   Status status;
   for (;;) {
@@ -500,12 +632,13 @@ Status PlayInteractive(RecordingSource* source, PlayerOptions options,
       status = wait.status();
       break;
     }
-    guard->SetAltscreen(player->screen().altscreen());
+    if (std::string r = player->RestoreText(); r != restore) {
+      restore = r;
+      guard->SetRestoreText(restore, restore);
+    }
     if (*wait < 0) break;
     if (guard->TakeResized() && GetWindowSize(out_fd, &rows, &cols)) {
       player->Resize(rows, cols);
-      guard->SetRestoreText(player->RestoreText(false),
-                            player->RestoreText(true));
       continue;
     }
     struct pollfd pfd {};
@@ -531,7 +664,7 @@ Status PlayInteractive(RecordingSource* source, PlayerOptions options,
     }
   }
   (void)out.Flush();
-  guard->SetAltscreen(player->screen().altscreen());
+  guard->SetRestoreText(player->RestoreText(), player->RestoreText());
   Status restored = guard->Restore();
   if (!status.ok()) return status;
   return restored;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "libmez/play/event_reader.h"
+#include "libmez/play/render.h"
 #include "libmez/play/screen.h"
 #include "libmez/play/source.h"
 #include "libmez/play/terminal.h"
@@ -37,6 +38,14 @@ struct PlayerOptions {
   Clock* clock = nullptr;              // RealClock() when null.
   int term_rows = 24;                  // The real terminal's size.
   int term_cols = 80;
+  // Whether the status line shows at the start (the 's' key toggles it).
+  // nullopt: shown unless the recording's rows fill the terminal exactly,
+  // so that the status line would take the place of its last row.
+  std::optional<bool> status_line;
+  // Where PlayInteractive starts: a timeline time, or a percentage of the
+  // timeline (which wins).
+  std::optional<int64_t> start_at_us;
+  std::optional<double> start_at_percent;
   bool utf8 = true;  // Status line glyphs (else ASCII ones).
   TermCaps caps = TermCaps::Ansi();
   // A checkpoint is taken when this much timeline time or this many bytes
@@ -78,6 +87,9 @@ class Player {
 
   // Key bytes as the terminal sends them: space pauses and resumes, '+'
   // and '-' double and halve the speed, right and left arrows seek 5 s,
+  // '0'..'9' jump to 0%..90%, Home and End to the start and the end, 's'
+  // toggles the status line, 'h', 'j', 'k', 'l' pan a recording larger than
+  // the terminal (left, down, up, right) and 'f' follows its cursor again,
   // 'q' (or Ctrl-C) quits. Partial escape sequences are kept for the next
   // call.
   Status HandleInput(std::string_view bytes);
@@ -87,6 +99,14 @@ class Player {
   // screen as it is there.
   Status SeekTo(int64_t timeline_us);
   Status SeekBy(int64_t delta_us) { return SeekTo(position_us() + delta_us); }
+  // Moves to `percent` (0..100) of the timeline, reading to the end first
+  // when its length is not known yet.
+  Status SeekToPercent(double percent);
+  void ToggleStatusLine();
+  // Pans the view by `rows` and `cols` (clamped to the recording) and stops
+  // following the cursor.
+  void Pan(int rows, int cols);
+  void Follow();
   void Quit();
 
   // Writes everything due by the clock's now, then the status line when it
@@ -96,11 +116,12 @@ class Player {
   // The real terminal changed size.
   void Resize(int rows, int cols);
 
-  // What the terminal needs to reserve the status line (at the start).
+  // What the terminal needs at the start: its contents pushed into its
+  // scrollback, so that the player draws on a clear screen.
   std::string SetupText() const;
-  // What it needs on the way out (clear the status line, scroll region
-  // back, cursor visible, ...); `alt` when the alternate screen is on.
-  std::string RestoreText(bool alt) const;
+  // What it needs on the way out: the status line cleared, the pen reset,
+  // the cursor visible on the line below the last picture.
+  std::string RestoreText() const;
 
   int64_t position_us() const;
   bool paused() const { return paused_; }
@@ -111,8 +132,13 @@ class Player {
   std::optional<int64_t> duration_us() const;
   const std::vector<Checkpoint>& checkpoints() const { return checkpoints_; }
   const Screen& screen() const { return *screen_; }
-  // The status line without escapes, e.g. "▶ 00:12 / 03:45  ×2".
+  // The status line without escapes, e.g. "▶ 00:12 / 03:45  ×2", with
+  // "[200x50 > 80x23: h/j/k/l pan]" when the recording does not fit.
   std::string StatusText() const;
+  bool status_line() const { return status_on_; }
+  // The recording's row and column at the view's top left corner.
+  int view_top() const { return top_; }
+  int view_left() const { return left_; }
 
  private:
   Player(RecordingSource* source, PlayerOptions options, record::ByteSink* out);
@@ -125,8 +151,18 @@ class Player {
   // Writes the events due at timeline time `pos`, stopping after
   // max_burst bytes (then *busy). Reaching the end sets finished_.
   Status EmitDue(int64_t pos, bool* busy);
-  // Applies next_ to the emulator and, when `to_terminal`, writes it out.
-  Status Apply(bool to_terminal, size_t* bytes);
+  // Applies next_ to the emulator; counts its bytes into *bytes.
+  Status Apply(size_t* bytes);
+  // Moves the emulator (not the terminal) to `target`.
+  Status MoveTo(int64_t target);
+  // Draws the emulator into the view when it changed.
+  Status DrawFrame();
+  // Forgets what the terminal shows: the next frame and status line are
+  // drawn whole.
+  void Redraw();
+  int ViewRows() const;
+  // Keeps the cursor in view when following, and the view in the screen.
+  void PlaceView();
   Status DrawStatus(int64_t now);
   void Reanchor(int64_t now, int64_t position);
 
@@ -155,6 +191,14 @@ class Player {
   int64_t anchor_wall_us_ = 0;  // Clock time at anchor_pos_us_.
   int64_t anchor_pos_us_ = 0;
 
+  Renderer renderer_;
+  bool frame_dirty_ = true;
+  bool status_on_ = true;
+  bool status_chosen_ = false;  // Toggled by the viewer: kept on resize.
+  bool follow_ = true;
+  int top_ = 0;
+  int left_ = 0;
+
   std::string pending_keys_;
   std::string last_status_;
   int64_t last_status_draw_us_ = -1;
@@ -163,8 +207,9 @@ class Player {
 
 // Plays `source` on the terminal `out_fd` (which must be one), keys from
 // `in_fd` (ignored when not a terminal): prints the "Playing session"
-// line, reserves the bottom line for the status, and restores the
-// terminal on every way out, fatal signals included. `options.term_*`,
+// line, draws the recording's screen from the terminal's top, the status
+// line on its bottom row, and restores the terminal on every way out,
+// fatal signals included. `options.term_*`,
 // `utf8` and `caps` are taken from the terminal and environment.
 Status PlayInteractive(RecordingSource* source, PlayerOptions options,
                        int in_fd, int out_fd);

@@ -30,6 +30,18 @@ inline constexpr int kMaxScreenCols = 4096;
 inline constexpr int kMaxScreenRows = 4096;
 inline constexpr int64_t kMaxScreenCells = int64_t{1} << 20;
 
+// One cell of the emulated screen as a terminal would draw it.
+struct Cell {
+  // UTF-8 characters; " " for a blank cell, empty for the right half of a
+  // wide character (drawn by the cell to its left).
+  std::string text = " ";
+  int width = 1;  // Columns `text` takes: 1, or 2 for a wide character.
+  // A full SGR (reset first) selecting the cell's colours and attributes,
+  // "\033[0m" for the default pen.
+  std::string sgr = "\033[0m";
+  bool operator==(const Cell&) const = default;
+};
+
 // Ok when a `cols` x `rows` screen is within the limits above; otherwise
 // kDataLoss naming the size and the limits.
 Status CheckScreenSize(int cols, int rows);
@@ -59,6 +71,9 @@ class Screen {
   // Replaces the whole state with that of a snapshot taken from a screen of
   // `rows` x `cols`.
   void Load(std::string_view snapshot, int rows, int cols);
+
+  // The cell at `row`, `col` (0-based, within the screen).
+  Cell CellAt(int row, int col) const;
 
   // The text of one row, trailing blanks removed (tests, debugging).
   std::string RowText(int row) const;
