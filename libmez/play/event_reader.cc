@@ -283,6 +283,19 @@ Result<CastHeader> EventReader::ReadHeader() {
     return FailedPrecondition(
         "recording is encrypted and its source did not decrypt it");
   }
+  try {
+    auto h = nlohmann::json::parse(header.line);
+    auto limit = h.find("idle_time_limit");
+    if (limit != h.end() && limit->is_number()) {
+      double v = limit->get<double>();
+      // Beyond a year is no limit at all.
+      if (std::isfinite(v) && v > 0 && v < 3.2e7) {
+        header.idle_time_limit_us = std::llround(v * 1e6);
+      }
+    }
+  } catch (const nlohmann::json::exception&) {
+    // Judged valid above; a value of another type is no limit.
+  }
   header.events_offset = offset_ + pos_;
   if (!complete) done_ = true;
   return header;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,9 @@ struct CastHeader {
   record::AsciicastInfo info;
   std::string line;            // The header line as stored, without '\n'.
   uint64_t events_offset = 0;  // Stream offset of the line after it.
+  // The header's "idle_time_limit" (seconds, as asciinema writes it), when
+  // it is a number above 0: the longest pause a player keeps by default.
+  std::optional<int64_t> idle_time_limit_us;
 };
 
 struct Event {

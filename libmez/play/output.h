@@ -30,6 +30,10 @@ class Output {
 
 // The data of "o" events only, without timing (what the screen received).
 std::unique_ptr<Output> NewTextOutput(record::ByteSink* out);
+// The text of "o" events without escape sequences, for grep: CSI, OSC,
+// DCS and other escapes are dropped (also when split across events), "\r\n"
+// and a lone "\r" become "\n", other control characters but tab go.
+std::unique_ptr<Output> NewPlainOutput(record::ByteSink* out);
 // One JSON object per event and line:
 // {"time": 1.500000, "code": "o", "data": "..."}.
 std::unique_ptr<Output> NewJsonOutput(record::ByteSink* out);
@@ -40,7 +44,9 @@ std::unique_ptr<Output> NewCastOutput(record::ByteSink* out,
 
 struct BatchOptions {
   double speed = 1.0;                  // > 0.
-  std::optional<int64_t> idle_cap_us;  // Longest gap kept, recording time.
+  // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
+  // kNoIdleLimit: every gap.
+  std::optional<int64_t> idle_cap_us;
   size_t read_size = 1 << 20;
 };
 

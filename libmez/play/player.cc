@@ -114,6 +114,9 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   std::unique_ptr<Player> p(new Player(source, std::move(options), out));
   MEZ_ASSIGN_OR_RETURN(p->reader_,
                        OpenEvents(source, &p->header_, p->options_.read_size));
+  p->options_.idle_cap_us = EffectiveIdleLimit(
+      p->options_.idle_cap_us, p->header_.idle_time_limit_us);
+  p->timeline_ = Timeline(p->options_.idle_cap_us);
   // Checked before the emulator allocates anything for it.
   Status size = CheckScreenSize(p->header_.info.width, p->header_.info.height);
   if (!size.ok()) return size.WithContext("line 1");
@@ -445,8 +448,10 @@ void Player::PlaceView() {
     screen_->cursor(&crow, &ccol);
     if (crow < top_) top_ = crow;
     if (crow >= top_ + rows) top_ = crow - rows + 1;
-    if (ccol < left_) left_ = ccol;
-    if (ccol >= left_ + cols) left_ = ccol - cols + 1;
+    // Rows move as little as they must; columns start at the left edge
+    // whenever the cursor is within the first `cols` (a prompt, a line
+    // being typed), so a narrow moment (a resize) leaves no lasting shift.
+    left_ = ccol < cols ? 0 : ccol - cols + 1;
   }
   top_ = std::clamp(top_, 0, std::max(0, screen_->rows() - rows));
   left_ = std::clamp(left_, 0, std::max(0, screen_->cols() - cols));

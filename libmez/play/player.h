@@ -34,7 +34,9 @@ inline constexpr int64_t kSeekStepUs = 5'000'000;
 
 struct PlayerOptions {
   double speed = 1.0;                  // > 0; keys move it within 1/16..16.
-  std::optional<int64_t> idle_cap_us;  // Longest gap kept, recording time.
+  // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
+  // kNoIdleLimit: every gap.
+  std::optional<int64_t> idle_cap_us;
   Clock* clock = nullptr;              // RealClock() when null.
   int term_rows = 24;                  // The real terminal's size.
   int term_cols = 80;
