@@ -106,6 +106,23 @@ void AppendUtf8(uint32_t cp, std::string* out) {
 
 }  // namespace
 
+bool ParseSizeEvent(std::string_view data, int* rows, int* cols) {
+  size_t x = data.find('x');
+  if (x == std::string_view::npos) return false;
+  auto number = [](std::string_view digits, int* out) {
+    if (digits.empty() || digits.size() > 5) return false;
+    int v = 0;
+    for (char d : digits) {
+      if (d < '0' || d > '9') return false;
+      v = v * 10 + (d - '0');
+    }
+    if (v < 1 || v > 65535) return false;
+    *out = v;
+    return true;
+  };
+  return number(data.substr(0, x), cols) && number(data.substr(x + 1), rows);
+}
+
 namespace internal {
 
 const char* UnescapeJsonString(const char* p, const char* end,

@@ -97,6 +97,11 @@ Result<std::unique_ptr<EventReader>> OpenEvents(RecordingSource* source,
                                                 CastHeader* header,
                                                 size_t read_size = 1 << 20);
 
+// Parses an "r" event's data, "COLSxROWS" (decimal, 1..65535 each, as the
+// header allows). False for anything else: such an event is ignored, as by
+// asciinema.
+bool ParseSizeEvent(std::string_view data, int* rows, int* cols);
+
 namespace internal {
 
 // Parses `[<number>, "<code>", "<string>"]` (JSON whitespace allowed

@@ -43,7 +43,7 @@ std::unique_ptr<Output> NewCastOutput(record::ByteSink* out,
                                       bool times_changed);
 
 struct BatchOptions {
-  double speed = 1.0;                  // > 0.
+  double speed = 1.0;  // > 0.
   // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
   // kNoIdleLimit: every gap.
   std::optional<int64_t> idle_cap_us;

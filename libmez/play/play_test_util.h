@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -66,12 +67,13 @@ class MemorySource : public RecordingSource {
   SessionMeta meta() override { return meta_; }
 
   std::vector<uint64_t> opened_at;
-  uint64_t bytes_read = 0;
+  // Atomic: a background index reads its stream on another thread.
+  std::atomic<uint64_t> bytes_read{0};
 
  private:
   class Counting : public record::ByteSource {
    public:
-    Counting(std::string data, uint64_t* counter)
+    Counting(std::string data, std::atomic<uint64_t>* counter)
         : inner_(std::move(data)), counter_(counter) {}
     Result<size_t> Read(char* buf, size_t n) override {
       auto r = inner_.Read(buf, n);
@@ -81,7 +83,7 @@ class MemorySource : public RecordingSource {
 
    private:
     record::StringSource inner_;
-    uint64_t* counter_;
+    std::atomic<uint64_t>* counter_;
   };
 
   std::string data_;

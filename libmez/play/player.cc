@@ -56,25 +56,6 @@ std::string Clip(const std::string& s, size_t cols) {
   return s;
 }
 
-// Parses "COLSxROWS" (decimal, 1..65535 each, as the header allows).
-// False for anything else: such an event is ignored, as by asciinema.
-bool ParseSize(std::string_view data, int* rows, int* cols) {
-  size_t x = data.find('x');
-  if (x == std::string_view::npos) return false;
-  auto number = [](std::string_view digits, int* out) {
-    if (digits.empty() || digits.size() > 5) return false;
-    int v = 0;
-    for (char d : digits) {
-      if (d < '0' || d > '9') return false;
-      v = v * 10 + (d - '0');
-    }
-    if (v < 1 || v > 65535) return false;
-    *out = v;
-    return true;
-  };
-  return number(data.substr(0, x), cols) && number(data.substr(x + 1), rows);
-}
-
 // Off only when the recording's rows fill the terminal exactly: then the
 // status line would hide its last row. A recording that does not fit
 // shows it, for the notice saying so.
@@ -105,7 +86,7 @@ Player::Player(RecordingSource* source, PlayerOptions options,
       timeline_(options_.idle_cap_us),
       speed_(options_.speed) {}
 
-Player::~Player() = default;
+Player::~Player() = default;  // index_ joins its thread.
 
 Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
                                                PlayerOptions options,
@@ -114,8 +95,8 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   std::unique_ptr<Player> p(new Player(source, std::move(options), out));
   MEZ_ASSIGN_OR_RETURN(p->reader_,
                        OpenEvents(source, &p->header_, p->options_.read_size));
-  p->options_.idle_cap_us = EffectiveIdleLimit(
-      p->options_.idle_cap_us, p->header_.idle_time_limit_us);
+  p->options_.idle_cap_us = EffectiveIdleLimit(p->options_.idle_cap_us,
+                                               p->header_.idle_time_limit_us);
   p->timeline_ = Timeline(p->options_.idle_cap_us);
   // Checked before the emulator allocates anything for it.
   Status size = CheckScreenSize(p->header_.info.width, p->header_.info.height);
@@ -127,8 +108,20 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   start.rows = p->screen_->rows();
   start.cols = p->screen_->cols();
   start.snapshot = p->screen_->Snapshot();
-  p->snapshot_bytes_ = start.snapshot.size();
-  p->checkpoints_.push_back(std::move(start));
+  SeekIndexOptions index;
+  index.interval_us = p->options_.checkpoint_interval_us;
+  index.interval_bytes = p->options_.checkpoint_bytes;
+  index.budget = p->options_.checkpoint_budget;
+  p->index_ = std::make_unique<SeekIndex>(index, std::move(start));
+  if (p->options_.index_in_background) {
+    CastHeader again;
+    auto reader = OpenEvents(source, &again, p->options_.read_size);
+    // Without it seeks still work, reading as far as they go.
+    if (reader.ok()) {
+      p->index_->IndexInBackground(std::move(reader).value(), p->header_,
+                                   p->options_.idle_cap_us);
+    }
+  }
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
   const PlayerOptions& o = p->options_;
   if (o.status_line.has_value()) {
@@ -154,6 +147,7 @@ int64_t Player::position_us() const {
 
 std::optional<int64_t> Player::duration_us() const {
   if (end_us_.has_value()) return end_us_;
+  if (auto end = index_->end_us()) return end;
   if (!options_.idle_cap_us.has_value()) return source_->meta().duration_us;
   return std::nullopt;
 }
@@ -170,52 +164,9 @@ Result<bool> Player::Peek() {
   int64_t before_time = timeline_.last_time_us();
   int64_t before_pos = timeline_.pos_us();
   next_timeline_us_ = timeline_.Place(next_.time_us);
-  MaybeCheckpoint(before_time, before_pos);
+  index_->Offer(next_, next_timeline_us_, before_time, before_pos, *screen_);
   have_next_ = true;
   return true;
-}
-
-void Player::MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us) {
-  const Checkpoint& last = checkpoints_.back();
-  if (next_.offset <= last.at.offset) return;  // Indexed already.
-  if (next_timeline_us_ - last.time_us < options_.checkpoint_interval_us &&
-      next_.offset - last.at.offset < options_.checkpoint_bytes) {
-    return;
-  }
-  // Every event before next_ has been applied: the screen is the state
-  // at before_pos_us.
-  Checkpoint cp;
-  cp.time_us = before_pos_us;
-  cp.at = ReadPosition{next_.offset, next_.line - 1, before_time_us};
-  cp.rows = screen_->rows();
-  cp.cols = screen_->cols();
-  cp.snapshot = screen_->Snapshot();
-  snapshot_bytes_ += cp.snapshot.size();
-  checkpoints_.push_back(std::move(cp));
-  ThinCheckpoints();
-}
-
-void Player::ThinCheckpoints() {
-  while (snapshot_bytes_ > options_.checkpoint_budget &&
-         checkpoints_.size() > 2) {
-    // Keep even positions and the last one: it marks how far the index
-    // reaches, and checkpoints are only ever added beyond it.
-    std::vector<Checkpoint> kept;
-    kept.reserve(checkpoints_.size() / 2 + 2);
-    snapshot_bytes_ = 0;
-    for (size_t i = 0; i < checkpoints_.size(); ++i) {
-      if (i % 2 == 0 || i + 1 == checkpoints_.size()) {
-        snapshot_bytes_ += checkpoints_[i].snapshot.size();
-        kept.push_back(std::move(checkpoints_[i]));
-      }
-    }
-    if (kept.size() == checkpoints_.size()) break;  // Nothing left to drop.
-    checkpoints_ = std::move(kept);
-    options_.checkpoint_interval_us =
-        std::min<int64_t>(options_.checkpoint_interval_us, INT64_MAX / 2) * 2;
-    options_.checkpoint_bytes =
-        std::min<uint64_t>(options_.checkpoint_bytes, UINT64_MAX / 2) * 2;
-  }
 }
 
 Status Player::Apply(size_t* bytes) {
@@ -228,7 +179,7 @@ Status Player::Apply(size_t* bytes) {
   } else if (next_.code == "r") {
     int rows = 0;
     int cols = 0;
-    if (ParseSize(next_.data, &rows, &cols)) {
+    if (ParseSizeEvent(next_.data, &rows, &cols)) {
       Status size = CheckScreenSize(cols, rows);
       if (!size.ok()) {
         return size.WithContext("line " + std::to_string(next_.line));
@@ -400,11 +351,7 @@ Status Player::SeekToPercent(double percent) {
 Status Player::MoveTo(int64_t target) {
   target = std::max<int64_t>(target, 0);
   if (end_us_.has_value()) target = std::min(target, *end_us_);
-  // The last checkpoint at or before the target.
-  auto it = std::upper_bound(
-      checkpoints_.begin(), checkpoints_.end(), target,
-      [](int64_t t, const Checkpoint& cp) { return t < cp.time_us; });
-  const Checkpoint& cp = *std::prev(it);  // The first is at time 0.
+  const Checkpoint cp = index_->Find(target);
   uint64_t read_at = have_next_ ? next_.offset : reader_->position().offset;
   if (target < applied_us_ || cp.at.offset > read_at) {
     MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(cp.at.offset));
@@ -613,6 +560,7 @@ Status PlayInteractive(RecordingSource* source, PlayerOptions options,
   options.term_cols = cols;
   options.caps = TermCaps::Load(out_fd);
   options.utf8 = LocaleIsUtf8();
+  options.index_in_background = true;
   FdSink out(out_fd, 1 << 16);
   MEZ_ASSIGN_OR_RETURN(auto player, Player::Create(source, options, &out));
 

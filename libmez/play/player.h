@@ -20,6 +20,7 @@
 #include "libmez/play/event_reader.h"
 #include "libmez/play/render.h"
 #include "libmez/play/screen.h"
+#include "libmez/play/seek_index.h"
 #include "libmez/play/source.h"
 #include "libmez/play/terminal.h"
 #include "libmez/play/timing.h"
@@ -33,12 +34,12 @@ inline constexpr double kMaxSpeed = 16;
 inline constexpr int64_t kSeekStepUs = 5'000'000;
 
 struct PlayerOptions {
-  double speed = 1.0;                  // > 0; keys move it within 1/16..16.
+  double speed = 1.0;  // > 0; keys move it within 1/16..16.
   // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
   // kNoIdleLimit: every gap.
   std::optional<int64_t> idle_cap_us;
-  Clock* clock = nullptr;              // RealClock() when null.
-  int term_rows = 24;                  // The real terminal's size.
+  Clock* clock = nullptr;  // RealClock() when null.
+  int term_rows = 24;      // The real terminal's size.
   int term_cols = 80;
   // Whether the status line shows at the start (the 's' key toggles it).
   // nullopt: shown unless the recording's rows fill the terminal exactly,
@@ -50,30 +51,19 @@ struct PlayerOptions {
   std::optional<double> start_at_percent;
   bool utf8 = true;  // Status line glyphs (else ASCII ones).
   TermCaps caps = TermCaps::Ansi();
-  // A checkpoint is taken when this much timeline time or this many bytes
-  // went by since the last one.
+  // The seek index (SeekIndexOptions): a checkpoint every this much
+  // timeline time or this many bytes, all snapshots within the budget.
   int64_t checkpoint_interval_us = 5'000'000;
-  uint64_t checkpoint_bytes = 4 << 20;
-  // Most bytes all checkpoint snapshots may hold together. A recording
-  // can make each snapshot large (a full screen of changing colours) and
-  // ask for many (an event every 5 s), so beyond this every other
-  // checkpoint is dropped (the first and the furthest stay) and both
-  // intervals above double: seeks then re-read more, memory stays bounded.
+  uint64_t checkpoint_bytes = 1 << 20;
   uint64_t checkpoint_budget = 64 << 20;
+  // Also index the whole recording at once on a thread of its own (with a
+  // second stream from the source), so that seeks anywhere soon cost at
+  // most one interval. PlayInteractive turns it on.
+  bool index_in_background = false;
   size_t read_size = 64 << 10;              // Per read from the source.
   size_t max_burst = 1 << 20;               // Output bytes per Tick, to stay
                                             // responsive to keys.
   int64_t status_min_interval_us = 50'000;  // Status redraws after output.
-};
-
-// A point the player can resume from without reading what came before.
-struct Checkpoint {
-  int64_t time_us = 0;  // Timeline time of the state (the last event
-                        // before `at`).
-  ReadPosition at;      // The next event line.
-  int rows = 0;         // Emulated screen size and contents.
-  int cols = 0;
-  std::string snapshot;  // Screen::Snapshot().
 };
 
 // REQUIRES: external synchronization. `source` and `out` must outlive it.
@@ -132,7 +122,14 @@ class Player {
   bool quit() const { return quit_; }
   // Timeline length, once known (from the source, or at the end).
   std::optional<int64_t> duration_us() const;
-  const std::vector<Checkpoint>& checkpoints() const { return checkpoints_; }
+  // The seek index so far (a copy).
+  std::vector<Checkpoint> checkpoints() const { return index_->checkpoints(); }
+  // The background index reached the end of the recording (or stopped).
+  bool index_complete() const { return index_->background_done(); }
+  void IndexStats(size_t* checkpoints, uint64_t* snapshot_bytes) const {
+    *checkpoints = index_->size();
+    *snapshot_bytes = index_->snapshot_bytes();
+  }
   const Screen& screen() const { return *screen_; }
   // The status line without escapes, e.g. "▶ 00:12 / 03:45  ×2", with
   // "[200x50 > 80x23: h/j/k/l pan]" when the recording does not fit.
@@ -146,10 +143,6 @@ class Player {
   Player(RecordingSource* source, PlayerOptions options, record::ByteSink* out);
   // Makes next_ hold the next unapplied event; false at the end.
   Result<bool> Peek();
-  void MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us);
-  // Drops every other checkpoint but the first and the last while the
-  // snapshots are over the budget; doubles the intervals each time.
-  void ThinCheckpoints();
   // Writes the events due at timeline time `pos`, stopping after
   // max_burst bytes (then *busy). Reaching the end sets finished_.
   Status EmitDue(int64_t pos, bool* busy);
@@ -176,8 +169,7 @@ class Player {
   std::unique_ptr<EventReader> reader_;
   std::unique_ptr<Screen> screen_;
   Timeline timeline_;
-  std::vector<Checkpoint> checkpoints_;
-  uint64_t snapshot_bytes_ = 0;  // Sum of the checkpoints' snapshot sizes.
+  std::unique_ptr<SeekIndex> index_;
 
   Event next_;
   int64_t next_timeline_us_ = 0;
