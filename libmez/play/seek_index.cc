@@ -1,6 +1,9 @@
 #include "libmez/play/seek_index.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <csignal>
 
 #include "libmez/play/timing.h"
 
@@ -72,8 +75,15 @@ void SeekIndex::IndexInBackground(std::unique_ptr<EventReader> reader,
                                   const CastHeader& header,
                                   std::optional<int64_t> idle_cap_us) {
   if (thread_.joinable()) return;
+  // Signals (a resize, Ctrl-C) go to the player's thread, whose poll they
+  // must interrupt: the new thread starts with all of them blocked.
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   thread_ = std::thread(&SeekIndex::Run, this, std::move(reader),
                         header.info.height, header.info.width, idle_cap_us);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void SeekIndex::Run(std::unique_ptr<EventReader> reader, int rows, int cols,
