@@ -30,7 +30,8 @@ void AddPlayCommand(CLI::App* app, const std::string* identity, int* rc) {
       ->required();
   cmd->footer(
       "Keys (pty): space pause/resume, +/- speed, left/right seek 5s, 0-9 "
-      "jump to 0%-90%, Home/End start/end, s status line, h/j/k/l pan a "
+      "jump to 0%-90%, Home/End start/end, g go to a time, s status line, "
+      "h/j/k/l pan a "
       "recording larger than the terminal, f follow its cursor, q quit. "
       "Encrypted files need MEZITE_RECORDING_ENC_KEY.");
   cmd->callback([o, identity, rc] {

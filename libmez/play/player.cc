@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "libmez/play/flags.h"
 #include "libmez/play/output.h"
 #include "libmez/util/file.h"
 
@@ -59,6 +60,30 @@ std::string Clip(const std::string& s, size_t cols) {
 // Off only when the recording's rows fill the terminal exactly: then the
 // status line would hide its last row. A recording that does not fit
 // shows it, for the notice saying so.
+// "1:30" and "1:02:03" (as the status line shows times), or what
+// ParseStartAt takes ("90", "2m", "50%").
+Result<StartAt> ParseGoTo(const std::string& text) {
+  if (text.find(':') == std::string::npos) return ParseStartAt(text);
+  int64_t seconds = 0;
+  size_t parts = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t colon = text.find(':', pos);
+    if (colon == std::string::npos) colon = text.size();
+    std::string part = text.substr(pos, colon - pos);
+    if (part.empty() || part.size() > 6 ||
+        part.find_first_not_of("0123456789") != std::string::npos ||
+        ++parts > 3) {
+      return InvalidArgument("not a time: " + text + " (e.g. 1:30 or 90)");
+    }
+    seconds = seconds * 60 + std::stoll(part);
+    pos = colon + 1;
+  }
+  StartAt at;
+  at.time_us = seconds * 1'000'000;
+  return at;
+}
+
 bool StatusLineByDefault(const Screen& screen, int term_rows, int term_cols) {
   return !(screen.rows() == term_rows && screen.cols() <= term_cols);
 }
@@ -290,13 +315,20 @@ Status Player::DrawStatus(int64_t now) {
   size_t width = static_cast<size_t>(options_.term_cols - 1);
   std::string help =
       options_.utf8
-          ? "space pause  \u2190/\u2192 seek  0-9 jump  +/- speed  s status  "
-            "q quit"
-          : "space pause  <-/-> seek  0-9 jump  +/- speed  s status  q quit";
+          ? "space pause  \u2190/\u2192 seek  0-9 jump  g go to  +/- speed  "
+            "s status  q quit"
+          : "space pause  <-/-> seek  0-9 jump  g go to  +/- speed  s status  "
+            "q quit";
   std::string line = " " + text;
-  std::string banner = Banner(source_->meta());
-  if (Columns(line) + 4 + Columns(banner) <= width) line += "    " + banner;
-  if (Columns(line) + 4 + Columns(help) <= width) line += "    " + help;
+  if (prompting_) {
+    line += "    go to (1:30, 90, 2m, 50%; Enter, Esc): " + prompt_ + "_";
+  } else if (!notice_.empty()) {
+    line += "    " + notice_;
+  } else {
+    std::string banner = Banner(source_->meta());
+    if (Columns(line) + 4 + Columns(banner) <= width) line += "    " + banner;
+    if (Columns(line) + 4 + Columns(help) <= width) line += "    " + help;
+  }
   line = Clip(line, width);
   line.append(width - Columns(line), ' ');
   const TermCaps& caps = options_.caps;
@@ -428,6 +460,64 @@ void Player::Pan(int rows, int cols) {
   status_dirty_ = true;
 }
 
+void Player::StartPrompt() {
+  prompting_ = true;
+  prompt_.clear();
+  status_for_prompt_ = !status_on_;
+  if (status_for_prompt_) {
+    status_on_ = true;  // The prompt needs the status line.
+    Redraw();
+  }
+  status_dirty_ = true;
+  last_status_.clear();
+}
+
+void Player::EndPrompt() {
+  prompting_ = false;
+  if (status_for_prompt_) {
+    status_on_ = false;
+    Redraw();
+  }
+  status_for_prompt_ = false;
+  status_dirty_ = true;
+  last_status_.clear();
+}
+
+Status Player::PromptKey(const std::string& keys, size_t* i) {
+  unsigned char c = static_cast<unsigned char>(keys[*i]);
+  ++*i;
+  status_dirty_ = true;
+  last_status_.clear();
+  if (c == '\r' || c == '\n') {
+    std::string text = prompt_;
+    EndPrompt();
+    if (text.empty()) return Status::Ok();
+    auto at = ParseGoTo(text);
+    if (!at.ok()) {
+      notice_ = at.status().message();
+      return Status::Ok();
+    }
+    if (at->percent.has_value()) return SeekToPercent(*at->percent);
+    return SeekTo(*at->time_us);
+  }
+  if (c == 0x1B) {
+    // Escape cancels; the rest of a key's sequence (an arrow) goes with it.
+    if (*i < keys.size() && (keys[*i] == '[' || keys[*i] == 'O')) {
+      size_t j = *i + 1;
+      while (j < keys.size() && (keys[j] < 0x40 || keys[j] > 0x7E)) ++j;
+      *i = std::min(j + 1, keys.size());
+    }
+    EndPrompt();
+  } else if (c == 0x03 || c == 0x07) {  // Ctrl-C, Ctrl-G.
+    EndPrompt();
+  } else if (c == 0x7F || c == 0x08) {
+    if (!prompt_.empty()) prompt_.pop_back();
+  } else if (c > 0x20 && c < 0x7F && prompt_.size() < 32) {
+    prompt_.push_back(static_cast<char>(c));
+  }
+  return Status::Ok();
+}
+
 void Player::Follow() {
   follow_ = true;
   frame_dirty_ = true;
@@ -442,8 +532,17 @@ Status Player::HandleInput(std::string_view bytes) {
   pending_keys_.append(bytes);
   size_t i = 0;
   const std::string& k = pending_keys_;
+  if (!notice_.empty()) {
+    notice_.clear();  // Shown until the next key.
+    status_dirty_ = true;
+    last_status_.clear();
+  }
   while (i < k.size() && !finished_) {
     char c = k[i];
+    if (prompting_) {
+      MEZ_RETURN_IF_ERROR(PromptKey(k, &i));
+      continue;
+    }
     if (c == '\033') {
       if (i + 1 >= k.size()) break;  // Wait for the rest.
       if (k[i + 1] != '[' && k[i + 1] != 'O') {
@@ -492,6 +591,10 @@ Status Player::HandleInput(std::string_view bytes) {
         break;
       case 'f':
         Follow();
+        break;
+      case 'g':
+      case 't':
+        StartPrompt();
         break;
       case ' ':
         TogglePause();

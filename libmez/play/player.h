@@ -79,7 +79,8 @@ class Player {
 
   // Key bytes as the terminal sends them: space pauses and resumes, '+'
   // and '-' double and halve the speed, right and left arrows seek 5 s,
-  // '0'..'9' jump to 0%..90%, Home and End to the start and the end, 's'
+  // '0'..'9' jump to 0%..90%, Home and End to the start and the end, 'g'
+  // types a time to go to (StartPrompt), 's'
   // toggles the status line, 'h', 'j', 'k', 'l' pan a recording larger than
   // the terminal (left, down, up, right) and 'f' follows its cursor again,
   // 'q' (or Ctrl-C) quits. Partial escape sequences are kept for the next
@@ -99,6 +100,11 @@ class Player {
   // following the cursor.
   void Pan(int rows, int cols);
   void Follow();
+  // 'g' (or 't'): a prompt on the status line takes a time ("1:30", "90",
+  // "2m") or a percentage ("50%"); Enter jumps there, Escape or Ctrl-C
+  // cancels.
+  void StartPrompt();
+  bool prompting() const { return prompting_; }
   void Quit();
 
   // Writes everything due by the clock's now, then the status line when it
@@ -159,6 +165,9 @@ class Player {
   // Keeps the cursor in view when following, and the view in the screen.
   void PlaceView();
   Status DrawStatus(int64_t now);
+  void EndPrompt();
+  // One key of the prompt at keys[*i], advancing *i.
+  Status PromptKey(const std::string& keys, size_t* i);
   void Reanchor(int64_t now, int64_t position);
 
   RecordingSource* source_;
@@ -192,6 +201,11 @@ class Player {
   bool follow_ = true;
   int top_ = 0;
   int left_ = 0;
+
+  bool prompting_ = false;
+  bool status_for_prompt_ = false;  // Shown only for the prompt.
+  std::string prompt_;
+  std::string notice_;  // A bad time typed: shown until the next key.
 
   std::string pending_keys_;
   std::string last_status_;

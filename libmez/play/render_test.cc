@@ -133,6 +133,58 @@ TEST(PlayerViewTest, PercentHomeAndEndKeys) {
   EXPECT_EQ(rig.ViewRow(1), "");
 }
 
+TEST(PlayerViewTest, GoToATimeTypedOnTheStatusLine) {
+  PlayerRig rig(SecondsCast(181), {}, 180'000'000);
+  rig.Tick();
+  ASSERT_TRUE(rig.player->HandleInput(" g1:3").ok());
+  EXPECT_TRUE(rig.player->prompting());
+  rig.Tick();
+  rig.TakeOut();
+  EXPECT_NE(rig.ViewRow(24).find("go to (1:30, 90, 2m, 50%; Enter, Esc): 1:3_"),
+            std::string::npos)
+      << rig.ViewRow(24);
+  ASSERT_TRUE(rig.player->HandleInput("0\r").ok());
+  EXPECT_FALSE(rig.player->prompting());
+  EXPECT_EQ(rig.player->position_us(), 90'000'000);
+  rig.TakeOut();
+  EXPECT_EQ(rig.ViewRow(22), "e90");
+  for (auto [keys, at] :
+       {std::pair{"g2m\r", 120'000'000}, std::pair{"g25%\r", 45'000'000},
+        std::pair{"g0:0:10\r", 10'000'000},
+        std::pair{"g99x\x7f\r", 99'000'000}}) {
+    SCOPED_TRACE(keys);
+    ASSERT_TRUE(rig.player->HandleInput(keys).ok());
+    EXPECT_EQ(rig.player->position_us(), at);
+  }
+  // Escape (alone, or starting an arrow key) and Ctrl-C cancel.
+  ASSERT_TRUE(rig.player->HandleInput("g12\033[C").ok());
+  EXPECT_FALSE(rig.player->prompting());
+  ASSERT_TRUE(rig.player->HandleInput("g12\x03").ok());
+  EXPECT_FALSE(rig.player->prompting());
+  EXPECT_FALSE(rig.player->quit());
+  EXPECT_EQ(rig.player->position_us(), 99'000'000);
+  // A bad time is said on the status line, until the next key.
+  ASSERT_TRUE(rig.player->HandleInput("g1:xx\r").ok());
+  rig.Tick();
+  rig.TakeOut();
+  EXPECT_NE(rig.ViewRow(24).find("not a time: 1:xx"), std::string::npos)
+      << rig.ViewRow(24);
+  EXPECT_EQ(rig.player->position_us(), 99'000'000);
+}
+
+// The prompt brings the status line when it is off, and takes it away
+// again.
+TEST(PlayerViewTest, PromptShowsTheStatusLineWhenOff) {
+  PlayerRig rig(SecondsCast(30), {}, 29'000'000, /*term_rows=*/24);
+  rig.Tick();
+  EXPECT_FALSE(rig.player->status_line());
+  ASSERT_TRUE(rig.player->HandleInput("g").ok());
+  EXPECT_TRUE(rig.player->status_line());
+  ASSERT_TRUE(rig.player->HandleInput("10\r").ok());
+  EXPECT_FALSE(rig.player->status_line());
+  EXPECT_EQ(rig.player->position_us(), 10'000'000);
+}
+
 // Without a known length (no duration from the source), a percentage reads
 // to the end first.
 TEST(PlayerViewTest, PercentWithoutAKnownLength) {
