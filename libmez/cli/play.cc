@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "libmez/cli/commands.h"
@@ -63,6 +64,14 @@ Status PlayRecording(const PlayRecordingOptions& o) {
   }
   auto source = OpenSource(o);
   Status s = source.ok() ? play::Play(source->get(), options) : source.status();
+  if (s.ok() && options.format != play::Format::kPty &&
+      (*source)->meta().live) {
+    // The batch forms read what has arrived; say that it is not the end.
+    std::fprintf(stderr,
+                 "msh play: session %s is still being recorded: this is what "
+                 "has arrived so far\n",
+                 o.target.c_str());
+  }
   if (tty >= 0) close(tty);
   // "line 7: invalid JSON" needs the recording's name to be acted on.
   if (s.code() == Code::kDataLoss) {

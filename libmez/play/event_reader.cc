@@ -365,6 +365,7 @@ Result<bool> EventReader::Next(Event* event) {
     if (!bad.ok()) {
       if (!complete) {  // A line cut in half by a crash: end quietly.
         truncated_ = true;
+        partial_at_ = line_offset;
         break;
       }
       return bad;

@@ -67,6 +67,13 @@ class EventReader {
     return {offset_ + pos_, line_no_, last_time_us_};
   }
   bool truncated() const { return truncated_; }
+  // Where to read on once the stream has grown (a session still being
+  // recorded): the line cut in half at the end when there is one,
+  // otherwise position().
+  ReadPosition resume_position() const {
+    if (truncated_) return {partial_at_, line_no_ - 1, last_time_us_};
+    return position();
+  }
   // Bytes taken from the source so far.
   uint64_t bytes_read() const { return bytes_read_; }
 
@@ -88,6 +95,7 @@ class EventReader {
   int64_t last_time_us_ = 0;
   bool eof_ = false;
   bool truncated_ = false;
+  uint64_t partial_at_ = 0;  // Offset of the line cut in half.
   bool done_ = false;
 };
 

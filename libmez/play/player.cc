@@ -99,6 +99,7 @@ std::string Banner(const SessionMeta& meta) {
     details += "host: " + meta.node;
   }
   if (!details.empty()) s += " (" + details + ")";
+  if (meta.live) s += ", live: still being recorded";
   return s;
 }
 
@@ -172,6 +173,7 @@ int64_t Player::position_us() const {
 
 std::optional<int64_t> Player::duration_us() const {
   if (end_us_.has_value()) return end_us_;
+  if (source_->meta().live) return std::nullopt;  // It grows yet.
   if (auto end = index_->end_us()) return end;
   if (!options_.idle_cap_us.has_value()) return source_->meta().duration_us;
   return std::nullopt;
@@ -180,8 +182,15 @@ std::optional<int64_t> Player::duration_us() const {
 Result<bool> Player::Peek() {
   if (have_next_) return true;
   if (eof_) return false;
+  if (waiting_live_) return false;
   MEZ_ASSIGN_OR_RETURN(bool got, reader_->Next(&next_));
   if (!got) {
+    if (source_->meta().live) {
+      // More may come: Tick asks again from here.
+      waiting_live_ = true;
+      next_live_poll_us_ = clock_->MonotonicMicros() + options_.live_poll_us;
+      return false;
+    }
     eof_ = true;
     end_us_ = timeline_.pos_us();
     return false;
@@ -227,7 +236,7 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
     }
     MEZ_ASSIGN_OR_RETURN(bool have, Peek());
     if (!have) {
-      finished_ = true;
+      if (!waiting_live_) finished_ = true;
       break;
     }
     if (next_timeline_us_ > pos) break;
@@ -240,6 +249,15 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
 Result<int64_t> Player::Tick() {
   if (finished_) return -1;
   int64_t now = clock_->MonotonicMicros();
+  if (waiting_live_ && now >= next_live_poll_us_) {
+    // Read on from where the stream ended; a stream that ends again
+    // while the session is live waits another interval.
+    ReadPosition at = reader_->resume_position();
+    MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(at.offset));
+    reader_ = std::make_unique<EventReader>(std::move(stream), at,
+                                            options_.read_size);
+    waiting_live_ = false;
+  }
   int64_t pos = position_us();
   bool busy = false;
   // What came before an event that stops playback is shown first.
@@ -273,6 +291,7 @@ Result<int64_t> Player::Tick() {
       double until = static_cast<double>(next_timeline_us_ - pos) / speed_;
       wait = std::min(wait, static_cast<int64_t>(until) + 1);
     }
+    if (waiting_live_) wait = std::min(wait, next_live_poll_us_ - now);
     // The status line shows whole seconds.
     double tick = static_cast<double>(kSecond - pos % kSecond) / speed_;
     wait = std::min(wait, static_cast<int64_t>(tick) + 1);
@@ -289,6 +308,7 @@ std::string Player::StatusText() const {
   std::string s = std::string(glyph) + " " + FormatClock(pos) + " / " +
                   (d.has_value() ? FormatClock(*d) : "--:--") + "  " +
                   (options_.utf8 ? "\u00d7" : "x") + FormatSpeed(speed_);
+  if (source_->meta().live) s += options_.utf8 ? "  \u25cf live" : "  (live)";
   // The recording's size, unless it is the terminal's (counting the status
   // line's row in or out); what is shown of it when it does not fit.
   int rows = screen_->rows();
@@ -374,7 +394,7 @@ Status Player::SeekToPercent(double percent) {
   if (!length.has_value()) {
     int64_t here = position_us();
     MEZ_RETURN_IF_ERROR(MoveTo(INT64_MAX));  // Reads (and indexes) it all.
-    length = end_us_.value_or(here);
+    length = end_us_.value_or(std::max(here, applied_us_));
   }
   percent = std::clamp(percent, 0.0, 100.0);
   return SeekTo(std::llround(static_cast<double>(*length) * percent / 100));
@@ -394,6 +414,7 @@ Status Player::MoveTo(int64_t target) {
     applied_us_ = cp.time_us;
     have_next_ = false;
     eof_ = false;
+    waiting_live_ = false;
   }
   // Read up to the target without delays, on the emulator only.
   size_t bytes = 0;

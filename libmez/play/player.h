@@ -60,6 +60,11 @@ struct PlayerOptions {
   // second stream from the source), so that seeks anywhere soon cost at
   // most one interval. PlayInteractive turns it on.
   bool index_in_background = false;
+  // A live recording (SessionMeta::live) that reached the end of what has
+  // arrived is asked again this often.
+  // Each ask is a new ReadRecording for a remote session (and an audit
+  // event on the server), hence not more often.
+  int64_t live_poll_us = 2'000'000;
   size_t read_size = 64 << 10;              // Per read from the source.
   size_t max_burst = 1 << 20;               // Output bytes per Tick, to stay
                                             // responsive to keys.
@@ -125,6 +130,8 @@ class Player {
   bool paused() const { return paused_; }
   double speed() const { return speed_; }
   bool finished() const { return finished_; }
+  // At the end of what a live recording has sent so far, waiting for more.
+  bool waiting_live() const { return waiting_live_; }
   bool quit() const { return quit_; }
   // Timeline length, once known (from the source, or at the end).
   std::optional<int64_t> duration_us() const;
@@ -184,6 +191,8 @@ class Player {
   int64_t next_timeline_us_ = 0;
   bool have_next_ = false;
   bool eof_ = false;
+  bool waiting_live_ = false;  // At the end of a live stream, for now.
+  int64_t next_live_poll_us_ = 0;
   int64_t applied_us_ = 0;  // Timeline time of the last applied event.
   std::optional<int64_t> end_us_;
 
