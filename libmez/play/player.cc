@@ -1,15 +1,7 @@
 #include "libmez/play/player.h"
 
-#include <poll.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-
-#include "libmez/play/flags.h"
-#include "libmez/play/output.h"
-#include "libmez/util/file.h"
 
 namespace mez::play {
 namespace {
@@ -60,30 +52,6 @@ std::string Clip(const std::string& s, size_t cols) {
 // Off only when the recording's rows fill the terminal exactly: then the
 // status line would hide its last row. A recording that does not fit
 // shows it, for the notice saying so.
-// "1:30" and "1:02:03" (as the status line shows times), or what
-// ParseStartAt takes ("90", "2m", "50%").
-Result<StartAt> ParseGoTo(const std::string& text) {
-  if (text.find(':') == std::string::npos) return ParseStartAt(text);
-  int64_t seconds = 0;
-  size_t parts = 0;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t colon = text.find(':', pos);
-    if (colon == std::string::npos) colon = text.size();
-    std::string part = text.substr(pos, colon - pos);
-    if (part.empty() || part.size() > 6 ||
-        part.find_first_not_of("0123456789") != std::string::npos ||
-        ++parts > 3) {
-      return InvalidArgument("not a time: " + text + " (e.g. 1:30 or 90)");
-    }
-    seconds = seconds * 60 + std::stoll(part);
-    pos = colon + 1;
-  }
-  StartAt at;
-  at.time_us = seconds * 1'000'000;
-  return at;
-}
-
 bool StatusLineByDefault(const Screen& screen, int term_rows, int term_cols) {
   return !(screen.rows() == term_rows && screen.cols() <= term_cols);
 }
@@ -481,165 +449,9 @@ void Player::Pan(int rows, int cols) {
   status_dirty_ = true;
 }
 
-void Player::StartPrompt() {
-  prompting_ = true;
-  prompt_.clear();
-  status_for_prompt_ = !status_on_;
-  if (status_for_prompt_) {
-    status_on_ = true;  // The prompt needs the status line.
-    Redraw();
-  }
-  status_dirty_ = true;
-  last_status_.clear();
-}
-
-void Player::EndPrompt() {
-  prompting_ = false;
-  if (status_for_prompt_) {
-    status_on_ = false;
-    Redraw();
-  }
-  status_for_prompt_ = false;
-  status_dirty_ = true;
-  last_status_.clear();
-}
-
-Status Player::PromptKey(const std::string& keys, size_t* i) {
-  unsigned char c = static_cast<unsigned char>(keys[*i]);
-  ++*i;
-  status_dirty_ = true;
-  last_status_.clear();
-  if (c == '\r' || c == '\n') {
-    std::string text = prompt_;
-    EndPrompt();
-    if (text.empty()) return Status::Ok();
-    auto at = ParseGoTo(text);
-    if (!at.ok()) {
-      notice_ = at.status().message();
-      return Status::Ok();
-    }
-    if (at->percent.has_value()) return SeekToPercent(*at->percent);
-    return SeekTo(*at->time_us);
-  }
-  if (c == 0x1B) {
-    // Escape cancels; the rest of a key's sequence (an arrow) goes with it.
-    if (*i < keys.size() && (keys[*i] == '[' || keys[*i] == 'O')) {
-      size_t j = *i + 1;
-      while (j < keys.size() && (keys[j] < 0x40 || keys[j] > 0x7E)) ++j;
-      *i = std::min(j + 1, keys.size());
-    }
-    EndPrompt();
-  } else if (c == 0x03 || c == 0x07) {  // Ctrl-C, Ctrl-G.
-    EndPrompt();
-  } else if (c == 0x7F || c == 0x08) {
-    if (!prompt_.empty()) prompt_.pop_back();
-  } else if (c > 0x20 && c < 0x7F && prompt_.size() < 32) {
-    prompt_.push_back(static_cast<char>(c));
-  }
-  return Status::Ok();
-}
-
 void Player::Follow() {
   follow_ = true;
   frame_dirty_ = true;
-}
-
-Status Player::HandleInput(std::string_view bytes) {
-  // Keys act on what is on screen now: show what fell due first.
-  bool busy = false;
-  Status emitted = EmitDue(position_us(), &busy);
-  MEZ_RETURN_IF_ERROR(DrawFrame());
-  MEZ_RETURN_IF_ERROR(emitted);
-  pending_keys_.append(bytes);
-  size_t i = 0;
-  const std::string& k = pending_keys_;
-  if (!notice_.empty()) {
-    notice_.clear();  // Shown until the next key.
-    status_dirty_ = true;
-    last_status_.clear();
-  }
-  while (i < k.size() && !finished_) {
-    char c = k[i];
-    if (prompting_) {
-      MEZ_RETURN_IF_ERROR(PromptKey(k, &i));
-      continue;
-    }
-    if (c == '\033') {
-      if (i + 1 >= k.size()) break;  // Wait for the rest.
-      if (k[i + 1] != '[' && k[i + 1] != 'O') {
-        ++i;  // A lone Escape.
-        continue;
-      }
-      // CSI or SS3: parameters, then a final byte in 0x40..0x7E.
-      size_t j = i + 2;
-      while (j < k.size() && (k[j] < 0x40 || k[j] > 0x7E)) ++j;
-      if (j >= k.size()) break;
-      std::string_view params(k.data() + i + 2, j - i - 2);
-      if (k[j] == 'C') MEZ_RETURN_IF_ERROR(SeekBy(kSeekStepUs));
-      if (k[j] == 'D') MEZ_RETURN_IF_ERROR(SeekBy(-kSeekStepUs));
-      bool home =
-          k[j] == 'H' || (k[j] == '~' && (params == "1" || params == "7"));
-      bool end =
-          k[j] == 'F' || (k[j] == '~' && (params == "4" || params == "8"));
-      if (home) MEZ_RETURN_IF_ERROR(SeekTo(0));
-      if (end) MEZ_RETURN_IF_ERROR(SeekToPercent(100));
-      i = j + 1;
-      continue;
-    }
-    int half_rows = std::max(1, ViewRows() / 2);
-    int half_cols = std::max(1, options_.term_cols / 2);
-    if (c >= '0' && c <= '9') {
-      MEZ_RETURN_IF_ERROR(SeekToPercent((c - '0') * 10.0));
-      ++i;
-      continue;
-    }
-    switch (c) {
-      case 's':
-      case 'S':
-        ToggleStatusLine();
-        break;
-      case 'h':
-        Pan(0, -half_cols);
-        break;
-      case 'l':
-        Pan(0, half_cols);
-        break;
-      case 'k':
-        Pan(-half_rows, 0);
-        break;
-      case 'j':
-        Pan(half_rows, 0);
-        break;
-      case 'f':
-        Follow();
-        break;
-      case 'g':
-      case 't':
-        StartPrompt();
-        break;
-      case ' ':
-        TogglePause();
-        break;
-      case '+':
-      case '=':
-        ChangeSpeed(true);
-        break;
-      case '-':
-      case '_':
-        ChangeSpeed(false);
-        break;
-      case 'q':
-      case 'Q':
-      case 0x03:  // Ctrl-C: raw mode delivers it as a byte.
-        Quit();
-        break;
-      default:
-        break;
-    }
-    ++i;
-  }
-  pending_keys_.erase(0, finished_ ? pending_keys_.size() : i);
-  return DrawFrame();
 }
 
 void Player::Resize(int rows, int cols) {
@@ -668,83 +480,6 @@ std::string Player::RestoreText() const {
   s += caps.Cup(std::min(used, std::max(last, 0)), 0) + caps.cursor_visible;
   if (used > last) s += "\r\n";
   return s;
-}
-
-Status PlayInteractive(RecordingSource* source, PlayerOptions options,
-                       int in_fd, int out_fd) {
-  if (!isatty(out_fd)) {
-    return FailedPrecondition(
-        "--format=pty needs a terminal on stdout (use --format=text, json or "
-        "cast)");
-  }
-  int rows = 24;
-  int cols = 80;
-  (void)GetWindowSize(out_fd, &rows, &cols);
-  options.term_rows = rows;
-  options.term_cols = cols;
-  options.caps = TermCaps::Load(out_fd);
-  options.utf8 = LocaleIsUtf8();
-  options.index_in_background = true;
-  FdSink out(out_fd, 1 << 16);
-  MEZ_ASSIGN_OR_RETURN(auto player, Player::Create(source, options, &out));
-
-  // The banner goes out before raw mode, so "\n" still means a new line.
-  MEZ_RETURN_IF_ERROR(WriteAll(out_fd, Banner(source->meta()) + "\n"));
-  bool keys = in_fd >= 0 && isatty(in_fd);
-  MEZ_ASSIGN_OR_RETURN(auto guard,
-                       TerminalGuard::Enter(keys ? in_fd : -1, out_fd));
-  std::string restore = player->RestoreText();
-  guard->SetRestoreText(restore, restore);
-  MEZ_RETURN_IF_ERROR(out.Append(player->SetupText()));
-  if (options.start_at_percent.has_value()) {
-    MEZ_RETURN_IF_ERROR(player->SeekToPercent(*options.start_at_percent));
-  } else if (options.start_at_us.has_value()) {
-    MEZ_RETURN_IF_ERROR(player->SeekTo(*options.start_at_us));
-  }
-
-  Status status;
-  for (;;) {
-    auto wait = player->Tick();
-    if (!wait.ok()) {
-      status = wait.status();
-      break;
-    }
-    if (std::string r = player->RestoreText(); r != restore) {
-      restore = r;
-      guard->SetRestoreText(restore, restore);
-    }
-    if (*wait < 0) break;
-    if (guard->TakeResized() && GetWindowSize(out_fd, &rows, &cols)) {
-      player->Resize(rows, cols);
-      continue;
-    }
-    struct pollfd pfd {};
-    pfd.fd = keys ? in_fd : -1;
-    pfd.events = POLLIN;
-    int timeout_ms = static_cast<int>((*wait + 999) / 1000);
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n < 0 && errno != EINTR) {
-      status = ErrnoStatus("poll", errno);
-      break;
-    }
-    if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      char buf[256];
-      ssize_t got = read(in_fd, buf, sizeof(buf));
-      if (got <= 0) {
-        if (got < 0 && errno == EINTR) continue;
-        keys = false;  // End of input: play on without keys.
-        continue;
-      }
-      status =
-          player->HandleInput(std::string_view(buf, static_cast<size_t>(got)));
-      if (!status.ok()) break;
-    }
-  }
-  (void)out.Flush();
-  guard->SetRestoreText(player->RestoreText(), player->RestoreText());
-  Status restored = guard->Restore();
-  if (!status.ok()) return status;
-  return restored;
 }
 
 }  // namespace mez::play

@@ -7,6 +7,9 @@
 // terminal should receive to a ByteSink and takes key bytes from its
 // caller, and it reads time from a Clock, so that tests drive it with a
 // FakeClock. PlayInteractive() wires it to the real terminal.
+//
+// Files: player.cc (timing, seeks, view, status line), player_keys.cc
+// (keys and the go-to prompt), interactive.cc (PlayInteractive).
 #ifndef MEZ_PLAY_PLAYER_H_
 #define MEZ_PLAY_PLAYER_H_
 
