@@ -404,7 +404,10 @@ void Player::Redraw() {
 }
 
 int Player::ViewRows() const {
-  return std::max(1, options_.term_rows - (status_on_ ? 1 : 0));
+  // A one-row terminal has no room for the status line (DrawStatus skips
+  // it): the view keeps the row.
+  bool status = status_on_ && options_.term_rows >= 2;
+  return std::max(1, options_.term_rows - (status ? 1 : 0));
 }
 
 void Player::PlaceView() {

@@ -21,7 +21,8 @@ namespace mez::play {
 
 // The largest screen the player emulates. libvterm keeps two buffers (main
 // and alternate) of about 36 bytes a cell, so memory follows the cell count:
-// at 2^20 cells `msh play` peaks at about 120 MB (4096x4096 took 1.2 GB,
+// at 2^20 cells `msh play` peaks at about 200 MB with its two screens (the
+// player's and the seek index's; 4096x4096 took 1.2 GB with one,
 // 65535x65535 crashed it). Real terminals stay far below: an 8K display
 // (7680x4320) with a tiny 4x8-pixel font is 1920x540 (1,036,800 cells); a
 // 4K one with a readable 8x16 font is 480x135. A recording that claims more
