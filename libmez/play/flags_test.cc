@@ -88,6 +88,30 @@ TEST(IdleLimitTest, HeaderLimitUnlessOverridden) {
   EXPECT_EQ(rig.ViewRow(0), "ab");
 }
 
+// A cast written with the header's limit applied has no stale duration; one
+// written with a limit given drops the header's, whose times it replaced.
+TEST(IdleLimitTest, CastOutputHeader) {
+  std::string cast =
+      "{\"version\": 2, \"width\": 80, \"height\": 24, \"duration\": 10.0, "
+      "\"idle_time_limit\": 0.5}\n"
+      "[0, \"o\", \"a\"]\n[10, \"o\", \"b\"]\n";
+  auto header = [&](std::optional<int64_t> cap) {
+    MemorySource src(cast);
+    record::StringSink sink;
+    auto out = NewCastOutput(&sink, cap.has_value(), cap.has_value());
+    BatchOptions o;
+    o.idle_cap_us = cap;
+    EXPECT_TRUE(RunBatch(&src, o, out.get()).ok());
+    return sink.data().substr(0, sink.data().find('\n'));
+  };
+  std::string h = header(std::nullopt);
+  EXPECT_EQ(h.find("duration"), std::string::npos) << h;
+  EXPECT_NE(h.find("\"idle_time_limit\":0.5"), std::string::npos) << h;
+  h = header(kNoIdleLimit);
+  EXPECT_EQ(h.find("idle_time_limit"), std::string::npos) << h;
+  EXPECT_EQ(h.find("duration"), std::string::npos) << h;
+}
+
 TEST(PlainOutputTest, DropsEscapesEvenWhenSplit) {
   MemorySource src(MakeCast({
       {0, "\033[1;31mred\033[0m text\r\n"},

@@ -117,8 +117,8 @@ class JsonOutput : public Output {
 
 class CastOutput : public Output {
  public:
-  CastOutput(record::ByteSink* out, bool times_changed)
-      : out_(out), times_changed_(times_changed) {}
+  CastOutput(record::ByteSink* out, bool times_changed, bool limit_given)
+      : out_(out), times_changed_(times_changed), limit_given_(limit_given) {}
   Status Begin(const CastHeader& header) override {
     nlohmann::ordered_json h;
     try {
@@ -127,7 +127,10 @@ class CastOutput : public Output {
       return Internal("header changed under the reader");
     }
     h.erase("mezite_encryption");  // The events written are plain.
-    if (times_changed_) h.erase("duration");
+    if (times_changed_ || header.idle_time_limit_us.has_value()) {
+      h.erase("duration");
+    }
+    if (limit_given_) h.erase("idle_time_limit");
     line_ = h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     line_ += '\n';
     return out_->Append(line_);
@@ -147,6 +150,7 @@ class CastOutput : public Output {
  private:
   record::ByteSink* out_;
   bool times_changed_;
+  bool limit_given_;
   std::string line_;
 };
 
@@ -161,9 +165,9 @@ std::unique_ptr<Output> NewPlainOutput(record::ByteSink* out) {
 std::unique_ptr<Output> NewJsonOutput(record::ByteSink* out) {
   return std::make_unique<JsonOutput>(out);
 }
-std::unique_ptr<Output> NewCastOutput(record::ByteSink* out,
-                                      bool times_changed) {
-  return std::make_unique<CastOutput>(out, times_changed);
+std::unique_ptr<Output> NewCastOutput(record::ByteSink* out, bool times_changed,
+                                      bool limit_given) {
+  return std::make_unique<CastOutput>(out, times_changed, limit_given);
 }
 
 Status RunBatch(RecordingSource* source, const BatchOptions& options,

@@ -38,9 +38,12 @@ std::unique_ptr<Output> NewPlainOutput(record::ByteSink* out);
 // {"time": 1.500000, "code": "o", "data": "..."}.
 std::unique_ptr<Output> NewJsonOutput(record::ByteSink* out);
 // An asciicast v2 file with the presented times. The header is the
-// recording's, without "duration" when the times were changed.
-std::unique_ptr<Output> NewCastOutput(record::ByteSink* out,
-                                      bool times_changed);
+// recording's, without "duration" when the times were changed (by the
+// speed, an idle limit given, or the header's own idle_time_limit), and
+// without "idle_time_limit" when `limit_given` (the times already follow
+// the limit chosen, which a player must not replace with the header's).
+std::unique_ptr<Output> NewCastOutput(record::ByteSink* out, bool times_changed,
+                                      bool limit_given = false);
 
 struct BatchOptions {
   double speed = 1.0;  // > 0.

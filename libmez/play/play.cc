@@ -52,7 +52,8 @@ Status Play(RecordingSource* source, const PlayOptions& options) {
       out = NewJsonOutput(&sink);
       break;
     default:
-      out = NewCastOutput(&sink, times_changed);
+      out =
+          NewCastOutput(&sink, times_changed, options.idle_cap_us.has_value());
       break;
   }
   BatchOptions batch;

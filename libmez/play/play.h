@@ -1,5 +1,5 @@
 // msh play's engine: plays a recording from any RecordingSource in one of
-// four forms. Behaviour and formats: docs/formats/playback.md.
+// five forms. Behaviour and formats: docs/formats/playback.md.
 #ifndef MEZ_PLAY_PLAY_H_
 #define MEZ_PLAY_PLAY_H_
 
