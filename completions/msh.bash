@@ -47,13 +47,13 @@ _msh() {
       ;;
     --format)
       case $path in
-        play*) COMPREPLY=($(compgen -W "pty text json cast" -- "$val")) ;;
+        play*) COMPREPLY=($(compgen -W "pty text plain json cast" -- "$val")) ;;
         *) COMPREPLY=($(compgen -W "text json jsonl" -- "$val")) ;;
       esac
       return 0
       ;;
-    --user | --node | --last | --limit | --speed | --skip-idle | --port | -p | \
-      --local-forward | -L)
+    --user | --node | --last | --limit | --speed | -s | --skip-idle | -i | \
+      --idle-time-limit | --start-at | --port | -p | --local-forward | -L)
       COMPREPLY=() # Free values.
       return 0
       ;;
@@ -74,10 +74,10 @@ _msh() {
       opts="--user --node --last --limit --format --quiet -q --help -h"
       ;;
     play)
-      opts="--speed --skip-idle --format --help -h"
+      opts="--speed -s --skip-idle -i --idle-time-limit --start-at --format --strip --help -h"
       files=1
       ;;
-    "play "*) opts="--speed --skip-idle --format --help -h" ;;
+    "play "*) opts="--speed -s --skip-idle -i --idle-time-limit --start-at --format --strip --help -h" ;;
     ssh | "ssh "*)
       opts="--port -p -t -T --local-forward -L --no-command -N --help -h"
       ;;

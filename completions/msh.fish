@@ -55,9 +55,12 @@ complete -c msh -n '__msh_in sessions ls' -l limit -x -d 'at most this many (0: 
 complete -c msh -n '__msh_in sessions ls' -l format -x -a 'text json jsonl' -d 'output format'
 complete -c msh -n '__msh_in sessions ls' -s q -l quiet -d 'print session ids only'
 
-complete -c msh -n '__msh_in play' -l speed -x -d 'playback speed factor (default 1)'
-complete -c msh -n '__msh_in play' -l skip-idle -x -d 'cap every pause at this long, e.g. 2s'
-complete -c msh -n '__msh_in play' -l format -x -a 'pty\t"interactive, real time" text\t"output data only" json\t"one event per line" cast\t"asciicast v2 file"' -d 'output format'
+complete -c msh -n '__msh_in play' -s s -l speed -x -d 'playback speed factor, e.g. 2, 0.5 or 2x (default 1)'
+complete -c msh -n '__msh_in play' -s i -l skip-idle -x -d 'cap every pause at this long, e.g. 2 or 500ms'
+complete -c msh -n '__msh_in play' -l idle-time-limit -x -d 'same as --skip-idle'
+complete -c msh -n '__msh_in play' -l start-at -x -d 'start at this time or percentage, e.g. 1m30s or 50%'
+complete -c msh -n '__msh_in play' -l format -x -a 'pty\t"interactive, real time" text\t"output data only" plain\t"text without escape codes" json\t"one event per line" cast\t"asciicast v2 file"' -d 'output format'
+complete -c msh -n '__msh_in play' -l strip -d 'with --format=text, drop escape codes'
 complete -c msh -n '__msh_at play' -F -d 'session id or recording file'
 
 complete -c msh -n '__msh_in ssh' -s p -l port -x -d 'SSH port (default: the node'"'"'s registered port)'

@@ -59,10 +59,12 @@ _msh() {
         play)
           _arguments \
             '(- *)'{-h,--help}'[print help and exit]' \
-            '--speed=[playback speed factor]:speed (e.g. 2 or 0.5)' \
-            '--skip-idle=[cap every pause at this long]:duration (e.g. 2s)' \
-            '--format=[output format]:format:((pty\:"interactive, real time" text\:"output data only" json\:"one event per line" cast\:"asciicast v2 file"))' \
-            '1:session id or recording file:_files' && ret=0
+            '(-s --speed)'{-s+,--speed=}'[playback speed factor]:speed (e.g. 2, 0.5 or 2x)' \
+            '(-i --skip-idle --idle-time-limit)'{-i+,--skip-idle=,--idle-time-limit=}'[cap every pause at this long]:seconds or duration (e.g. 2 or 500ms)' \
+            '--start-at=[start at this time or percentage]:time or percentage (e.g. 1m30s or 50%)' \
+            '--format=[output format]:format:((pty\:"interactive, real time" text\:"output data only" plain\:"text without escape codes" json\:"one event per line" cast\:"asciicast v2 file"))' \
+            '--strip[with --format=text, drop escape codes]' \
+            '1:session id, recording file or -:_files' && ret=0
           ;;
         ssh)
           _arguments \

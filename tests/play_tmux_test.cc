@@ -86,6 +86,37 @@ TEST(PlayCliTest, JsonTimingsHalvedAndCapped) {
       << r.out;
 }
 
+// The forms asciinema and tsh users type: -s, 2x, bare seconds, - for
+// stdin, and text without escape codes.
+TEST(PlayCliTest, AsciinemaAndTshHabits) {
+  TempDir dir;
+  std::string cast = dir.File("t.cast");
+  WriteTicks(cast, 3);
+  std::string want =
+      "{\"time\": 0.000000, \"code\": \"o\", \"data\": \"start\\r\\n\"}\n"
+      "{\"time\": 0.250000, \"code\": \"o\", \"data\": \"tick 1\\r\\n\"}\n"
+      "{\"time\": 0.500000, \"code\": \"o\", \"data\": \"tick 2\\r\\n\"}\n"
+      "{\"time\": 0.750000, \"code\": \"o\", \"data\": \"tick 3\\r\\n\"}\n";
+  for (const char* flags : {"-s 2 --skip-idle 0.5", "--speed 2x -i 0.5",
+                            "--speed=2X --idle-time-limit=500ms"}) {
+    SCOPED_TRACE(flags);
+    CommandResult r =
+        Sh(Msh() + " play --format=json " + flags + " - < " + ShellQuote(cast));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.out, want);
+  }
+  testing::WriteFileOrDie(
+      dir.File("colour.cast"),
+      "{\"version\": 2, \"width\": 80, \"height\": 24}\n"
+      "[0.5, \"o\", \"\\u001b[31merror\\u001b[0m: disk full\\r\\n\"]\n");
+  for (const char* flags : {"--format=text --strip", "--format=plain"}) {
+    CommandResult r = Sh("cat " + ShellQuote(dir.File("colour.cast")) + " | " +
+                         Msh() + " play " + flags + " - | grep '^error: disk'");
+    EXPECT_EQ(r.exit_code, 0) << flags;
+    EXPECT_EQ(r.out, "error: disk full\n") << flags;
+  }
+}
+
 TEST(PlayCliTest, TextOfGzippedRecording) {
   TempDir dir;
   std::string cast = dir.File("t.cast.gz");
@@ -109,8 +140,11 @@ TEST(PlayCliTest, ErrorsAreOneLineWithExitCodes) {
   EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;  // "ok" + 1 line.
   r = Sh(Msh() + " play --speed=0 " + ShellQuote(bad) + " 2>/dev/null");
   EXPECT_EQ(r.exit_code, 2);
-  r = Sh(Msh() + " play --skip-idle=5 " + ShellQuote(bad) + " 2>/dev/null");
+  r = Sh(Msh() + " play --skip-idle=5y " + ShellQuote(bad) + " 2>/dev/null");
   EXPECT_EQ(r.exit_code, 2);
+  r = Sh(Msh() + " play --speed=1e300 " + ShellQuote(bad) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "msh play: --speed: '1e300' is too fast (at most 1000x)\n");
   r = Sh(Msh() + " play --format=xml " + ShellQuote(bad) + " 2>/dev/null");
   EXPECT_EQ(r.exit_code, 2);
   // Interactive playback refuses a stdout that is not a terminal.

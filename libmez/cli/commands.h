@@ -64,16 +64,22 @@ Status CaExport(const std::string& identity, const std::string& type);
 // msh play [--speed=N] [--skip-idle=DUR] [--format=pty|text|json|cast]
 //          ID|FILE
 struct PlayRecordingOptions {
-  std::string identity;  // For a session id.
-  double speed = 1.0;
-  std::string skip_idle;  // A duration; empty: pauses as recorded.
+  std::string identity;     // For a session id.
+  std::string speed = "1";  // play::ParseSpeed: "2", "0.5", "2x".
+  // play::ParseIdleLimit ("2", "500ms", "off"); empty: the recording
+  // header's idle_time_limit, if any.
+  std::string skip_idle;
+  std::string start_at;  // play::ParseStartAt ("90", "1m30s", "50%").
   std::string format = "pty";
-  // A session id, or a local file (play::IsLocalRecording), decrypted
-  // with MEZITE_RECORDING_ENC_KEY when sealed.
+  bool strip = false;  // --format=text without escapes (= plain).
+  // A session id, a local file (play::IsLocalRecording), decrypted with
+  // MEZITE_RECORDING_ENC_KEY when sealed, or "-" for stdin.
   std::string target;
+  int stdin_fd = 0;  // Where "-" reads from (tests).
 };
-// Plays `target` to stdout. kInvalidArgument for a bad --format or
-// --skip-idle; a damaged recording's error (kDataLoss) names the target.
+// Plays `target` to stdout. kInvalidArgument for a bad --format, --speed,
+// --skip-idle or --start-at; a damaged recording's error (kDataLoss)
+// names the target.
 Status PlayRecording(const PlayRecordingOptions& o);
 
 // msh ssh [-p PORT] [-t|-T] [-N] [-L [BIND:]PORT:HOST:HOSTPORT]...

@@ -1,5 +1,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -49,6 +50,50 @@ TEST_F(CliPlayTest, BadFlagsAreUsageErrors) {
   Status s = PlayRecording(o);
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_THAT(s.message(), ::testing::StartsWith("--skip-idle: "));
+}
+
+TEST_F(CliPlayTest, StdinPlainAndFlagErrors) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::string cast =
+      std::string(kCast) + "[1.5, \"o\", \"\\u001b[1mbold\\u001b[m\\r\\n\"]\n";
+  ASSERT_EQ(write(fds[1], cast.data(), cast.size()),
+            static_cast<ssize_t>(cast.size()));
+  close(fds[1]);
+  PlayRecordingOptions o = Text("-");
+  o.strip = true;
+  o.stdin_fd = fds[0];
+  ::testing::internal::CaptureStdout();
+  Status s = PlayRecording(o);
+  std::string out = ::testing::internal::GetCapturedStdout();
+  close(fds[0]);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(out, "hello world\nbold\n");
+
+  std::string f = dir_.File("s.cast");
+  mez::testing::WriteFileOrDie(f, kCast);
+  struct Bad {
+    const char* flag;
+    std::string PlayRecordingOptions::*field;
+    const char* value;
+  };
+  for (Bad bad :
+       {Bad{"--speed: ", &PlayRecordingOptions::speed, "fast"},
+        Bad{"--skip-idle: ", &PlayRecordingOptions::skip_idle, "-2"},
+        Bad{"--start-at: ", &PlayRecordingOptions::start_at, "200%"}}) {
+    o = Text(f);
+    o.*bad.field = bad.value;
+    s = PlayRecording(o);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad.flag;
+    EXPECT_THAT(s.message(), ::testing::StartsWith(bad.flag));
+  }
+  o = Text(f);
+  o.start_at = "50%";
+  EXPECT_THAT(PlayRecording(o).message(), HasSubstr("--format=pty"));
+  o = Text(f);
+  o.format = "json";
+  o.strip = true;
+  EXPECT_EQ(PlayRecording(o).code(), Code::kInvalidArgument);
 }
 
 TEST_F(CliPlayTest, DamagedRecordingNamesTheFile) {

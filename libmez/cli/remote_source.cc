@@ -1,5 +1,7 @@
 #include "libmez/cli/remote_source.h"
 
+#include <mutex>
+
 #include "libmez/rpc/client.h"
 
 namespace mez::cli {
@@ -13,26 +15,61 @@ class RemoteSource : public play::RecordingSource {
       : client_(std::move(client)),
         id_(std::move(id)),
         first_(std::move(first)) {
-    meta_.id = info.id();
-    meta_.user = info.user();
-    meta_.node = info.node();
-    if (info.ended_us() > info.started_us() && info.started_us() > 0) {
-      meta_.duration_us = info.ended_us() - info.started_us();
-    }
+    Update(info);
   }
 
   Result<std::unique_ptr<record::ByteSource>> Open(uint64_t offset) override {
     // The stream opened to check access serves the first read from 0.
     if (offset == 0 && first_) return std::move(first_);
-    return client_->ReadRecording(id_, offset);
+    auto tracked = std::make_unique<Tracked>(this);
+    MEZ_ASSIGN_OR_RETURN(tracked->inner,
+                         client_->ReadRecording(id_, offset, &tracked->info));
+    return std::unique_ptr<record::ByteSource>(std::move(tracked));
   }
   std::optional<uint64_t> size() override { return std::nullopt; }
-  play::SessionMeta meta() override { return meta_; }
+  play::SessionMeta meta() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return meta_;
+  }
 
  private:
+  // A stream that tells the source what the server said about the session
+  // when it opened (whether it is still being recorded). Streams may be
+  // read on another thread (the seek index).
+  class Tracked : public record::ByteSource {
+   public:
+    explicit Tracked(RemoteSource* owner) : owner_(owner) {}
+    Result<size_t> Read(char* buf, size_t n) override {
+      auto r = inner->Read(buf, n);
+      if (!reported_ && !info.id().empty()) {
+        owner_->Update(info);
+        reported_ = true;
+      }
+      return r;
+    }
+    mezite::v1::SessionInfo info;
+    std::unique_ptr<record::ByteSource> inner;
+
+   private:
+    RemoteSource* owner_;
+    bool reported_ = false;
+  };
+
+  void Update(const mezite::v1::SessionInfo& info) {
+    std::lock_guard<std::mutex> lock(mu_);
+    meta_.id = info.id();
+    meta_.user = info.user();
+    meta_.node = info.node();
+    meta_.live = info.status() == "recording";
+    if (info.ended_us() > info.started_us() && info.started_us() > 0) {
+      meta_.duration_us = info.ended_us() - info.started_us();
+    }
+  }
+
   std::unique_ptr<rpc::ClusterClient> client_;
   std::string id_;
   std::unique_ptr<record::ByteSource> first_;
+  std::mutex mu_;
   play::SessionMeta meta_;
 };
 

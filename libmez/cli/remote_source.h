@@ -1,5 +1,7 @@
 // A playback source that streams a session's recording from mezrecd
-// (Cluster.ReadRecording), reopening at an offset for seeks.
+// (Cluster.ReadRecording), reopening at an offset for seeks and, while the
+// session is still being recorded (SessionInfo status "recording", which
+// every stream's answer updates), to read on from where it stopped.
 #ifndef MEZ_CLI_REMOTE_SOURCE_H_
 #define MEZ_CLI_REMOTE_SOURCE_H_
 

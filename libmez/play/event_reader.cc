@@ -106,6 +106,23 @@ void AppendUtf8(uint32_t cp, std::string* out) {
 
 }  // namespace
 
+bool ParseSizeEvent(std::string_view data, int* rows, int* cols) {
+  size_t x = data.find('x');
+  if (x == std::string_view::npos) return false;
+  auto number = [](std::string_view digits, int* out) {
+    if (digits.empty() || digits.size() > 5) return false;
+    int v = 0;
+    for (char d : digits) {
+      if (d < '0' || d > '9') return false;
+      v = v * 10 + (d - '0');
+    }
+    if (v < 1 || v > 65535) return false;
+    *out = v;
+    return true;
+  };
+  return number(data.substr(0, x), cols) && number(data.substr(x + 1), rows);
+}
+
 namespace internal {
 
 const char* UnescapeJsonString(const char* p, const char* end,
@@ -283,6 +300,19 @@ Result<CastHeader> EventReader::ReadHeader() {
     return FailedPrecondition(
         "recording is encrypted and its source did not decrypt it");
   }
+  try {
+    auto h = nlohmann::json::parse(header.line);
+    auto limit = h.find("idle_time_limit");
+    if (limit != h.end() && limit->is_number()) {
+      double v = limit->get<double>();
+      // Beyond a year is no limit at all.
+      if (std::isfinite(v) && v > 0 && v < 3.2e7) {
+        header.idle_time_limit_us = std::llround(v * 1e6);
+      }
+    }
+  } catch (const nlohmann::json::exception&) {
+    // Judged valid above; a value of another type is no limit.
+  }
   header.events_offset = offset_ + pos_;
   if (!complete) done_ = true;
   return header;
@@ -335,6 +365,7 @@ Result<bool> EventReader::Next(Event* event) {
     if (!bad.ok()) {
       if (!complete) {  // A line cut in half by a crash: end quietly.
         truncated_ = true;
+        partial_at_ = line_offset;
         break;
       }
       return bad;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,9 @@ struct CastHeader {
   record::AsciicastInfo info;
   std::string line;            // The header line as stored, without '\n'.
   uint64_t events_offset = 0;  // Stream offset of the line after it.
+  // The header's "idle_time_limit" (seconds, as asciinema writes it), when
+  // it is a number above 0: the longest pause a player keeps by default.
+  std::optional<int64_t> idle_time_limit_us;
 };
 
 struct Event {
@@ -63,6 +67,13 @@ class EventReader {
     return {offset_ + pos_, line_no_, last_time_us_};
   }
   bool truncated() const { return truncated_; }
+  // Where to read on once the stream has grown (a session still being
+  // recorded): the line cut in half at the end when there is one,
+  // otherwise position().
+  ReadPosition resume_position() const {
+    if (truncated_) return {partial_at_, line_no_ - 1, last_time_us_};
+    return position();
+  }
   // Bytes taken from the source so far.
   uint64_t bytes_read() const { return bytes_read_; }
 
@@ -84,6 +95,7 @@ class EventReader {
   int64_t last_time_us_ = 0;
   bool eof_ = false;
   bool truncated_ = false;
+  uint64_t partial_at_ = 0;  // Offset of the line cut in half.
   bool done_ = false;
 };
 
@@ -92,6 +104,11 @@ class EventReader {
 Result<std::unique_ptr<EventReader>> OpenEvents(RecordingSource* source,
                                                 CastHeader* header,
                                                 size_t read_size = 1 << 20);
+
+// Parses an "r" event's data, "COLSxROWS" (decimal, 1..65535 each, as the
+// header allows). False for anything else: such an event is ignored, as by
+// asciinema.
+bool ParseSizeEvent(std::string_view data, int* rows, int* cols);
 
 namespace internal {
 

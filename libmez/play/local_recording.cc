@@ -1,11 +1,15 @@
 #include "libmez/play/local_recording.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <optional>
 
 #include "libmez/record/seal.h"
+#include "libmez/util/file.h"
 
 namespace mez::play {
 namespace {
@@ -19,6 +23,28 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+// A recording copied to a temporary file it keeps open; its id is the
+// name the user knows it by.
+class StreamCopy : public RecordingSource {
+ public:
+  StreamCopy(int fd, std::unique_ptr<RecordingSource> inner)
+      : fd_(fd), inner_(std::move(inner)) {}
+  ~StreamCopy() override { close(fd_); }
+  Result<std::unique_ptr<record::ByteSource>> Open(uint64_t offset) override {
+    return inner_->Open(offset);
+  }
+  std::optional<uint64_t> size() override { return inner_->size(); }
+  SessionMeta meta() override {
+    SessionMeta m = inner_->meta();
+    m.id = "stdin";
+    return m;
+  }
+
+ private:
+  int fd_;
+  std::unique_ptr<RecordingSource> inner_;
+};
 
 }  // namespace
 
@@ -43,6 +69,45 @@ Result<std::unique_ptr<RecordingSource>> OpenLocalRecording(
   }
   MEZ_ASSIGN_OR_RETURN(auto src, LocalFileSource::Create(path, key));
   return std::unique_ptr<RecordingSource>(std::move(src));
+}
+
+}  // namespace mez::play
+
+namespace mez::play {
+
+Result<std::unique_ptr<RecordingSource>> OpenStreamRecording(
+    int fd, const char* (*getenv_fn)(const char*)) {
+  const char* dir = std::getenv("TMPDIR");
+  std::string tmpl =
+      std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") +
+      "/msh-play.XXXXXX";
+  int copy = mkostemp(tmpl.data(), O_CLOEXEC);
+  if (copy < 0) return ErrnoStatus("create a temporary file in " + tmpl, errno);
+  unlink(tmpl.c_str());
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(copy);
+      return ErrnoStatus("read the recording from stdin", err);
+    }
+    if (n == 0) break;
+    Status s = WriteAll(copy, std::string_view(buf, static_cast<size_t>(n)));
+    if (!s.ok()) {
+      close(copy);
+      return s.WithContext("copy stdin to " + tmpl);
+    }
+  }
+  auto inner =
+      OpenLocalRecording("/proc/self/fd/" + std::to_string(copy), getenv_fn);
+  if (!inner.ok()) {
+    close(copy);
+    return Status(inner.status().code(), "stdin: " + inner.status().message());
+  }
+  return std::unique_ptr<RecordingSource>(
+      new StreamCopy(copy, std::move(inner).value()));
 }
 
 }  // namespace mez::play

@@ -25,6 +25,13 @@ bool IsLocalRecording(const std::string& target);
 Result<std::unique_ptr<RecordingSource>> OpenLocalRecording(
     const std::string& path, const char* (*getenv_fn)(const char*) = nullptr);
 
+// Reads a recording from `fd` (a pipe: `msh play -`) to its end into an
+// unlinked temporary file in $TMPDIR (or /tmp), so that it can be seeked
+// like a file, and opens that as OpenLocalRecording does. The source's id
+// is "stdin".
+Result<std::unique_ptr<RecordingSource>> OpenStreamRecording(
+    int fd, const char* (*getenv_fn)(const char*) = nullptr);
+
 }  // namespace mez::play
 
 #endif  // MEZ_PLAY_LOCAL_RECORDING_H_

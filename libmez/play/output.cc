@@ -26,6 +26,74 @@ class TextOutput : public Output {
   record::ByteSink* out_;
 };
 
+class PlainOutput : public Output {
+ public:
+  explicit PlainOutput(record::ByteSink* out) : out_(out) {}
+  Status Begin(const CastHeader&) override { return Status::Ok(); }
+  Status Emit(int64_t, const Event& e) override {
+    if (!IsOutput(e)) return Status::Ok();
+    text_.clear();
+    for (char ch : e.data) Put(static_cast<unsigned char>(ch));
+    return out_->Append(text_);
+  }
+  Status End() override {
+    if (cr_) MEZ_RETURN_IF_ERROR(out_->Append("\n"));
+    cr_ = false;
+    return out_->Flush();
+  }
+
+ private:
+  enum class State { kText, kEsc, kEscIntermediate, kCsi, kString, kStringEsc };
+
+  void Put(unsigned char c) {
+    switch (state_) {
+      case State::kText:
+        break;
+      case State::kEsc:
+        if (c == '[') {
+          state_ = State::kCsi;
+        } else if (c == ']' || c == 'P' || c == '_' || c == '^' || c == 'X') {
+          state_ = State::kString;  // OSC, DCS, APC, PM, SOS: up to ST.
+        } else if (c >= 0x20 && c <= 0x2F) {
+          state_ = State::kEscIntermediate;  // e.g. ESC ( B.
+        } else {
+          state_ = State::kText;  // ESC and one final byte.
+        }
+        return;
+      case State::kEscIntermediate:
+        if (c < 0x20 || c > 0x2F) state_ = State::kText;
+        return;
+      case State::kCsi:
+        if (c >= 0x40 && c <= 0x7E) state_ = State::kText;
+        return;
+      case State::kString:
+        if (c == 0x07) state_ = State::kText;
+        if (c == 0x1B) state_ = State::kStringEsc;
+        return;
+      case State::kStringEsc:
+        state_ = c == '\\' ? State::kText : State::kString;
+        return;
+    }
+    if (cr_) {
+      text_.push_back('\n');
+      cr_ = false;
+      if (c == '\n') return;
+    }
+    if (c == 0x1B) {
+      state_ = State::kEsc;
+    } else if (c == '\r') {
+      cr_ = true;
+    } else if (c >= 0x20 || c == '\n' || c == '\t') {
+      if (c != 0x7F) text_.push_back(static_cast<char>(c));
+    }
+  }
+
+  record::ByteSink* out_;
+  std::string text_;
+  State state_ = State::kText;
+  bool cr_ = false;  // A "\r" whose "\n" may come next.
+};
+
 class JsonOutput : public Output {
  public:
   explicit JsonOutput(record::ByteSink* out) : out_(out) {}
@@ -49,8 +117,8 @@ class JsonOutput : public Output {
 
 class CastOutput : public Output {
  public:
-  CastOutput(record::ByteSink* out, bool times_changed)
-      : out_(out), times_changed_(times_changed) {}
+  CastOutput(record::ByteSink* out, bool times_changed, bool limit_given)
+      : out_(out), times_changed_(times_changed), limit_given_(limit_given) {}
   Status Begin(const CastHeader& header) override {
     nlohmann::ordered_json h;
     try {
@@ -59,7 +127,10 @@ class CastOutput : public Output {
       return Internal("header changed under the reader");
     }
     h.erase("mezite_encryption");  // The events written are plain.
-    if (times_changed_) h.erase("duration");
+    if (times_changed_ || header.idle_time_limit_us.has_value()) {
+      h.erase("duration");
+    }
+    if (limit_given_) h.erase("idle_time_limit");
     line_ = h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     line_ += '\n';
     return out_->Append(line_);
@@ -79,6 +150,7 @@ class CastOutput : public Output {
  private:
   record::ByteSink* out_;
   bool times_changed_;
+  bool limit_given_;
   std::string line_;
 };
 
@@ -87,12 +159,15 @@ class CastOutput : public Output {
 std::unique_ptr<Output> NewTextOutput(record::ByteSink* out) {
   return std::make_unique<TextOutput>(out);
 }
+std::unique_ptr<Output> NewPlainOutput(record::ByteSink* out) {
+  return std::make_unique<PlainOutput>(out);
+}
 std::unique_ptr<Output> NewJsonOutput(record::ByteSink* out) {
   return std::make_unique<JsonOutput>(out);
 }
-std::unique_ptr<Output> NewCastOutput(record::ByteSink* out,
-                                      bool times_changed) {
-  return std::make_unique<CastOutput>(out, times_changed);
+std::unique_ptr<Output> NewCastOutput(record::ByteSink* out, bool times_changed,
+                                      bool limit_given) {
+  return std::make_unique<CastOutput>(out, times_changed, limit_given);
 }
 
 Status RunBatch(RecordingSource* source, const BatchOptions& options,
@@ -101,7 +176,8 @@ Status RunBatch(RecordingSource* source, const BatchOptions& options,
   MEZ_ASSIGN_OR_RETURN(auto reader,
                        OpenEvents(source, &header, options.read_size));
   MEZ_RETURN_IF_ERROR(out->Begin(header));
-  Timeline timeline(options.idle_cap_us);
+  Timeline timeline(
+      EffectiveIdleLimit(options.idle_cap_us, header.idle_time_limit_us));
   Event event;
   for (;;) {
     MEZ_ASSIGN_OR_RETURN(bool got, reader->Next(&event));

@@ -30,17 +30,26 @@ class Output {
 
 // The data of "o" events only, without timing (what the screen received).
 std::unique_ptr<Output> NewTextOutput(record::ByteSink* out);
+// The text of "o" events without escape sequences, for grep: CSI, OSC,
+// DCS and other escapes are dropped (also when split across events), "\r\n"
+// and a lone "\r" become "\n", other control characters but tab go.
+std::unique_ptr<Output> NewPlainOutput(record::ByteSink* out);
 // One JSON object per event and line:
 // {"time": 1.500000, "code": "o", "data": "..."}.
 std::unique_ptr<Output> NewJsonOutput(record::ByteSink* out);
 // An asciicast v2 file with the presented times. The header is the
-// recording's, without "duration" when the times were changed.
-std::unique_ptr<Output> NewCastOutput(record::ByteSink* out,
-                                      bool times_changed);
+// recording's, without "duration" when the times were changed (by the
+// speed, an idle limit given, or the header's own idle_time_limit), and
+// without "idle_time_limit" when `limit_given` (the times already follow
+// the limit chosen, which a player must not replace with the header's).
+std::unique_ptr<Output> NewCastOutput(record::ByteSink* out, bool times_changed,
+                                      bool limit_given = false);
 
 struct BatchOptions {
-  double speed = 1.0;                  // > 0.
-  std::optional<int64_t> idle_cap_us;  // Longest gap kept, recording time.
+  double speed = 1.0;  // > 0.
+  // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
+  // kNoIdleLimit: every gap.
+  std::optional<int64_t> idle_cap_us;
   size_t read_size = 1 << 20;
 };
 

@@ -1,5 +1,5 @@
 // msh play's engine: plays a recording from any RecordingSource in one of
-// four forms. Behaviour and formats: docs/formats/playback.md.
+// five forms. Behaviour and formats: docs/formats/playback.md.
 #ifndef MEZ_PLAY_PLAY_H_
 #define MEZ_PLAY_PLAY_H_
 
@@ -14,20 +14,26 @@
 namespace mez::play {
 
 enum class Format {
-  kPty,   // Real time on the terminal, with keys and a status line.
-  kText,  // The "o" data only, no timing.
-  kJson,  // One JSON object per event and line, with presented times.
-  kCast,  // An asciicast v2 file with presented times.
+  kPty,    // Real time on the terminal, with keys and a status line.
+  kText,   // The "o" data only, no timing.
+  kPlain,  // kText without escape sequences, for grep.
+  kJson,   // One JSON object per event and line, with presented times.
+  kCast,   // An asciicast v2 file with presented times.
 };
 
-// "pty", "text", "json" or "cast".
+// "pty", "text", "plain", "json" or "cast".
 Result<Format> ParseFormat(std::string_view name);
 
 struct PlayOptions {
   Format format = Format::kPty;
-  double speed = 1.0;                  // > 0.
-  std::optional<int64_t> idle_cap_us;  // Longest gap kept, recording time.
-  int in_fd = 0;                       // Keys (pty).
+  double speed = 1.0;  // > 0.
+  // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
+  // kNoIdleLimit: every gap.
+  std::optional<int64_t> idle_cap_us;
+  // Where pty playback starts (a percentage wins over a time).
+  std::optional<int64_t> start_at_us;
+  std::optional<double> start_at_percent;
+  int in_fd = 0;  // Keys (pty).
   int out_fd = 1;
   Clock* clock = nullptr;  // RealClock() when null.
 };

@@ -1,14 +1,7 @@
 #include "libmez/play/player.h"
 
-#include <poll.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-
-#include "libmez/play/output.h"
-#include "libmez/util/file.h"
 
 namespace mez::play {
 namespace {
@@ -56,23 +49,11 @@ std::string Clip(const std::string& s, size_t cols) {
   return s;
 }
 
-// Parses "COLSxROWS" (decimal, 1..65535 each, as the header allows).
-// False for anything else: such an event is ignored, as by asciinema.
-bool ParseSize(std::string_view data, int* rows, int* cols) {
-  size_t x = data.find('x');
-  if (x == std::string_view::npos) return false;
-  auto number = [](std::string_view digits, int* out) {
-    if (digits.empty() || digits.size() > 5) return false;
-    int v = 0;
-    for (char d : digits) {
-      if (d < '0' || d > '9') return false;
-      v = v * 10 + (d - '0');
-    }
-    if (v < 1 || v > 65535) return false;
-    *out = v;
-    return true;
-  };
-  return number(data.substr(0, x), cols) && number(data.substr(x + 1), rows);
+// Off only when the recording's rows fill the terminal exactly: then the
+// status line would hide its last row. A recording that does not fit
+// shows it, for the notice saying so.
+bool StatusLineByDefault(const Screen& screen, int term_rows, int term_cols) {
+  return !(screen.rows() == term_rows && screen.cols() <= term_cols);
 }
 
 }  // namespace
@@ -86,6 +67,7 @@ std::string Banner(const SessionMeta& meta) {
     details += "host: " + meta.node;
   }
   if (!details.empty()) s += " (" + details + ")";
+  if (meta.live) s += ", live: still being recorded";
   return s;
 }
 
@@ -98,7 +80,7 @@ Player::Player(RecordingSource* source, PlayerOptions options,
       timeline_(options_.idle_cap_us),
       speed_(options_.speed) {}
 
-Player::~Player() = default;
+Player::~Player() = default;  // index_ joins its thread.
 
 Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
                                                PlayerOptions options,
@@ -107,6 +89,9 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   std::unique_ptr<Player> p(new Player(source, std::move(options), out));
   MEZ_ASSIGN_OR_RETURN(p->reader_,
                        OpenEvents(source, &p->header_, p->options_.read_size));
+  p->options_.idle_cap_us = EffectiveIdleLimit(p->options_.idle_cap_us,
+                                               p->header_.idle_time_limit_us);
+  p->timeline_ = Timeline(p->options_.idle_cap_us);
   // Checked before the emulator allocates anything for it.
   Status size = CheckScreenSize(p->header_.info.width, p->header_.info.height);
   if (!size.ok()) return size.WithContext("line 1");
@@ -117,9 +102,28 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   start.rows = p->screen_->rows();
   start.cols = p->screen_->cols();
   start.snapshot = p->screen_->Snapshot();
-  p->snapshot_bytes_ = start.snapshot.size();
-  p->checkpoints_.push_back(std::move(start));
+  SeekIndexOptions index;
+  index.interval_us = p->options_.checkpoint_interval_us;
+  index.interval_bytes = p->options_.checkpoint_bytes;
+  index.budget = p->options_.checkpoint_budget;
+  p->index_ = std::make_unique<SeekIndex>(index, std::move(start));
+  if (p->options_.index_in_background) {
+    CastHeader again;
+    auto reader = OpenEvents(source, &again, p->options_.read_size);
+    // Without it seeks still work, reading as far as they go.
+    if (reader.ok()) {
+      p->index_->IndexInBackground(std::move(reader).value(), p->header_,
+                                   p->options_.idle_cap_us);
+    }
+  }
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
+  const PlayerOptions& o = p->options_;
+  if (o.status_line.has_value()) {
+    p->status_on_ = *o.status_line;
+    p->status_chosen_ = true;
+  } else {
+    p->status_on_ = StatusLineByDefault(*p->screen_, o.term_rows, o.term_cols);
+  }
   return p;
 }
 
@@ -137,6 +141,8 @@ int64_t Player::position_us() const {
 
 std::optional<int64_t> Player::duration_us() const {
   if (end_us_.has_value()) return end_us_;
+  if (source_->meta().live) return std::nullopt;  // It grows yet.
+  if (auto end = index_->end_us()) return end;
   if (!options_.idle_cap_us.has_value()) return source_->meta().duration_us;
   return std::nullopt;
 }
@@ -144,8 +150,15 @@ std::optional<int64_t> Player::duration_us() const {
 Result<bool> Player::Peek() {
   if (have_next_) return true;
   if (eof_) return false;
+  if (waiting_live_) return false;
   MEZ_ASSIGN_OR_RETURN(bool got, reader_->Next(&next_));
   if (!got) {
+    if (source_->meta().live) {
+      // More may come: Tick asks again from here.
+      waiting_live_ = true;
+      next_live_poll_us_ = clock_->MonotonicMicros() + options_.live_poll_us;
+      return false;
+    }
     eof_ = true;
     end_us_ = timeline_.pos_us();
     return false;
@@ -153,70 +166,28 @@ Result<bool> Player::Peek() {
   int64_t before_time = timeline_.last_time_us();
   int64_t before_pos = timeline_.pos_us();
   next_timeline_us_ = timeline_.Place(next_.time_us);
-  MaybeCheckpoint(before_time, before_pos);
+  index_->Offer(next_, next_timeline_us_, before_time, before_pos, *screen_);
   have_next_ = true;
   return true;
 }
 
-void Player::MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us) {
-  const Checkpoint& last = checkpoints_.back();
-  if (next_.offset <= last.at.offset) return;  // Indexed already.
-  if (next_timeline_us_ - last.time_us < options_.checkpoint_interval_us &&
-      next_.offset - last.at.offset < options_.checkpoint_bytes) {
-    return;
-  }
-  // Every event before next_ has been applied: the screen is the state
-  // at before_pos_us.
-  Checkpoint cp;
-  cp.time_us = before_pos_us;
-  cp.at = ReadPosition{next_.offset, next_.line - 1, before_time_us};
-  cp.rows = screen_->rows();
-  cp.cols = screen_->cols();
-  cp.snapshot = screen_->Snapshot();
-  snapshot_bytes_ += cp.snapshot.size();
-  checkpoints_.push_back(std::move(cp));
-  ThinCheckpoints();
-}
-
-void Player::ThinCheckpoints() {
-  while (snapshot_bytes_ > options_.checkpoint_budget &&
-         checkpoints_.size() > 2) {
-    // Keep even positions and the last one: it marks how far the index
-    // reaches, and checkpoints are only ever added beyond it.
-    std::vector<Checkpoint> kept;
-    kept.reserve(checkpoints_.size() / 2 + 2);
-    snapshot_bytes_ = 0;
-    for (size_t i = 0; i < checkpoints_.size(); ++i) {
-      if (i % 2 == 0 || i + 1 == checkpoints_.size()) {
-        snapshot_bytes_ += checkpoints_[i].snapshot.size();
-        kept.push_back(std::move(checkpoints_[i]));
-      }
-    }
-    if (kept.size() == checkpoints_.size()) break;  // Nothing left to drop.
-    checkpoints_ = std::move(kept);
-    options_.checkpoint_interval_us =
-        std::min<int64_t>(options_.checkpoint_interval_us, INT64_MAX / 2) * 2;
-    options_.checkpoint_bytes =
-        std::min<uint64_t>(options_.checkpoint_bytes, UINT64_MAX / 2) * 2;
-  }
-}
-
-Status Player::Apply(bool to_terminal, size_t* bytes) {
+Status Player::Apply(size_t* bytes) {
   have_next_ = false;
   applied_us_ = next_timeline_us_;
   if (next_.code == "o") {
-    if (to_terminal) MEZ_RETURN_IF_ERROR(out_->Append(next_.data));
+    frame_dirty_ = true;
     screen_->Feed(next_.data);
     *bytes += next_.data.size();
   } else if (next_.code == "r") {
     int rows = 0;
     int cols = 0;
-    if (ParseSize(next_.data, &rows, &cols)) {
+    if (ParseSizeEvent(next_.data, &rows, &cols)) {
       Status size = CheckScreenSize(cols, rows);
       if (!size.ok()) {
         return size.WithContext("line " + std::to_string(next_.line));
       }
       screen_->Resize(rows, cols);
+      frame_dirty_ = true;
     }
   }
   return Status::Ok();
@@ -233,11 +204,11 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
     }
     MEZ_ASSIGN_OR_RETURN(bool have, Peek());
     if (!have) {
-      finished_ = true;
+      if (!waiting_live_) finished_ = true;
       break;
     }
     if (next_timeline_us_ > pos) break;
-    MEZ_RETURN_IF_ERROR(Apply(true, &burst));
+    MEZ_RETURN_IF_ERROR(Apply(&burst));
   }
   if (burst > 0) status_dirty_ = true;
   return Status::Ok();
@@ -246,9 +217,21 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
 Result<int64_t> Player::Tick() {
   if (finished_) return -1;
   int64_t now = clock_->MonotonicMicros();
+  if (waiting_live_ && now >= next_live_poll_us_) {
+    // Read on from where the stream ended; a stream that ends again
+    // while the session is live waits another interval.
+    ReadPosition at = reader_->resume_position();
+    MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(at.offset));
+    reader_ = std::make_unique<EventReader>(std::move(stream), at,
+                                            options_.read_size);
+    waiting_live_ = false;
+  }
   int64_t pos = position_us();
   bool busy = false;
-  MEZ_RETURN_IF_ERROR(EmitDue(pos, &busy));
+  // What came before an event that stops playback is shown first.
+  Status emitted = EmitDue(pos, &busy);
+  MEZ_RETURN_IF_ERROR(DrawFrame());
+  MEZ_RETURN_IF_ERROR(emitted);
   if (finished_) {
     anchor_pos_us_ = end_us_.value_or(applied_us_);
     status_dirty_ = true;
@@ -276,6 +259,7 @@ Result<int64_t> Player::Tick() {
       double until = static_cast<double>(next_timeline_us_ - pos) / speed_;
       wait = std::min(wait, static_cast<int64_t>(until) + 1);
     }
+    if (waiting_live_) wait = std::min(wait, next_live_poll_us_ - now);
     // The status line shows whole seconds.
     double tick = static_cast<double>(kSecond - pos % kSecond) / speed_;
     wait = std::min(wait, static_cast<int64_t>(tick) + 1);
@@ -292,13 +276,18 @@ std::string Player::StatusText() const {
   std::string s = std::string(glyph) + " " + FormatClock(pos) + " / " +
                   (d.has_value() ? FormatClock(*d) : "--:--") + "  " +
                   (options_.utf8 ? "\u00d7" : "x") + FormatSpeed(speed_);
+  if (source_->meta().live) s += options_.utf8 ? "  \u25cf live" : "  (live)";
   // The recording's size, unless it is the terminal's (counting the status
-  // line's row in or out).
+  // line's row in or out); what is shown of it when it does not fit.
   int rows = screen_->rows();
-  if (screen_->cols() != options_.term_cols ||
-      (rows != options_.term_rows && rows != options_.term_rows - 1)) {
-    s += "  [" + std::to_string(screen_->cols()) + "x" +
-         std::to_string(screen_->rows()) + "]";
+  int cols = screen_->cols();
+  std::string size = std::to_string(cols) + "x" + std::to_string(rows);
+  if (cols > options_.term_cols || rows > ViewRows()) {
+    s += "  [" + size + " > " + std::to_string(options_.term_cols) + "x" +
+         std::to_string(ViewRows()) + ": h/j/k/l pan]";
+  } else if (cols != options_.term_cols ||
+             (rows != options_.term_rows && rows != options_.term_rows - 1)) {
+    s += "  [" + size + "]";
   }
   return s;
 }
@@ -308,13 +297,26 @@ Status Player::DrawStatus(int64_t now) {
   last_status_ = text;
   last_status_draw_us_ = now;
   status_dirty_ = false;
-  if (options_.term_rows < 2 || options_.term_cols < 2) return Status::Ok();
+  if (!status_on_ || options_.term_rows < 2 || options_.term_cols < 2) {
+    return Status::Ok();
+  }
   size_t width = static_cast<size_t>(options_.term_cols - 1);
-  std::string help = options_.utf8
-                         ? "space pause  \u2190/\u2192 seek  +/- speed  q quit"
-                         : "space pause  <-/-> seek  +/- speed  q quit";
+  std::string help =
+      options_.utf8
+          ? "space pause  \u2190/\u2192 seek  0-9 jump  g go to  +/- speed  "
+            "s status  q quit"
+          : "space pause  <-/-> seek  0-9 jump  g go to  +/- speed  s status  "
+            "q quit";
   std::string line = " " + text;
-  if (Columns(line) + 4 + Columns(help) <= width) line += "    " + help;
+  if (prompting_) {
+    line += "    go to (1:30, 90, 2m, 50%; Enter, Esc): " + prompt_ + "_";
+  } else if (!notice_.empty()) {
+    line += "    " + notice_;
+  } else {
+    std::string banner = Banner(source_->meta());
+    if (Columns(line) + 4 + Columns(banner) <= width) line += "    " + banner;
+    if (Columns(line) + 4 + Columns(help) <= width) line += "    " + help;
+  }
   line = Clip(line, width);
   line.append(width - Columns(line), ' ');
   const TermCaps& caps = options_.caps;
@@ -349,14 +351,27 @@ void Player::Quit() {
 
 Status Player::SeekTo(int64_t target) {
   if (finished_) return Status::Ok();
+  MEZ_RETURN_IF_ERROR(MoveTo(target));
+  Redraw();
+  return DrawFrame();
+}
+
+Status Player::SeekToPercent(double percent) {
+  if (finished_) return Status::Ok();
+  std::optional<int64_t> length = duration_us();
+  if (!length.has_value()) {
+    int64_t here = position_us();
+    MEZ_RETURN_IF_ERROR(MoveTo(INT64_MAX));  // Reads (and indexes) it all.
+    length = end_us_.value_or(std::max(here, applied_us_));
+  }
+  percent = std::clamp(percent, 0.0, 100.0);
+  return SeekTo(std::llround(static_cast<double>(*length) * percent / 100));
+}
+
+Status Player::MoveTo(int64_t target) {
   target = std::max<int64_t>(target, 0);
   if (end_us_.has_value()) target = std::min(target, *end_us_);
-  bool was_alt = screen_->altscreen();
-  // The last checkpoint at or before the target.
-  auto it = std::upper_bound(
-      checkpoints_.begin(), checkpoints_.end(), target,
-      [](int64_t t, const Checkpoint& cp) { return t < cp.time_us; });
-  const Checkpoint& cp = *std::prev(it);  // The first is at time 0.
+  const Checkpoint cp = index_->Find(target);
   uint64_t read_at = have_next_ ? next_.offset : reader_->position().offset;
   if (target < applied_us_ || cp.at.offset > read_at) {
     MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(cp.at.offset));
@@ -367,174 +382,107 @@ Status Player::SeekTo(int64_t target) {
     applied_us_ = cp.time_us;
     have_next_ = false;
     eof_ = false;
+    waiting_live_ = false;
   }
   // Read up to the target without delays, on the emulator only.
   size_t bytes = 0;
   for (;;) {
     MEZ_ASSIGN_OR_RETURN(bool have, Peek());
     if (!have || next_timeline_us_ > target) break;
-    MEZ_RETURN_IF_ERROR(Apply(false, &bytes));
+    MEZ_RETURN_IF_ERROR(Apply(&bytes));
   }
   if (end_us_.has_value()) target = std::min(target, *end_us_);
-  std::string redraw;
-  if (was_alt && !screen_->altscreen()) redraw += "\033[?1049l";
-  redraw += screen_->Snapshot(options_.term_rows - 1, options_.term_cols);
-  MEZ_RETURN_IF_ERROR(out_->Append(redraw));
   Reanchor(clock_->MonotonicMicros(), target);
-  status_dirty_ = true;
-  last_status_.clear();  // The snapshot cleared the status line.
   return Status::Ok();
 }
 
-Status Player::HandleInput(std::string_view bytes) {
-  // Keys act on what is on screen now: show what fell due first.
-  bool busy = false;
-  MEZ_RETURN_IF_ERROR(EmitDue(position_us(), &busy));
-  pending_keys_.append(bytes);
-  size_t i = 0;
-  const std::string& k = pending_keys_;
-  while (i < k.size() && !finished_) {
-    char c = k[i];
-    if (c == '\033') {
-      if (i + 1 >= k.size()) break;  // Wait for the rest.
-      if (k[i + 1] != '[' && k[i + 1] != 'O') {
-        ++i;  // A lone Escape.
-        continue;
-      }
-      // CSI or SS3: parameters, then a final byte in 0x40..0x7E.
-      size_t j = i + 2;
-      while (j < k.size() && (k[j] < 0x40 || k[j] > 0x7E)) ++j;
-      if (j >= k.size()) break;
-      if (k[j] == 'C') MEZ_RETURN_IF_ERROR(SeekBy(kSeekStepUs));
-      if (k[j] == 'D') MEZ_RETURN_IF_ERROR(SeekBy(-kSeekStepUs));
-      i = j + 1;
-      continue;
-    }
-    switch (c) {
-      case ' ':
-        TogglePause();
-        break;
-      case '+':
-      case '=':
-        ChangeSpeed(true);
-        break;
-      case '-':
-      case '_':
-        ChangeSpeed(false);
-        break;
-      case 'q':
-      case 'Q':
-      case 0x03:  // Ctrl-C: raw mode delivers it as a byte.
-        Quit();
-        break;
-      default:
-        break;
-    }
-    ++i;
+void Player::Redraw() {
+  renderer_.Invalidate();
+  frame_dirty_ = true;
+  status_dirty_ = true;
+  last_status_.clear();  // The frame's clear takes the status line too.
+}
+
+int Player::ViewRows() const {
+  // A one-row terminal has no room for the status line (DrawStatus skips
+  // it): the view keeps the row.
+  bool status = status_on_ && options_.term_rows >= 2;
+  return std::max(1, options_.term_rows - (status ? 1 : 0));
+}
+
+void Player::PlaceView() {
+  int rows = ViewRows();
+  int cols = std::max(1, options_.term_cols);
+  if (follow_) {
+    int crow = 0;
+    int ccol = 0;
+    screen_->cursor(&crow, &ccol);
+    if (crow < top_) top_ = crow;
+    if (crow >= top_ + rows) top_ = crow - rows + 1;
+    // Rows move as little as they must; columns start at the left edge
+    // whenever the cursor is within the first `cols` (a prompt, a line
+    // being typed), so a narrow moment (a resize) leaves no lasting shift.
+    left_ = ccol < cols ? 0 : ccol - cols + 1;
   }
-  pending_keys_.erase(0, finished_ ? pending_keys_.size() : i);
-  return Status::Ok();
+  top_ = std::clamp(top_, 0, std::max(0, screen_->rows() - rows));
+  left_ = std::clamp(left_, 0, std::max(0, screen_->cols() - cols));
+}
+
+Status Player::DrawFrame() {
+  if (!frame_dirty_) return Status::Ok();
+  frame_dirty_ = false;
+  PlaceView();
+  return out_->Append(renderer_.Draw(*screen_, top_, left_, ViewRows(),
+                                     std::max(1, options_.term_cols)));
+}
+
+void Player::ToggleStatusLine() {
+  if (options_.term_rows < 2) return;
+  status_on_ = !status_on_;
+  status_chosen_ = true;
+  Redraw();
+}
+
+void Player::Pan(int rows, int cols) {
+  follow_ = false;
+  PlaceView();  // Start from a view inside the screen.
+  top_ += rows;
+  left_ += cols;
+  frame_dirty_ = true;
+  status_dirty_ = true;
+}
+
+void Player::Follow() {
+  follow_ = true;
+  frame_dirty_ = true;
 }
 
 void Player::Resize(int rows, int cols) {
   options_.term_rows = rows;
   options_.term_cols = cols;
-  status_dirty_ = true;
-  last_status_.clear();
-  (void)out_->Append(SetupText());
+  if (!status_chosen_) status_on_ = StatusLineByDefault(*screen_, rows, cols);
+  Redraw();
 }
 
 std::string Player::SetupText() const {
-  const TermCaps& caps = options_.caps;
-  if (options_.term_rows < 3) return {};
-  return caps.save_cursor + caps.Csr(0, options_.term_rows - 2) +
-         caps.restore_cursor;
+  // Line feeds on the bottom row scroll the screen into the scrollback.
+  return options_.caps.Cup(std::max(0, options_.term_rows - 1), 0) +
+         std::string(static_cast<size_t>(std::max(0, options_.term_rows)),
+                     '\n');
 }
 
-std::string Player::RestoreText(bool alt) const {
+std::string Player::RestoreText() const {
   const TermCaps& caps = options_.caps;
   std::string s = caps.attrs_off;
-  if (alt) s += "\033[?1049l";
-  // Keyboard and mouse modes a recording may have turned on.
+  // Modes only a recording's bytes could have set, when those went to the
+  // terminal: reset in case a terminal kept them from earlier.
   s += "\033[?1l\033>\033[?2004l\033[?1000l\033[?1002l\033[?1003l\033[?1006l";
-  if (options_.term_rows >= 2) {
-    s += caps.save_cursor + caps.Csr(0, options_.term_rows - 1) +
-         caps.Cup(options_.term_rows - 1, 0) + caps.clear_eol +
-         caps.restore_cursor;
-  }
-  s += caps.cursor_visible + "\r\n";
+  int last = options_.term_rows - 1;
+  if (status_on_ && last >= 1) s += caps.Cup(last, 0) + caps.clear_eol;
+  int used = renderer_.RowsUsed();
+  s += caps.Cup(std::min(used, std::max(last, 0)), 0) + caps.cursor_visible;
+  if (used > last) s += "\r\n";
   return s;
-}
-
-Status PlayInteractive(RecordingSource* source, PlayerOptions options,
-                       int in_fd, int out_fd) {
-  if (!isatty(out_fd)) {
-    return FailedPrecondition(
-        "--format=pty needs a terminal on stdout (use --format=text, json or "
-        "cast)");
-  }
-  int rows = 24;
-  int cols = 80;
-  (void)GetWindowSize(out_fd, &rows, &cols);
-  options.term_rows = rows;
-  options.term_cols = cols;
-  options.caps = TermCaps::Load(out_fd);
-  options.utf8 = LocaleIsUtf8();
-  FdSink out(out_fd, 1 << 16);
-  MEZ_ASSIGN_OR_RETURN(auto player, Player::Create(source, options, &out));
-
-  // The banner goes out before raw mode, so "\n" still means a new line.
-  MEZ_RETURN_IF_ERROR(WriteAll(out_fd, Banner(source->meta()) + "\n"));
-  bool keys = in_fd >= 0 && isatty(in_fd);
-  MEZ_ASSIGN_OR_RETURN(auto guard,
-                       TerminalGuard::Enter(keys ? in_fd : -1, out_fd));
-  guard->SetRestoreText(player->RestoreText(false), player->RestoreText(true));
-  // Keep the cursor off the bottom line, which the status line takes.
-  MEZ_RETURN_IF_ERROR(out.Append("\n" + options.caps.cursor_up));
-  MEZ_RETURN_IF_ERROR(out.Append(player->SetupText()));
-
-  Status status;
-  for (;;) {
-    auto wait = player->Tick();
-    if (!wait.ok()) {
-      status = wait.status();
-      break;
-    }
-    guard->SetAltscreen(player->screen().altscreen());
-    if (*wait < 0) break;
-    if (guard->TakeResized() && GetWindowSize(out_fd, &rows, &cols)) {
-      player->Resize(rows, cols);
-      guard->SetRestoreText(player->RestoreText(false),
-                            player->RestoreText(true));
-      continue;
-    }
-    struct pollfd pfd {};
-    pfd.fd = keys ? in_fd : -1;
-    pfd.events = POLLIN;
-    int timeout_ms = static_cast<int>((*wait + 999) / 1000);
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n < 0 && errno != EINTR) {
-      status = ErrnoStatus("poll", errno);
-      break;
-    }
-    if (n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-      char buf[256];
-      ssize_t got = read(in_fd, buf, sizeof(buf));
-      if (got <= 0) {
-        if (got < 0 && errno == EINTR) continue;
-        keys = false;  // End of input: play on without keys.
-        continue;
-      }
-      status =
-          player->HandleInput(std::string_view(buf, static_cast<size_t>(got)));
-      if (!status.ok()) break;
-    }
-  }
-  (void)out.Flush();
-  guard->SetAltscreen(player->screen().altscreen());
-  Status restored = guard->Restore();
-  if (!status.ok()) return status;
-  return restored;
 }
 
 }  // namespace mez::play

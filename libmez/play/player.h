@@ -7,6 +7,9 @@
 // terminal should receive to a ByteSink and takes key bytes from its
 // caller, and it reads time from a Clock, so that tests drive it with a
 // FakeClock. PlayInteractive() wires it to the real terminal.
+//
+// Files: player.cc (timing, seeks, view, status line), player_keys.cc
+// (keys and the go-to prompt), interactive.cc (PlayInteractive).
 #ifndef MEZ_PLAY_PLAYER_H_
 #define MEZ_PLAY_PLAYER_H_
 
@@ -18,7 +21,9 @@
 #include <vector>
 
 #include "libmez/play/event_reader.h"
+#include "libmez/play/render.h"
 #include "libmez/play/screen.h"
+#include "libmez/play/seek_index.h"
 #include "libmez/play/source.h"
 #include "libmez/play/terminal.h"
 #include "libmez/play/timing.h"
@@ -32,37 +37,41 @@ inline constexpr double kMaxSpeed = 16;
 inline constexpr int64_t kSeekStepUs = 5'000'000;
 
 struct PlayerOptions {
-  double speed = 1.0;                  // > 0; keys move it within 1/16..16.
-  std::optional<int64_t> idle_cap_us;  // Longest gap kept, recording time.
-  Clock* clock = nullptr;              // RealClock() when null.
-  int term_rows = 24;                  // The real terminal's size.
+  double speed = 1.0;  // > 0; keys move it within 1/16..16.
+  // Longest gap kept, recording time; nullopt: the header's idle_time_limit,
+  // kNoIdleLimit: every gap.
+  std::optional<int64_t> idle_cap_us;
+  Clock* clock = nullptr;  // RealClock() when null.
+  int term_rows = 24;      // The real terminal's size.
   int term_cols = 80;
+  // Whether the status line shows at the start (the 's' key toggles it).
+  // nullopt: shown unless the recording's rows fill the terminal exactly,
+  // so that the status line would take the place of its last row.
+  std::optional<bool> status_line;
+  // Where PlayInteractive starts: a timeline time, or a percentage of the
+  // timeline (which wins).
+  std::optional<int64_t> start_at_us;
+  std::optional<double> start_at_percent;
   bool utf8 = true;  // Status line glyphs (else ASCII ones).
   TermCaps caps = TermCaps::Ansi();
-  // A checkpoint is taken when this much timeline time or this many bytes
-  // went by since the last one.
+  // The seek index (SeekIndexOptions): a checkpoint every this much
+  // timeline time or this many bytes, all snapshots within the budget.
   int64_t checkpoint_interval_us = 5'000'000;
-  uint64_t checkpoint_bytes = 4 << 20;
-  // Most bytes all checkpoint snapshots may hold together. A recording
-  // can make each snapshot large (a full screen of changing colours) and
-  // ask for many (an event every 5 s), so beyond this every other
-  // checkpoint is dropped (the first and the furthest stay) and both
-  // intervals above double: seeks then re-read more, memory stays bounded.
+  uint64_t checkpoint_bytes = 1 << 20;
   uint64_t checkpoint_budget = 64 << 20;
+  // Also index the whole recording at once on a thread of its own (with a
+  // second stream from the source), so that seeks anywhere soon cost at
+  // most one interval. PlayInteractive turns it on.
+  bool index_in_background = false;
+  // A live recording (SessionMeta::live) that reached the end of what has
+  // arrived is asked again this often.
+  // Each ask is a new ReadRecording for a remote session (and an audit
+  // event on the server), hence not more often.
+  int64_t live_poll_us = 2'000'000;
   size_t read_size = 64 << 10;              // Per read from the source.
   size_t max_burst = 1 << 20;               // Output bytes per Tick, to stay
                                             // responsive to keys.
   int64_t status_min_interval_us = 50'000;  // Status redraws after output.
-};
-
-// A point the player can resume from without reading what came before.
-struct Checkpoint {
-  int64_t time_us = 0;  // Timeline time of the state (the last event
-                        // before `at`).
-  ReadPosition at;      // The next event line.
-  int rows = 0;         // Emulated screen size and contents.
-  int cols = 0;
-  std::string snapshot;  // Screen::Snapshot().
 };
 
 // REQUIRES: external synchronization. `source` and `out` must outlive it.
@@ -78,6 +87,10 @@ class Player {
 
   // Key bytes as the terminal sends them: space pauses and resumes, '+'
   // and '-' double and halve the speed, right and left arrows seek 5 s,
+  // '0'..'9' jump to 0%..90%, Home and End to the start and the end, 'g'
+  // types a time to go to (StartPrompt), 's'
+  // toggles the status line, 'h', 'j', 'k', 'l' pan a recording larger than
+  // the terminal (left, down, up, right) and 'f' follows its cursor again,
   // 'q' (or Ctrl-C) quits. Partial escape sequences are kept for the next
   // call.
   Status HandleInput(std::string_view bytes);
@@ -87,6 +100,19 @@ class Player {
   // screen as it is there.
   Status SeekTo(int64_t timeline_us);
   Status SeekBy(int64_t delta_us) { return SeekTo(position_us() + delta_us); }
+  // Moves to `percent` (0..100) of the timeline, reading to the end first
+  // when its length is not known yet.
+  Status SeekToPercent(double percent);
+  void ToggleStatusLine();
+  // Pans the view by `rows` and `cols` (clamped to the recording) and stops
+  // following the cursor.
+  void Pan(int rows, int cols);
+  void Follow();
+  // 'g' (or 't'): a prompt on the status line takes a time ("1:30", "90",
+  // "2m") or a percentage ("50%"); Enter jumps there, Escape or Ctrl-C
+  // cancels.
+  void StartPrompt();
+  bool prompting() const { return prompting_; }
   void Quit();
 
   // Writes everything due by the clock's now, then the status line when it
@@ -96,38 +122,62 @@ class Player {
   // The real terminal changed size.
   void Resize(int rows, int cols);
 
-  // What the terminal needs to reserve the status line (at the start).
+  // What the terminal needs at the start: its contents pushed into its
+  // scrollback, so that the player draws on a clear screen.
   std::string SetupText() const;
-  // What it needs on the way out (clear the status line, scroll region
-  // back, cursor visible, ...); `alt` when the alternate screen is on.
-  std::string RestoreText(bool alt) const;
+  // What it needs on the way out: the status line cleared, the pen reset,
+  // the cursor visible on the line below the last picture.
+  std::string RestoreText() const;
 
   int64_t position_us() const;
   bool paused() const { return paused_; }
   double speed() const { return speed_; }
   bool finished() const { return finished_; }
+  // At the end of what a live recording has sent so far, waiting for more.
+  bool waiting_live() const { return waiting_live_; }
   bool quit() const { return quit_; }
   // Timeline length, once known (from the source, or at the end).
   std::optional<int64_t> duration_us() const;
-  const std::vector<Checkpoint>& checkpoints() const { return checkpoints_; }
+  // The seek index so far (a copy).
+  std::vector<Checkpoint> checkpoints() const { return index_->checkpoints(); }
+  // The background index reached the end of the recording (or stopped).
+  bool index_complete() const { return index_->background_done(); }
+  void IndexStats(size_t* checkpoints, uint64_t* snapshot_bytes) const {
+    *checkpoints = index_->size();
+    *snapshot_bytes = index_->snapshot_bytes();
+  }
   const Screen& screen() const { return *screen_; }
-  // The status line without escapes, e.g. "▶ 00:12 / 03:45  ×2".
+  // The status line without escapes, e.g. "▶ 00:12 / 03:45  ×2", with
+  // "[200x50 > 80x23: h/j/k/l pan]" when the recording does not fit.
   std::string StatusText() const;
+  bool status_line() const { return status_on_; }
+  // The recording's row and column at the view's top left corner.
+  int view_top() const { return top_; }
+  int view_left() const { return left_; }
 
  private:
   Player(RecordingSource* source, PlayerOptions options, record::ByteSink* out);
   // Makes next_ hold the next unapplied event; false at the end.
   Result<bool> Peek();
-  void MaybeCheckpoint(int64_t before_time_us, int64_t before_pos_us);
-  // Drops every other checkpoint but the first and the last while the
-  // snapshots are over the budget; doubles the intervals each time.
-  void ThinCheckpoints();
   // Writes the events due at timeline time `pos`, stopping after
   // max_burst bytes (then *busy). Reaching the end sets finished_.
   Status EmitDue(int64_t pos, bool* busy);
-  // Applies next_ to the emulator and, when `to_terminal`, writes it out.
-  Status Apply(bool to_terminal, size_t* bytes);
+  // Applies next_ to the emulator; counts its bytes into *bytes.
+  Status Apply(size_t* bytes);
+  // Moves the emulator (not the terminal) to `target`.
+  Status MoveTo(int64_t target);
+  // Draws the emulator into the view when it changed.
+  Status DrawFrame();
+  // Forgets what the terminal shows: the next frame and status line are
+  // drawn whole.
+  void Redraw();
+  int ViewRows() const;
+  // Keeps the cursor in view when following, and the view in the screen.
+  void PlaceView();
   Status DrawStatus(int64_t now);
+  void EndPrompt();
+  // One key of the prompt at keys[*i], advancing *i.
+  Status PromptKey(const std::string& keys, size_t* i);
   void Reanchor(int64_t now, int64_t position);
 
   RecordingSource* source_;
@@ -138,13 +188,14 @@ class Player {
   std::unique_ptr<EventReader> reader_;
   std::unique_ptr<Screen> screen_;
   Timeline timeline_;
-  std::vector<Checkpoint> checkpoints_;
-  uint64_t snapshot_bytes_ = 0;  // Sum of the checkpoints' snapshot sizes.
+  std::unique_ptr<SeekIndex> index_;
 
   Event next_;
   int64_t next_timeline_us_ = 0;
   bool have_next_ = false;
   bool eof_ = false;
+  bool waiting_live_ = false;  // At the end of a live stream, for now.
+  int64_t next_live_poll_us_ = 0;
   int64_t applied_us_ = 0;  // Timeline time of the last applied event.
   std::optional<int64_t> end_us_;
 
@@ -155,6 +206,19 @@ class Player {
   int64_t anchor_wall_us_ = 0;  // Clock time at anchor_pos_us_.
   int64_t anchor_pos_us_ = 0;
 
+  Renderer renderer_;
+  bool frame_dirty_ = true;
+  bool status_on_ = true;
+  bool status_chosen_ = false;  // Toggled by the viewer: kept on resize.
+  bool follow_ = true;
+  int top_ = 0;
+  int left_ = 0;
+
+  bool prompting_ = false;
+  bool status_for_prompt_ = false;  // Shown only for the prompt.
+  std::string prompt_;
+  std::string notice_;  // A bad time typed: shown until the next key.
+
   std::string pending_keys_;
   std::string last_status_;
   int64_t last_status_draw_us_ = -1;
@@ -163,8 +227,9 @@ class Player {
 
 // Plays `source` on the terminal `out_fd` (which must be one), keys from
 // `in_fd` (ignored when not a terminal): prints the "Playing session"
-// line, reserves the bottom line for the status, and restores the
-// terminal on every way out, fatal signals included. `options.term_*`,
+// line, draws the recording's screen from the terminal's top, the status
+// line on its bottom row, and restores the terminal on every way out,
+// fatal signals included. `options.term_*`,
 // `utf8` and `caps` are taken from the terminal and environment.
 Status PlayInteractive(RecordingSource* source, PlayerOptions options,
                        int in_fd, int out_fd);

@@ -291,6 +291,30 @@ void Screen::Load(std::string_view snapshot, int rows, int cols) {
   Feed(snapshot);
 }
 
+Cell Screen::CellAt(int row, int col) const {
+  VTermScreenCell cell;
+  vterm_screen_get_cell(impl_->screen, VTermPos{row, col}, &cell);
+  Cell out;
+  if (cell.chars[0] == static_cast<uint32_t>(-1)) {
+    out.text.clear();  // The right half of a wide character.
+  } else if (cell.chars[0] != 0) {
+    out.text.clear();
+    for (int i = 0; i < VTERM_MAX_CHARS_PER_CELL && cell.chars[i] != 0; ++i) {
+      AppendUtf8(cell.chars[i], &out.text);
+    }
+  }
+  out.width = cell.width == 2 ? 2 : 1;
+  Pen pen = CellPen(cell);
+  bool plain = !pen.bold && pen.underline == 0 && !pen.italic && !pen.blink &&
+               !pen.reverse && !pen.strike && IsDefault(pen.fg) &&
+               IsDefault(pen.bg);
+  if (!plain) {
+    out.sgr.clear();
+    AppendSgr(pen, &out.sgr);
+  }
+  return out;
+}
+
 std::string Screen::RowText(int row) const {
   std::string out;
   VTermScreenCell cell;

@@ -21,7 +21,8 @@ namespace mez::play {
 
 // The largest screen the player emulates. libvterm keeps two buffers (main
 // and alternate) of about 36 bytes a cell, so memory follows the cell count:
-// at 2^20 cells `msh play` peaks at about 120 MB (4096x4096 took 1.2 GB,
+// at 2^20 cells `msh play` peaks at about 200 MB with its two screens (the
+// player's and the seek index's; 4096x4096 took 1.2 GB with one,
 // 65535x65535 crashed it). Real terminals stay far below: an 8K display
 // (7680x4320) with a tiny 4x8-pixel font is 1920x540 (1,036,800 cells); a
 // 4K one with a readable 8x16 font is 480x135. A recording that claims more
@@ -29,6 +30,18 @@ namespace mez::play {
 inline constexpr int kMaxScreenCols = 4096;
 inline constexpr int kMaxScreenRows = 4096;
 inline constexpr int64_t kMaxScreenCells = int64_t{1} << 20;
+
+// One cell of the emulated screen as a terminal would draw it.
+struct Cell {
+  // UTF-8 characters; " " for a blank cell, empty for the right half of a
+  // wide character (drawn by the cell to its left).
+  std::string text = " ";
+  int width = 1;  // Columns `text` takes: 1, or 2 for a wide character.
+  // A full SGR (reset first) selecting the cell's colours and attributes,
+  // "\033[0m" for the default pen.
+  std::string sgr = "\033[0m";
+  bool operator==(const Cell&) const = default;
+};
 
 // Ok when a `cols` x `rows` screen is within the limits above; otherwise
 // kDataLoss naming the size and the limits.
@@ -59,6 +72,9 @@ class Screen {
   // Replaces the whole state with that of a snapshot taken from a screen of
   // `rows` x `cols`.
   void Load(std::string_view snapshot, int rows, int cols);
+
+  // The cell at `row`, `col` (0-based, within the screen).
+  Cell CellAt(int row, int col) const;
 
   // The text of one row, trailing blanks removed (tests, debugging).
   std::string RowText(int row) const;

@@ -24,6 +24,9 @@ struct SessionMeta {
   // Recording time of the last event, in microseconds, when the source
   // knows it without reading the whole stream.
   std::optional<int64_t> duration_us;
+  // The session is still being recorded: the stream may grow after its
+  // end (reopen at the offset reached to read on).
+  bool live = false;
 };
 
 // REQUIRES: external synchronization. Streams returned by Open are

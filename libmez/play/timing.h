@@ -42,6 +42,20 @@ class Timeline {
   int64_t pos_us_ = 0;
 };
 
+// An idle limit that keeps every pause, whatever the header says.
+inline constexpr int64_t kNoIdleLimit = INT64_MAX;
+
+// The idle limit in force: one given explicitly (kNoIdleLimit: none) wins
+// over the recording header's idle_time_limit.
+inline std::optional<int64_t> EffectiveIdleLimit(
+    std::optional<int64_t> given, std::optional<int64_t> header) {
+  if (given.has_value()) {
+    if (*given == kNoIdleLimit) return std::nullopt;
+    return given;
+  }
+  return header;
+}
+
 // The time an event at timeline time `timeline_us` is shown at `speed`.
 inline int64_t Present(int64_t timeline_us, double speed) {
   return std::llround(static_cast<double>(timeline_us) / speed);
