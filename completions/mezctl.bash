@@ -1,10 +1,32 @@
 # bash completion for mezctl(1), the Mezite operator CLI.  -*- shell-script -*-
 # Installed as share/bash-completion/completions/mezctl; needs nothing else
-# from bash-completion. Node and user names are not completed: listing them
-# would mean a round trip to the server on every TAB.
+# from bash-completion. Node names (nodes rm, audit ls --node) and session
+# ids (audit ls --session) are asked of mezrecd through mezctl and msh, with
+# the identity on the line, for at most 2 seconds; on failure nothing is
+# offered. User names are not completed.
+
+# Runs `bin` with `identity` (may be empty) and the rest as arguments, with
+# a time limit, stderr dropped.
+_mezctl_query() {
+  local bin=$1 identity=$2
+  shift 2
+  local -a cmd=("$bin")
+  [[ -n $identity ]] && cmd+=(--identity "$identity")
+  if command -v timeout >/dev/null 2>&1; then
+    timeout 2 "${cmd[@]}" "$@" 2>/dev/null </dev/null
+  else
+    "${cmd[@]}" "$@" 2>/dev/null </dev/null
+  fi
+}
+
+# The registered node names, one per line.
+_mezctl_nodes() {
+  _mezctl_query "${COMP_WORDS[0]:-mezctl}" "$1" nodes ls --format=jsonl |
+    sed -n 's/^{"name":"\([^"]*\)".*/\1/p'
+}
 
 _mezctl() {
-  local i w cur prev opt val path="" opts="" subs=""
+  local i w cur prev opt val path="" opts="" subs="" identity="" names
   local -a words=()
   # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value"; rejoin.
   for ((i = 0; i <= COMP_CWORD; i++)); do
@@ -23,7 +45,9 @@ _mezctl() {
   # the subcommand path, then positional arguments.
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
-      --identity | --type | --user | --session | --last | --since | --until | \
+      --identity=*) identity=${words[i]#*=} ;;
+      --identity) identity=${words[++i]} ;;
+      --type | --user | --session | --node | --last | --since | --until | \
         --limit | --format | --addr | --login-hint | --host-key | --logins | \
         --role | --ttl | --identity-out) ((i++)) ;;
       -*) ;;
@@ -60,7 +84,17 @@ _mezctl() {
         COMPREPLY=($(compgen -W "user host" -- "$val"))
       return 0
       ;;
-    --user | --session | --last | --since | --until | --limit | --addr | \
+    --node)
+      COMPREPLY=($(compgen -W "$(_mezctl_nodes "$identity")" -- "$val"))
+      return 0
+      ;;
+    --session)
+      # mezctl has no session listing; msh (installed beside it) has.
+      names=$(_mezctl_query msh "$identity" sessions ls -q --limit=200)
+      COMPREPLY=($(compgen -W "$names" -- "$val"))
+      return 0
+      ;;
+    --user | --last | --since | --until | --limit | --addr | \
       --login-hint | --host-key | --logins | --ttl)
       COMPREPLY=() # Free values.
       return 0
@@ -78,11 +112,13 @@ _mezctl() {
     "config set session_recording") subs="node-sync node off" ;;
     audit) subs="ls" ;;
     "audit ls")
-      opts="--type --user --session --last --since --until --limit --format"
+      opts="--type --user --session --node --last --since --until --limit"
+      opts+=" --format --header"
       ;;
     nodes) subs="add ls rm" ;;
     "nodes add"*) opts="--addr --openssh --login-hint --host-key" ;;
     "nodes ls") opts="--format" ;;
+    "nodes rm") subs=$(_mezctl_nodes "$identity") ;;
     users) subs="add ls rm" ;;
     "users add"*) opts="--logins --role --ttl --identity-out" ;;
     "users ls") opts="--format" ;;

@@ -1,6 +1,35 @@
 # fish completion for mezctl(1), the Mezite operator CLI. Installed in
-# share/fish/vendor_completions.d. Node and user names are not completed:
-# listing them would mean a round trip to the server on every TAB.
+# share/fish/vendor_completions.d. Node names and session ids are asked of
+# mezrecd through mezctl and msh, with the identity on the line, for at
+# most 2 seconds. User names are not completed.
+
+# Runs the binary argv[1] with the line's --identity and the other
+# arguments, time-limited.
+function __mezctl_query
+    set -l cmd $argv[1]
+    set -e argv[1]
+    set -l tokens (commandline -opc)
+    set -l i 2
+    while test $i -le (count $tokens)
+        switch $tokens[$i]
+            case '--identity=*'
+                set -a cmd --identity (string replace -- '--identity=' '' $tokens[$i])
+            case --identity
+                set i (math $i + 1)
+                set -a cmd --identity $tokens[$i]
+        end
+        set i (math $i + 1)
+    end
+    if command -q timeout
+        timeout 2 $cmd $argv 2>/dev/null </dev/null
+    else
+        $cmd $argv 2>/dev/null </dev/null
+    end
+end
+
+function __mezctl_nodes
+    __mezctl_query mezctl nodes ls --format=jsonl | string replace -rf '^\{"name":"([^"]*)".*' '$1'
+end
 
 # Prints the words typed so far that are neither options nor their values:
 # the subcommand path, then positional arguments.
@@ -14,7 +43,7 @@ function __mezctl_path
             continue
         end
         switch $t
-            case --identity --type --user --session --last --since --until \
+            case --identity --type --user --session --node --last --since --until \
                 --limit --format --addr --login-hint --host-key --logins \
                 --role --ttl --identity-out
                 set skip 1
@@ -60,17 +89,20 @@ complete -c mezctl -n '__mezctl_at config set session_recording' -a off -d 'reco
 complete -c mezctl -n '__mezctl_at audit' -a ls -d 'list audit events, newest first'
 complete -c mezctl -n '__mezctl_in audit ls' -l type -x -d 'only this type, e.g. session.end'
 complete -c mezctl -n '__mezctl_in audit ls' -l user -x -d 'only events of this user'
-complete -c mezctl -n '__mezctl_in audit ls' -l session -x -d 'only events of this session'
+complete -c mezctl -n '__mezctl_in audit ls' -l session -x -a '(__mezctl_query msh sessions ls -q --limit=200)' -d 'only events of this session'
+complete -c mezctl -n '__mezctl_in audit ls' -l node -x -a '(__mezctl_nodes)' -d 'only events on this node'
 complete -c mezctl -n '__mezctl_in audit ls' -l last -x -d 'only events within, e.g. 24h'
-complete -c mezctl -n '__mezctl_in audit ls' -l since -x -d 'from this UTC time (ISO-8601)'
-complete -c mezctl -n '__mezctl_in audit ls' -l until -x -d 'before this UTC time (ISO-8601)'
-complete -c mezctl -n '__mezctl_in audit ls' -l limit -x -d 'at most this many (0: all)'
+complete -c mezctl -n '__mezctl_in audit ls' -l since -x -d 'from this UTC time (ISO-8601) or a duration ago'
+complete -c mezctl -n '__mezctl_in audit ls' -l until -x -d 'before this UTC time (ISO-8601) or a duration ago'
+complete -c mezctl -n '__mezctl_in audit ls' -l limit -x -d 'at most this many (default 50; 0: all)'
 complete -c mezctl -n '__mezctl_in audit ls' -l format -x -a 'text json jsonl' -d 'output format'
+complete -c mezctl -n '__mezctl_in audit ls' -l header -d 'print the header line also when piped'
 
 # nodes add|ls|rm
 complete -c mezctl -n '__mezctl_at nodes' -a add -d 'register a node'
 complete -c mezctl -n '__mezctl_at nodes' -a ls -d 'list nodes'
 complete -c mezctl -n '__mezctl_at nodes' -a rm -d 'remove a node'
+complete -c mezctl -n '__mezctl_at nodes rm' -a '(__mezctl_nodes)' -d 'node'
 complete -c mezctl -n '__mezctl_in nodes add' -l addr -x -d 'HOST:PORT where it serves SSH'
 complete -c mezctl -n '__mezctl_in nodes add' -l openssh -d 'agentless OpenSSH node, recorded by the proxy'
 complete -c mezctl -n '__mezctl_in nodes add' -l login-hint -x -d 'usual login, for display'

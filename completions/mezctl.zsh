@@ -1,8 +1,42 @@
 #compdef mezctl
 # zsh completion for mezctl(1), the Mezite operator CLI. Installed as
-# _mezctl in a directory of $fpath (share/zsh/vendor-completions). Node and
-# user names are not completed: listing them would mean a round trip to the
-# server per TAB.
+# _mezctl in a directory of $fpath (share/zsh/vendor-completions). Node
+# names and session ids are asked of mezrecd through mezctl and msh, with
+# the identity on the line, for at most 2 seconds. User names are not
+# completed.
+
+# Runs BIN with the line's --identity and the other arguments, time-limited.
+_mezctl_query() {
+  local -a cmd
+  cmd=($1)
+  shift
+  local i
+  for ((i = 2; i < $#words; i++)); do
+    case $words[i] in
+      --identity=*) cmd+=(--identity ${words[i]#*=}) ;;
+      --identity) cmd+=(--identity ${words[i+1]}) ;;
+    esac
+  done
+  if (( $+commands[timeout] )); then
+    timeout 2 $cmd "$@" 2>/dev/null </dev/null
+  else
+    $cmd "$@" 2>/dev/null </dev/null
+  fi
+}
+
+_mezctl_node_names() {
+  local -a nodes
+  nodes=(${(f)"$(_mezctl_query mezctl nodes ls --format=jsonl |
+    sed -n 's/^{"name":"\([^"]*\)".*/\1/p')"})
+  _describe -t nodes 'node' nodes
+}
+
+# mezctl has no session listing; msh (installed beside it) has.
+_mezctl_session_ids() {
+  local -a ids
+  ids=(${(f)"$(_mezctl_query msh sessions ls -q --limit=200)"})
+  _describe -t session-ids 'session id' ids
+}
 
 # _mezctl_group GROUP 'action:description'... -- completes GROUP's action,
 # then dispatches to _mezctl_GROUP_ACTION for its arguments.
@@ -51,12 +85,14 @@ _mezctl_audit_ls() {
   _arguments '(- *)'{-h,--help}'[print help and exit]' \
     '--type=[only this event type]:type (e.g. session.end)' \
     '--user=[only events of this user]:user' \
-    '--session=[only events of this session]:session id' \
+    '--session=[only events of this session]:session id:_mezctl_session_ids' \
+    '--node=[only events on this node]:node:_mezctl_node_names' \
     '(--since --until)--last=[only events within this long]:duration (e.g. 24h)' \
-    '(--last)--since=[from this UTC time]:time (ISO-8601)' \
-    '(--last)--until=[before this UTC time]:time (ISO-8601)' \
-    '--limit=[at most this many (0: all)]:count' \
-    '--format=[output format]:format:(text json jsonl)'
+    '(--last)--since=[from this UTC time or a duration ago]:time (ISO-8601) or duration' \
+    '(--last)--until=[before this UTC time or a duration ago]:time (ISO-8601) or duration' \
+    '--limit=[at most this many (default 50; 0: all)]:count' \
+    '--format=[output format]:format:(text json jsonl)' \
+    '--header[print the header line also when piped]'
 }
 
 _mezctl_nodes_add() {
@@ -74,7 +110,8 @@ _mezctl_nodes_ls() {
 }
 
 _mezctl_nodes_rm() {
-  _arguments '(- *)'{-h,--help}'[print help and exit]' '1:node name'
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '1:node name:_mezctl_node_names'
 }
 
 _mezctl_users_add() {

@@ -1,10 +1,26 @@
 # bash completion for msh(1), the Mezite user CLI.        -*- shell-script -*-
 # Installed as share/bash-completion/completions/msh; needs nothing else
-# from bash-completion. Session ids are not completed: listing them would
-# mean a round trip to the server on every TAB.
+# from bash-completion. Session ids (msh play) and node names (msh ssh) are
+# asked of mezrecd through msh itself, with the identity on the line, for
+# at most 2 seconds; on any failure nothing is offered.
+
+# Runs msh with `identity` (may be empty) and the rest as arguments, with
+# a time limit, stderr dropped.
+_msh_query() {
+  local identity=$1
+  shift
+  local -a cmd=("${COMP_WORDS[0]:-msh}")
+  [[ -n $identity ]] && cmd+=(--identity "$identity")
+  if command -v timeout >/dev/null 2>&1; then
+    timeout 2 "${cmd[@]}" "$@" 2>/dev/null </dev/null
+  else
+    "${cmd[@]}" "$@" 2>/dev/null </dev/null
+  fi
+}
 
 _msh() {
-  local i w cur prev opt val path="" opts="" subs="" files=0
+  local i w cur prev opt val path="" opts="" subs="" files=0 identity=""
+  local ids=0 nodes=0
   local -a words=()
   # COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value"; rejoin.
   for ((i = 0; i <= COMP_CWORD; i++)); do
@@ -23,8 +39,11 @@ _msh() {
   # the subcommand path, then positional arguments.
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
-      --identity | --user | --node | --last | --limit | --format | --speed | \
-        --skip-idle | --port | -p | --local-forward | -L) ((i++)) ;;
+      --identity=*) identity=${words[i]#*=} ;;
+      --identity) identity=${words[++i]} ;;
+      --user | --node | --last | --since | --until | --kind | --status | \
+        --limit | --format | --speed | --skip-idle | --port | -p | \
+        --local-forward | -L) ((i++)) ;;
       -*) ;;
       *) path+="${path:+ }${words[i]}" ;;
     esac
@@ -52,8 +71,17 @@ _msh() {
       esac
       return 0
       ;;
-    --user | --node | --last | --limit | --speed | -s | --skip-idle | -i | \
-      --idle-time-limit | --start-at | --port | -p | --local-forward | -L)
+    --kind)
+      COMPREPLY=($(compgen -W "shell exec tcpip" -- "$val"))
+      return 0
+      ;;
+    --status)
+      COMPREPLY=($(compgen -W "recording complete incomplete" -- "$val"))
+      return 0
+      ;;
+    --user | --node | --last | --since | --until | --limit | --speed | -s | \
+      --skip-idle | -i | --idle-time-limit | --start-at | --port | -p | \
+      --local-forward | -L)
       COMPREPLY=() # Free values.
       return 0
       ;;
@@ -71,22 +99,37 @@ _msh() {
       opts="--help -h"
       ;;
     "sessions ls")
-      opts="--user --node --last --limit --format --quiet -q --help -h"
+      opts="--user --node --kind --status --last --since --until --limit"
+      opts+=" --format --quiet -q --header --help -h"
       ;;
     play)
       opts="--speed -s --skip-idle -i --idle-time-limit --start-at --format --strip --help -h"
       files=1
+      ids=1
       ;;
     "play "*) opts="--speed -s --skip-idle -i --idle-time-limit --start-at --format --strip --help -h" ;;
     ssh | "ssh "*)
       opts="--port -p -t -T --local-forward -L --no-command -N --help -h"
+      [[ $path == ssh ]] && nodes=1
       ;;
   esac
 
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  elif ((nodes)); then
+    # msh ssh [login@]NODE: the nodes of the user's recent sessions (only
+    # admins may list every node).
+    local login="" names
+    [[ $cur == *@* ]] && login=${cur%%@*}@
+    names=$(_msh_query "$identity" sessions ls --limit=200 --format=jsonl |
+      sed -n 's/.*"node":"\([^"]*\)".*/\1/p' | sort -u)
+    COMPREPLY=($(compgen -P "$login" -W "$names" -- "${cur#*@}"))
   else
     COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+    if ((ids)); then
+      COMPREPLY+=($(compgen -W "$(_msh_query "$identity" sessions ls -q \
+        --limit=200)" -- "$cur"))
+    fi
     if ((files)); then
       compopt -o filenames 2>/dev/null
       COMPREPLY+=($(compgen -f -- "$cur"))

@@ -1,7 +1,41 @@
 #compdef msh
 # zsh completion for msh(1), the Mezite user CLI. Installed as _msh in a
-# directory of $fpath (share/zsh/vendor-completions). Session ids are not
-# completed: listing them would mean a round trip to the server per TAB.
+# directory of $fpath (share/zsh/vendor-completions). Session ids (play)
+# and node names (ssh) are asked of mezrecd through msh itself, with the
+# identity on the line, for at most 2 seconds.
+
+# Runs msh with the line's --identity and the given arguments, time-limited.
+_msh_query() {
+  local -a cmd
+  cmd=(${words[1]:-msh})
+  local i
+  for ((i = 2; i < $#words; i++)); do
+    case $words[i] in
+      --identity=*) cmd+=(--identity ${words[i]#*=}) ;;
+      --identity) cmd+=(--identity ${words[i+1]}) ;;
+    esac
+  done
+  if (( $+commands[timeout] )); then
+    timeout 2 $cmd "$@" 2>/dev/null </dev/null
+  else
+    $cmd "$@" 2>/dev/null </dev/null
+  fi
+}
+
+_msh_session_ids() {
+  local -a ids
+  ids=(${(f)"$(_msh_query sessions ls -q --limit=200)"})
+  _describe -t session-ids 'session id' ids
+}
+
+# msh ssh: the nodes of the user's recent sessions (only admins list all).
+_msh_nodes() {
+  local -a nodes
+  nodes=(${(fu)"$(_msh_query sessions ls --limit=200 --format=jsonl |
+    sed -n 's/.*"node":"\([^"]*\)".*/\1/p')"})
+  compset -P '*@'  # After "login@", complete the node alone.
+  _describe -t nodes 'node' nodes
+}
 
 _msh_sessions() {
   local curcontext=$curcontext state line ret=1
@@ -17,10 +51,15 @@ _msh_sessions() {
         '(- *)'{-h,--help}'[print help and exit]' \
         '--user=[only this user'\''s sessions]:user' \
         '--node=[only sessions on this node]:node' \
+        '--kind=[only sessions of this kind]:kind:(shell exec tcpip)' \
+        '--status=[only sessions in this state]:status:(recording complete incomplete)' \
         '--last=[only sessions started within this long]:duration (e.g. 24h)' \
-        '--limit=[at most this many (0: all)]:count' \
+        '--since=[started at or after]:ISO-8601 UTC time or duration ago' \
+        '--until=[started before]:ISO-8601 UTC time or duration ago' \
+        '--limit=[at most this many (default 50; 0: all)]:count' \
         '--format=[output format]:format:(text json jsonl)' \
-        '(-q --quiet)'{-q,--quiet}'[print session ids only]' && ret=0
+        '(-q --quiet)'{-q,--quiet}'[print session ids only]' \
+        '--header[print the header line also when piped]' && ret=0
       ;;
   esac
   return ret
@@ -64,7 +103,7 @@ _msh() {
             '--start-at=[start at this time or percentage]:time or percentage (e.g. 1m30s or 50%)' \
             '--format=[output format]:format:((pty\:"interactive, real time" text\:"output data only" plain\:"text without escape codes" json\:"one event per line" cast\:"asciicast v2 file"))' \
             '--strip[with --format=text, drop escape codes]' \
-            '1:session id, recording file or -:_files' && ret=0
+            '1:session id, recording file or -:{_msh_session_ids; _files}' && ret=0
           ;;
         ssh)
           _arguments \
@@ -74,7 +113,7 @@ _msh() {
             '(-t)-T[disable the pseudo-terminal]' \
             '*'{-L+,--local-forward=}'[forward a local port through the node]:[bind\:]port\:host\:hostport' \
             '(-N --no-command -t *)'{-N,--no-command}'[run no command, only forward ports]' \
-            '1:[login@]node' \
+            '1:[login@]node:_msh_nodes' \
             '*:command' && ret=0
           ;;
       esac

@@ -1,6 +1,7 @@
 // mezctl and msh against a real mezrecd: users, login, sessions ls (text
 // piped through awk, json parsed), audit ls filters, config round trip,
-// nodes, CA export, and the RBAC matrix of every Cluster RPC.
+// nodes, CA export, and the RBAC matrix of every Cluster RPC. Lists,
+// exit codes and completions: cli_lists_test.cc.
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -10,12 +11,13 @@
 #include <sstream>
 #include <thread>
 
-#include "libmez/recorder/sync_recorder.h"
 #include "libmez/auth/ssh_cert.h"
+#include "libmez/recorder/sync_recorder.h"
 #include "libmez/ssh/ssh_server.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
 #include "mezite/v1/cluster.grpc.pb.h"
+#include "tests/cli_fixture.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
 
@@ -25,56 +27,6 @@ namespace {
 namespace pb = mezite::v1;
 using nlohmann::json;
 
-class CliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    server_ = std::make_unique<Mezrecd>(dir_.File("data"));
-    ASSERT_TRUE(server_->Start()) << server_->log();
-    admin_id_ = dir_.File("data/admin.identity");
-  }
-  // Runs a CLI with HOME in the test dir; stderr merged into out.
-  CommandResult Cli(const std::string& bin, const std::string& args,
-                    const std::string& home = "") {
-    std::string h = home.empty() ? dir_.File("home-admin") : home;
-    return ::mez::testing::Run("HOME=" + ShellQuote(h) +
-                               " MEZ_IDENTITY= " + bin + " " + args + " 2>&1");
-  }
-  CommandResult Mezctl(const std::string& args) {
-    return Cli(MEZCTL_PATH, "--identity " + ShellQuote(admin_id_) + " " + args);
-  }
-  // Creates a user and logs them in under their own HOME.
-  std::string AddUser(const std::string& name,
-                      const std::string& role = "user") {
-    std::string out = dir_.File(name + ".identity");
-    auto r =
-        Mezctl("users add " + name + " --logins=root,ubuntu --role=" + role +
-               " --identity-out " + ShellQuote(out));
-    EXPECT_EQ(r.exit_code, 0) << r.out;
-    std::string home = dir_.File("home-" + name);
-    ::mez::testing::Run("mkdir -p " + ShellQuote(home));
-    auto login = Cli(MSH_PATH, "login --identity " + ShellQuote(out), home);
-    EXPECT_EQ(login.exit_code, 0) << login.out;
-    EXPECT_NE(login.out.find("as " + name), std::string::npos) << login.out;
-    return home;
-  }
-  void Record(const std::string& id, const std::string& user) {
-    std::string err;
-    server_->RegisterNode("web-01", "127.0.0.1:22", &err);
-    ASSERT_EQ(err, "");
-    auto stub = server_->Stub();
-    RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
-    ASSERT_TRUE(call.Send(HeaderFrame(id, server_->Grant(user, "web-01"),
-                                      pb::SESSION_KIND_SHELL)));
-    ASSERT_TRUE(call.Send(
-        ChunkFrame(1000, pb::DIRECTION_OUT, "hello from " + user + "\r\n")));
-    ASSERT_TRUE(call.Close().ok());
-  }
-
-  TempDir dir_;
-  std::unique_ptr<Mezrecd> server_;
-  std::string admin_id_;
-};
-
 TEST_F(CliTest, SessionsLsShowsUsersTheirOwnAndPipesIntoAwk) {
   std::string alice = AddUser("alice");
   AddUser("bob");
@@ -82,10 +34,12 @@ TEST_F(CliTest, SessionsLsShowsUsersTheirOwnAndPipesIntoAwk) {
   Record("a2", "alice");
   Record("b1", "bob");
 
-  auto text =
-      Cli(MSH_PATH, "sessions ls | awk 'NR>1 {print $1, $2, $8}'", alice);
+  // Piped: no header, so awk sees sessions only (the README's example).
+  auto text = Cli(MSH_PATH, "sessions ls | awk '{print $1, $2, $8}'", alice);
   ASSERT_EQ(text.exit_code, 0) << text.out;
   EXPECT_EQ(text.out, "a2 alice complete\na1 alice complete\n");
+  auto header = Cli(MSH_PATH, "sessions ls --header | awk '{print $1}'", alice);
+  EXPECT_EQ(header.out, "SESSION\na2\na1\n");
 
   auto ids = Cli(MSH_PATH, "sessions ls -q", alice);
   EXPECT_EQ(ids.out, "a2\na1\n");
@@ -105,7 +59,7 @@ TEST_F(CliTest, SessionsLsShowsUsersTheirOwnAndPipesIntoAwk) {
 
   // Another user's sessions are not listable by alice.
   auto denied = Cli(MSH_PATH, "sessions ls --user=bob", alice);
-  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_EQ(denied.exit_code, 4);
   EXPECT_NE(denied.out.find("only their own"), std::string::npos) << denied.out;
 
   // The admin sees everything.
@@ -168,7 +122,7 @@ TEST_F(CliTest, ConfigSetGetRoundTripIsAudited) {
   // Users cannot change settings.
   std::string alice = AddUser("alice");
   auto denied = Cli(MEZCTL_PATH, "config set session_recording off", alice);
-  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_EQ(denied.exit_code, 4);
   EXPECT_NE(denied.out.find("admin"), std::string::npos) << denied.out;
 }
 
@@ -181,8 +135,7 @@ TEST_F(CliTest, AuditLsFiltersByTypeAndTime) {
   EXPECT_TRUE(e["details"].contains("duration_us"));
   auto future = Mezctl("audit ls --since=2100-01-01 --format=jsonl");
   EXPECT_EQ(future.out, "");
-  auto text =
-      Mezctl("audit ls --type=session.start | awk 'NR>1 {print $2, $4}'");
+  auto text = Mezctl("audit ls --type=session.start | awk '{print $2, $4}'");
   EXPECT_EQ(text.out, "session.start s1\n");
   auto bad = Mezctl("audit ls --last=yesterday");
   EXPECT_EQ(bad.exit_code, 2);
@@ -285,10 +238,10 @@ TEST_F(CliTest, PlayStreamsFromTheServerForTheOwnerOnly) {
     EXPECT_NE(cast.out.find("\"hello from alice\\r\\n\""), std::string::npos)
         << cast.out;
     auto other = Cli(MSH_PATH, "play --format=text p1", bob);
-    EXPECT_EQ(other.exit_code, 1);
+    EXPECT_EQ(other.exit_code, 3);
     EXPECT_NE(other.out.find("not found"), std::string::npos) << other.out;
     auto missing = Cli(MSH_PATH, "play --format=text nope", alice);
-    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_EQ(missing.exit_code, 3);
     EXPECT_EQ(std::count(missing.out.begin(), missing.out.end(), '\n'), 1);
   }
 }
@@ -557,14 +510,14 @@ TEST_F(CliTest, SshRunsCommandOnNodeAndRecordsIt) {
 
   // A login alice does not have: one line naming the allowed ones.
   auto denied = Cli(MSH_PATH, "ssh nosuchlogin@web-01 true", home);
-  EXPECT_EQ(denied.exit_code, 1) << denied.out;
+  EXPECT_EQ(denied.exit_code, 4) << denied.out;
   EXPECT_EQ(std::count(denied.out.begin(), denied.out.end(), '\n'), 1)
       << denied.out;
   EXPECT_NE(denied.out.find("nosuchlogin"), std::string::npos) << denied.out;
   EXPECT_NE(denied.out.find(me + ", nobody-else"), std::string::npos)
       << denied.out;
   auto unknown = Cli(MSH_PATH, "ssh web-02 true", home);
-  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.exit_code, 3);
   EXPECT_NE(unknown.out.find("web-02"), std::string::npos) << unknown.out;
 }
 

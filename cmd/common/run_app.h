@@ -1,5 +1,6 @@
 // Shared by the CLI binaries: parse with CLI11 and turn the outcome into
-// the exit codes every command promises: 0 ok, 1 error, 2 usage.
+// the exit codes every command promises (0 ok, 1 error, 2 usage; msh and
+// mezctl add more: libmez/cli/commands.h).
 #ifndef MEZ_CMD_COMMON_RUN_APP_H_
 #define MEZ_CMD_COMMON_RUN_APP_H_
 

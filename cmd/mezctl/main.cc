@@ -1,12 +1,14 @@
 // mezctl: the Mezite operator CLI.
 #include "cmd/common/run_app.h"
 #include "cmd/mezctl/commands.h"
+#include "libmez/cli/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "mezctl - Mezite operator CLI: cluster settings, audit log, "
       "nodes, users and certificate authorities"};
   app.require_subcommand(1);
+  app.footer(mez::cli::kExitCodesHelp);
   std::string identity;
   app.add_option("--identity", identity,
                  "identity file to use, e.g. DATA_DIR/admin.identity "

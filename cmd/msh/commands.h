@@ -9,7 +9,7 @@ namespace mez::cli {
 
 // `identity` is the global --identity flag; `rc` receives the exit code.
 void AddLoginCommand(CLI::App* app, int* rc);
-// `play`: exit code 0 ok, 1 error, 2 usage.
+// `play`: exit codes as every command (libmez/cli/commands.h).
 void AddPlayCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddSshCommand(CLI::App* app, const std::string* identity, int* rc);

@@ -1,12 +1,14 @@
 // msh: the Mezite user CLI.
 #include "cmd/common/run_app.h"
 #include "cmd/msh/commands.h"
+#include "libmez/cli/commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "msh - Mezite user CLI: log in, list and play recorded SSH "
       "sessions"};
   app.require_subcommand(1);
+  app.footer(mez::cli::kExitCodesHelp);
   std::string identity;
   app.add_option("--identity", identity,
                  "identity file to use (default: $MEZ_IDENTITY, then the one "

@@ -12,11 +12,23 @@ void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc) {
   auto o = std::make_shared<SessionsLsOptions>();
   ls->add_option("--user", o->user, "only this user's sessions");
   ls->add_option("--node", o->node, "only sessions on this node");
+  ls->add_option("--kind", o->kind, "only sessions of this kind")
+      ->check(CLI::IsMember({"shell", "exec", "tcpip"}));
+  ls->add_option("--status", o->status, "only sessions in this state")
+      ->check(CLI::IsMember({"recording", "complete", "incomplete"}));
   ls->add_option("--last", o->last, "only sessions started within, e.g. 24h");
-  ls->add_option("--limit", o->limit, "at most this many (0: all)");
+  ls->add_option("--since", o->since,
+                 "started at or after: ISO-8601 UTC time or a duration ago");
+  ls->add_option("--until", o->until,
+                 "started before: ISO-8601 UTC time or a duration ago");
+  ls->add_option("--limit", o->limit,
+                 "at most this many (default 50, with a note when there are "
+                 "more; 0: all)");
   ls->add_option("--format", o->format, "text, json or jsonl")
       ->check(CLI::IsMember({"text", "json", "jsonl"}));
   ls->add_flag("-q,--quiet", o->quiet, "print session ids only");
+  ls->add_flag("--header", o->header,
+               "print the header line also when stdout is not a terminal");
   ls->callback([o, identity, rc] {
     o->identity = *identity;
     *rc = Report("msh", SessionsLs(*o));

@@ -13,16 +13,44 @@ namespace {
 namespace pb = mezite::v1;
 using nlohmann::ordered_json;
 
+// The DETAILS cell: for session.end "login=L exit=N 12m34s" from its JSON
+// details, then any other fields; other events their details as sent.
+std::string DetailsCell(const pb::AuditEventInfo& e) {
+  if (e.type() != "session.end") return e.details();
+  ordered_json d = ordered_json::parse(e.details(), nullptr, false);
+  if (!d.is_object()) return e.details();
+  std::string out;
+  auto add = [&out](const std::string& s) {
+    out += (out.empty() ? "" : " ") + s;
+  };
+  auto text = [](const ordered_json& v) {
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  };
+  if (d.contains("login")) add("login=" + text(d["login"]));
+  if (d.contains("exit_status")) add("exit=" + text(d["exit_status"]));
+  if (d.contains("duration_us") && d["duration_us"].is_number()) {
+    add(ShortDuration(d["duration_us"].get<int64_t>()));
+  }
+  for (const auto& [k, v] : d.items()) {
+    if (k == "login" || k == "exit_status" || k == "duration_us") continue;
+    add(k + "=" + text(v));
+  }
+  return out;
+}
+
 }  // namespace
 
 Status AuditLs(const AuditLsOptions& o) {
   MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.format));
-  if (o.limit < 0) return InvalidArgument("--limit must be 0 or more");
+  if (o.limit < -1) return InvalidArgument("--limit must be 0 or more");
+  const int limit = o.limit < 0 ? kDefaultListLimit : o.limit;
   pb::ListAuditRequest req;
   req.set_type(o.type);
   req.set_user(o.user);
   req.set_session_id(o.session);
-  req.set_limit(o.limit);
+  req.set_node(o.node);
+  // One more than shown tells whether the list was cut.
+  req.set_limit(limit == 0 ? 0 : limit + 1);
   int64_t since = 0, until = 0;
   MEZ_RETURN_IF_ERROR(TimeWindow(o.last, o.since, o.until,
                                  RealClock()->WallMicros(), &since, &until));
@@ -31,6 +59,14 @@ Status AuditLs(const AuditLsOptions& o) {
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::ListAuditResponse resp;
   MEZ_RETURN_IF_ERROR(client->ListAudit(req, &resp));
+  const bool cut = limit > 0 && resp.events_size() > limit;
+  if (cut) resp.mutable_events()->DeleteSubrange(limit, 1);
+  if (cut && o.limit < 0) {
+    std::fprintf(stderr,
+                 "mezctl: the latest %d events shown; --limit=0 lists all, "
+                 "--since/--until a time window\n",
+                 limit);
+  }
   if (format != OutputFormat::kText) {
     std::vector<ordered_json> rows;
     for (const auto& e : resp.events()) {
@@ -48,12 +84,16 @@ Status AuditLs(const AuditLsOptions& o) {
     PrintJson(rows, format);
     return Status::Ok();
   }
+  // As sessions ls: whole session ids and times; piped, ISO times.
+  const bool tty = StdoutIsTty();
   Table t({"TIME", "TYPE", "USER", "SESSION", "NODE", "DETAILS"});
   for (const auto& e : resp.events()) {
-    t.AddRow({IsoUtc(e.time_us()), e.type(), e.user(), e.session_id(), e.node(),
-              e.details()});
+    t.AddRow({tty ? ShortUtc(e.time_us()) : IsoUtc(e.time_us()), e.type(),
+              e.user(), e.session_id(), e.node(), DetailsCell(e)});
   }
-  t.Print(stdout, StdoutIsTty(), TerminalWidth());
+  t.KeepWhole({0, 3});
+  t.DropFirst({4, 2});
+  t.Print(stdout, tty, TerminalWidth(), -1, tty || o.header);
   return Status::Ok();
 }
 

@@ -24,7 +24,25 @@ void PrintJson(const std::vector<nlohmann::ordered_json>& rows,
 int Report(const char* program, const Status& s) {
   if (s.ok()) return 0;
   std::fprintf(stderr, "%s: %s\n", program, s.message().c_str());
-  return s.code() == Code::kInvalidArgument ? 2 : 1;
+  return ExitCode(s);
+}
+
+int ExitCode(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk:
+      return kExitOk;
+    case Code::kInvalidArgument:
+      return kExitUsage;
+    case Code::kNotFound:
+      return kExitNotFound;
+    case Code::kPermissionDenied:
+    case Code::kUnauthenticated:
+      return kExitDenied;
+    case Code::kUnavailable:
+      return kExitUnavailable;
+    default:
+      return kExitError;
+  }
 }
 
 }  // namespace mez::cli

@@ -16,20 +16,30 @@ namespace mez::cli {
 // msh login --identity FILE
 Status Login(const std::string& identity_file);
 
+// What `sessions ls` and `audit ls` show when --limit is not given.
+inline constexpr int kDefaultListLimit = 50;
+
+// msh sessions ls: newest first, the full session id in the first column.
 struct SessionsLsOptions {
   std::string identity;
-  std::string user, node, last;
-  int limit = 0;
+  std::string user, node, last, since, until, kind, status;
+  int limit = -1;  // -1: kDefaultListLimit, with a note when cut; 0: all.
   std::string format = "text";
-  bool quiet = false;  // -q: session ids only
+  bool quiet = false;   // -q: session ids only
+  bool header = false;  // The header line also when stdout is no terminal.
 };
+// kInvalidArgument for a bad --format, --limit or time; the server's for
+// an unknown --kind or --status.
 Status SessionsLs(const SessionsLsOptions& o);
 
+// mezctl audit ls: newest first; session.end rows show the login, exit
+// status and duration.
 struct AuditLsOptions {
   std::string identity;
-  std::string type, user, session, last, since, until;
-  int limit = 0;
+  std::string type, user, session, node, last, since, until;
+  int limit = -1;  // As SessionsLsOptions::limit.
   std::string format = "text";
+  bool header = false;
 };
 Status AuditLs(const AuditLsOptions& o);
 
@@ -110,8 +120,25 @@ Status CheckLocalForward(const std::string& spec);
 // record yet, or ssh cannot be run.
 Status Ssh(const SshOptions& o, int* exit_code);
 
-// Prints "<program>: <message>" on stderr and returns the exit code for
-// `s`: 0 ok, 2 usage (kInvalidArgument), 1 anything else.
+// The exit codes of every msh and mezctl command (msh ssh, once ssh runs,
+// exits with ssh's own code instead). man/msh.1 and man/mezctl.1 list
+// them under EXIT STATUS; kExitCodesHelp is the --help footer.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;        // Anything not below.
+inline constexpr int kExitUsage = 2;        // Bad flags or values.
+inline constexpr int kExitNotFound = 3;     // No such session, node, user.
+inline constexpr int kExitDenied = 4;       // Permission denied or refused.
+inline constexpr int kExitUnavailable = 5;  // mezrecd cannot be reached.
+inline constexpr char kExitCodesHelp[] =
+    "Exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 permission denied "
+    "or not authenticated, 5 mezrecd unavailable.";
+
+// The exit code for `s`: kExitUsage for kInvalidArgument, kExitNotFound,
+// kExitDenied for kPermissionDenied and kUnauthenticated, kExitUnavailable,
+// kExitError for anything else.
+int ExitCode(const Status& s);
+// Prints "<program>: <message>" on stderr unless `s` is ok; returns
+// ExitCode(s).
 int Report(const char* program, const Status& s);
 
 }  // namespace mez::cli

@@ -54,6 +54,16 @@ std::string IsoUtc(int64_t unix_us) {
   return buf;
 }
 
+std::string ShortUtc(int64_t unix_us) {
+  if (unix_us <= 0) return "-";
+  time_t t = static_cast<time_t>(unix_us / 1'000'000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
 Result<int64_t> ParseIsoUtc(const std::string& s) {
   struct tm tm = {};
   const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -82,11 +92,19 @@ Status TimeWindow(const std::string& last, const std::string& since,
     *since_us = now_us - d;
     return Status::Ok();
   }
+  // An ISO time, else a duration back from now; the ISO error if neither.
+  auto point = [now_us](const std::string& s) -> Result<int64_t> {
+    auto iso = ParseIsoUtc(s);
+    if (iso.ok()) return iso;
+    auto d = ParseDuration(s);
+    if (d.ok()) return now_us - *d;
+    return InvalidArgument(iso.status().message() + " or a duration (24h)");
+  };
   if (!since.empty()) {
-    MEZ_ASSIGN_OR_RETURN(*since_us, ParseIsoUtc(since));
+    MEZ_ASSIGN_OR_RETURN(*since_us, point(since));
   }
   if (!until.empty()) {
-    MEZ_ASSIGN_OR_RETURN(*until_us, ParseIsoUtc(until));
+    MEZ_ASSIGN_OR_RETURN(*until_us, point(until));
   }
   if (*since_us && *until_us && *until_us <= *since_us) {
     return InvalidArgument("--until must be after --since");
@@ -94,7 +112,8 @@ Status TimeWindow(const std::string& last, const std::string& since,
   return Status::Ok();
 }
 
-void Table::Print(FILE* out, bool tty, int tty_width, int color_column) const {
+void Table::Print(FILE* out, bool tty, int tty_width, int color_column,
+                  bool header) const {
   size_t ncol = headers_.size();
   std::vector<std::vector<std::string>> cells;
   cells.push_back(headers_);
@@ -109,24 +128,52 @@ void Table::Print(FILE* out, bool tty, int tty_width, int color_column) const {
     cells.push_back(std::move(row));
   }
   std::vector<size_t> width(ncol, 0);
-  for (const auto& r : cells) {
+  for (size_t r = header ? 0 : 1; r < cells.size(); ++r) {
     for (size_t i = 0; i < ncol; ++i)
-      width[i] = std::max(width[i], Columns(r[i]));
+      width[i] = std::max(width[i], Columns(cells[r][i]));
   }
+  std::vector<bool> shown(ncol, true);
   if (tty) {
-    // Shrink the widest columns until the table fits the terminal.
+    auto whole = [&](size_t i) {
+      return std::find(whole_.begin(), whole_.end(), static_cast<int>(i)) !=
+             whole_.end();
+    };
+    // The narrowest the table can get with the columns shown.
+    auto min_total = [&] {
+      size_t total = 0;
+      for (size_t i = 0; i < ncol; ++i) {
+        if (shown[i])
+          total += (whole(i) ? width[i] : std::min<size_t>(width[i], 8)) + 2;
+      }
+      return total - 2;  // No gap after the last column.
+    };
+    for (int d : drop_) {
+      if (min_total() <= static_cast<size_t>(tty_width)) break;
+      if (d >= 0 && static_cast<size_t>(d) < ncol) shown[d] = false;
+    }
+    // Shrink the widest cuttable columns until the table fits.
     size_t total = 0;
-    for (size_t w : width) total += w + 2;
+    for (size_t i = 0; i < ncol; ++i) total += shown[i] ? width[i] + 2 : 0;
+    total -= 2;
     while (total > static_cast<size_t>(tty_width)) {
-      auto widest = std::max_element(width.begin(), width.end());
-      if (*widest <= 8) break;
-      --*widest;
+      size_t widest = ncol;
+      for (size_t i = 0; i < ncol; ++i) {
+        if (!shown[i] || whole(i) || width[i] <= 8) continue;
+        if (widest == ncol || width[i] > width[widest]) widest = i;
+      }
+      if (widest == ncol) break;
+      --width[widest];
       --total;
     }
   }
-  for (size_t r = 0; r < cells.size(); ++r) {
+  size_t last = 0;
+  for (size_t i = 0; i < ncol; ++i) {
+    if (shown[i]) last = i;
+  }
+  for (size_t r = header ? 0 : 1; r < cells.size(); ++r) {
     std::string line;
     for (size_t i = 0; i < ncol; ++i) {
+      if (!shown[i]) continue;
       std::string cell = tty ? Cut(cells[r][i], width[i]) : cells[r][i];
       size_t pad = width[i] > Columns(cell) ? width[i] - Columns(cell) : 0;
       if (tty && r > 0 && static_cast<int>(i) == color_column) {
@@ -137,10 +184,31 @@ void Table::Print(FILE* out, bool tty, int tty_width, int color_column) const {
         if (*color) cell = std::string(color) + cell + "\x1b[0m";
       }
       line += cell;
-      if (i + 1 < ncol) line += std::string(pad + 2, ' ');
+      if (i < last) line += std::string(pad + 2, ' ');
     }
     std::fprintf(out, "%s\n", line.c_str());
   }
+}
+
+std::string ShortDuration(int64_t us) {
+  if (us < 0) us = 0;
+  int64_t s = us / 1'000'000;
+  char buf[48];
+  if (s < 10 && us % 1'000'000 != 0) {
+    std::snprintf(buf, sizeof(buf), "%.2fs", static_cast<double>(us) / 1e6);
+  } else if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds",
+                  static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm%02llds",
+                  static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60),
+                  static_cast<long long>(s % 60));
+  }
+  return buf;
 }
 
 bool StdoutIsTty() { return isatty(1) == 1; }

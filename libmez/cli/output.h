@@ -21,16 +21,25 @@ std::string IsoUtc(int64_t unix_us);
 // Parses "2026-11-22", "2026-11-22T10:00:00Z" (or without Z, as UTC).
 Result<int64_t> ParseIsoUtc(const std::string& s);
 
+// "2026-11-22 10:00" (UTC, to the minute) for a table on a terminal.
+std::string ShortUtc(int64_t unix_us);
+
 // Resolves --last / --since / --until into a [since, until) window in Unix
-// microseconds (0 = open). --last excludes the other two.
+// microseconds (0 = open). --last excludes the other two. --since and
+// --until take an ISO-8601 UTC time or a duration back from now ("24h").
 Status TimeWindow(const std::string& last, const std::string& since,
                   const std::string& until, int64_t now_us, int64_t* since_us,
                   int64_t* until_us);
 
-// A text table. On a terminal: columns fit the width (long cells are cut
-// with "…") and the status column may be coloured. Otherwise: every cell
-// whole, no colour, empty cells as "-", one row per line, columns
-// separated by two spaces, so awk and cut work.
+// "12m34s", "1h02m03s", "45s", "0.25s" for a duration in microseconds
+// (negative as 0).
+std::string ShortDuration(int64_t us);
+
+// A text table. On a terminal: columns fit the width (droppable columns go
+// first, in the order given, then long cells of the columns that are not
+// kept whole are cut with "…") and the status column may be coloured.
+// Otherwise: every cell whole, no colour, empty cells as "-", one row per
+// line, columns separated by two spaces, so awk and cut work.
 class Table {
  public:
   explicit Table(std::vector<std::string> headers)
@@ -38,13 +47,20 @@ class Table {
   void AddRow(std::vector<std::string> cells) {
     rows_.push_back(std::move(cells));
   }
+  // Columns never cut on a terminal (ids, times), whatever the width.
+  void KeepWhole(std::vector<int> columns) { whole_ = std::move(columns); }
+  // Columns left out on a terminal too narrow for the table, first first.
+  void DropFirst(std::vector<int> columns) { drop_ = std::move(columns); }
   // `color_column`: index of a column whose values get colours on a tty
-  // (complete green, recording yellow, incomplete red), or -1.
-  void Print(FILE* out, bool tty, int tty_width, int color_column = -1) const;
+  // (complete green, recording yellow, incomplete red), or -1. The header
+  // line is printed when `header` is true.
+  void Print(FILE* out, bool tty, int tty_width, int color_column = -1,
+             bool header = true) const;
 
  private:
   std::vector<std::string> headers_;
   std::vector<std::vector<std::string>> rows_;
+  std::vector<int> whole_, drop_;
 };
 
 // Whether fd 1 is a terminal, and its width (80 when unknown).

@@ -7,11 +7,11 @@
 namespace mez::cli {
 namespace {
 
-std::string Render(const Table& t, bool tty, int width) {
+std::string Render(const Table& t, bool tty, int width, bool header = true) {
   char* buf = nullptr;
   size_t len = 0;
   FILE* f = open_memstream(&buf, &len);
-  t.Print(f, tty, width, 1);
+  t.Print(f, tty, width, 1, header);
   std::fclose(f);
   std::string s(buf, len);
   free(buf);
@@ -37,6 +37,51 @@ TEST(TableTest, TerminalOutputFitsTheWidthAndColoursStatus) {
   size_t line_end = out.find('\n');
   EXPECT_LE(line_end, 60u);
   EXPECT_NE(out.find("\xE2\x80\xA6"), std::string::npos);  // Cut with "…".
+}
+
+TEST(TableTest, NarrowTerminalDropsColumnsBeforeCuttingWholeOnes) {
+  std::string id(32, 'a');
+  Table t({"SESSION ID", "STATUS", "USER", "STARTED", "LOGIN"});
+  t.AddRow({id, "complete", "a-rather-long-user-name", "2026-12-07 22:14",
+            "ubuntu"});
+  t.KeepWhole({0, 3});
+  t.DropFirst({4, 2});
+  std::string out = Render(t, true, 70, false);
+  EXPECT_EQ(out.rfind(id, 0), 0u) << out;  // First, whole, no header.
+  EXPECT_NE(out.find("2026-12-07 22:14"), std::string::npos) << out;
+  EXPECT_EQ(out.find("ubuntu"), std::string::npos) << out;  // Dropped first.
+  EXPECT_NE(out.find("a-rathe\xE2\x80\xA6"), std::string::npos) << out;  // Cut.
+  // 70 columns: 9 bytes of colour codes, "…" is 3 bytes.
+  EXPECT_EQ(out.find('\n'), 70u + 9 + 2) << out;
+  // Narrower still: the user goes too, the id and time never shrink.
+  out = Render(t, true, 40, false);
+  EXPECT_EQ(out.find("a-rathe"), std::string::npos) << out;
+  EXPECT_NE(out.find(id + "  "), std::string::npos) << out;
+  EXPECT_NE(out.find("2026-12-07 22:14"), std::string::npos) << out;
+  // Piped: everything, whole, and the header only when asked.
+  EXPECT_EQ(Render(t, false, 40, false).find("SESSION"), std::string::npos);
+  EXPECT_EQ(Render(t, false, 40, true).rfind("SESSION ID", 0), 0u);
+}
+
+TEST(TimeTest, ShortDurationsAndTimes) {
+  EXPECT_EQ(ShortDuration(754'000'000), "12m34s");
+  EXPECT_EQ(ShortDuration(3'723'000'000), "1h02m03s");
+  EXPECT_EQ(ShortDuration(45'000'000), "45s");
+  EXPECT_EQ(ShortDuration(250'000), "0.25s");
+  EXPECT_EQ(ShortDuration(-5), "0s");
+  EXPECT_EQ(ShortUtc(1'763'800'000'000'000), "2025-11-22 08:26");
+  EXPECT_EQ(ShortUtc(0), "-");
+}
+
+TEST(TimeTest, SinceAndUntilTakeDurationsBackFromNow) {
+  int64_t since, until;
+  const int64_t now = 100'000'000'000;
+  ASSERT_TRUE(TimeWindow("", "24h", "1h", now, &since, &until).ok());
+  EXPECT_EQ(since, now - 86'400'000'000);
+  EXPECT_EQ(until, now - 3'600'000'000);
+  auto bad = TimeWindow("", "yesterday", "", now, &since, &until);
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.message().find("duration"), std::string::npos);
 }
 
 TEST(TimeTest, IsoRoundTripAndWindows) {

@@ -36,18 +36,31 @@ ordered_json SessionJson(const pb::SessionInfo& s) {
 
 Status SessionsLs(const SessionsLsOptions& o) {
   MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.format));
-  if (o.limit < 0) return InvalidArgument("--limit must be 0 or more");
+  if (o.limit < -1) return InvalidArgument("--limit must be 0 or more");
+  const int limit = o.limit < 0 ? kDefaultListLimit : o.limit;
   pb::ListSessionsRequest req;
   req.set_user(o.user);
   req.set_node(o.node);
-  req.set_limit(o.limit);
+  req.set_kind(o.kind);
+  req.set_status(o.status);
+  // One more than shown tells whether the list was cut.
+  req.set_limit(limit == 0 ? 0 : limit + 1);
   int64_t since = 0, until = 0;
-  MEZ_RETURN_IF_ERROR(
-      TimeWindow(o.last, "", "", RealClock()->WallMicros(), &since, &until));
+  MEZ_RETURN_IF_ERROR(TimeWindow(o.last, o.since, o.until,
+                                 RealClock()->WallMicros(), &since, &until));
   req.set_since_us(since);
+  req.set_until_us(until);
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::ListSessionsResponse resp;
   MEZ_RETURN_IF_ERROR(client->ListSessions(req, &resp));
+  const bool cut = limit > 0 && resp.sessions_size() > limit;
+  if (cut) resp.mutable_sessions()->DeleteSubrange(limit, 1);
+  if (cut && o.limit < 0) {
+    std::fprintf(stderr,
+                 "msh: the latest %d sessions shown; --limit=0 lists all, "
+                 "--since/--until a time window\n",
+                 limit);
+  }
   if (o.quiet) {
     for (const auto& s : resp.sessions()) std::printf("%s\n", s.id().c_str());
     return Status::Ok();
@@ -58,13 +71,19 @@ Status SessionsLs(const SessionsLsOptions& o) {
     PrintJson(rows, format);
     return Status::Ok();
   }
+  // Piped: ISO times, every column; on a terminal: times to the minute, and
+  // the least useful columns go first when the width is short.
+  const bool tty = StdoutIsTty();
+  auto when = [tty](int64_t us) { return tty ? ShortUtc(us) : IsoUtc(us); };
   Table t({"SESSION ID", "USER", "NODE", "LOGIN", "STARTED", "ENDED", "KIND",
            "STATUS"});
   for (const auto& s : resp.sessions()) {
-    t.AddRow({s.id(), s.user(), s.node(), s.login(), IsoUtc(s.started_us()),
-              IsoUtc(s.ended_us()), s.kind(), s.status()});
+    t.AddRow({s.id(), s.user(), s.node(), s.login(), when(s.started_us()),
+              when(s.ended_us()), s.kind(), s.status()});
   }
-  t.Print(stdout, StdoutIsTty(), TerminalWidth(), 7);
+  t.KeepWhole({0, 4, 5});
+  t.DropFirst({5, 3, 6, 1, 2});
+  t.Print(stdout, tty, TerminalWidth(), 7, tty || o.header);
   return Status::Ok();
 }
 
