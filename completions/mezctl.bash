@@ -57,7 +57,7 @@ _mezctl() {
     --type)
       # ca export: the CA; audit ls: any event type (free).
       [[ $path == "ca export"* ]] &&
-        COMPREPLY=($(compgen -W "user host" -- "$val"))
+        COMPREPLY=($(compgen -W "user host tls" -- "$val"))
       return 0
       ;;
     --user | --session | --last | --since | --until | --limit | --addr | \
@@ -83,8 +83,9 @@ _mezctl() {
     nodes) subs="add ls rm" ;;
     "nodes add"*) opts="--addr --openssh --login-hint --host-key" ;;
     "nodes ls") opts="--format" ;;
-    users) subs="add ls rm" ;;
+    users) subs="add reissue ls rm" ;;
     "users add"*) opts="--logins --role --ttl --identity-out" ;;
+    "users reissue"*) opts="--ttl --identity-out" ;;
     "users ls") opts="--format" ;;
     ca) subs="export" ;;
     "ca export") opts="--type" ;;

@@ -56,9 +56,22 @@ struct UsersAddOptions {
   std::string identity_out;  // Empty: print the identity JSON to stdout.
 };
 Status UsersAdd(const UsersAddOptions& o);
+// mezctl users reissue NAME: a new identity for an existing user (same
+// role, logins and uid), e.g. when theirs has expired; earlier ones stay
+// valid until they expire.
+struct UsersReissueOptions {
+  std::string identity;
+  std::string name;
+  std::string ttl;           // Empty: the server's default (12h; proxy 8760h).
+  std::string identity_out;  // Empty: print the identity JSON to stdout.
+};
+Status UsersReissue(const UsersReissueOptions& o);
 Status UsersLs(const std::string& identity, const std::string& format);
 Status UsersRm(const std::string& identity, const std::string& name);
 
+// mezctl ca export --type=user|host|tls: the SSH user or host CA public
+// key, or the PEM of the TLS CA the identity pins (checked by a call over
+// it); kFailedPrecondition for tls with a plaintext identity.
 Status CaExport(const std::string& identity, const std::string& type);
 
 // msh play [--speed=N] [--skip-idle=DUR] [--format=pty|text|json|cast]
