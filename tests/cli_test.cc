@@ -154,6 +154,60 @@ TEST_F(CliTest, MissingOrExpiredIdentitySaysWhatToRun) {
   EXPECT_EQ(old.out.find("users add"), std::string::npos) << old.out;
 }
 
+TEST_F(CliTest, MshStatusShowsTheIdentityAndLogoutRemovesIt) {
+  std::string home = AddUser("dora");
+  auto st = Cli(MSH_PATH, "status", home);
+  ASSERT_EQ(st.exit_code, 0) << st.out;
+  EXPECT_NE(
+      st.out.find("Identity: " + home + "/.mez/identity (from msh login)"),
+      std::string::npos)
+      << st.out;
+  EXPECT_NE(st.out.find("User:     dora (user)"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("Logins:   root,ubuntu"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("Cluster:  " + server_->addr()), std::string::npos)
+      << st.out;
+  EXPECT_NE(st.out.find("Expires:  "), std::string::npos) << st.out;
+  // 12h from `users add`, a moment ago.
+  EXPECT_TRUE(st.out.find("(in 12h)") != std::string::npos ||
+              st.out.find("(in 11h59m") != std::string::npos)
+      << st.out;
+  // --identity wins over the stored one, and says so.
+  auto admin =
+      Cli(MSH_PATH, "--identity " + ShellQuote(admin_id_) + " status", home);
+  ASSERT_EQ(admin.exit_code, 0) << admin.out;
+  EXPECT_NE(admin.out.find("(from --identity)"), std::string::npos)
+      << admin.out;
+  EXPECT_NE(admin.out.find("(admin)"), std::string::npos) << admin.out;
+
+  auto out = Cli(MSH_PATH, "logout", home);
+  ASSERT_EQ(out.exit_code, 0) << out.out;
+  EXPECT_NE(out.out.find("Logged out"), std::string::npos) << out.out;
+  auto gone = Cli(MSH_PATH, "status", home);
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.out.find("not logged in"), std::string::npos) << gone.out;
+  EXPECT_EQ(Cli(MSH_PATH, "logout", home).exit_code, 0);
+
+  // Expired: status prints what it knows, exits 1 and names the renewal.
+  json j = json::parse(*ReadFile(dir_.File("dora.identity")));
+  j["token"] = server_->Sign([] {
+    auth::Claims c;
+    c.subject = "dora";
+    c.issued_at = 1000;
+    c.expires_at = 2000;
+    c.id = "x";
+    return c;
+  }());
+  WriteFileOrDie(dir_.File("dora-old.identity"), j.dump());
+  auto old = Cli(
+      MSH_PATH,
+      "--identity " + ShellQuote(dir_.File("dora-old.identity")) + " status",
+      home);
+  EXPECT_EQ(old.exit_code, 1);
+  EXPECT_NE(old.out.find("expired"), std::string::npos) << old.out;
+  EXPECT_NE(old.out.find("mezctl users reissue dora"), std::string::npos)
+      << old.out;
+}
+
 TEST_F(CliTest, UsersReissueRenewsAnIdentityWithoutRecreatingTheUser) {
   std::string home = AddUser("carol");
   std::string first = *ReadFile(dir_.File("carol.identity"));
@@ -195,7 +249,10 @@ TEST_F(CliTest, UsersReissueRenewsAnIdentityWithoutRecreatingTheUser) {
   ASSERT_EQ(as_user.exit_code, 0);
   auto refused = Cli(MEZCTL_PATH, "users reissue carol", home);
   EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_NE(refused.out.find("ReissueUser needs a admin credential"),
+  EXPECT_NE(refused.out.find(
+                "ReissueUser needs an admin credential; you are carol (user): "
+                "run it with an admin's identity (--identity FILE or "
+                "MEZ_IDENTITY)"),
             std::string::npos)
       << refused.out;
 }

@@ -15,6 +15,15 @@ namespace mez::cli {
 
 // msh login --identity FILE
 Status Login(const std::string& identity_file);
+// msh status: prints the identity the CLIs would use (--identity, else
+// $MEZ_IDENTITY, else msh login's), where it came from, its cluster, user,
+// role, expiry and time left, and the logins the server grants it.
+// kFailedPrecondition when it is missing or expired (after printing what
+// it knows), the server's error when it cannot be reached.
+Status ShowStatus(const std::string& identity);
+// msh logout: removes the identity `msh login` stored; not logged in is
+// not an error.
+Status Logout();
 
 struct SessionsLsOptions {
   std::string identity;

@@ -132,7 +132,8 @@ TEST_F(ClusterTest, AdminOperationsRefuseOtherRolesAndAuditTheDenial) {
   ASSERT_FALSE(added.ok());
   EXPECT_EQ(added.status().code(), Code::kPermissionDenied);
   EXPECT_EQ(added.status().message(),
-            "AddUser needs a admin credential; you are alice (user)");
+            "AddUser needs an admin credential; you are alice (user): run it "
+            "with an admin's identity (--identity FILE or MEZ_IDENTITY)");
   EXPECT_EQ(cluster_->ListUsers(alice).status().code(),
             Code::kPermissionDenied);
   EXPECT_EQ(cluster_->RemoveNode(alice, "x").code(), Code::kPermissionDenied);
@@ -563,7 +564,9 @@ TEST_F(ClusterTest, ProxyHelloPublishesTheProxyForResolveNode) {
 TEST_F(ClusterTest, ReissueGivesTheSameUserANewTokenAndKeepsTheOldOne) {
   auth::Claims alice = User("alice", {"web", "db"});
   EXPECT_EQ(cluster_->ReissueUser(alice, "alice", 0).status().message(),
-            "ReissueUser needs a admin credential; you are alice (user)");
+            "ReissueUser needs an admin credential; you are alice (user): "
+            "run it with an admin's identity (--identity FILE or "
+            "MEZ_IDENTITY)");
   EXPECT_EQ(cluster_->ReissueUser(admin_, "carol", 0).status().code(),
             Code::kNotFound);
   EXPECT_EQ(cluster_->ReissueUser(admin_, "_mezrecd-proxy", 0).status().code(),
