@@ -81,7 +81,7 @@ _mezctl() {
     --type)
       # ca export: the CA; audit ls: any event type (free).
       [[ $path == "ca export"* ]] &&
-        COMPREPLY=($(compgen -W "user host" -- "$val"))
+        COMPREPLY=($(compgen -W "user host tls" -- "$val"))
       return 0
       ;;
     --node)
@@ -119,8 +119,9 @@ _mezctl() {
     "nodes add"*) opts="--addr --openssh --login-hint --host-key" ;;
     "nodes ls") opts="--format" ;;
     "nodes rm") subs=$(_mezctl_nodes "$identity") ;;
-    users) subs="add ls rm" ;;
+    users) subs="add reissue ls rm" ;;
     "users add"*) opts="--logins --role --ttl --identity-out" ;;
+    "users reissue"*) opts="--ttl --identity-out" ;;
     "users ls") opts="--format" ;;
     ca) subs="export" ;;
     "ca export") opts="--type" ;;

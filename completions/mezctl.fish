@@ -109,16 +109,19 @@ complete -c mezctl -n '__mezctl_in nodes add' -l login-hint -x -d 'usual login, 
 complete -c mezctl -n '__mezctl_in nodes add' -l host-key -x -d 'pinned host public key line'
 complete -c mezctl -n '__mezctl_in nodes ls' -l format -x -a 'text json jsonl' -d 'output format'
 
-# users add|ls|rm
+# users add|reissue|ls|rm
 complete -c mezctl -n '__mezctl_at users' -a add -d 'create a user and their identity file'
+complete -c mezctl -n '__mezctl_at users' -a reissue -d 'a new identity for an existing user'
 complete -c mezctl -n '__mezctl_at users' -a ls -d 'list users, admins and proxies'
 complete -c mezctl -n '__mezctl_at users' -a rm -d 'remove a user or proxy, revoking its tokens'
 complete -c mezctl -n '__mezctl_in users add' -l logins -x -d 'OS logins they may use, a,b'
 complete -c mezctl -n '__mezctl_in users add' -l role -x -a 'user\t"their own sessions" admin\t"all sessions and settings" proxy\t"a proxy-only mezrecd"' -d 'role'
 complete -c mezctl -n '__mezctl_in users add' -l ttl -x -d 'how long the identity is valid, e.g. 12h'
 complete -c mezctl -n '__mezctl_in users add' -l identity-out -r -F -d 'write the identity here'
+complete -c mezctl -n '__mezctl_in users reissue' -l ttl -x -d 'how long the identity is valid, e.g. 12h'
+complete -c mezctl -n '__mezctl_in users reissue' -l identity-out -r -F -d 'write the identity here'
 complete -c mezctl -n '__mezctl_in users ls' -l format -x -a 'text json jsonl' -d 'output format'
 
 # ca export
 complete -c mezctl -n '__mezctl_at ca' -a export -d 'print a CA public key'
-complete -c mezctl -n '__mezctl_in ca export' -l type -x -a 'user\t"for sshd TrustedUserCAKeys" host\t"for known_hosts @cert-authority"' -d 'which CA'
+complete -c mezctl -n '__mezctl_in ca export' -l type -x -a 'user\t"for sshd TrustedUserCAKeys" host\t"for known_hosts @cert-authority" tls\t"the TLS CA (PEM)"' -d 'which CA'

@@ -123,6 +123,13 @@ _mezctl_users_add() {
     '1:user name'
 }
 
+_mezctl_users_reissue() {
+  _arguments '(- *)'{-h,--help}'[print help and exit]' \
+    '--ttl=[how long the identity is valid]:duration (e.g. 12h)' \
+    '--identity-out=[write the identity here]:identity file:_files' \
+    '1:user name'
+}
+
 _mezctl_users_ls() {
   _arguments '(- *)'{-h,--help}'[print help and exit]' \
     '--format=[output format]:format:(text json jsonl)'
@@ -134,7 +141,7 @@ _mezctl_users_rm() {
 
 _mezctl_ca_export() {
   _arguments '(- *)'{-h,--help}'[print help and exit]' \
-    '--type=[which CA]:type:((user\:"for sshd TrustedUserCAKeys" host\:"for known_hosts @cert-authority"))'
+    '--type=[which CA]:type:((user\:"for sshd TrustedUserCAKeys" host\:"for known_hosts @cert-authority" tls\:"the TLS CA (PEM)"))'
 }
 
 _mezctl() {
@@ -173,7 +180,7 @@ _mezctl() {
           ;;
         users)
           _mezctl_group users 'add:create a user and their identity file' \
-            'ls:list users, admins and proxies' 'rm:remove a user or proxy, revoking its tokens' && ret=0
+            'reissue:a new identity for an existing user' 'ls:list users, admins and proxies' 'rm:remove a user or proxy, revoking its tokens' && ret=0
           ;;
         ca)
           _mezctl_group ca 'export:print a CA public key' && ret=0

@@ -90,10 +90,11 @@ _msh() {
 
   case $path in
     "")
-      subs="login sessions play ssh"
+      subs="login status logout sessions play ssh"
       opts="--identity --version --help -h"
       ;;
     login) opts="--identity --help -h" ;;
+    status | logout) opts="--help -h" ;;
     sessions)
       subs="ls"
       opts="--help -h"

@@ -70,6 +70,8 @@ _msh() {
   local -a commands
   commands=(
     'login:store an identity file as yours'
+    'status:show the identity in use and when it expires'
+    'logout:remove the identity stored by msh login'
     'sessions:recorded sessions'
     'play:play a recorded session or a local recording file'
     'ssh:connect to a node with a short-lived certificate'
@@ -91,6 +93,9 @@ _msh() {
           _arguments \
             '(- *)'{-h,--help}'[print help and exit]' \
             '--identity=[identity file to store]:identity file:_files' && ret=0
+          ;;
+        status | logout)
+          _arguments '(- *)'{-h,--help}'[print help and exit]' && ret=0
           ;;
         sessions)
           _msh_sessions && ret=0

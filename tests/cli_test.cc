@@ -101,6 +101,114 @@ TEST_F(CliTest, MissingOrExpiredIdentitySaysWhatToRun) {
   EXPECT_EQ(old.exit_code, 1);
   EXPECT_NE(old.out.find("expired"), std::string::npos) << old.out;
   EXPECT_NE(old.out.find("msh login"), std::string::npos) << old.out;
+  // It points at the command that renews it, not at `users add`.
+  EXPECT_NE(old.out.find("mezctl users reissue carol --identity-out"),
+            std::string::npos)
+      << old.out;
+  EXPECT_EQ(old.out.find("users add"), std::string::npos) << old.out;
+}
+
+TEST_F(CliTest, MshStatusShowsTheIdentityAndLogoutRemovesIt) {
+  std::string home = AddUser("dora");
+  auto st = Cli(MSH_PATH, "status", home);
+  ASSERT_EQ(st.exit_code, 0) << st.out;
+  EXPECT_NE(
+      st.out.find("Identity: " + home + "/.mez/identity (from msh login)"),
+      std::string::npos)
+      << st.out;
+  EXPECT_NE(st.out.find("User:     dora (user)"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("Logins:   root,ubuntu"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("Cluster:  " + server_->addr()), std::string::npos)
+      << st.out;
+  EXPECT_NE(st.out.find("Expires:  "), std::string::npos) << st.out;
+  // 12h from `users add`, a moment ago.
+  EXPECT_TRUE(st.out.find("(in 12h)") != std::string::npos ||
+              st.out.find("(in 11h59m") != std::string::npos)
+      << st.out;
+  // --identity wins over the stored one, and says so.
+  auto admin =
+      Cli(MSH_PATH, "--identity " + ShellQuote(admin_id_) + " status", home);
+  ASSERT_EQ(admin.exit_code, 0) << admin.out;
+  EXPECT_NE(admin.out.find("(from --identity)"), std::string::npos)
+      << admin.out;
+  EXPECT_NE(admin.out.find("(admin)"), std::string::npos) << admin.out;
+
+  auto out = Cli(MSH_PATH, "logout", home);
+  ASSERT_EQ(out.exit_code, 0) << out.out;
+  EXPECT_NE(out.out.find("Logged out"), std::string::npos) << out.out;
+  auto gone = Cli(MSH_PATH, "status", home);
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.out.find("not logged in"), std::string::npos) << gone.out;
+  EXPECT_EQ(Cli(MSH_PATH, "logout", home).exit_code, 0);
+
+  // Expired: status prints what it knows, exits 1 and names the renewal.
+  json j = json::parse(*ReadFile(dir_.File("dora.identity")));
+  j["token"] = server_->Sign([] {
+    auth::Claims c;
+    c.subject = "dora";
+    c.issued_at = 1000;
+    c.expires_at = 2000;
+    c.id = "x";
+    return c;
+  }());
+  WriteFileOrDie(dir_.File("dora-old.identity"), j.dump());
+  auto old = Cli(
+      MSH_PATH,
+      "--identity " + ShellQuote(dir_.File("dora-old.identity")) + " status",
+      home);
+  EXPECT_EQ(old.exit_code, 1);
+  EXPECT_NE(old.out.find("expired"), std::string::npos) << old.out;
+  EXPECT_NE(old.out.find("mezctl users reissue dora"), std::string::npos)
+      << old.out;
+}
+
+TEST_F(CliTest, UsersReissueRenewsAnIdentityWithoutRecreatingTheUser) {
+  std::string home = AddUser("carol");
+  std::string first = *ReadFile(dir_.File("carol.identity"));
+  auto again = Mezctl("users reissue carol --ttl=2h --identity-out " +
+                      ShellQuote(dir_.File("carol2.identity")));
+  ASSERT_EQ(again.exit_code, 0) << again.out;
+  EXPECT_NE(again.out.find("Reissued an identity for carol (user)"),
+            std::string::npos)
+      << again.out;
+  json j1 = json::parse(first);
+  json j2 = json::parse(*ReadFile(dir_.File("carol2.identity")));
+  EXPECT_NE(j2["token"], j1["token"]);
+  EXPECT_EQ(j2["username"], "carol");
+  EXPECT_EQ(j2["tls_ca_pem"], j1["tls_ca_pem"]);
+  auto login =
+      Cli(MSH_PATH,
+          "login --identity " + ShellQuote(dir_.File("carol2.identity")), home);
+  ASSERT_EQ(login.exit_code, 0) << login.out;
+  EXPECT_NE(login.out.find("as carol (user, logins: root,ubuntu)"),
+            std::string::npos)
+      << login.out;
+  // The old identity still works (until it expires): same user row.
+  auto old =
+      Cli(MSH_PATH, "--identity " + ShellQuote(dir_.File("carol.identity")) +
+                        " sessions ls");
+  EXPECT_EQ(old.exit_code, 0) << old.out;
+  auto ls = Mezctl("users ls | awk '$1 == \"carol\"' | wc -l");
+  EXPECT_EQ(ls.out, "1\n");
+  auto printed = Mezctl("users reissue carol");
+  ASSERT_EQ(printed.exit_code, 0) << printed.out;
+  EXPECT_EQ(json::parse(printed.out)["username"], "carol");
+  auto audit = Mezctl("audit ls --type=user.reissue --format=jsonl | wc -l");
+  EXPECT_EQ(audit.out, "2\n");
+
+  auto nobody = Mezctl("users reissue dave");
+  EXPECT_EQ(nobody.exit_code, 1);
+  EXPECT_NE(nobody.out.find("no user 'dave'"), std::string::npos) << nobody.out;
+  auto as_user = Cli(MSH_PATH, "sessions ls", home);
+  ASSERT_EQ(as_user.exit_code, 0);
+  auto refused = Cli(MEZCTL_PATH, "users reissue carol", home);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.out.find(
+                "ReissueUser needs an admin credential; you are carol (user): "
+                "run it with an admin's identity (--identity FILE or "
+                "MEZ_IDENTITY)"),
+            std::string::npos)
+      << refused.out;
 }
 
 TEST_F(CliTest, ConfigSetGetRoundTripIsAudited) {
@@ -164,6 +272,13 @@ TEST_F(CliTest, NodesAndCaExport) {
                 .exit_code,
             0);
   EXPECT_EQ(Mezctl("ca export --type=root").exit_code, 2);
+  // The TLS CA is the one the identity pins and mezrecd's certificate
+  // chains to.
+  auto tls = Mezctl("ca export --type=tls");
+  ASSERT_EQ(tls.exit_code, 0) << tls.out;
+  EXPECT_EQ(tls.out.rfind("-----BEGIN CERTIFICATE-----", 0), 0u) << tls.out;
+  EXPECT_EQ(tls.out, json::parse(*ReadFile(admin_id_))["tls_ca_pem"]);
+  EXPECT_EQ(tls.out, *ReadFile(dir_.File("data/tls_ca.crt")));
 }
 
 // A proxy identity is a principal: users ls lists it (with its id), and

@@ -1,4 +1,4 @@
-// mezctl ca export --type=user|host
+// mezctl ca export --type=user|host|tls
 #include "cmd/mezctl/commands.h"
 #include "libmez/cli/commands.h"
 
@@ -10,11 +10,11 @@ void AddCaCommand(CLI::App* app, const std::string* identity, int* rc) {
   auto type = std::make_shared<std::string>();
   auto* exp = ca->add_subcommand(
       "export",
-      "print a CA public key: user (for sshd TrustedUserCAKeys) or host (for "
-      "known_hosts @cert-authority)");
-  exp->add_option("--type", *type, "user or host")
+      "print a CA: user (for sshd TrustedUserCAKeys), host (for known_hosts "
+      "@cert-authority) or tls (the PEM mezrecd's TLS certificate chains to)");
+  exp->add_option("--type", *type, "user, host or tls")
       ->required()
-      ->check(CLI::IsMember({"user", "host"}));
+      ->check(CLI::IsMember({"user", "host", "tls"}));
   exp->callback([=] { *rc = Report("mezctl", CaExport(*identity, *type)); });
 }
 

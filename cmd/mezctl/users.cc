@@ -1,4 +1,4 @@
-// mezctl users add|ls|rm
+// mezctl users add|reissue|ls|rm
 #include "cmd/mezctl/commands.h"
 #include "libmez/cli/commands.h"
 
@@ -25,6 +25,22 @@ void AddUsersCommand(CLI::App* app, const std::string* identity, int* rc) {
   add->callback([o, identity, rc] {
     o->identity = *identity;
     *rc = Report("mezctl", UsersAdd(*o));
+  });
+
+  auto r = std::make_shared<UsersReissueOptions>();
+  auto* reissue = users->add_subcommand(
+      "reissue",
+      "write (or print) a new identity for an existing user, e.g. when "
+      "theirs expired; earlier ones stay valid until they expire");
+  reissue->add_option("name", r->name, "user name")->required();
+  reissue->add_option("--ttl", r->ttl,
+                      "how long the identity is valid (default 12h; 8760h "
+                      "for a proxy)");
+  reissue->add_option("--identity-out", r->identity_out,
+                      "write the identity here (default: print it)");
+  reissue->callback([r, identity, rc] {
+    r->identity = *identity;
+    *rc = Report("mezctl", UsersReissue(*r));
   });
 
   auto format = std::make_shared<std::string>("text");

@@ -13,6 +13,8 @@ void AddLoginCommand(CLI::App* app, int* rc);
 void AddPlayCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddSshCommand(CLI::App* app, const std::string* identity, int* rc);
+// `status` and `logout`.
+void AddStatusCommands(CLI::App* app, const std::string* identity, int* rc);
 
 }  // namespace mez::cli
 

@@ -15,6 +15,15 @@ namespace mez::cli {
 
 // msh login --identity FILE
 Status Login(const std::string& identity_file);
+// msh status: prints the identity the CLIs would use (--identity, else
+// $MEZ_IDENTITY, else msh login's), where it came from, its cluster, user,
+// role, expiry and time left, and the logins the server grants it.
+// kFailedPrecondition when it is missing or expired (after printing what
+// it knows), the server's error when it cannot be reached.
+Status ShowStatus(const std::string& identity);
+// msh logout: removes the identity `msh login` stored; not logged in is
+// not an error.
+Status Logout();
 
 // What `sessions ls` and `audit ls` show when --limit is not given.
 inline constexpr int kDefaultListLimit = 50;
@@ -66,9 +75,22 @@ struct UsersAddOptions {
   std::string identity_out;  // Empty: print the identity JSON to stdout.
 };
 Status UsersAdd(const UsersAddOptions& o);
+// mezctl users reissue NAME: a new identity for an existing user (same
+// role, logins and uid), e.g. when theirs has expired; earlier ones stay
+// valid until they expire.
+struct UsersReissueOptions {
+  std::string identity;
+  std::string name;
+  std::string ttl;           // Empty: the server's default (12h; proxy 8760h).
+  std::string identity_out;  // Empty: print the identity JSON to stdout.
+};
+Status UsersReissue(const UsersReissueOptions& o);
 Status UsersLs(const std::string& identity, const std::string& format);
 Status UsersRm(const std::string& identity, const std::string& name);
 
+// mezctl ca export --type=user|host|tls: the SSH user or host CA public
+// key, or the PEM of the TLS CA the identity pins (checked by a call over
+// it); kFailedPrecondition for tls with a plaintext identity.
 Status CaExport(const std::string& identity, const std::string& type);
 
 // msh play [--speed=N] [--skip-idle=DUR] [--format=pty|text|json|cast]

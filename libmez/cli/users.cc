@@ -1,4 +1,5 @@
-// mezctl users add/ls/rm: the cluster's users and their identity files.
+// mezctl users add/reissue/ls/rm: the cluster's users and their identity
+// files.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,21 @@ namespace {
 
 namespace pb = mezite::v1;
 using nlohmann::ordered_json;
+
+// Prints `id` as JSON when `out` is empty, else writes it there.
+Status EmitIdentity(const auth::Identity& id, const std::string& out) {
+  if (out.empty()) {
+    std::printf("%s\n", ordered_json{{"auth_addr", id.auth_addr},
+                                     {"proxy_addr", id.proxy_addr},
+                                     {"tls_ca_pem", id.tls_ca_pem},
+                                     {"token", id.token},
+                                     {"username", id.username}}
+                            .dump(2)
+                            .c_str());
+    return Status::Ok();
+  }
+  return auth::WriteIdentityFile(out, id);
+}
 
 }  // namespace
 
@@ -32,21 +48,39 @@ Status UsersAdd(const UsersAddOptions& o) {
   auth::Identity id = client->identity();
   id.token = resp.token();
   id.username = o.name;
-  if (o.identity_out.empty()) {
-    std::printf("%s\n", ordered_json{{"auth_addr", id.auth_addr},
-                                     {"proxy_addr", id.proxy_addr},
-                                     {"tls_ca_pem", id.tls_ca_pem},
-                                     {"token", id.token},
-                                     {"username", id.username}}
-                            .dump(2)
-                            .c_str());
-    return Status::Ok();
-  }
-  MEZ_RETURN_IF_ERROR(auth::WriteIdentityFile(o.identity_out, id));
+  MEZ_RETURN_IF_ERROR(EmitIdentity(id, o.identity_out));
+  if (o.identity_out.empty()) return Status::Ok();
   std::printf(
       "Added user %s (%s). Identity written to %s; give it to them "
       "for 'msh login --identity %s'.\n",
       o.name.c_str(), o.role.c_str(), o.identity_out.c_str(),
+      o.identity_out.c_str());
+  return Status::Ok();
+}
+
+Status UsersReissue(const UsersReissueOptions& o) {
+  int64_t ttl_us = 0;
+  if (!o.ttl.empty()) {
+    MEZ_ASSIGN_OR_RETURN(ttl_us, ParseDuration(o.ttl));
+    if (ttl_us < 60'000'000)
+      return InvalidArgument("--ttl must be at least 1m");
+  }
+  MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
+  pb::ReissueUserRequest req;
+  req.set_name(o.name);
+  req.set_ttl_seconds(ttl_us / 1'000'000);
+  pb::ReissueUserResponse resp;
+  MEZ_RETURN_IF_ERROR(client->ReissueUser(req, &resp));
+  auth::Identity id = client->identity();
+  id.token = resp.token();
+  id.username = o.name;
+  MEZ_RETURN_IF_ERROR(EmitIdentity(id, o.identity_out));
+  if (o.identity_out.empty()) return Status::Ok();
+  std::printf(
+      "Reissued an identity for %s (%s). Written to %s; give it to them "
+      "for 'msh login --identity %s'. Their earlier identities stay valid "
+      "until they expire ('mezctl users rm' revokes them all).\n",
+      o.name.c_str(), resp.user().role().c_str(), o.identity_out.c_str(),
       o.identity_out.c_str());
   return Status::Ok();
 }

@@ -45,6 +45,8 @@ inline constexpr std::string_view kReservedNamePrefix = "_";
 
 // Lifetimes (seconds).
 inline constexpr int64_t kDefaultUserTtl = 12 * 3600;  // AddUser's token
+// ReissueUser's default for a proxy (a service): as `mezctl users add`'s.
+inline constexpr int64_t kDefaultProxyReissueTtl = 8760 * 3600;
 inline constexpr int64_t kUserCertTtl = 10 * 60;
 inline constexpr int64_t kUserCertBackdate = 60;  // Clock skew allowance.
 // Longest life of a recording grant (a user's default login lasts 12 h).
@@ -214,6 +216,13 @@ class Cluster {
   Result<AddedUser> AddUser(const auth::Claims& caller, const NewUser& user);
   Result<std::vector<catalog::User>> ListUsers(const auth::Claims& caller);
   Status RemoveUser(const auth::Claims& caller, const std::string& name);
+  // A new token for the existing user `name` (same role, logins and uid),
+  // valid `ttl_seconds` (<= 0: kDefaultUserTtl, kDefaultProxyReissueTtl for a
+  // proxy); the user's earlier tokens
+  // stay valid until they expire (RemoveUser revokes them all). Audited as
+  // user.reissue. kNotFound for an unknown name.
+  Result<AddedUser> ReissueUser(const auth::Claims& caller,
+                                const std::string& name, int64_t ttl_seconds);
 
   // Nodes (admins). An agent node gets a single-use join token pinning
   // the TLS CA, exchanged by JoinNode for the node's credential.

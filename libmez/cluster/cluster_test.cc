@@ -132,7 +132,8 @@ TEST_F(ClusterTest, AdminOperationsRefuseOtherRolesAndAuditTheDenial) {
   ASSERT_FALSE(added.ok());
   EXPECT_EQ(added.status().code(), Code::kPermissionDenied);
   EXPECT_EQ(added.status().message(),
-            "AddUser needs a admin credential; you are alice (user)");
+            "AddUser needs an admin credential; you are alice (user): run it "
+            "with an admin's identity (--identity FILE or MEZ_IDENTITY)");
   EXPECT_EQ(cluster_->ListUsers(alice).status().code(),
             Code::kPermissionDenied);
   EXPECT_EQ(cluster_->RemoveNode(alice, "x").code(), Code::kPermissionDenied);
@@ -558,6 +559,53 @@ TEST_F(ClusterTest, ProxyHelloPublishesTheProxyForResolveNode) {
   EXPECT_EQ(*ca, keys_.host_ca_public);
   EXPECT_EQ(cluster_->ExportCA(alice, "tls").status().message(),
             "CA type must be user or host (got 'tls')");
+}
+
+TEST_F(ClusterTest, ReissueGivesTheSameUserANewTokenAndKeepsTheOldOne) {
+  auth::Claims alice = User("alice", {"web", "db"});
+  EXPECT_EQ(cluster_->ReissueUser(alice, "alice", 0).status().message(),
+            "ReissueUser needs an admin credential; you are alice (user): "
+            "run it with an admin's identity (--identity FILE or "
+            "MEZ_IDENTITY)");
+  EXPECT_EQ(cluster_->ReissueUser(admin_, "carol", 0).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(cluster_->ReissueUser(admin_, "_mezrecd-proxy", 0).status().code(),
+            Code::kInvalidArgument);
+
+  clock_.Advance(int64_t{13} * 3600 * 1'000'000);  // alice's token expired.
+  auto again = cluster_->ReissueUser(admin_, "alice", 0);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->user.id, alice.uid);
+  auto claims = verifier_->Verify(again->token, clock_.WallMicros() / 1000000);
+  ASSERT_OK(claims);
+  EXPECT_EQ(claims->subject, "alice");
+  EXPECT_EQ(claims->role, Role::kUser);
+  EXPECT_EQ(claims->uid, alice.uid);
+  EXPECT_EQ(claims->logins, (std::vector<std::string>{"web", "db"}));
+  EXPECT_EQ(claims->expires_at - claims->issued_at, kDefaultUserTtl);
+  // The row is the same: the new token passes the identity check, and the
+  // user was not re-created.
+  EXPECT_TRUE(
+      CheckIdentity(catalog_.get(), Role::kUser, "alice", claims->uid).ok());
+  auto users = cluster_->ListUsers(admin_);
+  ASSERT_OK(users);
+  EXPECT_EQ(users->size(), 1u);
+  EXPECT_EQ(Audit("user.create").size(), 1u);
+
+  auto short_lived = cluster_->ReissueUser(admin_, "alice", 60);
+  ASSERT_OK(short_lived);
+  auto c2 =
+      verifier_->Verify(short_lived->token, clock_.WallMicros() / 1000000);
+  ASSERT_OK(c2);
+  EXPECT_EQ(c2->expires_at - c2->issued_at, 60);
+
+  auto events = Audit("user.reissue");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events.front().user, "admin");
+  json d = json::parse(events.front().details);  // Newest first.
+  EXPECT_EQ(d["name"], "alice");
+  EXPECT_EQ(d["id"], alice.uid);
+  EXPECT_EQ(d["ttl_seconds"], 60);
 }
 
 }  // namespace

@@ -206,9 +206,15 @@ Status Cluster::Require(const auth::Claims& caller, std::string_view method,
     if (!names.empty()) names += " or ";
     names += auth::RoleName(r);
   }
+  // The one place a role refusal is worded: it names the identity that
+  // would do and how the CLIs take one.
+  std::string article = names[0] == 'a' ? "an " : "a ";
+  std::string who = names == "admin" ? "an admin's" : "such an";
   Status denied = PermissionDenied(
-      std::string(method) + " needs a " + names + " credential; you are " +
-      caller.subject + " (" + std::string(auth::RoleName(caller.role)) + ")");
+      std::string(method) + " needs " + article + names +
+      " credential; you are " + caller.subject + " (" +
+      std::string(auth::RoleName(caller.role)) + "): run it with " + who +
+      " identity (--identity FILE or MEZ_IDENTITY)");
   AuditDenied(&caller, method, denied);
   return denied;
 }

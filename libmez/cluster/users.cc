@@ -80,4 +80,42 @@ Status Cluster::RemoveUser(const auth::Claims& caller,
   return Status::Ok();
 }
 
+Result<AddedUser> Cluster::ReissueUser(const auth::Claims& caller,
+                                       const std::string& name,
+                                       int64_t ttl_seconds) {
+  MEZ_RETURN_IF_ERROR(Require(caller, "ReissueUser", {Role::kAdmin}));
+  if (std::string_view(name).starts_with(kReservedNamePrefix)) {
+    return InvalidArgument("'" + name +
+                           "' is one of mezrecd's own identities; it has no "
+                           "token to reissue");
+  }
+  auto u = opt_.catalog->GetUser(name);
+  if (!u.ok()) {
+    if (u.status().code() != Code::kNotFound) return u.status();
+    return NotFound("no user '" + name +
+                    "' (mezctl users ls lists them; mezctl users add creates "
+                    "one)");
+  }
+  MEZ_ASSIGN_OR_RETURN(auth::Role role, auth::ParseRole(u->role));
+  int64_t ttl = ttl_seconds > 0        ? ttl_seconds
+                : role == Role::kProxy ? kDefaultProxyReissueTtl
+                                       : kDefaultUserTtl;
+  auth::Claims claims;
+  claims.subject = u->name;
+  claims.role = role;
+  claims.logins = u->logins;
+  claims.uid = u->id;
+  AddedUser out;
+  MEZ_ASSIGN_OR_RETURN(out.token,
+                       auth::IssueToken(*opt_.signer, opt_.keys->cluster_name,
+                                        std::move(claims), ttl, opt_.clock));
+  nlohmann::json d = {{"name", u->name},
+                      {"id", u->id},
+                      {"role", u->role},
+                      {"ttl_seconds", ttl}};
+  Audit("user.reissue", caller.subject, "", d.dump());
+  out.user = std::move(*u);
+  return out;
+}
+
 }  // namespace mez::cluster

@@ -89,6 +89,9 @@ class ClusterClient {
   Status RemoveUser(const mezite::v1::RemoveUserRequest& req,
                     mezite::v1::RemoveUserResponse* resp,
                     Timeout timeout = kDefaultTimeout) const;
+  Status ReissueUser(const mezite::v1::ReissueUserRequest& req,
+                     mezite::v1::ReissueUserResponse* resp,
+                     Timeout timeout = kDefaultTimeout) const;
   Status AddNode(const mezite::v1::AddNodeRequest& req,
                  mezite::v1::AddNodeResponse* resp,
                  Timeout timeout = kDefaultTimeout) const;

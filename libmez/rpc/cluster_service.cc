@@ -289,6 +289,20 @@ grpc::ServerUnaryReactor* ClusterService::RemoveUser(
   });
 }
 
+grpc::ServerUnaryReactor* ClusterService::ReissueUser(
+    grpc::CallbackServerContext* ctx, const pb::ReissueUserRequest* req,
+    pb::ReissueUserResponse* resp) {
+  return Unary(ctx, "ReissueUser",
+               [this, req, resp](const auth::Claims& c) -> Status {
+                 MEZ_ASSIGN_OR_RETURN(
+                     cluster::AddedUser out,
+                     domain_->ReissueUser(c, req->name(), req->ttl_seconds()));
+                 ToProto(out.user, resp->mutable_user());
+                 resp->set_token(out.token);
+                 return Status::Ok();
+               });
+}
+
 grpc::ServerUnaryReactor* ClusterService::AddNode(
     grpc::CallbackServerContext* ctx, const pb::AddNodeRequest* req,
     pb::AddNodeResponse* resp) {

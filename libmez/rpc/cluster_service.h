@@ -107,6 +107,9 @@ class ClusterService final : public mezite::v1::Cluster::CallbackService {
   grpc::ServerUnaryReactor* RemoveUser(
       grpc::CallbackServerContext*, const mezite::v1::RemoveUserRequest*,
       mezite::v1::RemoveUserResponse*) override;
+  grpc::ServerUnaryReactor* ReissueUser(
+      grpc::CallbackServerContext*, const mezite::v1::ReissueUserRequest*,
+      mezite::v1::ReissueUserResponse*) override;
   grpc::ServerUnaryReactor* AddNode(grpc::CallbackServerContext*,
                                     const mezite::v1::AddNodeRequest*,
                                     mezite::v1::AddNodeResponse*) override;

@@ -82,8 +82,11 @@ Result<auth::Identity> ResolveIdentity(const std::string& flag) {
   if (info->expires_at != 0 && info->expires_at <= now) {
     return Precondition("your identity " + path + " expired at " +
                         IsoTime(info->expires_at) +
-                        ": ask an administrator for a new one (mezctl users "
-                        "add) and run 'msh login --identity FILE'");
+                        ": ask an administrator for a new one ('mezctl users "
+                        "reissue " +
+                        info->subject +
+                        " --identity-out FILE') and run 'msh login "
+                        "--identity FILE'");
   }
   return id;
 }
@@ -95,7 +98,9 @@ Result<std::string> StoreLogin(const std::string& source) {
   if (info->expires_at != 0 && info->expires_at <= time(nullptr)) {
     return Precondition("the identity in " + source + " expired at " +
                         IsoTime(info->expires_at) +
-                        ": ask an administrator for a new one");
+                        ": ask an administrator for a new one ('mezctl users "
+                        "reissue " +
+                        info->subject + " --identity-out FILE')");
   }
   std::string path = DefaultIdentityPath();
   std::string dir = path.substr(0, path.rfind('/'));
