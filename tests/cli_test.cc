@@ -197,12 +197,12 @@ TEST_F(CliTest, UsersReissueRenewsAnIdentityWithoutRecreatingTheUser) {
   EXPECT_EQ(audit.out, "2\n");
 
   auto nobody = Mezctl("users reissue dave");
-  EXPECT_EQ(nobody.exit_code, 1);
+  EXPECT_EQ(nobody.exit_code, 3);  // not found
   EXPECT_NE(nobody.out.find("no user 'dave'"), std::string::npos) << nobody.out;
   auto as_user = Cli(MSH_PATH, "sessions ls", home);
   ASSERT_EQ(as_user.exit_code, 0);
   auto refused = Cli(MEZCTL_PATH, "users reissue carol", home);
-  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.exit_code, 4);  // denied
   EXPECT_NE(refused.out.find(
                 "ReissueUser needs an admin credential; you are carol (user): "
                 "run it with an admin's identity (--identity FILE or "
