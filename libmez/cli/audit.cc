@@ -42,31 +42,20 @@ std::string DetailsCell(const pb::AuditEventInfo& e) {
 
 Status AuditLs(const AuditLsOptions& o) {
   MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.format));
-  if (o.limit < -1) return InvalidArgument("--limit must be 0 or more");
-  const int limit = o.limit < 0 ? kDefaultListLimit : o.limit;
+  MEZ_ASSIGN_OR_RETURN(ListWindow w,
+                       MakeListWindow(o.limit, o.last, o.since, o.until));
   pb::ListAuditRequest req;
   req.set_type(o.type);
   req.set_user(o.user);
   req.set_session_id(o.session);
   req.set_node(o.node);
-  // One more than shown tells whether the list was cut.
-  req.set_limit(limit == 0 ? 0 : limit + 1);
-  int64_t since = 0, until = 0;
-  MEZ_RETURN_IF_ERROR(TimeWindow(o.last, o.since, o.until,
-                                 RealClock()->WallMicros(), &since, &until));
-  req.set_since_us(since);
-  req.set_until_us(until);
+  req.set_limit(w.ask);
+  req.set_since_us(w.since_us);
+  req.set_until_us(w.until_us);
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::ListAuditResponse resp;
   MEZ_RETURN_IF_ERROR(client->ListAudit(req, &resp));
-  const bool cut = limit > 0 && resp.events_size() > limit;
-  if (cut) resp.mutable_events()->DeleteSubrange(limit, 1);
-  if (cut && o.limit < 0) {
-    std::fprintf(stderr,
-                 "mezctl: the latest %d events shown; --limit=0 lists all, "
-                 "--since/--until a time window\n",
-                 limit);
-  }
+  TrimToWindow(w, resp.mutable_events(), "mezctl", "events");
   if (format != OutputFormat::kText) {
     std::vector<ordered_json> rows;
     for (const auto& e : resp.events()) {

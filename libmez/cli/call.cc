@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "libmez/cli/commands.h"
+#include "libmez/util/clock.h"
 
 namespace mez::cli {
 
@@ -19,6 +20,26 @@ void PrintJson(const std::vector<nlohmann::ordered_json>& rows,
   } else {
     for (const auto& r : rows) std::printf("%s\n", r.dump().c_str());
   }
+}
+
+Result<ListWindow> MakeListWindow(int limit_flag, const std::string& last,
+                                  const std::string& since,
+                                  const std::string& until) {
+  if (limit_flag < -1) return InvalidArgument("--limit must be 0 or more");
+  ListWindow w;
+  w.limit = limit_flag < 0 ? kDefaultListLimit : limit_flag;
+  w.ask = w.limit == 0 ? 0 : w.limit + 1;
+  w.note = limit_flag < 0;
+  MEZ_RETURN_IF_ERROR(TimeWindow(last, since, until, RealClock()->WallMicros(),
+                                 &w.since_us, &w.until_us));
+  return w;
+}
+
+void NoteCut(const char* program, int limit, const char* what) {
+  std::fprintf(stderr,
+               "%s: the latest %d %s shown; --limit=0 lists all, "
+               "--since/--until a time window\n",
+               program, limit, what);
 }
 
 int Report(const char* program, const Status& s) {

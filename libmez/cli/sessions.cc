@@ -36,31 +36,20 @@ ordered_json SessionJson(const pb::SessionInfo& s) {
 
 Status SessionsLs(const SessionsLsOptions& o) {
   MEZ_ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.format));
-  if (o.limit < -1) return InvalidArgument("--limit must be 0 or more");
-  const int limit = o.limit < 0 ? kDefaultListLimit : o.limit;
+  MEZ_ASSIGN_OR_RETURN(ListWindow w,
+                       MakeListWindow(o.limit, o.last, o.since, o.until));
   pb::ListSessionsRequest req;
   req.set_user(o.user);
   req.set_node(o.node);
   req.set_kind(o.kind);
   req.set_status(o.status);
-  // One more than shown tells whether the list was cut.
-  req.set_limit(limit == 0 ? 0 : limit + 1);
-  int64_t since = 0, until = 0;
-  MEZ_RETURN_IF_ERROR(TimeWindow(o.last, o.since, o.until,
-                                 RealClock()->WallMicros(), &since, &until));
-  req.set_since_us(since);
-  req.set_until_us(until);
+  req.set_limit(w.ask);
+  req.set_since_us(w.since_us);
+  req.set_until_us(w.until_us);
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::ListSessionsResponse resp;
   MEZ_RETURN_IF_ERROR(client->ListSessions(req, &resp));
-  const bool cut = limit > 0 && resp.sessions_size() > limit;
-  if (cut) resp.mutable_sessions()->DeleteSubrange(limit, 1);
-  if (cut && o.limit < 0) {
-    std::fprintf(stderr,
-                 "msh: the latest %d sessions shown; --limit=0 lists all, "
-                 "--since/--until a time window\n",
-                 limit);
-  }
+  TrimToWindow(w, resp.mutable_sessions(), "msh", "sessions");
   if (o.quiet) {
     for (const auto& s : resp.sessions()) std::printf("%s\n", s.id().c_str());
     return Status::Ok();
