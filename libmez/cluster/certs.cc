@@ -86,7 +86,11 @@ Result<UserCert> Cluster::SignUserCert(const auth::Claims& caller,
   }
   if (r.valid_before <= now) {
     return Status(Code::kUnauthenticated,
-                  "your token has expired; log in again");
+                  "your token has expired: ask an administrator for a new "
+                  "one ('mezctl users reissue " +
+                      u.name +
+                      " --identity-out FILE') and run 'msh login "
+                      "--identity FILE'");
   }
   auth::Claims grant;
   grant.subject = u.name;
