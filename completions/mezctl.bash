@@ -49,7 +49,7 @@ _mezctl() {
       --identity) identity=${words[++i]} ;;
       --type | --user | --session | --node | --last | --since | --until | \
         --limit | --format | --addr | --login-hint | --host-key | --logins | \
-        --role | --ttl | --identity-out) ((i++)) ;;
+        --role | --ttl | --identity-out | --auth | --data-dir) ((i++)) ;;
       -*) ;;
       *) path+="${path:+ }${words[i]}" ;;
     esac
@@ -95,7 +95,7 @@ _mezctl() {
       return 0
       ;;
     --user | --last | --since | --until | --limit | --addr | \
-      --login-hint | --host-key | --logins | --ttl)
+      --login-hint | --host-key | --logins | --ttl | --auth | --data-dir)
       COMPREPLY=() # Free values.
       return 0
       ;;
@@ -116,7 +116,7 @@ _mezctl() {
       opts+=" --format --header"
       ;;
     nodes) subs="add ls rm" ;;
-    "nodes add"*) opts="--addr --openssh --login-hint --host-key" ;;
+    "nodes add"*) opts="--addr --openssh --login-hint --host-key --auth --data-dir" ;;
     "nodes ls") opts="--format" ;;
     "nodes rm") subs=$(_mezctl_nodes "$identity") ;;
     users) subs="add reissue ls rm" ;;

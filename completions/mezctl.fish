@@ -45,7 +45,7 @@ function __mezctl_path
         switch $t
             case --identity --type --user --session --node --last --since --until \
                 --limit --format --addr --login-hint --host-key --logins \
-                --role --ttl --identity-out
+                --role --ttl --identity-out --auth --data-dir
                 set skip 1
             case '-*'
             case '*'
@@ -107,6 +107,8 @@ complete -c mezctl -n '__mezctl_in nodes add' -l addr -x -d 'HOST:PORT where it 
 complete -c mezctl -n '__mezctl_in nodes add' -l openssh -d 'agentless OpenSSH node, recorded by the proxy'
 complete -c mezctl -n '__mezctl_in nodes add' -l login-hint -x -d 'usual login, for display'
 complete -c mezctl -n '__mezctl_in nodes add' -l host-key -x -d 'pinned host public key line'
+complete -c mezctl -n '__mezctl_in nodes add' -l auth -x -d 'mezrecd HOST:PORT as the node reaches it'
+complete -c mezctl -n '__mezctl_in nodes add' -l data-dir -r -d 'data dir of the node, for mezd'
 complete -c mezctl -n '__mezctl_in nodes ls' -l format -x -a 'text json jsonl' -d 'output format'
 
 # users add|reissue|ls|rm

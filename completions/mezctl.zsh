@@ -101,6 +101,8 @@ _mezctl_nodes_add() {
     '--openssh[agentless OpenSSH node, recorded by the proxy]' \
     '--login-hint=[usual login, for display]:login:_users' \
     '--host-key=[pinned host public key line]:host key' \
+    '--auth=[mezrecd HOST\:PORT as the node reaches it]:address (HOST\:PORT)' \
+    '--data-dir=[data dir of the node, for mezd]:directory:_directories' \
     '1:node name'
 }
 

@@ -20,6 +20,12 @@ void AddNodesCommand(CLI::App* app, const std::string* identity, int* rc) {
   add->add_option("--host-key", o->host_key,
                   "pin the SSH host public key line (default: the key mezd "
                   "reports when it first joins)");
+  add->add_option("--auth", o->auth,
+                  "mezrecd's HOST:PORT as the node reaches it, for the "
+                  "printed mezd command (default: your identity's)");
+  add->add_option("--data-dir", o->data_dir,
+                  "the node's data dir, for the printed mezd command "
+                  "(default /var/lib/mezd)");
   add->callback([o, identity, rc] {
     o->identity = *identity;
     *rc = Report("mezctl", NodesAdd(*o));

@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "libmez/agent/diagnose.h"
 #include "libmez/agent/transport.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
@@ -59,6 +60,9 @@ class Agent::Impl {
   Status Join(const std::string& addr, pb::JoinNodeResponse* resp);
   void Heartbeat();
   std::string EffectiveModeName();
+  // Why the first JoinNode failed with `join` (not a refused credential):
+  // the transport's cause when DiagnoseMezrecd finds one.
+  std::string JoinFailureCause(const Status& join);
   // Removed users (issue 14 item 7): the ids of the last join or
   // heartbeat answer replace the set; certificates whose recording grant
   // names one of them are refused at authentication.
@@ -183,6 +187,16 @@ Status Agent::Impl::CheckUserCertificate(const auth::SshCert& cert) {
       "add), and they log in again");
 }
 
+std::string Agent::Impl::JoinFailureCause(const Status& join) {
+  Expect expect = opt_.insecure          ? Expect::kPlaintext
+                  : !opt_.ca_pem.empty() ? Expect::kTls
+                                         : Expect::kUnknown;
+  Status why = DiagnoseMezrecd(opt_.auth_addr, expect, opt_.ca_pem);
+  if (!why.ok()) return why.message();
+  return "mezrecd at " + opt_.auth_addr +
+         " answers, but the join failed: " + join.message();
+}
+
 std::string Agent::Impl::EffectiveModeName() {
   return std::string(RecordingModeName(recorders_->LastKnownMode()));
 }
@@ -201,10 +215,12 @@ Status Agent::Impl::Init() {
                          LoadStartCredential(opt_.data_dir, opt_.node_token));
   }
   if (!opt_.credentials) {
+    std::string ca_in_use;
     MEZ_ASSIGN_OR_RETURN(
         opt_.credentials,
         ResolveNodeTransport(opt_.auth_addr, opt_.data_dir, opt_.ca_pem,
-                             opt_.insecure, cred_.ca_sha256));
+                             opt_.insecure, cred_.ca_sha256, &ca_in_use));
+    opt_.ca_pem = ca_in_use;
   }
   spool_dir_ = opt_.data_dir + "/spool";
   MEZ_RETURN_IF_ERROR(MakeDir(spool_dir_));
@@ -253,22 +269,23 @@ Status Agent::Impl::Init() {
     node_name_ = joined.name();
     if (ca_line.empty()) ca_line = joined.user_ca_public();
   } else {
-    MEZ_LOG(kWarning) << "agent: cannot reach mezrecd at " << opt_.auth_addr
-                      << " (" << join.message()
-                      << "); starting from the cached user CA, recording in "
-                         "node mode until it answers";
+    std::string cause = JoinFailureCause(join);
     if (ca_line.empty()) {
       auto cached = ReadFile(opt_.data_dir + "/user_ca.pub");
       if (!cached.ok()) {
-        return Status(Code::kUnavailable,
-                      "cannot reach mezrecd at " + opt_.auth_addr + " (" +
-                          join.message() + ") and no user CA is cached in " +
-                          opt_.data_dir +
-                          " yet; start mezd once while mezrecd is up, or give "
-                          "--user-ca-file");
+        // Never joined: nothing to serve with until mezrecd answers.
+        return Status(join.code() == Code::kFailedPrecondition
+                          ? Code::kFailedPrecondition
+                          : Code::kUnavailable,
+                      "cannot join the cluster: " + cause +
+                          ". (mezd has not joined from " + opt_.data_dir +
+                          " yet, so it has no user CA to start with.)");
       }
       ca_line = *cached;
     }
+    MEZ_LOG(kWarning) << "agent: cannot reach mezrecd: " << cause
+                      << "; starting from the cached user CA, recording in "
+                         "node mode until it answers";
   }
   MEZ_ASSIGN_OR_RETURN(std::string ca_blob,
                        auth::Ed25519BlobFromPublicLine(ca_line));

@@ -37,7 +37,10 @@ struct AgentOptions {
   // How to reach mezrecd; null: ResolveNodeTransport (transport.h) with
   // ca_pem, insecure and the join token's CA pin.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
-  std::string ca_pem;  // --ca-file's content
+  // The cluster's TLS CA: --ca-file's content; after PrepareAgentStart
+  // (config.h), or when Start resolves the transport, the CA in use
+  // (empty: plaintext). Named in the errors of a failed first join.
+  std::string ca_pem;
   bool insecure = false;
   // --token: a join token (exchanged at the first join), or a node
   // credential. May be empty once the node has joined: the credential in

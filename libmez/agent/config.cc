@@ -159,10 +159,12 @@ Status PrepareAgentStart(AgentOptions* opt) {
     return Status(Code::kIoError, "cannot create --data-dir " + opt->data_dir +
                                       ": " + std::strerror(errno));
   }
+  std::string ca_in_use;
   MEZ_ASSIGN_OR_RETURN(
       opt->credentials,
       ResolveNodeTransport(opt->auth_addr, opt->data_dir, opt->ca_pem,
-                           opt->insecure, start->ca_sha256));
+                           opt->insecure, start->ca_sha256, &ca_in_use));
+  opt->ca_pem = ca_in_use;
   return Status::Ok();
 }
 

@@ -1,20 +1,14 @@
 #include "libmez/agent/transport.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
+#include "libmez/agent/diagnose.h"
 #include "libmez/auth/keys.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -72,55 +66,6 @@ class Fd {
   int fd_;
 };
 
-// A TCP connection to host:port within `timeout_ms`, reads and writes
-// bounded by the same timeout. -1 (with *why set) on failure.
-int Dial(const std::string& host, uint16_t port, int timeout_ms,
-         std::string* why) {
-  addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc =
-      getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0) {
-    *why = std::string("cannot resolve ") + host + ": " + gai_strerror(rc);
-    return -1;
-  }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(res, freeaddrinfo);
-  *why = "no address for " + host;
-  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    a->ai_protocol);
-    if (fd < 0) continue;
-    int r = connect(fd, a->ai_addr, a->ai_addrlen);
-    if (r != 0 && errno == EINPROGRESS) {
-      pollfd p = {fd, POLLOUT, 0};
-      r = poll(&p, 1, timeout_ms);
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
-          err == 0) {
-        r = 0;
-      } else {
-        errno = r == 0 ? ETIMEDOUT : (err != 0 ? err : errno);
-        r = -1;
-      }
-    }
-    if (r != 0) {
-      *why = std::string("cannot connect: ") + std::strerror(errno);
-      close(fd);
-      continue;
-    }
-    int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    return fd;
-  }
-  return -1;
-}
-
 std::string CertPem(X509* cert) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
   if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return "";
@@ -137,12 +82,8 @@ Result<std::string> FetchPinnedCa(const std::string& auth_addr,
   std::string host;
   uint16_t port = 0;
   MEZ_RETURN_IF_ERROR(SplitHostPort(auth_addr, &host, &port));
-  std::string why;
-  Fd fd(Dial(host, port, timeout_ms, &why));
-  if (fd.get() < 0) {
-    return Status(Code::kUnavailable,
-                  "cannot reach mezrecd at " + auth_addr + " (" + why + ")");
-  }
+  MEZ_ASSIGN_OR_RETURN(int raw_fd, DialMezrecd(auth_addr, timeout_ms));
+  Fd fd(raw_fd);
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) return Internal("cannot create a TLS context");
   // Not verified here on purpose: only the chain is read, and the one
@@ -164,10 +105,14 @@ Result<std::string> FetchPinnedCa(const std::string& auth_addr,
     char buf[256] = {};
     ERR_error_string_n(e, buf, sizeof(buf));
     ERR_clear_error();
+    // No plaintext probe here: the one connection mezd makes before it
+    // trusts the server carries a ClientHello and nothing else.
     return Status(Code::kUnavailable,
-                  "no TLS handshake with mezrecd at " + auth_addr + " (" +
+                  "no TLS handshake with " + auth_addr + " (" +
                       (e != 0 ? std::string(buf) : "connection closed") +
-                      "); is it serving TLS on that port?");
+                      "): whatever listens there is not a mezrecd serving "
+                      "TLS; --auth must be mezrecd's --listen address as "
+                      "this node reaches it");
   }
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
   X509* leaf = chain != nullptr && sk_X509_num(chain) > 0
@@ -213,8 +158,10 @@ Result<std::string> FetchPinnedCa(const std::string& auth_addr,
 
 Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveNodeTransport(
     const std::string& auth_addr, const std::string& data_dir,
-    const std::string& ca_pem, bool insecure, const std::string& ca_sha256) {
-  auto tls = [](const std::string& pem) {
+    const std::string& ca_pem, bool insecure, const std::string& ca_sha256,
+    std::string* ca_in_use) {
+  auto tls = [ca_in_use](const std::string& pem) {
+    if (ca_in_use != nullptr) *ca_in_use = pem;
     return rpc::ChannelCredentialsFor(pem);
   };
   if (insecure) {
@@ -242,7 +189,7 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveNodeTransport(
       MEZ_RETURN_IF_ERROR(
           AtomicWriteFile(data_dir + "/cluster_ca.pem", ca_pem, 0644));
     }
-    return NodeChannelCredentials(auth_addr, ca_pem, false);
+    return tls(ca_pem);
   }
   const std::string path = data_dir + "/cluster_ca.pem";
   auto stored = ReadFile(path);

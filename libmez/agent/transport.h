@@ -41,9 +41,11 @@ Result<std::string> FetchPinnedCa(const std::string& auth_addr,
 //     matches, else the CA fetched with FetchPinnedCa, stored there.
 //   - data_dir/cluster_ca.pem (the CA of an earlier join).
 //   - otherwise NodeChannelCredentials's error, naming --ca-file.
+// With TLS, `*ca_in_use` (if not null) receives the CA trusted.
 Result<std::shared_ptr<grpc::ChannelCredentials>> ResolveNodeTransport(
     const std::string& auth_addr, const std::string& data_dir,
-    const std::string& ca_pem, bool insecure, const std::string& ca_sha256);
+    const std::string& ca_pem, bool insecure, const std::string& ca_sha256,
+    std::string* ca_in_use = nullptr);
 
 }  // namespace mez::agent
 

@@ -60,7 +60,19 @@ struct NodesAddOptions {
   std::string identity;
   std::string name, addr, login_hint, host_key;
   bool openssh = false;
+  // For the printed mezd command: mezrecd's address as the node reaches it
+  // (empty: the identity's) and the node's data dir.
+  std::string auth;
+  std::string data_dir = "/var/lib/mezd";
 };
+// The command NodesAdd prints for an agent node, safe to paste into bash
+// as is: every value a single shell word, `mezd` found on PATH. `addr`
+// with an IP host is mezd's --listen; with a name, mezd listens on all
+// addresses at its port and advertises `addr`. `plaintext` adds
+// --insecure (a cluster without TLS, reachable on loopback only).
+std::string JoinCommand(const std::string& auth, const std::string& token,
+                        const std::string& addr, const std::string& data_dir,
+                        bool plaintext);
 Status NodesAdd(const NodesAddOptions& o);
 Status NodesLs(const std::string& identity, const std::string& format);
 Status NodesRm(const std::string& identity, const std::string& name);

@@ -1,10 +1,14 @@
 // mezctl nodes add/ls/rm: the cluster's nodes (agents and agentless).
+#include <arpa/inet.h>
+
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "libmez/cli/call.h"
 #include "libmez/cli/commands.h"
 #include "libmez/cli/output.h"
+#include "libmez/util/host_port.h"
 
 namespace mez::cli {
 namespace {
@@ -12,9 +16,82 @@ namespace {
 namespace pb = mezite::v1;
 using nlohmann::ordered_json;
 
+// `s` as one bash word: bare when it holds only characters bash never
+// interprets, else in single quotes (a quote inside as '\'').
+std::string ShellWord(const std::string& s) {
+  bool bare = !s.empty();
+  for (char c : s) {
+    bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') ||
+                std::strchr("_-.,:/@%+=", c) != nullptr;
+    if (!safe || c == '\0') bare = false;
+  }
+  if (bare) return s;
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+bool IsWildcardOrLoopback(const std::string& addr) {
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(addr, &host, &port).ok()) return false;
+  return host.empty() || host == "0.0.0.0" || host == "::" ||
+         IsLoopbackHost(addr);
+}
+
+// True when the host of `addr` is an IP address (v4, or v6 in brackets).
+bool HostIsIp(const std::string& addr) {
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(addr, &host, &port).ok()) return false;
+  unsigned char buf[16];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
 }  // namespace
 
+std::string JoinCommand(const std::string& auth, const std::string& token,
+                        const std::string& addr, const std::string& data_dir,
+                        bool plaintext) {
+  std::string cmd = "mezd --auth " + ShellWord(auth) + " --token " +
+                    ShellWord(token) + " --data-dir " + ShellWord(data_dir);
+  if (HostIsIp(addr)) {
+    cmd += " --listen " + ShellWord(addr);
+  } else {
+    // A name may resolve to an address the node does not have (NAT, a
+    // load balancer): listen everywhere on its port, report the name.
+    std::string host;
+    uint16_t port = 0;
+    if (SplitHostPort(addr, &host, &port).ok()) {
+      cmd += " --listen 0.0.0.0:" + std::to_string(port);
+    }
+    cmd += " --advertise " + ShellWord(addr);
+  }
+  if (plaintext) cmd += " --insecure";
+  return cmd;
+}
+
 Status NodesAdd(const NodesAddOptions& o) {
+  // Checked before the token is issued: a token printed with a command
+  // that cannot work is a token wasted.
+  if (!o.openssh) {
+    std::string host;
+    uint16_t port = 0;
+    if (!o.auth.empty() && !SplitHostPort(o.auth, &host, &port).ok()) {
+      return InvalidArgument("--auth " + ShellWord(o.auth) +
+                             " is not HOST:PORT (mezrecd's address as the "
+                             "node reaches it)");
+    }
+    if (o.data_dir.empty()) return InvalidArgument("--data-dir is empty");
+  }
   MEZ_ASSIGN_OR_RETURN(auto client, Connect(o.identity));
   pb::AddNodeRequest req;
   req.set_name(o.name);
@@ -36,12 +113,19 @@ Status NodesAdd(const NodesAddOptions& o) {
       IsoUtc(resp.join_token_expires_at() * 1'000'000).c_str(),
       resp.join_token().c_str());
   // The token pins the cluster's TLS CA: mezd needs no CA file.
+  std::string auth = o.auth.empty() ? client->identity().auth_addr : o.auth;
   bool plaintext = client->identity().tls_ca_pem.empty();
   std::printf(
-      "Start the agent on that node with:\n  mezd --auth %s --token '%s' "
-      "--listen %s --data-dir /var/lib/mezd%s\n",
-      client->identity().auth_addr.c_str(), resp.join_token().c_str(),
-      o.addr.c_str(), plaintext ? " --insecure" : "");
+      "Start the agent on that node with:\n  %s\n",
+      JoinCommand(auth, resp.join_token(), o.addr, o.data_dir, plaintext)
+          .c_str());
+  if (IsWildcardOrLoopback(auth)) {
+    std::fprintf(stderr,
+                 "mezctl: note: the printed --auth %s works only on "
+                 "mezrecd's own machine; for a node elsewhere, give --auth "
+                 "with the address nodes reach mezrecd at\n",
+                 auth.c_str());
+  }
   return Status::Ok();
 }
 

@@ -168,6 +168,8 @@ std::vector<std::string> OpenSshArgv(const OpenSshLaunch& launch,
                                      const std::string& key_dir) {
   std::string key_path = key_dir + "/id_ed25519";
   std::string known_hosts = key_dir + "/known_hosts";
+  // LogLevel INFO (OpenSSH's default), not ERROR: it shows why a node
+  // refused the login (mezd's userauth banner).
   std::vector<std::string> args = {"ssh",
                                    "-i",
                                    key_path,
@@ -184,7 +186,7 @@ std::vector<std::string> OpenSshArgv(const OpenSshLaunch& launch,
                                    "-o",
                                    "UpdateHostKeys=no",
                                    "-o",
-                                   "LogLevel=ERROR"};
+                                   "LogLevel=INFO"};
   if (!launch.local_forwards.empty()) {
     // Loopback unless the spec names an address, whatever ~/.ssh/config
     // says; and a port that cannot be bound is an error, not a warning.

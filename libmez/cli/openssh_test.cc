@@ -31,7 +31,7 @@ std::vector<std::string> Base(const std::string& dir) {
           "-o",
           "UpdateHostKeys=no",
           "-o",
-          "LogLevel=ERROR"};
+          "LogLevel=INFO"};
 }
 
 std::vector<std::string> Concat(std::vector<std::string> a,

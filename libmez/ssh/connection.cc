@@ -176,6 +176,18 @@ void Connection::Refuse(const std::string& login, const std::string& key_id,
   }
 }
 
+void Connection::TellClient(const std::string& text) {
+  // OpenSSH shows a banner at its default LogLevel (INFO), filtering
+  // control characters out.
+  std::string line = "mezd: " + text + "\n";
+  ssh_string banner = ssh_string_from_char(line.c_str());
+  if (banner == nullptr) return;
+  if (ssh_send_issue_banner(session_, banner) != SSH_OK) {
+    MEZ_LOG(kDebug) << "ssh: cannot send a banner to " << remote_;
+  }
+  ssh_string_free(banner);
+}
+
 int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
                              char signature_state) {
   std::string login = user != nullptr ? user : "";
@@ -227,22 +239,35 @@ int Connection::OnAuthPubkey(const char* user, ssh_key pubkey,
       return SSH_AUTH_DENIED;
     }
   }
+  // From here on the certificate is the cluster's, valid, for this login.
+  // What is refused now is told to the client as well (a userauth banner:
+  // `Permission denied` alone hides a login missing on the host), but only
+  // once it signed: a certificate alone (public) learns nothing more.
+  Status refused = Status::Ok();
   if (ctx_->options->check_certificate) {
-    Status accepted = ctx_->options->check_certificate(login, *cert);
-    if (!accepted.ok()) {
-      Refuse(login, cert->key_id, accepted.message());
-      return SSH_AUTH_DENIED;
+    refused = ctx_->options->check_certificate(login, *cert);
+  }
+  std::unique_ptr<Login> admitted;
+  if (refused.ok()) {
+    Result<std::unique_ptr<Login>> r = policy.Admit(login, *cert);
+    if (r.ok()) {
+      admitted = std::move(r).value();
+    } else {
+      refused = r.status();
     }
   }
-  Result<std::unique_ptr<Login>> admitted = policy.Admit(login, *cert);
-  if (!admitted.ok()) {
-    Refuse(login, cert->key_id, admitted.status().message());
+  if (!refused.ok()) {
+    if (signature_state == SSH_PUBLICKEY_STATE_NONE) {
+      return SSH_AUTH_SUCCESS;  // Decided once the client has signed.
+    }
+    Refuse(login, cert->key_id, refused.message());
+    TellClient("refused login \"" + login + "\": " + refused.message());
     return SSH_AUTH_DENIED;
   }
   if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
     authenticated_ = true;
     login_ = login;
-    admitted_ = std::move(admitted).value();
+    admitted_ = std::move(admitted);
     key_id_ = cert->key_id;
     cert_extensions_ = cert->extensions;
     MEZ_LOG(kInfo) << "ssh: " << remote_ << " authenticated as \"" << login

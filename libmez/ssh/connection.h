@@ -54,6 +54,8 @@ class Connection {
   int OnMessage(ssh_message message);
   void Refuse(const std::string& login, const std::string& key_id,
               const std::string& reason);
+  // Sends `text` to the client as a userauth banner (best effort).
+  void TellClient(const std::string& text);
   void Pump(Channel& ch);
   void PullLeftover(Channel& ch);
   void Unregister(Channel& ch);
