@@ -112,8 +112,12 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
     auto reader = OpenEvents(source, &again, p->options_.read_size);
     // Without it seeks still work, reading as far as they go.
     if (reader.ok()) {
+      SeekIndex::StoredLoader stored;
+      if (p->options_.use_stored_index) {
+        stored = [source] { return source->StoredSeekIndex(); };
+      }
       p->index_->IndexInBackground(std::move(reader).value(), p->header_,
-                                   p->options_.idle_cap_us);
+                                   p->options_.idle_cap_us, std::move(stored));
     }
   }
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
@@ -217,6 +221,10 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
 Result<int64_t> Player::Tick() {
   if (finished_) return -1;
   int64_t now = clock_->MonotonicMicros();
+  if (std::string w = index_->TakeWarning(); !w.empty() && notice_.empty()) {
+    notice_ = w;  // Shown on the status line until the next key.
+    status_dirty_ = true;
+  }
   if (waiting_live_ && now >= next_live_poll_us_) {
     // Read on from where the stream ended; a stream that ends again
     // while the session is live waits another interval.
@@ -371,6 +379,12 @@ Status Player::SeekToPercent(double percent) {
 Status Player::MoveTo(int64_t target) {
   target = std::max<int64_t>(target, 0);
   if (end_us_.has_value()) target = std::min(target, *end_us_);
+  // A far seek while the stored index is on its way waits for it (a
+  // fetch and a parse) rather than read forward at emulator speed.
+  if (!index_->end_us().has_value() && target > index_->furthest_us() &&
+      !index_->WaitForStored(0)) {
+    index_->WaitForStored(options_.stored_index_wait_us);
+  }
   const Checkpoint cp = index_->Find(target);
   uint64_t read_at = have_next_ ? next_.offset : reader_->position().offset;
   if (target < applied_us_ || cp.at.offset > read_at) {
