@@ -27,6 +27,9 @@ class RemoteSource : public play::RecordingSource {
     return std::unique_ptr<record::ByteSource>(std::move(tracked));
   }
   std::optional<uint64_t> size() override { return std::nullopt; }
+  Result<std::optional<std::string>> StoredSeekIndex() override {
+    return client_->ReadSeekIndex(id_);  // The client is thread-safe.
+  }
   play::SessionMeta meta() override {
     std::lock_guard<std::mutex> lock(mu_);
     return meta_;

@@ -149,12 +149,14 @@ void SeekIndex::Run(std::unique_ptr<EventReader> reader, int rows, int cols,
 }
 
 Status SeekIndex::IndexAll(EventReader* reader, int rows, int cols,
-                           std::optional<int64_t> idle_cap_us) {
+                           std::optional<int64_t> idle_cap_us,
+                           const std::atomic<bool>* cancel) {
   Screen screen(rows, cols);
   Timeline timeline(idle_cap_us);
   Event event;
   for (;;) {
-    if (stop_.load(std::memory_order_relaxed)) {
+    if (stop_.load(std::memory_order_relaxed) ||
+        (cancel != nullptr && cancel->load(std::memory_order_relaxed))) {
       return Status(Code::kUnavailable, "stopped");
     }
     MEZ_ASSIGN_OR_RETURN(bool got, reader->Next(&event));

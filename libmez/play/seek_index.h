@@ -84,9 +84,11 @@ class SeekIndex {
                          std::optional<int64_t> idle_cap_us,
                          StoredLoader stored = nullptr);
   // Reads `reader` to the end on the caller's thread, as the background
-  // reader does; its error (a read error, a refused size) is returned.
+  // reader does; its error (a read error, a refused size, `*cancel` set)
+  // is returned.
   Status IndexAll(EventReader* reader, int rows, int cols,
-                  std::optional<int64_t> idle_cap_us);
+                  std::optional<int64_t> idle_cap_us,
+                  const std::atomic<bool>* cancel = nullptr);
   // The background reader has stopped (at the end, or on an error).
   bool background_done() const { return done_.load(); }
   // Waits up to `max_us` for the stored index to be fetched (adopted or

@@ -211,7 +211,8 @@ Result<StoredSeekIndex> ParseSeekIndex(std::string_view body) {
 
 Result<StoredSeekIndex> BuildSeekIndex(RecordingSource* source,
                                        SeekIndexOptions options,
-                                       std::optional<int64_t> idle_cap_us) {
+                                       std::optional<int64_t> idle_cap_us,
+                                       const std::atomic<bool>* cancel) {
   CastHeader header;
   MEZ_ASSIGN_OR_RETURN(auto reader, OpenEvents(source, &header));
   idle_cap_us = EffectiveIdleLimit(idle_cap_us, header.idle_time_limit_us);
@@ -224,7 +225,7 @@ Result<StoredSeekIndex> BuildSeekIndex(RecordingSource* source,
   first.snapshot = Screen(first.rows, first.cols).Snapshot();
   SeekIndex index(options, std::move(first));
   MEZ_RETURN_IF_ERROR(index.IndexAll(reader.get(), header.info.height,
-                                     header.info.width, idle_cap_us));
+                                     header.info.width, idle_cap_us, cancel));
   StoredSeekIndex out;
   out.stream_size = reader->position().offset;
   out.idle_cap_us = idle_cap_us;

@@ -12,6 +12,7 @@
 #ifndef MEZ_PLAY_SEEK_INDEX_FILE_H_
 #define MEZ_PLAY_SEEK_INDEX_FILE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,11 +25,6 @@
 #include "libmez/util/status.h"
 
 namespace mez::play {
-
-// The index of the recording stored under `storage_key`.
-inline std::string SeekIndexKey(const std::string& storage_key) {
-  return storage_key + ".seek";
-}
 
 // Bounds a parser holds every stored index to, before allocating.
 inline constexpr uint32_t kMaxStoredCheckpoints = 1 << 20;
@@ -62,11 +58,12 @@ Result<StoredSeekIndex> ParseSeekIndex(std::string_view body);
 
 // Reads `source` once from its start, as the player would with
 // `idle_cap_us` given (nullopt: the header's), and keeps a checkpoint per
-// interval of `options`. A read error or a refused screen size is an error
-// (no partial index is ever stored).
-Result<StoredSeekIndex> BuildSeekIndex(RecordingSource* source,
-                                       SeekIndexOptions options,
-                                       std::optional<int64_t> idle_cap_us);
+// interval of `options`. A read error, a refused screen size or `*cancel`
+// set is an error (no partial index is ever stored).
+Result<StoredSeekIndex> BuildSeekIndex(
+    RecordingSource* source, SeekIndexOptions options,
+    std::optional<int64_t> idle_cap_us,
+    const std::atomic<bool>* cancel = nullptr);
 
 // The stored file: `body` compressed, and sealed with `key` (kKeySize
 // bytes) for `session_id` when a key is given.
