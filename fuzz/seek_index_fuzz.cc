@@ -1,8 +1,8 @@
 // Fuzzes the stored seek index: the body parser (what ReadRecording serves
 // to msh play) and the file decoder (what mezrecd reads from storage),
 // plain and sealed with a fixed key. Errors, never a crash, hang, leak or
-// an allocation beyond the bounds; an index that parses loads into the
-// emulator as the player would load it.
+// an allocation beyond the bounds; the snapshots of an index that parses
+// unpack (or fail to) and load into the emulator as the player's would.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,8 +22,11 @@ void Parse(std::string_view body) {
   for (size_t i = 0; i < index->checkpoints.size() && i < 2; ++i) {
     const mez::play::Checkpoint& cp = index->checkpoints[i];
     if (!mez::play::CheckScreenSize(cp.cols, cp.rows).ok()) __builtin_trap();
+    auto text = mez::play::UnpackSnapshot(cp);
+    if (!text.ok()) continue;
+    if (text->size() != cp.text_size) __builtin_trap();
     mez::play::Screen screen(cp.rows, cp.cols);
-    screen.Load(cp.snapshot, cp.rows, cp.cols);
+    screen.Load(*text, cp.rows, cp.cols);
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "libmez/play/seek_index_file.h"
+
 namespace mez::play {
 namespace {
 
@@ -106,6 +108,7 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   index.interval_us = p->options_.checkpoint_interval_us;
   index.interval_bytes = p->options_.checkpoint_bytes;
   index.budget = p->options_.checkpoint_budget;
+  p->start_ = start;
   p->index_ = std::make_unique<SeekIndex>(index, std::move(start));
   if (p->options_.index_in_background) {
     CastHeader again;
@@ -385,13 +388,22 @@ Status Player::MoveTo(int64_t target) {
       !index_->WaitForStored(0)) {
     index_->WaitForStored(options_.stored_index_wait_us);
   }
-  const Checkpoint cp = index_->Find(target);
+  Checkpoint cp = index_->Find(target);
   uint64_t read_at = have_next_ ? next_.offset : reader_->position().offset;
   if (target < applied_us_ || cp.at.offset > read_at) {
+    auto text = UnpackSnapshot(cp);
+    if (!text.ok()) {
+      // A damaged stored snapshot: never a wrong screen, read from the
+      // start instead.
+      notice_ = "stored seek index damaged: reading from the start";
+      status_dirty_ = true;
+      cp = start_;
+      text = cp.snapshot;
+    }
     MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(cp.at.offset));
     reader_ = std::make_unique<EventReader>(std::move(stream), cp.at,
                                             options_.read_size);
-    screen_->Load(cp.snapshot, cp.rows, cp.cols);
+    screen_->Load(*text, cp.rows, cp.cols);
     timeline_.Restore(cp.at.last_time_us, cp.time_us);
     applied_us_ = cp.time_us;
     have_next_ = false;

@@ -197,6 +197,7 @@ class Player {
   std::unique_ptr<Screen> screen_;
   Timeline timeline_;
   std::unique_ptr<SeekIndex> index_;
+  Checkpoint start_;  // The state before any event (index_'s may be stored).
 
   Event next_;
   int64_t next_timeline_us_ = 0;

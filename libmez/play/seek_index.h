@@ -30,7 +30,12 @@ struct Checkpoint {
   ReadPosition at;      // The next event line.
   int rows = 0;         // Emulated screen size and contents.
   int cols = 0;
-  std::string snapshot;  // Screen::Snapshot().
+  // Screen::Snapshot(), or (packed, from a stored index) its raw DEFLATE
+  // form, unpacked only when a seek lands on it (UnpackSnapshot in
+  // seek_index_file.h): a stored index is adopted without inflating it.
+  std::string snapshot;
+  bool packed = false;
+  uint32_t text_size = 0;  // When packed: the size unpacked.
 };
 
 struct SeekIndexOptions {

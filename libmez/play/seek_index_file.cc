@@ -1,11 +1,14 @@
 #include "libmez/play/seek_index_file.h"
 
+#include <libdeflate.h>
+
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "libmez/play/event_reader.h"
 #include "libmez/play/screen.h"
 #include "libmez/play/timing.h"
-#include "libmez/record/gzip.h"
 #include "libmez/record/seal.h"
 
 namespace mez::play {
@@ -13,7 +16,7 @@ namespace {
 
 constexpr std::string_view kBodyMagic = "mezite-seek-v1\n";
 constexpr std::string_view kFileMagic = "MEZSEEK1";
-constexpr char kGzip = 'z';
+constexpr char kPlain = 'p';
 constexpr char kSealed = 'e';
 constexpr char kChunkFrame = 'c';
 constexpr char kFinalFrame = 'f';
@@ -26,8 +29,8 @@ constexpr size_t kSealPiece = 1 << 20;
 constexpr std::string_view kSealSuffix = "/seek-index";
 constexpr std::string_view kSealContext = "mezite-seek-index-v1";
 // A checkpoint's fixed part: time, offset, lines, last time (8 each),
-// rows, cols (2 each), snapshot length (4).
-constexpr size_t kFixedBytes = 8 * 4 + 2 * 2 + 4;
+// rows, cols (2 each), snapshot sizes unpacked and packed (4 each).
+constexpr size_t kFixedBytes = 8 * 4 + 2 * 2 + 4 + 4;
 
 void PutU64(uint64_t v, std::string* out) {
   for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (i * 8)));
@@ -103,9 +106,40 @@ Result<std::string> ReadBounded(record::ByteSource* src, uint64_t limit,
   }
 }
 
+using Deflater =
+    std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)>;
+
+// Raw DEFLATE of a snapshot (level 6: snapshots are written once, read at
+// each seek that lands on them).
+std::string Pack(libdeflate_compressor* c, std::string_view text) {
+  std::string out(libdeflate_deflate_compress_bound(c, text.size()), '\0');
+  size_t n = libdeflate_deflate_compress(c, text.data(), text.size(),
+                                         out.data(), out.size());
+  out.resize(n);
+  return out;
+}
+
 }  // namespace
 
+Result<std::string> UnpackSnapshot(const Checkpoint& cp) {
+  if (!cp.packed) return cp.snapshot;
+  std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)>
+      d(libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
+  if (d == nullptr) return Internal("cannot allocate a decompressor");
+  std::string text(cp.text_size, '\0');
+  size_t got = 0;
+  libdeflate_result r = libdeflate_deflate_decompress(
+      d.get(), cp.snapshot.data(), cp.snapshot.size(), text.data(), text.size(),
+      &got);
+  if (r != LIBDEFLATE_SUCCESS || got != text.size()) {
+    return Bad("a snapshot does not unpack");
+  }
+  return text;
+}
+
 std::string SerializeSeekIndex(const StoredSeekIndex& index) {
+  Deflater c(libdeflate_alloc_compressor(6), libdeflate_free_compressor);
+  MEZ_CHECK(c != nullptr);
   std::string out(kBodyMagic);
   PutU64(index.stream_size, &out);
   out.push_back(index.idle_cap_us.has_value() ? 1 : 0);
@@ -119,8 +153,11 @@ std::string SerializeSeekIndex(const StoredSeekIndex& index) {
     PutU64(static_cast<uint64_t>(cp.at.last_time_us), &out);
     PutU16(static_cast<uint16_t>(cp.rows), &out);
     PutU16(static_cast<uint16_t>(cp.cols), &out);
-    PutU32(static_cast<uint32_t>(cp.snapshot.size()), &out);
-    out += cp.snapshot;
+    std::string packed = cp.packed ? cp.snapshot : Pack(c.get(), cp.snapshot);
+    PutU32(cp.packed ? cp.text_size : static_cast<uint32_t>(cp.snapshot.size()),
+           &out);
+    PutU32(static_cast<uint32_t>(packed.size()), &out);
+    out += packed;
   }
   return out;
 }
@@ -158,23 +195,28 @@ Result<StoredSeekIndex> ParseSeekIndex(std::string_view body) {
   // hold is refused before anything is reserved for it.
   if (in.left() / kFixedBytes < count) return Bad("truncated checkpoints");
   index.checkpoints.reserve(count);
+  uint64_t texts = 0;  // Unpacked, and packed: each within the budget.
   uint64_t snapshots = 0;
   for (uint32_t i = 0; i < count; ++i) {
     Checkpoint cp;
     uint16_t rows = 0;
     uint16_t cols = 0;
+    uint32_t text_len = 0;
     uint32_t len = 0;
     std::string_view snap;
     if (!in.I64(&cp.time_us) || !in.U64(&cp.at.offset) ||
         !in.U64(&cp.at.lines_before) || !in.I64(&cp.at.last_time_us) ||
-        !in.U16(&rows) || !in.U16(&cols) || !in.U32(&len)) {
+        !in.U16(&rows) || !in.U16(&cols) || !in.U32(&text_len) ||
+        !in.U32(&len)) {
       return Bad("truncated checkpoint " + std::to_string(i));
     }
     std::string where = "checkpoint " + std::to_string(i) + ": ";
-    if (len > kMaxStoredSnapshotBytes - snapshots) {
+    if (len > kMaxStoredSnapshotBytes - snapshots ||
+        text_len > kMaxStoredSnapshotBytes - texts) {
       return Bad(where + "snapshots beyond " +
                  std::to_string(kMaxStoredSnapshotBytes) + " bytes");
     }
+    texts += text_len;
     if (!in.Take(len, &snap)) return Bad(where + "truncated snapshot");
     snapshots += len;
     cp.rows = rows;
@@ -203,6 +245,8 @@ Result<StoredSeekIndex> ParseSeekIndex(std::string_view body) {
       }
     }
     cp.snapshot.assign(snap);
+    cp.packed = true;
+    cp.text_size = text_len;
     index.checkpoints.push_back(std::move(cp));
   }
   if (in.left() != 0) return Bad("trailing bytes");
@@ -237,26 +281,17 @@ Result<StoredSeekIndex> BuildSeekIndex(RecordingSource* source,
 Result<std::string> EncodeSeekIndexFile(std::string_view body,
                                         const std::optional<std::string>& key,
                                         std::string_view session_id) {
-  auto below = std::make_unique<record::StringSink>();
-  record::StringSink* compressed = below.get();
-  record::GzipOptions gz;
-  gz.level = 6;
-  gz.flush_interval_us = INT64_MAX;
-  MEZ_ASSIGN_OR_RETURN(auto gzip,
-                       record::GzipSink::Create(std::move(below), gz));
-  MEZ_RETURN_IF_ERROR(gzip->Append(body));
-  MEZ_RETURN_IF_ERROR(gzip->Close());
   std::string out(kFileMagic);
   if (!key.has_value()) {
-    out.push_back(kGzip);
-    out += compressed->data();
+    out.push_back(kPlain);
+    out += body;
     return out;
   }
   out.push_back(kSealed);
   out += record::KeyId(*key);
   std::string seal_id = std::string(session_id) + std::string(kSealSuffix);
   MEZ_ASSIGN_OR_RETURN(auto sealer, record::ChunkSealer::Create(*key, seal_id));
-  std::string_view data = compressed->data();
+  std::string_view data = body;
   std::string sealed;
   uint64_t n = 0;
   for (size_t at = 0; at < data.size(); at += kSealPiece, ++n) {
@@ -295,13 +330,13 @@ Result<std::string> DecodeSeekIndexFile(record::ByteSource* file,
       !in.Take(1, &kind)) {
     return Bad("not a seek index file (bad magic)");
   }
-  std::string compressed;
-  if (kind[0] == kGzip) {
+  std::string body;
+  if (kind[0] == kPlain) {
     if (key.has_value()) {
       return FailedPrecondition(
           "seek index: stored unsealed while recordings are encrypted");
     }
-    compressed = raw.substr(kFileMagic.size() + 1);
+    body = raw.substr(kFileMagic.size() + 1);
   } else if (kind[0] == kSealed) {
     if (!key.has_value()) {
       return FailedPrecondition("seek index: sealed, and no key is set");
@@ -329,7 +364,7 @@ Result<std::string> DecodeSeekIndexFile(record::ByteSource* file,
         info.direction = 's';
         info.context = kSealContext;
         MEZ_ASSIGN_OR_RETURN(std::string piece, opener->Open(info, sealed));
-        compressed += piece;
+        body += piece;
         ++n;
       } else if (type[0] == kFinalFrame) {
         MEZ_RETURN_IF_ERROR(opener->OpenFinal(static_cast<int64_t>(n), sealed));
@@ -343,11 +378,7 @@ Result<std::string> DecodeSeekIndexFile(record::ByteSource* file,
   } else {
     return Bad("unknown file kind");
   }
-  record::GunzipSource gunzip(
-      std::make_unique<record::StringSource>(std::move(compressed)));
-  MEZ_ASSIGN_OR_RETURN(std::string body,
-                       ReadBounded(&gunzip, kMaxSeekIndexBytes, "the index"));
-  if (gunzip.truncated()) return Bad("compressed data cut short");
+  if (body.size() > kMaxSeekIndexBytes) return Bad("the index is too large");
   return body;
 }
 

@@ -75,7 +75,9 @@ TEST(SeekIndexFileTest, BuildSerializeParseRoundTrip) {
     EXPECT_EQ(a.at.last_time_us, b.at.last_time_us);
     EXPECT_EQ(a.rows, b.rows);
     EXPECT_EQ(a.cols, b.cols);
-    EXPECT_EQ(a.snapshot, b.snapshot);
+    EXPECT_TRUE(b.packed);
+    EXPECT_EQ(b.text_size, a.snapshot.size());
+    EXPECT_EQ(UnpackSnapshot(b).value(), a.snapshot);
   }
   index.idle_cap_us = 500'000;
   parsed = ParseSeekIndex(SerializeSeekIndex(index));
@@ -93,9 +95,12 @@ TEST(SeekIndexFileTest, HeaderIdleLimitIsTheBuildersCap) {
 
 TEST(SeekIndexFileTest, FileRoundTripPlainAndSealed) {
   std::string body = SerializeSeekIndex(Build(LongCast()));
+  StoredSeekIndex built = Build(LongCast());
+  uint64_t texts = 0;
+  for (const Checkpoint& cp : built.checkpoints) texts += cp.snapshot.size();
+  EXPECT_LT(body.size(), texts / 4);  // Snapshots are packed.
   auto plain = EncodeSeekIndexFile(body, std::nullopt, "s1");
   ASSERT_TRUE(plain.ok());
-  EXPECT_LT(plain->size(), body.size() / 4);  // Compressed.
   auto back = Decode(*plain, std::nullopt);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, body);
@@ -159,10 +164,14 @@ TEST(SeekIndexFileTest, FileBoundsAndGarbage) {
   std::string big = "MEZSEEK1e" + record::KeyId(kKey) + "c";
   big += std::string("\x7f\xff\xff\xff", 4);
   EXPECT_EQ(Decode(big, kKey).status().code(), Code::kDataLoss);
-  // A compressed bomb: more than kMaxSeekIndexBytes once inflated.
-  std::string zeros(kMaxSeekIndexBytes + 1, '\0');
-  std::string bomb = EncodeSeekIndexFile(zeros, std::nullopt, "s1").value();
-  auto got = Decode(bomb, std::nullopt);
+  // Beyond the body's bound, and beyond the file's: refused before (or
+  // instead of) reading on.
+  std::string big_body(kMaxSeekIndexBytes + 1, '\0');
+  auto got = Decode(EncodeSeekIndexFile(big_body, std::nullopt, "s1").value(),
+                    std::nullopt);
+  EXPECT_EQ(got.status().code(), Code::kDataLoss);
+  std::string huge_file(kMaxSeekIndexFileBytes + 1, '\0');
+  got = Decode(huge_file, std::nullopt);
   EXPECT_EQ(got.status().code(), Code::kDataLoss);
   EXPECT_NE(got.status().message().find("larger than"), std::string::npos);
 }
@@ -282,6 +291,23 @@ TEST(SeekIndexFileTest, PlayerAdoptsStoredIndexWithoutReadingTheRecording) {
   }
 }
 
+TEST(SeekIndexFileTest, PackedSnapshotBoundsAndDamage) {
+  StoredSeekIndex index = Build(LongCast());
+  // A packed size that promises more than the budget unpacked.
+  std::string body = SerializeSeekIndex(index);
+  auto parsed = ParseSeekIndex(body).value();
+  Checkpoint bad = parsed.checkpoints[2];
+  bad.text_size += 1;  // Inflates to fewer bytes than it says.
+  EXPECT_EQ(UnpackSnapshot(bad).status().code(), Code::kDataLoss);
+  bad = parsed.checkpoints[2];
+  bad.snapshot[bad.snapshot.size() / 2] ^= 0x55;
+  EXPECT_FALSE(UnpackSnapshot(bad).ok() &&
+               *UnpackSnapshot(bad) == *UnpackSnapshot(parsed.checkpoints[2]));
+  parsed.checkpoints[2].text_size = kMaxStoredSnapshotBytes;
+  EXPECT_EQ(ParseSeekIndex(SerializeSeekIndex(parsed)).status().code(),
+            Code::kDataLoss);
+}
+
 // A player whose source serves `index` as its stored one.
 struct StoredRig {
   StoredRig(const std::string& cast, std::optional<std::string> index,
@@ -319,6 +345,30 @@ TEST(SeekIndexFileTest, BadStoredIndexIsIgnoredWithOneWarning) {
   StoredRig other(cast, SerializeSeekIndex(Build(MakeCast({{0, "x"}}, 100))));
   ASSERT_TRUE(WaitFor([&] { return other.player->index_complete(); }));
   EXPECT_FALSE(other.player->index_from_store());
+}
+
+TEST(SeekIndexFileTest, DamagedStoredSnapshotReadsFromTheStartInstead) {
+  std::string cast = LongCast();
+  StoredSeekIndex index = Build(cast);
+  StoredSeekIndex parsed = ParseSeekIndex(SerializeSeekIndex(index)).value();
+  for (Checkpoint& cp : parsed.checkpoints) cp.text_size += 1;  // All bad.
+  StoredRig rig(cast, SerializeSeekIndex(parsed));
+  ASSERT_TRUE(WaitFor([&] { return rig.player->index_complete(); }));
+  ASSERT_TRUE(rig.player->index_from_store());  // Nothing showed it yet.
+  ASSERT_TRUE(rig.player->SeekTo(45'000'000).ok());
+  PlayerRig straight(cast);
+  straight.Tick();
+  straight.clock.Advance(45'000'000);
+  straight.Tick();
+  for (int r = 0; r < 24; ++r) {
+    EXPECT_EQ(rig.player->screen().RowText(r),
+              straight.player->screen().RowText(r))
+        << r;
+  }
+  rig.out.mutable_data().clear();
+  ASSERT_TRUE(rig.player->Tick().ok());
+  EXPECT_NE(rig.out.data().find("stored seek index damaged"),
+            std::string::npos);
 }
 
 TEST(SeekIndexFileTest, AnotherIdleLimitIndexesHereSilently) {

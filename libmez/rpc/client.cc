@@ -26,7 +26,7 @@ namespace {
 
 // The largest message a CLI takes (ReadRecording's pieces, long lists).
 constexpr size_t kCliMaxReceiveBytes = 8 << 20;
-// The largest seek index body taken (play::kMaxSeekIndexBytes, 112 MiB,
+// The largest seek index body taken (play::kMaxSeekIndexBytes, 108 MiB,
 // and room to spare; the player checks it again).
 constexpr size_t kMaxSeekIndexBody = 128 << 20;
 

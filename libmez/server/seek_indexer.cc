@@ -122,9 +122,10 @@ Status SeekIndexer::Build(const catalog::Session& s) {
   StoredRecording src(opt_.store, s.storage_key, opt_.encryption_key);
   // The idle cap is the header's: what `msh play` uses unless told
   // otherwise.
-  MEZ_ASSIGN_OR_RETURN(play::StoredSeekIndex index,
-                       play::BuildSeekIndex(&src, play::SeekIndexOptions{},
-                                            std::nullopt, &cancel_));
+  MEZ_ASSIGN_OR_RETURN(
+      play::StoredSeekIndex index,
+      play::BuildSeekIndex(&src, play::StoredSeekIndexOptions(), std::nullopt,
+                           &cancel_));
   MEZ_ASSIGN_OR_RETURN(std::string file, play::EncodeSeekIndexFile(
                                              play::SerializeSeekIndex(index),
                                              opt_.encryption_key, s.id));
