@@ -177,6 +177,9 @@ TEST_F(SeekIndexE2eTest, StoredIndexIsServedAndAdoptedFromTheFirstFrame) {
   EXPECT_FALSE(q->player->index_from_store());
   EXPECT_EQ(q->player->duration_us(), 19 * 50'000);
   EXPECT_FALSE(IndexStored("small"));
+  // None is no fault: nothing is said about it.
+  ASSERT_TRUE(q->player->Tick().ok());
+  EXPECT_EQ(q->out.data().find("seek index"), std::string::npos);
 }
 
 TEST_F(SeekIndexE2eTest, EncryptedRecordingsIndexIsSealedAndTamperingIgnored) {

@@ -8,8 +8,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "libmez/play/play_test_util.h"
 #include "libmez/play/seek_index_file.h"
@@ -164,6 +167,69 @@ TEST_F(SeekIndexerTest, EncryptedRecordingsGetASealedIndexBoundToTheSession) {
   ASSERT_TRUE(plain.ok());
   ASSERT_TRUE(Write(IndexPath(a), *plain));
   EXPECT_EQ(ix->Read(a).status().code(), Code::kDataLoss);
+}
+
+// A store whose Exists waits until released: holds the worker on a job.
+class GatedStore : public store::BlobStore {
+ public:
+  explicit GatedStore(store::BlobStore* inner) : inner_(inner) {}
+  Result<std::unique_ptr<record::ByteSink>> Create(
+      const std::string& key) override {
+    return inner_->Create(key);
+  }
+  Result<std::unique_ptr<record::ByteSource>> Open(
+      const std::string& key) override {
+    return inner_->Open(key);
+  }
+  Result<bool> Exists(const std::string& key) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiting_;
+    cv_.wait(lock, [this] { return open_; });
+    return inner_->Exists(key);
+  }
+  Status Delete(const std::string& key) override { return inner_->Delete(key); }
+  std::string Describe(const std::string& key) const override {
+    return inner_->Describe(key);
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  int waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiting_;
+  }
+
+ private:
+  store::BlobStore* inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int waiting_ = 0;
+};
+
+TEST_F(SeekIndexerTest, TheQueueIsBoundedAndEndingNeverWaits) {
+  GatedStore gated(store_.get());
+  SeekIndexerOptions o;
+  o.store = &gated;
+  o.min_bytes = 1000;
+  o.max_queue = 2;
+  auto ix = std::make_unique<SeekIndexer>(std::move(o));
+  std::vector<catalog::Session> sessions;
+  for (int i = 0; i < 5; ++i) {
+    sessions.push_back(Put("q" + std::to_string(i), Cast()));
+  }
+  ix->Ended(sessions[0]);
+  ASSERT_TRUE(WaitFor([&] { return gated.waiting() == 1; }));  // Running.
+  for (int i = 1; i < 5; ++i) ix->Ended(sessions[i]);  // Returns at once.
+  EXPECT_EQ(ix->pending(), 3u);  // The running one and two queued.
+  gated.Open();
+  ASSERT_TRUE(WaitFor([&] { return ix->pending() == 0; }));
+  EXPECT_EQ(ix->built(), 3u);
+  EXPECT_FALSE(*store_->Exists(store::SeekIndexKey(sessions[4].storage_key)));
+  // Stopping abandons what waits.
+  ix.reset();
 }
 
 TEST_F(SeekIndexerTest, DeletingARecordingDeletesItsIndex) {
