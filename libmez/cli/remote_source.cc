@@ -1,5 +1,6 @@
 #include "libmez/cli/remote_source.h"
 
+#include <chrono>
 #include <mutex>
 
 #include "libmez/rpc/client.h"
@@ -28,7 +29,9 @@ class RemoteSource : public play::RecordingSource {
   }
   std::optional<uint64_t> size() override { return std::nullopt; }
   Result<std::optional<std::string>> StoredSeekIndex() override {
-    return client_->ReadSeekIndex(id_);  // The client is thread-safe.
+    // The client is thread-safe. Bounded in time: quitting the player
+    // waits for this call.
+    return client_->ReadSeekIndex(id_, std::chrono::seconds(10));
   }
   play::SessionMeta meta() override {
     std::lock_guard<std::mutex> lock(mu_);
