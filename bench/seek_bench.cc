@@ -3,7 +3,7 @@
 // (exits non-zero only when a step fails).
 //
 //   build/bench/seek_bench [--mib=1024] [--seeks=100] [--file=PATH]
-//       [--no-play]
+//       [--no-play] [--no-own-index]
 //
 // Writes a plain asciicast file of --mib MiB to $TMPDIR (or reuses --file
 // when it exists): log lines in colour, 10 ms apart, with a full-screen
@@ -18,6 +18,15 @@
 //     each timed from the call to the redrawn frame: p50, p90, p99, max;
 //   - memory: keyframes kept and their snapshot bytes (bounded by
 //     PlayerOptions::checkpoint_budget).
+//
+// First, the stored index as mezrecd keeps it (docs/formats/seek-index.md):
+// its build (what mezrecd's worker spends once per recording), its file
+// size, then a player whose source serves it (read from disk and decoded,
+// as mezrecd does before sending it): a far seek issued right after the
+// first frame (it waits for the index), the time until the index is
+// adopted, and random seeks. With --file the index is kept beside it
+// (FILE.seek) and reused by the next run. --no-own-index skips the
+// player's own indexing that follows.
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +39,7 @@
 #include <vector>
 
 #include "libmez/play/player.h"
+#include "libmez/play/seek_index_file.h"
 #include "libmez/play/source.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/file.h"
@@ -115,6 +125,34 @@ bool WriteRecording(const std::string& path, uint64_t bytes) {
   return std::fclose(f) == 0;
 }
 
+// A local file whose stored seek index is the file beside it, read and
+// decoded on each ask as mezrecd does before serving it.
+class StoredIndexSource : public play::RecordingSource {
+ public:
+  StoredIndexSource(std::unique_ptr<play::LocalFileSource> file,
+                    std::string index_path)
+      : file_(std::move(file)), index_path_(std::move(index_path)) {}
+  Result<std::unique_ptr<record::ByteSource>> Open(uint64_t offset) override {
+    return file_->Open(offset);
+  }
+  std::optional<uint64_t> size() override { return file_->size(); }
+  play::SessionMeta meta() override { return file_->meta(); }
+  Result<std::optional<std::string>> StoredSeekIndex() override {
+    auto t0 = Clock::now();
+    MEZ_ASSIGN_OR_RETURN(auto f, record::FileSource::Open(index_path_));
+    MEZ_ASSIGN_OR_RETURN(std::string body,
+                         play::DecodeSeekIndexFile(f.get(), std::nullopt, "b"));
+    fetch_ms = Ms(Clock::now() - t0);
+    return std::optional<std::string>(std::move(body));
+  }
+  // How long the last StoredSeekIndex took (read and decode).
+  double fetch_ms = 0;
+
+ private:
+  std::unique_ptr<play::LocalFileSource> file_;
+  std::string index_path_;
+};
+
 void Percentiles(const char* what, std::vector<double> v) {
   if (v.empty()) return;
   std::sort(v.begin(), v.end());
@@ -125,7 +163,101 @@ void Percentiles(const char* what, std::vector<double> v) {
               what, at(0.5), at(0.9), at(0.99), v.back());
 }
 
-int Run(int mib, int seeks, std::string file, bool play_while_indexing) {
+// Builds the stored index of `file` as mezrecd would, then plays with it.
+int RunStored(const std::string& file, int seeks, bool keep_index) {
+  // An index left beside --file (FILE.seek) is reused; one built here is
+  // kept beside --file too, and removed with a temporary recording.
+  std::string index_path = file + ".seek";
+  struct Cleanup {
+    std::string path;
+    bool on = false;
+    ~Cleanup() {
+      if (on) unlink(path.c_str());
+    }
+  } cleanup{index_path};
+  int64_t end = 0;
+  if (access(index_path.c_str(), R_OK) != 0) {
+    auto src = play::LocalFileSource::Create(file);
+    if (!src.ok()) return 1;
+    auto t0 = Clock::now();
+    auto index = play::BuildSeekIndex(
+        src->get(), play::StoredSeekIndexOptions(), std::nullopt);
+    if (!index.ok()) {
+      std::fprintf(stderr, "seek_bench: %s\n",
+                   index.status().ToString().c_str());
+      return 1;
+    }
+    double build_s = Ms(Clock::now() - t0) / 1000;
+    std::string body = play::SerializeSeekIndex(*index);
+    auto t1 = Clock::now();
+    auto stored = play::EncodeSeekIndexFile(body, std::nullopt, "b");
+    if (!stored.ok()) return 1;
+    double encode_ms = Ms(Clock::now() - t1);
+    if (!AtomicWriteFile(index_path, *stored).ok()) return 1;
+    cleanup.on = !keep_index;
+    std::printf(
+        "stored index build (mezrecd) %8.2f s  (%.0f MiB/s); %zu keyframes, "
+        "body %.1f MiB, file %.1f MiB (encoded in %.0f ms)\n",
+        build_s, static_cast<double>(index->stream_size) / 1048576 / build_s,
+        index->checkpoints.size(), body.size() / 1048576.0,
+        stored->size() / 1048576.0, encode_ms);
+  } else {
+    std::printf("reusing %s\n", index_path.c_str());
+  }
+
+  auto fresh = play::LocalFileSource::Create(file);
+  if (!fresh.ok()) return 1;
+  StoredIndexSource with_index(std::move(fresh).value(), index_path);
+  NullSink sink;
+  FakeClock clock;
+  play::PlayerOptions o;
+  o.clock = &clock;
+  o.term_rows = 41;
+  o.term_cols = 120;
+  o.index_in_background = true;
+  auto t0 = Clock::now();
+  auto player = play::Player::Create(&with_index, o, &sink);
+  if (!player.ok()) return 1;
+  play::Player& p = **player;
+  if (!p.Tick().ok()) return 1;
+  std::printf("first frame (stored index)   %8.2f ms\n", Ms(Clock::now() - t0));
+  auto s0 = Clock::now();
+  if (!p.SeekToPercent(90).ok()) return 1;
+  std::printf("seek to 90%% right after it   %8.2f ms  (waits for the index)\n",
+              Ms(Clock::now() - s0));
+  while (!p.index_complete()) usleep(1000);
+  std::printf(
+      "stored index adopted         %8.2f ms after Create (%s; %.1f ms of it "
+      "reading and decoding the file)\n",
+      Ms(Clock::now() - t0),
+      p.index_from_store() ? "from the store" : "NOT adopted",
+      with_index.fetch_ms);
+  if (!p.index_from_store()) return 1;
+  end = p.duration_us().value_or(0);
+  std::mt19937_64 rng(42);
+  std::vector<double> times;
+  for (int i = 0; i < seeks; ++i) {
+    int64_t target = static_cast<int64_t>(rng() % static_cast<uint64_t>(end));
+    auto t = Clock::now();
+    if (!p.SeekTo(target).ok()) return 1;
+    times.push_back(Ms(Clock::now() - t));
+  }
+  Percentiles("random seek (stored index)", times);
+  double total_from_create = Ms(Clock::now() - t0);
+  times.clear();
+  for (int pct : {100, 0, 50, 90, 10}) {
+    auto t = Clock::now();
+    if (!p.SeekToPercent(pct).ok()) return 1;
+    times.push_back(Ms(Clock::now() - t));
+  }
+  Percentiles("End/Home/5/9/1 (stored)", times);
+  std::printf("all of the above             %8.2f ms from Create\n",
+              total_from_create);
+  return 0;
+}
+
+int Run(int mib, int seeks, std::string file, bool play_while_indexing,
+        bool own_index) {
   bool remove_after = false;
   if (file.empty()) {
     const char* tmp = std::getenv("TMPDIR");
@@ -149,6 +281,9 @@ int Run(int mib, int seeks, std::string file, bool play_while_indexing) {
       if (on) unlink(path.c_str());
     }
   } cleanup{file, remove_after};
+
+  if (int rc = RunStored(file, seeks, !remove_after); rc != 0) return rc;
+  if (!own_index) return 0;
 
   auto src = play::LocalFileSource::Create(file);
   if (!src.ok()) {
@@ -224,6 +359,7 @@ int main(int argc, char** argv) {
   int seeks = 100;
   std::string file;
   bool play = true;
+  bool own_index = true;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a.rfind("--mib=", 0) == 0) {
@@ -232,15 +368,17 @@ int main(int argc, char** argv) {
       seeks = std::atoi(argv[i] + 8);
     } else if (a == "--no-play") {
       play = false;
+    } else if (a == "--no-own-index") {
+      own_index = false;
     } else if (a.rfind("--file=", 0) == 0) {
       file = std::string(a.substr(7));
     } else {
       std::fprintf(stderr,
                    "usage: seek_bench [--mib=1024] [--seeks=100] "
-                   "[--file=PATH] [--no-play]\n");
+                   "[--file=PATH] [--no-play] [--no-own-index]\n");
       return 2;
     }
   }
   if (mib < 1 || seeks < 1) return 2;
-  return mez::bench::Run(mib, seeks, file, play);
+  return mez::bench::Run(mib, seeks, file, play, own_index);
 }

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_flag_callback(
       "--gzip", [&flags] { flags.gzip = true; }, "gzip recordings");
   app.add_option("--log-level", flags.log_level, "debug, info, warn or error");
+  app.add_option("--seek-index-min-bytes", flags.seek_index_min_bytes,
+                 "store a seek index for shell and exec recordings of at "
+                 "least this size (default 16MiB; 0: never)");
   app.add_option(
       "--roles", flags.roles,
       "roles to serve: auth, auth,proxy, or proxy alone with --identity "
@@ -48,7 +51,8 @@ int main(int argc, char** argv) {
       "MEZITE_LOG_LEVEL, MEZITE_RECORDING_ENABLED, "
       "MEZITE_RECORDING_STORAGE_PATH, MEZITE_RECORDING_GZIP, "
       "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "
-      "MEZITE_PCAP_IDLE_TIMEOUT, MEZITE_ROLES, MEZITE_PROXY_LISTEN, "
+      "MEZITE_PCAP_IDLE_TIMEOUT, MEZITE_SEEK_INDEX_MIN_BYTES, MEZITE_ROLES, "
+      "MEZITE_PROXY_LISTEN, "
       "MEZITE_IDENTITY, "
       "MEZITE_DB_URL (postgres://...), MEZITE_REPLICA_LEASE_TIMEOUT, "
       "MEZITE_RECORDING_BACKEND (local, s3), "

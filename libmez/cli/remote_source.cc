@@ -1,5 +1,6 @@
 #include "libmez/cli/remote_source.h"
 
+#include <chrono>
 #include <mutex>
 
 #include "libmez/rpc/client.h"
@@ -27,6 +28,11 @@ class RemoteSource : public play::RecordingSource {
     return std::unique_ptr<record::ByteSource>(std::move(tracked));
   }
   std::optional<uint64_t> size() override { return std::nullopt; }
+  Result<std::optional<std::string>> StoredSeekIndex() override {
+    // The client is thread-safe. Bounded in time: quitting the player
+    // waits for this call.
+    return client_->ReadSeekIndex(id_, std::chrono::seconds(10));
+  }
   play::SessionMeta meta() override {
     std::lock_guard<std::mutex> lock(mu_);
     return meta_;

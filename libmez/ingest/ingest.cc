@@ -232,6 +232,13 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
   // catalog write failed.
   (void)manager_->retrier_->FinishSession(session_.id, ended_us, bytes_,
                                           status);
+  if (manager_->opt_.on_end) {
+    catalog::Session ended = session_;
+    ended.ended_us = ended_us;
+    ended.bytes = bytes_;
+    ended.status = status;
+    manager_->opt_.on_end(ended);
+  }
   nlohmann::json details = {
       {"duration_us", ended_us - session_.started_us},
       {"bytes", bytes_},

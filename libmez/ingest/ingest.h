@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,10 @@ struct IngestOptions {
   // Retry failed audit writes and session ends from a background thread
   // (tests may turn it off and call retrier()->RetryNow()).
   bool retry_thread = true;
+  // Told about every session that ended (its row as finished: status,
+  // bytes, end), after its file is closed; mezrecd queues seek indexes
+  // with it. Must not block: it runs on the stream's thread.
+  std::function<void(const catalog::Session&)> on_end;
 };
 
 class IngestManager;

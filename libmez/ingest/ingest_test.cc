@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "libmez/record/gzip.h"
@@ -55,8 +56,10 @@ class IngestTest : public ::testing::Test {
     manager_.reset();
     ASSERT_EQ(std::system(("rm -rf " + dir_).c_str()), 0);
   }
-  void Make(RecordingConfig rec = {}, catalog::Catalog* cat = nullptr) {
+  void Make(RecordingConfig rec = {}, catalog::Catalog* cat = nullptr,
+            std::function<void(const catalog::Session&)> on_end = nullptr) {
     IngestOptions o;
+    o.on_end = std::move(on_end);
     o.recording = rec;
     o.store = store_.get();
     o.catalog = cat != nullptr ? cat : catalog_.get();
@@ -248,6 +251,39 @@ TEST_F(IngestTest, ExecWithoutATerminalStoresNewlinesAsCrLf) {
               std::string::npos)
         << c.id << ": " << *cast;
   }
+}
+
+// mezrecd's seek indexer learns of every ended session, with the row as
+// finished (after the file is closed), and nothing else is asked of it.
+TEST_F(IngestTest, EndedSessionsAreHandedOnAfterTheFileIsClosed) {
+  std::vector<catalog::Session> ended;
+  Make({}, nullptr, [&](const catalog::Session& s) {
+    // The file is complete by now.
+    auto cast = ReadFile(dir_ + "/rec/" + s.storage_key);
+    EXPECT_TRUE(cast.ok());
+    if (s.id == "done") {
+      EXPECT_NE(cast->find("hello"), std::string::npos);
+    }
+    ended.push_back(s);
+  });
+  StreamHeader h = Tcpip("done");
+  h.kind = ChannelKind::kExec;
+  h.command = "echo";
+  auto s = Begin(h);
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->Chunk(1, Direction::kOut, "hello\n").ok());
+  ASSERT_TRUE(s->Finish(true).ok());
+  ASSERT_TRUE(s->Finish(true).ok());  // Idempotent: told once.
+  h.session_id = "cut";
+  auto t = Begin(h);
+  ASSERT_TRUE(t->Finish(false).ok());
+  ASSERT_EQ(ended.size(), 2u);
+  EXPECT_EQ(ended[0].id, "done");
+  EXPECT_EQ(ended[0].status, catalog::SessionStatus::kComplete);
+  EXPECT_EQ(ended[0].bytes, 6u);
+  EXPECT_EQ(ended[0].format, "asciicast-v2");
+  EXPECT_EQ(ended[0].storage_key, "alice/exec/done.cast");
+  EXPECT_EQ(ended[1].status, catalog::SessionStatus::kIncomplete);
 }
 
 // session.end names the login, the exit status and the duration, so the

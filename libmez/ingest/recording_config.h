@@ -42,6 +42,11 @@ struct RecordingConfig {
   std::optional<std::string> encryption_key;   // 32 raw bytes when set
   int64_t pcap_idle_timeout_us = 300'000'000;  // Close an idle shared pcap.
   bool record_input = false;                   // asciicast "i" events
+  // Shell and exec recordings with at least this many payload bytes get a
+  // stored seek index when they end (docs/formats/seek-index.md); 0: none.
+  // yaml recording.seekIndexMinBytes, MEZITE_SEEK_INDEX_MIN_BYTES,
+  // --seek-index-min-bytes.
+  uint64_t seek_index_min_bytes = 16 << 20;
 };
 
 }  // namespace mez::ingest

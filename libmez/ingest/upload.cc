@@ -400,7 +400,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
       return stored(existing->storage_key);
     }
     if (existing->kind != "tcpip" && !existing->storage_key.empty()) {
-      Status del = opt_.store->Delete(existing->storage_key);
+      Status del = store::DeleteRecording(opt_.store, existing->storage_key);
       if (!del.ok() && del.code() != Code::kNotFound) return del;
     }
     MEZ_RETURN_IF_ERROR(opt_.catalog->DeleteSession(h.session_id));

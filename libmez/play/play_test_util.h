@@ -65,8 +65,15 @@ class MemorySource : public RecordingSource {
   }
   std::optional<uint64_t> size() override { return data_.size(); }
   SessionMeta meta() override { return meta_; }
+  Result<std::optional<std::string>> StoredSeekIndex() override {
+    ++stored_asks;
+    return stored_index;
+  }
 
   std::vector<uint64_t> opened_at;
+  // What StoredSeekIndex serves (set before a player is made).
+  std::optional<std::string> stored_index;
+  std::atomic<int> stored_asks{0};
   // Atomic: a background index reads its stream on another thread.
   std::atomic<uint64_t> bytes_read{0};
 

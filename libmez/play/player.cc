@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "libmez/play/seek_index_file.h"
+
 namespace mez::play {
 namespace {
 
@@ -106,14 +108,19 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
   index.interval_us = p->options_.checkpoint_interval_us;
   index.interval_bytes = p->options_.checkpoint_bytes;
   index.budget = p->options_.checkpoint_budget;
+  p->start_ = start;
   p->index_ = std::make_unique<SeekIndex>(index, std::move(start));
   if (p->options_.index_in_background) {
     CastHeader again;
     auto reader = OpenEvents(source, &again, p->options_.read_size);
     // Without it seeks still work, reading as far as they go.
     if (reader.ok()) {
+      SeekIndex::StoredLoader stored;
+      if (p->options_.use_stored_index) {
+        stored = [source] { return source->StoredSeekIndex(); };
+      }
       p->index_->IndexInBackground(std::move(reader).value(), p->header_,
-                                   p->options_.idle_cap_us);
+                                   p->options_.idle_cap_us, std::move(stored));
     }
   }
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
@@ -217,6 +224,10 @@ Status Player::EmitDue(int64_t pos, bool* busy) {
 Result<int64_t> Player::Tick() {
   if (finished_) return -1;
   int64_t now = clock_->MonotonicMicros();
+  if (std::string w = index_->TakeWarning(); !w.empty() && notice_.empty()) {
+    notice_ = w;  // Shown on the status line until the next key.
+    status_dirty_ = true;
+  }
   if (waiting_live_ && now >= next_live_poll_us_) {
     // Read on from where the stream ended; a stream that ends again
     // while the session is live waits another interval.
@@ -371,13 +382,28 @@ Status Player::SeekToPercent(double percent) {
 Status Player::MoveTo(int64_t target) {
   target = std::max<int64_t>(target, 0);
   if (end_us_.has_value()) target = std::min(target, *end_us_);
-  const Checkpoint cp = index_->Find(target);
+  // A far seek while the stored index is on its way waits for it (a
+  // fetch and a parse) rather than read forward at emulator speed.
+  if (!index_->end_us().has_value() && target > index_->furthest_us() &&
+      !index_->WaitForStored(0)) {
+    index_->WaitForStored(options_.stored_index_wait_us);
+  }
+  Checkpoint cp = index_->Find(target);
   uint64_t read_at = have_next_ ? next_.offset : reader_->position().offset;
   if (target < applied_us_ || cp.at.offset > read_at) {
+    auto text = UnpackSnapshot(cp);
+    if (!text.ok()) {
+      // A damaged stored snapshot: never a wrong screen, read from the
+      // start instead.
+      notice_ = "stored seek index damaged: reading from the start";
+      status_dirty_ = true;
+      cp = start_;
+      text = cp.snapshot;
+    }
     MEZ_ASSIGN_OR_RETURN(auto stream, source_->Open(cp.at.offset));
     reader_ = std::make_unique<EventReader>(std::move(stream), cp.at,
                                             options_.read_size);
-    screen_->Load(cp.snapshot, cp.rows, cp.cols);
+    screen_->Load(*text, cp.rows, cp.cols);
     timeline_.Restore(cp.at.last_time_us, cp.time_us);
     applied_us_ = cp.time_us;
     have_next_ = false;

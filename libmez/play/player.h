@@ -63,6 +63,12 @@ struct PlayerOptions {
   // second stream from the source), so that seeks anywhere soon cost at
   // most one interval. PlayInteractive turns it on.
   bool index_in_background = false;
+  // With it, first fetch the source's stored seek index
+  // (RecordingSource::StoredSeekIndex) and adopt it when it fits, instead
+  // of reading the recording; a seek beyond what is indexed waits up to
+  // stored_index_wait_us for that fetch.
+  bool use_stored_index = true;
+  int64_t stored_index_wait_us = 3'000'000;
   // A live recording (SessionMeta::live) that reached the end of what has
   // arrived is asked again this often.
   // Each ask is a new ReadRecording for a remote session (and an audit
@@ -142,6 +148,8 @@ class Player {
   std::vector<Checkpoint> checkpoints() const { return index_->checkpoints(); }
   // The background index reached the end of the recording (or stopped).
   bool index_complete() const { return index_->background_done(); }
+  // The index came whole from the source's stored one.
+  bool index_from_store() const { return index_->adopted_stored(); }
   void IndexStats(size_t* checkpoints, uint64_t* snapshot_bytes) const {
     *checkpoints = index_->size();
     *snapshot_bytes = index_->snapshot_bytes();
@@ -189,6 +197,7 @@ class Player {
   std::unique_ptr<Screen> screen_;
   Timeline timeline_;
   std::unique_ptr<SeekIndex> index_;
+  Checkpoint start_;  // The state before any event (index_'s may be stored).
 
   Event next_;
   int64_t next_timeline_us_ = 0;

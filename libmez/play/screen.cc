@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "libmez/play/rep_guard.h"
+
 namespace mez::play {
 namespace {
 
@@ -143,6 +145,7 @@ struct Screen::Impl {
   VTermState* state = nullptr;
   bool altscreen = false;
   bool cursor_visible = true;
+  RepGuard rep;  // See rep_guard.h: every byte goes through it.
 };
 
 namespace {
@@ -195,7 +198,18 @@ bool Screen::altscreen() const { return impl_->altscreen; }
 bool Screen::cursor_visible() const { return impl_->cursor_visible; }
 
 void Screen::Feed(std::string_view bytes) {
-  if (!bytes.empty()) vterm_input_write(impl_->vt, bytes.data(), bytes.size());
+  if (bytes.empty()) return;
+  VTerm* vt = impl_->vt;
+  VTermState* state = impl_->state;
+  impl_->rep.Feed(
+      bytes,
+      [vt](std::string_view b) { vterm_input_write(vt, b.data(), b.size()); },
+      [state] {
+        VTermPos pos;
+        vterm_state_get_cursorpos(state, &pos);
+        return pos.col;
+      },
+      cols_);
 }
 
 void Screen::Resize(int rows, int cols) {
@@ -287,6 +301,7 @@ void Screen::Load(std::string_view snapshot, int rows, int cols) {
   impl_->altscreen = false;
   impl_->cursor_visible = true;
   vterm_screen_reset(impl_->screen, 1);
+  impl_->rep.Reset();
   Resize(rows, cols);
   Feed(snapshot);
 }

@@ -8,7 +8,9 @@
 #define MEZ_PLAY_SEEK_INDEX_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,7 +30,12 @@ struct Checkpoint {
   ReadPosition at;      // The next event line.
   int rows = 0;         // Emulated screen size and contents.
   int cols = 0;
-  std::string snapshot;  // Screen::Snapshot().
+  // Screen::Snapshot(), or (packed, from a stored index) its raw DEFLATE
+  // form, unpacked only when a seek lands on it (UnpackSnapshot in
+  // seek_index_file.h): a stored index is adopted without inflating it.
+  std::string snapshot;
+  bool packed = false;
+  uint32_t text_size = 0;  // When packed: the size unpacked.
 };
 
 struct SeekIndexOptions {
@@ -65,36 +72,69 @@ class SeekIndex {
   // The last checkpoint at or before `timeline_us` (a copy).
   Checkpoint Find(int64_t timeline_us) const;
 
-  // Reads `reader` (opened on the same recording, its header read) to the
-  // end on a thread of its own, emulating a screen from `header`'s size
-  // with the same idle limit as the player, offering every event. An error
-  // or a refused size only stops it: the player meets the same line itself.
+  // The body of a stored index (seek_index_file.h), nullopt when there is
+  // none. Runs on the background thread.
+  using StoredLoader = std::function<Result<std::optional<std::string>>()>;
+
+  // On a thread of its own: first, when `stored` is given, fetches the
+  // stored index and, when it parses and fits this recording (`header`'s
+  // size and first event line, the same idle cap), adopts its checkpoints
+  // and length and stops there. Otherwise (none, or a bad one: then
+  // warning() says so) reads `reader` (opened on the same recording, its
+  // header read) to the end, emulating a screen from `header`'s size with
+  // the same idle limit as the player, offering every event. An error or a
+  // refused size only stops it: the player meets the same line itself.
   void IndexInBackground(std::unique_ptr<EventReader> reader,
                          const CastHeader& header,
-                         std::optional<int64_t> idle_cap_us);
+                         std::optional<int64_t> idle_cap_us,
+                         StoredLoader stored = nullptr);
+  // Reads `reader` to the end on the caller's thread, as the background
+  // reader does; its error (a read error, a refused size, `*cancel` set)
+  // is returned.
+  Status IndexAll(EventReader* reader, int rows, int cols,
+                  std::optional<int64_t> idle_cap_us,
+                  const std::atomic<bool>* cancel = nullptr);
   // The background reader has stopped (at the end, or on an error).
   bool background_done() const { return done_.load(); }
+  // Waits up to `max_us` for the stored index to be fetched (adopted or
+  // not); true when that is settled (or there was none to fetch).
+  bool WaitForStored(int64_t max_us) const;
+  // The checkpoints came from a stored index.
+  bool adopted_stored() const { return adopted_.load(); }
+  // One line about a stored index that was refused, else empty. Cleared by
+  // the call.
+  std::string TakeWarning();
   // The timeline length, once the background reader reached the end.
   std::optional<int64_t> end_us() const;
 
   std::vector<Checkpoint> checkpoints() const;
+  // Timeline time of the furthest checkpoint.
+  int64_t furthest_us() const;
   size_t size() const;
   uint64_t snapshot_bytes() const;
 
  private:
   void Thin();  // REQUIRES: mu_ held.
   void Run(std::unique_ptr<EventReader> reader, int rows, int cols,
-           std::optional<int64_t> idle_cap_us);
+           std::optional<int64_t> idle_cap_us, uint64_t first_offset,
+           StoredLoader stored);
+  // Adopts the stored body when it fits; else the reason it does not.
+  Status Adopt(const std::string& body, int rows, int cols,
+               std::optional<int64_t> idle_cap_us, uint64_t first_offset);
 
   mutable std::mutex mu_;
   SeekIndexOptions options_;  // Intervals double as Thin drops.
   std::vector<Checkpoint> checkpoints_;
   uint64_t snapshot_bytes_ = 0;
   std::optional<int64_t> end_us_;
+  bool stored_pending_ = false;  // A stored index is being fetched.
+  mutable std::condition_variable stored_cv_;
+  std::string warning_;
 
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
+  std::atomic<bool> adopted_{false};
 };
 
 }  // namespace mez::play

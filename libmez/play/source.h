@@ -41,6 +41,12 @@ class RecordingSource {
   // Length of the plain stream, when known up front.
   virtual std::optional<uint64_t> size() = 0;
   virtual SessionMeta meta() = 0;
+  // The body of the recording's stored seek index (seek_index_file.h),
+  // nullopt when it has none. Unlike the rest, thread-safe: the player
+  // calls it from its index thread while it plays.
+  virtual Result<std::optional<std::string>> StoredSeekIndex() {
+    return std::optional<std::string>();
+  }
 };
 
 // A recording file on the local disk: plain `.cast`, gzip `.cast.gz` (by its

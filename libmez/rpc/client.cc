@@ -26,17 +26,22 @@ namespace {
 
 // The largest message a CLI takes (ReadRecording's pieces, long lists).
 constexpr size_t kCliMaxReceiveBytes = 8 << 20;
+// The largest seek index body taken (play::kMaxSeekIndexBytes, 108 MiB,
+// and room to spare; the player checks it again).
+constexpr size_t kMaxSeekIndexBody = 128 << 20;
 
 // A ByteSource over a server stream of RecordingBytes.
 class StreamSource : public record::ByteSource {
  public:
   StreamSource(const ClusterClient* client, pb::Cluster::Stub* stub,
-               const std::string& id, uint64_t offset, pb::SessionInfo* info)
+               const std::string& id, uint64_t offset, pb::SessionInfo* info,
+               bool seek_index = false, Timeout timeout = Timeout(0))
       : client_(client), info_(info) {
-    client->Prepare(&ctx_, Timeout(0));
+    client->Prepare(&ctx_, timeout);
     pb::ReadRecordingRequest req;
     req.set_id(id);
     req.set_offset(offset);
+    req.set_seek_index(seek_index);
     reader_ = stub->ReadRecording(&ctx_, req);
   }
   ~StreamSource() override {
@@ -263,6 +268,29 @@ Result<std::unique_ptr<record::ByteSource>> ClusterClient::ReadRecording(
                                             offset, info);
   MEZ_RETURN_IF_ERROR(src->Prime());
   return std::unique_ptr<record::ByteSource>(std::move(src));
+}
+
+Result<std::optional<std::string>> ClusterClient::ReadSeekIndex(
+    const std::string& id, Timeout timeout) const {
+  StreamSource src(this, stubs_->cluster.get(), id, 0, nullptr, true, timeout);
+  std::string body;
+  char buf[1 << 16];
+  for (;;) {
+    auto n = src.Read(buf, sizeof(buf));
+    if (!n.ok()) {
+      if (n.status().code() == Code::kNotFound) {
+        return std::optional<std::string>();
+      }
+      return n.status();
+    }
+    if (*n == 0) break;
+    if (body.size() + *n > kMaxSeekIndexBody) {
+      return DataLoss("the seek index of session " + id + " is larger than " +
+                      std::to_string(kMaxSeekIndexBody) + " bytes");
+    }
+    body.append(buf, *n);
+  }
+  return std::optional<std::string>(std::move(body));
 }
 
 }  // namespace mez::rpc

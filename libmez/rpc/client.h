@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "libmez/auth/identity.h"
@@ -147,6 +148,12 @@ class ClusterClient {
   Result<std::unique_ptr<record::ByteSource>> ReadRecording(
       const std::string& id, uint64_t offset,
       mezite::v1::SessionInfo* info = nullptr) const;
+
+  // The plain body of session `id`'s stored seek index
+  // (docs/formats/seek-index.md), read whole; nullopt when it has none.
+  // Bounded in size; the caller parses (and so checks) it.
+  Result<std::optional<std::string>> ReadSeekIndex(
+      const std::string& id, Timeout timeout = kDefaultTimeout) const;
 
   // The bearer metadata and the deadline (0: none) on `ctx`, and the
   // mapping of a finished call's status: for the streams in rpc/.

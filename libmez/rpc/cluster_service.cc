@@ -194,7 +194,8 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
   auto* reactor = new ReadReactor(opt_.pool);
   std::string id = req->id();
   uint64_t offset = req->offset();
-  opt_.pool->Submit([this, ctx, reactor, id, offset] {
+  bool seek_index = req->seek_index();
+  opt_.pool->Submit([this, ctx, reactor, id, offset, seek_index] {
     auto who = opt_.authorizer->Caller(ctx);
     if (!who.ok()) {
       domain_->AuditDenied(nullptr, "ReadRecording", who.status());
@@ -202,6 +203,19 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
     }
     auto s = domain_->RecordingToRead(*who, id);
     if (!s.ok()) return reactor->Fail(ToGrpc(s.status()));
+    if (seek_index) {
+      // The index holds screens of the recording: read like it.
+      auto body = opt_.seek_index ? opt_.seek_index(*s)
+                                  : Result<std::string>(NotFound(
+                                        "this server keeps no seek indexes"));
+      if (!body.ok()) return reactor->Fail(ToGrpc(body.status()));
+      domain_->AuditRecordingRead(*who, *s, offset);
+      pb::SessionInfo info;
+      ToProto(*s, &info);
+      return reactor->Begin(
+          std::make_unique<record::StringSource>(std::move(body).value()),
+          offset, std::move(info));
+    }
     auto src = opt_.store->Open(s->storage_key);
     if (!src.ok()) {
       return reactor->Fail(ToGrpc(

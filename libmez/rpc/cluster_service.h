@@ -9,6 +9,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+
 #include "libmez/auth/keys.h"
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
@@ -71,6 +73,9 @@ struct ClusterServiceOptions {
   // SHA-256 (lowercase hex) of the cluster's TLS CA certificate (DER),
   // pinned by join tokens; empty when mezrecd serves plaintext.
   std::string tls_ca_sha256;
+  // The plain body of a readable session's stored seek index
+  // (ReadRecordingRequest.seek_index); unset: none is ever served.
+  std::function<Result<std::string>(const catalog::Session&)> seek_index;
 };
 
 class ClusterService final : public mezite::v1::Cluster::CallbackService {

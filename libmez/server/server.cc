@@ -16,6 +16,7 @@
 #include "libmez/rpc/grpc_server.h"
 #include "libmez/rpc/recording_service.h"
 #include "libmez/server/proxy_role.h"
+#include "libmez/server/seek_indexer.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/store/s3_store.h"
 #include "libmez/util/log.h"
@@ -186,7 +187,16 @@ Status RunMezrecd(const ServerConfig& config) {
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<store::BlobStore> store,
                        OpenStore(config));
 
+  SeekIndexerOptions sopt;
+  sopt.store = store.get();
+  sopt.encryption_key = config.recording.encryption_key;
+  sopt.min_bytes = config.recording.seek_index_min_bytes;
+  auto seek_indexer = std::make_unique<SeekIndexer>(std::move(sopt));
+
   ingest::IngestOptions iopt;
+  iopt.on_end = [ix = seek_indexer.get()](const catalog::Session& s) {
+    ix->Ended(s);
+  };
   iopt.recording = config.recording;
   iopt.store = store.get();
   iopt.catalog = catalog.get();
@@ -234,6 +244,9 @@ Status RunMezrecd(const ServerConfig& config) {
   copt.encryption_key = config.recording.encryption_key;
   copt.pool = pool.get();
   copt.clock = clock;
+  copt.seek_index = [ix = seek_indexer.get()](const catalog::Session& s) {
+    return ix->Read(s);
+  };
   if (!config.insecure) {
     MEZ_ASSIGN_OR_RETURN(copt.tls_ca_sha256,
                          auth::CertificateSha256(keys.tls_ca_cert_pem));
@@ -293,9 +306,10 @@ Status RunMezrecd(const ServerConfig& config) {
   MEZ_LOG(kInfo) << "signal " << sig << ": draining streams (up to "
                  << config.shutdown_grace_us / 1'000'000 << " s)";
   server->Shutdown(config.shutdown_grace_us);
-  pool.reset();    // Runs what the last reactions handed over.
-  ingest.reset();  // Closes the shared pcaps.
-  lease.reset();   // What still records is now an orphan to the others.
+  pool.reset();          // Runs what the last reactions handed over.
+  ingest.reset();        // Closes the shared pcaps.
+  seek_indexer.reset();  // Abandons the index being built, if any.
+  lease.reset();         // What still records is now an orphan to the others.
   MEZ_LOG(kInfo) << "stopped";
   return Status::Ok();
 }

@@ -72,6 +72,28 @@ Result<std::string> Scalar(const YAML::Node& n, const std::string& key) {
   return n.Scalar();
 }
 
+// A byte count: digits, optionally followed by K, M or G (powers of 1024,
+// with or without "iB"/"B").
+Status SetSeekIndexMinBytes(const std::string& key, const std::string& text,
+                            ingest::RecordingConfig* rec) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+    ++digits;
+  }
+  std::string unit = text.substr(digits);
+  int shift = -1;
+  if (unit.empty() || unit == "B") shift = 0;
+  if (unit == "K" || unit == "KiB" || unit == "KB") shift = 10;
+  if (unit == "M" || unit == "MiB" || unit == "MB") shift = 20;
+  if (unit == "G" || unit == "GiB" || unit == "GB") shift = 30;
+  if (digits == 0 || digits > 12 || shift < 0) {
+    return KeyError(
+        key, "expected a byte count such as 16MiB or 0, got '" + text + "'");
+  }
+  rec->seek_index_min_bytes = std::stoull(text.substr(0, digits)) << shift;
+  return Status::Ok();
+}
+
 Status ApplyRecordingYaml(const YAML::Node& node,
                           ingest::RecordingConfig* rec) {
   if (!node.IsMap()) return KeyError("recording", "expected a mapping");
@@ -122,6 +144,9 @@ Status ApplyRecordingYaml(const YAML::Node& node,
         MEZ_RETURN_IF_ERROR(
             SetEncryptionKey(rec, ekey + " (" + path + ")", hex));
       }
+    } else if (name == "seekIndexMinBytes") {
+      MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, key));
+      MEZ_RETURN_IF_ERROR(SetSeekIndexMinBytes(key, s, rec));
     } else if (name == "backend") {
       MEZ_ASSIGN_OR_RETURN(rec->backend, Scalar(v, key));
     } else if (name == "s3") {
@@ -158,7 +183,7 @@ Status ApplyRecordingYaml(const YAML::Node& node,
       return KeyError(key,
                       "unknown key (known: enabled, backend, storagePath, "
                       "s3, formats, gzip, encryption, pcapIdleTimeout, "
-                      "recordInput)");
+                      "recordInput, seekIndexMinBytes)");
     }
   }
   return Status::Ok();
@@ -345,6 +370,10 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
       return KeyError("MEZITE_PCAP_IDLE_TIMEOUT", d.status().message());
     rec.pcap_idle_timeout_us = *d;
   }
+  if (auto v = env("MEZITE_SEEK_INDEX_MIN_BYTES")) {
+    MEZ_RETURN_IF_ERROR(
+        SetSeekIndexMinBytes("MEZITE_SEEK_INDEX_MIN_BYTES", *v, &rec));
+  }
   if (auto v = env("MEZITE_ROLES")) {
     MEZ_ASSIGN_OR_RETURN(cfg->roles, ParseRoles("MEZITE_ROLES", *v));
   }
@@ -391,6 +420,10 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
   if (flags.storage_path) cfg.recording.storage_path = *flags.storage_path;
   if (flags.gzip) cfg.recording.gzip = *flags.gzip;
   if (flags.log_level) cfg.log_level = *flags.log_level;
+  if (flags.seek_index_min_bytes) {
+    MEZ_RETURN_IF_ERROR(SetSeekIndexMinBytes(
+        "--seek-index-min-bytes", *flags.seek_index_min_bytes, &cfg.recording));
+  }
   if (flags.replica_lease_timeout) {
     MEZ_RETURN_IF_ERROR(SetLeaseTimeout("--replica-lease-timeout",
                                         *flags.replica_lease_timeout, &cfg));

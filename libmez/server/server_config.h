@@ -58,6 +58,7 @@ struct ConfigFlags {
   std::optional<std::string> proxy_listen;
   std::optional<std::string> identity;
   std::optional<std::string> replica_lease_timeout;  // A duration: "60s".
+  std::optional<std::string> seek_index_min_bytes;   // "16MiB", "0"
 };
 
 // Reads the YAML file (when config_path is set), then the environment

@@ -246,3 +246,38 @@ TEST_F(ServerConfigTest, ReplicaLeaseTimeoutFileEnvFlagAndMinimum) {
 
 }  // namespace
 }  // namespace mez::server
+
+namespace mez::server {
+namespace {
+
+TEST_F(ServerConfigTest, SeekIndexMinBytesFileEnvFlag) {
+  auto c = Load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->recording.seek_index_min_bytes, 16u << 20);
+  c = Load("recording:\n  seekIndexMinBytes: 4MiB\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->recording.seek_index_min_bytes, 4u << 20);
+  env_["MEZITE_SEEK_INDEX_MIN_BYTES"] = "1G";
+  c = Load("recording:\n  seekIndexMinBytes: 4MiB\n");
+  EXPECT_EQ(c->recording.seek_index_min_bytes, 1u << 30);
+  ConfigFlags f;
+  f.seek_index_min_bytes = "0";
+  c = Load("", f);
+  EXPECT_EQ(c->recording.seek_index_min_bytes, 0u);
+  for (const char* bad : {"", "-1", "16 MiB", "1T", "9999999999999"}) {
+    f.seek_index_min_bytes = bad;
+    auto e = Load("", f);
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.status().message().find("--seek-index-min-bytes"),
+              std::string::npos)
+        << e.status().message();
+  }
+  env_.clear();
+  auto y = Load("recording:\n  seekIndexMinBytes: lots\n");
+  ASSERT_FALSE(y.ok());
+  EXPECT_NE(y.status().message().find("recording.seekIndexMinBytes"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace mez::server

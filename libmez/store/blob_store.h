@@ -28,6 +28,21 @@ class BlobStore {
   virtual std::string Describe(const std::string& key) const = 0;
 };
 
+// Where the seek index of the recording stored under `recording_key` is
+// kept (docs/formats/seek-index.md): beside it, in the same store.
+inline std::string SeekIndexKey(const std::string& recording_key) {
+  return recording_key + ".seek";
+}
+
+// Removes a recording and what is kept beside it (its seek index): every
+// path that deletes a recording goes through here. kNotFound when the
+// recording is not there; a missing index is no error.
+inline Status DeleteRecording(BlobStore* store, const std::string& key) {
+  Status index = store->Delete(SeekIndexKey(key));
+  if (!index.ok() && index.code() != Code::kNotFound) return index;
+  return store->Delete(key);
+}
+
 // Files under a root directory. Every key is checked with SafeJoin (no
 // "..", absolute parts, NUL, symlinks); directories are created 0750 and
 // files 0640, never following or replacing a symlink.
