@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", flags.listen,
                  "gRPC address HOST:PORT (default 127.0.0.1:3025; port 0 "
                  "picks a free one)");
+  app.add_option("--tls-names", flags.tls_names,
+                 "more names and addresses nodes and clients reach mezrecd "
+                 "at, for its TLS certificate (comma-separated; the --listen "
+                 "host, localhost, 127.0.0.1 and ::1 are always in it)");
   // Flag callbacks: an absent flag must leave the lower layers alone.
   app.add_flag_callback(
       "--insecure", [&flags] { flags.insecure = true; },
@@ -47,7 +51,8 @@ int main(int argc, char** argv) {
                  "with a shared catalog, mark the live sessions of a replica "
                  "silent this long incomplete (default 60s)");
   app.footer(
-      "Environment: MEZITE_DATA_DIR, MEZITE_LISTEN, MEZITE_INSECURE, "
+      "Environment: MEZITE_DATA_DIR, MEZITE_LISTEN, MEZITE_TLS_NAMES, "
+      "MEZITE_INSECURE, "
       "MEZITE_LOG_LEVEL, MEZITE_RECORDING_ENABLED, "
       "MEZITE_RECORDING_STORAGE_PATH, MEZITE_RECORDING_GZIP, "
       "MEZITE_RECORDING_ENC_KEY (64 hex chars), MEZITE_RECORDING_FORMATS, "

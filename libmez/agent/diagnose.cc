@@ -208,8 +208,12 @@ Status DiagnoseMezrecd(const std::string& auth_addr, Expect expect,
     return FailedPrecondition(
         "the TLS certificate of mezrecd at " + auth_addr + " does not name " +
         host +
-        " (mezrecd's certificate covers its --listen host, 127.0.0.1, ::1 "
-        "and localhost): give --auth an address it covers");
+        " (it covers mezrecd's --listen host, or with a wildcard listen its "
+        "host name and addresses, its tlsNames, 127.0.0.1, ::1 and "
+        "localhost): add " +
+        host +
+        " to mezrecd's tlsNames (--tls-names) and restart it, or "
+        "give --auth an address it covers");
   }
   return FailedPrecondition(
       "the TLS certificate of the server at " + auth_addr +

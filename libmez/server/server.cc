@@ -17,6 +17,7 @@
 #include "libmez/rpc/recording_service.h"
 #include "libmez/server/proxy_role.h"
 #include "libmez/server/seek_indexer.h"
+#include "libmez/server/tls_names.h"
 #include "libmez/store/blob_store.h"
 #include "libmez/store/s3_store.h"
 #include "libmez/util/log.h"
@@ -27,12 +28,6 @@ namespace mez::server {
 namespace {
 
 constexpr int64_t kAdminTokenTtl = 365LL * 24 * 3600;
-
-std::string HostOf(const std::string& addr) {
-  if (!addr.empty() && addr[0] == '[')
-    return addr.substr(1, addr.find(']') - 1);
-  return addr.substr(0, addr.rfind(':'));
-}
 
 // Writes admin.identity on first start, and keeps its address current
 // (a port chosen by the OS changes on each start) and its token valid and
@@ -147,9 +142,11 @@ Status RunMezrecd(const ServerConfig& config) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   MEZ_RETURN_IF_ERROR(MakeDataDir(config.data_dir));
-  MEZ_ASSIGN_OR_RETURN(auth::ClusterKeys keys,
-                       auth::LoadOrCreateClusterKeys(
-                           config.data_dir, {HostOf(config.listen)}, clock));
+  MEZ_ASSIGN_OR_RETURN(
+      auth::ClusterKeys keys,
+      auth::LoadOrCreateClusterKeys(
+          config.data_dir,
+          ServerCertNames(config.listen, config.tls_names, ThisHost()), clock));
   MEZ_ASSIGN_OR_RETURN(auto signer,
                        auth::TokenSigner::FromPem(keys.jwt_private_pem));
   MEZ_ASSIGN_OR_RETURN(auto verifier,

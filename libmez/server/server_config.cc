@@ -189,6 +189,36 @@ Status ApplyRecordingYaml(const YAML::Node& node,
   return Status::Ok();
 }
 
+// "a.example, 10.0.0.5" (a list from a flag or variable): each name an IP
+// address or a DNS name; auth::LoadOrCreateClusterKeys checks them again.
+Result<std::vector<std::string>> ParseTlsNames(const std::string& key,
+                                               const std::string& text) {
+  std::vector<std::string> names;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string name = text.substr(pos, comma - pos);
+    while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    pos = comma + 1;
+    if (name.empty()) continue;
+    bool ok = name.size() <= 253;
+    for (char c : name) {
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                  c == '*' || c == ':' || c == '[' || c == ']');
+    }
+    if (!ok) {
+      return KeyError(key, "'" + name +
+                               "' is neither an IP address nor a DNS name "
+                               "(a list is separated by commas)");
+    }
+    names.push_back(name);
+  }
+  return names;
+}
+
 Result<std::vector<std::string>> ParseRoles(const std::string& key,
                                             const std::string& text) {
   std::vector<std::string> roles;
@@ -254,6 +284,17 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
         MEZ_ASSIGN_OR_RETURN(cfg->data_dir, Scalar(v, name));
       } else if (name == "listen") {
         MEZ_ASSIGN_OR_RETURN(cfg->listen, Scalar(v, name));
+      } else if (name == "tlsNames") {
+        std::string text;
+        if (v.IsSequence()) {
+          for (const auto& n : v) {
+            MEZ_ASSIGN_OR_RETURN(std::string one, Scalar(n, name));
+            text += (text.empty() ? "" : ",") + one;
+          }
+        } else {
+          MEZ_ASSIGN_OR_RETURN(text, Scalar(v, name));
+        }
+        MEZ_ASSIGN_OR_RETURN(cfg->tls_names, ParseTlsNames(name, text));
       } else if (name == "insecure") {
         MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
         MEZ_ASSIGN_OR_RETURN(cfg->insecure, ParseBool(name, s));
@@ -273,11 +314,12 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
                  name == "identity") {
         MEZ_RETURN_IF_ERROR(ApplyProxyYaml(name, v, cfg));
       } else {
-        return KeyError(name,
-                        "unknown key (known: dataDir, listen, insecure, "
-                        "logLevel, shutdownGrace, dbUrl, "
-                        "replicaLeaseTimeout, recording, roles, "
-                        "proxyListen, identity)");
+        return KeyError(
+            name,
+            "unknown key (known: dataDir, listen, tlsNames, insecure, "
+            "logLevel, shutdownGrace, dbUrl, "
+            "replicaLeaseTimeout, recording, roles, "
+            "proxyListen, identity)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -295,6 +337,9 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
   ingest::RecordingConfig& rec = cfg->recording;
   if (auto v = env("MEZITE_DATA_DIR")) cfg->data_dir = *v;
   if (auto v = env("MEZITE_LISTEN")) cfg->listen = *v;
+  if (auto v = env("MEZITE_TLS_NAMES")) {
+    MEZ_ASSIGN_OR_RETURN(cfg->tls_names, ParseTlsNames("MEZITE_TLS_NAMES", *v));
+  }
   if (auto v = env("MEZITE_INSECURE")) {
     MEZ_ASSIGN_OR_RETURN(cfg->insecure, ParseBool("MEZITE_INSECURE", *v));
   }
@@ -416,6 +461,10 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
   MEZ_RETURN_IF_ERROR(ApplyEnv(getenv_fn ? getenv_fn : RealGetenv, &cfg));
   if (flags.data_dir) cfg.data_dir = *flags.data_dir;
   if (flags.listen) cfg.listen = *flags.listen;
+  if (flags.tls_names) {
+    MEZ_ASSIGN_OR_RETURN(cfg.tls_names,
+                         ParseTlsNames("--tls-names", *flags.tls_names));
+  }
   if (flags.insecure) cfg.insecure = *flags.insecure;
   if (flags.storage_path) cfg.recording.storage_path = *flags.storage_path;
   if (flags.gzip) cfg.recording.gzip = *flags.gzip;

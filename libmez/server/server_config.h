@@ -18,6 +18,12 @@ namespace mez::server {
 struct ServerConfig {
   std::string data_dir = "/var/lib/mezite";
   std::string listen = "127.0.0.1:3025";
+  // More names for the TLS certificate, for nodes and clients that reach
+  // mezrecd by a name or address other than the --listen host (a DNS
+  // name, a load balancer's address). yaml `tlsNames` (a list or
+  // "a,b"), MEZITE_TLS_NAMES, --tls-names. With a wildcard listen the
+  // machine's host name and interface addresses are added (tls_names.h).
+  std::vector<std::string> tls_names;
   bool insecure = false;
   std::string log_level = "info";
   int64_t shutdown_grace_us = 30'000'000;  // SIGTERM: drain this long.
@@ -50,6 +56,7 @@ struct ConfigFlags {
   std::string config_path;  // --config
   std::optional<std::string> data_dir;
   std::optional<std::string> listen;
+  std::optional<std::string> tls_names;  // "a.example,10.0.0.5"
   std::optional<bool> insecure;
   std::optional<std::string> storage_path;
   std::optional<bool> gzip;

@@ -279,5 +279,40 @@ TEST_F(ServerConfigTest, SeekIndexMinBytesFileEnvFlag) {
             std::string::npos);
 }
 
+TEST_F(ServerConfigTest, TlsNamesFileEnvFlag) {
+  auto c = Load("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->tls_names.empty());
+  c = Load("tlsNames: [auth.example, 10.0.0.5]\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tls_names,
+            (std::vector<std::string>{"auth.example", "10.0.0.5"}));
+  c = Load("tlsNames: \"a.example, [2001:db8::1]\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tls_names,
+            (std::vector<std::string>{"a.example", "[2001:db8::1]"}));
+  env_["MEZITE_TLS_NAMES"] = "env.example";
+  c = Load("tlsNames: [auth.example]\n");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->tls_names, (std::vector<std::string>{"env.example"}));
+  ConfigFlags f;
+  f.tls_names = "flag.example,lb.example";
+  c = Load("", f);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->tls_names,
+            (std::vector<std::string>{"flag.example", "lb.example"}));
+  // A name that would smuggle another subjectAltName is refused by key.
+  f.tls_names = "ok.example,bad name/DNS:evil";
+  auto e = Load("", f);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("--tls-names"), std::string::npos)
+      << e.status().message();
+  env_.clear();
+  auto y = Load("tlsNames: [\"x y\"]\n");
+  ASSERT_FALSE(y.ok());
+  EXPECT_NE(y.status().message().find("tlsNames"), std::string::npos)
+      << y.status().message();
+}
+
 }  // namespace
 }  // namespace mez::server
