@@ -263,8 +263,15 @@ Status RunMezrecd(const ServerConfig& config) {
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<rpc::GrpcServer> server,
                        rpc::GrpcServer::Start(gopt));
   const std::string& addr = server->address();
+  // How this machine reaches the gRPC listener: a wildcard is not an
+  // address to dial, nor a name the TLS certificate carries.
+  std::string host = addr.substr(0, addr.rfind(':'));
+  std::string local = host == "0.0.0.0" ? "127.0.0.1"
+                      : host == "[::]"  ? "[::1]"
+                                        : host;
+  std::string local_addr = local + addr.substr(addr.rfind(':'));
   MEZ_RETURN_IF_ERROR(EnsureAdminIdentity(
-      config.data_dir, addr, config.insecure ? "" : keys.tls_ca_cert_pem,
+      config.data_dir, local_addr, config.insecure ? "" : keys.tls_ca_cert_pem,
       *signer, *verifier, keys.cluster_name, admin_id, clock));
   // The proxy role (proxy_role.h).
   // Printed before "serving on", which launchers wait for.
@@ -275,11 +282,7 @@ Status RunMezrecd(const ServerConfig& config) {
     rc.catalog = catalog.get();
     rc.keys = &keys;
     rc.signer = signer.get();
-    std::string host = addr.substr(0, addr.rfind(':'));
-    std::string local = host == "0.0.0.0" ? "127.0.0.1"
-                        : host == "[::]"  ? "[::1]"
-                                          : host;
-    rc.grpc_addr = local + addr.substr(addr.rfind(':'));
+    rc.grpc_addr = local_addr;
     rc.tls_ca_pem = config.insecure ? "" : keys.tls_ca_cert_pem;
     rc.clock = clock;
     MEZ_ASSIGN_OR_RETURN(proxy, StartInProcessProxy(rc));
