@@ -1,0 +1,79 @@
+/* The records the kernel side (exec_monitor.bpf.c) writes to the ring
+ * buffer and the map values it shares with user space (monitor.cc). C, so
+ * that the BPF program and the C++ library read one definition; only
+ * event.cc decodes these bytes (docs/formats/enhanced-events.md). */
+#ifndef MEZ_BPF_EVENT_ABI_H_
+#define MEZ_BPF_EVENT_ABI_H_
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* argv is captured up to this many bytes (the NUL-separated strings
+ * between mm->arg_start and mm->arg_end); beyond it the record says how
+ * many bytes were cut. A power of two (the BPF verifier bounds with it). */
+#define MEZ_BPF_ARGV_CAP 16384
+/* Bytes of path components (executable, then cwd) kept per path. */
+#define MEZ_BPF_PATH_CAP 4096
+/* Path components (and mount crossings) walked per path. */
+#define MEZ_BPF_PATH_DEPTH 64
+/* Longest component read (NAME_MAX + NUL). */
+#define MEZ_BPF_NAME_MAX 256
+/* Room after the header in the per-CPU scratch area an exec record is
+ * assembled in: both paths, then argv (a per-CPU value is at most 32 KiB). */
+#define MEZ_BPF_DATA_SIZE (2 * MEZ_BPF_PATH_CAP + MEZ_BPF_ARGV_CAP)
+
+enum mez_bpf_kind {
+  MEZ_BPF_KIND_EXEC = 1,
+  MEZ_BPF_KIND_EXIT = 2,
+};
+
+enum mez_bpf_flags {
+  MEZ_BPF_FLAG_EXE_CUT = 1,        /* executable path deeper/longer than kept */
+  MEZ_BPF_FLAG_CWD_CUT = 2,        /* cwd deeper/longer than kept */
+  MEZ_BPF_FLAG_ARGV_UNREADABLE = 4 /* argv pages could not be read */
+};
+
+/* Header of every ring buffer record. An exec record is followed by
+ * exe_len bytes of executable path components, cwd_len bytes of cwd
+ * components (each component NUL-terminated, from the leaf up to the root)
+ * and argv_len bytes of argv. */
+struct mez_bpf_record {
+  __u32 kind;
+  __u32 flags;
+  __u64 cookie;
+  __u64 seq;     /* per cookie, from 1, one for every record attempted */
+  __u64 time_ns; /* CLOCK_MONOTONIC */
+  __u32 pid;     /* tgid */
+  __u32 ppid;    /* real parent's tgid */
+  __u32 uid;
+  __u32 euid;
+  __u32 exit_code; /* exit: the kernel's wait status (code << 8 | signal) */
+  __u32 exe_len;
+  __u64 duration_ns; /* exit: since the process's last exec */
+  __u32 cwd_len;
+  __u32 argv_len;   /* bytes of argv in this record */
+  __u64 argv_total; /* bytes of argv the process has */
+};
+
+/* The exec scratch area: a header and room for the variable part. */
+struct mez_bpf_exec_buf {
+  struct mez_bpf_record rec;
+  char data[MEZ_BPF_DATA_SIZE];
+};
+
+/* tracked: tgid -> this. */
+struct mez_bpf_task {
+  __u64 cookie;
+  __u64 exec_ns; /* 0 until the process execs */
+};
+
+/* sessions: cookie -> counters the kernel keeps for the session. */
+struct mez_bpf_session {
+  __u64 seq;        /* last sequence number handed out */
+  __u64 lost_exec;  /* exec records the ring buffer had no room for */
+  __u64 lost_exit;  /* exit records the ring buffer had no room for */
+  __u64 lost_forks; /* children not tracked: the task map was full */
+};
+
+#endif /* MEZ_BPF_EVENT_ABI_H_ */

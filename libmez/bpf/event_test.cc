@@ -1,0 +1,191 @@
+#include "libmez/bpf/event.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "libmez/bpf/event_abi.h"
+
+namespace mez::bpf {
+namespace {
+
+// A ring buffer record as the kernel side writes it.
+std::vector<uint8_t> Record(const mez_bpf_record& header,
+                            const std::string& body = "") {
+  std::vector<uint8_t> out(sizeof(header) + body.size());
+  std::memcpy(out.data(), &header, sizeof(header));
+  std::memcpy(out.data() + sizeof(header), body.data(), body.size());
+  return out;
+}
+
+mez_bpf_record ExecHeader(const std::string& exe, const std::string& cwd,
+                          const std::string& argv, uint64_t argv_total) {
+  mez_bpf_record r{};
+  r.kind = MEZ_BPF_KIND_EXEC;
+  r.cookie = 42;
+  r.seq = 3;
+  r.time_ns = 1000;
+  r.pid = 10;
+  r.ppid = 9;
+  r.uid = 1000;
+  r.euid = 0;
+  r.exe_len = static_cast<uint32_t>(exe.size());
+  r.cwd_len = static_cast<uint32_t>(cwd.size());
+  r.argv_len = static_cast<uint32_t>(argv.size());
+  r.argv_total = argv_total;
+  return r;
+}
+
+TEST(BpfEventTest, DecodesExecWithPathsFromLeafToRoot) {
+  std::string exe("echo\0bin\0usr\0", 13);
+  std::string cwd("work\0", 5);
+  std::string argv("echo\0a b\0\0", 10);
+  auto rec = Record(ExecHeader(exe, cwd, argv, argv.size()), exe + cwd + argv);
+  Result<Event> e = DecodeRecord(rec, 5);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->kind, EventKind::kExec);
+  EXPECT_EQ(e->cookie, 42u);
+  EXPECT_EQ(e->seq, 3u);
+  EXPECT_EQ(e->time_unix_ns, 1005);
+  EXPECT_EQ(e->pid, 10);
+  EXPECT_EQ(e->ppid, 9);
+  EXPECT_EQ(e->uid, 1000u);
+  EXPECT_EQ(e->euid, 0u);
+  EXPECT_EQ(e->path, "/usr/bin/echo");
+  EXPECT_EQ(e->cwd, "/work");
+  EXPECT_EQ(e->argv, (std::vector<std::string>{"echo", "a b", ""}));
+  EXPECT_EQ(e->argv_bytes, 10u);
+  EXPECT_EQ(e->argv_cut_bytes, 0u);
+}
+
+TEST(BpfEventTest, RootCwdAndCutPathsAndArgv) {
+  std::string exe("x\0", 2);
+  std::string argv("long-argument-prefi", 19);  // cut inside an argument
+  mez_bpf_record h = ExecHeader(exe, "", argv, 50000);
+  h.flags = MEZ_BPF_FLAG_EXE_CUT;
+  Result<Event> e = DecodeRecord(Record(h, exe + argv), 0);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->path, ".../x");
+  EXPECT_TRUE(e->path_cut);
+  EXPECT_EQ(e->cwd, "/");
+  EXPECT_FALSE(e->cwd_cut);
+  EXPECT_EQ(e->argv, (std::vector<std::string>{"long-argument-prefi"}));
+  EXPECT_EQ(e->argv_bytes, 50000u);
+  EXPECT_EQ(e->argv_cut_bytes, 50000u - 19u);
+}
+
+TEST(BpfEventTest, DecodesExitCodeSignalAndCore) {
+  mez_bpf_record r{};
+  r.kind = MEZ_BPF_KIND_EXIT;
+  r.exit_code = 7 << 8;
+  r.duration_ns = 123;
+  Result<Event> e = DecodeRecord(Record(r), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->kind, EventKind::kExit);
+  EXPECT_EQ(e->exit_code, 7);
+  EXPECT_FALSE(e->signal.has_value());
+  EXPECT_EQ(e->duration_ns, 123u);
+
+  r.exit_code = 9;
+  e = DecodeRecord(Record(r), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->exit_code.has_value());
+  EXPECT_EQ(e->signal, 9);
+  EXPECT_FALSE(e->core_dumped);
+
+  r.exit_code = 0x80 | 11;
+  e = DecodeRecord(Record(r), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->signal, 11);
+  EXPECT_TRUE(e->core_dumped);
+}
+
+// Every length is checked against the record's size before it is used.
+TEST(BpfEventTest, RejectsRecordsWhoseLengthsDoNotFit) {
+  EXPECT_EQ(DecodeRecord(std::vector<uint8_t>(10), 0).status().code(),
+            Code::kDataLoss);
+
+  std::string body("a\0", 2);
+  mez_bpf_record h = ExecHeader(body, "", "", 0);
+  h.exe_len = 3;  // one past the body
+  EXPECT_EQ(DecodeRecord(Record(h, body), 0).status().code(), Code::kDataLoss);
+
+  h = ExecHeader(body, "", "", 0);
+  h.cwd_len = 0xffffffffu;  // would wrap a 32-bit sum
+  h.argv_len = 2;
+  EXPECT_EQ(DecodeRecord(Record(h, body), 0).status().code(), Code::kDataLoss);
+
+  h = ExecHeader("", "", body, 1);  // more argv than the process has
+  EXPECT_EQ(DecodeRecord(Record(h, body), 0).status().code(), Code::kDataLoss);
+
+  h = ExecHeader("", "", "", 0);
+  h.kind = 99;
+  EXPECT_EQ(DecodeRecord(Record(h), 0).status().code(), Code::kDataLoss);
+}
+
+TEST(BpfEventTest, JsonLineOfEachKind) {
+  Event exec;
+  exec.kind = EventKind::kExec;
+  exec.cookie = 5;
+  exec.seq = 1;
+  exec.time_unix_ns = 1700000000000000000;
+  exec.pid = 100;
+  exec.ppid = 99;
+  exec.uid = 1000;
+  exec.euid = 1000;
+  exec.path = "/usr/bin/echo";
+  exec.cwd = "/home/u";
+  exec.argv = {"echo", "hi"};
+  exec.argv_bytes = 8;
+  auto j = nlohmann::json::parse(ToJsonLine(exec));
+  EXPECT_EQ(j["type"], "exec");
+  EXPECT_EQ(j["cookie"], 5);
+  EXPECT_EQ(j["seq"], 1);
+  EXPECT_EQ(j["time_unix_ns"], 1700000000000000000);
+  EXPECT_EQ(j["path"], "/usr/bin/echo");
+  EXPECT_EQ(j["cwd"], "/home/u");
+  EXPECT_EQ(j["argv"], nlohmann::json({"echo", "hi"}));
+  EXPECT_EQ(j["argv_bytes"], 8);
+  EXPECT_EQ(j["argv_cut_bytes"], 0);
+  EXPECT_FALSE(j.contains("path_cut"));
+
+  Event exit;
+  exit.kind = EventKind::kExit;
+  exit.signal = 9;
+  exit.duration_ns = 5;
+  j = nlohmann::json::parse(ToJsonLine(exit));
+  EXPECT_EQ(j["type"], "exit");
+  EXPECT_EQ(j["signal"], 9);
+  EXPECT_EQ(j["core_dumped"], false);
+  EXPECT_FALSE(j.contains("exit_code"));
+
+  Event loss;
+  loss.kind = EventKind::kLoss;
+  loss.seq = 70;
+  loss.lost_exec = 3;
+  loss.lost_exit = 4;
+  j = nlohmann::json::parse(ToJsonLine(loss));
+  EXPECT_EQ(j["type"], "loss");
+  EXPECT_EQ(j["lost_exec"], 3);
+  EXPECT_EQ(j["lost_exit"], 4);
+  EXPECT_EQ(j["lost_forks"], 0);
+}
+
+// File names and arguments are bytes: what is not UTF-8 must not break
+// (or throw out of) the JSON line.
+TEST(BpfEventTest, JsonLineSurvivesBytesThatAreNotUtf8) {
+  Event e;
+  e.path = "/tmp/\xff\xfe";
+  e.argv = {"a\"b\n", std::string("\xc3", 1)};
+  std::string line = ToJsonLine(e);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["path"], "/tmp/\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(j["argv"][0], "a\"b\n");
+}
+
+}  // namespace
+}  // namespace mez::bpf
