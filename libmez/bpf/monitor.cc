@@ -152,6 +152,11 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
                            std::to_string(options.ring_bytes) +
                            " is not a power of two of at least the page size");
   }
+  if (options.max_tasks < 1 || options.max_tasks > (1u << 22)) {
+    return InvalidArgument("enhanced recording: max_tasks " +
+                           std::to_string(options.max_tasks) +
+                           " is not between 1 and 4194304");
+  }
   if (!HasBpfCapabilities()) {
     return PermissionDenied(
         "enhanced recording: loading BPF programs needs root (or CAP_BPF "
@@ -173,6 +178,9 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   }
   int err =
       bpf_map__set_max_entries(impl->skel->maps.events, options.ring_bytes);
+  if (err == 0) {
+    err = bpf_map__set_max_entries(impl->skel->maps.tracked, options.max_tasks);
+  }
   if (err == 0) err = exec_monitor_bpf__load(impl->skel);
   if (err != 0) {
     return FailedPrecondition(

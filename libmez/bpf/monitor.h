@@ -23,6 +23,10 @@ struct MonitorOptions {
   // the page size. An exec record takes about 100 bytes plus its paths and
   // argv; when the buffer is full the kernel counts what it drops.
   uint32_t ring_bytes = 8u << 20;
+  // Processes the kernel can follow at once, over all sessions (1 to
+  // 4,194,304). A fork past it is not followed and is counted as
+  // lost_forks in the session's next loss event.
+  uint32_t max_tasks = 65536;
 };
 
 // The kernel's counters of one session (for diagnostics and tests).

@@ -530,6 +530,60 @@ TEST(BpfMonitorTest, FullRingBufferReportsTheExactLoss) {
   EXPECT_EQ(more, 0);
 }
 
+// A session that forks more processes than the kernel can follow (a
+// hostile way to slip children past the monitor) is reported, by count.
+TEST(BpfMonitorTest, ForksPastTheTaskLimitAreCountedAsLost) {
+  MEZ_SKIP_WITHOUT_BPF();
+  MonitorOptions options;
+  options.max_tasks = 4;
+  auto m = OpenMonitor(options);
+  ASSERT_NE(m, nullptr);
+  int hold[2];
+  ASSERT_EQ(pipe(hold), 0);
+  // The child and 3 of its 8 children fit; 5 children are not followed.
+  PausedChild child([&] {
+    close(hold[1]);
+    std::vector<pid_t> kids;
+    for (int i = 0; i < 8; ++i) {
+      pid_t kid = fork();
+      if (kid == 0) {
+        char ch;
+        if (read(hold[0], &ch, 1) < 0) _exit(1);
+        _exit(0);
+      }
+      kids.push_back(kid);
+    }
+    for (pid_t kid : kids) waitpid(kid, nullptr, 0);
+    _exit(0);
+  });
+  close(hold[0]);
+  ASSERT_TRUE(m->Track(child.pid(), 81).ok());
+  child.Release();
+  Collector c(m.get());
+  uint64_t lost_forks = 0;
+  ASSERT_TRUE(c.PollUntil([&] {
+    lost_forks = 0;
+    for (const auto& e : c.Of(81, EventKind::kLoss)) lost_forks += e.lost_forks;
+    return lost_forks >= 5;
+  }));
+  close(hold[1]);  // the children exit
+  EXPECT_EQ(child.Wait(), 0);
+  c.Drain();
+  lost_forks = 0;
+  for (const auto& e : c.Of(81, EventKind::kLoss)) lost_forks += e.lost_forks;
+  EXPECT_EQ(lost_forks, 5u);
+}
+
+TEST(BpfMonitorTest, OpenRefusesBadOptions) {
+  MEZ_SKIP_WITHOUT_BPF();
+  MonitorOptions options;
+  options.ring_bytes = 12345;
+  EXPECT_EQ(Monitor::Open(options).status().code(), Code::kInvalidArgument);
+  options = MonitorOptions{};
+  options.max_tasks = 0;
+  EXPECT_EQ(Monitor::Open(options).status().code(), Code::kInvalidArgument);
+}
+
 TEST(BpfMonitorTest, UntrackStopsFollowingTheSession) {
   MEZ_SKIP_WITHOUT_BPF();
   auto m = OpenMonitor();
