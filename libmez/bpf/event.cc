@@ -13,6 +13,9 @@ namespace mez::bpf {
 
 const uint64_t kArgvCap = MEZ_BPF_ARGV_CAP;
 
+// The layout docs/formats/enhanced-events.md describes.
+static_assert(sizeof(mez_bpf_record) == 80);
+
 const char* EventKindName(EventKind kind) {
   switch (kind) {
     case EventKind::kExec:
