@@ -45,6 +45,9 @@ struct {
   __type(value, struct mez_bpf_session);
 } sessions SEC(".maps");
 
+/* Where an exec record is assembled (too big for the BPF stack). Per CPU
+ * is safe: these tracepoints run with preemption disabled, so no other
+ * program run can take the CPU's area halfway through. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);

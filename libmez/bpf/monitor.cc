@@ -9,6 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -89,7 +90,8 @@ struct Monitor::Impl {
   exec_monitor_bpf* skel = nullptr;
   ring_buffer* ring = nullptr;
   int64_t clock_offset_ns = 0;
-  uint64_t bad_records = 0;
+  std::atomic<uint64_t> bad_records{0};
+  uint32_t max_tasks = 0;
 
   // What user space last reported per session, and whether it is closing.
   struct Session {
@@ -203,6 +205,7 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
     return ErrnoStatus("enhanced recording: opening the ring buffer", errno);
   }
   impl->clock_offset_ns = RealtimeMinusMonotonicNs();
+  impl->max_tasks = options.max_tasks;
   return std::unique_ptr<Monitor>(new Monitor(std::move(impl)));
 }
 
@@ -272,7 +275,13 @@ Status Monitor::Untrack(uint64_t cookie) {
   uint32_t next = 0;
   bool first = true;
   std::vector<uint32_t> doomed;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+  // A key the kernel deletes meanwhile restarts the walk at the first key;
+  // the bound keeps a session that forks and exits fast from holding it
+  // here (entries missed are dropped by the kernel when next met).
+  uint64_t steps = 0;
+  const uint64_t max_steps = 4 * uint64_t{impl_->max_tasks};
+  while (steps++ < max_steps &&
+         bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
     first = false;
     key = next;
     mez_bpf_task task{};
@@ -339,6 +348,6 @@ Result<SessionCounters> Monitor::Counters(uint64_t cookie) {
   return impl_->ReadCounters(cookie);
 }
 
-uint64_t Monitor::bad_records() const { return impl_->bad_records; }
+uint64_t Monitor::bad_records() const { return impl_->bad_records.load(); }
 
 }  // namespace mez::bpf

@@ -81,8 +81,8 @@ class Monitor {
   // The kernel's counters for a session being tracked or untracked.
   Result<SessionCounters> Counters(uint64_t cookie);
 
-  // Records in the ring buffer that did not decode (0 unless the kernel
-  // side and this library disagree on the format).
+  // Records in the ring buffer that did not decode (any thread) (0 unless the
+  // kernel side and this library disagree on the format).
   uint64_t bad_records() const;
 
  private:

@@ -286,6 +286,60 @@ TEST(BpfMonitorTest, ExecByRelativePathShowsTheAbsolutePath) {
   std::filesystem::remove_all(dir);
 }
 
+// Paths deeper than 64 components or longer than the kernel keeps are
+// marked cut and keep their last components, never shown as if whole.
+TEST(BpfMonitorTest, DeepAndLongPathsAreMarkedCut) {
+  MEZ_SKIP_WITHOUT_BPF();
+  auto m = OpenMonitor();
+  ASSERT_NE(m, nullptr);
+  char tmpl[] = "/tmp/mez-bpf-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = RealPath(tmpl);
+  const std::string long_name(200, 'n');
+  std::string deep = dir, wide = dir;
+  for (int i = 0; i < 70; ++i) deep += "/d";
+  for (int i = 0; i < 20; ++i) wide += "/" + long_name;
+  std::filesystem::create_directories(deep);
+  std::filesystem::create_directories(wide);
+  std::filesystem::copy_file(RealPath("/bin/true"), wide + "/t");
+
+  PausedChild in_deep([&] {
+    if (chdir(deep.c_str()) != 0) _exit(122);
+    Exec({"/bin/true", "deep"});
+  });
+  PausedChild in_wide([&] {
+    if (chdir(wide.c_str()) != 0) _exit(122);
+    Exec({"./t", "wide"});
+  });
+  ASSERT_TRUE(m->Track(in_deep.pid(), 15).ok());
+  ASSERT_TRUE(m->Track(in_wide.pid(), 16).ok());
+  in_deep.Release();
+  in_wide.Release();
+  Collector c(m.get());
+  ASSERT_TRUE(c.PollUntil([&] {
+    return c.Find(15, EventKind::kExit, in_deep.pid()) &&
+           c.Find(16, EventKind::kExit, in_wide.pid());
+  }));
+  EXPECT_EQ(in_deep.Wait(), 0);
+  EXPECT_EQ(in_wide.Wait(), 0);
+
+  const Event* e = c.Find(15, EventKind::kExec, in_deep.pid());
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->cwd_cut);
+  EXPECT_FALSE(e->path_cut);
+  EXPECT_EQ(e->cwd.rfind(".../d/d/", 0), 0u) << e->cwd;
+  EXPECT_LE(e->cwd.size(), std::string(".../d").size() * 64);
+
+  e = c.Find(16, EventKind::kExec, in_wide.pid());
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->cwd_cut);
+  EXPECT_TRUE(e->path_cut);
+  EXPECT_EQ(e->path.rfind(".../" + long_name + "/", 0), 0u);
+  EXPECT_TRUE(e->path.ends_with("/" + long_name + "/t"));
+  EXPECT_LT(e->path.size(), 4096u);
+  std::filesystem::remove_all(dir);
+}
+
 // The classic escapes: a new session (setsid), a double fork that leaves
 // the grandchild orphaned, a move to another cgroup. Attribution follows
 // fork in the kernel, so none of them matters.
