@@ -94,7 +94,7 @@ static long walk_step(__u32 index, void *arg) {
   __u32 cut_flag = w->cwd ? MEZ_BPF_FLAG_CWD_CUT : MEZ_BPF_FLAG_EXE_CUT;
   struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
   struct dentry *parent = BPF_CORE_READ(d, d_parent);
-  if (d == mnt_root || d == parent) {
+  if (d == mnt_root) {
     struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
     if (up == mnt || !up) {
       b->rec.flags &= ~cut_flag; /* reached the root */
@@ -115,6 +115,12 @@ static long walk_step(__u32 index, void *arg) {
     b->rec.cwd_len = len + n;
   else
     b->rec.exe_len = len + n;
+  if (d == parent) {
+    /* A dentry that is its own parent outside a mount root: a pseudo file
+     * (memfd) or a disconnected one. Its name is all there is. */
+    b->rec.flags &= ~cut_flag;
+    return 1;
+  }
   w->d = parent;
   return 0;
 }

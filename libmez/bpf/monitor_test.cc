@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <string>
@@ -283,6 +285,65 @@ TEST(BpfMonitorTest, ExecByRelativePathShowsTheAbsolutePath) {
   EXPECT_EQ(exec->path, dir + "/sub dir/mytrue");
   EXPECT_EQ(exec->cwd, dir + "/sub dir");
   EXPECT_EQ(exec->argv, (std::vector<std::string>{"./mytrue", "relative"}));
+  std::filesystem::remove_all(dir);
+}
+
+// A #! script runs its interpreter: the path is the interpreter's, argv
+// names the script. A file-less program (memfd) shows the memfd's name.
+TEST(BpfMonitorTest, ScriptsAndMemfdPrograms) {
+  MEZ_SKIP_WITHOUT_BPF();
+  auto m = OpenMonitor();
+  ASSERT_NE(m, nullptr);
+  char tmpl[] = "/tmp/mez-bpf-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = RealPath(tmpl);
+  {
+    std::ofstream script(dir + "/script.sh");
+    script << "#!/bin/sh\nexit 3\n";
+  }
+  ASSERT_EQ(chmod((dir + "/script.sh").c_str(), 0755), 0);
+
+  PausedChild script([&] {
+    if (chdir(dir.c_str()) != 0) _exit(122);
+    Exec({"./script.sh", "arg"});
+  });
+  PausedChild memfd([&] {
+    int fd = memfd_create("mez-prog", 0);
+    int src = open("/bin/true", O_RDONLY);
+    if (fd < 0 || src < 0) _exit(122);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof(buf))) > 0) {
+      if (write(fd, buf, n) != n) _exit(123);
+    }
+    char arg0[] = "mez-prog";
+    char* argv[] = {arg0, nullptr};
+    fexecve(fd, argv, environ);
+    _exit(124);
+  });
+  ASSERT_TRUE(m->Track(script.pid(), 17).ok());
+  ASSERT_TRUE(m->Track(memfd.pid(), 18).ok());
+  script.Release();
+  memfd.Release();
+  Collector c(m.get());
+  ASSERT_TRUE(c.PollUntil([&] {
+    return c.Find(17, EventKind::kExit, script.pid()) &&
+           c.Find(18, EventKind::kExit, memfd.pid());
+  }));
+  EXPECT_EQ(WEXITSTATUS(script.Wait()), 3);
+  EXPECT_EQ(memfd.Wait(), 0);
+
+  const Event* e = c.Find(17, EventKind::kExec, script.pid());
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->path, RealPath("/bin/sh"));
+  EXPECT_EQ(e->argv,
+            (std::vector<std::string>{"/bin/sh", "./script.sh", "arg"}));
+  EXPECT_EQ(c.Find(17, EventKind::kExit, script.pid())->exit_code, 3);
+
+  e = c.Find(18, EventKind::kExec, memfd.pid());
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->path, "/memfd:mez-prog");
+  EXPECT_EQ(e->argv, (std::vector<std::string>{"mez-prog"}));
   std::filesystem::remove_all(dir);
 }
 
