@@ -1,5 +1,8 @@
 #include "libmez/bpf/event.h"
 
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
@@ -15,6 +18,7 @@ const uint64_t kArgvCap = MEZ_BPF_ARGV_CAP;
 
 // The layout docs/formats/enhanced-events.md describes.
 static_assert(sizeof(mez_bpf_record) == 80);
+static_assert(sizeof(mez_bpf_connect) == 48);
 
 const char* EventKindName(EventKind kind) {
   switch (kind) {
@@ -24,6 +28,8 @@ const char* EventKindName(EventKind kind) {
       return "exit";
     case EventKind::kLoss:
       return "loss";
+    case EventKind::kConnect:
+      return "connect";
   }
   return "unknown";
 }
@@ -62,6 +68,12 @@ std::vector<std::string> SplitArgv(std::string_view bytes) {
   return argv;
 }
 
+std::string Address(bool ipv6, const uint8_t* bytes) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(ipv6 ? AF_INET6 : AF_INET, bytes, text, sizeof(text));
+  return text;
+}
+
 }  // namespace
 
 Result<Event> DecodeRecord(std::span<const uint8_t> record,
@@ -90,6 +102,28 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
       e.signal = static_cast<int>(r.exit_code & 0x7f);
       e.core_dumped = (r.exit_code & 0x80) != 0;
     }
+    e.duration_ns = r.duration_ns;
+    return e;
+  }
+  if (r.kind == MEZ_BPF_KIND_CONNECT) {
+    mez_bpf_connect c;
+    if (record.size() < sizeof(r) + sizeof(c)) {
+      return DataLoss("BPF connect record of " + std::to_string(record.size()) +
+                      " bytes is too short");
+    }
+    std::memcpy(&c, record.data() + sizeof(r), sizeof(c));
+    if (c.family != AF_INET && c.family != AF_INET6) {
+      return DataLoss("BPF connect record of family " +
+                      std::to_string(c.family));
+    }
+    e.kind = EventKind::kConnect;
+    e.ipv6 = c.family == AF_INET6;
+    e.remote_addr = Address(e.ipv6, c.remote_addr);
+    e.remote_port = ntohs(c.remote_port);
+    e.local_addr = Address(e.ipv6, c.local_addr);
+    e.local_port = ntohs(c.local_port);
+    e.established = c.result == 0;
+    e.error = c.result < 0 ? -c.result : 0;
     e.duration_ns = r.duration_ns;
     return e;
   }
@@ -154,7 +188,26 @@ std::string ToJsonLine(const Event& e) {
     case EventKind::kLoss:
       j["lost_exec"] = e.lost_exec;
       j["lost_exit"] = e.lost_exit;
+      j["lost_connect"] = e.lost_connect;
       j["lost_forks"] = e.lost_forks;
+      break;
+    case EventKind::kConnect:
+      j["pid"] = e.pid;
+      j["ppid"] = e.ppid;
+      j["uid"] = e.uid;
+      j["euid"] = e.euid;
+      j["family"] = e.ipv6 ? "ipv6" : "ipv4";
+      j["remote_addr"] = e.remote_addr;
+      j["remote_port"] = e.remote_port;
+      j["local_addr"] = e.local_addr;
+      j["local_port"] = e.local_port;
+      j["established"] = e.established;
+      if (!e.established) {
+        j["errno"] = e.error;
+        const char* name = strerrorname_np(e.error);
+        j["error"] = name != nullptr ? name : std::to_string(e.error);
+      }
+      j["duration_ns"] = e.duration_ns;
       break;
   }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -15,12 +15,13 @@
 namespace mez::bpf {
 
 enum class EventKind {
-  kExec,  // a tracked process replaced its program
-  kExit,  // a tracked process that had exec'd ended
-  kLoss,  // the kernel could not deliver some of the session's events
+  kExec,     // a tracked process replaced its program
+  kExit,     // a tracked process that had exec'd ended
+  kLoss,     // the kernel could not deliver some of the session's events
+  kConnect,  // a TCP connect of a tracked process got its outcome
 };
 
-// "exec", "exit", "loss".
+// "exec", "exit", "loss", "connect".
 const char* EventKindName(EventKind kind);
 
 // One event of one session. Which fields mean something depends on kind;
@@ -63,11 +64,24 @@ struct Event {
   uint64_t argv_cut_bytes = 0;
   bool argv_unreadable = false;
 
+  // connect: the endpoints ("127.0.0.1", "::1"; ports in host order),
+  // and the outcome: error 0 when the connection was established, else
+  // the errno that ended the attempt (ECONNREFUSED, ETIMEDOUT; 0 never
+  // means failure). duration_ns: from the SYN to the outcome.
+  bool ipv6 = false;
+  std::string remote_addr;
+  uint16_t remote_port = 0;
+  std::string local_addr;
+  uint16_t local_port = 0;
+  int error = 0;
+  bool established = false;
+
   // exit: exactly one of exit_code and signal is set.
   std::optional<int> exit_code;
   std::optional<int> signal;
   bool core_dumped = false;
-  // exit: time from the process's last exec to its exit.
+  // exit: time from the process's last exec to its exit; connect: see
+  // above.
   uint64_t duration_ns = 0;
 
   // loss: events of the session the kernel produced but could not put in
@@ -76,6 +90,7 @@ struct Event {
   uint64_t lost_exec = 0;
   uint64_t lost_exit = 0;
   uint64_t lost_forks = 0;
+  uint64_t lost_connect = 0;
 };
 
 // Bytes of argv the kernel keeps per exec (MEZ_BPF_ARGV_CAP).

@@ -26,6 +26,7 @@
 enum mez_bpf_kind {
   MEZ_BPF_KIND_EXEC = 1,
   MEZ_BPF_KIND_EXIT = 2,
+  MEZ_BPF_KIND_CONNECT = 3,
 };
 
 enum mez_bpf_flags {
@@ -56,6 +57,20 @@ struct mez_bpf_record {
   __u64 argv_total; /* bytes of argv the process has */
 };
 
+/* What follows the header of a connect record. Addresses and ports in
+ * network byte order, as the kernel holds them; an IPv4 address in the
+ * first 4 bytes. */
+struct mez_bpf_connect {
+  __u16 family; /* AF_INET or AF_INET6 */
+  __u16 remote_port;
+  __u16 local_port;
+  __u16 pad;
+  __s32 result; /* connect()'s return: 0, or -errno (-EINPROGRESS) */
+  __u32 pad2;
+  __u8 remote_addr[16];
+  __u8 local_addr[16];
+};
+
 /* The exec scratch area: a header and room for the variable part. */
 struct mez_bpf_exec_buf {
   struct mez_bpf_record rec;
@@ -70,10 +85,11 @@ struct mez_bpf_task {
 
 /* sessions: cookie -> counters the kernel keeps for the session. */
 struct mez_bpf_session {
-  __u64 seq;        /* last sequence number handed out */
-  __u64 lost_exec;  /* exec records the ring buffer had no room for */
-  __u64 lost_exit;  /* exit records the ring buffer had no room for */
-  __u64 lost_forks; /* children not tracked: the task map was full */
+  __u64 seq;          /* last sequence number handed out */
+  __u64 lost_exec;    /* exec records the ring buffer had no room for */
+  __u64 lost_exit;    /* exit records the ring buffer had no room for */
+  __u64 lost_connect; /* connect records the ring buffer had no room for */
+  __u64 lost_forks;   /* children not tracked: the task map was full */
 };
 
 #endif /* MEZ_BPF_EVENT_ABI_H_ */

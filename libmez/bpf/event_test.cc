@@ -1,5 +1,6 @@
 #include "libmez/bpf/event.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -101,6 +102,62 @@ TEST(BpfEventTest, DecodesExitCodeSignalAndCore) {
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->signal, 11);
   EXPECT_TRUE(e->core_dumped);
+}
+
+TEST(BpfEventTest, DecodesConnectRecords) {
+  mez_bpf_record r{};
+  r.kind = MEZ_BPF_KIND_CONNECT;
+  r.pid = 5;
+  r.duration_ns = 77;
+  mez_bpf_connect c{};
+  c.family = 2;  // AF_INET
+  c.remote_port = htons(443);
+  c.local_port = htons(50000);
+  c.result = -111;  // ECONNREFUSED
+  const uint8_t remote[4] = {10, 1, 2, 3};
+  const uint8_t local[4] = {127, 0, 0, 1};
+  std::memcpy(c.remote_addr, remote, 4);
+  std::memcpy(c.local_addr, local, 4);
+  std::string body(reinterpret_cast<const char*>(&c), sizeof(c));
+  Result<Event> e = DecodeRecord(Record(r, body), 0);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->kind, EventKind::kConnect);
+  EXPECT_FALSE(e->ipv6);
+  EXPECT_EQ(e->remote_addr, "10.1.2.3");
+  EXPECT_EQ(e->remote_port, 443);
+  EXPECT_EQ(e->local_addr, "127.0.0.1");
+  EXPECT_EQ(e->local_port, 50000);
+  EXPECT_FALSE(e->established);
+  EXPECT_EQ(e->error, 111);
+  EXPECT_EQ(e->duration_ns, 77u);
+  auto j = nlohmann::json::parse(ToJsonLine(*e));
+  EXPECT_EQ(j["type"], "connect");
+  EXPECT_EQ(j["family"], "ipv4");
+  EXPECT_EQ(j["remote_addr"], "10.1.2.3");
+  EXPECT_EQ(j["errno"], 111);
+  EXPECT_EQ(j["error"], "ECONNREFUSED");
+
+  c.family = 10;  // AF_INET6
+  c.result = 0;
+  uint8_t v6[16] = {};
+  v6[15] = 1;
+  std::memcpy(c.remote_addr, v6, 16);
+  body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
+  e = DecodeRecord(Record(r, body), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->ipv6);
+  EXPECT_EQ(e->remote_addr, "::1");
+  EXPECT_TRUE(e->established);
+  j = nlohmann::json::parse(ToJsonLine(*e));
+  EXPECT_EQ(j["established"], true);
+  EXPECT_FALSE(j.contains("errno"));
+
+  // Short, or of a family the kernel side never writes.
+  EXPECT_EQ(DecodeRecord(Record(r, body.substr(0, 10)), 0).status().code(),
+            Code::kDataLoss);
+  c.family = 1;
+  body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
+  EXPECT_EQ(DecodeRecord(Record(r, body), 0).status().code(), Code::kDataLoss);
 }
 
 // Every length is checked against the record's size before it is used.

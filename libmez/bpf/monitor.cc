@@ -136,6 +136,7 @@ struct Monitor::Impl {
     c.seq = value.seq;
     c.lost_exec = value.lost_exec;
     c.lost_exit = value.lost_exit;
+    c.lost_connect = value.lost_connect;
     c.lost_forks = value.lost_forks;
     return c;
   }
@@ -194,7 +195,8 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   err = exec_monitor_bpf__attach(impl->skel);
   if (err != 0) {
     return FailedPrecondition(
-        "enhanced recording: attaching to the sched_process_* tracepoints "
+        "enhanced recording: attaching to the sched_process_* and "
+        "inet_sock_set_state tracepoints "
         "failed (" +
         std::string(std::strerror(-err)) + "; libbpf: " + LastLibbpfWarning() +
         "); the kernel needs CONFIG_DEBUG_INFO_BTF and BPF trampolines");
@@ -314,6 +316,7 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       const SessionCounters& c = *now;
       if (c.lost_exec != s.reported.lost_exec ||
           c.lost_exit != s.reported.lost_exit ||
+          c.lost_connect != s.reported.lost_connect ||
           c.lost_forks != s.reported.lost_forks) {
         Event loss;
         loss.kind = EventKind::kLoss;
@@ -324,6 +327,7 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
         loss.time_unix_ns = int64_t{real.tv_sec} * 1'000'000'000 + real.tv_nsec;
         loss.lost_exec = c.lost_exec - s.reported.lost_exec;
         loss.lost_exit = c.lost_exit - s.reported.lost_exit;
+        loss.lost_connect = c.lost_connect - s.reported.lost_connect;
         loss.lost_forks = c.lost_forks - s.reported.lost_forks;
         callback(loss);
         ++impl_->delivered;

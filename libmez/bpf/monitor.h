@@ -1,6 +1,7 @@
 // mez::bpf::Monitor: the kernel side of enhanced recording. It follows the
 // process tree of each tracked session in the kernel (fork inheritance,
-// exit removal) and delivers the sessions' exec and exit events, and a
+// exit removal) and delivers the sessions' exec, exit and TCP connect
+// events, and a
 // loss event whenever the kernel could not deliver some (never silently).
 // What it sees and what root inside a session can still evade:
 // docs/enhanced-recording.md; the events: docs/formats/enhanced-events.md.
@@ -34,6 +35,7 @@ struct SessionCounters {
   uint64_t seq = 0;  // last sequence number handed out
   uint64_t lost_exec = 0;
   uint64_t lost_exit = 0;
+  uint64_t lost_connect = 0;
   uint64_t lost_forks = 0;
 };
 
