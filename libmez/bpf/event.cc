@@ -19,6 +19,7 @@ const uint64_t kArgvCap = MEZ_BPF_ARGV_CAP;
 // The layout docs/formats/enhanced-events.md describes.
 static_assert(sizeof(mez_bpf_record) == 80);
 static_assert(sizeof(mez_bpf_connect) == 48);
+static_assert(sizeof(mez_bpf_file) == MEZ_BPF_FILE_HEADER);
 
 const char* EventKindName(EventKind kind) {
   switch (kind) {
@@ -30,6 +31,8 @@ const char* EventKindName(EventKind kind) {
       return "loss";
     case EventKind::kConnect:
       return "connect";
+    case EventKind::kFile:
+      return "file";
   }
   return "unknown";
 }
@@ -74,6 +77,117 @@ std::string Address(bool ipv6, const uint8_t* bytes) {
   return text;
 }
 
+// The names of the O_* flags set in an open's flags (x86_64 and arm64
+// share these values), the access mode first.
+std::vector<std::string> OpenFlagNames(uint32_t flags) {
+  static const struct {
+    uint32_t bit;
+    const char* name;
+  } kFlags[] = {
+      {0100, "O_CREAT"},        {0200, "O_EXCL"},
+      {0400, "O_NOCTTY"},       {01000, "O_TRUNC"},
+      {02000, "O_APPEND"},      {04000, "O_NONBLOCK"},
+      {010000, "O_DSYNC"},      {020000, "O_ASYNC"},
+      {040000, "O_DIRECT"},     {0100000, "O_LARGEFILE"},
+      {0200000, "O_DIRECTORY"}, {0400000, "O_NOFOLLOW"},
+      {01000000, "O_NOATIME"},  {02000000, "O_CLOEXEC"},
+      {010000000, "O_PATH"},
+  };
+  std::vector<std::string> names;
+  switch (flags & 3) {
+    case 0:
+      names.push_back("O_RDONLY");
+      break;
+    case 1:
+      names.push_back("O_WRONLY");
+      break;
+    default:
+      names.push_back("O_RDWR");
+      break;
+  }
+  // O_TMPFILE is 020200000 (it includes O_DIRECTORY).
+  const bool tmpfile = (flags & 020200000) == 020200000;
+  if (tmpfile) names.push_back("O_TMPFILE");
+  for (const auto& f : kFlags) {
+    if (tmpfile && f.bit == 0200000) continue;
+    if ((flags & f.bit) != 0) names.push_back(f.name);
+  }
+  if ((flags & 04010000) == 04010000) names.push_back("O_SYNC");
+  return names;
+}
+
+std::vector<std::string> RenameFlagNames(uint32_t flags) {
+  std::vector<std::string> names;
+  if (flags & 1) names.push_back("RENAME_NOREPLACE");
+  if (flags & 2) names.push_back("RENAME_EXCHANGE");
+  if (flags & 4) names.push_back("RENAME_WHITEOUT");
+  return names;
+}
+
+// A name as the process passed it (with its NUL), joined to the
+// components of the directory it is relative to.
+std::string JoinName(std::string_view base_components, bool base_cut,
+                     std::string_view name) {
+  if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
+  if (base_components.empty()) return std::string(name);  // absolute
+  std::string base = JoinComponents(base_components, base_cut);
+  if (name.empty()) return base;
+  if (base != "/") base += '/';
+  base += name;
+  return base;
+}
+
+Result<Event> DecodeFile(Event e, const mez_bpf_record& r,
+                         std::string_view body) {
+  mez_bpf_file f;
+  if (body.size() < sizeof(f)) {
+    return DataLoss("BPF file record of " + std::to_string(body.size()) +
+                    " bytes is too short");
+  }
+  std::memcpy(&f, body.data(), sizeof(f));
+  body.remove_prefix(sizeof(f));
+  const uint64_t need =
+      uint64_t{r.exe_len} + r.cwd_len + f.name_len + uint64_t{f.name2_len};
+  if (need > body.size() || f.op < MEZ_BPF_FILE_OPEN ||
+      f.op > MEZ_BPF_FILE_RENAME) {
+    return DataLoss("BPF file record: lengths " + std::to_string(need) +
+                    " exceed its " + std::to_string(body.size()) +
+                    " bytes, or operation " + std::to_string(f.op));
+  }
+  e.kind = EventKind::kFile;
+  e.path_cut = (r.flags & MEZ_BPF_FLAG_EXE_CUT) != 0;
+  std::string_view base = body.substr(0, r.exe_len);
+  std::string_view base2 = body.substr(r.exe_len, r.cwd_len);
+  std::string_view name = body.substr(r.exe_len + r.cwd_len, f.name_len);
+  std::string_view name2 =
+      body.substr(r.exe_len + r.cwd_len + f.name_len, f.name2_len);
+  if (f.resolved) {
+    e.path = JoinComponents(base, e.path_cut);
+  } else {
+    e.path = JoinName(base, e.path_cut, name);
+  }
+  e.flags = f.flags;
+  e.mode = f.mode;
+  e.error = f.result < 0 ? -f.result : 0;
+  switch (f.op) {
+    case MEZ_BPF_FILE_OPEN:
+      e.file_op = "open";
+      e.flag_names = OpenFlagNames(f.flags);
+      if (f.result >= 0) e.fd = f.result;
+      break;
+    case MEZ_BPF_FILE_UNLINK:
+      e.file_op = (f.flags & 0x200) != 0 ? "rmdir" : "unlink";  // AT_REMOVEDIR
+      break;
+    default:
+      e.file_op = "rename";
+      e.flag_names = RenameFlagNames(f.flags);
+      e.new_path =
+          JoinName(base2, (r.flags & MEZ_BPF_FLAG_CWD_CUT) != 0, name2);
+      break;
+  }
+  return e;
+}
+
 }  // namespace
 
 Result<Event> DecodeRecord(std::span<const uint8_t> record,
@@ -104,6 +218,13 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
     }
     e.duration_ns = r.duration_ns;
     return e;
+  }
+  if (r.kind == MEZ_BPF_KIND_FILE) {
+    return DecodeFile(
+        std::move(e), r,
+        std::string_view(
+            reinterpret_cast<const char*>(record.data()) + sizeof(r),
+            record.size() - sizeof(r)));
   }
   if (r.kind == MEZ_BPF_KIND_CONNECT) {
     mez_bpf_connect c;
@@ -189,7 +310,29 @@ std::string ToJsonLine(const Event& e) {
       j["lost_exec"] = e.lost_exec;
       j["lost_exit"] = e.lost_exit;
       j["lost_connect"] = e.lost_connect;
+      j["lost_file"] = e.lost_file;
       j["lost_forks"] = e.lost_forks;
+      break;
+    case EventKind::kFile:
+      j["pid"] = e.pid;
+      j["ppid"] = e.ppid;
+      j["uid"] = e.uid;
+      j["euid"] = e.euid;
+      j["op"] = e.file_op;
+      j["path"] = e.path;
+      if (e.path_cut) j["path_cut"] = true;
+      if (e.file_op == "rename") j["new_path"] = e.new_path;
+      if (e.file_op == "open" || !e.flag_names.empty()) {
+        j["flags"] = e.flag_names;
+      }
+      if (e.file_op == "open" && (e.flags & 0100) != 0) j["mode"] = e.mode;
+      if (e.error != 0) {
+        j["errno"] = e.error;
+        const char* name = strerrorname_np(e.error);
+        j["error"] = name != nullptr ? name : std::to_string(e.error);
+      } else if (e.file_op == "open") {
+        j["fd"] = e.fd;
+      }
       break;
     case EventKind::kConnect:
       j["pid"] = e.pid;

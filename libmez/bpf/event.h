@@ -19,9 +19,10 @@ enum class EventKind {
   kExit,     // a tracked process that had exec'd ended
   kLoss,     // the kernel could not deliver some of the session's events
   kConnect,  // a TCP connect of a tracked process got its outcome
+  kFile,     // a tracked process opened, created, unlinked or renamed a file
 };
 
-// "exec", "exit", "loss", "connect".
+// "exec", "exit", "loss", "connect", "file".
 const char* EventKindName(EventKind kind);
 
 // One event of one session. Which fields mean something depends on kind;
@@ -65,9 +66,10 @@ struct Event {
   bool argv_unreadable = false;
 
   // connect: the endpoints ("127.0.0.1", "::1"; ports in host order),
-  // and the outcome: error 0 when the connection was established, else
-  // the errno that ended the attempt (ECONNREFUSED, ETIMEDOUT; 0 never
-  // means failure). duration_ns: from the SYN to the outcome.
+  // and the outcome: established, else error is the errno that ended the
+  // attempt (ECONNREFUSED, ETIMEDOUT; 0: closed before any answer). file:
+  // error is the errno of a failed operation, else 0. duration_ns: from the SYN
+  // to the outcome.
   bool ipv6 = false;
   std::string remote_addr;
   uint16_t remote_port = 0;
@@ -75,6 +77,19 @@ struct Event {
   uint16_t local_port = 0;
   int error = 0;
   bool established = false;
+
+  // file: the operation ("open", "unlink", "rmdir", "rename"), the path
+  // (absolute: an opened file's real path, else the name as the process
+  // gave it joined to the directory it is relative to), for rename the new
+  // path, the flags (open's O_* flags, renameat2's RENAME_*), open's mode,
+  // and the result: fd (>= 0) for a successful open, else error (errno)
+  // when it failed, both -1/0 for a successful unlink or rename.
+  std::string file_op;
+  std::string new_path;
+  uint32_t flags = 0;
+  std::vector<std::string> flag_names;
+  uint32_t mode = 0;
+  int fd = -1;
 
   // exit: exactly one of exit_code and signal is set.
   std::optional<int> exit_code;
@@ -91,6 +106,7 @@ struct Event {
   uint64_t lost_exit = 0;
   uint64_t lost_forks = 0;
   uint64_t lost_connect = 0;
+  uint64_t lost_file = 0;
 };
 
 // Bytes of argv the kernel keeps per exec (MEZ_BPF_ARGV_CAP).

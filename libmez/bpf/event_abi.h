@@ -19,6 +19,15 @@
 #define MEZ_BPF_PATH_DEPTH 64
 /* Longest component read (NAME_MAX + NUL). */
 #define MEZ_BPF_NAME_MAX 256
+/* A path's components are kept until they reach this many bytes (the
+ * component that crosses it is kept whole): so two paths after a file
+ * record's sub-header stay inside 2 * MEZ_BPF_PATH_CAP. */
+#define MEZ_BPF_PATH_KEEP (MEZ_BPF_PATH_CAP - MEZ_BPF_NAME_MAX - 32)
+/* Size of a file record's sub-header (struct mez_bpf_file). */
+#define MEZ_BPF_FILE_HEADER 32
+/* Longest name a file record keeps as the process gave it (PATH_MAX,
+ * with its NUL: every name the kernel accepts). */
+#define MEZ_BPF_NAME_CAP 4096
 /* Room after the header in the per-CPU scratch area an exec record is
  * assembled in: both paths, then argv (a per-CPU value is at most 32 KiB). */
 #define MEZ_BPF_DATA_SIZE (2 * MEZ_BPF_PATH_CAP + MEZ_BPF_ARGV_CAP)
@@ -27,6 +36,13 @@ enum mez_bpf_kind {
   MEZ_BPF_KIND_EXEC = 1,
   MEZ_BPF_KIND_EXIT = 2,
   MEZ_BPF_KIND_CONNECT = 3,
+  MEZ_BPF_KIND_FILE = 4,
+};
+
+enum mez_bpf_file_op {
+  MEZ_BPF_FILE_OPEN = 1,   /* open, openat, openat2, creat */
+  MEZ_BPF_FILE_UNLINK = 2, /* unlink, unlinkat (also rmdir via AT_REMOVEDIR) */
+  MEZ_BPF_FILE_RENAME = 3, /* rename, renameat, renameat2 */
 };
 
 enum mez_bpf_flags {
@@ -71,6 +87,23 @@ struct mez_bpf_connect {
   __u8 local_addr[16];
 };
 
+/* The first MEZ_BPF_FILE_HEADER bytes after a file record's header. Then:
+ * exe_len bytes of path components (the opened file's own path when
+ * `resolved`, else the directory `name` is relative to; none for an
+ * absolute name), cwd_len bytes of components of the directory `name2`
+ * is relative to, name_len bytes of `name` and name2_len of `name2` as the
+ * process passed them (with their NULs; none when resolved). */
+struct mez_bpf_file {
+  __u32 op;
+  __s32 result; /* the system call's return: an fd, 0, or -errno */
+  __u32 flags;  /* open flags; unlinkat's and renameat2's flags */
+  __u32 mode;
+  __u32 resolved;
+  __u32 name_len;
+  __u32 name2_len;
+  __u32 pad;
+};
+
 /* The exec scratch area: a header and room for the variable part. */
 struct mez_bpf_exec_buf {
   struct mez_bpf_record rec;
@@ -89,6 +122,7 @@ struct mez_bpf_session {
   __u64 lost_exec;    /* exec records the ring buffer had no room for */
   __u64 lost_exit;    /* exit records the ring buffer had no room for */
   __u64 lost_connect; /* connect records the ring buffer had no room for */
+  __u64 lost_file;    /* file records the ring buffer had no room for */
   __u64 lost_forks;   /* children not tracked: the task map was full */
 };
 

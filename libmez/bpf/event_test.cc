@@ -160,6 +160,104 @@ TEST(BpfEventTest, DecodesConnectRecords) {
   EXPECT_EQ(DecodeRecord(Record(r, body), 0).status().code(), Code::kDataLoss);
 }
 
+// A file record: the sub-header, then path components, then the names as
+// the process gave them.
+std::vector<uint8_t> FileRecord(const mez_bpf_file& f, const std::string& base,
+                                const std::string& base2,
+                                const std::string& name,
+                                const std::string& name2) {
+  mez_bpf_record r{};
+  r.kind = MEZ_BPF_KIND_FILE;
+  r.pid = 7;
+  r.exe_len = static_cast<uint32_t>(base.size());
+  r.cwd_len = static_cast<uint32_t>(base2.size());
+  std::string body(reinterpret_cast<const char*>(&f), sizeof(f));
+  return Record(r, body + base + base2 + name + name2);
+}
+
+TEST(BpfEventTest, DecodesFileRecords) {
+  mez_bpf_file f{};
+  f.op = MEZ_BPF_FILE_OPEN;
+  f.result = 3;
+  f.flags = 01 | 0100 | 02000000;  // O_WRONLY | O_CREAT | O_CLOEXEC
+  f.mode = 0640;
+  f.resolved = 1;
+  Result<Event> e =
+      DecodeRecord(FileRecord(f, std::string("f\0d\0", 4), "", "", ""), 0);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->kind, EventKind::kFile);
+  EXPECT_EQ(e->file_op, "open");
+  EXPECT_EQ(e->path, "/d/f");
+  EXPECT_EQ(e->fd, 3);
+  EXPECT_EQ(e->flag_names,
+            (std::vector<std::string>{"O_WRONLY", "O_CREAT", "O_CLOEXEC"}));
+  auto j = nlohmann::json::parse(ToJsonLine(*e));
+  EXPECT_EQ(j["type"], "file");
+  EXPECT_EQ(j["op"], "open");
+  EXPECT_EQ(j["fd"], 3);
+  EXPECT_EQ(j["mode"], 0640);
+
+  // A failed open: the name as given, joined to its directory.
+  f.resolved = 0;
+  f.result = -2;
+  f.flags = 0;
+  f.name_len = 4;
+  e = DecodeRecord(
+      FileRecord(f, std::string("w\0", 2), "", std::string("a/b\0", 4), ""), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->path, "/w/a/b");
+  EXPECT_EQ(e->error, 2);
+  EXPECT_EQ(e->fd, -1);
+  EXPECT_EQ(e->flag_names, std::vector<std::string>{"O_RDONLY"});
+  j = nlohmann::json::parse(ToJsonLine(*e));
+  EXPECT_EQ(j["error"], "ENOENT");
+  EXPECT_FALSE(j.contains("fd"));
+
+  // A rename of an absolute name to a relative one; unlinkat(AT_REMOVEDIR).
+  f = mez_bpf_file{};
+  f.op = MEZ_BPF_FILE_RENAME;
+  f.flags = 1;
+  f.name_len = 3;
+  f.name2_len = 2;
+  e = DecodeRecord(FileRecord(f, "", std::string("h\0", 2),
+                              std::string("/x\0", 3), std::string("y\0", 2)),
+                   0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->file_op, "rename");
+  EXPECT_EQ(e->path, "/x");
+  EXPECT_EQ(e->new_path, "/h/y");
+  EXPECT_EQ(e->flag_names, std::vector<std::string>{"RENAME_NOREPLACE"});
+  f = mez_bpf_file{};
+  f.op = MEZ_BPF_FILE_UNLINK;
+  f.flags = 0x200;
+  f.name_len = 3;
+  e = DecodeRecord(FileRecord(f, "", "", std::string("/d\0", 3), ""), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->file_op, "rmdir");
+}
+
+TEST(BpfEventTest, RejectsFileRecordsWhoseLengthsDoNotFit) {
+  mez_bpf_file f{};
+  f.op = MEZ_BPF_FILE_OPEN;
+  f.name_len = 5;  // one more than there is
+  EXPECT_EQ(DecodeRecord(FileRecord(f, "", "", std::string("abc\0", 4), ""), 0)
+                .status()
+                .code(),
+            Code::kDataLoss);
+  f.name_len = 0xffffffffu;
+  f.name2_len = 2;  // a 32-bit sum would wrap
+  EXPECT_EQ(DecodeRecord(FileRecord(f, "", "", "ab", ""), 0).status().code(),
+            Code::kDataLoss);
+  f = mez_bpf_file{};
+  f.op = 9;
+  EXPECT_EQ(DecodeRecord(FileRecord(f, "", "", "", ""), 0).status().code(),
+            Code::kDataLoss);
+  mez_bpf_record r{};
+  r.kind = MEZ_BPF_KIND_FILE;
+  EXPECT_EQ(DecodeRecord(Record(r, "short"), 0).status().code(),
+            Code::kDataLoss);
+}
+
 // Every length is checked against the record's size before it is used.
 TEST(BpfEventTest, RejectsRecordsWhoseLengthsDoNotFit) {
   EXPECT_EQ(DecodeRecord(std::vector<uint8_t>(10), 0).status().code(),

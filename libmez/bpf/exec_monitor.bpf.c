@@ -46,9 +46,13 @@ struct {
   __type(value, struct mez_bpf_session);
 } sessions SEC(".maps");
 
-/* Where an exec record is assembled (too big for the BPF stack). Per CPU
- * is safe: these tracepoints run with preemption disabled, so no other
- * program run can take the CPU's area halfway through. */
+/* Where exec and file records are assembled (too big for the BPF stack).
+ * Per CPU is safe while the programs that use it cannot be preempted or
+ * interrupted by one another: sched_process_exec and sys_exit both run in
+ * process context with preemption disabled (for sys_exit, whose
+ * tracepoint may fault since Linux 6.13, because BPF probes are still
+ * called under preempt_disable; re-check if that changes). The connect
+ * program, which can run in softirq, does not use it. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
@@ -79,7 +83,8 @@ static __always_inline struct mez_bpf_task *lookup_task(__u32 tgid) {
 struct walk_ctx {
   struct dentry *d;
   struct mount *mnt;
-  __u32 cwd; /* 0: the executable's path, 1: the cwd */
+  __u32 cwd;    /* 0: the first path (exe_len), 1: the second (cwd_len) */
+  __u32 origin; /* where in data the paths start: 0, or after a sub-header */
 };
 
 /* One step of a path walk (a bpf_loop callback, so the verifier checks the
@@ -107,10 +112,10 @@ static long walk_step(__u32 index, void *arg) {
   }
   __u32 base = w->cwd ? b->rec.exe_len : 0;
   __u32 len = w->cwd ? b->rec.cwd_len : b->rec.exe_len;
-  if (len >= MEZ_BPF_PATH_CAP - MEZ_BPF_NAME_MAX) return 1;
+  if (len >= MEZ_BPF_PATH_KEEP) return 1;
   const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-  long n = bpf_probe_read_kernel_str(&b->data[(base + len) & DATA_MASK],
-                                     MEZ_BPF_NAME_MAX, name);
+  long n = bpf_probe_read_kernel_str(
+      &b->data[(w->origin + base + len) & DATA_MASK], MEZ_BPF_NAME_MAX, name);
   if (n <= 0) return 1;
   if (w->cwd)
     b->rec.cwd_len = len + n;
@@ -131,11 +136,12 @@ static long walk_step(__u32 index, void *arg) {
  * when the path was deeper or longer than kept. */
 static __always_inline void walk_path(struct mez_bpf_exec_buf *b,
                                       struct dentry *d, struct vfsmount *vm,
-                                      __u32 cwd) {
+                                      __u32 cwd, __u32 origin) {
   struct walk_ctx w = {
       .d = d,
       .mnt = container_of(vm, struct mount, mnt),
       .cwd = cwd,
+      .origin = origin,
   };
   b->rec.flags |= cwd ? MEZ_BPF_FLAG_CWD_CUT : MEZ_BPF_FLAG_EXE_CUT;
   bpf_loop(MEZ_BPF_PATH_DEPTH, walk_step, &w, 0);
@@ -148,8 +154,10 @@ static __always_inline void count_loss(__u64 cookie, int kind) {
     __sync_fetch_and_add(&s->lost_exec, 1);
   else if (kind == MEZ_BPF_KIND_EXIT)
     __sync_fetch_and_add(&s->lost_exit, 1);
-  else
+  else if (kind == MEZ_BPF_KIND_CONNECT)
     __sync_fetch_and_add(&s->lost_connect, 1);
+  else
+    __sync_fetch_and_add(&s->lost_file, 1);
 }
 
 static __always_inline __u64 next_seq(__u64 cookie) {
@@ -200,9 +208,9 @@ int BPF_PROG(mez_exec, struct task_struct *p, pid_t old_pid,
   b->rec.cwd_len = 0;
   struct file *exe = BPF_CORE_READ(bprm, file);
   walk_path(b, BPF_CORE_READ(exe, f_path.dentry),
-            BPF_CORE_READ(exe, f_path.mnt), 0);
+            BPF_CORE_READ(exe, f_path.mnt), 0, 0);
   walk_path(b, BPF_CORE_READ(p, fs, pwd.dentry), BPF_CORE_READ(p, fs, pwd.mnt),
-            1);
+            1, 0);
   __u32 off = (b->rec.exe_len + b->rec.cwd_len) & DATA_MASK;
 
   __u64 arg_start = BPF_CORE_READ(p, mm, arg_start);
@@ -353,3 +361,180 @@ int BPF_PROG(mez_tcp_state, struct sock *sk, int oldstate, int newstate) {
   bpf_ringbuf_submit(r, 0);
   return 0;
 }
+
+#if defined(__TARGET_ARCH_x86)
+/* x86_64 system call numbers of the file operations reported. */
+#define NR_OPEN 2
+#define NR_RENAME 82
+#define NR_CREAT 85
+#define NR_UNLINK 87
+#define NR_OPENAT 257
+#define NR_UNLINKAT 263
+#define NR_RENAMEAT 264
+#define NR_RENAMEAT2 316
+#define NR_OPENAT2 437
+#define MEZ_AT_FDCWD -100
+#define MEZ_O_WRONLY 01
+#define MEZ_O_CREAT 0100
+#define MEZ_O_TRUNC 01000
+
+/* The file an fd of the current process refers to, or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *p, long fd) {
+  if (fd < 0) return 0;
+  struct fdtable *fdt = BPF_CORE_READ(p, files, fdt);
+  if ((unsigned long)fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+  struct file **fds = BPF_CORE_READ(fdt, fd);
+  struct file *f = 0;
+  bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+  return f;
+}
+
+/* Puts the directory a relative name is resolved from (dfd's, or the
+ * cwd) in path slot `slot`; nothing for an absolute name. */
+static __always_inline void walk_base(struct mez_bpf_exec_buf *b,
+                                      struct task_struct *p, long dfd,
+                                      const char *name, __u32 slot) {
+  char first = 0;
+  bpf_probe_read_user(&first, 1, name);
+  if (first == '/') return;
+  if (dfd == MEZ_AT_FDCWD) {
+    walk_path(b, BPF_CORE_READ(p, fs, pwd.dentry),
+              BPF_CORE_READ(p, fs, pwd.mnt), slot, MEZ_BPF_FILE_HEADER);
+    return;
+  }
+  struct file *f = fd_file(p, dfd);
+  if (f)
+    walk_path(b, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt),
+              slot, MEZ_BPF_FILE_HEADER);
+}
+
+/* Opens, creates, unlinks and renames by tracked processes, successful or
+ * not, when the system call returns (its arguments are still in regs). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(mez_sys_exit, struct pt_regs *regs, long ret) {
+  long nr = BPF_CORE_READ(regs, orig_ax);
+  __u32 op;
+  switch (nr) {
+    case NR_OPEN:
+    case NR_CREAT:
+    case NR_OPENAT:
+    case NR_OPENAT2:
+      op = MEZ_BPF_FILE_OPEN;
+      break;
+    case NR_UNLINK:
+    case NR_UNLINKAT:
+      op = MEZ_BPF_FILE_UNLINK;
+      break;
+    case NR_RENAME:
+    case NR_RENAMEAT:
+    case NR_RENAMEAT2:
+      op = MEZ_BPF_FILE_RENAME;
+      break;
+    default:
+      return 0;
+  }
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  struct mez_bpf_task *t = lookup_task(tgid);
+  if (!t) return 0;
+  __u64 cookie = t->cookie;
+  __u32 zero = 0;
+  struct mez_bpf_exec_buf *b = bpf_map_lookup_elem(&scratch, &zero);
+  if (!b) return 0;
+  struct task_struct *p = bpf_get_current_task_btf();
+
+  long a0 = BPF_CORE_READ(regs, di), a1 = BPF_CORE_READ(regs, si);
+  long a2 = BPF_CORE_READ(regs, dx), a3 = BPF_CORE_READ(regs, r10);
+  long a4 = BPF_CORE_READ(regs, r8);
+  long dfd = MEZ_AT_FDCWD, dfd2 = MEZ_AT_FDCWD;
+  const char *name = 0, *name2 = 0;
+  __u64 flags = 0, mode = 0;
+  switch (nr) {
+    case NR_OPEN:
+      name = (const char *)a0, flags = a1, mode = a2;
+      break;
+    case NR_CREAT:
+      name = (const char *)a0, mode = a1;
+      flags = MEZ_O_CREAT | MEZ_O_WRONLY | MEZ_O_TRUNC;
+      break;
+    case NR_OPENAT:
+      dfd = (int)a0, name = (const char *)a1, flags = a2, mode = a3;
+      break;
+    case NR_OPENAT2: { /* struct open_how { u64 flags, mode, resolve; } */
+      __u64 how[2] = {};
+      bpf_probe_read_user(how, sizeof(how), (const void *)a2);
+      dfd = (int)a0, name = (const char *)a1, flags = how[0], mode = how[1];
+      break;
+    }
+    case NR_UNLINK:
+      name = (const char *)a0;
+      break;
+    case NR_UNLINKAT:
+      dfd = (int)a0, name = (const char *)a1, flags = a2;
+      break;
+    case NR_RENAME:
+      name = (const char *)a0, name2 = (const char *)a1;
+      break;
+    case NR_RENAMEAT:
+    case NR_RENAMEAT2:
+      dfd = (int)a0, name = (const char *)a1;
+      dfd2 = (int)a2, name2 = (const char *)a3;
+      flags = nr == NR_RENAMEAT2 ? a4 : 0;
+      break;
+  }
+
+  struct mez_bpf_file *fh = (struct mez_bpf_file *)b->data;
+  __builtin_memset(fh, 0, sizeof(*fh));
+  b->rec.kind = MEZ_BPF_KIND_FILE;
+  b->rec.flags = 0;
+  b->rec.cookie = cookie;
+  b->rec.time_ns = bpf_ktime_get_ns();
+  b->rec.pid = tgid;
+  b->rec.ppid = BPF_CORE_READ(p, real_parent, tgid);
+  b->rec.uid = BPF_CORE_READ(p, cred, uid.val);
+  b->rec.euid = BPF_CORE_READ(p, cred, euid.val);
+  b->rec.exit_code = 0;
+  b->rec.duration_ns = 0;
+  b->rec.exe_len = 0;
+  b->rec.cwd_len = 0;
+  b->rec.argv_len = 0;
+  b->rec.argv_total = 0;
+  fh->op = op;
+  fh->result = ret;
+  fh->flags = flags;
+  fh->mode = mode;
+
+  struct file *opened = op == MEZ_BPF_FILE_OPEN ? fd_file(p, ret) : 0;
+  if (opened) {
+    /* The file itself: its real path, whatever name reached it. */
+    walk_path(b, BPF_CORE_READ(opened, f_path.dentry),
+              BPF_CORE_READ(opened, f_path.mnt), 0, MEZ_BPF_FILE_HEADER);
+    fh->resolved = 1;
+  } else {
+    walk_base(b, p, dfd, name, 0);
+  }
+  if (name2) walk_base(b, p, dfd2, name2, 1);
+
+  __u32 off =
+      (MEZ_BPF_FILE_HEADER + b->rec.exe_len + b->rec.cwd_len) & DATA_MASK;
+  long n1 = 0, n2 = 0;
+  if (!opened) {
+    n1 = bpf_probe_read_user_str(&b->data[off], MEZ_BPF_NAME_CAP, name);
+    if (n1 < 0) n1 = 0;
+  }
+  /* n1 <= NAME_CAP; the masks only show the verifier the bounds. */
+  __u32 off2 = off + (n1 & (2 * MEZ_BPF_NAME_CAP - 1));
+  if (name2) {
+    n2 = bpf_probe_read_user_str(&b->data[off2], MEZ_BPF_NAME_CAP, name2);
+    if (n2 < 0) n2 = 0;
+  }
+  fh->name_len = n1 & (2 * MEZ_BPF_NAME_CAP - 1);
+  fh->name2_len = n2 & (2 * MEZ_BPF_NAME_CAP - 1);
+  b->rec.seq = next_seq(cookie);
+
+  __u64 size = sizeof(b->rec) + (__u64)off2 + fh->name2_len;
+  if (size > sizeof(*b)) size = sizeof(*b);
+  if (bpf_ringbuf_output(&events, b, size, 0) != 0)
+    count_loss(cookie, MEZ_BPF_KIND_FILE);
+  return 0;
+}
+#endif /* __TARGET_ARCH_x86 */

@@ -137,6 +137,7 @@ struct Monitor::Impl {
     c.lost_exec = value.lost_exec;
     c.lost_exit = value.lost_exit;
     c.lost_connect = value.lost_connect;
+    c.lost_file = value.lost_file;
     c.lost_forks = value.lost_forks;
     return c;
   }
@@ -184,6 +185,9 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   if (err == 0) {
     err = bpf_map__set_max_entries(impl->skel->maps.tracked, options.max_tasks);
   }
+  if (err == 0 && !options.file_events) {
+    err = bpf_program__set_autoload(impl->skel->progs.mez_sys_exit, false);
+  }
   if (err == 0) err = exec_monitor_bpf__load(impl->skel);
   if (err != 0) {
     return FailedPrecondition(
@@ -196,7 +200,7 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   if (err != 0) {
     return FailedPrecondition(
         "enhanced recording: attaching to the sched_process_* and "
-        "inet_sock_set_state tracepoints "
+        "inet_sock_set_state and sys_exit tracepoints "
         "failed (" +
         std::string(std::strerror(-err)) + "; libbpf: " + LastLibbpfWarning() +
         "); the kernel needs CONFIG_DEBUG_INFO_BTF and BPF trampolines");
@@ -317,6 +321,7 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       if (c.lost_exec != s.reported.lost_exec ||
           c.lost_exit != s.reported.lost_exit ||
           c.lost_connect != s.reported.lost_connect ||
+          c.lost_file != s.reported.lost_file ||
           c.lost_forks != s.reported.lost_forks) {
         Event loss;
         loss.kind = EventKind::kLoss;
@@ -328,6 +333,7 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
         loss.lost_exec = c.lost_exec - s.reported.lost_exec;
         loss.lost_exit = c.lost_exit - s.reported.lost_exit;
         loss.lost_connect = c.lost_connect - s.reported.lost_connect;
+        loss.lost_file = c.lost_file - s.reported.lost_file;
         loss.lost_forks = c.lost_forks - s.reported.lost_forks;
         callback(loss);
         ++impl_->delivered;

@@ -1,7 +1,7 @@
 // mez::bpf::Monitor: the kernel side of enhanced recording. It follows the
 // process tree of each tracked session in the kernel (fork inheritance,
-// exit removal) and delivers the sessions' exec, exit and TCP connect
-// events, and a
+// exit removal) and delivers the sessions' exec, exit, file and TCP
+// connect events, and a
 // loss event whenever the kernel could not deliver some (never silently).
 // What it sees and what root inside a session can still evade:
 // docs/enhanced-recording.md; the events: docs/formats/enhanced-events.md.
@@ -28,6 +28,9 @@ struct MonitorOptions {
   // 4,194,304). A fork past it is not followed and is counted as
   // lost_forks in the session's next loss event.
   uint32_t max_tasks = 65536;
+  // Whether to report file events (opens, unlinks, renames): a program on
+  // every system call's return, and far more events than execs.
+  bool file_events = true;
 };
 
 // The kernel's counters of one session (for diagnostics and tests).
@@ -36,6 +39,7 @@ struct SessionCounters {
   uint64_t lost_exec = 0;
   uint64_t lost_exit = 0;
   uint64_t lost_connect = 0;
+  uint64_t lost_file = 0;
   uint64_t lost_forks = 0;
 };
 
