@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
         if (e.kind == mez::bpf::EventKind::kExit) ++exits;
         if (e.kind == mez::bpf::EventKind::kFile) ++files;
         if (e.kind == mez::bpf::EventKind::kLoss) {
-          lost += e.lost_exec + e.lost_exit + e.lost_file + e.lost_connect +
+          lost += e.lost_exec + e.lost_exit + e.lost_file + e.lost_net +
                   e.lost_forks;
         }
       };

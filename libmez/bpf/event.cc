@@ -33,6 +33,10 @@ const char* EventKindName(EventKind kind) {
       return "connect";
     case EventKind::kFile:
       return "file";
+    case EventKind::kListen:
+      return "listen";
+    case EventKind::kAccept:
+      return "accept";
   }
   return "unknown";
 }
@@ -233,11 +237,15 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
                       " bytes is too short");
     }
     std::memcpy(&c, record.data() + sizeof(r), sizeof(c));
-    if (c.family != AF_INET && c.family != AF_INET6) {
-      return DataLoss("BPF connect record of family " +
-                      std::to_string(c.family));
+    if ((c.family != AF_INET && c.family != AF_INET6) ||
+        c.op > MEZ_BPF_NET_ACCEPT) {
+      return DataLoss("BPF network record of family " +
+                      std::to_string(c.family) + ", operation " +
+                      std::to_string(c.op));
     }
-    e.kind = EventKind::kConnect;
+    e.kind = c.op == MEZ_BPF_NET_LISTEN   ? EventKind::kListen
+             : c.op == MEZ_BPF_NET_ACCEPT ? EventKind::kAccept
+                                          : EventKind::kConnect;
     e.ipv6 = c.family == AF_INET6;
     e.remote_addr = Address(e.ipv6, c.remote_addr);
     e.remote_port = ntohs(c.remote_port);
@@ -309,7 +317,7 @@ std::string ToJsonLine(const Event& e) {
     case EventKind::kLoss:
       j["lost_exec"] = e.lost_exec;
       j["lost_exit"] = e.lost_exit;
-      j["lost_connect"] = e.lost_connect;
+      j["lost_net"] = e.lost_net;
       j["lost_file"] = e.lost_file;
       j["lost_forks"] = e.lost_forks;
       break;
@@ -335,22 +343,28 @@ std::string ToJsonLine(const Event& e) {
       }
       break;
     case EventKind::kConnect:
+    case EventKind::kListen:
+    case EventKind::kAccept:
       j["pid"] = e.pid;
       j["ppid"] = e.ppid;
       j["uid"] = e.uid;
       j["euid"] = e.euid;
       j["family"] = e.ipv6 ? "ipv6" : "ipv4";
-      j["remote_addr"] = e.remote_addr;
-      j["remote_port"] = e.remote_port;
+      if (e.kind != EventKind::kListen) {
+        j["remote_addr"] = e.remote_addr;
+        j["remote_port"] = e.remote_port;
+      }
       j["local_addr"] = e.local_addr;
       j["local_port"] = e.local_port;
-      j["established"] = e.established;
-      if (!e.established) {
-        j["errno"] = e.error;
-        const char* name = strerrorname_np(e.error);
-        j["error"] = name != nullptr ? name : std::to_string(e.error);
+      if (e.kind == EventKind::kConnect) {
+        j["established"] = e.established;
+        if (!e.established) {
+          j["errno"] = e.error;
+          const char* name = strerrorname_np(e.error);
+          j["error"] = name != nullptr ? name : std::to_string(e.error);
+        }
+        j["duration_ns"] = e.duration_ns;
       }
-      j["duration_ns"] = e.duration_ns;
       break;
   }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -20,9 +20,11 @@ enum class EventKind {
   kLoss,     // the kernel could not deliver some of the session's events
   kConnect,  // a TCP connect of a tracked process got its outcome
   kFile,     // a tracked process opened, created, unlinked or renamed a file
+  kListen,   // a tracked process made a TCP socket listen
+  kAccept,   // accept() returned a TCP connection to a tracked process
 };
 
-// "exec", "exit", "loss", "connect", "file".
+// "exec", "exit", "loss", "connect", "file", "listen", "accept".
 const char* EventKindName(EventKind kind);
 
 // One event of one session. Which fields mean something depends on kind;
@@ -65,7 +67,8 @@ struct Event {
   uint64_t argv_cut_bytes = 0;
   bool argv_unreadable = false;
 
-  // connect: the endpoints ("127.0.0.1", "::1"; ports in host order),
+  // connect, listen, accept: the endpoints ("127.0.0.1", "::1"; ports in
+  // host order; listen has only the local one),
   // and the outcome: established, else error is the errno that ended the
   // attempt (ECONNREFUSED, ETIMEDOUT; 0: closed before any answer). file:
   // error is the errno of a failed operation, else 0. duration_ns: from the SYN
@@ -105,7 +108,7 @@ struct Event {
   uint64_t lost_exec = 0;
   uint64_t lost_exit = 0;
   uint64_t lost_forks = 0;
-  uint64_t lost_connect = 0;
+  uint64_t lost_net = 0;  // connect, listen and accept events
   uint64_t lost_file = 0;
 };
 

@@ -39,6 +39,12 @@ enum mez_bpf_kind {
   MEZ_BPF_KIND_FILE = 4,
 };
 
+enum mez_bpf_net_op {
+  MEZ_BPF_NET_CONNECT = 0, /* outcome of a connect() */
+  MEZ_BPF_NET_LISTEN = 1,  /* listen() on a TCP socket */
+  MEZ_BPF_NET_ACCEPT = 2,  /* a connection accept() returned */
+};
+
 enum mez_bpf_file_op {
   MEZ_BPF_FILE_OPEN = 1,   /* open, openat, openat2, creat */
   MEZ_BPF_FILE_UNLINK = 2, /* unlink, unlinkat (also rmdir via AT_REMOVEDIR) */
@@ -73,15 +79,15 @@ struct mez_bpf_record {
   __u64 argv_total; /* bytes of argv the process has */
 };
 
-/* What follows the header of a connect record. Addresses and ports in
- * network byte order, as the kernel holds them; an IPv4 address in the
- * first 4 bytes. */
+/* What follows the header of a network (MEZ_BPF_KIND_CONNECT) record. Addresses
+ * and ports in network byte order, as the kernel holds them; an IPv4 address in
+ * the first 4 bytes. */
 struct mez_bpf_connect {
   __u16 family; /* AF_INET or AF_INET6 */
   __u16 remote_port;
   __u16 local_port;
-  __u16 pad;
-  __s32 result; /* connect()'s return: 0, or -errno (-EINPROGRESS) */
+  __u16 op;     /* MEZ_BPF_NET_CONNECT, _LISTEN or _ACCEPT */
+  __s32 result; /* connect: 0 established, or -errno; else 0 */
   __u32 pad2;
   __u8 remote_addr[16];
   __u8 local_addr[16];
@@ -118,12 +124,12 @@ struct mez_bpf_task {
 
 /* sessions: cookie -> counters the kernel keeps for the session. */
 struct mez_bpf_session {
-  __u64 seq;          /* last sequence number handed out */
-  __u64 lost_exec;    /* exec records the ring buffer had no room for */
-  __u64 lost_exit;    /* exit records the ring buffer had no room for */
-  __u64 lost_connect; /* connect records the ring buffer had no room for */
-  __u64 lost_file;    /* file records the ring buffer had no room for */
-  __u64 lost_forks;   /* children not tracked: the task map was full */
+  __u64 seq;        /* last sequence number handed out */
+  __u64 lost_exec;  /* exec records the ring buffer had no room for */
+  __u64 lost_exit;  /* exit records the ring buffer had no room for */
+  __u64 lost_net;   /* network records the ring buffer had no room for */
+  __u64 lost_file;  /* file records the ring buffer had no room for */
+  __u64 lost_forks; /* children not tracked: the task map was full */
 };
 
 #endif /* MEZ_BPF_EVENT_ABI_H_ */

@@ -152,6 +152,20 @@ TEST(BpfEventTest, DecodesConnectRecords) {
   EXPECT_EQ(j["established"], true);
   EXPECT_FALSE(j.contains("errno"));
 
+  c.op = MEZ_BPF_NET_LISTEN;
+  body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
+  e = DecodeRecord(Record(r, body), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->kind, EventKind::kListen);
+  j = nlohmann::json::parse(ToJsonLine(*e));
+  EXPECT_EQ(j["type"], "listen");
+  EXPECT_FALSE(j.contains("remote_addr"));
+  c.op = 7;  // no such operation
+  body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
+  EXPECT_EQ(DecodeRecord(Record(r, body), 0).status().code(), Code::kDataLoss);
+  c.op = MEZ_BPF_NET_CONNECT;
+  body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
+
   // Short, or of a family the kernel side never writes.
   EXPECT_EQ(DecodeRecord(Record(r, body.substr(0, 10)), 0).status().code(),
             Code::kDataLoss);

@@ -155,7 +155,7 @@ static __always_inline void count_loss(__u64 cookie, int kind) {
   else if (kind == MEZ_BPF_KIND_EXIT)
     __sync_fetch_and_add(&s->lost_exit, 1);
   else if (kind == MEZ_BPF_KIND_CONNECT)
-    __sync_fetch_and_add(&s->lost_connect, 1);
+    __sync_fetch_and_add(&s->lost_net, 1);
   else
     __sync_fetch_and_add(&s->lost_file, 1);
 }
@@ -274,6 +274,7 @@ int BPF_PROG(mez_exit, struct task_struct *p) {
 #define MEZ_TCP_ESTABLISHED 1
 #define MEZ_TCP_SYN_SENT 2
 #define MEZ_TCP_CLOSE 7
+#define MEZ_TCP_LISTEN 10
 
 /* Sockets of tracked processes with a connect in flight: set when connect()
  * moves the socket to SYN_SENT (in the connecting process), read when it
@@ -296,6 +297,48 @@ struct {
   __type(value, struct connecting);
 } connects SEC(".maps");
 
+/* Writes a listen or accept record for sk, by the current process. */
+static __always_inline void emit_net(__u64 cookie, __u32 tgid,
+                                     const struct sock *sk, __u16 op,
+                                     __s32 result, __u64 duration) {
+  if (BPF_CORE_READ(sk, sk_protocol) != MEZ_IPPROTO_TCP) return;
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  if (family != MEZ_AF_INET && family != MEZ_AF_INET6) return;
+  __u64 seq = next_seq(cookie);
+  struct {
+    struct mez_bpf_record rec;
+    struct mez_bpf_connect c;
+  } *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+  if (!r) {
+    count_loss(cookie, MEZ_BPF_KIND_CONNECT);
+    return;
+  }
+  __builtin_memset(r, 0, sizeof(*r));
+  struct task_struct *p = bpf_get_current_task_btf();
+  r->rec.kind = MEZ_BPF_KIND_CONNECT;
+  r->rec.cookie = cookie;
+  r->rec.seq = seq;
+  r->rec.time_ns = bpf_ktime_get_ns();
+  r->rec.pid = tgid;
+  r->rec.ppid = BPF_CORE_READ(p, real_parent, tgid);
+  r->rec.uid = BPF_CORE_READ(p, cred, uid.val);
+  r->rec.euid = BPF_CORE_READ(p, cred, euid.val);
+  r->rec.duration_ns = duration;
+  r->c.family = family;
+  r->c.op = op;
+  r->c.result = result;
+  r->c.remote_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+  r->c.local_port = bpf_htons(BPF_CORE_READ(sk, __sk_common.skc_num));
+  if (family == MEZ_AF_INET6) {
+    BPF_CORE_READ_INTO(&r->c.remote_addr, sk, __sk_common.skc_v6_daddr);
+    BPF_CORE_READ_INTO(&r->c.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+  } else {
+    BPF_CORE_READ_INTO((__u32 *)r->c.remote_addr, sk, __sk_common.skc_daddr);
+    BPF_CORE_READ_INTO((__u32 *)r->c.local_addr, sk, __sk_common.skc_rcv_saddr);
+  }
+  bpf_ringbuf_submit(r, 0);
+}
+
 /* A TCP connect (IPv4 or IPv6) by a tracked process, reported once its
  * outcome is known: established, or the error that ended it. */
 SEC("tp_btf/inet_sock_set_state")
@@ -316,6 +359,12 @@ int BPF_PROG(mez_tcp_state, struct sock *sk, int oldstate, int newstate) {
         .euid = BPF_CORE_READ(p, cred, euid.val),
     };
     bpf_map_update_elem(&connects, &key, &c, BPF_ANY);
+    return 0;
+  }
+  if (newstate == MEZ_TCP_LISTEN) {
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct mez_bpf_task *t = lookup_task(tgid);
+    if (t) emit_net(t->cookie, tgid, sk, MEZ_BPF_NET_LISTEN, 0, 0);
     return 0;
   }
   if (oldstate != MEZ_TCP_SYN_SENT) return 0;
@@ -365,6 +414,8 @@ int BPF_PROG(mez_tcp_state, struct sock *sk, int oldstate, int newstate) {
 #if defined(__TARGET_ARCH_x86)
 /* x86_64 system call numbers of the file operations reported. */
 #define NR_OPEN 2
+#define NR_ACCEPT 43
+#define NR_ACCEPT4 288
 #define NR_RENAME 82
 #define NR_CREAT 85
 #define NR_UNLINK 87
@@ -413,6 +464,18 @@ static __always_inline void walk_base(struct mez_bpf_exec_buf *b,
 SEC("tp_btf/sys_exit")
 int BPF_PROG(mez_sys_exit, struct pt_regs *regs, long ret) {
   long nr = BPF_CORE_READ(regs, orig_ax);
+  if (nr == NR_ACCEPT || nr == NR_ACCEPT4) {
+    if (ret < 0) return 0;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct mez_bpf_task *t = lookup_task(tgid);
+    if (!t) return 0;
+    struct file *f = fd_file(bpf_get_current_task_btf(), ret);
+    if (!f) return 0;
+    struct socket *sock = BPF_CORE_READ(f, private_data);
+    struct sock *sk = BPF_CORE_READ(sock, sk);
+    if (sk) emit_net(t->cookie, tgid, sk, MEZ_BPF_NET_ACCEPT, 0, 0);
+    return 0;
+  }
   __u32 op;
   switch (nr) {
     case NR_OPEN:

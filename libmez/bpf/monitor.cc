@@ -136,7 +136,7 @@ struct Monitor::Impl {
     c.seq = value.seq;
     c.lost_exec = value.lost_exec;
     c.lost_exit = value.lost_exit;
-    c.lost_connect = value.lost_connect;
+    c.lost_net = value.lost_net;
     c.lost_file = value.lost_file;
     c.lost_forks = value.lost_forks;
     return c;
@@ -320,7 +320,7 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       const SessionCounters& c = *now;
       if (c.lost_exec != s.reported.lost_exec ||
           c.lost_exit != s.reported.lost_exit ||
-          c.lost_connect != s.reported.lost_connect ||
+          c.lost_net != s.reported.lost_net ||
           c.lost_file != s.reported.lost_file ||
           c.lost_forks != s.reported.lost_forks) {
         Event loss;
@@ -332,7 +332,7 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
         loss.time_unix_ns = int64_t{real.tv_sec} * 1'000'000'000 + real.tv_nsec;
         loss.lost_exec = c.lost_exec - s.reported.lost_exec;
         loss.lost_exit = c.lost_exit - s.reported.lost_exit;
-        loss.lost_connect = c.lost_connect - s.reported.lost_connect;
+        loss.lost_net = c.lost_net - s.reported.lost_net;
         loss.lost_file = c.lost_file - s.reported.lost_file;
         loss.lost_forks = c.lost_forks - s.reported.lost_forks;
         callback(loss);

@@ -38,7 +38,7 @@ struct SessionCounters {
   uint64_t seq = 0;  // last sequence number handed out
   uint64_t lost_exec = 0;
   uint64_t lost_exit = 0;
-  uint64_t lost_connect = 0;
+  uint64_t lost_net = 0;
   uint64_t lost_file = 0;
   uint64_t lost_forks = 0;
 };

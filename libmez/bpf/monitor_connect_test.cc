@@ -193,5 +193,62 @@ TEST(BpfMonitorTest, TcpConnectsWithBothEndpointsAndTheOutcome) {
   }
 }
 
+// listen() and accept() in the session, with the endpoints; the connecting
+// side is this (untracked) test process and is not reported.
+TEST(BpfMonitorTest, ListenAndAcceptWithEndpoints) {
+  MEZ_SKIP_WITHOUT_BPF();
+  auto m = OpenMonitor();
+  ASSERT_NE(m, nullptr);
+  int report[2];
+  ASSERT_EQ(pipe(report), 0);
+  PausedChild child([&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        listen(fd, 4) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      _exit(1);
+    }
+    uint16_t port = ntohs(a.sin_port);
+    if (write(report[1], &port, sizeof(port)) != sizeof(port)) _exit(2);
+    int conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    _exit(conn >= 0 ? 0 : 3);
+  });
+  close(report[1]);
+  ASSERT_TRUE(m->Track(child.pid(), 95).ok());
+  child.Release();
+  uint16_t port = 0;
+  ASSERT_EQ(read(report[0], &port, sizeof(port)),
+            static_cast<ssize_t>(sizeof(port)));
+  close(report[0]);
+  uint16_t client_port = ConnectLoopback(false, port);
+  ASSERT_NE(client_port, 0);
+  EXPECT_EQ(child.Wait(), 0);
+  Collector c(m.get());
+  ASSERT_TRUE(c.PollUntil([&] {
+    return !c.Of(95, EventKind::kListen).empty() &&
+           !c.Of(95, EventKind::kAccept).empty();
+  }));
+  c.Drain();
+  auto listens = c.Of(95, EventKind::kListen);
+  ASSERT_EQ(listens.size(), 1u);
+  EXPECT_EQ(listens[0].pid, child.pid());
+  EXPECT_EQ(listens[0].local_addr, "127.0.0.1");
+  EXPECT_EQ(listens[0].local_port, port);
+  auto accepts = c.Of(95, EventKind::kAccept);
+  ASSERT_EQ(accepts.size(), 1u);
+  EXPECT_EQ(accepts[0].pid, child.pid());
+  EXPECT_EQ(accepts[0].local_port, port);
+  EXPECT_EQ(accepts[0].remote_addr, "127.0.0.1");
+  EXPECT_EQ(accepts[0].remote_port, client_port);
+  EXPECT_TRUE(c.Of(95, EventKind::kConnect).empty());
+  auto j = ToJsonLine(accepts[0]);
+  EXPECT_NE(j.find("\"type\":\"accept\""), std::string::npos);
+  ExpectSeqAccountedFor(c, m.get(), 95);
+}
+
 }  // namespace
 }  // namespace mez::bpf

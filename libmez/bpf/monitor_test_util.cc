@@ -44,7 +44,7 @@ void ExpectSeqAccountedFor(const Collector& c, Monitor* m, uint64_t cookie) {
   for (const auto& e : c.events) {
     if (e.cookie != cookie) continue;
     if (e.kind == EventKind::kLoss) {
-      lost += e.lost_exec + e.lost_exit + e.lost_connect + e.lost_file;
+      lost += e.lost_exec + e.lost_exit + e.lost_net + e.lost_file;
       continue;
     }
     ++delivered;
