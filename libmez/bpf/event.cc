@@ -37,6 +37,8 @@ const char* EventKindName(EventKind kind) {
       return "listen";
     case EventKind::kAccept:
       return "accept";
+    case EventKind::kUdpSend:
+      return "udp_send";
   }
   return "unknown";
 }
@@ -238,13 +240,14 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
     }
     std::memcpy(&c, record.data() + sizeof(r), sizeof(c));
     if ((c.family != AF_INET && c.family != AF_INET6) ||
-        c.op > MEZ_BPF_NET_ACCEPT) {
+        c.op > MEZ_BPF_NET_UDP) {
       return DataLoss("BPF network record of family " +
                       std::to_string(c.family) + ", operation " +
                       std::to_string(c.op));
     }
     e.kind = c.op == MEZ_BPF_NET_LISTEN   ? EventKind::kListen
              : c.op == MEZ_BPF_NET_ACCEPT ? EventKind::kAccept
+             : c.op == MEZ_BPF_NET_UDP    ? EventKind::kUdpSend
                                           : EventKind::kConnect;
     e.ipv6 = c.family == AF_INET6;
     e.remote_addr = Address(e.ipv6, c.remote_addr);
@@ -345,6 +348,7 @@ std::string ToJsonLine(const Event& e) {
     case EventKind::kConnect:
     case EventKind::kListen:
     case EventKind::kAccept:
+    case EventKind::kUdpSend:
       j["pid"] = e.pid;
       j["ppid"] = e.ppid;
       j["uid"] = e.uid;

@@ -22,9 +22,11 @@ enum class EventKind {
   kFile,     // a tracked process opened, created, unlinked or renamed a file
   kListen,   // a tracked process made a TCP socket listen
   kAccept,   // accept() returned a TCP connection to a tracked process
+  kUdpSend,  // a session's first UDP send to a destination
 };
 
-// "exec", "exit", "loss", "connect", "file", "listen", "accept".
+// "exec", "exit", "loss", "connect", "file", "listen", "accept",
+// "udp_send".
 const char* EventKindName(EventKind kind);
 
 // One event of one session. Which fields mean something depends on kind;
@@ -67,12 +69,11 @@ struct Event {
   uint64_t argv_cut_bytes = 0;
   bool argv_unreadable = false;
 
-  // connect, listen, accept: the endpoints ("127.0.0.1", "::1"; ports in
-  // host order; listen has only the local one),
-  // and the outcome: established, else error is the errno that ended the
-  // attempt (ECONNREFUSED, ETIMEDOUT; 0: closed before any answer). file:
-  // error is the errno of a failed operation, else 0. duration_ns: from the SYN
-  // to the outcome.
+  // connect, listen, accept, udp_send: the endpoints ("127.0.0.1", "::1"; ports
+  // in host order; listen has only the local one), and the outcome:
+  // established, else error is the errno that ended the attempt (ECONNREFUSED,
+  // ETIMEDOUT; 0: closed before any answer). file: error is the errno of a
+  // failed operation, else 0. duration_ns: from the SYN to the outcome.
   bool ipv6 = false;
   std::string remote_addr;
   uint16_t remote_port = 0;
@@ -108,7 +109,7 @@ struct Event {
   uint64_t lost_exec = 0;
   uint64_t lost_exit = 0;
   uint64_t lost_forks = 0;
-  uint64_t lost_net = 0;  // connect, listen and accept events
+  uint64_t lost_net = 0;  // connect, listen, accept and udp_send events
   uint64_t lost_file = 0;
 };
 

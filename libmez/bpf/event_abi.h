@@ -43,6 +43,7 @@ enum mez_bpf_net_op {
   MEZ_BPF_NET_CONNECT = 0, /* outcome of a connect() */
   MEZ_BPF_NET_LISTEN = 1,  /* listen() on a TCP socket */
   MEZ_BPF_NET_ACCEPT = 2,  /* a connection accept() returned */
+  MEZ_BPF_NET_UDP = 3,     /* the session's first UDP send to a destination */
 };
 
 enum mez_bpf_file_op {

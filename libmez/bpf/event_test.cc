@@ -160,6 +160,12 @@ TEST(BpfEventTest, DecodesConnectRecords) {
   j = nlohmann::json::parse(ToJsonLine(*e));
   EXPECT_EQ(j["type"], "listen");
   EXPECT_FALSE(j.contains("remote_addr"));
+  c.op = MEZ_BPF_NET_UDP;
+  body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
+  e = DecodeRecord(Record(r, body), 0);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->kind, EventKind::kUdpSend);
+  EXPECT_EQ(nlohmann::json::parse(ToJsonLine(*e))["type"], "udp_send");
   c.op = 7;  // no such operation
   body.assign(reinterpret_cast<const char*>(&c), sizeof(c));
   EXPECT_EQ(DecodeRecord(Record(r, body), 0).status().code(), Code::kDataLoss);

@@ -415,6 +415,10 @@ int BPF_PROG(mez_tcp_state, struct sock *sk, int oldstate, int newstate) {
 /* x86_64 system call numbers of the file operations reported. */
 #define NR_OPEN 2
 #define NR_ACCEPT 43
+#define NR_SENDTO 44
+#define NR_SENDMSG 46
+#define NR_SENDMMSG 307
+#define MEZ_IPPROTO_UDP 17
 #define NR_ACCEPT4 288
 #define NR_RENAME 82
 #define NR_CREAT 85
@@ -428,6 +432,24 @@ int BPF_PROG(mez_tcp_state, struct sock *sk, int oldstate, int newstate) {
 #define MEZ_O_WRONLY 01
 #define MEZ_O_CREAT 0100
 #define MEZ_O_TRUNC 01000
+
+/* UDP destinations each session has sent to: only the first send to a
+ * destination is reported. LRU: a session spraying destinations evicts
+ * old ones (they are then reported again), never fills the map. */
+struct udp_dest {
+  __u64 cookie;
+  __u8 addr[16];
+  __u16 port;
+  __u16 family;
+  __u32 pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct udp_dest);
+  __type(value, __u8);
+} udp_seen SEC(".maps");
 
 /* The file an fd of the current process refers to, or NULL. */
 static __always_inline struct file *fd_file(struct task_struct *p, long fd) {
@@ -459,6 +481,84 @@ static __always_inline void walk_base(struct mez_bpf_exec_buf *b,
               slot, MEZ_BPF_FILE_HEADER);
 }
 
+/* The first UDP send of a session to a destination: the destination from
+ * the call (sendto's address, the first message's msg_name), else the
+ * connected peer. */
+static __always_inline void udp_send(__u64 cookie, __u32 tgid,
+                                     struct pt_regs *regs, long nr) {
+  struct task_struct *p = bpf_get_current_task_btf();
+  struct file *f = fd_file(p, BPF_CORE_READ(regs, di));
+  if (!f) return;
+  struct socket *sock = BPF_CORE_READ(f, private_data);
+  struct sock *sk = BPF_CORE_READ(sock, sk);
+  if (!sk || BPF_CORE_READ(sk, sk_protocol) != MEZ_IPPROTO_UDP) return;
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  if (family != MEZ_AF_INET && family != MEZ_AF_INET6) return;
+
+  const void *name = 0;
+  if (nr == NR_SENDTO) {
+    name = (const void *)BPF_CORE_READ(regs, r8);
+  } else { /* msghdr (sendmmsg: the first mmsghdr starts with one) */
+    const struct user_msghdr *msg = (const void *)BPF_CORE_READ(regs, si);
+    bpf_probe_read_user(&name, sizeof(name), &msg->msg_name);
+  }
+  struct udp_dest key = {.cookie = cookie, .family = family};
+  if (name) {
+    __u16 user_family = 0;
+    bpf_probe_read_user(&user_family, sizeof(user_family), name);
+    if (user_family == MEZ_AF_INET) {
+      const struct sockaddr_in *in = name;
+      bpf_probe_read_user(&key.port, 2, &in->sin_port);
+      bpf_probe_read_user(key.addr, 4, &in->sin_addr);
+      key.family = MEZ_AF_INET;
+    } else if (user_family == MEZ_AF_INET6) {
+      const struct sockaddr_in6 *in6 = name;
+      bpf_probe_read_user(&key.port, 2, &in6->sin6_port);
+      bpf_probe_read_user(key.addr, 16, &in6->sin6_addr);
+      key.family = MEZ_AF_INET6;
+    } else {
+      return;
+    }
+  } else {
+    key.port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+    if (family == MEZ_AF_INET6)
+      BPF_CORE_READ_INTO(&key.addr, sk, __sk_common.skc_v6_daddr);
+    else
+      BPF_CORE_READ_INTO((__u32 *)key.addr, sk, __sk_common.skc_daddr);
+  }
+  __u8 one = 1;
+  if (bpf_map_update_elem(&udp_seen, &key, &one, BPF_NOEXIST) != 0) return;
+
+  __u64 seq = next_seq(cookie);
+  struct {
+    struct mez_bpf_record rec;
+    struct mez_bpf_connect c;
+  } *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+  if (!r) {
+    count_loss(cookie, MEZ_BPF_KIND_CONNECT);
+    return;
+  }
+  __builtin_memset(r, 0, sizeof(*r));
+  r->rec.kind = MEZ_BPF_KIND_CONNECT;
+  r->rec.cookie = cookie;
+  r->rec.seq = seq;
+  r->rec.time_ns = bpf_ktime_get_ns();
+  r->rec.pid = tgid;
+  r->rec.ppid = BPF_CORE_READ(p, real_parent, tgid);
+  r->rec.uid = BPF_CORE_READ(p, cred, uid.val);
+  r->rec.euid = BPF_CORE_READ(p, cred, euid.val);
+  r->c.family = key.family;
+  r->c.op = MEZ_BPF_NET_UDP;
+  r->c.remote_port = key.port;
+  __builtin_memcpy(r->c.remote_addr, key.addr, 16);
+  r->c.local_port = bpf_htons(BPF_CORE_READ(sk, __sk_common.skc_num));
+  if (key.family == MEZ_AF_INET6 && family == MEZ_AF_INET6)
+    BPF_CORE_READ_INTO(&r->c.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+  else if (family == MEZ_AF_INET)
+    BPF_CORE_READ_INTO((__u32 *)r->c.local_addr, sk, __sk_common.skc_rcv_saddr);
+  bpf_ringbuf_submit(r, 0);
+}
+
 /* Opens, creates, unlinks and renames by tracked processes, successful or
  * not, when the system call returns (its arguments are still in regs). */
 SEC("tp_btf/sys_exit")
@@ -474,6 +574,14 @@ int BPF_PROG(mez_sys_exit, struct pt_regs *regs, long ret) {
     struct socket *sock = BPF_CORE_READ(f, private_data);
     struct sock *sk = BPF_CORE_READ(sock, sk);
     if (sk) emit_net(t->cookie, tgid, sk, MEZ_BPF_NET_ACCEPT, 0, 0);
+    return 0;
+  }
+  if (nr == NR_SENDTO || nr == NR_SENDMSG || nr == NR_SENDMMSG) {
+    if (ret < 0) return 0;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct mez_bpf_task *t = lookup_task(tgid);
+    if (!t) return 0;
+    udp_send(t->cookie, tgid, regs, nr);
     return 0;
   }
   __u32 op;

@@ -8,12 +8,14 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <climits>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -248,6 +250,84 @@ TEST(BpfMonitorTest, ListenAndAcceptWithEndpoints) {
   auto j = ToJsonLine(accepts[0]);
   EXPECT_NE(j.find("\"type\":\"accept\""), std::string::npos);
   ExpectSeqAccountedFor(c, m.get(), 95);
+}
+
+// UDP: the session's first send to each destination, whichever call made
+// it (sendto, sendmsg, send on a connected socket); repeats are not.
+TEST(BpfMonitorTest, UdpSendsToNewDestinations) {
+  MEZ_SKIP_WITHOUT_BPF();
+  auto m = OpenMonitor();
+  ASSERT_NE(m, nullptr);
+  // Four receivers on loopback.
+  int rx[4];
+  uint16_t ports[4];
+  for (int i = 0; i < 4; ++i) {
+    rx[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    ASSERT_EQ(bind(rx[i], reinterpret_cast<sockaddr*>(&a), len), 0);
+    ASSERT_EQ(getsockname(rx[i], reinterpret_cast<sockaddr*>(&a), &len), 0);
+    ports[i] = ntohs(a.sin_port);
+  }
+  auto to = [](uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+  };
+  PausedChild child([&] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a = to(ports[0]);
+    for (int i = 0; i < 3; ++i) {  // three times to the same destination
+      if (sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)) !=
+          1) {
+        _exit(1);
+      }
+    }
+    sockaddr_in b = to(ports[1]);
+    if (sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&b), sizeof(b)) !=
+        1) {
+      _exit(2);
+    }
+    sockaddr_in c = to(ports[2]);
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_name = &c;
+    msg.msg_namelen = sizeof(c);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (sendmsg(fd, &msg, 0) != 1) _exit(3);
+    int connected = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in d = to(ports[3]);
+    if (connect(connected, reinterpret_cast<sockaddr*>(&d), sizeof(d)) != 0 ||
+        send(connected, "x", 1, 0) != 1 || send(connected, "x", 1, 0) != 1) {
+      _exit(4);
+    }
+    _exit(0);
+  });
+  ASSERT_TRUE(m->Track(child.pid(), 96).ok());
+  child.Release();
+  EXPECT_EQ(child.Wait(), 0);
+  Collector c(m.get());
+  ASSERT_TRUE(
+      c.PollUntil([&] { return c.Of(96, EventKind::kUdpSend).size() >= 4; }));
+  c.Drain();
+  auto sends = c.Of(96, EventKind::kUdpSend);
+  ASSERT_EQ(sends.size(), 4u);
+  std::set<uint16_t> seen;
+  for (const auto& e : sends) {
+    EXPECT_EQ(e.pid, child.pid());
+    EXPECT_EQ(e.remote_addr, "127.0.0.1");
+    EXPECT_NE(e.local_port, 0);
+    seen.insert(e.remote_port);
+  }
+  EXPECT_EQ(seen, (std::set<uint16_t>{ports[0], ports[1], ports[2], ports[3]}));
+  for (int fd : rx) close(fd);
+  ExpectSeqAccountedFor(c, m.get(), 96);
 }
 
 }  // namespace
