@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <optional>
 
+#include "libmez/play/seek_index_file.h"
 #include "libmez/record/seal.h"
+#include "libmez/record/sink.h"
 #include "libmez/util/file.h"
 
 namespace mez::play {
@@ -46,6 +48,45 @@ class StreamCopy : public RecordingSource {
   std::unique_ptr<RecordingSource> inner_;
 };
 
+// A recording file with the seek index mezrecd keeps beside it in local
+// storage (`<session>.cast.seek`, seek_index_file.h), used when present:
+// a file played straight from the storage directory seeks at once too.
+class FileWithStoredIndex : public RecordingSource {
+ public:
+  FileWithStoredIndex(std::unique_ptr<RecordingSource> inner, std::string path,
+                      std::optional<std::string> key)
+      : inner_(std::move(inner)),
+        path_(std::move(path)),
+        key_(std::move(key)) {}
+  Result<std::unique_ptr<record::ByteSource>> Open(uint64_t offset) override {
+    return inner_->Open(offset);
+  }
+  std::optional<uint64_t> size() override { return inner_->size(); }
+  SessionMeta meta() override { return inner_->meta(); }
+  Result<std::optional<std::string>> StoredSeekIndex() override {
+    std::string index = path_ + ".seek";
+    if (!IsFile(index)) return std::optional<std::string>();
+    // A sealed index is bound to its session id: the file's name in the
+    // storage layout, `<session>.cast` or `<session>.cast.gz`.
+    std::string id = path_.substr(path_.rfind('/') + 1);
+    for (const char* ext : {".cast.gz", ".cast"}) {
+      if (EndsWith(id, ext)) {
+        id.resize(id.size() - std::string(ext).size());
+        break;
+      }
+    }
+    MEZ_ASSIGN_OR_RETURN(auto file, record::FileSource::Open(index));
+    auto body = DecodeSeekIndexFile(file.get(), key_, id);
+    if (!body.ok()) return body.status().WithContext(index);
+    return std::optional<std::string>(std::move(body).value());
+  }
+
+ private:
+  std::unique_ptr<RecordingSource> inner_;
+  std::string path_;
+  std::optional<std::string> key_;
+};
+
 }  // namespace
 
 bool IsLocalRecording(const std::string& target) {
@@ -68,7 +109,8 @@ Result<std::unique_ptr<RecordingSource>> OpenLocalRecording(
     key = std::move(parsed).value();
   }
   MEZ_ASSIGN_OR_RETURN(auto src, LocalFileSource::Create(path, key));
-  return std::unique_ptr<RecordingSource>(std::move(src));
+  return std::unique_ptr<RecordingSource>(
+      new FileWithStoredIndex(std::move(src), path, key));
 }
 
 }  // namespace mez::play

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "libmez/play/seek_index_file.h"
 #include "libmez/record/asciicast_writer.h"
 #include "libmez/record/seal.h"
 #include "libmez/record/sink.h"
@@ -122,6 +123,72 @@ TEST_F(PlayLocalRecordingTest, MissingFileIsNamed) {
   auto src = OpenLocalRecording(dir_.File("gone.cast"), &FakeGetenv);
   ASSERT_FALSE(src.ok());
   EXPECT_THAT(src.status().message(), HasSubstr("gone.cast"));
+}
+
+// mezrecd's local storage keeps `<session>.cast.seek` beside a recording:
+// playing the file straight from there uses it; a damaged one, or one
+// sealed for another session, is an error (the player then indexes by
+// itself), never a silent wrong index.
+TEST_F(PlayLocalRecordingTest, TheSeekIndexBesideTheFileIsUsed) {
+  std::string f = dir_.File("s1.cast");
+  mez::testing::WriteFileOrDie(f, Cast("hello\r\n", std::nullopt));
+  auto src = OpenLocalRecording(f, &FakeGetenv);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  auto none = (*src)->StoredSeekIndex();
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_FALSE(none->has_value());
+
+  auto index =
+      BuildSeekIndex(src->get(), StoredSeekIndexOptions(), std::nullopt);
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  std::string body = SerializeSeekIndex(*index);
+  auto plain = EncodeSeekIndexFile(body, std::nullopt, "s1");
+  ASSERT_TRUE(plain.ok());
+  mez::testing::WriteFileOrDie(f + ".seek", *plain);
+  auto got = (*src)->StoredSeekIndex();
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, body);
+
+  mez::testing::WriteFileOrDie(f + ".seek", "mezite-seek but not really");
+  auto bad = (*src)->StoredSeekIndex();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("s1.cast.seek"));
+}
+
+TEST_F(PlayLocalRecordingTest, ASealedSeekIndexIsBoundToTheFilesSession) {
+  std::string key(record::kKeySize, '\x42');
+  std::string hex;
+  for (size_t i = 0; i < record::kKeySize; ++i) hex += "42";
+  g_env["MEZITE_RECORDING_ENC_KEY"] = hex;
+  std::string f = dir_.File("s1.cast");
+  mez::testing::WriteFileOrDie(f, Cast("secret\r\n", key));
+  auto src = OpenLocalRecording(f, &FakeGetenv);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  auto index =
+      BuildSeekIndex(src->get(), StoredSeekIndexOptions(), std::nullopt);
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  std::string body = SerializeSeekIndex(*index);
+
+  auto sealed = EncodeSeekIndexFile(body, key, "s1");
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->find("secret"), std::string::npos);
+  mez::testing::WriteFileOrDie(f + ".seek", *sealed);
+  auto got = (*src)->StoredSeekIndex();
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, body);
+
+  // Another session's index copied beside this recording.
+  auto other = EncodeSeekIndexFile(body, key, "s2");
+  ASSERT_TRUE(other.ok());
+  mez::testing::WriteFileOrDie(f + ".seek", *other);
+  EXPECT_FALSE((*src)->StoredSeekIndex().ok());
+  // A plain index beside an encrypted recording is refused too.
+  auto unsealed = EncodeSeekIndexFile(body, std::nullopt, "s1");
+  ASSERT_TRUE(unsealed.ok());
+  mez::testing::WriteFileOrDie(f + ".seek", *unsealed);
+  EXPECT_FALSE((*src)->StoredSeekIndex().ok());
 }
 
 }  // namespace
