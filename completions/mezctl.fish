@@ -13,10 +13,10 @@ function __mezctl_query
     while test $i -le (count $tokens)
         switch $tokens[$i]
             case '--identity=*'
-                set -a cmd --identity (string replace -- '--identity=' '' $tokens[$i])
+                set -a cmd --identity (string replace -- '--identity=' '' $tokens[$i] | string replace -r '^~/' "$HOME/")
             case --identity
                 set i (math $i + 1)
-                set -a cmd --identity $tokens[$i]
+                set -a cmd --identity (string replace -r -- '^~/' "$HOME/" $tokens[$i])
         end
         set i (math $i + 1)
     end

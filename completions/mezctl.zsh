@@ -5,18 +5,31 @@
 # the identity on the line, for at most 2 seconds. User names are not
 # completed.
 
-# Runs BIN with the line's --identity and the other arguments, time-limited.
+# Sets `_mezctl_cmd` and `_mezctl_id` (declared local by _mezctl) to the
+# command as typed and the --identity given before the cursor (unquoted,
+# `~/` expanded) as options. Called before _arguments narrows $words to a
+# subcommand's words.
+_mezctl_take_line() {
+  local i w id
+  _mezctl_cmd=${(Q)words[1]:-mezctl}
+  _mezctl_id=()
+  for ((i = 2; i < CURRENT; i++)); do
+    w=${(Q)words[i]}
+    case $w in
+      --identity=*) id=${w#*=} ;;
+      --identity) id=${(Q)words[i+1]} ;;
+      *) continue ;;
+    esac
+    _mezctl_id=(--identity ${id/#\~\//$HOME/})
+  done
+}
+
+# Runs BIN with the line's --identity and the other arguments, for at most
+# 2 seconds, stderr dropped: on any failure it prints nothing.
 _mezctl_query() {
   local -a cmd
-  cmd=($1)
+  cmd=($1 $_mezctl_id)
   shift
-  local i
-  for ((i = 2; i < $#words; i++)); do
-    case $words[i] in
-      --identity=*) cmd+=(--identity ${words[i]#*=}) ;;
-      --identity) cmd+=(--identity ${words[i+1]}) ;;
-    esac
-  done
   if (( $+commands[timeout] )); then
     timeout 2 $cmd "$@" 2>/dev/null </dev/null
   else
@@ -24,18 +37,19 @@ _mezctl_query() {
   fi
 }
 
+# compadd, not _describe: a word with a colon stays whole.
 _mezctl_node_names() {
-  local -a nodes
-  nodes=(${(f)"$(_mezctl_query mezctl nodes ls --format=jsonl |
+  local -a nodes expl
+  nodes=(${(f)"$(_mezctl_query ${_mezctl_cmd:-mezctl} nodes ls --format=jsonl |
     sed -n 's/^{"name":"\([^"]*\)".*/\1/p')"})
-  _describe -t nodes 'node' nodes
+  _wanted nodes expl node compadd -a nodes
 }
 
 # mezctl has no session listing; msh (installed beside it) has.
 _mezctl_session_ids() {
-  local -a ids
+  local -a ids expl
   ids=(${(f)"$(_mezctl_query msh sessions ls -q --limit=200)"})
-  _describe -t session-ids 'session id' ids
+  _wanted session-ids expl 'session id' compadd -a ids
 }
 
 # _mezctl_group GROUP 'action:description'... -- completes GROUP's action,
@@ -147,8 +161,9 @@ _mezctl_ca_export() {
 }
 
 _mezctl() {
-  local curcontext=$curcontext state line ret=1
-  local -a commands
+  local curcontext=$curcontext state line ret=1 _mezctl_cmd
+  local -a commands _mezctl_id
+  _mezctl_take_line
   commands=(
     'config:cluster settings'
     'audit:the audit log'

@@ -11,10 +11,10 @@ function __msh_query
     while test $i -le (count $tokens)
         switch $tokens[$i]
             case '--identity=*'
-                set -a cmd --identity (string replace -- '--identity=' '' $tokens[$i])
+                set -a cmd --identity (string replace -- '--identity=' '' $tokens[$i] | string replace -r '^~/' "$HOME/")
             case --identity
                 set i (math $i + 1)
-                set -a cmd --identity $tokens[$i]
+                set -a cmd --identity (string replace -r -- '^~/' "$HOME/" $tokens[$i])
         end
         set i (math $i + 1)
     end
@@ -27,10 +27,11 @@ end
 
 # msh ssh: the nodes of the user's recent sessions (only admins list all),
 # after any "login@" typed.
+# (Quoted: with no "login@" the empty list would make $login$n empty too.)
 function __msh_nodes
-    set -l login (string match -r -- '^[^@]*@' (commandline -ct))
+    set -l login (commandline -ct | string match -r -- '^[^@]*@')
     for n in (__msh_query sessions ls --limit=200 --format=jsonl | string replace -rf '.*"node":"([^"]*)".*' '$1' | sort -u)
-        echo $login$n
+        echo "$login$n"
     end
 end
 

@@ -4,17 +4,29 @@
 # and node names (ssh) are asked of mezrecd through msh itself, with the
 # identity on the line, for at most 2 seconds.
 
-# Runs msh with the line's --identity and the given arguments, time-limited.
+# Sets `_msh_cmd` (declared local by _msh) to the command as typed and the
+# --identity given before the cursor, unquoted (`~/` expanded), as the
+# queries run them. Called before _arguments narrows $words to a
+# subcommand's words, after which $words[1] is no longer msh.
+_msh_take_line() {
+  local i w id
+  _msh_cmd=(${(Q)words[1]:-msh})
+  for ((i = 2; i < CURRENT; i++)); do
+    w=${(Q)words[i]}
+    case $w in
+      --identity=*) id=${w#*=} ;;
+      --identity) id=${(Q)words[i+1]} ;;
+      *) continue ;;
+    esac
+    _msh_cmd+=(--identity ${id/#\~\//$HOME/})
+  done
+}
+
+# Runs msh (with the line's --identity) with the given arguments, for at
+# most 2 seconds, stderr dropped: on any failure it prints nothing.
 _msh_query() {
   local -a cmd
-  cmd=(${words[1]:-msh})
-  local i
-  for ((i = 2; i < $#words; i++)); do
-    case $words[i] in
-      --identity=*) cmd+=(--identity ${words[i]#*=}) ;;
-      --identity) cmd+=(--identity ${words[i+1]}) ;;
-    esac
-  done
+  cmd=(${_msh_cmd:-msh})
   if (( $+commands[timeout] )); then
     timeout 2 $cmd "$@" 2>/dev/null </dev/null
   else
@@ -22,19 +34,20 @@ _msh_query() {
   fi
 }
 
+# compadd, not _describe: a word with a colon stays whole.
 _msh_session_ids() {
-  local -a ids
+  local -a ids expl
   ids=(${(f)"$(_msh_query sessions ls -q --limit=200)"})
-  _describe -t session-ids 'session id' ids
+  _wanted session-ids expl 'session id' compadd -a ids
 }
 
 # msh ssh: the nodes of the user's recent sessions (only admins list all).
 _msh_nodes() {
-  local -a nodes
+  local -a nodes expl
   nodes=(${(fu)"$(_msh_query sessions ls --limit=200 --format=jsonl |
     sed -n 's/.*"node":"\([^"]*\)".*/\1/p')"})
   compset -P '*@'  # After "login@", complete the node alone.
-  _describe -t nodes 'node' nodes
+  _wanted nodes expl node compadd -a nodes
 }
 
 _msh_sessions() {
@@ -67,7 +80,8 @@ _msh_sessions() {
 
 _msh() {
   local curcontext=$curcontext state line ret=1
-  local -a commands
+  local -a commands _msh_cmd
+  _msh_take_line
   commands=(
     'login:store an identity file as yours'
     'status:show the identity in use and when it expires'

@@ -1,14 +1,16 @@
 // msh sessions ls and mezctl audit ls against a real mezrecd (filters,
 // the default window and its note, the headerless pipe, session.end's
-// details), the exit codes every command shares, and the bash completion
-// of session ids and node names.
+// details), the exit codes every command shares, and the completion of
+// session ids and node names in real bash, zsh and fish.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/cli_fixture.h"
 #include "tests/test_util.h"
@@ -114,25 +116,33 @@ TEST_F(CliTest, ExitCodesTellErrorsApart) {
       << help.out;
 }
 
+// The start of a command that runs a shell as its user would: in `home` (as
+// HOME and working directory; no visible files there, so play's file names
+// add nothing), without MEZ_IDENTITY, with msh and mezctl on PATH as
+// installed, ahead of any installed elsewhere.
+std::string AsUser(const std::string& home) {
+  auto dir_of = [](std::string path) {
+    return path.substr(0, path.rfind('/'));
+  };
+  return "mkdir -p " + ShellQuote(home) + " && cd " + ShellQuote(home) +
+         " && HOME=" + ShellQuote(home) +
+         " MEZ_IDENTITY= LC_ALL=C PATH=" + ShellQuote(dir_of(MSH_PATH)) + ":" +
+         ShellQuote(dir_of(MEZCTL_PATH)) + ":$PATH ";
+}
+
 // Sources completions/<bin>.bash in bash, completes the line `words` (the
 // last word is the one under the cursor) and returns COMPREPLY sorted, one
-// per line. msh and mezctl are found on PATH, as installed.
+// per line.
 std::string BashComplete(const std::string& bin, const std::string& words,
                          const std::string& home) {
-  std::string dir = MSH_PATH;
-  dir = dir.substr(0, dir.rfind('/'));
   std::string script = "source " +
                        ShellQuote(std::string(MEZ_SOURCE_DIR) +
                                   "/completions/" + bin + ".bash") +
                        "; COMP_WORDS=(" + words +
                        "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _" + bin +
                        "; printf '%s\\n' \"${COMPREPLY[@]}\" | sort";
-  // In HOME (no visible files), so play's file names add nothing.
-  CommandResult r =
-      ::mez::testing::Run("mkdir -p " + ShellQuote(home) + " && cd " +
-                          ShellQuote(home) + " && HOME=" + ShellQuote(home) +
-                          " MEZ_IDENTITY= LC_ALL=C PATH=" + ShellQuote(dir) +
-                          ":$PATH bash -c " + ShellQuote(script) + " 2>&1");
+  CommandResult r = ::mez::testing::Run(AsUser(home) + "bash -c " +
+                                        ShellQuote(script) + " 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   return r.out;
 }
@@ -169,6 +179,138 @@ TEST_F(CliTest, BashCompletesSessionIdsAndNodeNamesFromTheServer) {
   EXPECT_EQ(BashComplete("msh", "msh play ab", dir_.File("nobody")), "\n");
   server_->Stop();
   EXPECT_EQ(BashComplete("msh", "msh ssh ''", alice), "\n");
+}
+
+// What a shell offered for a line: the candidates, sorted, one per line,
+// each as it would stand on the line; and what the shell wrote on stderr.
+struct Offer {
+  std::string words;
+  std::string errors;
+};
+
+// Runs `shell_command` (which prints the candidates, one per line) as the
+// user of `home`, under a time limit, with `scratch` for its output.
+Offer Complete(const std::string& home, const std::string& shell_command,
+               const std::string& scratch) {
+  std::string out = ShellQuote(scratch + "/offer.out");
+  std::string err = ShellQuote(scratch + "/offer.err");
+  CommandResult r = ::mez::testing::Run(
+      AsUser(home) + "timeout 60 " + shell_command + " >" + out + " 2>" + err +
+      "; rc=$?; sort " + out + "; echo '~~'; cat " + err + "; exit $rc");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  size_t split = r.out.find("~~\n");
+  if (split == std::string::npos) return {r.out, "(no output)"};
+  return {r.out.substr(0, split), r.out.substr(split + 3)};
+}
+
+// Real zsh: tests/zsh_complete.zsh types `line` and a TAB into an
+// interactive zsh with compinit, completions/*.zsh installed as _msh and
+// _mezctl in an $fpath directory under `scratch`.
+Offer ZshComplete(const std::string& line, const std::string& home,
+                  const std::string& scratch) {
+  std::string src = std::string(MEZ_SOURCE_DIR);
+  std::string fpath = scratch + "/zsh-fpath";
+  CommandResult ln =
+      ::mez::testing::Run("mkdir -p " + ShellQuote(fpath) + " && ln -sf " +
+                          ShellQuote(src + "/completions/msh.zsh") + " " +
+                          ShellQuote(fpath + "/_msh") + " && ln -sf " +
+                          ShellQuote(src + "/completions/mezctl.zsh") + " " +
+                          ShellQuote(fpath + "/_mezctl"));
+  EXPECT_EQ(ln.exit_code, 0);
+  return Complete(home,
+                  "zsh -f " + ShellQuote(src + "/tests/zsh_complete.zsh") +
+                      " " + ShellQuote(fpath) + " " + ShellQuote(line),
+                  scratch);
+}
+
+// Real fish: `complete -C LINE` with completions/ as the only directory
+// fish loads completions from (not an installed msh.fish), descriptions
+// cut off (`string replace` fails when there is nothing: not an error).
+Offer FishComplete(const std::string& line, const std::string& home,
+                   const std::string& scratch) {
+  std::string script =
+      "set fish_complete_path $argv[1]; "
+      "complete -C $argv[2] | string replace -r '\\t.*' ''; or true";
+  return Complete(home,
+                  "fish --no-config -c " + ShellQuote(script) + " " +
+                      ShellQuote(std::string(MEZ_SOURCE_DIR) + "/completions") +
+                      " " + ShellQuote(line),
+                  scratch);
+}
+
+// zsh and fish are asked the same lines as bash above and must offer the
+// same candidates, written as they stand on the line ("root@db-01",
+// "--node=db-01").
+class CliCompleteTest : public CliTest {
+ protected:
+  using Shell =
+      std::function<Offer(const std::string& line, const std::string& home,
+                          const std::string& scratch)>;
+
+  void ExpectServerCompletions(const Shell& shell) {
+    std::string alice = AddUser("alice");
+    AddUser("bob");
+    Record("ab12", "alice");
+    Record("ab34", "alice", mezite::v1::SESSION_KIND_EXEC, "db-01");
+    Record("ac56", "alice");
+    Record("ab78", "bob", mezite::v1::SESSION_KIND_SHELL, "web-03");
+    ASSERT_EQ(Mezctl("nodes add web-02 --addr 127.0.0.1:3022").exit_code, 0);
+    std::string nobody = dir_.File("home-nobody");
+    // An identity named with "~/", as a user may type it.
+    std::string tilde = dir_.File("home-tilde");
+    ASSERT_EQ(::mez::testing::Run("mkdir -p " + ShellQuote(tilde) + " && cp " +
+                                  ShellQuote(admin_id_) + " " +
+                                  ShellQuote(tilde + "/admin.identity"))
+                  .exit_code,
+              0);
+    std::string admin = "mezctl --identity " + ShellQuote(admin_id_);
+    struct Case {
+      std::string line, home, want;
+    };
+    std::vector<Case> cases = {
+        // msh play: alice's session ids (not bob's), and local files.
+        {"msh play ab", alice, "ab12\nab34\n"},
+        {"msh play --format=text a", alice, "ab12\nab34\nac56\n"},
+        // msh ssh: the nodes of alice's sessions, also after "login@".
+        {"msh ssh ", alice, "db-01\nweb-01\n"},
+        {"msh ssh root@d", alice, "root@db-01\n"},
+        // The --identity on the line is the one asked with, quoted or not.
+        {"msh --identity " + ShellQuote(admin_id_) + " ssh web-0", nobody,
+         "web-01\nweb-03\n"},
+        {"msh --identity=~/admin.identity ssh web-0", tilde,
+         "web-01\nweb-03\n"},
+        // mezctl nodes rm and audit ls --node: registered nodes.
+        {admin + " nodes rm web", nobody, "web-01\nweb-02\nweb-03\n"},
+        {admin + " audit ls --node d", nobody, "db-01\n"},
+        {admin + " audit ls --node=d", nobody, "--node=db-01\n"},
+        {admin + " audit ls --session ab", nobody, "ab12\nab34\nab78\n"},
+        // A user may not list the nodes: nothing.
+        {"mezctl nodes rm web", alice, ""},
+        // Without a usable identity: nothing, no error text.
+        {"msh play ab", nobody, ""},
+        {"mezctl nodes rm web", nobody, ""},
+    };
+    for (const Case& c : cases) {
+      Offer offer = shell(c.line, c.home, dir_.path());
+      EXPECT_EQ(offer.words, c.want) << c.line;
+      EXPECT_EQ(offer.errors, "") << c.line;
+    }
+    // Without a server: nothing, no error text.
+    server_->Stop();
+    Offer down = shell("msh ssh ", alice, dir_.path());
+    EXPECT_EQ(down.words, "");
+    EXPECT_EQ(down.errors, "");
+  }
+};
+
+TEST_F(CliCompleteTest, ZshCompletesSessionIdsAndNodeNamesFromTheServer) {
+  ASSERT_TRUE(HaveProgram("zsh")) << "zsh is missing: run scripts/deps";
+  ExpectServerCompletions(ZshComplete);
+}
+
+TEST_F(CliCompleteTest, FishCompletesSessionIdsAndNodeNamesFromTheServer) {
+  ASSERT_TRUE(HaveProgram("fish")) << "fish is missing: run scripts/deps";
+  ExpectServerCompletions(FishComplete);
 }
 
 }  // namespace
