@@ -27,8 +27,13 @@ function __mezctl_query
     end
 end
 
+# Of what the server sends, only what mezrecd accepts as a node name or
+# session id (letters, digits and "._-", not first "." or "-") is offered,
+# so no option or stray text reaches the line. (`string` is in each
+# pipeline, not in a helper: in fish 3.6 a `string` that begins a
+# function's body is not given the function's stdin.)
 function __mezctl_nodes
-    __mezctl_query mezctl nodes ls --format=jsonl | string replace -rf '^\{"name":"([^"]*)".*' '$1'
+    __mezctl_query mezctl nodes ls --format=jsonl | string replace -rf '^\{"name":"([^"]*)".*' '$1' | string match -r -- '^[A-Za-z0-9_][A-Za-z0-9._-]*$'
 end
 
 # Prints the words typed so far that are neither options nor their values:
@@ -89,7 +94,7 @@ complete -c mezctl -n '__mezctl_at config set session_recording' -a off -d 'reco
 complete -c mezctl -n '__mezctl_at audit' -a ls -d 'list audit events, newest first'
 complete -c mezctl -n '__mezctl_in audit ls' -l type -x -d 'only this type, e.g. session.end'
 complete -c mezctl -n '__mezctl_in audit ls' -l user -x -d 'only events of this user'
-complete -c mezctl -n '__mezctl_in audit ls' -l session -x -a '(__mezctl_query msh sessions ls -q --limit=200)' -d 'only events of this session'
+complete -c mezctl -n '__mezctl_in audit ls' -l session -x -a '(__mezctl_query msh sessions ls -q --limit=200 | string match -r -- "^[A-Za-z0-9_][A-Za-z0-9._-]*\$")' -d 'only events of this session'
 complete -c mezctl -n '__mezctl_in audit ls' -l node -x -a '(__mezctl_nodes)' -d 'only events on this node'
 complete -c mezctl -n '__mezctl_in audit ls' -l last -x -d 'only events within, e.g. 24h'
 complete -c mezctl -n '__mezctl_in audit ls' -l since -x -d 'from this UTC time (ISO-8601) or a duration ago'

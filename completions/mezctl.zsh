@@ -37,11 +37,15 @@ _mezctl_query() {
   fi
 }
 
-# compadd, not _describe: a word with a colon stays whole.
+# Candidates from the server are kept only when they are what mezrecd
+# accepts as a node name or session id (letters, digits and "._-", not
+# first "." or "-"), so no option or stray text is offered for the line.
+# compadd, not _describe: a word with a colon would be cut.
 _mezctl_node_names() {
   local -a nodes expl
   nodes=(${(f)"$(_mezctl_query ${_mezctl_cmd:-mezctl} nodes ls --format=jsonl |
     sed -n 's/^{"name":"\([^"]*\)".*/\1/p')"})
+  nodes=(${nodes:#(|[-.]*|*[^A-Za-z0-9._-]*)})
   _wanted nodes expl node compadd -a nodes
 }
 
@@ -49,6 +53,7 @@ _mezctl_node_names() {
 _mezctl_session_ids() {
   local -a ids expl
   ids=(${(f)"$(_mezctl_query msh sessions ls -q --limit=200)"})
+  ids=(${ids:#(|[-.]*|*[^A-Za-z0-9._-]*)})
   _wanted session-ids expl 'session id' compadd -a ids
 }
 

@@ -25,12 +25,18 @@ function __msh_query
     end
 end
 
+# Of what the server sends, only what mezrecd accepts as a session id or
+# node name (letters, digits and "._-", not first "." or "-") is offered,
+# so no option or stray text reaches the line. (`string` is in each
+# pipeline, not in a helper: in fish 3.6 a `string` that begins a
+# function's body is not given the function's stdin.)
+
 # msh ssh: the nodes of the user's recent sessions (only admins list all),
 # after any "login@" typed.
 # (Quoted: with no "login@" the empty list would make $login$n empty too.)
 function __msh_nodes
     set -l login (commandline -ct | string match -r -- '^[^@]*@')
-    for n in (__msh_query sessions ls --limit=200 --format=jsonl | string replace -rf '.*"node":"([^"]*)".*' '$1' | sort -u)
+    for n in (__msh_query sessions ls --limit=200 --format=jsonl | string replace -rf '.*"node":"([^"]*)".*' '$1' | string match -r -- '^[A-Za-z0-9_][A-Za-z0-9._-]*$' | sort -u)
         echo "$login$n"
     end
 end
@@ -102,7 +108,7 @@ complete -c msh -n '__msh_in play' -l start-at -x -d 'start at this time or perc
 complete -c msh -n '__msh_in play' -l format -x -a 'pty\t"interactive, real time" text\t"output data only" plain\t"text without escape codes" json\t"one event per line" cast\t"asciicast v2 file"' -d 'output format'
 complete -c msh -n '__msh_in play' -l strip -d 'with --format=text, drop escape codes'
 complete -c msh -n '__msh_at play' -F -d 'session id or recording file'
-complete -c msh -n '__msh_at play' -a '(__msh_query sessions ls -q --limit=200)' -d 'session id'
+complete -c msh -n '__msh_at play' -a '(__msh_query sessions ls -q --limit=200 | string match -r -- "^[A-Za-z0-9_][A-Za-z0-9._-]*\$")' -d 'session id'
 
 complete -c msh -n '__msh_in ssh' -s p -l port -x -d 'SSH port (default: the node'"'"'s registered port)'
 complete -c msh -n '__msh_in ssh' -s t -d 'force a pseudo-terminal'

@@ -34,10 +34,14 @@ _msh_query() {
   fi
 }
 
-# compadd, not _describe: a word with a colon stays whole.
+# Candidates from the server are kept only when they are what mezrecd
+# accepts as a session id or node name (letters, digits and "._-", not
+# first "." or "-"), so no option or stray text is offered for the line.
+# compadd, not _describe: a word with a colon would be cut.
 _msh_session_ids() {
   local -a ids expl
   ids=(${(f)"$(_msh_query sessions ls -q --limit=200)"})
+  ids=(${ids:#(|[-.]*|*[^A-Za-z0-9._-]*)})
   _wanted session-ids expl 'session id' compadd -a ids
 }
 
@@ -46,6 +50,7 @@ _msh_nodes() {
   local -a nodes expl
   nodes=(${(fu)"$(_msh_query sessions ls --limit=200 --format=jsonl |
     sed -n 's/.*"node":"\([^"]*\)".*/\1/p')"})
+  nodes=(${nodes:#(|[-.]*|*[^A-Za-z0-9._-]*)})
   compset -P '*@'  # After "login@", complete the node alone.
   _wanted nodes expl node compadd -a nodes
 }

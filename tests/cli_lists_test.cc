@@ -189,13 +189,16 @@ struct Offer {
 };
 
 // Runs `shell_command` (which prints the candidates, one per line) as the
-// user of `home`, under a time limit, with `scratch` for its output.
+// user of `home`, under a time limit, with `scratch` for its output and
+// `path_first` (if not empty) ahead of msh and mezctl on PATH.
 Offer Complete(const std::string& home, const std::string& shell_command,
-               const std::string& scratch) {
+               const std::string& scratch, const std::string& path_first) {
   std::string out = ShellQuote(scratch + "/offer.out");
   std::string err = ShellQuote(scratch + "/offer.err");
   CommandResult r = ::mez::testing::Run(
-      AsUser(home) + "timeout 60 " + shell_command + " >" + out + " 2>" + err +
+      AsUser(home) +
+      (path_first.empty() ? "" : "PATH=" + ShellQuote(path_first) + ":$PATH ") +
+      "timeout 60 " + shell_command + " >" + out + " 2>" + err +
       "; rc=$?; sort " + out + "; echo '~~'; cat " + err + "; exit $rc");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   size_t split = r.out.find("~~\n");
@@ -207,7 +210,7 @@ Offer Complete(const std::string& home, const std::string& shell_command,
 // interactive zsh with compinit, completions/*.zsh installed as _msh and
 // _mezctl in an $fpath directory under `scratch`.
 Offer ZshComplete(const std::string& line, const std::string& home,
-                  const std::string& scratch) {
+                  const std::string& scratch, const std::string& path_first) {
   std::string src = std::string(MEZ_SOURCE_DIR);
   std::string fpath = scratch + "/zsh-fpath";
   CommandResult ln =
@@ -220,14 +223,14 @@ Offer ZshComplete(const std::string& line, const std::string& home,
   return Complete(home,
                   "zsh -f " + ShellQuote(src + "/tests/zsh_complete.zsh") +
                       " " + ShellQuote(fpath) + " " + ShellQuote(line),
-                  scratch);
+                  scratch, path_first);
 }
 
 // Real fish: `complete -C LINE` with completions/ as the only directory
 // fish loads completions from (not an installed msh.fish), descriptions
 // cut off (`string replace` fails when there is nothing: not an error).
 Offer FishComplete(const std::string& line, const std::string& home,
-                   const std::string& scratch) {
+                   const std::string& scratch, const std::string& path_first) {
   std::string script =
       "set fish_complete_path $argv[1]; "
       "complete -C $argv[2] | string replace -r '\\t.*' ''; or true";
@@ -235,7 +238,7 @@ Offer FishComplete(const std::string& line, const std::string& home,
                   "fish --no-config -c " + ShellQuote(script) + " " +
                       ShellQuote(std::string(MEZ_SOURCE_DIR) + "/completions") +
                       " " + ShellQuote(line),
-                  scratch);
+                  scratch, path_first);
 }
 
 // zsh and fish are asked the same lines as bash above and must offer the
@@ -243,9 +246,9 @@ Offer FishComplete(const std::string& line, const std::string& home,
 // "--node=db-01").
 class CliCompleteTest : public CliTest {
  protected:
-  using Shell =
-      std::function<Offer(const std::string& line, const std::string& home,
-                          const std::string& scratch)>;
+  using Shell = std::function<Offer(
+      const std::string& line, const std::string& home,
+      const std::string& scratch, const std::string& path_first)>;
 
   void ExpectServerCompletions(const Shell& shell) {
     std::string alice = AddUser("alice");
@@ -291,15 +294,64 @@ class CliCompleteTest : public CliTest {
         {"mezctl nodes rm web", nobody, ""},
     };
     for (const Case& c : cases) {
-      Offer offer = shell(c.line, c.home, dir_.path());
+      Offer offer = shell(c.line, c.home, dir_.path(), "");
       EXPECT_EQ(offer.words, c.want) << c.line;
       EXPECT_EQ(offer.errors, "") << c.line;
     }
     // Without a server: nothing, no error text.
     server_->Stop();
-    Offer down = shell("msh ssh ", alice, dir_.path());
+    Offer down = shell("msh ssh ", alice, dir_.path(), "");
     EXPECT_EQ(down.words, "");
     EXPECT_EQ(down.errors, "");
+  }
+
+  // A server (or anything posing as msh and mezctl on PATH) that answers
+  // with options and shell syntax instead of ids and names: only what
+  // mezrecd accepts as an id or name is offered, and nothing is run.
+  void ExpectOnlyPlainWordsFromAHostileServer(const Shell& shell) {
+    std::string bin = dir_.File("hostile-bin");
+    std::string pwned = dir_.File("pwned");
+    std::string junk =
+        "'--identity=/tmp/x' '-rf' '.ab' 'ab c' 'ab;x' "
+        "'$(touch${IFS}" +
+        pwned + ")' '`touch " + pwned + "`' 'x\\$HOME'";
+    // Both print the junk and one good word per listing; the nodes come
+    // as jsonl, their names in the field the completions read.
+    std::string msh =
+        "#!/bin/sh\ncase \"$*\" in\n"
+        "*--format=jsonl*) for n in web-01 " +
+        junk +
+        "; do printf '{\"id\":\"s\",\"node\":\"%s\"}\\n' \"$n\"; done ;;\n"
+        "*) printf '%s\\n' ab-1 " +
+        junk + " ;;\nesac\n";
+    std::string mezctl = "#!/bin/sh\nfor n in db-01 " + junk +
+                         "; do printf '{\"name\":\"%s\"}\\n' \"$n\"; done\n";
+    ASSERT_EQ(::mez::testing::Run("mkdir -p " + ShellQuote(bin)).exit_code, 0);
+    WriteFileOrDie(bin + "/msh", msh);
+    WriteFileOrDie(bin + "/mezctl", mezctl);
+    ASSERT_EQ(::mez::testing::Run("chmod +x " + ShellQuote(bin + "/msh") + " " +
+                                  ShellQuote(bin + "/mezctl"))
+                  .exit_code,
+              0);
+    std::string home = dir_.File("home-victim");
+    struct Case {
+      std::string line, want;
+    };
+    std::vector<Case> cases = {
+        {"msh play ", "ab-1\n"},
+        {"msh ssh ", "web-01\n"},
+        {"msh ssh root@", "root@web-01\n"},
+        {"mezctl nodes rm ", "db-01\n"},
+        {"mezctl audit ls --node ", "db-01\n"},
+        {"mezctl audit ls --session ", "ab-1\n"},
+    };
+    for (const Case& c : cases) {
+      Offer offer = shell(c.line, home, dir_.path(), bin);
+      EXPECT_EQ(offer.words, c.want) << c.line;
+      EXPECT_EQ(offer.errors, "") << c.line;
+    }
+    EXPECT_NE(::mez::testing::Run("test -e " + ShellQuote(pwned)).exit_code, 0)
+        << "a completion ran what the server sent";
   }
 };
 
@@ -311,6 +363,16 @@ TEST_F(CliCompleteTest, ZshCompletesSessionIdsAndNodeNamesFromTheServer) {
 TEST_F(CliCompleteTest, FishCompletesSessionIdsAndNodeNamesFromTheServer) {
   ASSERT_TRUE(HaveProgram("fish")) << "fish is missing: run scripts/deps";
   ExpectServerCompletions(FishComplete);
+}
+
+TEST_F(CliCompleteTest, ZshOffersOnlyPlainIdsAndNamesFromAHostileServer) {
+  ASSERT_TRUE(HaveProgram("zsh")) << "zsh is missing: run scripts/deps";
+  ExpectOnlyPlainWordsFromAHostileServer(ZshComplete);
+}
+
+TEST_F(CliCompleteTest, FishOffersOnlyPlainIdsAndNamesFromAHostileServer) {
+  ASSERT_TRUE(HaveProgram("fish")) << "fish is missing: run scripts/deps";
+  ExpectOnlyPlainWordsFromAHostileServer(FishComplete);
 }
 
 }  // namespace
