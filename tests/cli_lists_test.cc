@@ -241,9 +241,9 @@ Offer FishComplete(const std::string& line, const std::string& home,
                   scratch, path_first);
 }
 
-// zsh and fish are asked the same lines as bash above and must offer the
-// same candidates, written as they stand on the line ("root@db-01",
-// "--node=db-01").
+// Each check runs in zsh and in fish, which must offer exactly the same
+// candidates, written as they stand on the line ("root@db-01",
+// "--node=db-01"); the server's are asked with the bash test's lines.
 class CliCompleteTest : public CliTest {
  protected:
   using Shell = std::function<Offer(
@@ -303,6 +303,35 @@ class CliCompleteTest : public CliTest {
     Offer down = shell("msh ssh ", alice, dir_.path(), "");
     EXPECT_EQ(down.words, "");
     EXPECT_EQ(down.errors, "");
+  }
+
+  // What comes from the files alone: subcommands and the values of options
+  // with a fixed set (option names are cli_docs_test's).
+  void ExpectCommandsAndValues(const Shell& shell) {
+    std::string home = dir_.File("home-nobody");
+    struct Case {
+      std::string line, want;
+    };
+    std::vector<Case> cases = {
+        {"msh ", "login\nlogout\nplay\nsessions\nssh\nstatus\n"},
+        {"msh sessions ", "ls\n"},
+        {"msh sessions ls --kind=",
+         "--kind=exec\n--kind=shell\n--kind=tcpip\n"},
+        {"msh sessions ls --status ", "complete\nincomplete\nrecording\n"},
+        {"msh play --format=p", "--format=plain\n--format=pty\n"},
+        {"mezctl ", "audit\nca\nconfig\nnodes\nusers\n"},
+        {"mezctl nodes ", "add\nls\nrm\n"},
+        {"mezctl users ", "add\nls\nreissue\nrm\n"},
+        {"mezctl config get ", "session_recording\n"},
+        {"mezctl config set session_recording ", "node\nnode-sync\noff\n"},
+        {"mezctl ca export --type ", "host\ntls\nuser\n"},
+        {"mezctl users add bob --role ", "admin\nproxy\nuser\n"},
+    };
+    for (const Case& c : cases) {
+      Offer offer = shell(c.line, home, dir_.path(), "");
+      EXPECT_EQ(offer.words, c.want) << c.line;
+      EXPECT_EQ(offer.errors, "") << c.line;
+    }
   }
 
   // A server (or anything posing as msh and mezctl on PATH) that answers
@@ -373,6 +402,16 @@ TEST_F(CliCompleteTest, ZshOffersOnlyPlainIdsAndNamesFromAHostileServer) {
 TEST_F(CliCompleteTest, FishOffersOnlyPlainIdsAndNamesFromAHostileServer) {
   ASSERT_TRUE(HaveProgram("fish")) << "fish is missing: run scripts/deps";
   ExpectOnlyPlainWordsFromAHostileServer(FishComplete);
+}
+
+TEST_F(CliCompleteTest, ZshCompletesCommandsAndValues) {
+  ASSERT_TRUE(HaveProgram("zsh")) << "zsh is missing: run scripts/deps";
+  ExpectCommandsAndValues(ZshComplete);
+}
+
+TEST_F(CliCompleteTest, FishCompletesCommandsAndValues) {
+  ASSERT_TRUE(HaveProgram("fish")) << "fish is missing: run scripts/deps";
+  ExpectCommandsAndValues(FishComplete);
 }
 
 }  // namespace

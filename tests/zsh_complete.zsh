@@ -14,7 +14,8 @@
 # compinit, so the real completion system (compinit's autoloading from
 # $fpath, _arguments, _wanted, compset, _files) runs on a real TAB. Only
 # compadd is wrapped: a call that added matches is repeated with -A to
-# record them. The list zsh would draw is not parsed: it is laid out in
+# record them (less the empty fillers _describe adds with -E to lay out its
+# columns). The list zsh would draw is not parsed: it is laid out in
 # columns for the terminal, with descriptions and escape sequences. The
 # listing and the insertion are turned off so nothing waits for a key.
 # The outer command is expected to run this under a timeout.
@@ -31,7 +32,8 @@ compadd() {
   builtin compadd \"\$@\"; ret=\$?
   if (( compstate[nmatches] > before )); then
     local -a added; builtin compadd -A added \"\$@\"
-    print -rl -- \${IPREFIX}\${^added} >> ${(q)out}
+    added=(\${added:#})
+    (( \$#added )) && print -rl -- \${IPREFIX}\${^added} >> ${(q)out}
   fi
   return ret
 }
