@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 
+#include "libmez/agent/ssl_handles.h"
 #include "libmez/rpc/channel.h"
 #include "libmez/util/host_port.h"
 
@@ -26,27 +27,6 @@ namespace {
 
 constexpr char kAuthHint[] =
     "--auth must be mezrecd's --listen address as this node reaches it";
-
-struct SslCtxFree {
-  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
-};
-struct SslFree {
-  void operator()(SSL* p) const { SSL_free(p); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // connect() on a non-blocking socket, waiting up to `timeout_ms`; 0 or an
 // errno value.

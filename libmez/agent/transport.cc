@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "libmez/agent/diagnose.h"
+#include "libmez/agent/ssl_handles.h"
 #include "libmez/auth/keys.h"
 #include "libmez/util/encoding.h"
 #include "libmez/util/file.h"
@@ -44,27 +45,6 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> NodeChannelCredentials(
 }
 
 namespace {
-
-struct SslCtxFree {
-  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
-};
-struct SslFree {
-  void operator()(SSL* p) const { SSL_free(p); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string CertPem(X509* cert) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
