@@ -79,8 +79,9 @@ TEST(SinkTest, FileSinkKeepsALargeRecordingOutOfThePageCache) {
   want.reserve(kTotal);
   for (size_t i = 0; want.size() < kTotal; ++i) {
     std::string piece =
-        i % 3 == 0 ? std::string(100000, static_cast<char>('a' + i % 26))
-                   : "[" + std::to_string(i) + ", \"o\", \"line\"]\n";
+        i % 3 == 0
+            ? std::string(100000, static_cast<char>('a' + i % 26))
+            : std::string("[") + std::to_string(i) + ", \"o\", \"line\"]\n";
     ASSERT_TRUE((*sink)->Append(piece).ok());
     want += piece;
   }
