@@ -19,10 +19,52 @@ _mezctl_query() {
   fi
 }
 
-# The registered node names, one per line.
+# Prints the lines of stdin that are plain ids or names (letters, digits,
+# ".", "_" and "-", not starting with "." or "-"), as mezrecd accepts them.
+# Anything else, from a hostile server or whatever answers as mezctl on PATH,
+# is dropped before compgen -W, which would run "$(...)" and "`...`" in it.
+_mezctl_plain() {
+  LC_ALL=C grep -E '^[A-Za-z0-9_][A-Za-z0-9._-]*$'
+}
+
+# The value of a word as it stands on the line ('/a b', "/a b", /a\ b, ~/x)
+# without running anything: quotes and backslashes removed, a leading "~"
+# made $HOME. Anything else ($VAR, ~user) stays as typed.
+_mezctl_dequote() {
+  local w=$1 out="" c q="" i
+  if [[ $w == "~" || $w == "~/"* ]]; then
+    out=$HOME
+    w=${w:1}
+  fi
+  for ((i = 0; i < ${#w}; i++)); do
+    c=${w:i:1}
+    if [[ $q == "'" ]]; then
+      if [[ $c == "'" ]]; then q=""; else out+=$c; fi
+    elif [[ $q == '"' ]]; then
+      if [[ $c == '"' ]]; then
+        q=""
+      elif [[ $c == '\' && ${w:i+1:1} == [\"\\\$\`] ]]; then
+        i=$((i + 1))
+        out+=${w:i:1}
+      else
+        out+=$c
+      fi
+    elif [[ $c == "'" || $c == '"' ]]; then
+      q=$c
+    elif [[ $c == '\' ]]; then
+      i=$((i + 1))
+      out+=${w:i:1}
+    else
+      out+=$c
+    fi
+  done
+  printf '%s' "$out"
+}
+
+# The registered node names (plain ones only), one per line.
 _mezctl_nodes() {
   _mezctl_query "${COMP_WORDS[0]:-mezctl}" "$1" nodes ls --format=jsonl |
-    sed -n 's/^{"name":"\([^"]*\)".*/\1/p'
+    sed -n 's/^{"name":"\([^"]*\)".*/\1/p' | _mezctl_plain
 }
 
 _mezctl() {
@@ -45,8 +87,8 @@ _mezctl() {
   # the subcommand path, then positional arguments.
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
-      --identity=*) identity=${words[i]#*=} ;;
-      --identity) identity=${words[++i]} ;;
+      --identity=*) identity=$(_mezctl_dequote "${words[i]#*=}") ;;
+      --identity) identity=$(_mezctl_dequote "${words[++i]}") ;;
       --type | --user | --session | --node | --last | --since | --until | \
         --limit | --format | --addr | --login-hint | --host-key | --logins | \
         --role | --ttl | --identity-out | --auth | --data-dir) ((i++)) ;;
@@ -90,7 +132,8 @@ _mezctl() {
       ;;
     --session)
       # mezctl has no session listing; msh (installed beside it) has.
-      names=$(_mezctl_query msh "$identity" sessions ls -q --limit=200)
+      names=$(_mezctl_query msh "$identity" sessions ls -q --limit=200 |
+        _mezctl_plain)
       COMPREPLY=($(compgen -W "$names" -- "$val"))
       return 0
       ;;

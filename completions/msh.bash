@@ -18,6 +18,48 @@ _msh_query() {
   fi
 }
 
+# Prints the lines of stdin that are plain ids or names (letters, digits,
+# ".", "_" and "-", not starting with "." or "-"), as mezrecd accepts them.
+# Anything else, from a hostile server or whatever answers as msh on PATH,
+# is dropped before compgen -W, which would run "$(...)" and "`...`" in it.
+_msh_plain() {
+  LC_ALL=C grep -E '^[A-Za-z0-9_][A-Za-z0-9._-]*$'
+}
+
+# The value of a word as it stands on the line ('/a b', "/a b", /a\ b, ~/x)
+# without running anything: quotes and backslashes removed, a leading "~"
+# made $HOME. Anything else ($VAR, ~user) stays as typed.
+_msh_dequote() {
+  local w=$1 out="" c q="" i
+  if [[ $w == "~" || $w == "~/"* ]]; then
+    out=$HOME
+    w=${w:1}
+  fi
+  for ((i = 0; i < ${#w}; i++)); do
+    c=${w:i:1}
+    if [[ $q == "'" ]]; then
+      if [[ $c == "'" ]]; then q=""; else out+=$c; fi
+    elif [[ $q == '"' ]]; then
+      if [[ $c == '"' ]]; then
+        q=""
+      elif [[ $c == '\' && ${w:i+1:1} == [\"\\\$\`] ]]; then
+        i=$((i + 1))
+        out+=${w:i:1}
+      else
+        out+=$c
+      fi
+    elif [[ $c == "'" || $c == '"' ]]; then
+      q=$c
+    elif [[ $c == '\' ]]; then
+      i=$((i + 1))
+      out+=${w:i:1}
+    else
+      out+=$c
+    fi
+  done
+  printf '%s' "$out"
+}
+
 _msh() {
   local i w cur prev opt val path="" opts="" subs="" files=0 identity=""
   local ids=0 nodes=0
@@ -39,8 +81,8 @@ _msh() {
   # the subcommand path, then positional arguments.
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
-      --identity=*) identity=${words[i]#*=} ;;
-      --identity) identity=${words[++i]} ;;
+      --identity=*) identity=$(_msh_dequote "${words[i]#*=}") ;;
+      --identity) identity=$(_msh_dequote "${words[++i]}") ;;
       --user | --node | --last | --since | --until | --kind | --status | \
         --limit | --format | --speed | --skip-idle | --port | -p | \
         --local-forward | -L) ((i++)) ;;
@@ -123,13 +165,13 @@ _msh() {
     local login="" names
     [[ $cur == *@* ]] && login=${cur%%@*}@
     names=$(_msh_query "$identity" sessions ls --limit=200 --format=jsonl |
-      sed -n 's/.*"node":"\([^"]*\)".*/\1/p' | sort -u)
+      sed -n 's/.*"node":"\([^"]*\)".*/\1/p' | _msh_plain | sort -u)
     COMPREPLY=($(compgen -P "$login" -W "$names" -- "${cur#*@}"))
   else
     COMPREPLY=($(compgen -W "$subs" -- "$cur"))
     if ((ids)); then
       COMPREPLY+=($(compgen -W "$(_msh_query "$identity" sessions ls -q \
-        --limit=200)" -- "$cur"))
+        --limit=200 | _msh_plain)" -- "$cur"))
     fi
     if ((files)); then
       compopt -o filenames 2>/dev/null

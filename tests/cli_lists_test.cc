@@ -130,57 +130,6 @@ std::string AsUser(const std::string& home) {
          ShellQuote(dir_of(MEZCTL_PATH)) + ":$PATH ";
 }
 
-// Sources completions/<bin>.bash in bash, completes the line `words` (the
-// last word is the one under the cursor) and returns COMPREPLY sorted, one
-// per line.
-std::string BashComplete(const std::string& bin, const std::string& words,
-                         const std::string& home) {
-  std::string script = "source " +
-                       ShellQuote(std::string(MEZ_SOURCE_DIR) +
-                                  "/completions/" + bin + ".bash") +
-                       "; COMP_WORDS=(" + words +
-                       "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _" + bin +
-                       "; printf '%s\\n' \"${COMPREPLY[@]}\" | sort";
-  CommandResult r = ::mez::testing::Run(AsUser(home) + "bash -c " +
-                                        ShellQuote(script) + " 2>&1");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
-  return r.out;
-}
-
-TEST_F(CliTest, BashCompletesSessionIdsAndNodeNamesFromTheServer) {
-  std::string alice = AddUser("alice");
-  AddUser("bob");
-  Record("ab12", "alice");
-  Record("ab34", "alice", pb::SESSION_KIND_EXEC, "db-01");
-  Record("ac56", "alice");
-  Record("ab78", "bob", pb::SESSION_KIND_SHELL, "web-03");
-  ASSERT_EQ(Mezctl("nodes add web-02 --addr 127.0.0.1:3022").exit_code, 0);
-  // msh play: alice's session ids (not bob's), and local files.
-  EXPECT_EQ(BashComplete("msh", "msh play ab", alice), "ab12\nab34\n");
-  EXPECT_EQ(BashComplete("msh", "msh play --format=text a", alice),
-            "ab12\nab34\nac56\n");
-  // msh ssh: the nodes of alice's sessions, also after "login@".
-  EXPECT_EQ(BashComplete("msh", "msh ssh ''", alice), "db-01\nweb-01\n");
-  EXPECT_EQ(BashComplete("msh", "msh ssh root@d", alice), "root@db-01\n");
-  // The --identity on the line is the one asked with.
-  EXPECT_EQ(BashComplete(
-                "msh", "msh --identity " + ShellQuote(admin_id_) + " ssh web-0",
-                dir_.File("nobody")),
-            "web-01\nweb-03\n");
-  // mezctl nodes rm and audit ls --node: registered nodes.
-  std::string admin = "mezctl --identity " + ShellQuote(admin_id_);
-  EXPECT_EQ(BashComplete("mezctl", admin + " nodes rm web", alice),
-            "web-01\nweb-02\nweb-03\n");
-  EXPECT_EQ(BashComplete("mezctl", admin + " audit ls --node d", alice),
-            "db-01\n");
-  EXPECT_EQ(BashComplete("mezctl", admin + " audit ls --session ab", alice),
-            "ab12\nab34\nab78\n");
-  // Without a usable identity or server: nothing, quickly, no error text.
-  EXPECT_EQ(BashComplete("msh", "msh play ab", dir_.File("nobody")), "\n");
-  server_->Stop();
-  EXPECT_EQ(BashComplete("msh", "msh ssh ''", alice), "\n");
-}
-
 // What a shell offered for a line: the candidates, sorted, one per line,
 // each as it would stand on the line; and what the shell wrote on stderr.
 struct Offer {
@@ -241,7 +190,21 @@ Offer FishComplete(const std::string& line, const std::string& home,
                   scratch, path_first);
 }
 
-// Each check runs in zsh and in fish, which must offer exactly the same
+// Real bash: tests/bash_complete.bash hands the completion function what
+// bash hands it on TAB (COMP_WORDS split at blanks and at "=" and ":",
+// quotes kept as typed) and prints what would stand on the line.
+Offer BashComplete(const std::string& line, const std::string& home,
+                   const std::string& scratch, const std::string& path_first) {
+  std::string src = std::string(MEZ_SOURCE_DIR);
+  return Complete(home,
+                  "bash --norc --noprofile " +
+                      ShellQuote(src + "/tests/bash_complete.bash") + " " +
+                      ShellQuote(src + "/completions") + " " +
+                      ShellQuote(line),
+                  scratch, path_first);
+}
+
+// Each check runs in bash, zsh and fish, which must offer exactly the same
 // candidates, written as they stand on the line ("root@db-01",
 // "--node=db-01"); the server's are asked with the bash test's lines.
 class CliCompleteTest : public CliTest {
@@ -266,6 +229,13 @@ class CliCompleteTest : public CliTest {
                                   ShellQuote(tilde + "/admin.identity"))
                   .exit_code,
               0);
+    // And one in a directory whose name has a blank and a quote.
+    std::string odd = dir_.File("id dir's");
+    ASSERT_EQ(::mez::testing::Run("mkdir -p " + ShellQuote(odd) + " && cp " +
+                                  ShellQuote(admin_id_) + " " +
+                                  ShellQuote(odd + "/admin.identity"))
+                  .exit_code,
+              0);
     std::string admin = "mezctl --identity " + ShellQuote(admin_id_);
     struct Case {
       std::string line, home, want;
@@ -282,6 +252,12 @@ class CliCompleteTest : public CliTest {
          "web-01\nweb-03\n"},
         {"msh --identity=~/admin.identity ssh web-0", tilde,
          "web-01\nweb-03\n"},
+        {"msh --identity " + ShellQuote(odd + "/admin.identity") +
+             " ssh web-0",
+         nobody, "web-01\nweb-03\n"},
+        {"mezctl --identity=" + ShellQuote(odd + "/admin.identity") +
+             " nodes rm web-02",
+         nobody, "web-02\n"},
         // mezctl nodes rm and audit ls --node: registered nodes.
         {admin + " nodes rm web", nobody, "web-01\nweb-02\nweb-03\n"},
         {admin + " audit ls --node d", nobody, "db-01\n"},
@@ -383,6 +359,18 @@ class CliCompleteTest : public CliTest {
         << "a completion ran what the server sent";
   }
 };
+
+TEST_F(CliCompleteTest, BashCompletesSessionIdsAndNodeNamesFromTheServer) {
+  ExpectServerCompletions(BashComplete);
+}
+
+TEST_F(CliCompleteTest, BashOffersOnlyPlainIdsAndNamesFromAHostileServer) {
+  ExpectOnlyPlainWordsFromAHostileServer(BashComplete);
+}
+
+TEST_F(CliCompleteTest, BashCompletesCommandsAndValues) {
+  ExpectCommandsAndValues(BashComplete);
+}
 
 TEST_F(CliCompleteTest, ZshCompletesSessionIdsAndNodeNamesFromTheServer) {
   ASSERT_TRUE(HaveProgram("zsh")) << "zsh is missing: run scripts/deps";
