@@ -88,7 +88,10 @@ _mezctl() {
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
       --identity=*) identity=$(_mezctl_dequote "${words[i]#*=}") ;;
-      --identity) identity=$(_mezctl_dequote "${words[++i]}") ;;
+      --identity)
+        i=$((i + 1)) # Not inside $(...): a subshell would keep it.
+        identity=$(_mezctl_dequote "${words[i]}")
+        ;;
       --type | --user | --session | --node | --last | --since | --until | \
         --limit | --format | --addr | --login-hint | --host-key | --logins | \
         --role | --ttl | --identity-out | --auth | --data-dir) ((i++)) ;;

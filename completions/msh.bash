@@ -82,7 +82,10 @@ _msh() {
   for ((i = 1; i < ${#words[@]} - 1; i++)); do
     case ${words[i]} in
       --identity=*) identity=$(_msh_dequote "${words[i]#*=}") ;;
-      --identity) identity=$(_msh_dequote "${words[++i]}") ;;
+      --identity)
+        i=$((i + 1)) # Not inside $(...): a subshell would keep it.
+        identity=$(_msh_dequote "${words[i]}")
+        ;;
       --user | --node | --last | --since | --until | --kind | --status | \
         --limit | --format | --speed | --skip-idle | --port | -p | \
         --local-forward | -L) ((i++)) ;;

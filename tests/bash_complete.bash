@@ -27,6 +27,16 @@ for ((i = 0; i < ${#line}; i++)); do
   c=${line:i:1}
   last=$c
   token+=$c
+  # A backslash keeps the next character (outside single quotes).
+  if [[ $c == '\' && $quote != "'" && $((i + 1)) -lt ${#line} ]]; then
+    i=$((i + 1))
+    c+=${line:i:1}
+    token+=${line:i:1}
+    word+=$c
+    tail+=$c
+    started=1
+    continue
+  fi
   if [[ -n $quote ]]; then
     word+=$c
     tail+=$c
