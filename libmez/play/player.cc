@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "libmez/play/seek_index_file.h"
+#include "libmez/record/utf8.h"
 
 namespace mez::play {
 namespace {
@@ -56,6 +57,28 @@ std::string Clip(const std::string& s, size_t cols) {
 // shows it, for the notice saying so.
 bool StatusLineByDefault(const Screen& screen, int term_rows, int term_cols) {
   return !(screen.rows() == term_rows && screen.cols() <= term_cols);
+}
+
+// A marker's label as the status line may show it: valid UTF-8 without
+// control characters (C0, DEL, C1), which would act on the viewer's
+// terminal; each becomes a space.
+std::string StatusLabel(const std::string& label) {
+  std::string text = record::SanitizeUtf8(label);
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) {
+      out += ' ';
+    } else if (c == 0xC2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) < 0xA0) {
+      out += ' ';  // U+0080..U+009F
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -123,6 +146,19 @@ Result<std::unique_ptr<Player>> Player::Create(RecordingSource* source,
                                    p->options_.idle_cap_us, std::move(stored));
     }
   }
+  std::vector<Marker>& markers = p->options_.markers;
+  std::stable_sort(
+      markers.begin(), markers.end(),
+      [](const Marker& a, const Marker& b) { return a.time_us < b.time_us; });
+  p->marker_pos_.resize(markers.size());
+  for (size_t i = 0; i < markers.size(); ++i) {
+    markers[i].time_us = std::max<int64_t>(markers[i].time_us, 0);
+    markers[i].label = StatusLabel(markers[i].label);
+    // Without an idle limit the timeline is the recording's time.
+    if (!p->options_.idle_cap_us.has_value() || markers[i].time_us == 0) {
+      p->marker_pos_[i] = markers[i].time_us;
+    }
+  }
   p->Reanchor(p->clock_->MonotonicMicros(), 0);
   const PlayerOptions& o = p->options_;
   if (o.status_line.has_value()) {
@@ -168,11 +204,14 @@ Result<bool> Player::Peek() {
     }
     eof_ = true;
     end_us_ = timeline_.pos_us();
+    // Markers after the last event stand at the end.
+    PlaceMarkers(timeline_.last_time_us(), *end_us_, INT64_MAX, *end_us_);
     return false;
   }
   int64_t before_time = timeline_.last_time_us();
   int64_t before_pos = timeline_.pos_us();
   next_timeline_us_ = timeline_.Place(next_.time_us);
+  PlaceMarkers(before_time, before_pos, next_.time_us, next_timeline_us_);
   index_->Offer(next_, next_timeline_us_, before_time, before_pos, *screen_);
   have_next_ = true;
   return true;
@@ -300,6 +339,13 @@ std::string Player::StatusText() const {
              (rows != options_.term_rows && rows != options_.term_rows - 1)) {
     s += "  [" + size + "]";
   }
+  if (!options_.markers.empty()) {
+    // "#3/12 make test": the command being played and how many there are.
+    int i = CurrentMarker();
+    s += "  #" + std::to_string(i + 1) + "/" +
+         std::to_string(options_.markers.size());
+    if (i >= 0) s += " " + options_.markers[i].label;
+  }
   return s;
 }
 
@@ -318,6 +364,7 @@ Status Player::DrawStatus(int64_t now) {
             "s status  q quit"
           : "space pause  <-/-> seek  0-9 jump  g go to  +/- speed  s status  "
             "q quit";
+  if (!options_.markers.empty()) help += "  [/] commands";
   std::string line = " " + text;
   if (prompting_) {
     line += "    go to (1:30, 90, 2m, 50%; Enter, Esc): " + prompt_ + "_";

@@ -9,7 +9,8 @@
 // FakeClock. PlayInteractive() wires it to the real terminal.
 //
 // Files: player.cc (timing, seeks, view, status line), player_keys.cc
-// (keys and the go-to prompt), interactive.cc (PlayInteractive).
+// (keys and the go-to prompt), player_markers.cc (the commands on the
+// timeline), interactive.cc (PlayInteractive).
 #ifndef MEZ_PLAY_PLAYER_H_
 #define MEZ_PLAY_PLAYER_H_
 
@@ -35,6 +36,14 @@ namespace mez::play {
 inline constexpr double kMinSpeed = 1.0 / 16;
 inline constexpr double kMaxSpeed = 16;
 inline constexpr int64_t kSeekStepUs = 5'000'000;
+inline constexpr int64_t kMarkerBackUs = 1'000'000;
+
+// A point on the recording's timeline worth jumping to: a command typed at
+// the prompt (from enhanced recording's events: markers.h).
+struct Marker {
+  int64_t time_us = 0;  // Recording time, from the start.
+  std::string label;    // Shown on the status line (control bytes dropped).
+};
 
 struct PlayerOptions {
   double speed = 1.0;  // > 0; keys move it within 1/16..16.
@@ -52,6 +61,9 @@ struct PlayerOptions {
   // timeline (which wins).
   std::optional<int64_t> start_at_us;
   std::optional<double> start_at_percent;
+  // Reached with ']' and '[' and named on the status line; any order
+  // (Create sorts them by time).
+  std::vector<Marker> markers;
   bool utf8 = true;  // Status line glyphs (else ASCII ones).
   TermCaps caps = TermCaps::Ansi();
   // The seek index (SeekIndexOptions): a checkpoint every this much
@@ -97,7 +109,8 @@ class Player {
   // types a time to go to (StartPrompt), 's'
   // toggles the status line, 'h', 'j', 'k', 'l' pan a recording larger than
   // the terminal (left, down, up, right) and 'f' follows its cursor again,
-  // 'q' (or Ctrl-C) quits. Partial escape sequences are kept for the next
+  // ']' and '[' (or 'n' and 'p') go to the next and previous marker, 'q'
+  // (or Ctrl-C) quits. Partial escape sequences are kept for the next
   // call.
   Status HandleInput(std::string_view bytes);
   void TogglePause();
@@ -119,6 +132,16 @@ class Player {
   // cancels.
   void StartPrompt();
   bool prompting() const { return prompting_; }
+  // To the first marker after the position; to the last one before it
+  // (more than kMarkerBackUs before, so that pressing again goes further
+  // back). A marker not reached yet is placed by reading on, on the
+  // emulator only. Without one there: a notice on the status line.
+  Status NextMarker();
+  Status PreviousMarker();
+  // The last marker at or before the position (an index into
+  // markers()), or -1.
+  int CurrentMarker() const;
+  const std::vector<Marker>& markers() const { return options_.markers; }
   void Quit();
 
   // Writes everything due by the clock's now, then the status line when it
@@ -187,6 +210,13 @@ class Player {
   // One key of the prompt at keys[*i], advancing *i.
   Status PromptKey(const std::string& keys, size_t* i);
   void Reanchor(int64_t now, int64_t position);
+  // Gives the markers from recording time `from_time` (exclusive; inclusive
+  // when 0) to `to_time` their timeline times, the timeline going from
+  // `from_pos` to `to_pos` between the two.
+  void PlaceMarkers(int64_t from_time, int64_t from_pos, int64_t to_time,
+                    int64_t to_pos);
+  // Reads until marker `i` has its timeline time (or the end).
+  Status ReadUntilPlaced(size_t i);
 
   RecordingSource* source_;
   PlayerOptions options_;
@@ -227,6 +257,10 @@ class Player {
   bool status_for_prompt_ = false;  // Shown only for the prompt.
   std::string prompt_;
   std::string notice_;  // A bad time typed: shown until the next key.
+
+  // Timeline times of options_.markers, once the reader has gone past them
+  // (all of them at once when no idle limit applies).
+  std::vector<std::optional<int64_t>> marker_pos_;
 
   std::string pending_keys_;
   std::string last_status_;

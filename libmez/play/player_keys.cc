@@ -161,6 +161,14 @@ Status Player::HandleInput(std::string_view bytes) {
       case 'f':
         Follow();
         break;
+      case ']':
+      case 'n':
+        MEZ_RETURN_IF_ERROR(NextMarker());
+        break;
+      case '[':
+      case 'p':
+        MEZ_RETURN_IF_ERROR(PreviousMarker());
+        break;
       case 'g':
       case 't':
         StartPrompt();
