@@ -3,6 +3,7 @@
 // delivered by Finish, under the feed's own cookie only.
 #include "libmez/recorder/events.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -12,7 +13,10 @@
 #include <string>
 #include <thread>
 
+#include "libmez/recorder/sync_recorder.h"
+#include "libmez/rpc/channel.h"
 #include "libmez/ssh/child_process.h"
+#include "mezite/v1/recording.grpc.pb.h"
 
 namespace mez::recorder {
 namespace {
@@ -131,6 +135,167 @@ TEST_F(EventRouterTest, FinishDeliversEveryEventOfTheFeedOnly) {
   }
   EXPECT_TRUE(echo_b);
   EXPECT_TRUE(a->Finish().empty());  // Once.
+}
+
+// Record keeps every frame after the header (a batch's frames one by one)
+// and fails the stream at the first events frame when told to.
+class KeepingRecording : public mezite::v1::Recording::Service {
+ public:
+  grpc::Status Record(grpc::ServerContext* ctx,
+                      grpc::ServerReader<mezite::v1::RecordFrame>* reader,
+                      mezite::v1::RecordSummary* summary) override {
+    mezite::v1::RecordFrame frame;
+    if (!reader->Read(&frame) || !frame.has_header()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no header");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      header_ = frame.header();
+    }
+    ctx->AddInitialMetadata("mezite-accepted", "1");
+    reader->SendInitialMetadata();
+    summary->set_session_id(frame.header().session_id());
+    while (reader->Read(&frame)) {
+      std::vector<mezite::v1::RecordFrame> got;
+      if (frame.has_batch()) {
+        for (const auto& f : frame.batch().frames()) got.push_back(f);
+      } else {
+        got.push_back(frame);
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& f : got) {
+        if (f.has_events() && refuse_events_) {
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "events frames are refused here");
+        }
+        summary->set_bytes(summary->bytes() + f.chunk().data().size());
+        frames_.push_back(f);
+      }
+    }
+    return grpc::Status::OK;
+  }
+  std::vector<mezite::v1::RecordFrame> frames() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return frames_;
+  }
+  mezite::v1::RecordHeader header() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return header_;
+  }
+  void RefuseEvents() {
+    std::lock_guard<std::mutex> lock(mu_);
+    refuse_events_ = true;
+  }
+
+ private:
+  std::mutex mu_;
+  mezite::v1::RecordHeader header_;
+  std::vector<mezite::v1::RecordFrame> frames_;
+  bool refuse_events_ = false;
+};
+
+class NodeSyncEventsTest : public EventRouterTest {
+ protected:
+  void SetUp() override {
+    EventRouterTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    options_.channel =
+        rpc::OpenPlaintextChannel("127.0.0.1:" + std::to_string(port));
+    options_.node_token = std::make_shared<rpc::BearerToken>("t");
+    options_.node = "node-1";
+    options_.enhanced = true;
+    options_.events = router_.get();
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+  // An exec channel's recorder, whose program (`command`) the recorder
+  // follows from its start; returns the program's exit status.
+  int Session(SyncRecorder& rec, const std::string& command) {
+    ssh::ChildSpec spec;
+    spec.shell = "/bin/sh";
+    spec.command = command;
+    spec.home = "/";
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.before_start = [&rec](pid_t pid) { return rec.TrackProcess(pid); };
+    auto child = ssh::ChildProcess::Spawn(spec);
+    EXPECT_TRUE(child.ok()) << child.status().message();
+    if (!child.ok()) return -1;
+    int status = -1;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!(*child)->Reap(&status)) {
+      if (std::chrono::steady_clock::now() > deadline) return -1;
+      rec.EndReason();  // As the SSH server polls it.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return status;
+  }
+  static ssh::ChannelInfo ExecInfo() {
+    ssh::ChannelInfo info;
+    info.kind = ChannelKind::kExec;
+    info.login = "someone";
+    info.command = "test";
+    return info;
+  }
+
+  KeepingRecording service_;
+  std::unique_ptr<grpc::Server> server_;
+  SyncRecorderOptions options_;
+};
+
+TEST_F(NodeSyncEventsTest, EventsGoOnTheStreamBeforeTheExit) {
+  auto rec = SyncRecorder::Start(options_, ExecInfo());
+  ASSERT_TRUE(rec->EndReason().empty()) << rec->EndReason();
+  EXPECT_EQ(Session(*rec, "/bin/echo on-the-stream >/dev/null; exit 5"), 5);
+  rec->OnExit(5, 0);
+  EXPECT_TRUE(rec->EndReason().empty()) << rec->EndReason();
+  rec.reset();
+  EXPECT_TRUE(service_.header().has_enhanced() && service_.header().enhanced());
+  std::vector<mezite::v1::RecordFrame> frames = service_.frames();
+  ASSERT_FALSE(frames.empty());
+  EXPECT_TRUE(frames.back().has_exit());
+  bool echo = false, exit5 = false;
+  std::set<uint64_t> cookies;
+  for (const auto& f : frames) {
+    if (!f.has_events()) continue;
+    for (const std::string& l : f.events().lines()) {
+      json e = json::parse(l);
+      cookies.insert(e["cookie"].get<uint64_t>());
+      echo |= e["type"] == "exec" && e["argv"].size() == 2 &&
+              e["argv"][1] == "on-the-stream";
+      exit5 |=
+          e["type"] == "exit" && e.contains("exit_code") && e["exit_code"] == 5;
+    }
+  }
+  EXPECT_TRUE(echo);
+  EXPECT_TRUE(exit5) << "the last exit is not before the exit frame";
+  EXPECT_EQ(cookies.size(), 1u);
+}
+
+// A stream that refuses the events ends the session like any broken
+// stream (fail closed), noticed as a refused chunk is: at the next write.
+TEST_F(NodeSyncEventsTest, AStreamThatBreaksOnEventsEndsTheSession) {
+  service_.RefuseEvents();
+  auto rec = SyncRecorder::Start(options_, ExecInfo());
+  ASSERT_TRUE(rec->EndReason().empty()) << rec->EndReason();
+  EXPECT_EQ(Session(*rec, "/bin/true"), 0);
+  std::string reason;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (reason.empty() && std::chrono::steady_clock::now() < deadline) {
+    // The user's output goes on: gRPC reports the refusal at a next write.
+    rec->OnData(Direction::kOut, "x", 0);
+    reason = rec->EndReason();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(reason.find("events frames are refused here"), std::string::npos)
+      << reason;
 }
 
 }  // namespace
