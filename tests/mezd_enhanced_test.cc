@@ -316,6 +316,34 @@ TEST_F(MezdEnhancedTest, SessionsRecordTheirOwnEventsInTheirSpool) {
   }
 }
 
+// A channel with a pty (forkpty) is followed from its start too.
+TEST_F(MezdEnhancedTest, PtySessionIsFollowed) {
+  if (!bpf::Monitor::Built()) {
+    GTEST_SKIP() << "this build has no BPF (MEZ_BPF off or missing tools)";
+  }
+  StartNode({"--bpf"});
+  std::string ssh = StockSsh(CurrentLogin(), mezd_->port());
+  ASSERT_EQ(cluster_->Stop(), 0);
+  auto r = Sh(ssh + "-tt " + ShellQuote("/bin/echo pty-marker; exit 4") +
+              " </dev/null 2>&1");
+  EXPECT_EQ(r.exit_code, 4) << r.out << mezd_->log();
+  std::vector<std::string> spools;
+  ASSERT_TRUE(PollUntil([&] {
+    spools = Spools(dir_.File("mezd") + "/spool");
+    return spools.size() == 1;
+  })) << mezd_->log();
+  Spooled s = ReadSpool(spools[0]);
+  EXPECT_TRUE(s.header.pty());
+  EXPECT_TRUE(s.header.has_enhanced() && s.header.enhanced());
+  Processes p(s);
+  bool echo = false;
+  for (const json& e : p.Of(RealPath("/bin/echo"))) {
+    echo |=
+        e["argv"] == json({"/bin/echo", "pty-marker"}) && p.ExitCode(e) == 0;
+  }
+  EXPECT_TRUE(echo) << s.events.size() << " events";
+}
+
 // A data directory under /tmp for mezd running as nobody; removed after.
 class NobodyDir {
  public:

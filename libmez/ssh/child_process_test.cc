@@ -48,33 +48,36 @@ bool ReapWithin30s(ChildProcess& child, int* status) {
 }
 
 TEST(ChildProcessTest, ChildWaitsUntilBeforeStartReturned) {
-  mez::testing::TempDir dir;
-  std::string file = dir.File("ran");
-  ChildSpec spec = TouchSpec(file);
-  pid_t seen = -1;
-  std::string exe_then;
-  bool ran_early = false;
-  spec.before_start = [&](pid_t pid) {
-    seen = pid;
-    // Given time to run, a child not held back would have exec'd the shell
-    // and made the file.
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (std::chrono::steady_clock::now() < until && !ran_early) {
-      ran_early = Exists(file);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    exe_then = Exe(pid);
-    return Status::Ok();
-  };
-  auto child = ChildProcess::Spawn(spec);
-  ASSERT_TRUE(child.ok()) << child.status().message();
-  EXPECT_GT(seen, 0);
-  EXPECT_FALSE(ran_early) << "the child ran before before_start returned";
-  EXPECT_EQ(exe_then, Exe(getpid())) << "the child had already exec'd";
-  int status = -1;
-  ASSERT_TRUE(ReapWithin30s(**child, &status));
-  EXPECT_EQ(status, 0);
-  EXPECT_TRUE(Exists(file)) << "the child did not run after the go";
+  for (bool pty : {false, true}) {
+    mez::testing::TempDir dir;
+    std::string file = dir.File("ran");
+    ChildSpec spec = TouchSpec(file);
+    spec.pty = pty;
+    pid_t seen = -1;
+    std::string exe_then;
+    bool ran_early = false;
+    spec.before_start = [&](pid_t pid) {
+      seen = pid;
+      // Given time to run, a child not held back would have exec'd the
+      // shell and made the file.
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (std::chrono::steady_clock::now() < until && !ran_early) {
+        ran_early = Exists(file);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      exe_then = Exe(pid);
+      return Status::Ok();
+    };
+    auto child = ChildProcess::Spawn(spec);
+    ASSERT_TRUE(child.ok()) << child.status().message();
+    EXPECT_GT(seen, 0);
+    EXPECT_FALSE(ran_early) << "the child ran before before_start returned";
+    EXPECT_EQ(exe_then, Exe(getpid())) << "the child had already exec'd";
+    int status = -1;
+    ASSERT_TRUE(ReapWithin30s(**child, &status)) << "pty " << pty;
+    EXPECT_EQ(status, 0) << "pty " << pty;
+    EXPECT_TRUE(Exists(file)) << "the child did not run after the go";
+  }
 }
 
 TEST(ChildProcessTest, RefusedBeforeStartRunsNothing) {
