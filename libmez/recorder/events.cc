@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -42,13 +43,72 @@ std::vector<mezite::v1::RecordFrame> EventsFrames(
   return frames;
 }
 
+// Guarded by the router's mu_.
 struct EventFeed::Box {
-  std::vector<std::string> lines;  // guarded by the router's mu_
+  uint64_t cookie = 0;
+  std::vector<std::string> lines;
+  size_t bytes = 0;      // in lines
+  uint64_t max_seq = 0;  // the highest seq seen, delivered or dropped
+  // Events dropped past max_pending_bytes, as a loss event to deliver.
+  bpf::Event dropped;
+  bool has_dropped = false;
+
+  // Adds the line of `e`, or counts `e` as dropped when over `cap`.
+  void Add(const bpf::Event& e, std::string line, size_t cap) {
+    max_seq = std::max(max_seq, e.seq);
+    if (bytes + line.size() <= cap) {
+      bytes += line.size();
+      lines.push_back(std::move(line));
+      return;
+    }
+    has_dropped = true;
+    switch (e.kind) {
+      case bpf::EventKind::kExec:
+        ++dropped.lost_exec;
+        break;
+      case bpf::EventKind::kExit:
+        ++dropped.lost_exit;
+        break;
+      case bpf::EventKind::kFile:
+        ++dropped.lost_file;
+        break;
+      case bpf::EventKind::kLoss:
+        dropped.lost_exec += e.lost_exec;
+        dropped.lost_exit += e.lost_exit;
+        dropped.lost_file += e.lost_file;
+        dropped.lost_net += e.lost_net;
+        dropped.lost_forks += e.lost_forks;
+        break;
+      default:  // connect, listen, accept, udp_send
+        ++dropped.lost_net;
+        break;
+    }
+  }
+  // The lines waiting, ended by a loss line for what was dropped.
+  std::vector<std::string> TakeLines() {
+    std::vector<std::string> out;
+    out.swap(lines);
+    bytes = 0;
+    if (has_dropped) {
+      dropped.kind = bpf::EventKind::kLoss;
+      dropped.cookie = cookie;
+      dropped.seq = max_seq;
+      dropped.time_unix_ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      out.push_back(bpf::ToJsonLine(dropped));
+      dropped = bpf::Event();
+      has_dropped = false;
+    }
+    return out;
+  }
 };
 
 class EventRouter::Impl {
  public:
   std::unique_ptr<bpf::Monitor> monitor_;
+  size_t max_pending_bytes_ = kMaxPendingEventBytes;
   std::mutex mu_;
   std::condition_variable polled_cv_;  // polls_ went up, or stopping_
   std::map<uint64_t, std::shared_ptr<EventFeed::Box>> boxes_;  // mu_
@@ -60,7 +120,7 @@ class EventRouter::Impl {
 };
 
 void EventRouter::Impl::Loop() {
-  std::vector<std::pair<uint64_t, std::string>> got;
+  std::vector<std::pair<bpf::Event, std::string>> got;
   bool warned = false;
   for (;;) {
     {
@@ -69,7 +129,7 @@ void EventRouter::Impl::Loop() {
     }
     // Lines are made here, outside the lock; routed after the poll.
     Result<int> n = monitor_->Poll(kPollMs, [&got](const bpf::Event& e) {
-      got.emplace_back(e.cookie, bpf::ToJsonLine(e));
+      got.emplace_back(e, bpf::ToJsonLine(e));
     });
     if (!n.ok() && !warned) {
       warned = true;
@@ -77,9 +137,11 @@ void EventRouter::Impl::Loop() {
                       << n.status().message();
     }
     std::unique_lock<std::mutex> lock(mu_);
-    for (auto& [cookie, line] : got) {
-      auto it = boxes_.find(cookie);
-      if (it != boxes_.end()) it->second->lines.push_back(std::move(line));
+    for (auto& [event, line] : got) {
+      auto it = boxes_.find(event.cookie);
+      if (it != boxes_.end()) {
+        it->second->Add(event, std::move(line), max_pending_bytes_);
+      }
     }
     got.clear();
     ++polls_;
@@ -93,8 +155,9 @@ void EventRouter::Impl::Loop() {
 }
 
 Result<std::unique_ptr<EventRouter>> EventRouter::Open(
-    const bpf::MonitorOptions& options) {
+    const bpf::MonitorOptions& options, size_t max_pending_bytes) {
   auto impl = std::make_unique<Impl>();
+  impl->max_pending_bytes_ = max_pending_bytes;
   MEZ_ASSIGN_OR_RETURN(impl->monitor_, bpf::Monitor::Open(options));
   Impl* i = impl.get();
   i->thread_ = std::thread([i] {
@@ -127,6 +190,7 @@ std::unique_ptr<EventFeed> EventRouter::NewFeed() {
     }
     std::memcpy(&cookie, buf, sizeof(cookie));
   }
+  box->cookie = cookie;
   impl_->boxes_[cookie] = box;
   return std::unique_ptr<EventFeed>(new EventFeed(this, cookie, box));
 }
@@ -144,10 +208,8 @@ Status EventFeed::Track(pid_t pid) {
 }
 
 std::vector<std::string> EventFeed::Take() {
-  std::vector<std::string> lines;
   std::lock_guard<std::mutex> lock(router_->impl_->mu_);
-  lines.swap(box_->lines);
-  return lines;
+  return box_->TakeLines();
 }
 
 std::vector<std::string> EventFeed::Finish() {
@@ -175,8 +237,7 @@ std::vector<std::string> EventFeed::Finish() {
                          "cookie "
                       << cookie_ << " were not read in time";
   }
-  std::vector<std::string> lines;
-  lines.swap(box_->lines);
+  std::vector<std::string> lines = box_->TakeLines();
   r->boxes_.erase(cookie_);
   return lines;
 }

@@ -38,6 +38,15 @@ namespace mez::recorder {
 inline constexpr size_t kMaxEventsFrameBytes = 256 << 10;
 inline constexpr int kMaxEventsFrameLines = 1024;
 
+// Event lines a channel may have waiting for its recorder (which takes
+// them at least every 200 ms, but may be held up by a stalled node-sync
+// stream for up to its stall timeout). Past it, the router drops events
+// and counts them: the next Take or Finish ends with a `loss` line
+// (lost_exec, lost_exit, lost_net, lost_file; seq: the highest number
+// seen) so that, as for the kernel's own losses, nothing is lost
+// silently.
+inline constexpr size_t kMaxPendingEventBytes = 32 << 20;
+
 // RecordEvents frames for `lines` (in order), each within the bounds
 // above, all stamped offset_us.
 std::vector<mezite::v1::RecordFrame> EventsFrames(
@@ -85,7 +94,8 @@ class EventRouter {
   // Opens the monitor (bpf::Monitor::Open; its one-line error as is) and
   // starts the polling thread.
   static Result<std::unique_ptr<EventRouter>> Open(
-      const bpf::MonitorOptions& options = {});
+      const bpf::MonitorOptions& options = {},
+      size_t max_pending_bytes = kMaxPendingEventBytes);
   ~EventRouter();  // Stops the thread; feeds get nothing more.
   EventRouter(const EventRouter&) = delete;
   EventRouter& operator=(const EventRouter&) = delete;

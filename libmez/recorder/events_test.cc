@@ -137,6 +137,27 @@ TEST_F(EventRouterTest, FinishDeliversEveryEventOfTheFeedOnly) {
   EXPECT_TRUE(a->Finish().empty());  // Once.
 }
 
+// Past max_pending_bytes the router drops a channel's events and says how
+// many in a loss line: with room for none, the loss line accounts for
+// every number handed out.
+TEST_F(EventRouterTest, EventsPastTheBoundAreCountedAsLost) {
+  router_.reset();
+  auto tiny = EventRouter::Open({}, 1);
+  ASSERT_TRUE(tiny.ok()) << tiny.status().message();
+  auto feed = (*tiny)->NewFeed();
+  EXPECT_EQ(RunTracked(*feed, "/bin/true; /bin/true"), 0);
+  std::vector<std::string> lines = feed->Finish();
+  ASSERT_EQ(lines.size(), 1u);
+  json loss = json::parse(lines[0]);
+  EXPECT_EQ(loss["type"], "loss");
+  EXPECT_EQ(loss["cookie"].get<uint64_t>(), feed->cookie());
+  uint64_t lost =
+      loss["lost_exec"].get<uint64_t>() + loss["lost_exit"].get<uint64_t>() +
+      loss["lost_file"].get<uint64_t>() + loss["lost_net"].get<uint64_t>();
+  EXPECT_GE(loss["lost_exec"].get<uint64_t>(), 2u);
+  EXPECT_EQ(lost, loss["seq"].get<uint64_t>()) << lines[0];
+}
+
 // Record keeps every frame after the header (a batch's frames one by one)
 // and fails the stream at the first events frame when told to.
 class KeepingRecording : public mezite::v1::Recording::Service {
