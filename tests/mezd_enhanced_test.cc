@@ -8,6 +8,7 @@
 //     and a process of the same user outside any session are absent;
 //   - --bpf as an unprivileged user: mezd exits at start with one line,
 //     unless --bpf-degraded, which records enhanced=false;
+//   - a pty session is followed from its start too;
 //   - no --bpf: the header has no `enhanced` field.
 #include <gtest/gtest.h>
 #include <limits.h>
@@ -322,6 +323,8 @@ TEST_F(MezdEnhancedTest, PtySessionIsFollowed) {
     GTEST_SKIP() << "this build has no BPF (MEZ_BPF off or missing tools)";
   }
   StartNode({"--bpf"});
+  EXPECT_NE(mezd_->log().find(", enhanced recording on\n"), std::string::npos)
+      << mezd_->log();
   std::string ssh = StockSsh(CurrentLogin(), mezd_->port());
   ASSERT_EQ(cluster_->Stop(), 0);
   auto r = Sh(ssh + "-tt " + ShellQuote("/bin/echo pty-marker; exit 4") +
@@ -403,6 +406,9 @@ TEST_F(MezdEnhancedTest, UnprivilegedMezdStopsAtStartUnlessDegraded) {
   options.extra_args.push_back("--bpf-degraded");
   Mezd degraded(cluster_.get(), dir_.path(), options);
   ASSERT_TRUE(degraded.Start()) << degraded.log();
+  EXPECT_NE(degraded.log().find(", enhanced recording off (degraded)\n"),
+            std::string::npos)
+      << degraded.log();
   std::string ssh = StockSsh("nobody", degraded.port());
   ASSERT_EQ(cluster_->Stop(), 0);
   // nobody's shell refuses to run anything; the recording starts anyway.

@@ -432,6 +432,7 @@ std::string Agent::node_name() const {
   std::lock_guard<std::mutex> lock(impl_->mu_);
   return impl_->node_name_;
 }
+std::optional<bool> Agent::enhanced() const { return impl_->enhanced_; }
 RecordingMode Agent::CurrentMode() {
   return impl_->recorders_->ModeForNewSession();
 }

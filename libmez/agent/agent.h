@@ -86,6 +86,9 @@ class Agent {
   uint16_t ssh_port() const;
   // The name the cluster knows this node by (empty until it answered).
   std::string node_name() const;
+  // Enhanced recording: true when the BPF programs are loaded, false in
+  // the degraded mode (asked for, could not load), unset when not asked.
+  std::optional<bool> enhanced() const;
   // The mode a session starting now would use (never asks mezrecd).
   recorder::RecordingMode CurrentMode();
   // Stops the SSH server (sessions are hung up, their recordings closed),
