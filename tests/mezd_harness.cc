@@ -101,6 +101,8 @@ bool Mezd::Start() {
   }
   argv_.insert(argv_.end(), options_.extra_args.begin(),
                options_.extra_args.end());
+  argv_.insert(argv_.begin(), options_.wrapper.begin(), options_.wrapper.end());
+  start_exit_code_ = -1;
   // Truncate: the "serving" line must come from this start.
   WriteFileOrDie(log_path_, "");
   pid_ = fork();
@@ -142,6 +144,8 @@ bool Mezd::Start() {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      start_exit_code_ =
+          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -35,6 +35,9 @@ struct MezdOptions {
   // "NAME=VALUE" entries added to mezd's environment, e.g.
   // "MEZITE_RECORDING_MODE=off".
   std::vector<std::string> env;
+  // A command mezd runs under, e.g. {"/usr/bin/setpriv", "--reuid=65534",
+  // ...} (the first word an absolute path).
+  std::vector<std::string> wrapper;
 };
 
 class Mezd {
@@ -59,6 +62,9 @@ class Mezd {
   int Wait(int timeout_ms = 30000);
 
   bool running() const { return pid_ > 0; }
+  // After a Start() that returned false because mezd exited: its exit code
+  // (128+signal when killed); -1 otherwise.
+  int start_exit_code() const { return start_exit_code_; }
   pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   const std::string& node_name() const { return options_.node_name; }
@@ -78,6 +84,7 @@ class Mezd {
   std::vector<std::string> argv_;
   pid_t pid_ = -1;
   uint16_t port_ = 0;
+  int start_exit_code_ = -1;
 };
 
 // mezctl with the cluster's admin identity; HOME is `home` (a directory

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "cmd/common/heap.h"
@@ -50,12 +51,16 @@ int main(int argc, char** argv) {
           ? std::string(mez::recorder::RecordingModeName(*opt.mode_override)) +
                 " (MEZITE_RECORDING_MODE)"
           : "from the cluster's session_recording";
+  std::optional<bool> enhanced = (*agent)->enhanced();
+  const char* bpf = !enhanced   ? ""
+                    : *enhanced ? ", enhanced recording on"
+                                : ", enhanced recording off (degraded)";
   std::fprintf(stderr,
                "mezd: serving SSH on %s port %u as node %s, recording %s to "
-               "%s\n",
+               "%s%s\n",
                opt.listen.c_str(), static_cast<unsigned>((*agent)->ssh_port()),
                (*agent)->node_name().c_str(), mode.c_str(),
-               opt.auth_addr.c_str());
+               opt.auth_addr.c_str(), bpf);
   int sig = 0;
   sigwait(&signals, &sig);
   (*agent)->Stop();

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 
@@ -13,6 +14,7 @@
 #include "libmez/agent/transport.h"
 #include "libmez/auth/ssh_cert.h"
 #include "libmez/auth/token.h"
+#include "libmez/recorder/events.h"
 #include "libmez/recorder/recorders.h"
 #include "libmez/recorder/sync_recorder.h"
 #include "libmez/rpc/channel.h"
@@ -55,6 +57,8 @@ class Agent::Impl {
   ~Impl() { Stop(); }
 
   Status Init();
+  // Enhanced recording as AgentOptions::bpf and bpf_degraded ask.
+  Status OpenEvents();
   void Stop();
   // JoinNode; on success updates the cached setting and CA file.
   Status Join(const std::string& addr, pb::JoinNodeResponse* resp);
@@ -74,6 +78,9 @@ class Agent::Impl {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<rpc::ClusterClient> client_;
   std::shared_ptr<void> watcher_;
+  // Outlives the recorders and the server, whose taps feed from it.
+  std::unique_ptr<recorder::EventRouter> events_;
+  std::optional<bool> enhanced_;  // RecordHeader.enhanced (AgentOptions::bpf)
   std::unique_ptr<Recorders> recorders_;
   std::unique_ptr<ssh::SshServer> server_;
   std::string node_name_;
@@ -201,8 +208,26 @@ std::string Agent::Impl::EffectiveModeName() {
   return std::string(RecordingModeName(recorders_->LastKnownMode()));
 }
 
+Status Agent::Impl::OpenEvents() {
+  if (!opt_.bpf) return Status::Ok();
+  auto router = recorder::EventRouter::Open();
+  if (router.ok()) {
+    events_ = std::move(router).value();
+    enhanced_ = true;
+    MEZ_LOG(kInfo) << "agent: enhanced recording on";
+    return Status::Ok();
+  }
+  if (!opt_.bpf_degraded) return router.status();
+  enhanced_ = false;
+  MEZ_LOG(kWarning) << "agent: " << router.status().message()
+                    << "; running without it (degraded mode: sessions are "
+                       "recorded with enhanced recording off)";
+  return Status::Ok();
+}
+
 Status Agent::Impl::Init() {
   if (opt_.clock == nullptr) opt_.clock = RealClock();
+  MEZ_RETURN_IF_ERROR(OpenEvents());
   std::string listen_host;
   uint16_t listen_port = 0;
   MEZ_RETURN_IF_ERROR(SplitHostPort(opt_.listen, &listen_host, &listen_port));
@@ -249,6 +274,8 @@ Status Agent::Impl::Init() {
   ro.upload_retry_max_us = opt_.upload_retry_max_us;
   ro.upload_rate_limit = opt_.upload_rate_limit;
   ro.mode_override = opt_.mode_override;
+  ro.enhanced = enhanced_;
+  ro.events = events_.get();
   ro.clock = opt_.clock;
   MEZ_ASSIGN_OR_RETURN(recorders_, Recorders::Start(std::move(ro)));
 
@@ -405,6 +432,7 @@ std::string Agent::node_name() const {
   std::lock_guard<std::mutex> lock(impl_->mu_);
   return impl_->node_name_;
 }
+std::optional<bool> Agent::enhanced() const { return impl_->enhanced_; }
 RecordingMode Agent::CurrentMode() {
   return impl_->recorders_->ModeForNewSession();
 }

@@ -62,6 +62,15 @@ struct AgentOptions {
   int64_t upload_retry_max_us = 60'000'000;
   uint64_t upload_rate_limit = 0;  // bytes per second, 0: none
   int64_t heartbeat_us = 30'000'000;
+  // Enhanced recording (docs/enhanced-recording.md). bpf: Start opens the
+  // BPF monitor before anything else and fails with its one-line message
+  // when it cannot, unless bpf_degraded (the operator's explicit choice):
+  // then it logs one warning and records every shell and exec channel
+  // with RecordHeader.enhanced = false. Recorded channels' headers say
+  // enhanced = true with the monitor open, and have no such field without
+  // bpf.
+  bool bpf = false;
+  bool bpf_degraded = false;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };
 
@@ -77,6 +86,9 @@ class Agent {
   uint16_t ssh_port() const;
   // The name the cluster knows this node by (empty until it answered).
   std::string node_name() const;
+  // Enhanced recording: true when the BPF programs are loaded, false in
+  // the degraded mode (asked for, could not load), unset when not asked.
+  std::optional<bool> enhanced() const;
   // The mode a session starting now would use (never asks mezrecd).
   recorder::RecordingMode CurrentMode();
   // Stops the SSH server (sessions are hung up, their recordings closed),

@@ -25,7 +25,27 @@ struct Flags {
   std::string token_file, ca_file, user_ca_file;
   std::string budget = "1G", retry_max = "60s", rate = "0", heartbeat = "30s";
   bool insecure = false;
+  bool bpf = false, bpf_degraded = false;
 };
+
+// The enhanced recording switches' variables (docs/enhanced-recording.md).
+constexpr char kBpfEnabledEnv[] = "MEZITE_BPF_ENABLED";
+constexpr char kBpfDegradedEnv[] = "MEZITE_BPF_DEGRADED";
+
+// A boolean variable: unset or empty keeps `*value`; true or false set it.
+Status BoolFromEnv(const char* name, const char* text, bool* value) {
+  if (text == nullptr || *text == '\0') return Status::Ok();
+  std::string t = text;
+  if (t == "true") {
+    *value = true;
+  } else if (t == "false") {
+    *value = false;
+  } else {
+    return InvalidArgument(std::string(name) + " wants true or false, not '" +
+                           t + "'");
+  }
+  return Status::Ok();
+}
 
 void AddFlags(CLI::App& app, AgentOptions* opt, Flags* f) {
   app.add_option("--auth", opt->auth_addr, "mezrecd address HOST:PORT")
@@ -66,6 +86,15 @@ void AddFlags(CLI::App& app, AgentOptions* opt, Flags* f) {
   app.add_option("--heartbeat", f->heartbeat,
                  "how often to report to mezrecd and learn of removed users "
                  "(default 30s)");
+  app.add_flag("--bpf", f->bpf,
+               "enhanced recording: record the commands, files and network "
+               "connections of shell and exec sessions with BPF; mezd does "
+               "not start when it cannot load them (also "
+               "MEZITE_BPF_ENABLED=true)");
+  app.add_flag("--bpf-degraded", f->bpf_degraded,
+               "with --bpf: start without enhanced recording when BPF cannot "
+               "load (recordings then say enhanced=false; also "
+               "MEZITE_BPF_DEGRADED=true)");
 }
 
 // Fills the options the flags' text and the environment give.
@@ -108,6 +137,20 @@ Status Resolve(const Flags& f, const char* (*getenv_fn)(const char*),
     MEZ_ASSIGN_OR_RETURN(opt->ca_pem, ReadFile(f.ca_file));
   }
   opt->insecure = f.insecure;
+  // A flag turns a switch on; without it the variable decides (checked
+  // either way: a typo is never ignored).
+  bool env_bpf = false, env_degraded = false;
+  MEZ_RETURN_IF_ERROR(
+      BoolFromEnv(kBpfEnabledEnv, getenv_fn(kBpfEnabledEnv), &env_bpf));
+  MEZ_RETURN_IF_ERROR(
+      BoolFromEnv(kBpfDegradedEnv, getenv_fn(kBpfDegradedEnv), &env_degraded));
+  opt->bpf = f.bpf || env_bpf;
+  opt->bpf_degraded = f.bpf_degraded || env_degraded;
+  if (opt->bpf_degraded && !opt->bpf) {
+    return InvalidArgument(
+        "--bpf-degraded (MEZITE_BPF_DEGRADED) only applies with --bpf "
+        "(MEZITE_BPF_ENABLED=true)");
+  }
   return Status::Ok();
 }
 

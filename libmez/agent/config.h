@@ -1,5 +1,6 @@
 // mezd's configuration: its command line (the flags `mezd --help` lists)
-// and MEZITE_RECORDING_MODE, read into AgentOptions, then readied to start
+// and its variables (MEZITE_RECORDING_MODE, MEZITE_BPF_ENABLED,
+// MEZITE_BPF_DEGRADED), read into AgentOptions, then readied to start
 // (data dir, start credential, how mezrecd is trusted). cmd/mezd only
 // prints what these return, starts the agent and waits for a signal.
 #ifndef MEZ_AGENT_CONFIG_H_
@@ -22,7 +23,7 @@ struct AgentConfig {
   // in `err`.
   int exit_code = -1;
   std::string out, err;
-  // With exit_code -1: every flag's value and MEZITE_RECORDING_MODE
+  // With exit_code -1: every flag's value and the variables
   // (mode_override), the files --token-file, --ca-file and
   // --user-ca-file name read in. start_credential and credentials are
   // left to PrepareAgentStart.
@@ -34,7 +35,10 @@ struct AgentConfig {
 // is unset). Errors name the flag or variable and what it wants:
 // kInvalidArgument for a bad value (--spool-budget, --upload-rate-limit:
 // a size such as 10M; --upload-retry-max: a duration of at least 1s;
-// --heartbeat: 1s to 5m; MEZITE_RECORDING_MODE: node-sync, node or off);
+// --heartbeat: 1s to 5m; MEZITE_RECORDING_MODE: node-sync, node or off;
+// MEZITE_BPF_ENABLED, MEZITE_BPF_DEGRADED: true or false, the flags --bpf
+// and --bpf-degraded turning them on whatever the variables say; degraded
+// without BPF asked for);
 // the file's own error when a --*-file cannot be read.
 Result<AgentConfig> LoadAgentConfig(
     int argc, const char* const* argv,

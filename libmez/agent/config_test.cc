@@ -170,6 +170,52 @@ TEST_F(AgentConfigTest, RecordingModeFromTheEnvironment) {
   EXPECT_THAT(s.message(), HasSubstr("sometimes"));
 }
 
+TEST_F(AgentConfigTest, EnhancedRecordingFromFlagsAndTheEnvironment) {
+  AgentOptions o = Options({});
+  EXPECT_FALSE(o.bpf);
+  EXPECT_FALSE(o.bpf_degraded);
+  o = Options({"--bpf"});
+  EXPECT_TRUE(o.bpf);
+  EXPECT_FALSE(o.bpf_degraded);
+  o = Options({"--bpf", "--bpf-degraded"});
+  EXPECT_TRUE(o.bpf);
+  EXPECT_TRUE(o.bpf_degraded);
+
+  g_env["MEZITE_BPF_ENABLED"] = "true";
+  o = Options({});
+  EXPECT_TRUE(o.bpf);
+  EXPECT_FALSE(o.bpf_degraded);
+  g_env["MEZITE_BPF_DEGRADED"] = "true";
+  EXPECT_TRUE(Options({}).bpf_degraded);
+  g_env["MEZITE_BPF_DEGRADED"] = "false";
+  EXPECT_FALSE(Options({}).bpf_degraded);
+  // The flag turns it on whatever the variable says.
+  EXPECT_TRUE(Options({"--bpf-degraded"}).bpf_degraded);
+  g_env["MEZITE_BPF_ENABLED"] = "false";
+  EXPECT_FALSE(Options({}).bpf);
+  EXPECT_TRUE(Options({"--bpf"}).bpf);
+  g_env["MEZITE_BPF_ENABLED"] = "";
+  EXPECT_FALSE(Options({}).bpf);
+
+  for (const char* name : {"MEZITE_BPF_ENABLED", "MEZITE_BPF_DEGRADED"}) {
+    g_env.clear();
+    g_env[name] = "yes";
+    Status s = Error({"--bpf"});
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << name;
+    EXPECT_THAT(s.message(), StartsWith(std::string(name) + " wants true or "
+                                                            "false"));
+    EXPECT_THAT(s.message(), HasSubstr("'yes'"));
+  }
+
+  // Degraded is a choice about BPF: alone it is a mistake to fix.
+  g_env.clear();
+  Status s = Error({"--bpf-degraded"});
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("only applies with --bpf"));
+  g_env["MEZITE_BPF_DEGRADED"] = "true";
+  EXPECT_EQ(Error({}).code(), Code::kInvalidArgument);
+}
+
 TEST_F(AgentConfigTest, BadSizesNameTheFlag) {
   for (const char* flag : {"--spool-budget", "--upload-rate-limit"}) {
     for (const char* value : {"lots", "10Q", "1.5.5M", ""}) {
@@ -225,7 +271,7 @@ TEST_F(AgentConfigTest, HelpListsEveryFlagAndExitsZero) {
          {"--auth", "--token", "--token-file", "--listen", "--advertise",
           "--data-dir", "--ca-file", "--insecure", "--user-ca-file",
           "--spool-budget", "--upload-retry-max", "--upload-rate-limit",
-          "--heartbeat"}) {
+          "--heartbeat", "--bpf", "--bpf-degraded"}) {
       EXPECT_THAT(c->out, HasSubstr(flag)) << help;
     }
   }

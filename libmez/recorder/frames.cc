@@ -27,7 +27,8 @@ std::string UserToken(const ssh::ChannelInfo& info) {
 
 mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
                                     const std::string& session_id,
-                                    const std::string& node, int64_t wall_us) {
+                                    const std::string& node, int64_t wall_us,
+                                    std::optional<bool> enhanced) {
   mezite::v1::RecordFrame frame;
   auto* h = frame.mutable_header();
   h->set_session_id(session_id);
@@ -38,6 +39,7 @@ mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
   h->set_node(node);
   h->set_login(info.login);
   h->set_kind(spool::KindToProto(info.kind));
+  if (enhanced && info.kind != ChannelKind::kTcpip) h->set_enhanced(*enhanced);
   switch (info.kind) {
     case ChannelKind::kShell:
       break;

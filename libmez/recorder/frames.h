@@ -4,6 +4,7 @@
 #define MEZ_RECORDER_FRAMES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,10 +20,12 @@ std::string NewRandomId();
 
 // The header of a channel's recording. The user's JWT comes from the
 // certificate (auth::kMeziteTokenExtension); an empty connection_id in
-// `info` is replaced by a fresh one.
-mezite::v1::RecordFrame HeaderFrame(const ssh::ChannelInfo& info,
-                                    const std::string& session_id,
-                                    const std::string& node, int64_t wall_us);
+// `info` is replaced by a fresh one. `enhanced` (shell and exec channels
+// only; ignored for tcpip): RecordHeader.enhanced, absent when not set.
+mezite::v1::RecordFrame HeaderFrame(
+    const ssh::ChannelInfo& info, const std::string& session_id,
+    const std::string& node, int64_t wall_us,
+    std::optional<bool> enhanced = std::nullopt);
 mezite::v1::RecordFrame ChunkFrame(Direction direction, std::string_view bytes,
                                    int64_t offset_us);
 mezite::v1::RecordFrame ResizeFrame(int width, int height, int64_t offset_us);

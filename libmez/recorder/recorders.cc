@@ -384,6 +384,8 @@ std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
       so.on_copy_failed = SpoolFullAudit(i->audit_.get());
       Uploader* uploader = i->uploader_.get();
       so.on_copy_kept = [uploader](const std::string&) { uploader->Notify(); };
+      so.enhanced = i->opt_.enhanced;
+      so.events = i->opt_.events;
       return SyncRecorder::Start(so, info);
     }
     case RecordingMode::kNode: {
@@ -395,6 +397,8 @@ std::unique_ptr<ssh::ChannelTap> Recorders::NewTap(const ssh::ChannelInfo& info,
       so.on_full = SpoolFullAudit(i->audit_.get());
       Uploader* uploader = i->uploader_.get();
       so.on_closed = [uploader](const std::string&) { uploader->Notify(); };
+      so.enhanced = i->opt_.enhanced;
+      so.events = i->opt_.events;
       return SpoolRecorder::Start(so, info);
     }
     case RecordingMode::kOff:

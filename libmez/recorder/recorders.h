@@ -29,6 +29,7 @@
 #include <set>
 #include <string>
 
+#include "libmez/recorder/events.h"
 #include "libmez/recorder/frames.h"
 #include "libmez/rpc/bearer_token.h"
 #include "libmez/rpc/channel.h"
@@ -64,6 +65,12 @@ struct RecordersOptions {
   // or MEZITE_SYNC_ACCEPT_TIMEOUT_MS / MEZITE_SYNC_STALL_TIMEOUT_MS).
   int64_t sync_accept_timeout_us = 0;
   int64_t sync_stall_timeout_us = 0;
+  // Enhanced recording (events.h): RecordHeader.enhanced of every shell
+  // and exec channel recorded (unset: absent; false: asked for but off, the
+  // operator's degraded mode), and the router whose events those channels
+  // record in node-sync and node mode (null: none).
+  std::optional<bool> enhanced;
+  EventRouter* events = nullptr;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };
 

@@ -28,7 +28,10 @@ std::unique_ptr<SpoolRecorder> SpoolRecorder::Start(
   r->session_id_ = NewRandomId();
   r->part_path_ = options.spool_dir + "/" + r->session_id_ + ".part";
   auto header = HeaderFrame(info, r->session_id_, options.node,
-                            r->options_.clock->WallMicros());
+                            r->options_.clock->WallMicros(), options.enhanced);
+  if (options.events != nullptr && info.kind != ChannelKind::kTcpip) {
+    r->feed_ = options.events->NewFeed();
+  }
   // The header, the file header and the end marker.
   uint64_t need = header.ByteSizeLong() + 4 + spool::kSpoolHeaderBytes + 4;
   if (!options.budget->Reserve(need)) {
@@ -78,8 +81,26 @@ void SpoolRecorder::Append(const mezite::v1::RecordFrame& frame) {
   }
 }
 
+void SpoolRecorder::AppendEvents(std::vector<std::string> lines) {
+  if (lines.empty()) return;
+  int64_t offset = options_.clock->MonotonicMicros() - info_.start_micros;
+  for (const auto& frame : EventsFrames(std::move(lines), offset)) {
+    Append(frame);
+  }
+}
+
+Status SpoolRecorder::TrackProcess(pid_t pid) {
+  return feed_ ? feed_->Track(pid) : Status::Ok();
+}
+
+std::string SpoolRecorder::EndReason() {
+  if (feed_) AppendEvents(feed_->Take());
+  return broken_message_;
+}
+
 void SpoolRecorder::OnData(Direction direction, std::string_view bytes,
                            int64_t micros) {
+  if (feed_) AppendEvents(feed_->Take());
   Append(ChunkFrame(direction, bytes, micros - info_.start_micros));
 }
 
@@ -89,6 +110,8 @@ void SpoolRecorder::OnResize(int width, int height, int64_t micros) {
 }
 
 void SpoolRecorder::OnExit(int exit_status, int64_t micros) {
+  // The events of the channel's last processes before its exit frame.
+  if (feed_) AppendEvents(feed_->Finish());
   Append(ExitFrame(exit_status, micros - info_.start_micros));
   Close();
 }

@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "libmez/recorder/events.h"
 #include "libmez/recorder/frames.h"
 #include "libmez/spool/spool.h"
 #include "libmez/ssh/channel_tap.h"
@@ -49,6 +51,11 @@ struct SpoolRecorderOptions {
   std::function<void(const ssh::ChannelInfo&, const std::string&)> on_full;
   // Called with the path of each closed spool file.
   std::function<void(const std::string&)> on_closed;
+  // Enhanced recording (events.h), shell and exec channels only: the
+  // header's RecordHeader.enhanced (unset: absent), and the router whose
+  // events the recorder writes as RecordEvents frames (null: none).
+  std::optional<bool> enhanced;
+  EventRouter* events = nullptr;
 };
 
 class SpoolRecorder : public ssh::ChannelTap {
@@ -65,7 +72,9 @@ class SpoolRecorder : public ssh::ChannelTap {
               int64_t micros) override;
   void OnResize(int width, int height, int64_t micros) override;
   void OnExit(int exit_status, int64_t micros) override;
-  std::string EndReason() override { return broken_message_; }
+  // Also appends the enhanced recording events delivered so far.
+  std::string EndReason() override;
+  Status TrackProcess(pid_t pid) override;
 
   const std::string& session_id() const { return session_id_; }
 
@@ -73,6 +82,8 @@ class SpoolRecorder : public ssh::ChannelTap {
   SpoolRecorder(SpoolRecorderOptions options, ssh::ChannelInfo info)
       : options_(std::move(options)), info_(std::move(info)) {}
   void Append(const mezite::v1::RecordFrame& frame);
+  // Appends `lines` (events) as RecordEvents frames stamped now.
+  void AppendEvents(std::vector<std::string> lines);
   void Break(const std::string& why);
   void Close();
 
@@ -82,6 +93,7 @@ class SpoolRecorder : public ssh::ChannelTap {
   std::string part_path_;
   std::unique_ptr<spool::SpoolWriter> writer_;
   std::string broken_message_;
+  std::unique_ptr<EventFeed> feed_;  // enhanced recording, else null
 };
 
 }  // namespace mez::recorder

@@ -32,8 +32,12 @@ std::unique_ptr<SyncRecorder> SyncRecorder::Start(
   std::unique_ptr<SyncRecorder> r(
       new SyncRecorder(options, info, NewRandomId()));
   // One header for the stream and the copy (same session and connection).
-  mezite::v1::RecordFrame header = HeaderFrame(
-      info, r->session_id_, options.node, r->options_.clock->WallMicros());
+  mezite::v1::RecordFrame header =
+      HeaderFrame(info, r->session_id_, options.node,
+                  r->options_.clock->WallMicros(), options.enhanced);
+  if (options.events != nullptr && info.kind != ChannelKind::kTcpip) {
+    r->feed_ = options.events->NewFeed();
+  }
   if (!options.spool_dir.empty() && !r->OpenCopy(header)) return r;
   r->client_ =
       std::make_unique<rpc::ClusterClient>(options.channel, options.node_token);
@@ -425,8 +429,27 @@ void SyncRecorder::TakeCopyError() {
   if (!why.empty()) CopyFailed(why);
 }
 
+Status SyncRecorder::TrackProcess(pid_t pid) {
+  return feed_ ? feed_->Track(pid) : Status::Ok();
+}
+
+void SyncRecorder::EmitEvents(std::vector<std::string> lines) {
+  if (lines.empty()) return;
+  int64_t offset = options_.clock->MonotonicMicros() - start_micros_;
+  for (auto& frame : EventsFrames(std::move(lines), offset)) {
+    size_t bytes = frame.ByteSizeLong();
+    if (!Send(std::move(frame), bytes)) dropped_ = true;
+  }
+  if (!pending_copy_error_.empty()) {
+    std::string why;
+    why.swap(pending_copy_error_);
+    CopyFailed(why);
+  }
+}
+
 void SyncRecorder::OnData(Direction direction, std::string_view bytes,
                           int64_t micros) {
+  if (feed_) EmitEvents(feed_->Take());
   Emit(ChunkFrame(direction, bytes, micros - start_micros_), bytes.size());
 }
 
@@ -436,6 +459,8 @@ void SyncRecorder::OnResize(int width, int height, int64_t micros) {
 }
 
 void SyncRecorder::OnExit(int exit_status, int64_t micros) {
+  // The events of the channel's last processes before its exit frame.
+  if (feed_) EmitEvents(feed_->Finish());
   Emit(ExitFrame(exit_status, micros - start_micros_), 0);
   Close();
   SettleCopy();
@@ -455,6 +480,7 @@ void SyncRecorder::Emit(mezite::v1::RecordFrame frame, size_t bytes) {
 }
 
 std::string SyncRecorder::EndReason() {
+  if (feed_ && !closed_) EmitEvents(feed_->Take());
   CheckWriter();
   if (!broken() && !closed_ && writer_) {
     rpc::ChannelState state = rpc::GetChannelState(*options_.channel, false);

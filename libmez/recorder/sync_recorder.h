@@ -53,11 +53,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "libmez/recorder/events.h"
 #include "libmez/recorder/frames.h"
 #include "libmez/recorder/spool_recorder.h"
 #include "libmez/rpc/bearer_token.h"
@@ -109,6 +111,11 @@ struct SyncRecorderOptions {
       on_copy_failed;
   // Called with the path of a copy kept for upload (<session>.spool).
   std::function<void(const std::string&)> on_copy_kept;
+  // Enhanced recording (events.h), shell and exec channels only: the
+  // header's RecordHeader.enhanced (unset: absent), and the router whose
+  // events the recorder writes as RecordEvents frames (null: none).
+  std::optional<bool> enhanced;
+  EventRouter* events = nullptr;
 };
 
 class SyncRecorder : public ssh::ChannelTap {
@@ -129,8 +136,10 @@ class SyncRecorder : public ssh::ChannelTap {
   void OnResize(int width, int height, int64_t micros) override;
   void OnExit(int exit_status, int64_t micros) override;
   // The broken message once broken. Also notices a recording service that
-  // went away while the session is idle (the channel left READY).
+  // went away while the session is idle (the channel left READY), and
+  // queues the enhanced recording events delivered so far.
   std::string EndReason() override;
+  Status TrackProcess(pid_t pid) override;
 
   const std::string& session_id() const { return session_id_; }
   // True once the stream broke; the session must then end. Thread-safe.
@@ -169,6 +178,10 @@ class SyncRecorder : public ssh::ChannelTap {
   bool Send(mezite::v1::RecordFrame frame, size_t bytes);
   // Send, counting what went to the stream and noting what did not.
   void Emit(mezite::v1::RecordFrame frame, size_t bytes);
+  // Queues `lines` (events) as RecordEvents frames stamped now, on the
+  // stream like terminal data (not counted in sent_bytes_, which mezrecd's
+  // summary compares with chunk data only).
+  void EmitEvents(std::vector<std::string> lines);
   void AwaitAccepted();
   void WriterLoop();
   // Stops the writer after the queued frames, and finishes the call.
@@ -224,6 +237,7 @@ class SyncRecorder : public ssh::ChannelTap {
   bool copy_error_seen_ = false;  // guarded by queue_mu_
   std::atomic<bool> writer_failed_{false};
   std::thread writer_thread_;
+  std::unique_ptr<EventFeed> feed_;  // enhanced recording, else null
 };
 
 // The server's tap factory: a SyncRecorder per channel (shell, exec,

@@ -4,12 +4,15 @@
 #ifndef MEZ_SSH_CHANNEL_TAP_H_
 #define MEZ_SSH_CHANNEL_TAP_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "libmez/util/status.h"
 #include "libmez/util/stream.h"
 
 namespace mez::ssh {
@@ -67,6 +70,15 @@ class ChannelTap {
   // session must end now; the server writes this one-line message to the
   // user's terminal, hangs up on the program and closes the channel.
   virtual std::string EndReason() { return ""; }
+  // Shell and exec channels of a local program: called with the channel's
+  // first process after fork and before it runs anything of the user's
+  // (it waits until this returns). The tap makes the process followed
+  // (enhanced recording: Monitor::Track). Non-OK: the process never runs
+  // the user's program and the channel ends with the message.
+  virtual Status TrackProcess(pid_t pid) {
+    (void)pid;
+    return Status::Ok();
+  }
 };
 
 }  // namespace mez::ssh

@@ -82,8 +82,27 @@ void DropPrivileges(const ChildSpec& spec) {
   }
 }
 
-[[noreturn]] void ExecChild(const ChildSpec& spec, ExecArgs& args) {
+// In the child: waits for the parent's go (one byte) on the gate's read
+// end; EOF (the parent refused, or died) ends the child unrun.
+void AwaitGate(int gate, int gate_write_end) {
+  if (gate < 0) return;
+  close(gate_write_end);  // Else the parent's close would not be an EOF.
+  char go = 0;
+  ssize_t n;
+  do {
+    n = read(gate, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  close(gate);
+  if (n != 1) {
+    WriteStderr("mezd: cannot start the session: it could not be followed\n");
+    _exit(126);
+  }
+}
+
+[[noreturn]] void ExecChild(const ChildSpec& spec, ExecArgs& args, int gate,
+                            int gate_write_end) {
   // Only async-signal-safe calls from here on.
+  AwaitGate(gate, gate_write_end);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -106,6 +125,16 @@ void DropPrivileges(const ChildSpec& spec) {
   _exit(127);
 }
 
+// The pipe a child waits on until ChildSpec::before_start returned.
+struct Gate {
+  int read_end = -1;
+  int write_end = -1;
+  ~Gate() {
+    CloseFd(&read_end);
+    CloseFd(&write_end);
+  }
+};
+
 }  // namespace
 
 std::vector<gid_t> GroupsOfUser(const std::string& user, gid_t gid) {
@@ -122,6 +151,13 @@ std::vector<gid_t> GroupsOfUser(const std::string& user, gid_t gid) {
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     const ChildSpec& spec) {
   ExecArgs args(spec);
+  Gate gate;
+  if (spec.before_start) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
+    gate.read_end = fds[0];
+    gate.write_end = fds[1];
+  }
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->pty_ = spec.pty;
   if (spec.pty) {
@@ -131,7 +167,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     int master = -1;
     pid_t pid = forkpty(&master, nullptr, nullptr, &ws);
     if (pid < 0) return ErrnoStatus("forkpty", errno);
-    if (pid == 0) ExecChild(spec, args);
+    if (pid == 0) ExecChild(spec, args, gate.read_end, gate.write_end);
     child->pid_ = pid;
     child->out_fd_ = master;
     SetNonBlockingCloexec(master);
@@ -161,7 +197,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
           dup2(err[1], STDERR_FILENO) < 0) {
         _exit(126);
       }
-      ExecChild(spec, args);
+      ExecChild(spec, args, gate.read_end, gate.write_end);
     }
     close(in[0]);
     close(out[1]);
@@ -171,6 +207,21 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     child->out_fd_ = out[0];
     child->err_fd_ = err[0];
     for (int fd : {in[1], out[0], err[0]}) SetNonBlockingCloexec(fd);
+  }
+  if (spec.before_start) {
+    CloseFd(&gate.read_end);
+    Status tracked = spec.before_start(child->pid_);
+    if (!tracked.ok()) {
+      // The child sees EOF and ends; the destructor reaps it.
+      CloseFd(&gate.write_end);
+      return tracked;
+    }
+    ssize_t n;
+    do {
+      n = write(gate.write_end, "g", 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return ErrnoStatus("starting the session", errno);
+    CloseFd(&gate.write_end);
   }
 #ifdef SYS_pidfd_open
   child->pid_fd_ = static_cast<int>(syscall(SYS_pidfd_open, child->pid_, 0));

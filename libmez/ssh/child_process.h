@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,11 @@ struct ChildSpec {
   gid_t gid = 0;
   std::vector<gid_t> groups;
   gid_t tty_gid = 0;
+  // When set, the child waits right after fork (before it changes user,
+  // directory or runs anything) until this returned in the parent with
+  // its pid. Non-OK: the child is killed without running anything, and
+  // Spawn fails with this status.
+  std::function<Status(pid_t)> before_start;
 };
 
 // The supplementary groups of `user` with primary group `gid`, as

@@ -110,6 +110,7 @@ ChildSpec LocalSessionSpec(const LoginUser& user, bool change_user,
   spec.pty = request.info.pty;
   spec.width = request.width;
   spec.height = request.height;
+  spec.before_start = request.track;
   spec.env = {"USER=" + user.name, "LOGNAME=" + user.name, "HOME=" + user.home,
               "SHELL=" + user.shell,
               user.uid == 0

@@ -43,6 +43,9 @@ struct SessionRequest {
   // "NAME=value" variables the client set that accept_env let through, in
   // the order they came; without TERM.
   std::vector<std::string> env;
+  // When set, a local program's first process is handed to it after fork
+  // and before it runs anything of the user's (ChildSpec::before_start).
+  std::function<Status(pid_t)> track;
 };
 
 // Makes the program behind a shell or exec channel instead of a local

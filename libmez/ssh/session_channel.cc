@@ -182,10 +182,23 @@ bool Connection::StartProgram(Channel& ch, ChannelKind kind,
     ch.err_eof = ch.pty;  // A pty merges stderr into the output.
     return true;
   }
+  if (ch.tap) {
+    // The tap follows the first process before it runs (enhanced
+    // recording); the tap outlives the spawn.
+    ChannelTap* tap = ch.tap.get();
+    request.track = [tap](pid_t pid) { return tap->TrackProcess(pid); };
+  }
   Result<std::unique_ptr<Program>> spawned = admitted_->Spawn(request);
   if (!spawned.ok()) {
     MEZ_LOG(kError) << "ssh: cannot start a program for " << remote_ << ": "
                     << spawned.status().ToString();
+    if (spawned.status().code() == Code::kFailedPrecondition && ch.tap) {
+      // The recording could not follow the program (it never ran): end
+      // the channel with the reason rather than refuse the request.
+      ch.tap->OnExit(255, NowMicros(ctx_));
+      ch.tap.reset();
+      return EndBeforeStart(ch, spawned.status().message());
+    }
     ch.tap.reset();
     return false;
   }
