@@ -1,0 +1,271 @@
+// Enhanced recording events end to end: a real mezrecd, a node sending
+// events frames over real gRPC (alone and in batches), read back with
+// `msh sessions show` and the ReadRecording RPC (plain and gzip+encrypted),
+// audited and listed by `mezctl audit ls`, refused from a proxy, on tcpip
+// and when hostile, and readable only by their owner and admins.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "libmez/util/file.h"
+#include "tests/cli_fixture.h"
+
+namespace mez::testing {
+namespace {
+
+using mezite::v1::RecordFrame;
+using nlohmann::json;
+
+RecordFrame EventsFrame(int64_t offset_us, std::vector<std::string> lines) {
+  RecordFrame f;
+  f.mutable_events()->set_offset_us(offset_us);
+  for (auto& l : lines) f.mutable_events()->add_lines(std::move(l));
+  return f;
+}
+
+// An exec `after_us` after `start_us`.
+std::string Exec(int seq, int64_t start_us, int64_t after_us,
+                 const std::string& path, const std::string& arg) {
+  return json{{"type", "exec"},
+              {"seq", seq},
+              {"time_unix_ns", (start_us + after_us) * 1000},
+              {"pid", 100 + seq},
+              {"ppid", 1},
+              {"uid", 0},
+              {"euid", 0},
+              {"path", path},
+              {"cwd", "/root"},
+              {"argv", json::array({path.substr(path.rfind('/') + 1), arg})}}
+      .dump();
+}
+
+class EventsE2eTest : public CliTest {
+ protected:
+  // Records session `id` for alice on web-01 with a command, a file, a
+  // connection (in a batch) and a second command before them in time.
+  void RecordWithEvents(Mezrecd* server, const std::string& id) {
+    std::string err;
+    server->RegisterNode("web-01", "127.0.0.1:22", &err);
+    ASSERT_EQ(err, "");
+    auto stub = server->Stub();
+    RecordCall call(stub.get(), server->Token(auth::Role::kNode, "web-01"));
+    RecordFrame h = HeaderFrame(id, server->Grant("alice", "web-01"),
+                                mezite::v1::SESSION_KIND_SHELL);
+    int64_t start = static_cast<int64_t>(time(nullptr)) * 1'000'000;
+    h.mutable_header()->set_started_at_us(start);
+    h.mutable_header()->set_enhanced(true);
+    ASSERT_TRUE(call.Send(h));
+    ASSERT_TRUE(call.Send(ChunkFrame(1000, mezite::v1::DIRECTION_OUT, "$ ")));
+    ASSERT_TRUE(call.Send(EventsFrame(
+        2'000'000, {Exec(2, start, 2'000'000, "/usr/bin/curl", "\x1b[31m")})));
+    RecordFrame batch;
+    *batch.mutable_batch()->add_frames() =
+        ChunkFrame(2'100'000, mezite::v1::DIRECTION_OUT, "ok\r\n");
+    *batch.mutable_batch()->add_frames() =
+        EventsFrame(2'200'000, {json{{"type", "file"},
+                                     {"seq", 3},
+                                     {"op", "open"},
+                                     {"path", "/etc/shadow"},
+                                     {"flags", json::array({"O_RDONLY"})},
+                                     {"pid", 102},
+                                     {"errno", 13},
+                                     {"error", "EACCES"}}
+                                    .dump(),
+                                json{{"type", "connect"},
+                                     {"seq", 4},
+                                     {"family", "ipv4"},
+                                     {"local_addr", "127.0.0.1"},
+                                     {"local_port", 40000},
+                                     {"remote_addr", "127.0.0.1"},
+                                     {"remote_port", 22},
+                                     {"established", true},
+                                     {"pid", 102}}
+                                    .dump(),
+                                Exec(1, start, 500'000, "/usr/bin/ls", "-la")});
+    ASSERT_TRUE(call.Send(batch));
+    ASSERT_TRUE(call.Send(ExitFrame(3'000'000, 0)));
+    grpc::Status s = call.Close();
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // ReadRecording with `events` as `token`.
+  grpc::Status ReadEvents(Mezrecd* server, const std::string& token,
+                          const std::string& id, std::string* body) {
+    auto stub = mezite::v1::Cluster::NewStub(server->Channel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    mezite::v1::ReadRecordingRequest req;
+    req.set_id(id);
+    req.set_events(true);
+    auto reader = stub->ReadRecording(&ctx, req);
+    mezite::v1::RecordingBytes msg;
+    while (reader->Read(&msg)) body->append(msg.data());
+    return reader->Finish();
+  }
+  // The status of a Record stream of `frames` sent as `token`.
+  grpc::Status Send(const std::string& token, std::vector<RecordFrame> frames) {
+    auto stub = server_->Stub();
+    RecordCall call(stub.get(), token);
+    for (const auto& f : frames) {
+      if (!call.Send(f)) break;
+    }
+    return call.Close();
+  }
+};
+
+TEST_F(EventsE2eTest, MshSessionsShowListsTheEventsInTimeOrder) {
+  std::string alice = AddUser("alice");
+  ASSERT_NO_FATAL_FAILURE(RecordWithEvents(server_.get(), "ev1"));
+  auto r = Cli(MSH_PATH, "sessions show ev1", alice);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("Session:  ev1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("User:     alice"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 events"), std::string::npos) << r.out;
+  // In time order (ls came in last but ran first), with offsets.
+  size_t ls = r.out.find("0:00.500  exec      /usr/bin/ls  ls -la");
+  size_t curl = r.out.find("0:02.000  exec      /usr/bin/curl");
+  size_t file = r.out.find("open /etc/shadow  O_RDONLY  EACCES");
+  size_t conn = r.out.find("127.0.0.1:40000 -> 127.0.0.1:22  established");
+  ASSERT_NE(ls, std::string::npos) << r.out;
+  ASSERT_NE(curl, std::string::npos) << r.out;
+  ASSERT_NE(file, std::string::npos) << r.out;
+  ASSERT_NE(conn, std::string::npos) << r.out;
+  EXPECT_LT(ls, curl);
+  EXPECT_LT(curl, file);
+  EXPECT_LT(file, conn);
+  // A terminal escape in an argument is shown, not sent to the terminal.
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(r.out.find("\\x1b[31m"), std::string::npos) << r.out;
+
+  auto js = Cli(MSH_PATH, "sessions show ev1 --format=json", alice);
+  ASSERT_EQ(js.exit_code, 0) << js.out;
+  std::vector<json> lines;
+  size_t start = 0;
+  while (start < js.out.size()) {
+    size_t nl = js.out.find('\n', start);
+    lines.push_back(json::parse(js.out.substr(start, nl - start)));
+    start = nl + 1;
+  }
+  ASSERT_EQ(lines.size(), 4u);  // As stored: in the order they came.
+  EXPECT_EQ(lines[0]["type"], "exec");
+  EXPECT_EQ(lines[0]["offset_us"], 2'000'000);
+  EXPECT_EQ(lines[3]["path"], "/usr/bin/ls");
+  EXPECT_EQ(lines[3]["offset_us"], 500'000);
+}
+
+TEST_F(EventsE2eTest, OnlyTheOwnerAndAdminsReadTheEvents) {
+  AddUser("alice");
+  std::string bob = AddUser("bob");
+  ASSERT_NO_FATAL_FAILURE(RecordWithEvents(server_.get(), "ev2"));
+  auto r = Cli(MSH_PATH, "sessions show ev2", bob);
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.find("/usr/bin/curl"), std::string::npos) << r.out;
+  std::string body;
+  grpc::Status s = ReadEvents(
+      server_.get(), server_->Token(auth::Role::kUser, "bob"), "ev2", &body);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(body.empty());
+  body.clear();
+  s = ReadEvents(server_.get(), server_->AdminToken(), "ev2", &body);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_NE(body.find("/usr/bin/curl"), std::string::npos);
+  // A session without events: NOT_FOUND, and msh says so.
+  Record("plain1", "alice");
+  body.clear();
+  s = ReadEvents(server_.get(), server_->AdminToken(), "plain1", &body);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+}
+
+TEST_F(EventsE2eTest, AuditLsFiltersTheEventRows) {
+  AddUser("alice");
+  ASSERT_NO_FATAL_FAILURE(RecordWithEvents(server_.get(), "ev3"));
+  auto r = Mezctl(
+      "audit ls --type=session.command --session=ev3 --format=json "
+      "--limit=0");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json rows = json::parse(r.out);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["type"], "session.command");
+    EXPECT_EQ(row["user"], "alice");
+    EXPECT_EQ(row["session_id"], "ev3");
+  }
+  r = Mezctl("audit ls --type=session.file --user=alice --format=json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(json::parse(r.out).size(), 1u) << r.out;
+  r = Mezctl("audit ls --type=session.network --session=ev3 --format=json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(json::parse(r.out).size(), 1u) << r.out;
+  r = Mezctl("audit ls --type=session.start --session=ev3 --format=json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("enhanced_recording"), std::string::npos) << r.out;
+}
+
+TEST_F(EventsE2eTest, GzipAndEncryptedEventsAreSealedAndReadBack) {
+  Mezrecd enc(
+      dir_.File("data-enc"), {"--gzip"},
+      {{"MEZITE_RECORDING_ENC_KEY",
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef"
+        "f"}});
+  ASSERT_TRUE(enc.Start()) << enc.log();
+  ASSERT_NO_FATAL_FAILURE(RecordWithEvents(&enc, "ev4"));
+  std::string path = dir_.File("data-enc/recordings/alice/shell/ev4.events");
+  auto raw = ReadFile(path);
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  EXPECT_NE(raw->find("mezite_encryption"), std::string::npos);
+  EXPECT_EQ(raw->find("/usr/bin/curl"), std::string::npos);
+  std::string body;
+  grpc::Status s = ReadEvents(&enc, enc.AdminToken(), "ev4", &body);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_NE(body.find("\"path\":\"/usr/bin/curl\""), std::string::npos) << body;
+  // As sent (nlohmann sorts keys), with offset_us put first.
+  EXPECT_NE(body.find("{\"offset_us\":500000,\"argv\":[\"ls\",\"-la\"]"),
+            std::string::npos)
+      << body;
+}
+
+TEST_F(EventsE2eTest, BadEventsFramesAreRefusedWithAClearStatus) {
+  std::string err;
+  server_->RegisterNode("web-01", "127.0.0.1:22", &err);
+  ASSERT_EQ(err, "");
+  std::string node = server_->Token(auth::Role::kNode, "web-01");
+  std::string grant = server_->Grant("alice", "web-01");
+  auto shell = [&](const std::string& id) {
+    return HeaderFrame(id, grant, mezite::v1::SESSION_KIND_SHELL);
+  };
+  struct Case {
+    std::vector<RecordFrame> frames;
+    std::string words;
+  };
+  std::vector<std::string> many(5000, R"({"type":"exit","seq":1})");
+  std::vector<Case> cases = {
+      {{EventsFrame(1, {R"({"type":"exit","seq":1})"})}, "before the header"},
+      {{shell("b1"), EventsFrame(1, {"not json"})}, "not valid JSON"},
+      {{shell("b2"), EventsFrame(1, {R"({"type":"rm -rf","seq":1})"})},
+       "unknown type"},
+      {{shell("b3"), EventsFrame(1, {R"({"type":"exec"})"})}, "seq"},
+      {{shell("b4"), EventsFrame(1, many)}, "over the limit"},
+      {{shell("b5"), EventsFrame(1, {R"({"type":"exec","seq":1,"a":")" +
+                                     std::string(300 * 1024, 'a') + "\"}"})},
+       "over the limit"},
+      {{HeaderFrame("b6", grant, mezite::v1::SESSION_KIND_TCPIP),
+        EventsFrame(1, {R"({"type":"exit","seq":1})"})},
+       "tcpip"},
+  };
+  for (auto& c : cases) {
+    grpc::Status s = Send(node, c.frames);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.words << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(c.words), std::string::npos)
+        << s.error_message();
+  }
+  // Nothing of them stored as events, and the server serves on.
+  auto files = ListFiles(dir_.File("data/recordings"));
+  for (const auto& [f, size] : files) {
+    EXPECT_EQ(f.find(".events"), std::string::npos) << f;
+  }
+  ASSERT_NO_FATAL_FAILURE(RecordWithEvents(server_.get(), "after"));
+}
+
+}  // namespace
+}  // namespace mez::testing
