@@ -8,8 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "libmez/store/s3_client.h"
 #include "libmez/util/file.h"
 #include "tests/cli_fixture.h"
+#include "tests/s3_server.h"
 
 namespace mez::testing {
 namespace {
@@ -222,6 +224,44 @@ TEST_F(EventsE2eTest, GzipAndEncryptedEventsAreSealedAndReadBack) {
   EXPECT_NE(body.find("{\"offset_us\":500000,\"argv\":[\"ls\",\"-la\"]"),
             std::string::npos)
       << body;
+}
+
+// With the s3 backend the events go to an object beside the recording's,
+// through the same store, and are read back from it.
+TEST_F(EventsE2eTest, EventsGoToS3BesideTheRecording) {
+  S3Server s3(MEZ_START_S3);
+  ASSERT_TRUE(s3.ok()) << s3.error();
+  store::S3Options o;
+  o.endpoint = s3.endpoint();
+  o.region = s3.region();
+  o.access_key = s3.access_key();
+  o.secret_key = s3.secret_key();
+  o.bucket = "mez-events";
+  o.force_path_style = true;
+  auto client = store::S3Client::New(o);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_TRUE((*client)->CreateBucket().ok());
+  Mezrecd server(dir_.File("data-s3"), {"--gzip"},
+                 {{"MEZITE_RECORDING_BACKEND", "s3"},
+                  {"MEZITE_S3_BUCKET", o.bucket},
+                  {"MEZITE_S3_REGION", s3.region()},
+                  {"MEZITE_S3_ACCESS_KEY", s3.access_key()},
+                  {"MEZITE_S3_SECRET_KEY", s3.secret_key()},
+                  {"MEZITE_S3_ENDPOINT", s3.endpoint()},
+                  {"MEZITE_S3_FORCE_PATH_STYLE", "true"},
+                  {"MEZITE_S3_PREFIX", "rec/"}});
+  ASSERT_TRUE(server.Start()) << server.log();
+  ASSERT_NO_FATAL_FAILURE(RecordWithEvents(&server, "ev5"));
+  auto head = (*client)->HeadObject("rec/alice/shell/ev5.events.gz");
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  auto obj = (*client)->GetObject("rec/alice/shell/ev5.events.gz");
+  ASSERT_TRUE(obj.ok()) << obj.status().ToString();
+  EXPECT_EQ(obj->substr(0, 2), "\x1f\x8b");
+  std::string body;
+  grpc::Status s = ReadEvents(&server, server.AdminToken(), "ev5", &body);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_NE(body.find("\"path\":\"/etc/shadow\""), std::string::npos) << body;
+  EXPECT_EQ(server.Stop(), 0);
 }
 
 TEST_F(EventsE2eTest, BadEventsFramesAreRefusedWithAClearStatus) {
