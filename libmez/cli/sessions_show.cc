@@ -14,6 +14,9 @@ namespace {
 namespace pb = mezite::v1;
 using nlohmann::json;
 
+// The events text mode holds in memory to sort them.
+constexpr size_t kMaxShownEventBytes = 512u << 20;
+
 // Every byte a terminal could act on (control characters, DEL) as \xNN:
 // argv and paths come from the recorded session.
 std::string Printable(const std::string& s) {
@@ -140,13 +143,22 @@ Status SessionsShow(const SessionsShowOptions& o) {
     for (;;) {
       MEZ_ASSIGN_OR_RETURN(size_t n, (*events)->Read(buf, sizeof(buf)));
       if (n == 0) break;
+      if (o.format == "json") {
+        // Passed through as it comes: no bound needed.
+        std::fwrite(buf, 1, n, stdout);
+        continue;
+      }
+      if (body.size() + n > kMaxShownEventBytes) {
+        return Status(
+            Code::kOutOfRange,
+            "session " + s.id() + " has more than " +
+                std::to_string(kMaxShownEventBytes >> 20) +
+                " MiB of events, too many to sort here; use --format=json");
+      }
       body.append(buf, n);
     }
   }
-  if (o.format == "json") {
-    std::fwrite(body.data(), 1, body.size(), stdout);
-    return Status::Ok();
-  }
+  if (o.format == "json") return Status::Ok();
   std::printf("Session:  %s\nUser:     %s\nNode:     %s\nLogin:    %s\n",
               s.id().c_str(), Printable(s.user()).c_str(),
               Printable(s.node()).c_str(), Printable(s.login()).c_str());
