@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "libmez/spool/spool.h"
 #include "libmez/store/s3_client.h"
 #include "libmez/util/file.h"
 #include "tests/cli_fixture.h"
@@ -224,6 +225,62 @@ TEST_F(EventsE2eTest, GzipAndEncryptedEventsAreSealedAndReadBack) {
   EXPECT_NE(body.find("{\"offset_us\":500000,\"argv\":[\"ls\",\"-la\"]"),
             std::string::npos)
       << body;
+}
+
+// Node mode: a spool whose frames include events, uploaded through the
+// real Upload RPC as the node, is stored with its events like a live
+// stream.
+TEST_F(EventsE2eTest, AnUploadedSpoolCarryingEventsStoresThem) {
+  std::string err;
+  server_->RegisterNode("web-01", "127.0.0.1:22", &err);
+  ASSERT_EQ(err, "");
+  int64_t start = (static_cast<int64_t>(time(nullptr)) - 10) * 1'000'000;
+  RecordFrame h = HeaderFrame("up1", server_->Grant("alice", "web-01"),
+                              mezite::v1::SESSION_KIND_EXEC);
+  h.mutable_header()->set_started_at_us(start);
+  h.mutable_header()->set_enhanced(true);
+  std::string path = dir_.File("up1.spool");
+  {
+    auto w = spool::SpoolWriter::Create(path, h);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    ASSERT_TRUE((*w)->Append(EventsFrame(1000, {Exec(1, start, 700'000,
+                                                     "/usr/bin/make", "all")}))
+                    .ok());
+    ASSERT_TRUE(
+        (*w)->Append(ChunkFrame(2000, mezite::v1::DIRECTION_OUT, "built\n"))
+            .ok());
+    ASSERT_TRUE((*w)->Append(ExitFrame(3000, 0)).ok());
+    ASSERT_TRUE((*w)->End().ok());
+  }
+  std::string spool = *ReadFile(path);
+  auto stub = server_->Stub();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization",
+                  "Bearer " + server_->Token(auth::Role::kNode, "web-01"));
+  mezite::v1::UploadStatus resp;
+  auto w = stub->Upload(&ctx, &resp);
+  mezite::v1::UploadFrame f;
+  f.mutable_start()->set_session_id("up1");
+  f.mutable_start()->set_total_size(spool.size());
+  f.mutable_start()->set_sha256(*spool::FileSha256(path));
+  ASSERT_TRUE(w->Write(f));
+  f.set_data(spool);
+  ASSERT_TRUE(w->Write(f));
+  w->WritesDone();
+  grpc::Status s = w->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.complete());
+  EXPECT_TRUE(
+      ReadFile(dir_.File("data/recordings/alice/exec/up1.events")).ok());
+  std::string body;
+  s = ReadEvents(server_.get(), server_->AdminToken(), "up1", &body);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_NE(body.find("{\"offset_us\":700000,"), std::string::npos) << body;
+  EXPECT_NE(body.find("/usr/bin/make"), std::string::npos) << body;
+  auto r =
+      Mezctl("audit ls --type=session.command --session=up1 --format=json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out).size(), 1u) << r.out;
 }
 
 // With the s3 backend the events go to an object beside the recording's,
