@@ -5,6 +5,7 @@
 
 #include "libmez/ingest/events.h"
 #include "libmez/ingest/ingest.h"
+#include "libmez/ingest/proto_convert.h"
 #include "libmez/util/log.h"
 
 namespace mez::ingest {
@@ -18,6 +19,19 @@ uint64_t AuditRowLimit(const std::string& audit_type) {
 }
 
 }  // namespace
+
+// proto_convert.h; here, not in proto_convert.cc, which the spool fuzz
+// target builds without the rest of ingest.
+Status EventsFromProto(IngestStream* stream,
+                       const mezite::v1::RecordEvents& p) {
+  if (static_cast<size_t>(p.lines_size()) > kMaxEventLines) {
+    return InvalidArgument(
+        "an events frame of " + std::to_string(p.lines_size()) +
+        " lines is over the limit of " + std::to_string(kMaxEventLines));
+  }
+  std::vector<std::string_view> lines(p.lines().begin(), p.lines().end());
+  return stream->Events(p.offset_us(), lines);
+}
 
 Status IngestStream::Events(int64_t offset_us,
                             const std::vector<std::string_view>& lines) {

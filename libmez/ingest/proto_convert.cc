@@ -1,6 +1,5 @@
 #include "libmez/ingest/proto_convert.h"
 
-#include "libmez/ingest/events.h"
 #include "libmez/spool/frame_enums.h"
 
 namespace mez::ingest {
@@ -25,17 +24,6 @@ StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   if (p.has_pty()) h.pty = p.pty();
   if (p.has_enhanced()) h.enhanced = p.enhanced();
   return h;
-}
-
-Status EventsFromProto(IngestStream* stream,
-                       const mezite::v1::RecordEvents& p) {
-  if (static_cast<size_t>(p.lines_size()) > kMaxEventLines) {
-    return InvalidArgument(
-        "an events frame of " + std::to_string(p.lines_size()) +
-        " lines is over the limit of " + std::to_string(kMaxEventLines));
-  }
-  std::vector<std::string_view> lines(p.lines().begin(), p.lines().end());
-  return stream->Events(p.offset_us(), lines);
 }
 
 }  // namespace mez::ingest
