@@ -227,6 +227,45 @@ TEST_F(EventsE2eTest, GzipAndEncryptedEventsAreSealedAndReadBack) {
       << body;
 }
 
+// A live session's events can be shown while it records, also when
+// encrypted (the file has no final record yet).
+TEST_F(EventsE2eTest, ALiveEncryptedSessionsEventsSoFarAreShown) {
+  EXPECT_EQ(server_->Stop(), 0);
+  server_ = std::make_unique<Mezrecd>(
+      dir_.File("data-live"), std::vector<std::string>{},
+      std::map<std::string, std::string>{
+          {"MEZITE_RECORDING_ENC_KEY", std::string(64, 'a')}});
+  ASSERT_TRUE(server_->Start()) << server_->log();
+  admin_id_ = dir_.File("data-live/admin.identity");
+  std::string alice = AddUser("alice");
+  std::string err;
+  server_->RegisterNode("web-01", "127.0.0.1:22", &err);
+  ASSERT_EQ(err, "");
+  auto stub = server_->Stub();
+  RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
+  RecordFrame h = HeaderFrame("live1", server_->Grant("alice", "web-01"),
+                              mezite::v1::SESSION_KIND_SHELL);
+  int64_t start = static_cast<int64_t>(time(nullptr)) * 1'000'000;
+  h.mutable_header()->set_started_at_us(start);
+  ASSERT_TRUE(call.Send(h));
+  ASSERT_TRUE(call.Send(
+      EventsFrame(1000, {Exec(1, start, 300'000, "/usr/bin/vim", "notes")})));
+  // Written when the frame is handled: poll, with a deadline.
+  CommandResult r;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    r = Cli(MSH_PATH, "sessions show live1", alice);
+  } while (r.out.find("/usr/bin/vim") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("0:00.300  exec      /usr/bin/vim  vim notes"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("still recording"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Status:   recording"), std::string::npos) << r.out;
+  ASSERT_TRUE(call.Close().ok());
+}
+
 // Node mode: a spool whose frames include events, uploaded through the
 // real Upload RPC as the node, is stored with its events like a live
 // stream.
