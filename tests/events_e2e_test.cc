@@ -266,6 +266,28 @@ TEST_F(EventsE2eTest, ALiveEncryptedSessionsEventsSoFarAreShown) {
   ASSERT_TRUE(call.Close().ok());
 }
 
+// Keys of unexpected types (the lines are the node's, checked only for
+// type and seq) are shown as they are, never a crash.
+TEST_F(EventsE2eTest, OddlyTypedKeysAreShownNotFatal) {
+  std::string alice = AddUser("alice");
+  std::string err;
+  server_->RegisterNode("web-01", "127.0.0.1:22", &err);
+  ASSERT_EQ(err, "");
+  auto stub = server_->Stub();
+  RecordCall call(stub.get(), server_->Token(auth::Role::kNode, "web-01"));
+  ASSERT_TRUE(call.Send(HeaderFrame("odd1", server_->Grant("alice", "web-01"),
+                                    mezite::v1::SESSION_KIND_SHELL)));
+  ASSERT_TRUE(call.Send(EventsFrame(
+      1000,
+      {R"({"type":"exec","seq":1,"path":5,"argv":"x","argv_cut_bytes":"lots"})",
+       R"({"type":"connect","seq":2,"established":"yes","remote_port":[1]})",
+       R"({"type":"file","seq":3,"flags":{"a":1},"op":null})"})));
+  ASSERT_TRUE(call.Close().ok());
+  auto r = Cli(MSH_PATH, "sessions show odd1", alice);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("3 events"), std::string::npos) << r.out;
+}
+
 // Node mode: a spool whose frames include events, uploaded through the
 // real Upload RPC as the node, is stored with its events like a live
 // stream.

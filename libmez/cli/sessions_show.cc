@@ -41,6 +41,14 @@ std::string Str(const json& j, const char* key) {
   return it->dump();
 }
 
+// An integer field, 0 when absent or of another type (the lines are the
+// node's: json::value would throw on a string).
+int64_t Int(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer()) return 0;
+  return it->get<int64_t>();
+}
+
 // "12:03.250": minutes and seconds from the recording's start.
 std::string Offset(int64_t us) {
   if (us < 0) us = 0;
@@ -70,7 +78,7 @@ std::string Describe(const json& j) {
       }
     }
     std::string d = Str(j, "path") + "  " + argv;
-    if (j.value("argv_cut_bytes", 0) != 0) {
+    if (Int(j, "argv_cut_bytes") != 0) {
       d += "  [argv cut: " + Str(j, "argv_cut_bytes") + " bytes missing]";
     }
     return d + "  (" + pid + ", uid " + Str(j, "uid") + ", cwd " +
@@ -98,8 +106,9 @@ std::string Describe(const json& j) {
   if (type == "connect") {
     std::string d = Endpoint(j, "local_addr", "local_port") + " -> " +
                     Endpoint(j, "remote_addr", "remote_port");
-    d += j.value("established", false) ? "  established"
-                                       : "  failed " + Str(j, "error");
+    auto est = j.find("established");
+    bool established = est != j.end() && est->is_boolean() && est->get<bool>();
+    d += established ? "  established" : "  failed " + Str(j, "error");
     return d + "  (" + pid + ")";
   }
   if (type == "listen") {
@@ -197,7 +206,7 @@ Status SessionsShow(const SessionsShowOptions& o) {
     start = nl + 1;
     if (!j.is_object())
       return DataLoss("the server sent an event that is not JSON");
-    Row r{j.value("offset_us", int64_t{0}), 0, rows.size(), j};
+    Row r{Int(j, "offset_us"), 0, rows.size(), j};
     if (j.contains("seq") && j["seq"].is_number_unsigned()) {
       r.seq = j["seq"].get<uint64_t>();
     }
