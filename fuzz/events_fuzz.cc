@@ -1,9 +1,9 @@
 // Feeds arbitrary bytes to the checks mezrecd runs on the enhanced
 // recording event lines a node sends (libmez/ingest/events.h): the input,
 // split at newlines, is one events frame. Every frame must be accepted or
-// refused with kInvalidArgument, never crash; and an accepted line's
-// stored form must be a JSON object that starts with mezrecd's offset_us,
-// and its audit details must serialize.
+// refused with kInvalidArgument and a UTF-8 message, never crash; and an
+// accepted line's stored form must be a JSON object that starts with
+// mezrecd's offset_us, and its audit details must serialize.
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -26,6 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto r = mez::ingest::CheckEventLines(lines, 5, 1'700'000'000'000'000);
   if (!r.ok()) {
     if (r.status().code() != mez::Code::kInvalidArgument) __builtin_trap();
+    // The message is audited (recording.rejected): it must stay UTF-8
+    // whatever it quotes (dump throws otherwise).
+    (void)nlohmann::json(r.status().message()).dump();
     return 0;
   }
   for (const auto& e : *r) {

@@ -406,6 +406,11 @@ TEST_F(EventsE2eTest, BadEventsFramesAreRefusedWithAClearStatus) {
       {{shell("b5"), EventsFrame(1, {R"({"type":"exec","seq":1,"a":")" +
                                      std::string(300 * 1024, 'a') + "\"}"})},
        "over the limit"},
+      // An unknown type quoted in the refusal, cut inside a character:
+      // the message (and the audit row that carries it) stays UTF-8.
+      {{shell("b7"),
+        EventsFrame(1, {R"({"type":"aéééééééééééééééééééé","seq":1})"})},
+       "unknown type"},
       {{HeaderFrame("b6", grant, mezite::v1::SESSION_KIND_TCPIP),
         EventsFrame(1, {R"({"type":"exit","seq":1})"})},
        "tcpip"},

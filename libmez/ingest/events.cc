@@ -46,6 +46,16 @@ int Depth(std::string_view line) {
   return deepest;
 }
 
+// The longest prefix of valid UTF-8 `s` of at most `max` bytes that ends
+// at a character boundary: a message or audit row quoting it stays UTF-8
+// (nlohmann's dump throws on anything else).
+std::string Utf8Prefix(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
 bool IsInteger(const nlohmann::json& v) {
   return v.is_number_integer() || v.is_number_unsigned();
 }
@@ -61,10 +71,9 @@ void Copy(const nlohmann::json& from, const char* key, nlohmann::json* to) {
       (*to)[key] = s;
       return;
     }
-    size_t n = kMaxAuditStringBytes;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    (*to)[key] = s.substr(0, n);
-    (*to)[std::string(key) + "_audit_cut_bytes"] = s.size() - n;
+    std::string kept = Utf8Prefix(s, kMaxAuditStringBytes);
+    (*to)[std::string(key) + "_audit_cut_bytes"] = s.size() - kept.size();
+    (*to)[key] = std::move(kept);
   } else if (it->is_number() || it->is_boolean()) {
     (*to)[key] = *it;
   } else if (it->is_array()) {
@@ -122,7 +131,7 @@ Result<std::vector<CheckedEvent>> CheckEventLines(
     }
     e.type = type->get<std::string>();
     if (!KnownType(e.type)) {
-      return LineError(i, "unknown type \"" + e.type.substr(0, 32) + "\"");
+      return LineError(i, "unknown type \"" + Utf8Prefix(e.type, 32) + "\"");
     }
     auto seq = e.json.find("seq");
     if (seq == e.json.end() || !IsInteger(*seq) ||

@@ -312,7 +312,8 @@ void IngestManager::AuditRejected(const Caller& caller,
       {"caller", caller.name},
       {"caller_role", std::string(auth::RoleName(caller.role))},
       {"code", std::string(CodeName(why.code()))},
-      {"reason", why.message()}};
+      // Sanitized: a reason may quote what the caller sent.
+      {"reason", record::SanitizeUtf8(why.message())}};
   std::string sid = IsPlainIdentifier(session_id) ? session_id : "";
   Audit("recording.rejected", "", sid, caller.name, details.dump());
 }
