@@ -172,6 +172,22 @@ TEST_F(EventsE2eTest, OnlyTheOwnerAndAdminsReadTheEvents) {
   s = ReadEvents(server_.get(), server_->AdminToken(), "ev2", &body);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_NE(body.find("/usr/bin/curl"), std::string::npos);
+  // The events or the seek index, not both.
+  {
+    auto stub = mezite::v1::Cluster::NewStub(server_->Channel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + server_->AdminToken());
+    mezite::v1::ReadRecordingRequest req;
+    req.set_id("ev2");
+    req.set_events(true);
+    req.set_seek_index(true);
+    auto reader = stub->ReadRecording(&ctx, req);
+    mezite::v1::RecordingBytes msg;
+    while (reader->Read(&msg)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
   // A session without events: NOT_FOUND, and msh says so.
   Record("plain1", "alice");
   body.clear();

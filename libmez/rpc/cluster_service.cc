@@ -205,6 +205,11 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
     }
     auto s = domain_->RecordingToRead(*who, id);
     if (!s.ok()) return reactor->Fail(ToGrpc(s.status()));
+    if (seek_index && events) {
+      return reactor->Fail(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "ask for the seek index or the events, not both"));
+    }
     if (seek_index) {
       // The index holds screens of the recording: read like it.
       auto body = opt_.seek_index ? opt_.seek_index(*s)
@@ -217,11 +222,6 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
       return reactor->Begin(
           std::make_unique<record::StringSource>(std::move(body).value()),
           offset, std::move(info));
-    }
-    if (seek_index && events) {
-      return reactor->Fail(
-          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                       "ask for the seek index or the events, not both"));
     }
     if (events) {
       // Events are read like the recording they belong to.
