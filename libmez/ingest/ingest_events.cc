@@ -6,7 +6,6 @@
 #include "libmez/ingest/events.h"
 #include "libmez/ingest/ingest.h"
 #include "libmez/ingest/proto_convert.h"
-#include "libmez/util/log.h"
 
 namespace mez::ingest {
 namespace {
