@@ -112,6 +112,7 @@ _msh() {
     --format)
       case $path in
         play*) COMPREPLY=($(compgen -W "pty text plain json cast" -- "$val")) ;;
+        "sessions show"*) COMPREPLY=($(compgen -W "text json" -- "$val")) ;;
         *) COMPREPLY=($(compgen -W "text json jsonl" -- "$val")) ;;
       esac
       return 0
@@ -141,9 +142,14 @@ _msh() {
     login) opts="--identity --help -h" ;;
     status | logout) opts="--help -h" ;;
     sessions)
-      subs="ls"
+      subs="ls show"
       opts="--help -h"
       ;;
+    "sessions show")
+      opts="--format --help -h"
+      ids=1
+      ;;
+    "sessions show "*) opts="--format --help -h" ;;
     "sessions ls")
       opts="--user --node --kind --status --last --since --until --limit"
       opts+=" --format --quiet -q --header --help -h"

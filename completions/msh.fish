@@ -100,6 +100,9 @@ complete -c msh -n '__msh_in sessions ls' -l limit -x -d 'at most this many (def
 complete -c msh -n '__msh_in sessions ls' -l format -x -a 'text json jsonl' -d 'output format'
 complete -c msh -n '__msh_in sessions ls' -s q -l quiet -d 'print session ids only'
 complete -c msh -n '__msh_in sessions ls' -l header -d 'print the header line also when piped'
+complete -c msh -n '__msh_at sessions' -a show -d 'a session and its commands, files and connections'
+complete -c msh -n '__msh_in sessions show' -l format -x -a 'text json' -d 'output format'
+complete -c msh -n '__msh_at sessions show' -f -a '(__msh_query sessions ls -q --limit=200 | string match -r -- "^[A-Za-z0-9_][A-Za-z0-9._-]*\$")' -d 'session id'
 
 complete -c msh -n '__msh_in play' -s s -l speed -x -d 'playback speed factor, e.g. 2, 0.5 or 2x (default 1)'
 complete -c msh -n '__msh_in play' -s i -l skip-idle -x -d 'cap every pause at this long, e.g. 2 or 500ms'

@@ -59,7 +59,7 @@ _msh_sessions() {
   local curcontext=$curcontext state line ret=1
   _arguments -C \
     '(- *)'{-h,--help}'[print help and exit]' \
-    '1:sessions command:((ls\:"list sessions, newest first"))' \
+    '1:sessions command:((ls\:"list sessions, newest first" show\:"a session and its commands, files and connections"))' \
     '*::arg:->args' && ret=0
   [[ $state == args ]] || return ret
   curcontext=${curcontext%:*}-$words[1]:
@@ -78,6 +78,12 @@ _msh_sessions() {
         '--format=[output format]:format:(text json jsonl)' \
         '(-q --quiet)'{-q,--quiet}'[print session ids only]' \
         '--header[print the header line also when piped]' && ret=0
+      ;;
+    show)
+      _arguments \
+        '(- *)'{-h,--help}'[print help and exit]' \
+        '--format=[output format]:format:(text json)' \
+        '1:session id:_msh_session_ids' && ret=0
       ;;
   esac
   return ret

@@ -199,8 +199,7 @@ Offer BashComplete(const std::string& line, const std::string& home,
   return Complete(home,
                   "bash --norc --noprofile " +
                       ShellQuote(src + "/tests/bash_complete.bash") + " " +
-                      ShellQuote(src + "/completions") + " " +
-                      ShellQuote(line),
+                      ShellQuote(src + "/completions") + " " + ShellQuote(line),
                   scratch, path_first);
 }
 
@@ -244,6 +243,8 @@ class CliCompleteTest : public CliTest {
         // msh play: alice's session ids (not bob's), and local files.
         {"msh play ab", alice, "ab12\nab34\n"},
         {"msh play --format=text a", alice, "ab12\nab34\nac56\n"},
+        // msh sessions show: the same ids.
+        {"msh sessions show ab", alice, "ab12\nab34\n"},
         // msh ssh: the nodes of alice's sessions, also after "login@".
         {"msh ssh ", alice, "db-01\nweb-01\n"},
         {"msh ssh root@d", alice, "root@db-01\n"},
@@ -252,8 +253,7 @@ class CliCompleteTest : public CliTest {
          "web-01\nweb-03\n"},
         {"msh --identity=~/admin.identity ssh web-0", tilde,
          "web-01\nweb-03\n"},
-        {"msh --identity " + ShellQuote(odd + "/admin.identity") +
-             " ssh web-0",
+        {"msh --identity " + ShellQuote(odd + "/admin.identity") + " ssh web-0",
          nobody, "web-01\nweb-03\n"},
         {"mezctl --identity=" + ShellQuote(odd + "/admin.identity") +
              " nodes rm web-02",
@@ -290,7 +290,8 @@ class CliCompleteTest : public CliTest {
     };
     std::vector<Case> cases = {
         {"msh ", "login\nlogout\nplay\nsessions\nssh\nstatus\n"},
-        {"msh sessions ", "ls\n"},
+        {"msh sessions ", "ls\nshow\n"},
+        {"msh sessions show --format=", "--format=json\n--format=text\n"},
         {"msh sessions ls --kind=",
          "--kind=exec\n--kind=shell\n--kind=tcpip\n"},
         {"msh sessions ls --status ", "complete\nincomplete\nrecording\n"},

@@ -113,7 +113,7 @@ std::vector<BadCase> Cases() {
        },
        grpc::StatusCode::INVALID_ARGUMENT, "limit",
        "alice/shell/big-chunk.cast"});
-  // A batch (RecordBatch) holds only chunk, resize and exit frames.
+  // A batch (RecordBatch) holds only chunk, resize, exit and events frames.
   auto batch = [](std::vector<RecordFrame> inner) {
     RecordFrame f;
     for (auto& i : inner) *f.mutable_batch()->add_frames() = std::move(i);
@@ -133,7 +133,8 @@ std::vector<BadCase> Cases() {
                             Header("in-batch-2", a, SESSION_KIND_SHELL)})};
                },
                grpc::StatusCode::INVALID_ARGUMENT,
-               "only chunk, resize and exit", "alice/shell/in-batch.cast"});
+               "only chunk, resize, exit and events",
+               "alice/shell/in-batch.cast"});
   v.push_back({"batch inside a batch",
                [batch](auto& a, auto&) {
                  return std::vector<RecordFrame>{
@@ -141,7 +142,8 @@ std::vector<BadCase> Cases() {
                      batch({batch({ChunkFrame(1, DIRECTION_OUT, "x")})})};
                },
                grpc::StatusCode::INVALID_ARGUMENT,
-               "only chunk, resize and exit", "alice/shell/nested.cast"});
+               "only chunk, resize, exit and events",
+               "alice/shell/nested.cast"});
   v.push_back({"empty frame inside a batch",
                [batch](auto& a, auto&) {
                  return std::vector<RecordFrame>{

@@ -1,4 +1,4 @@
-// msh sessions ls
+// msh sessions ls, msh sessions show
 #include "cmd/msh/commands.h"
 #include "libmez/cli/commands.h"
 
@@ -32,6 +32,21 @@ void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc) {
   ls->callback([o, identity, rc] {
     o->identity = *identity;
     *rc = Report("msh", SessionsLs(*o));
+  });
+
+  auto* show = sessions->add_subcommand(
+      "show",
+      "a session's details, then the commands, files and connections its "
+      "enhanced recording captured, in time order");
+  auto so = std::make_shared<SessionsShowOptions>();
+  show->add_option("id", so->id, "the session id (or a unique prefix)")
+      ->required();
+  show->add_option("--format", so->format,
+                   "text, or json: the stored event lines, one per line")
+      ->check(CLI::IsMember({"text", "json"}));
+  show->callback([so, identity, rc] {
+    so->identity = *identity;
+    *rc = Report("msh", SessionsShow(*so));
   });
 }
 

@@ -41,6 +41,18 @@ struct SessionsLsOptions {
 // an unknown --kind or --status.
 Status SessionsLs(const SessionsLsOptions& o);
 
+// msh sessions show ID: the session's metadata, then its enhanced
+// recording events (commands, files, connections) in time order with
+// their offsets from the start; --format=json prints the stored JSON lines
+// (docs/formats/enhanced-events.md, "Stored form") as the server sends
+// them. Same access as playback.
+struct SessionsShowOptions {
+  std::string identity;
+  std::string id;
+  std::string format = "text";  // text or json
+};
+Status SessionsShow(const SessionsShowOptions& o);
+
 // mezctl audit ls: newest first; session.end rows show the login, exit
 // status and duration.
 struct AuditLsOptions {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "libmez/ingest/events.h"
 #include "libmez/util/log.h"
 #include "libmez/util/path.h"
 #include "libmez/util/thread_name.h"
@@ -161,12 +162,15 @@ Status IngestStream::Exit(int64_t offset_us, int32_t status) {
 
 Status IngestStream::Tick(int64_t now_mono_us) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (finished_ || !cast_ || !dirty_) return Status::Ok();
+  if (finished_ || !cast_ || !(dirty_ || events_dirty_)) return Status::Ok();
   if (now_mono_us - last_flush_mono_us_ < kGzipFlushUs) return Status::Ok();
   last_flush_mono_us_ = now_mono_us;
-  dirty_ = false;
   // Kept, not returned: the stream's next frame (or Finish) reports it.
-  Status s = cast_->Flush();
+  Status s;
+  if (dirty_) s = cast_->Flush();
+  dirty_ = false;
+  if (s.ok() && events_dirty_ && events_writer_) s = events_writer_->Flush();
+  events_dirty_ = false;
   if (!s.ok() && storage_error_.ok()) storage_error_ = s;
   return Status::Ok();
 }
@@ -192,8 +196,13 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
     finished_ = true;
     ended_us =
         ended_at_us > 0 ? ended_at_us : manager_->opt_.clock->WallMicros();
+    if (events_writer_) {
+      result = events_writer_->Close();
+      events_writer_.reset();
+    }
     if (cast_) {
-      result = cast_->Close();
+      Status closed = cast_->Close();
+      if (result.ok()) result = closed;
       cast_.reset();
       // Unless a frame's caller already got (and logged) it, the first
       // error is logged here: once found by Tick, or only now by Close.
@@ -247,7 +256,9 @@ Status IngestStream::Finish(bool complete, int64_t ended_at_us) {
       {"login", session_.login},
       {"storage_key", session_.storage_key}};
   if (exit_status_) details["exit_status"] = *exit_status_;
+  if (event_lines_ > 0) details["events"] = event_lines_;
   if (!result.ok()) details["error"] = result.message();
+  AuditEventsOmitted();
   manager_->Audit("session.end", session_.user, session_.id, session_.node,
                   details.dump());
   return result;
@@ -301,7 +312,8 @@ void IngestManager::AuditRejected(const Caller& caller,
       {"caller", caller.name},
       {"caller_role", std::string(auth::RoleName(caller.role))},
       {"code", std::string(CodeName(why.code()))},
-      {"reason", why.message()}};
+      // Sanitized: a reason may quote what the caller sent.
+      {"reason", record::SanitizeUtf8(why.message())}};
   std::string sid = IsPlainIdentifier(session_id) ? session_id : "";
   Audit("recording.rejected", "", sid, caller.name, details.dump());
 }
@@ -458,6 +470,12 @@ Result<IngestManager::Checked> IngestManager::Check(
         "digits, '.', '_', '-' (not starting with '.' or '-')");
   }
   if (!h.kind) return Invalid("unknown kind (expected shell, exec or tcpip)");
+  if (h.enhanced.value_or(false) && caller.role != auth::Role::kNode) {
+    return Invalid(
+        "enhanced is set by a " + std::string(auth::RoleName(caller.role)) +
+        " caller; only a node's agent records enhanced events (agentless "
+        "nodes cannot)");
+  }
   MEZ_RETURN_IF_ERROR(CheckText(h.node, "node", kMaxFieldBytes));
   MEZ_RETURN_IF_ERROR(CheckText(h.login, "login", kMaxFieldBytes));
   MEZ_RETURN_IF_ERROR(CheckText(h.term, "term", 64));
@@ -528,6 +546,19 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
   }
 
   std::unique_ptr<IngestStream> stream(new IngestStream(this, s));
+  stream->cast_opt_ = cast_opt;
+  if (format == "asciicast")
+    stream->events_key_ = store::EventsKey(s.storage_key);
+  if (kind_s == "tcpip") {
+    stream->events_refusal_ =
+        "events frames belong to shell and exec channels, not tcpip";
+  } else if (caller.role != auth::Role::kNode) {
+    stream->events_refusal_ =
+        "events frames come only from a node's agent (a " +
+        std::string(auth::RoleName(caller.role)) +
+        " recording cannot carry them: agentless nodes have no enhanced "
+        "recording)";
+  }
   stream->src_host_ = h.src_host;
   stream->src_port_ = static_cast<uint16_t>(h.src_port);
   stream->dst_host_ = h.dst_host;
@@ -599,6 +630,9 @@ Result<std::unique_ptr<IngestStream>> IngestManager::Begin(
                             {"encrypted", s.encrypted},
                             {"caller", caller.name}};
   if (!h.command.empty()) details["command"] = record::SanitizeUtf8(h.command);
+  if (h.enhanced && kind_s != "tcpip") {
+    details["enhanced_recording"] = *h.enhanced ? "on" : "off";
+  }
   Audit("session.start", user, s.id, s.node, details.dump());
   return stream;
 }

@@ -13,8 +13,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "libmez/auth/token.h"
 #include "libmez/catalog/catalog.h"
@@ -29,6 +31,8 @@
 #include "libmez/util/stream.h"
 
 namespace mez::ingest {
+
+struct CheckedEvent;
 
 // Largest chunk payload accepted (the protocol's limit).
 inline constexpr size_t kMaxChunkBytes = spool::kMaxChunkBytes;
@@ -67,6 +71,10 @@ struct StreamHeader {
   // terminal when `term` is set). Without one, output newlines are stored
   // as "\r\n" (docs/formats/asciicast.md).
   std::optional<bool> pty;
+  // Enhanced recording (RecordHeader.enhanced): nullopt when not said.
+  // Only a node credential may set it (a proxy's agentless nodes run no
+  // BPF); session.start reports it as enhanced_recording on/off.
+  std::optional<bool> enhanced;
   // When the grant is checked: 0 for now (live streams: the grant must be
   // valid now and its user still exist with the grant's uid). A node-mode
   // upload checks it at the session's start, which may be long past: the
@@ -116,6 +124,12 @@ class IngestStream {
   Status Chunk(int64_t offset_us, Direction dir, std::string_view data);
   Status Resize(int64_t offset_us, uint32_t width, uint32_t height);
   Status Exit(int64_t offset_us, int32_t status);
+  // An events frame (docs/formats/enhanced-events.md): checked whole
+  // (CheckEventLines) before anything is stored, refused on a stream that
+  // may not carry events (not shell/exec, or not opened by a node), then
+  // appended to the events file beside the recording and audited
+  // (ingest_events.cc).
+  Status Events(int64_t offset_us, const std::vector<std::string_view>& lines);
   // Ends the stream: closes (or releases) the file, records the end in the
   // catalog (`complete` or incomplete) and audits session.end. Idempotent.
   // `ended_us` is the wall time of the end; 0 for now.
@@ -157,6 +171,17 @@ class IngestStream {
   uint64_t frames_ = 0;
   uint64_t bytes_ = 0;
   std::optional<int32_t> exit_status_;  // From the exit frame, if any.
+  // Enhanced recording events (ingest_events.cc).
+  Status OpenEventsFile();
+  void AuditEvents(const std::vector<CheckedEvent>& events);
+  void AuditEventsOmitted();
+  std::string events_refusal_;  // Why this stream may not carry events.
+  record::AsciicastOptions cast_opt_;
+  std::string events_key_;
+  std::unique_ptr<record::AsciicastWriter> events_writer_;
+  bool events_dirty_ = false;
+  uint64_t event_lines_ = 0;
+  std::map<std::string, uint64_t> audited_, omitted_;  // By audit type.
   bool finished_ = false;
 };
 

@@ -22,6 +22,7 @@ StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p) {
   h.login = p.login();
   h.term = p.term();
   if (p.has_pty()) h.pty = p.pty();
+  if (p.has_enhanced()) h.enhanced = p.enhanced();
   return h;
 }
 

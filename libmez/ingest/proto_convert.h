@@ -12,6 +12,10 @@ namespace mez::ingest {
 // spool::DirectionFromProto.
 StreamHeader HeaderFromProto(const mezite::v1::RecordHeader& p);
 
+// Hands an events frame to the stream (IngestStream::Events), refusing a
+// frame over kMaxEventLines lines before anything is built from it.
+Status EventsFromProto(IngestStream* stream, const mezite::v1::RecordEvents& p);
+
 }  // namespace mez::ingest
 
 #endif  // MEZ_INGEST_PROTO_CONVERT_H_

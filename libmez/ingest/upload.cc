@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "libmez/auth/token.h"
+#include "libmez/ingest/events.h"
 #include "libmez/ingest/proto_convert.h"
 #include "libmez/spool/frame_enums.h"
 #include "libmez/spool/spool.h"
@@ -228,8 +229,11 @@ namespace {
 
 // Every frame after the header, parsed and checked for its kind, without
 // side effects: a spool that is malformed anywhere is refused before the
-// replay touches anything.
-Status CheckFrames(spool::SpoolReader* reader) {
+// replay touches anything. Events frames only from a node's shell or exec
+// channel, their lines checked as a live stream's are.
+Status CheckFrames(spool::SpoolReader* reader,
+                   const mezite::v1::RecordHeader& header,
+                   const Caller& caller) {
   mezite::v1::RecordFrame frame;
   for (;;) {
     MEZ_ASSIGN_OR_RETURN(bool more, reader->Next(&frame));
@@ -245,6 +249,29 @@ Status CheckFrames(spool::SpoolReader* reader) {
       case mezite::v1::RecordFrame::kResize:
       case mezite::v1::RecordFrame::kExit:
         break;
+      case mezite::v1::RecordFrame::kEvents: {
+        if (caller.role != auth::Role::kNode) {
+          return InvalidArgument(
+              "events frames come only from a node's agent, not a " +
+              std::string(auth::RoleName(caller.role)));
+        }
+        if (header.kind() != mezite::v1::SESSION_KIND_SHELL &&
+            header.kind() != mezite::v1::SESSION_KIND_EXEC) {
+          return InvalidArgument(
+              "events frames belong to shell and exec channels only");
+        }
+        int n = frame.events().lines_size();
+        if (static_cast<size_t>(n) > kMaxEventLines) {
+          return InvalidArgument("an events frame of " + std::to_string(n) +
+                                 " lines is over the limit");
+        }
+        std::vector<std::string_view> lines(frame.events().lines().begin(),
+                                            frame.events().lines().end());
+        MEZ_RETURN_IF_ERROR(CheckEventLines(lines, frame.events().offset_us(),
+                                            /*started_us=*/0)
+                                .status());
+        break;
+      }
       default:  // The spool holds no second header and no batches.
         return DataLoss(frame.frame_case() ==
                                 mezite::v1::RecordFrame::FRAME_NOT_SET
@@ -311,7 +338,7 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
     auto first = (*check)->Next(&header);
     if (!first.ok()) return reject(first.status());
     if (!*first) return reject(DataLoss("the spool holds no header frame"));
-    Status frames = CheckFrames(check->get());
+    Status frames = CheckFrames(check->get(), header.header(), caller);
     if (!frames.ok()) return reject(frames);
   }
   auto reader = spool::SpoolReader::Open(part);
@@ -442,6 +469,10 @@ Result<UploadState> UploadManager::Replay(UploadWriter* w,
       case mezite::v1::RecordFrame::kExit:
         last_us = std::max(last_us, frame.exit().offset_us());
         s = stream->Exit(frame.exit().offset_us(), frame.exit().exit_status());
+        break;
+      case mezite::v1::RecordFrame::kEvents:
+        last_us = std::max(last_us, frame.events().offset_us());
+        s = EventsFromProto(stream.get(), frame.events());
         break;
       default:
         s = DataLoss("a header or batch frame after the header");

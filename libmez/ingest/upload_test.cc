@@ -49,6 +49,14 @@ pb::RecordFrame Exit(int64_t us, int status) {
   return f;
 }
 
+// An events frame of one line (docs/formats/enhanced-events.md).
+pb::RecordFrame Events(int64_t us, const std::string& line) {
+  pb::RecordFrame f;
+  f.mutable_events()->set_offset_us(us);
+  f.mutable_events()->add_lines(line);
+  return f;
+}
+
 class UploadTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -98,12 +106,18 @@ class UploadTest : public ::testing::Test {
     ASSERT_EQ(std::system(("rm -rf " + dir_).c_str()), 0);
   }
   // A spool of a short shell session; returns its path.
-  std::string MakeSpool(const std::string& id, bool end = true) {
+  // `events`: event lines, each sent as an events frame after the first
+  // chunk.
+  std::string MakeSpool(const std::string& id, bool end = true,
+                        const std::vector<std::string>& events = {}) {
     std::string path = dir_ + "/" + id + ".spool";
     auto w = spool::SpoolWriter::Create(
         path, Header(id, alice_, clock_.WallMicros() - 5'000'000));
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     EXPECT_TRUE((*w)->Append(Chunk(1000, "$ echo hi\r\nhi\r\n")).ok());
+    for (const auto& e : events) {
+      EXPECT_TRUE((*w)->Append(Events(1500, e)).ok());
+    }
     EXPECT_TRUE((*w)->Append(Chunk(2500, "\033[31mred\033[0m\r\n")).ok());
     EXPECT_TRUE((*w)->Append(Exit(3000, 0)).ok());
     if (end) {
@@ -274,6 +288,77 @@ TEST_F(UploadTest, TokenIsCheckedAtTheSessionStart) {
   auto done = Upload(path, 0, ReadFile(path)->size());
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_TRUE(done->complete);
+}
+
+// Node mode: events frames in the spool are stored beside the recording
+// as a live stream's are.
+TEST_F(UploadTest, UploadedEventsAreStoredBesideTheRecording) {
+  int64_t start = clock_.WallMicros() - 5'000'000;
+  std::string exec = "{\"type\":\"exec\",\"seq\":1,\"time_unix_ns\":" +
+                     std::to_string((start + 1200) * 1000) +
+                     ",\"pid\":7,\"path\":\"/usr/bin/echo\",\"argv\":[\"echo\","
+                     "\"hi\"]}";
+  std::string path = MakeSpool("e1", true, {exec});
+  auto done = Upload(path, 0, ReadFile(path)->size());
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  auto events = ReadFile(dir_ + "/rec/alice/shell/e1.events");
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  EXPECT_NE(events->find("{\\\"offset_us\\\":1200,\\\"type\\\":\\\"exec\\\""),
+            std::string::npos)
+      << *events;
+  catalog::AuditFilter f;
+  f.type = "session.command";
+  f.session_id = "e1";
+  EXPECT_EQ(catalog_->ListAudit(f)->size(), 1u);
+}
+
+// A bad events line anywhere refuses the spool before the replay touches
+// anything: no session row, no file.
+TEST_F(UploadTest, ABadEventsLineRefusesTheSpoolBeforeAnythingIsStored) {
+  std::string path = MakeSpool("e2", true, {"{\"type\":\"exec\"}"});
+  auto r = Upload(path, 0, ReadFile(path)->size());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("seq"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_EQ(catalog_->GetSession("e2").status().code(), Code::kNotFound);
+  EXPECT_NE(access((dir_ + "/rec/alice/shell/e2.cast").c_str(), F_OK), 0);
+}
+
+// A proxy's upload (an agentless node) cannot carry events.
+TEST_F(UploadTest, AProxysSpoolWithEventsIsRefused) {
+  std::string path = MakeSpool("e3", true, {"{\"type\":\"loss\",\"seq\":0}"});
+  std::string bytes = *ReadFile(path);
+  Caller proxy{"proxy-1", auth::Role::kProxy};
+  auto w =
+      uploads_->Begin(proxy, "e3", bytes.size(), *spool::FileSha256(path), 0);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_TRUE((*w)->Append(bytes).ok());
+  auto r = (*w)->Finish();
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("node's agent"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_EQ(catalog_->GetSession("e3").status().code(), Code::kNotFound);
+}
+
+// An incomplete recording replaced by its upload loses its old events file
+// with it (store::DeleteRecording), and gets the upload's.
+TEST_F(UploadTest, ReplacingARecordingReplacesItsEventsFile) {
+  StreamHeader h = HeaderFromProto(Header("e4", alice_, 0).header());
+  h.started_at_us = clock_.WallMicros() - 5'000'000;
+  {
+    auto partial = ingest_->Begin(h, node_);
+    ASSERT_TRUE(partial.ok());
+    std::vector<std::string_view> lines = {
+        "{\"type\":\"exec\",\"seq\":1,\"path\":\"/old/prog\"}"};
+    ASSERT_TRUE((*partial)->Events(100, lines).ok());
+    ASSERT_TRUE((*partial)->Finish(false).ok());
+  }
+  ASSERT_NE(ReadFile(dir_ + "/rec/alice/shell/e4.events")->find("/old/prog"),
+            std::string::npos);
+  std::string path = MakeSpool("e4");  // Without events.
+  auto done = Upload(path, 0, ReadFile(path)->size());
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_NE(access((dir_ + "/rec/alice/shell/e4.events").c_str(), F_OK), 0);
 }
 
 }  // namespace

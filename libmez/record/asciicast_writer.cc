@@ -236,6 +236,12 @@ Status AsciicastWriter::Exit(int64_t time_us, int exit_status) {
               /*is_text=*/!sealer_);
 }
 
+Status AsciicastWriter::WriteText(int64_t time_us, char code,
+                                  std::string_view text) {
+  if (closed_) return FailedPrecondition("event on closed recording");
+  return Emit(ClampTime(time_us), code, text, /*is_text=*/false);
+}
+
 Status AsciicastWriter::Flush() {
   if (closed_) return Status::Ok();
   if (!line_buf_.empty()) {

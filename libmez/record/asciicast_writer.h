@@ -80,6 +80,11 @@ class AsciicastWriter {
   Status Write(int64_t time_us, Direction stream, std::string_view bytes);
   Status Resize(int64_t time_us, int width, int height);
   Status Exit(int64_t time_us, int exit_status);
+  // One event of another code (a single character; Mezite's events files
+  // use 'e', docs/formats/enhanced-events.md) whose data is `text`, which
+  // must be valid UTF-8 (the caller checked it): written, and sealed, as an
+  // output chunk is.
+  Status WriteText(int64_t time_us, char code, std::string_view text);
   // The same, timed by the clock.
   Status WriteNow(Direction stream, std::string_view bytes);
   int64_t ElapsedMicros() const;

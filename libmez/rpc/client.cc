@@ -35,13 +35,15 @@ class StreamSource : public record::ByteSource {
  public:
   StreamSource(const ClusterClient* client, pb::Cluster::Stub* stub,
                const std::string& id, uint64_t offset, pb::SessionInfo* info,
-               bool seek_index = false, Timeout timeout = Timeout(0))
+               bool seek_index = false, Timeout timeout = Timeout(0),
+               bool events = false)
       : client_(client), info_(info) {
     client->Prepare(&ctx_, timeout);
     pb::ReadRecordingRequest req;
     req.set_id(id);
     req.set_offset(offset);
     req.set_seek_index(seek_index);
+    req.set_events(events);
     reader_ = stub->ReadRecording(&ctx_, req);
   }
   ~StreamSource() override {
@@ -266,6 +268,14 @@ Result<std::unique_ptr<record::ByteSource>> ClusterClient::ReadRecording(
     const std::string& id, uint64_t offset, pb::SessionInfo* info) const {
   auto src = std::make_unique<StreamSource>(this, stubs_->cluster.get(), id,
                                             offset, info);
+  MEZ_RETURN_IF_ERROR(src->Prime());
+  return std::unique_ptr<record::ByteSource>(std::move(src));
+}
+
+Result<std::unique_ptr<record::ByteSource>> ClusterClient::ReadEvents(
+    const std::string& id, pb::SessionInfo* info) const {
+  auto src = std::make_unique<StreamSource>(this, stubs_->cluster.get(), id, 0,
+                                            info, false, Timeout(0), true);
   MEZ_RETURN_IF_ERROR(src->Prime());
   return std::unique_ptr<record::ByteSource>(std::move(src));
 }

@@ -149,6 +149,11 @@ class ClusterClient {
       const std::string& id, uint64_t offset,
       mezite::v1::SessionInfo* info = nullptr) const;
 
+  // The session's enhanced recording events as JSON lines (ReadRecording's
+  // `events`), streamed; kNotFound when it has none.
+  Result<std::unique_ptr<record::ByteSource>> ReadEvents(
+      const std::string& id, mezite::v1::SessionInfo* info = nullptr) const;
+
   // The plain body of session `id`'s stored seek index
   // (docs/formats/seek-index.md), read whole; nullopt when it has none.
   // Bounded in size; the caller parses (and so checks) it.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "libmez/record/event_lines.h"
 #include "libmez/record/plain_cast.h"
 #include "libmez/rpc/cluster_convert.h"
 #include "libmez/util/host_port.h"
@@ -195,7 +196,8 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
   std::string id = req->id();
   uint64_t offset = req->offset();
   bool seek_index = req->seek_index();
-  opt_.pool->Submit([this, ctx, reactor, id, offset, seek_index] {
+  bool events = req->events();
+  opt_.pool->Submit([this, ctx, reactor, id, offset, seek_index, events] {
     auto who = opt_.authorizer->Caller(ctx);
     if (!who.ok()) {
       domain_->AuditDenied(nullptr, "ReadRecording", who.status());
@@ -203,6 +205,11 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
     }
     auto s = domain_->RecordingToRead(*who, id);
     if (!s.ok()) return reactor->Fail(ToGrpc(s.status()));
+    if (seek_index && events) {
+      return reactor->Fail(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "ask for the seek index or the events, not both"));
+    }
     if (seek_index) {
       // The index holds screens of the recording: read like it.
       auto body = opt_.seek_index ? opt_.seek_index(*s)
@@ -215,6 +222,30 @@ grpc::ServerWriteReactor<pb::RecordingBytes>* ClusterService::ReadRecording(
       return reactor->Begin(
           std::make_unique<record::StringSource>(std::move(body).value()),
           offset, std::move(info));
+    }
+    if (events) {
+      // Events are read like the recording they belong to.
+      std::string key = store::EventsKey(s->storage_key);
+      auto src = key.empty() ? Result<std::unique_ptr<record::ByteSource>>(
+                                   NotFound("not a shell or exec recording"))
+                             : opt_.store->Open(key);
+      if (!src.ok()) {
+        return reactor->Fail(ToGrpc(
+            src.status().code() == Code::kNotFound
+                ? Status(Code::kNotFound, "session " + id +
+                                              " has no enhanced recording "
+                                              "events")
+                : src.status()));
+      }
+      auto plain =
+          record::OpenPlainCast(std::move(src).value(), opt_.encryption_key);
+      if (!plain.ok()) return reactor->Fail(ToGrpc(plain.status()));
+      domain_->AuditRecordingRead(*who, *s, offset);
+      pb::SessionInfo info;
+      ToProto(*s, &info);
+      return reactor->Begin(
+          record::NewEventLinesSource(std::move(plain).value()), offset,
+          std::move(info));
     }
     auto src = opt_.store->Open(s->storage_key);
     if (!src.ok()) {

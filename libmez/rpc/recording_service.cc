@@ -90,7 +90,8 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
           if (f.frame_case() == RecordFrame::kHeader ||
               f.frame_case() == RecordFrame::kBatch) {
             return InvalidArgument(
-                "a batch frame may hold only chunk, resize and exit frames");
+                "a batch frame may hold only chunk, resize, exit and events "
+                "frames");
           }
           MEZ_RETURN_IF_ERROR(HandleData(f));
         }
@@ -100,7 +101,7 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
     }
   }
 
-  // A chunk, resize or exit frame, alone or from a batch.
+  // A chunk, resize, exit or events frame, alone or from a batch.
   Status HandleData(const RecordFrame& f) {
     switch (f.frame_case()) {
       case RecordFrame::kChunk:
@@ -115,11 +116,14 @@ class RecordReactor : public grpc::ServerReadReactor<RecordFrame> {
       case RecordFrame::kExit:
         if (!stream_) return InvalidArgument("exit frame before the header");
         return stream_->Exit(f.exit().offset_us(), f.exit().exit_status());
+      case RecordFrame::kEvents:
+        if (!stream_) return InvalidArgument("events frame before the header");
+        return ingest::EventsFromProto(stream_.get(), f.events());
       default:
         break;
     }
     return InvalidArgument(
-        "empty frame (no header, chunk, resize, exit or batch)");
+        "empty frame (no header, chunk, resize, exit, events or batch)");
   }
 
   void Reject(const Status& s) {

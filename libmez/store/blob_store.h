@@ -34,12 +34,35 @@ inline std::string SeekIndexKey(const std::string& recording_key) {
   return recording_key + ".seek";
 }
 
-// Removes a recording and what is kept beside it (its seek index): every
-// path that deletes a recording goes through here. kNotFound when the
-// recording is not there; a missing index is no error.
+// Where the enhanced recording events of the shell or exec recording
+// stored under `recording_key` are kept (docs/formats/enhanced-events.md):
+// "<dir>/<session>.cast[.gz]" -> "<dir>/<session>.events[.gz]". Empty for
+// any other key (pcaps have none).
+inline std::string EventsKey(const std::string& recording_key) {
+  for (const char* suffix : {".cast.gz", ".cast"}) {
+    std::string s(suffix);
+    if (recording_key.size() > s.size() &&
+        recording_key.compare(recording_key.size() - s.size(), s.size(), s) ==
+            0) {
+      return recording_key.substr(0, recording_key.size() - s.size()) +
+             (s == ".cast.gz" ? ".events.gz" : ".events");
+    }
+  }
+  return "";
+}
+
+// Removes a recording and what is kept beside it (its seek index and its
+// events file): every path that deletes a recording goes through here.
+// kNotFound when the recording is not there; a missing index or events
+// file is no error.
 inline Status DeleteRecording(BlobStore* store, const std::string& key) {
   Status index = store->Delete(SeekIndexKey(key));
   if (!index.ok() && index.code() != Code::kNotFound) return index;
+  std::string events = EventsKey(key);
+  if (!events.empty()) {
+    Status e = store->Delete(events);
+    if (!e.ok() && e.code() != Code::kNotFound) return e;
+  }
   return store->Delete(key);
 }
 
