@@ -344,6 +344,10 @@ std::string ToJsonLine(const Event& e) {
       } else if (e.file_op == "open") {
         j["fd"] = e.fd;
       }
+      if (e.count > 1) {
+        j["count"] = e.count;
+        j["last_time_unix_ns"] = e.last_time_unix_ns;
+      }
       break;
     case EventKind::kConnect:
     case EventKind::kListen:

@@ -7,8 +7,10 @@
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -17,9 +19,11 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "exec_monitor.skel.h"
+#include "libmez/bpf/collapse.h"
 #include "libmez/bpf/event_abi.h"
 
 namespace mez::bpf {
@@ -102,8 +106,11 @@ struct Monitor::Impl {
   std::mutex mu;
   std::map<uint64_t, Session> sessions;
 
-  // Valid during Poll only.
-  const EventCallback* callback = nullptr;
+  // Runs of identical opens held back; Poll's thread only.
+  OpenCollapser collapser{0};
+
+  // Valid during Poll and Flush only: delivers one event to the caller.
+  OpenCollapser::Emit emit;
   int delivered = 0;
 
   ~Impl() {
@@ -120,8 +127,7 @@ struct Monitor::Impl {
       ++self->bad_records;
       return 0;
     }
-    (*self->callback)(*event);
-    ++self->delivered;
+    self->collapser.Add(*event, self->emit);
     return 0;
   }
 
@@ -212,6 +218,7 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   }
   impl->clock_offset_ns = RealtimeMinusMonotonicNs();
   impl->max_tasks = options.max_tasks;
+  impl->collapser = OpenCollapser(uint64_t{options.open_collapse_ms} * 1000000);
   return std::unique_ptr<Monitor>(new Monitor(std::move(impl)));
 }
 
@@ -299,13 +306,35 @@ Status Monitor::Untrack(uint64_t cookie) {
   return Status::Ok();
 }
 
+namespace {
+
+uint64_t MonotonicNowNs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return uint64_t(now.tv_sec) * 1'000'000'000 + uint64_t(now.tv_nsec);
+}
+
+}  // namespace
+
 Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
-  impl_->callback = &callback;
   impl_->delivered = 0;
+  impl_->emit = [&](const Event& e) {
+    callback(e);
+    ++impl_->delivered;
+  };
+  // A held run must not wait for events that may never come.
+  if (std::optional<uint64_t> due = impl_->collapser.NextDeadline()) {
+    const uint64_t now = MonotonicNowNs();
+    const uint64_t ms = *due > now ? (*due - now + 999999) / 1000000 : 0;
+    if (timeout_ms < 0 || ms < uint64_t(timeout_ms)) {
+      timeout_ms = static_cast<int>(std::min<uint64_t>(ms, 1u << 30));
+    }
+  }
   int rc = ring_buffer__poll(impl_->ring, timeout_ms);
   if (rc >= 0) rc = ring_buffer__consume(impl_->ring);
-  impl_->callback = nullptr;
+  impl_->collapser.FlushExpired(MonotonicNowNs(), impl_->emit);
   if (rc < 0 && rc != -EINTR) {
+    impl_->emit = nullptr;
     return ErrnoStatus("enhanced recording: reading the ring buffer", -rc);
   }
   // Drops are counted in the kernel at the moment the ring buffer has no
@@ -335,14 +364,17 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
         loss.lost_net = c.lost_net - s.reported.lost_net;
         loss.lost_file = c.lost_file - s.reported.lost_file;
         loss.lost_forks = c.lost_forks - s.reported.lost_forks;
-        callback(loss);
-        ++impl_->delivered;
+        // The run before it, so the loss comes after what was delivered.
+        impl_->collapser.Flush(cookie, impl_->emit);
+        impl_->emit(loss);
       }
       s.reported = c;
     }
     // A program that passed the `active` check just before Untrack may
     // still count a drop; the counters are read once more before the
     // session is forgotten.
+    // Untracked: what arrives from now on is delivered by this Poll.
+    if (s.closing) impl_->collapser.Flush(cookie, impl_->emit);
     if (s.closing && ++s.polls_since_close >= 2) {
       bpf_map__delete_elem(impl_->skel->maps.sessions, &cookie, sizeof(cookie),
                            0);
@@ -351,7 +383,22 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       ++it;
     }
   }
+  // A session forgotten meanwhile (a straggler after its last Poll).
+  impl_->collapser.FlushIf(
+      [&](uint64_t cookie) { return impl_->sessions.count(cookie) == 0; },
+      impl_->emit);
+  impl_->emit = nullptr;
   return impl_->delivered;
+}
+
+int Monitor::Flush(const EventCallback& callback) {
+  int delivered = 0;
+  impl_->collapser.FlushIf([](uint64_t) { return true; },
+                           [&](const Event& e) {
+                             callback(e);
+                             ++delivered;
+                           });
+  return delivered;
 }
 
 Result<SessionCounters> Monitor::Counters(uint64_t cookie) {
