@@ -89,7 +89,10 @@ class Monitor {
   // Waits up to timeout_ms (0: do not wait, -1: forever) for events, then
   // delivers every record waiting in the ring buffer and, for each session
   // whose kernel loss counters grew since the last report, one loss event.
-  // Returns the number of events delivered.
+  // The last open of a session may be held back as the start of a run of
+  // identical opens (MonitorOptions::open_collapse_ms); while one is held,
+  // the wait ends when it falls due. Returns the number of events
+  // delivered (a collapsed run is one).
   Result<int> Poll(int timeout_ms, const EventCallback& callback);
 
   // Delivers every collapsed run of opens held back (see
