@@ -33,6 +33,12 @@ constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
 // bpf_loop (5.17) is the newest kernel feature the programs use.
 constexpr int kMinMajor = 5;
 constexpr int kMinMinor = 17;
+// Poll reads the ring buffer at least this often (the kernel does not
+// wake it for every record).
+constexpr int kReadEveryMs = 50;
+// The kernel wakes Poll once this much of the ring buffer (at most a
+// quarter of it) waits.
+constexpr uint64_t kWakeupBytes = 256 * 1024;
 
 // libbpf's last warning, for the one line Open returns.
 std::mutex libbpf_log_mu;
@@ -194,6 +200,8 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   if (err == 0 && !options.file_events) {
     err = bpf_program__set_autoload(impl->skel->progs.mez_sys_exit, false);
   }
+  impl->skel->rodata->wakeup_bytes =
+      std::min<uint64_t>(kWakeupBytes, options.ring_bytes / 4);
   if (err == 0) err = exec_monitor_bpf__load(impl->skel);
   if (err != 0) {
     return FailedPrecondition(
@@ -330,8 +338,26 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       timeout_ms = static_cast<int>(std::min<uint64_t>(ms, 1u << 30));
     }
   }
-  int rc = ring_buffer__poll(impl_->ring, timeout_ms);
-  if (rc >= 0) rc = ring_buffer__consume(impl_->ring);
+  // The kernel wakes this reader only once wakeup_bytes wait (see
+  // exec_monitor.bpf.c), so the wait is cut into slices: a lone record is
+  // read within kReadEveryMs, and Poll still returns only when it
+  // delivered something or its time is up.
+  const uint64_t start = MonotonicNowNs();
+  int rc = 0;
+  for (;;) {
+    int slice = kReadEveryMs;
+    if (timeout_ms >= 0) {
+      const uint64_t waited_ms = (MonotonicNowNs() - start) / 1000000;
+      slice = waited_ms >= uint64_t(timeout_ms)
+                  ? 0
+                  : std::min<int>(slice, timeout_ms - int(waited_ms));
+    }
+    rc = ring_buffer__poll(impl_->ring, slice);
+    if (rc >= 0) rc = ring_buffer__consume(impl_->ring);
+    if (rc < 0 || impl_->delivered > 0 || (timeout_ms >= 0 && slice == 0)) {
+      break;
+    }
+  }
   impl_->collapser.FlushExpired(MonotonicNowNs(), impl_->emit);
   if (rc < 0 && rc != -EINTR) {
     impl_->emit = nullptr;
