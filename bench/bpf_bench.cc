@@ -3,7 +3,9 @@
 //  - exec-heavy: a process spawns /bin/true N times (10,000 by default),
 //    one after the other; off, on with every event, on without file events;
 //  - file-heavy: a process stats, opens, reads and closes each of 500
-//    small files, ROUNDS times (200 by default); off and on;
+//    small files, ROUNDS times (200 by default); off, on, and with the
+//    monitor loaded but the process not tracked (the cost to the rest of
+//    the machine: the sys_exit program runs on every system call);
 //  - paced: /bin/true spawned at 2,000 execs/s for 3 s by 4 processes
 //    (the "no loss below 2,000 execs/s"), monitor on: the rate
 //    reached and the events lost.
@@ -162,9 +164,12 @@ struct Counts {
   uint64_t execs = 0, exits = 0, files = 0, file_events = 0, lost = 0;
 };
 
-// Runs the workload tracked by a new Monitor while a thread polls it.
+// Runs the workload tracked by a new Monitor (or, with track false, with
+// the Monitor loaded but the workload not tracked: what every other
+// process of the machine pays) while a thread polls it.
 Times TimeTracked(const mez::bpf::MonitorOptions& options,
-                  const std::function<void()>& workload, Counts* counts) {
+                  const std::function<void()>& workload, Counts* counts,
+                  bool track = true) {
   auto opened = mez::bpf::Monitor::Open(options);
   if (!opened.ok()) {
     std::fprintf(stderr, "bpf_bench: %s\n", opened.status().message().c_str());
@@ -188,6 +193,7 @@ Times TimeTracked(const mez::bpf::MonitorOptions& options,
     while (!stop) monitor->Poll(100, count).status().IgnoreError();
   });
   Times t = TimeLoop(workload, [&](pid_t pid) {
+    if (!track) return;
     mez::Status st = monitor->Track(pid, 1);
     if (!st.ok()) {
       std::fprintf(stderr, "bpf_bench: %s\n", st.ToString().c_str());
@@ -212,6 +218,19 @@ void PrintOn(const char* what, int n, const Times& t, const Counts& c) {
       static_cast<unsigned long long>(c.lost));
 }
 
+// The workload without the monitor, before and after the runs with it
+// (the machine's load drifts): the mean of both.
+Times MeanOff(const Times& before, const Times& after, const char* unit,
+              int n) {
+  Times mean{(before.wall + after.wall) / 2, (before.cpu + after.cpu) / 2};
+  std::printf(
+      "monitor off: %.2f s wall (%.0f %s/s), %.2f s CPU (before: %.2f s, "
+      "%.2f s CPU; after: %.2f s, %.2f s CPU)\n",
+      mean.wall, n / mean.wall, unit, mean.cpu, before.wall, before.cpu,
+      after.wall, after.cpu);
+  return mean;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -227,13 +246,13 @@ int main(int argc, char** argv) {
 
   std::printf("exec-heavy: %d runs of /bin/true, one after the other\n", n);
   auto execs = [n] { SpawnLoop(n); };
-  const Times off = TimeLoop(execs, [](pid_t) {});
-  std::printf("monitor off: %.2f s wall (%.0f execs/s), %.2f s CPU\n", off.wall,
-              n / off.wall, off.cpu);
+  const Times off_before = TimeLoop(execs, [](pid_t) {});
   Counts c_all, c_no_files;
   const Times on = TimeTracked(all, execs, &c_all);
-  PrintOn("monitor on", n, on, c_all);
   const Times on_nf = TimeTracked(no_files, execs, &c_no_files);
+  const Times off =
+      MeanOff(off_before, TimeLoop(execs, [](pid_t) {}), "execs", n);
+  PrintOn("monitor on", n, on, c_all);
   PrintOn("monitor on without file events", n, on_nf, c_no_files);
   std::printf("exec overhead ratio (on/off): wall %.3f, CPU %.3f\n",
               on.wall / off.wall, on.cpu / off.cpu);
@@ -256,14 +275,21 @@ int main(int argc, char** argv) {
       "file-heavy: %d files x %d rounds of stat, open, fstat, read, close\n",
       kFiles, rounds);
   auto files = [&] { FileLoop(dir, rounds); };
-  const Times f_off = TimeLoop(files, [](pid_t) {});
-  std::printf("monitor off: %.2f s wall (%.0f files/s), %.2f s CPU\n",
-              f_off.wall, file_ops / f_off.wall, f_off.cpu);
+  const Times f_off_before = TimeLoop(files, [](pid_t) {});
   Counts c_files;
   const Times f_on = TimeTracked(all, files, &c_files);
+  Counts c_untracked;
+  const Times f_untracked = TimeTracked(all, files, &c_untracked, false);
+  const Times f_off =
+      MeanOff(f_off_before, TimeLoop(files, [](pid_t) {}), "files", file_ops);
   PrintOn("monitor on", file_ops, f_on, c_files);
+  PrintOn("monitor loaded, workload not tracked", file_ops, f_untracked,
+          c_untracked);
   std::printf("file overhead ratio (on/off): wall %.3f, CPU %.3f\n",
               f_on.wall / f_off.wall, f_on.cpu / f_off.cpu);
+  std::printf(
+      "file overhead ratio, not tracked (loaded/off): wall %.3f, CPU %.3f\n",
+      f_untracked.wall / f_off.wall, f_untracked.cpu / f_off.cpu);
   std::filesystem::remove_all(dir);
 
   const int paced = kPacedRate * kPacedSeconds;
