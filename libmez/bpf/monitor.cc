@@ -396,11 +396,12 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       }
       s.reported = c;
     }
+    // Untracked: its run, and what arrives from now on, is delivered by
+    // this Poll.
+    if (s.closing) impl_->collapser.Flush(cookie, impl_->emit);
     // A program that passed the `active` check just before Untrack may
     // still count a drop; the counters are read once more before the
     // session is forgotten.
-    // Untracked: what arrives from now on is delivered by this Poll.
-    if (s.closing) impl_->collapser.Flush(cookie, impl_->emit);
     if (s.closing && ++s.polls_since_close >= 2) {
       bpf_map__delete_elem(impl_->skel->maps.sessions, &cookie, sizeof(cookie),
                            0);
