@@ -330,35 +330,35 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
     callback(e);
     ++impl_->delivered;
   };
-  // A held run must not wait for events that may never come.
-  if (std::optional<uint64_t> due = impl_->collapser.NextDeadline()) {
-    const uint64_t now = MonotonicNowNs();
-    const uint64_t ms = *due > now ? (*due - now + 999999) / 1000000 : 0;
-    if (timeout_ms < 0 || ms < uint64_t(timeout_ms)) {
-      timeout_ms = static_cast<int>(std::min<uint64_t>(ms, 1u << 30));
-    }
-  }
   // The kernel wakes this reader only once wakeup_bytes wait (see
   // exec_monitor.bpf.c), so the wait is cut into slices: a lone record is
-  // read within kReadEveryMs, and Poll still returns only when it
-  // delivered something or its time is up.
+  // read within kReadEveryMs, a held run of opens is delivered when it
+  // falls due (even if it began during this call), and Poll still returns
+  // only when it delivered something or its time is up.
   const uint64_t start = MonotonicNowNs();
   int rc = 0;
   for (;;) {
+    const uint64_t now = MonotonicNowNs();
     int slice = kReadEveryMs;
     if (timeout_ms >= 0) {
-      const uint64_t waited_ms = (MonotonicNowNs() - start) / 1000000;
+      const uint64_t waited_ms = (now - start) / 1000000;
       slice = waited_ms >= uint64_t(timeout_ms)
                   ? 0
                   : std::min<int>(slice, timeout_ms - int(waited_ms));
     }
+    if (std::optional<uint64_t> due = impl_->collapser.NextDeadline()) {
+      const uint64_t due_ms = *due > now ? (*due - now + 999999) / 1000000 : 0;
+      slice = static_cast<int>(std::min<uint64_t>(slice, due_ms));
+    }
     rc = ring_buffer__poll(impl_->ring, slice);
     if (rc >= 0) rc = ring_buffer__consume(impl_->ring);
-    if (rc < 0 || impl_->delivered > 0 || (timeout_ms >= 0 && slice == 0)) {
+    impl_->collapser.FlushExpired(MonotonicNowNs(), impl_->emit);
+    if (rc < 0 || impl_->delivered > 0) break;
+    if (timeout_ms >= 0 &&
+        (MonotonicNowNs() - start) / 1000000 >= uint64_t(timeout_ms)) {
       break;
     }
   }
-  impl_->collapser.FlushExpired(MonotonicNowNs(), impl_->emit);
   if (rc < 0 && rc != -EINTR) {
     impl_->emit = nullptr;
     return ErrnoStatus("enhanced recording: reading the ring buffer", -rc);
