@@ -45,6 +45,10 @@ const char* EventKindName(EventKind kind) {
 
 namespace {
 
+// The kernel returns errors as -1 to -4095 (MAX_ERRNO); anything below is
+// no error it writes (and INT_MIN cannot be negated: found by fuzzing).
+constexpr int32_t kMinResult = -4095;
+
 // Components come NUL-terminated from the leaf up to the root.
 std::string JoinComponents(std::string_view bytes, bool cut) {
   std::vector<std::string_view> parts;
@@ -155,10 +159,11 @@ Result<Event> DecodeFile(Event e, const mez_bpf_record& r,
   const uint64_t need =
       uint64_t{r.exe_len} + r.cwd_len + f.name_len + uint64_t{f.name2_len};
   if (need > body.size() || f.op < MEZ_BPF_FILE_OPEN ||
-      f.op > MEZ_BPF_FILE_RENAME) {
+      f.op > MEZ_BPF_FILE_RENAME || f.result < kMinResult) {
     return DataLoss("BPF file record: lengths " + std::to_string(need) +
                     " exceed its " + std::to_string(body.size()) +
-                    " bytes, or operation " + std::to_string(f.op));
+                    " bytes, or operation " + std::to_string(f.op) +
+                    " or result " + std::to_string(f.result) + " unknown");
   }
   e.kind = EventKind::kFile;
   e.path_cut = (r.flags & MEZ_BPF_FLAG_EXE_CUT) != 0;
@@ -208,8 +213,10 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
   e.cookie = r.cookie;
   e.seq = r.seq;
   e.monotonic_ns = r.time_ns;
-  e.time_unix_ns =
-      static_cast<int64_t>(r.time_ns) + realtime_minus_monotonic_ns;
+  // Modulo 2^64: a stamp no kernel writes (found by fuzzing) must not
+  // overflow a signed sum.
+  e.time_unix_ns = static_cast<int64_t>(
+      r.time_ns + static_cast<uint64_t>(realtime_minus_monotonic_ns));
   e.pid = static_cast<int>(r.pid);
   e.ppid = static_cast<int>(r.ppid);
   e.uid = r.uid;
@@ -240,10 +247,11 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
     }
     std::memcpy(&c, record.data() + sizeof(r), sizeof(c));
     if ((c.family != AF_INET && c.family != AF_INET6) ||
-        c.op > MEZ_BPF_NET_UDP) {
+        c.op > MEZ_BPF_NET_UDP || c.result < kMinResult) {
       return DataLoss("BPF network record of family " +
                       std::to_string(c.family) + ", operation " +
-                      std::to_string(c.op));
+                      std::to_string(c.op) + ", result " +
+                      std::to_string(c.result));
     }
     e.kind = c.op == MEZ_BPF_NET_LISTEN   ? EventKind::kListen
              : c.op == MEZ_BPF_NET_ACCEPT ? EventKind::kAccept
@@ -343,6 +351,10 @@ std::string ToJsonLine(const Event& e) {
         j["error"] = name != nullptr ? name : std::to_string(e.error);
       } else if (e.file_op == "open") {
         j["fd"] = e.fd;
+      }
+      if (e.count > 1) {
+        j["count"] = e.count;
+        j["last_time_unix_ns"] = e.last_time_unix_ns;
       }
       break;
     case EventKind::kConnect:

@@ -35,8 +35,9 @@ struct Event {
   EventKind kind = EventKind::kExec;
   // The session's cookie, as given to Monitor::Track.
   uint64_t cookie = 0;
-  // exec, exit: the session's sequence number, from 1, one per event the
-  // kernel produced for the session; a number that never arrives is
+  // Every kind but loss: the session's sequence number, from 1, one per
+  // event the kernel produced for the session (a collapsed open stands for
+  // `count` numbers from this one); a number that never arrives is
   // counted in a loss event. loss: the last number handed out when the
   // loss was read (every lost event's number is at most this).
   uint64_t seq = 0;
@@ -94,6 +95,14 @@ struct Event {
   std::vector<std::string> flag_names;
   uint32_t mode = 0;
   int fd = -1;
+  // file open: how many identical opens this event stands for (see
+  // collapse.h): they have the sequence numbers seq to seq + count - 1,
+  // time_unix_ns and fd are the first's, last_time_unix_ns (and
+  // last_monotonic_ns) the last's. 1 for every other event, whose last_*
+  // are 0.
+  uint64_t count = 1;
+  int64_t last_time_unix_ns = 0;
+  uint64_t last_monotonic_ns = 0;
 
   // exit: exactly one of exit_code and signal is set.
   std::optional<int> exit_code;

@@ -7,8 +7,10 @@
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -17,9 +19,11 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "exec_monitor.skel.h"
+#include "libmez/bpf/collapse.h"
 #include "libmez/bpf/event_abi.h"
 
 namespace mez::bpf {
@@ -29,6 +33,12 @@ constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
 // bpf_loop (5.17) is the newest kernel feature the programs use.
 constexpr int kMinMajor = 5;
 constexpr int kMinMinor = 17;
+// Poll reads the ring buffer at least this often (the kernel does not
+// wake it for every record).
+constexpr int kReadEveryMs = 50;
+// The kernel wakes Poll once this much of the ring buffer (at most a
+// quarter of it) waits.
+constexpr uint64_t kWakeupBytes = 256 * 1024;
 
 // libbpf's last warning, for the one line Open returns.
 std::mutex libbpf_log_mu;
@@ -102,8 +112,11 @@ struct Monitor::Impl {
   std::mutex mu;
   std::map<uint64_t, Session> sessions;
 
-  // Valid during Poll only.
-  const EventCallback* callback = nullptr;
+  // Runs of identical opens held back; Poll's thread only.
+  OpenCollapser collapser{0};
+
+  // Valid during Poll and Flush only: delivers one event to the caller.
+  OpenCollapser::Emit emit;
   int delivered = 0;
 
   ~Impl() {
@@ -120,8 +133,7 @@ struct Monitor::Impl {
       ++self->bad_records;
       return 0;
     }
-    (*self->callback)(*event);
-    ++self->delivered;
+    self->collapser.Add(*event, self->emit);
     return 0;
   }
 
@@ -188,6 +200,8 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   if (err == 0 && !options.file_events) {
     err = bpf_program__set_autoload(impl->skel->progs.mez_sys_exit, false);
   }
+  impl->skel->rodata->wakeup_bytes =
+      std::min<uint64_t>(kWakeupBytes, options.ring_bytes / 4);
   if (err == 0) err = exec_monitor_bpf__load(impl->skel);
   if (err != 0) {
     return FailedPrecondition(
@@ -212,6 +226,7 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions& options) {
   }
   impl->clock_offset_ns = RealtimeMinusMonotonicNs();
   impl->max_tasks = options.max_tasks;
+  impl->collapser = OpenCollapser(uint64_t{options.open_collapse_ms} * 1000000);
   return std::unique_ptr<Monitor>(new Monitor(std::move(impl)));
 }
 
@@ -299,13 +314,53 @@ Status Monitor::Untrack(uint64_t cookie) {
   return Status::Ok();
 }
 
+namespace {
+
+uint64_t MonotonicNowNs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return uint64_t(now.tv_sec) * 1'000'000'000 + uint64_t(now.tv_nsec);
+}
+
+}  // namespace
+
 Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
-  impl_->callback = &callback;
   impl_->delivered = 0;
-  int rc = ring_buffer__poll(impl_->ring, timeout_ms);
-  if (rc >= 0) rc = ring_buffer__consume(impl_->ring);
-  impl_->callback = nullptr;
+  impl_->emit = [&](const Event& e) {
+    callback(e);
+    ++impl_->delivered;
+  };
+  // The kernel wakes this reader only once wakeup_bytes wait (see
+  // exec_monitor.bpf.c), so the wait is cut into slices: a lone record is
+  // read within kReadEveryMs, a held run of opens is delivered when it
+  // falls due (even if it began during this call), and Poll still returns
+  // only when it delivered something or its time is up.
+  const uint64_t start = MonotonicNowNs();
+  int rc = 0;
+  for (;;) {
+    const uint64_t now = MonotonicNowNs();
+    int slice = kReadEveryMs;
+    if (timeout_ms >= 0) {
+      const uint64_t waited_ms = (now - start) / 1000000;
+      slice = waited_ms >= uint64_t(timeout_ms)
+                  ? 0
+                  : std::min<int>(slice, timeout_ms - int(waited_ms));
+    }
+    if (std::optional<uint64_t> due = impl_->collapser.NextDeadline()) {
+      const uint64_t due_ms = *due > now ? (*due - now + 999999) / 1000000 : 0;
+      slice = static_cast<int>(std::min<uint64_t>(slice, due_ms));
+    }
+    rc = ring_buffer__poll(impl_->ring, slice);
+    if (rc >= 0) rc = ring_buffer__consume(impl_->ring);
+    impl_->collapser.FlushExpired(MonotonicNowNs(), impl_->emit);
+    if (rc < 0 || impl_->delivered > 0) break;
+    if (timeout_ms >= 0 &&
+        (MonotonicNowNs() - start) / 1000000 >= uint64_t(timeout_ms)) {
+      break;
+    }
+  }
   if (rc < 0 && rc != -EINTR) {
+    impl_->emit = nullptr;
     return ErrnoStatus("enhanced recording: reading the ring buffer", -rc);
   }
   // Drops are counted in the kernel at the moment the ring buffer has no
@@ -335,11 +390,15 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
         loss.lost_net = c.lost_net - s.reported.lost_net;
         loss.lost_file = c.lost_file - s.reported.lost_file;
         loss.lost_forks = c.lost_forks - s.reported.lost_forks;
-        callback(loss);
-        ++impl_->delivered;
+        // The run before it, so the loss comes after what was delivered.
+        impl_->collapser.Flush(cookie, impl_->emit);
+        impl_->emit(loss);
       }
       s.reported = c;
     }
+    // Untracked: its run, and what arrives from now on, is delivered by
+    // this Poll.
+    if (s.closing) impl_->collapser.Flush(cookie, impl_->emit);
     // A program that passed the `active` check just before Untrack may
     // still count a drop; the counters are read once more before the
     // session is forgotten.
@@ -351,7 +410,22 @@ Result<int> Monitor::Poll(int timeout_ms, const EventCallback& callback) {
       ++it;
     }
   }
+  // A session forgotten meanwhile (a straggler after its last Poll).
+  impl_->collapser.FlushIf(
+      [&](uint64_t cookie) { return impl_->sessions.count(cookie) == 0; },
+      impl_->emit);
+  impl_->emit = nullptr;
   return impl_->delivered;
+}
+
+int Monitor::Flush(const EventCallback& callback) {
+  int delivered = 0;
+  impl_->collapser.FlushIf([](uint64_t) { return true; },
+                           [&](const Event& e) {
+                             callback(e);
+                             ++delivered;
+                           });
+  return delivered;
 }
 
 Result<SessionCounters> Monitor::Counters(uint64_t cookie) {

@@ -1,8 +1,8 @@
 // mez::bpf::Monitor: the kernel side of enhanced recording. It follows the
 // process tree of each tracked session in the kernel (fork inheritance,
-// exit removal) and delivers the sessions' exec, exit, file and TCP
-// connect events, and a
-// loss event whenever the kernel could not deliver some (never silently).
+// exit removal) and delivers the sessions' exec, exit, file (identical
+// opens collapsed into a count) and network events, and a loss event
+// whenever the kernel could not deliver some (never silently).
 // What it sees and what root inside a session can still evade:
 // docs/enhanced-recording.md; the events: docs/formats/enhanced-events.md.
 #ifndef MEZ_BPF_MONITOR_H_
@@ -31,6 +31,14 @@ struct MonitorOptions {
   // Whether to report file events (opens, unlinks, renames): a program on
   // every system call's return, and far more events than execs.
   bool file_events = true;
+  // Identical opens of one process that follow each other in the
+  // session's sequence are delivered as one file event with a count
+  // (Event::count; docs/formats/enhanced-events.md, "Collapsed opens"). A
+  // run is delivered at the session's next event that does not extend it,
+  // before the session's loss event, at Untrack (the next Poll), by Flush,
+  // and at the latest this many milliseconds after its first open (Poll
+  // wakes up for it). 0: every open is its own event.
+  uint32_t open_collapse_ms = 1000;
 };
 
 // The kernel's counters of one session (for diagnostics and tests).
@@ -81,8 +89,16 @@ class Monitor {
   // Waits up to timeout_ms (0: do not wait, -1: forever) for events, then
   // delivers every record waiting in the ring buffer and, for each session
   // whose kernel loss counters grew since the last report, one loss event.
-  // Returns the number of events delivered.
+  // The last open of a session may be held back as the start of a run of
+  // identical opens (MonitorOptions::open_collapse_ms); while one is held,
+  // the wait ends when it falls due. Returns the number of events
+  // delivered (a collapsed run is one).
   Result<int> Poll(int timeout_ms, const EventCallback& callback);
+
+  // Delivers every collapsed run of opens held back (see
+  // MonitorOptions::open_collapse_ms) without waiting for its time bound;
+  // Poll's thread only. Returns the number of events delivered.
+  int Flush(const EventCallback& callback);
 
   // The kernel's counters for a session being tracked or untracked.
   Result<SessionCounters> Counters(uint64_t cookie);

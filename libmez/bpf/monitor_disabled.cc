@@ -27,6 +27,7 @@ Status Monitor::Untrack(uint64_t) {
 Result<int> Monitor::Poll(int, const EventCallback&) {
   return FailedPrecondition("enhanced recording: built without BPF");
 }
+int Monitor::Flush(const EventCallback&) { return 0; }
 Result<SessionCounters> Monitor::Counters(uint64_t) {
   return FailedPrecondition("enhanced recording: built without BPF");
 }

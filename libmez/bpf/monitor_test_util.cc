@@ -47,8 +47,11 @@ void ExpectSeqAccountedFor(const Collector& c, Monitor* m, uint64_t cookie) {
       lost += e.lost_exec + e.lost_exit + e.lost_net + e.lost_file;
       continue;
     }
-    ++delivered;
-    EXPECT_TRUE(seqs.insert(e.seq).second) << "seq " << e.seq << " twice";
+    EXPECT_GE(e.count, 1u);
+    delivered += e.count;
+    for (uint64_t seq = e.seq; seq < e.seq + e.count; ++seq) {
+      EXPECT_TRUE(seqs.insert(seq).second) << "seq " << seq << " twice";
+    }
     EXPECT_GE(e.seq, 1u);
   }
   Result<SessionCounters> counters = m->Counters(cookie);

@@ -98,14 +98,16 @@ class Collector {
     return true;
   }
   // Polls without waiting until a Poll finds nothing, at least twice (an
-  // untracked session is forgotten at its second Poll).
+  // untracked session is forgotten at its second Poll), then delivers the
+  // collapsed opens still held back.
   void Drain() {
     for (int round = 0;; ++round) {
       Result<int> n =
           monitor_->Poll(0, [this](const Event& e) { events.push_back(e); });
       ASSERT_TRUE(n.ok()) << n.status().ToString();
-      if (*n == 0 && round >= 1) return;
+      if (*n == 0 && round >= 1) break;
     }
+    monitor_->Flush([this](const Event& e) { events.push_back(e); });
   }
   std::vector<Event> Of(uint64_t cookie, EventKind kind) const {
     std::vector<Event> out;
@@ -145,8 +147,9 @@ std::string RealPath(const std::string& path);
 [[noreturn]] void Exec(const std::vector<std::string>& args);
 
 // Everything the kernel counted for a session adds up: delivered events
-// have distinct sequence numbers, and delivered plus lost equals the
-// number of events the kernel produced (the last sequence number).
+// (a collapsed open counting for its `count` numbers) have distinct
+// sequence numbers, and delivered plus lost equals the number of events
+// the kernel produced (the last sequence number).
 void ExpectSeqAccountedFor(const Collector& c, Monitor* m, uint64_t cookie);
 
 // Spawns /bin/true n times, one after the other, and _exits.
