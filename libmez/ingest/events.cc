@@ -218,8 +218,11 @@ nlohmann::json AuditDetailsOf(const CheckedEvent& e) {
     // received argv left out of this row; the events file has them.
     if (left_out > 0) d["argv_audit_cut_bytes"] = left_out;
   } else if (e.type == "file") {
-    for (const char* k : {"op", "path", "path_cut", "new_path", "flags", "mode",
-                          "fd", "errno", "error"}) {
+    // count, last_time_unix_ns: a run of identical opens collapsed into
+    // this one event (enhanced-events.md, "Collapsed opens").
+    for (const char* k :
+         {"op", "path", "path_cut", "new_path", "flags", "mode", "fd", "errno",
+          "error", "count", "last_time_unix_ns"}) {
       Copy(j, k, &d);
     }
   } else if (e.type == "loss") {

@@ -243,7 +243,7 @@ class IngestEventsTest : public ::testing::Test {
     ASSERT_TRUE((*s)->Chunk(1000, Direction::kOut, "$ ").ok());
     std::string e1 = ExecLine(1, 1'500'000, "/usr/bin/secret-tool");
     std::string e2 =
-        R"({"type":"file","seq":2,"op":"open","path":"/etc/passwd","flags":["O_RDONLY"],"pid":42})";
+        R"({"type":"file","seq":2,"op":"open","path":"/etc/passwd","flags":["O_RDONLY"],"pid":42,"count":5,"last_time_unix_ns":7})";
     std::string e3 =
         R"({"type":"connect","seq":3,"family":"ipv4","remote_addr":"127.0.0.1","remote_port":22,"established":true,"pid":42})";
     ASSERT_TRUE((*s)->Events(2000, {e1}).ok());
@@ -336,6 +336,9 @@ TEST_F(IngestEventsTest, EventsAreAuditedWithTheSessionAndUser) {
   auto file = Audit("session.file", "a1");
   ASSERT_EQ(file.size(), 1u);
   EXPECT_EQ(json::parse(file[0].details)["path"], "/etc/passwd");
+  // Five identical opens collapsed into the one event: the row says so.
+  EXPECT_EQ(json::parse(file[0].details)["count"], 5);
+  EXPECT_EQ(json::parse(file[0].details)["last_time_unix_ns"], 7);
   auto net = Audit("session.network", "a1");
   ASSERT_EQ(net.size(), 1u);
   EXPECT_EQ(json::parse(net[0].details)["op"], "connect");
