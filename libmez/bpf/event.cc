@@ -17,7 +17,7 @@ namespace mez::bpf {
 const uint64_t kArgvCap = MEZ_BPF_ARGV_CAP;
 
 // The layout docs/formats/enhanced-events.md describes.
-static_assert(sizeof(mez_bpf_record) == 80);
+static_assert(sizeof(mez_bpf_record) == 88);
 static_assert(sizeof(mez_bpf_connect) == 48);
 static_assert(sizeof(mez_bpf_file) == MEZ_BPF_FILE_HEADER);
 
@@ -219,6 +219,7 @@ Result<Event> DecodeRecord(std::span<const uint8_t> record,
       r.time_ns + static_cast<uint64_t>(realtime_minus_monotonic_ns));
   e.pid = static_cast<int>(r.pid);
   e.ppid = static_cast<int>(r.ppid);
+  if (r.kind == MEZ_BPF_KIND_EXEC) e.pgid = static_cast<int>(r.pgid);
   e.uid = r.uid;
   e.euid = r.euid;
   if (r.kind == MEZ_BPF_KIND_EXIT) {
@@ -302,6 +303,7 @@ std::string ToJsonLine(const Event& e) {
     case EventKind::kExec:
       j["pid"] = e.pid;
       j["ppid"] = e.ppid;
+      j["pgid"] = e.pgid;
       j["uid"] = e.uid;
       j["euid"] = e.euid;
       j["path"] = e.path;

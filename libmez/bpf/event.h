@@ -50,6 +50,7 @@ struct Event {
   // exec, exit: the process (tgid), its parent, real and effective uid.
   int pid = 0;
   int ppid = 0;
+  int pgid = 0;  // exec: the process group (a pipeline, under job control)
   uint32_t uid = 0;
   uint32_t euid = 0;
 

@@ -78,6 +78,8 @@ struct mez_bpf_record {
   __u32 cwd_len;
   __u32 argv_len;   /* bytes of argv in this record */
   __u64 argv_total; /* bytes of argv the process has */
+  __u32 pgid;       /* exec: the process group's id (as its tgid) */
+  __u32 pad;
 };
 
 /* What follows the header of a network (MEZ_BPF_KIND_CONNECT) record. Addresses

@@ -32,6 +32,7 @@ mez_bpf_record ExecHeader(const std::string& exe, const std::string& cwd,
   r.time_ns = 1000;
   r.pid = 10;
   r.ppid = 9;
+  r.pgid = 8;
   r.uid = 1000;
   r.euid = 0;
   r.exe_len = static_cast<uint32_t>(exe.size());
@@ -54,6 +55,7 @@ TEST(BpfEventTest, DecodesExecWithPathsFromLeafToRoot) {
   EXPECT_EQ(e->time_unix_ns, 1005);
   EXPECT_EQ(e->pid, 10);
   EXPECT_EQ(e->ppid, 9);
+  EXPECT_EQ(e->pgid, 8);
   EXPECT_EQ(e->uid, 1000u);
   EXPECT_EQ(e->euid, 0u);
   EXPECT_EQ(e->path, "/usr/bin/echo");
@@ -392,6 +394,7 @@ TEST(BpfEventTest, JsonLineOfEachKind) {
   exec.time_unix_ns = 1700000000000000000;
   exec.pid = 100;
   exec.ppid = 99;
+  exec.pgid = 98;
   exec.uid = 1000;
   exec.euid = 1000;
   exec.path = "/usr/bin/echo";
@@ -404,6 +407,7 @@ TEST(BpfEventTest, JsonLineOfEachKind) {
   EXPECT_EQ(j["seq"], 1);
   EXPECT_EQ(j["time_unix_ns"], 1700000000000000000);
   EXPECT_EQ(j["path"], "/usr/bin/echo");
+  EXPECT_EQ(j["pgid"], 98);
   EXPECT_EQ(j["cwd"], "/home/u");
   EXPECT_EQ(j["argv"], nlohmann::json({"echo", "hi"}));
   EXPECT_EQ(j["argv_bytes"], 8);

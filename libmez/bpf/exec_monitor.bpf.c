@@ -215,6 +215,10 @@ int BPF_PROG(mez_exec, struct task_struct *p, pid_t old_pid,
   b->rec.time_ns = now;
   b->rec.pid = tgid;
   b->rec.ppid = BPF_CORE_READ(p, real_parent, tgid);
+  /* The process group as the initial PID namespace numbers it: a shell
+   * with job control puts each pipeline in a group of its own. */
+  b->rec.pgid = BPF_CORE_READ(p, signal, pids[PIDTYPE_PGID], numbers[0].nr);
+  b->rec.pad = 0;
   b->rec.uid = BPF_CORE_READ(p, cred, uid.val);
   b->rec.euid = BPF_CORE_READ(p, cred, euid.val);
   b->rec.exit_code = 0;

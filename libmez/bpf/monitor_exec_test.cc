@@ -53,6 +53,7 @@ TEST(BpfMonitorTest, EchoWithFiftyArgsAndAnEightKiBArgIsComplete) {
   EXPECT_EQ(exec->path, RealPath("/bin/echo"));
   EXPECT_FALSE(exec->path_cut);
   EXPECT_EQ(exec->ppid, getpid());
+  EXPECT_EQ(exec->pgid, getpgrp());  // The test's own group: no setpgid.
   EXPECT_EQ(exec->uid, 0u);
   EXPECT_EQ(exec->euid, 0u);
   EXPECT_EQ(exec->cwd, RealPath(std::filesystem::current_path()));

@@ -12,6 +12,7 @@
 #include "libmez/cli/remote_source.h"
 #include "libmez/play/flags.h"
 #include "libmez/play/local_recording.h"
+#include "libmez/play/markers.h"
 
 namespace mez::cli {
 namespace {
@@ -23,6 +24,28 @@ Result<std::unique_ptr<play::RecordingSource>> OpenSource(
     return OpenRemoteRecording(o.identity, o.target);
   }
   return play::OpenLocalRecording(o.target);
+}
+
+// The commands typed in the session, from its enhanced recording events
+// (none when it has none). Playback goes on without them when they cannot
+// be read, saying why.
+std::vector<play::Marker> CommandMarkers(play::RecordingSource* source,
+                                         const std::string& target) {
+  auto lines = source->EventLines();
+  if (!lines.ok()) {
+    if (lines.status().code() != Code::kNotFound) {
+      std::fprintf(stderr, "msh play: %s: no command markers: %s\n",
+                   target.c_str(), lines.status().ToString().c_str());
+    }
+    return {};
+  }
+  auto markers = play::CommandMarkersFromLines(lines->get());
+  if (!markers.ok()) {
+    std::fprintf(stderr, "msh play: %s: no command markers: %s\n",
+                 target.c_str(), markers.status().ToString().c_str());
+    return {};
+  }
+  return std::move(markers).value();
 }
 
 // "--speed: '2y' is not a speed ...".
@@ -63,6 +86,9 @@ Status PlayRecording(const PlayRecordingOptions& o) {
     options.in_fd = tty;
   }
   auto source = OpenSource(o);
+  if (source.ok() && options.format == play::Format::kPty) {
+    options.markers = CommandMarkers(source->get(), o.target);
+  }
   Status s = source.ok() ? play::Play(source->get(), options) : source.status();
   if (s.ok() && options.format != play::Format::kPty &&
       (*source)->meta().live) {

@@ -33,6 +33,9 @@ class RemoteSource : public play::RecordingSource {
     // waits for this call.
     return client_->ReadSeekIndex(id_, std::chrono::seconds(10));
   }
+  Result<std::unique_ptr<record::ByteSource>> EventLines() override {
+    return client_->ReadEvents(id_);
+  }
   play::SessionMeta meta() override {
     std::lock_guard<std::mutex> lock(mu_);
     return meta_;

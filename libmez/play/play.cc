@@ -36,6 +36,7 @@ Status Play(RecordingSource* source, const PlayOptions& options) {
     p.clock = options.clock;
     p.start_at_us = options.start_at_us;
     p.start_at_percent = options.start_at_percent;
+    p.markers = options.markers;
     return PlayInteractive(source, p, options.in_fd, options.out_fd);
   }
   FdSink sink(options.out_fd);

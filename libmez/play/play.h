@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
+#include "libmez/play/player.h"  // Marker
 #include "libmez/play/source.h"
 #include "libmez/util/clock.h"
 #include "libmez/util/status.h"
@@ -33,6 +35,8 @@ struct PlayOptions {
   // Where pty playback starts (a percentage wins over a time).
   std::optional<int64_t> start_at_us;
   std::optional<double> start_at_percent;
+  // Commands on the timeline (pty): ']' and '[' jump between them.
+  std::vector<Marker> markers;
   int in_fd = 0;  // Keys (pty).
   int out_fd = 1;
   Clock* clock = nullptr;  // RealClock() when null.

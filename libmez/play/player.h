@@ -132,10 +132,11 @@ class Player {
   // cancels.
   void StartPrompt();
   bool prompting() const { return prompting_; }
-  // To the first marker after the position; to the last one before it
-  // (more than kMarkerBackUs before, so that pressing again goes further
-  // back). A marker not reached yet is placed by reading on, on the
-  // emulator only. Without one there: a notice on the status line.
+  // To the first marker after the position; back to the start of the
+  // command being played, or to the one before it when that started less
+  // than kMarkerBackUs ago (so that pressing again goes further back). A marker
+  // not reached yet is placed by reading on, on the emulator only. Without one
+  // there: a notice on the status line.
   Status NextMarker();
   Status PreviousMarker();
   // The last marker at or before the position (an index into

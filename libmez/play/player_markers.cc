@@ -1,6 +1,7 @@
 // Player's markers: placing them on the timeline as the reader goes past
 // them, and the keys that jump between them.
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "libmez/play/player.h"
@@ -74,6 +75,9 @@ Status Player::NextMarker() {
 Status Player::PreviousMarker() {
   if (finished_ || options_.markers.empty()) return Status::Ok();
   int64_t here = position_us();
+  // The position of the command being played, once passed over because
+  // it started less than kMarkerBackUs ago.
+  std::optional<int64_t> current;
   for (size_t i = options_.markers.size(); i-- > 0;) {
     // Ahead of the reader and not placed: after here, skip it.
     if (!marker_pos_[i].has_value() &&
@@ -81,12 +85,16 @@ Status Player::PreviousMarker() {
       continue;
     }
     MEZ_RETURN_IF_ERROR(ReadUntilPlaced(i));
-    if (marker_pos_[i].has_value() && *marker_pos_[i] + kMarkerBackUs < here) {
-      return SeekTo(*marker_pos_[i]);
+    if (!marker_pos_[i].has_value() || *marker_pos_[i] > here) continue;
+    int64_t pos = *marker_pos_[i];
+    if (current.has_value()) {
+      if (pos < *current) return SeekTo(pos);
+      continue;  // At the same time as the current one.
     }
+    if (here - pos > kMarkerBackUs) return SeekTo(pos);
+    current = pos;
   }
-  MEZ_RETURN_IF_ERROR(SeekTo(0));
-  return Status::Ok();
+  return SeekTo(0);
 }
 
 }  // namespace mez::play

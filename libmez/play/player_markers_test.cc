@@ -67,6 +67,21 @@ TEST(PlayerMarkersTest, KeysJumpBetweenCommandsAndTheStatusLineNamesThem) {
   EXPECT_EQ(rig.player->position_us(), 25'000'000);
 }
 
+TEST(PlayerMarkersTest, BackGoesCommandByCommandWhenTheyAreClose) {
+  PlayerOptions o;
+  o.markers = {{10'000'000, "a"}, {10'300'000, "b"}, {10'600'000, "c"}};
+  PlayerRig rig(SecondsCast(), o);
+  ASSERT_TRUE(rig.player->SeekTo(10'600'000).ok());
+  ASSERT_TRUE(rig.player->HandleInput("[").ok());
+  EXPECT_EQ(rig.player->position_us(), 10'300'000);
+  ASSERT_TRUE(rig.player->HandleInput("[").ok());
+  EXPECT_EQ(rig.player->position_us(), 10'000'000);
+  // Well into "c": back to its start first.
+  ASSERT_TRUE(rig.player->SeekTo(12'000'000).ok());
+  ASSERT_TRUE(rig.player->HandleInput("[").ok());
+  EXPECT_EQ(rig.player->position_us(), 10'600'000);
+}
+
 TEST(PlayerMarkersTest, AnIdleLimitMovesMarkersWithTheTimeline) {
   // Output at 0 s, 1 s, then 61 s and 62 s: a one-minute pause. A command
   // at 30 s (in the pause) and one at 62 s.
@@ -151,13 +166,13 @@ TEST(PlayerMarkersTest, WithoutMarkersTheKeysDoNothing) {
 
 TEST(CommandMarkersTest, ChildrenOfTheShellArePipelinesShareOneMarker) {
   std::vector<ExecEvent> execs = {
-      {0, 100, 1, {"-bash"}},                      // the session's shell
-      {2'000'000, 101, 100, {"ls", "-la"}},        // typed
-      {5'000'000, 102, 100, {"make", "test"}},     // typed
-      {5'010'000, 103, 102, {"cc", "-c", "a.c"}},  // run by make: not typed
-      {9'000'000, 104, 100, {"ps", "aux"}},        // a pipeline ...
-      {9'020'000, 105, 100, {"grep", "ssh"}},      // ... of two
-      {12'000'000, 106, 999, {"cron-job"}},        // not the shell's child
+      {0, 100, 1, 0, {"-bash"}},                      // the session's shell
+      {2'000'000, 101, 100, 0, {"ls", "-la"}},        // typed
+      {5'000'000, 102, 100, 0, {"make", "test"}},     // typed
+      {5'010'000, 103, 102, 0, {"cc", "-c", "a.c"}},  // run by make: not typed
+      {9'000'000, 104, 100, 0, {"ps", "aux"}},        // a pipeline ...
+      {9'020'000, 105, 100, 0, {"grep", "ssh"}},      // ... of two
+      {12'000'000, 106, 999, 0, {"cron-job"}},        // not the shell's child
   };
   std::vector<Marker> m = CommandMarkers(execs);
   ASSERT_EQ(m.size(), 3u);
@@ -168,30 +183,75 @@ TEST(CommandMarkersTest, ChildrenOfTheShellArePipelinesShareOneMarker) {
   EXPECT_EQ(m[2].label, "ps aux | grep ssh");
 }
 
+TEST(CommandMarkersTest, ProcessGroupsTellPipelinesFromQuickCommands) {
+  // An interactive shell (pid 100, group 100) makes a group per pipeline.
+  auto exec = [](int64_t t, int64_t pid, int64_t pgid,
+                 std::vector<std::string> argv) {
+    ExecEvent e;
+    e.offset_us = t;
+    e.pid = pid;
+    e.ppid = pid == 100 ? 1 : 100;
+    e.pgid = pgid;
+    e.argv = std::move(argv);
+    return e;
+  };
+  std::vector<ExecEvent> execs = {
+      exec(0, 100, 100, {"-bash"}),
+      exec(1'000, 101, 101, {"/bin/echo", "ONE1"}),  // "echo; ls | wc"
+      exec(500'000, 103, 102, {"wc", "-l"}),         // exec'd first, ...
+      exec(502'000, 102, 102, {"ls", "/"}),          // ... slow, same group
+      exec(503'000, 104, 104, {"true"}),
+      exec(900'000, 105, 100, {"id", "-u"}),  // $(id -u): the shell's group
+      exec(950'000, 106, 100, {"tty"}),       // ... and within 100 ms
+  };
+  std::vector<Marker> m = CommandMarkers(execs);
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[0].label, "/bin/echo ONE1");
+  EXPECT_EQ(m[1].label, "ls / | wc -l");
+  EXPECT_EQ(m[1].time_us, 500'000);
+  EXPECT_EQ(m[2].label, "true");
+  EXPECT_EQ(m[3].label, "id -u | tty");
+}
+
 TEST(CommandMarkersTest, LongLabelsAreCutAtACharacter) {
   std::string arg(300, 'x');
   arg[199] = '\xc3';  // "é" across the cut
   arg[200] = '\xa9';
-  std::vector<ExecEvent> execs = {{0, 1, 0, {"sh"}}, {1, 2, 1, {arg}}};
+  std::vector<ExecEvent> execs = {{0, 1, 0, 0, {"sh"}}, {1, 2, 1, 0, {arg}}};
   std::vector<Marker> m = CommandMarkers(execs);
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0].label, std::string(199, 'x') + "...");
 }
 
 TEST(CommandMarkersTest, StoredLinesThatAreNotExecEventsAreSkipped) {
-  std::vector<std::string> lines = {
-      R"({"type":"exec","offset_us":5,"pid":1,"ppid":0,"argv":["sh"]})",
-      R"({"type":"exit","offset_us":6,"pid":1})",
-      R"(not json)",
-      R"({"type":"exec","offset_us":"7","pid":2,"ppid":1,"argv":["ls"]})",
-      R"({"type":"exec","offset_us":8,"pid":3,"ppid":1,"argv":["id",3]})",
-      R"([1,2])",
-  };
-  std::vector<ExecEvent> e = ExecEventsFromLines(lines, "offset_us");
-  ASSERT_EQ(e.size(), 2u);
-  EXPECT_EQ(e[0].offset_us, 5);
-  EXPECT_EQ(e[1].pid, 3);
-  EXPECT_EQ(e[1].argv, std::vector<std::string>{"id"});
+  std::string lines =
+      R"({"offset_us":5,"type":"exec","pid":1,"ppid":0,"argv":["sh"]})"
+      "\n"
+      R"({"offset_us":6,"type":"exit","pid":1})"
+      "\nnot json\n"
+      R"({"offset_us":"7","type":"exec","pid":2,"ppid":1,"argv":["ls"]})"
+      "\n"
+      R"({"offset_us":8,"type":"exec","pid":3,"ppid":1,"pgid":3,"argv":["id",3]})"
+      "\n[1,2]\n\n"
+      // The last line without its newline still counts.
+      R"({"offset_us":90,"type":"exec","pid":4,"ppid":1,"pgid":4,"argv":["w"]})";
+  record::StringSource src(lines);
+  auto m = CommandMarkersFromLines(&src);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->size(), 2u);
+  EXPECT_EQ((*m)[0].time_us, 8);
+  EXPECT_EQ((*m)[0].label, "id");
+  EXPECT_EQ((*m)[1].label, "w");  // 82 us later, but its own group.
+}
+
+TEST(CommandMarkersTest, AnEndlessLineIsRefusedNotHeld) {
+  // A hostile server's stream without a newline: refused at the bound.
+  std::string lines =
+      R"({"offset_us":5,"type":"exec","pid":1,"ppid":0,"argv":[")" +
+      std::string(kMaxMarkerLineBytes + 100'000, 'x');
+  record::StringSource src(lines);
+  auto m = CommandMarkersFromLines(&src);
+  EXPECT_EQ(m.status().code(), Code::kDataLoss);
 }
 
 }  // namespace

@@ -47,6 +47,13 @@ class RecordingSource {
   virtual Result<std::optional<std::string>> StoredSeekIndex() {
     return std::optional<std::string>();
   }
+  // The session's enhanced recording events, one JSON object per line
+  // with its "offset_us" (docs/formats/enhanced-events.md, "Stored form",
+  // Reading), for the player's command markers; kNotFound when it has
+  // none.
+  virtual Result<std::unique_ptr<record::ByteSource>> EventLines() {
+    return Status(Code::kNotFound, "no enhanced recording events");
+  }
 };
 
 // A recording file on the local disk: plain `.cast`, gzip `.cast.gz` (by its
