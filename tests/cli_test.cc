@@ -258,6 +258,20 @@ TEST_F(CliTest, NodesAndCaExport) {
             0);
   auto ls = Mezctl("nodes ls | awk 'NR>1 {print $1, $3, $5}'");
   EXPECT_EQ(ls.out, "db-01 openssh node-sync\nweb-01 agent node-sync\n");
+  // Enhanced recording needs mezd on the node: an agentless one says no.
+  auto jsonl = Mezctl("nodes ls --format=jsonl");
+  struct Row {
+    std::string kind, enhanced;
+  };
+  for (const Row& r :
+       {Row{"openssh", "no (agentless)"}, Row{"agent", "per session"}}) {
+    size_t at = jsonl.out.find("\"kind\":\"" + r.kind + "\"");
+    ASSERT_NE(at, std::string::npos) << jsonl.out;
+    std::string row = jsonl.out.substr(at, jsonl.out.find('\n', at) - at);
+    EXPECT_NE(row.find("\"enhanced_recording\":\"" + r.enhanced + "\""),
+              std::string::npos)
+        << row;
+  }
   ASSERT_EQ(Mezctl("nodes rm db-01").exit_code, 0);
   EXPECT_EQ(Mezctl("nodes ls --format=jsonl").out.find("db-01"),
             std::string::npos);

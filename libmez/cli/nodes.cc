@@ -144,6 +144,11 @@ Status NodesLs(const std::string& identity, const std::string& format_s) {
     if (!n.recording_mode().empty()) return n.recording_mode();
     return cluster_mode.value() + " (cluster)";
   };
+  // Enhanced recording (BPF) needs mezd on the node; an agent's sessions
+  // each say in their session.start audit event whether it was on.
+  auto enhanced = [](const pb::NodeInfo& n) -> std::string {
+    return n.openssh() ? "no (agentless)" : "per session";
+  };
   if (format != OutputFormat::kText) {
     std::vector<ordered_json> rows;
     for (const auto& n : resp.nodes()) {
@@ -152,15 +157,16 @@ Status NodesLs(const std::string& identity, const std::string& format_s) {
                                   {"addr", n.addr()},
                                   {"kind", n.openssh() ? "openssh" : "agent"},
                                   {"last_seen", IsoUtc(n.last_seen_us())},
-                                  {"recording_mode", effective(n)}});
+                                  {"recording_mode", effective(n)},
+                                  {"enhanced_recording", enhanced(n)}});
     }
     PrintJson(rows, format);
     return Status::Ok();
   }
-  Table t({"NAME", "ADDRESS", "KIND", "LAST SEEN", "RECORDING"});
+  Table t({"NAME", "ADDRESS", "KIND", "LAST SEEN", "RECORDING", "ENHANCED"});
   for (const auto& n : resp.nodes()) {
     t.AddRow({n.name(), n.addr(), n.openssh() ? "openssh" : "agent",
-              IsoUtc(n.last_seen_us()), effective(n)});
+              IsoUtc(n.last_seen_us()), effective(n), enhanced(n)});
   }
   t.Print(stdout, StdoutIsTty(), TerminalWidth());
   return Status::Ok();
