@@ -556,6 +556,11 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
                            "' is not one of debug, info, warn, error");
   }
   MEZ_RETURN_IF_ERROR(ApplyProxyFlags(flags, &cfg));
+  if (!cfg.web.listen.empty() && !cfg.HasRole("auth")) {
+    return InvalidArgument(
+        "web: the web UI is served by an auth mezrecd (roles auth or "
+        "auth,proxy); drop --web-listen from this proxy-only one");
+  }
   return cfg;
 }
 

@@ -170,17 +170,29 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
 }  // namespace
 
 struct HttpServer::Impl {
+  // Destroyed in reverse: the connections (owned by handlers the
+  // io_context holds) go before the TLS context their streams use.
   std::shared_ptr<Shared> shared;
-  asio::io_context ioc;
   std::optional<ssl::context> tls;
+  asio::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> backoff;
   std::vector<std::thread> threads;
 
   void Accept() {
     acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec,
                                                           tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
+      if (ec) {
+        // Out of descriptors, most likely: wait a little rather than spin.
+        MEZ_LOG(kWarning) << "web: accept: " << ec.message();
+        backoff->expires_after(std::chrono::milliseconds(100));
+        backoff->async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
+      }
+      {
         beast::error_code pe;
         std::string peer = socket.remote_endpoint(pe).address().to_string();
         if (shared->open.load() >= shared->opt.max_connections) {
@@ -244,6 +256,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions o) {
     if (ec) return InvalidArgument("web TLS key: " + ec.message());
   }
   impl->acceptor.emplace(impl->ioc);
+  impl->backoff.emplace(impl->ioc);
   tcp::endpoint ep(ip, port);
   impl->acceptor->open(ep.protocol(), ec);
   if (!ec)
