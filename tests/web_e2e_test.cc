@@ -47,61 +47,81 @@ struct Req {
 
 class WebTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<Mezrecd>(
-        dir_.File("data"),
-        std::vector<std::string>{"--web-listen", "127.0.0.1:0"});
+  void SetUp() override { StartWith({}); }
+
+  // mezrecd with --web-listen 127.0.0.1:0 and `args`; `origin` is the
+  // public URL's when --web-public-url is among them.
+  void StartWith(std::vector<std::string> args, std::string origin = "") {
+    args.insert(args.begin(), {"--web-listen", "127.0.0.1:0"});
+    server_ = std::make_unique<Mezrecd>(dir_.File("data"), args);
     ASSERT_TRUE(server_->Start()) << server_->log();
     std::string log = server_->log();
     size_t at = log.find("web UI on 127.0.0.1:");
     ASSERT_NE(at, std::string::npos) << log;
     port_ = std::stoi(log.substr(at + 20));
-    origin_ = "https://127.0.0.1:" + std::to_string(port_);
+    tls_ = log.find("(https)", at) != std::string::npos;
+    origin_ =
+        origin.empty() ? "https://127.0.0.1:" + std::to_string(port_) : origin;
     auto admin = auth::ReadIdentityFile(dir_.File("data/admin.identity"));
     ASSERT_TRUE(admin.ok());
     ca_pem_ = admin->tls_ca_pem;
   }
 
-  // One request on a new TLS connection, the cluster CA verified.
+  template <typename Stream>
+  static void Exchange(Stream& s, const Req& r, const std::string& host,
+                       Reply* out) {
+    http::request<http::string_body> req;
+    req.method_string(r.method);
+    req.target(r.path);
+    req.version(11);
+    req.set(http::field::host, host);
+    for (const auto& [k, v] : r.headers) req.set(k, v);
+    req.body() = r.body;
+    req.prepare_payload();
+    if (r.announce > 0) {
+      req.content_length(r.announce);
+      http::request_serializer<http::string_body> sr(req);
+      http::write_header(s, sr);
+    } else {
+      http::write(s, req);
+    }
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> p;
+    p.body_limit(1 << 20);
+    http::read(s, buf, p);
+    auto& res = p.get();
+    out->status = res.result_int();
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(c));
+      out->headers[name] = std::string(f.value());
+    }
+    out->body = res.body();
+  }
+
+  // One request on a new connection: TLS, the cluster CA verified, or
+  // plain HTTP when mezrecd serves that.
   Reply Send(const Req& r) {
     Reply out;
+    std::string host = "127.0.0.1:" + std::to_string(port_);
+    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port_);
     try {
       asio::io_context ioc;
+      if (!tls_) {
+        beast::tcp_stream s(ioc);
+        s.expires_after(std::chrono::seconds(20));
+        s.connect(ep);
+        Exchange(s, r, host, &out);
+        return out;
+      }
       ssl::context ctx(ssl::context::tls_client);
       ctx.add_certificate_authority(asio::buffer(ca_pem_));
       ctx.set_verify_mode(ssl::verify_peer);
       beast::ssl_stream<beast::tcp_stream> s(ioc, ctx);
       beast::get_lowest_layer(s).expires_after(std::chrono::seconds(20));
-      beast::get_lowest_layer(s).connect(
-          tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+      beast::get_lowest_layer(s).connect(ep);
       s.handshake(ssl::stream_base::client);
-      http::request<http::string_body> req;
-      req.method_string(r.method);
-      req.target(r.path);
-      req.version(11);
-      req.set(http::field::host, "127.0.0.1:" + std::to_string(port_));
-      for (const auto& [k, v] : r.headers) req.set(k, v);
-      req.body() = r.body;
-      req.prepare_payload();
-      if (r.announce > 0) {
-        req.content_length(r.announce);
-        http::request_serializer<http::string_body> sr(req);
-        http::write_header(s, sr);
-      } else {
-        http::write(s, req);
-      }
-      beast::flat_buffer buf;
-      http::response_parser<http::string_body> p;
-      p.body_limit(1 << 20);
-      http::read(s, buf, p);
-      auto& res = p.get();
-      out.status = res.result_int();
-      for (const auto& f : res) {
-        std::string name(f.name_string());
-        for (char& c : name) c = static_cast<char>(std::tolower(c));
-        out.headers[name] = std::string(f.value());
-      }
-      out.body = res.body();
+      Exchange(s, r, host, &out);
     } catch (const std::exception& e) {
       out.body = e.what();
     }
@@ -134,7 +154,7 @@ class WebTest : public ::testing::Test {
                                  " --identity " + ShellQuote(identity) +
                                  " web 2>/dev/null");
     EXPECT_EQ(r.exit_code, 0) << r.out;
-    std::string prefix = origin_ + "/login#";
+    std::string prefix = origin_ + "/login#";  // The public URL's.
     EXPECT_EQ(r.out.rfind(prefix, 0), 0u) << r.out;
     std::string code = r.out.substr(prefix.size());
     while (!code.empty() && code.back() == '\n') code.pop_back();
@@ -194,6 +214,7 @@ class WebTest : public ::testing::Test {
   int port_ = 0;
   std::string origin_;
   std::string ca_pem_;
+  bool tls_ = true;
 };
 
 TEST_F(WebTest, SignInSeesOwnSessionsAndNotOthers) {
@@ -353,6 +374,64 @@ TEST_F(WebTest, OversizedRequestsAreRefusedAndTheServerCarriesOn) {
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.body.find("/app.js"), std::string::npos);
   EXPECT_TRUE(server_->running());
+}
+
+// Behind a TLS-terminating proxy: plain HTTP on loopback, links and the
+// origin from --web-public-url, the cookie still Secure, X-Forwarded-For
+// believed from the trusted proxy only.
+class WebBehindProxyTest : public WebTest {
+ protected:
+  void SetUp() override {}
+  // The `remote` of the newest web.login audit event.
+  std::string LastLoginRemote() {
+    auto r = ::mez::testing::Run(
+        std::string(MEZCTL_PATH) + " --identity " +
+        ShellQuote(dir_.File("data/admin.identity")) +
+        " audit ls --type=web.login --limit=1 --format=jsonl 2>&1");
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    json row = json::parse(r.out, nullptr, false);
+    if (!row.is_object()) return "unparsable: " + r.out;
+    json d = row["details"];
+    if (d.is_string()) d = json::parse(d.get<std::string>(), nullptr, false);
+    return d.is_object() ? d.value("remote", "") : "no details: " + r.out;
+  }
+  std::string LoginVia(const std::string& xff) {
+    std::string code = CodeFor(dir_.File("data/admin.identity"));
+    Req r;
+    r.method = "POST";
+    r.path = "/api/login";
+    r.body = json{{"code", code}}.dump();
+    r.headers["Origin"] = origin_;
+    r.headers["X-Forwarded-For"] = xff;
+    Reply got = Send(r);
+    EXPECT_EQ(got.status, 200) << got.body;
+    return got.headers["set-cookie"];
+  }
+};
+
+TEST_F(WebBehindProxyTest, TrustedProxysForwardedForIsBelieved) {
+  StartWith({"--web-insecure-http", "--web-public-url", "https://mez.example",
+             "--web-trusted-proxies", "127.0.0.1"},
+            "https://mez.example");
+  ASSERT_FALSE(tls_);
+  std::string cookie = LoginVia("198.51.100.1, 203.0.113.7");
+  EXPECT_NE(cookie.find("Secure"), std::string::npos) << cookie;
+  EXPECT_EQ(LastLoginRemote(), "203.0.113.7");
+  // The page's own origin is the proxy's, not the listener's.
+  Req wrong;
+  wrong.method = "POST";
+  wrong.path = "/api/login";
+  wrong.body = "{}";
+  wrong.headers["Origin"] = "http://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(Send(wrong).status, 403);
+}
+
+TEST_F(WebBehindProxyTest, OtherPeersForwardedForIsIgnored) {
+  StartWith({"--web-insecure-http", "--web-public-url", "https://mez.example",
+             "--web-trusted-proxies", "192.0.2.10"},
+            "https://mez.example");
+  LoginVia("203.0.113.7");
+  EXPECT_EQ(LastLoginRemote(), "127.0.0.1");
 }
 
 TEST(WebConfigE2eTest, InsecureHttpRefusedOffLoopback) {
