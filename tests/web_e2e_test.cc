@@ -16,6 +16,7 @@
 #include <string>
 
 #include "libmez/auth/identity.h"
+#include "mezite/v1/web.grpc.pb.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
 
@@ -302,6 +303,45 @@ TEST_F(WebTest, CodesAreSingleUseAndUnknownOnesRefused) {
   // A forged cookie is no session.
   EXPECT_EQ(Get("/api/me", "__Host-mez_session=" + std::string(64, 'a')).status,
             401);
+}
+
+// The code's identity is the call's credential: users and admins get one,
+// a node or a removed user's token does not, nor a call without one.
+TEST_F(WebTest, OnlyUsersAndAdminsGetCodes) {
+  auto stub = mezite::v1::Web::NewStub(server_->Channel());
+  auto ask = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    mezite::v1::CreateSignInCodeResponse resp;
+    grpc::Status st = stub->CreateSignInCode(
+        &ctx, mezite::v1::CreateSignInCodeRequest(), &resp);
+    return std::make_pair(st.error_code(), resp.code());
+  };
+  std::string alice = server_->Token(auth::Role::kUser, "alice");
+  auto ok = ask(alice);
+  EXPECT_EQ(ok.first, grpc::StatusCode::OK);
+  EXPECT_EQ(ok.second.size(), 64u);
+  EXPECT_EQ(ask(server_->Token(auth::Role::kNode, "web-01")).first,
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ask("").first, grpc::StatusCode::UNAUTHENTICATED);
+  auto r = ::mez::testing::Run(std::string(MEZCTL_PATH) + " --identity " +
+                               ShellQuote(dir_.File("data/admin.identity")) +
+                               " users rm alice 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(ask(alice).first, grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// A code issued before its user was removed opens no session.
+TEST_F(WebTest, CodeOfARemovedUserIsRefused) {
+  std::string alice = AddUser("alice", "user");
+  std::string code = CodeFor(alice);
+  auto r = ::mez::testing::Run(std::string(MEZCTL_PATH) + " --identity " +
+                               ShellQuote(dir_.File("data/admin.identity")) +
+                               " users rm alice 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  Reply got = Login(code);
+  EXPECT_EQ(got.status, 401) << got.body;
+  EXPECT_EQ(got.headers.count("set-cookie"), 0u);
 }
 
 TEST_F(WebTest, RemovedUsersCookieStopsAtOnce) {
