@@ -474,6 +474,31 @@ TEST_F(WebBehindProxyTest, OtherPeersForwardedForIsIgnored) {
   EXPECT_EQ(LastLoginRemote(), "127.0.0.1");
 }
 
+// An operator's certificate and key replace the cluster's: the client
+// trusts only that certificate and still gets through.
+TEST_F(WebBehindProxyTest, OperatorsCertificateIsServed) {
+  std::string cert = dir_.File("web.crt"), key = dir_.File("web.key");
+  auto made = ::mez::testing::Run(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 "
+      "-keyout " +
+      ShellQuote(key) + " -out " + ShellQuote(cert) + " 2>&1");
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  StartWith({"--web-cert", cert, "--web-key", key});
+  ASSERT_TRUE(tls_);
+  Reply cluster_ca = Get("/", "");  // Trusting the cluster CA only: refused.
+  EXPECT_EQ(cluster_ca.status, 0) << cluster_ca.body;
+  EXPECT_NE(cluster_ca.body.find("certificate verify failed"),
+            std::string::npos)
+      << cluster_ca.body;
+  auto pem = ::mez::testing::Run("cat " + ShellQuote(cert));
+  ca_pem_ = pem.out;
+  Reply page = Get("/", "");
+  EXPECT_EQ(page.status, 200) << page.body;
+  std::string c = SignIn(dir_.File("data/admin.identity"), nullptr);
+  EXPECT_EQ(Get("/api/me", c).status, 200);
+}
+
 TEST(WebConfigE2eTest, InsecureHttpRefusedOffLoopback) {
   TempDir dir;
   Mezrecd server(dir.File("data"),
