@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "libmez/auth/identity.h"
 #include "mezite/v1/web.grpc.pb.h"
@@ -416,10 +417,11 @@ TEST_F(WebTest, OversizedRequestsAreRefusedAndTheServerCarriesOn) {
   EXPECT_TRUE(server_->running());
 }
 
-// Behind a TLS-terminating proxy: plain HTTP on loopback, links and the
-// origin from --web-public-url, the cookie still Secure, X-Forwarded-For
-// believed from the trusted proxy only.
-class WebBehindProxyTest : public WebTest {
+// Each test starts mezrecd with web options of its own. Behind a
+// TLS-terminating proxy: plain HTTP on loopback, links and the origin from
+// --web-public-url, the cookie still Secure, X-Forwarded-For believed from
+// the trusted proxy only.
+class WebOptionsTest : public WebTest {
  protected:
   void SetUp() override {}
   // The `remote` of the newest web.login audit event.
@@ -449,7 +451,7 @@ class WebBehindProxyTest : public WebTest {
   }
 };
 
-TEST_F(WebBehindProxyTest, TrustedProxysForwardedForIsBelieved) {
+TEST_F(WebOptionsTest, BehindProxyTrustedForwardedForIsBelieved) {
   StartWith({"--web-insecure-http", "--web-public-url", "https://mez.example",
              "--web-trusted-proxies", "127.0.0.1"},
             "https://mez.example");
@@ -466,7 +468,7 @@ TEST_F(WebBehindProxyTest, TrustedProxysForwardedForIsBelieved) {
   EXPECT_EQ(Send(wrong).status, 403);
 }
 
-TEST_F(WebBehindProxyTest, OtherPeersForwardedForIsIgnored) {
+TEST_F(WebOptionsTest, BehindProxyOtherPeersForwardedForIsIgnored) {
   StartWith({"--web-insecure-http", "--web-public-url", "https://mez.example",
              "--web-trusted-proxies", "192.0.2.10"},
             "https://mez.example");
@@ -476,7 +478,7 @@ TEST_F(WebBehindProxyTest, OtherPeersForwardedForIsIgnored) {
 
 // An operator's certificate and key replace the cluster's: the client
 // trusts only that certificate and still gets through.
-TEST_F(WebBehindProxyTest, OperatorsCertificateIsServed) {
+TEST_F(WebOptionsTest, OperatorsCertificateIsServed) {
   std::string cert = dir_.File("web.crt"), key = dir_.File("web.key");
   auto made = ::mez::testing::Run(
       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
@@ -497,6 +499,29 @@ TEST_F(WebBehindProxyTest, OperatorsCertificateIsServed) {
   EXPECT_EQ(page.status, 200) << page.body;
   std::string c = SignIn(dir_.File("data/admin.identity"), nullptr);
   EXPECT_EQ(Get("/api/me", c).status, 200);
+}
+
+// With --web-sign-in-code-ttl 1s a code outlives its second: the test
+// waits for the wall clock to pass the code's expiry (a fixed instant, not
+// an event), then the code is refused as expired.
+TEST_F(WebOptionsTest, ExpiredCodeIsRefused) {
+  StartWith({"--web-sign-in-code-ttl", "1s"});
+  std::string alice = server_->Token(auth::Role::kUser, "alice");
+  auto stub = mezite::v1::Web::NewStub(server_->Channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + alice);
+  mezite::v1::CreateSignInCodeResponse resp;
+  ASSERT_TRUE(
+      stub->CreateSignInCode(&ctx, mezite::v1::CreateSignInCodeRequest(), &resp)
+          .ok());
+  EXPECT_LE(resp.expires_at(), time(nullptr) + 1);
+  while (time(nullptr) <= resp.expires_at()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Reply late = Login(resp.code());
+  EXPECT_EQ(late.status, 401) << late.body;
+  EXPECT_NE(late.Json().value("message", "").find("expired"), std::string::npos)
+      << late.body;
 }
 
 TEST(WebConfigE2eTest, InsecureHttpRefusedOffLoopback) {
