@@ -36,7 +36,9 @@ HttpResponse Json(int status, const json& body) {
   HttpResponse r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = body.dump();
+  // Messages quote what the client sent, which need not be UTF-8: invalid
+  // bytes become U+FFFD rather than an exception.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }
@@ -209,9 +211,17 @@ std::string WebApi::ClientIp(const HttpRequest& r) const {
   }
   std::string xff = Header(r, "x-forwarded-for");
   if (xff.empty()) return r.peer_ip;
+  // The hop the trusted proxy added: the last one. Anything but an IP
+  // address there is the proxy's confusion; the peer is used instead.
   std::string last = xff.substr(xff.rfind(',') + 1);
   while (!last.empty() && last.front() == ' ') last.erase(0, 1);
-  return last.substr(0, 64);
+  while (!last.empty() && last.back() == ' ') last.pop_back();
+  bool ip = !last.empty() && last.size() <= 45;
+  for (char c : last) {
+    ip = ip && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                (c >= 'A' && c <= 'F') || c == '.' || c == ':');
+  }
+  return ip ? last : r.peer_ip;
 }
 
 Result<WebApi::Signed> WebApi::SignedIn(const HttpRequest& r) {
@@ -298,7 +308,8 @@ HttpResponse WebApi::Login(const HttpRequest& r) {
     return FromStatus(role.status());
   }
   opt_.cluster->Audit("web.login", s.caller.subject, "",
-                      json{{"remote", ClientIp(r)}}.dump());
+                      json{{"remote", ClientIp(r)}}.dump(
+                          -1, ' ', false, json::error_handler_t::replace));
   int64_t max_age = std::max<int64_t>(
       0, (s.expires_us - opt_.clock->WallMicros()) / 1'000'000);
   HttpResponse out =

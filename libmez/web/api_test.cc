@@ -104,6 +104,16 @@ TEST_F(ApiTest, MethodsAndRoutes) {
   EXPECT_EQ(api_->Handle(Req("GET", "/api/sessions/abc")).status, 401);
 }
 
+// Found by web_api_fuzz: a path that is not UTF-8, quoted in the error,
+// threw from the JSON encoder instead of answering.
+TEST_F(ApiTest, InvalidUtf8InThePathIsAnsweredNotThrown) {
+  HttpResponse r = api_->Handle(Req("GET", "/x\xff\xfe"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("not_found"), std::string::npos);
+  HttpResponse a = api_->Handle(Req("GET", "/api/\xc3"));
+  EXPECT_EQ(a.status, 404);
+}
+
 TEST(WebConfigTest, InsecureHttpOnlyOnLoopback) {
   WebConfig c;
   ASSERT_TRUE(SetWebOption(&c, "listen", "10.1.2.3:8080", "web.listen").ok());
