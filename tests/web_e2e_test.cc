@@ -265,6 +265,12 @@ TEST_F(WebTest, SignInSeesOwnSessionsAndNotOthers) {
             std::vector<std::string>{"sess-bob-1"});
   EXPECT_EQ(Get("/api/sessions/sess-alice-1", admin).status, 200);
   EXPECT_EQ(Get("/api/sessions?colour=red", admin).status, 400);
+  // Numbers past int64 are refused, never thrown on.
+  EXPECT_EQ(Get("/api/sessions?cursor=9999999999999999999.x", admin).status,
+            400);
+  EXPECT_EQ(Get("/api/sessions?since=999999999999", admin).status, 200);
+  EXPECT_EQ(Get("/api/sessions?limit=99999", admin).status, 400);
+  EXPECT_EQ(Get("/api/sessions?since=yesterday", admin).status, 400);
 }
 
 TEST_F(WebTest, PagingWithACursorVisitsEverySessionOnce) {

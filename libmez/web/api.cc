@@ -392,7 +392,7 @@ HttpResponse WebApi::Sessions(const HttpRequest& r, const std::string& q) {
     } else if (k == "cursor") {
       // "STARTED_US.ID" of the last row of the previous page.
       size_t dot = v.find('.');
-      if (dot == std::string::npos || dot == 0 || dot > 19 ||
+      if (dot == std::string::npos || dot == 0 || dot > 18 ||
           !std::all_of(v.begin(), v.begin() + dot,
                        [](char c) { return c >= '0' && c <= '9'; })) {
         return Error(400, "bad_request", "cursor: as a previous answer gave");
