@@ -402,6 +402,24 @@ TEST_F(WebTest, LogoutNeedsCsrfTokenAndOrigin) {
   EXPECT_EQ(Login(code).status, 200);
 }
 
+TEST_F(WebTest, SigningInAgainEndsTheBrowsersPreviousSession) {
+  std::string alice = AddUser("alice", "user");
+  std::string first = SignIn(alice, nullptr);
+  Req again;
+  again.method = "POST";
+  again.path = "/api/login";
+  again.body = json{{"code", CodeFor(alice)}}.dump();
+  again.headers["Origin"] = origin_;
+  again.headers["Cookie"] = first;
+  Reply r = Send(again);
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string second =
+      r.headers["set-cookie"].substr(0, r.headers["set-cookie"].find(';'));
+  EXPECT_NE(second, first);
+  EXPECT_EQ(Get("/api/me", first).status, 401);
+  EXPECT_EQ(Get("/api/me", second).status, 200);
+}
+
 TEST_F(WebTest, OversizedRequestsAreRefusedAndTheServerCarriesOn) {
   Req big_header;
   big_header.path = "/api/me";
@@ -528,6 +546,19 @@ TEST_F(WebOptionsTest, ExpiredCodeIsRefused) {
   EXPECT_EQ(late.status, 401) << late.body;
   EXPECT_NE(late.Json().value("message", "").find("expired"), std::string::npos)
       << late.body;
+}
+
+TEST(WebConfigE2eTest, MshWebSaysWhenThereIsNoWebUi) {
+  TempDir dir;
+  Mezrecd server(dir.File("data"));
+  ASSERT_TRUE(server.Start()) << server.log();
+  auto r = ::mez::testing::Run(
+      "MEZ_IDENTITY= " + std::string(MSH_PATH) + " --identity " +
+      ShellQuote(dir.File("data/admin.identity")) + " web 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("serves no web UI"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--web-listen"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("/login#"), std::string::npos) << r.out;
 }
 
 TEST(WebConfigE2eTest, InsecureHttpRefusedOffLoopback) {

@@ -299,6 +299,9 @@ HttpResponse WebApi::Login(const HttpRequest& r) {
   }
   auto got = opt_.sign_in->Exchange(body["code"].get<std::string>());
   if (!got.ok()) return Error(401, "bad_code", got.status().message());
+  // A session this browser still held is replaced, not left to expire.
+  std::string previous = Cookie(r, kCookieName);
+  if (!previous.empty()) opt_.sign_in->End(previous);
   const auto& [id, s] = *got;
   // The identity may have been removed since the code was issued.
   auto role = cluster::CheckIdentity(opt_.catalog, s.caller.role,
