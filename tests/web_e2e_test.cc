@@ -439,6 +439,8 @@ TEST_F(WebTest, OversizedRequestsAreRefusedAndTheServerCarriesOn) {
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.body.find("/app.js"), std::string::npos);
   EXPECT_TRUE(server_->running());
+  // And it stops cleanly on SIGTERM, the web listener with it.
+  EXPECT_EQ(server_->Stop(), 0) << server_->log();
 }
 
 // Each test starts mezrecd with web options of its own. Behind a

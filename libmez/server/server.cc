@@ -331,11 +331,11 @@ Status RunMezrecd(const ServerConfig& config) {
   // The proxy's sessions end first, so their recordings close while the
   // gRPC server still takes them.
   proxy.reset();
-  web_role.reset();
   MEZ_LOG(kInfo) << "signal " << sig << ": draining streams (up to "
                  << config.shutdown_grace_us / 1'000'000 << " s)";
   server->Shutdown(config.shutdown_grace_us);
   pool.reset();          // Runs what the last reactions handed over.
+  web_role.reset();      // After the sign-in code calls that use it.
   ingest.reset();        // Closes the shared pcaps.
   seek_indexer.reset();  // Abandons the index being built, if any.
   lease.reset();         // What still records is now an orphan to the others.
