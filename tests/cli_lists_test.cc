@@ -199,8 +199,7 @@ Offer BashComplete(const std::string& line, const std::string& home,
   return Complete(home,
                   "bash --norc --noprofile " +
                       ShellQuote(src + "/tests/bash_complete.bash") + " " +
-                      ShellQuote(src + "/completions") + " " +
-                      ShellQuote(line),
+                      ShellQuote(src + "/completions") + " " + ShellQuote(line),
                   scratch, path_first);
 }
 
@@ -252,8 +251,7 @@ class CliCompleteTest : public CliTest {
          "web-01\nweb-03\n"},
         {"msh --identity=~/admin.identity ssh web-0", tilde,
          "web-01\nweb-03\n"},
-        {"msh --identity " + ShellQuote(odd + "/admin.identity") +
-             " ssh web-0",
+        {"msh --identity " + ShellQuote(odd + "/admin.identity") + " ssh web-0",
          nobody, "web-01\nweb-03\n"},
         {"mezctl --identity=" + ShellQuote(odd + "/admin.identity") +
              " nodes rm web-02",
