@@ -150,7 +150,7 @@ _mezctl() {
 
   case $path in
     "")
-      subs="config audit nodes users ca"
+      subs="config audit nodes users ca web"
       opts="--identity --version --help -h"
       ;;
     config) subs="get set" ;;

@@ -81,6 +81,7 @@ complete -c mezctl -n '__mezctl_at' -a audit -d 'the audit log'
 complete -c mezctl -n '__mezctl_at' -a nodes -d 'nodes of the cluster'
 complete -c mezctl -n '__mezctl_at' -a users -d 'users of the cluster'
 complete -c mezctl -n '__mezctl_at' -a ca -d 'certificate authorities'
+complete -c mezctl -n '__mezctl_at' -a web -d 'print a single-use sign-in link for the web UI'
 
 # config get|set KEY [VALUE]
 complete -c mezctl -n '__mezctl_at config' -a get -d 'print a setting'

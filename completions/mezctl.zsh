@@ -175,6 +175,7 @@ _mezctl() {
     'nodes:nodes of the cluster'
     'users:users of the cluster'
     'ca:certificate authorities'
+    'web:print a single-use sign-in link for the web UI'
   )
   _arguments -C \
     '(- *)'{-h,--help}'[print help and exit]' \
@@ -206,6 +207,9 @@ _mezctl() {
           ;;
         ca)
           _mezctl_group ca 'export:print a CA public key' && ret=0
+          ;;
+        web)
+          _arguments '(- *)'{-h,--help}'[print help and exit]' && ret=0
           ;;
       esac
       ;;

@@ -136,11 +136,11 @@ _msh() {
 
   case $path in
     "")
-      subs="login status logout sessions play ssh"
+      subs="login status logout sessions play ssh web"
       opts="--identity --version --help -h"
       ;;
     login) opts="--identity --help -h" ;;
-    status | logout) opts="--help -h" ;;
+    status | logout | web) opts="--help -h" ;;
     sessions)
       subs="ls show"
       opts="--help -h"

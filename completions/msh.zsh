@@ -100,6 +100,7 @@ _msh() {
     'sessions:recorded sessions'
     'play:play a recorded session or a local recording file'
     'ssh:connect to a node with a short-lived certificate'
+    'web:print a single-use sign-in link for the web UI'
   )
   _arguments -C \
     '(- *)'{-h,--help}'[print help and exit]' \
@@ -119,7 +120,7 @@ _msh() {
             '(- *)'{-h,--help}'[print help and exit]' \
             '--identity=[identity file to store]:identity file:_files' && ret=0
           ;;
-        status | logout)
+        status | logout | web)
           _arguments '(- *)'{-h,--help}'[print help and exit]' && ret=0
           ;;
         sessions)

@@ -289,14 +289,14 @@ class CliCompleteTest : public CliTest {
       std::string line, want;
     };
     std::vector<Case> cases = {
-        {"msh ", "login\nlogout\nplay\nsessions\nssh\nstatus\n"},
+        {"msh ", "login\nlogout\nplay\nsessions\nssh\nstatus\nweb\n"},
         {"msh sessions ", "ls\nshow\n"},
         {"msh sessions show --format=", "--format=json\n--format=text\n"},
         {"msh sessions ls --kind=",
          "--kind=exec\n--kind=shell\n--kind=tcpip\n"},
         {"msh sessions ls --status ", "complete\nincomplete\nrecording\n"},
         {"msh play --format=p", "--format=plain\n--format=pty\n"},
-        {"mezctl ", "audit\nca\nconfig\nnodes\nusers\n"},
+        {"mezctl ", "audit\nca\nconfig\nnodes\nusers\nweb\n"},
         {"mezctl nodes ", "add\nls\nrm\n"},
         {"mezctl users ", "add\nls\nreissue\nrm\n"},
         {"mezctl config get ", "session_recording\n"},

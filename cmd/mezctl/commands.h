@@ -13,6 +13,8 @@ void AddAuditCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddNodesCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddUsersCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddCaCommand(CLI::App* app, const std::string* identity, int* rc);
+// `web`: a sign-in link for the web UI.
+void AddWebCommand(CLI::App* app, const std::string* identity, int* rc);
 
 }  // namespace mez::cli
 

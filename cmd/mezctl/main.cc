@@ -20,5 +20,6 @@ int main(int argc, char** argv) {
   mez::cli::AddNodesCommand(&app, &identity, &rc);
   mez::cli::AddUsersCommand(&app, &identity, &rc);
   mez::cli::AddCaCommand(&app, &identity, &rc);
+  mez::cli::AddWebCommand(&app, &identity, &rc);
   return mez::cmd::RunApp(app, argc, argv, &rc);
 }

@@ -50,6 +50,33 @@ int main(int argc, char** argv) {
   app.add_option("--replica-lease-timeout", flags.replica_lease_timeout,
                  "with a shared catalog, mark the live sessions of a replica "
                  "silent this long incomplete (default 60s)");
+  // The web UI (docs/web.md): each flag given is passed on as its yaml key.
+  auto web_opt = [&app, &flags](const char* flag, const char* key,
+                                const char* help) {
+    app.add_option_function<std::string>(
+        flag,
+        [&flags, key](const std::string& v) { flags.web.emplace_back(key, v); },
+        help);
+  };
+  web_opt("--web-listen", "listen",
+          "serve the web UI on HOST:PORT (an IP address; off by default)");
+  web_opt("--web-cert", "cert",
+          "the web UI's certificate chain (PEM; default: the cluster's TLS "
+          "certificate)");
+  web_opt("--web-key", "key", "the key of --web-cert (PEM)");
+  app.add_flag_callback(
+      "--web-insecure-http",
+      [&flags] { flags.web.emplace_back("insecureHttp", "true"); },
+      "serve the web UI over plain HTTP, for a TLS-terminating proxy "
+      "(loopback --web-listen only; needs --web-public-url https://...)");
+  web_opt("--web-public-url", "publicUrl",
+          "the URL users open (default https://WEB_LISTEN)");
+  web_opt("--web-trusted-proxies", "trustedProxies",
+          "addresses of proxies whose X-Forwarded-For is believed "
+          "(comma-separated IPs)");
+  web_opt("--web-sign-in-code-ttl", "signInCodeTtl",
+          "how long a sign-in code from msh web is good for (1s-60s, "
+          "default 60s)");
   app.footer(
       "Environment: MEZITE_DATA_DIR, MEZITE_LISTEN, MEZITE_TLS_NAMES, "
       "MEZITE_INSECURE, "
@@ -63,7 +90,10 @@ int main(int argc, char** argv) {
       "MEZITE_RECORDING_BACKEND (local, s3), "
       "MEZITE_S3_BUCKET, MEZITE_S3_REGION, MEZITE_S3_ACCESS_KEY, "
       "MEZITE_S3_SECRET_KEY, MEZITE_S3_PREFIX, MEZITE_S3_ENDPOINT, "
-      "MEZITE_S3_FORCE_PATH_STYLE, MEZITE_S3_CA_FILE. Flags override the "
+      "MEZITE_S3_FORCE_PATH_STYLE, MEZITE_S3_CA_FILE, MEZITE_WEB_LISTEN, "
+      "MEZITE_WEB_CERT, MEZITE_WEB_KEY, MEZITE_WEB_INSECURE_HTTP, "
+      "MEZITE_WEB_PUBLIC_URL, MEZITE_WEB_TRUSTED_PROXIES, "
+      "MEZITE_WEB_SIGN_IN_CODE_TTL. Flags override the "
       "environment, which "
       "overrides the config file. See mezrecd(8).");
   if (int rc = mez::cmd::Parse(app, argc, argv); rc >= 0) return rc;

@@ -15,6 +15,8 @@ void AddSessionsCommand(CLI::App* app, const std::string* identity, int* rc);
 void AddSshCommand(CLI::App* app, const std::string* identity, int* rc);
 // `status` and `logout`.
 void AddStatusCommands(CLI::App* app, const std::string* identity, int* rc);
+// `web`: a sign-in link for the web UI.
+void AddWebCommand(CLI::App* app, const std::string* identity, int* rc);
 
 }  // namespace mez::cli
 

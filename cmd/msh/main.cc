@@ -20,5 +20,6 @@ int main(int argc, char** argv) {
   mez::cli::AddPlayCommand(&app, &identity, &rc);
   mez::cli::AddSshCommand(&app, &identity, &rc);
   mez::cli::AddStatusCommands(&app, &identity, &rc);
+  mez::cli::AddWebCommand(&app, &identity, &rc);
   return mez::cmd::RunApp(app, argc, argv, &rc);
 }

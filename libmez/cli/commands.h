@@ -169,6 +169,11 @@ Status Ssh(const SshOptions& o, int* exit_code);
 // The exit codes of every msh and mezctl command (msh ssh, once ssh runs,
 // exits with ssh's own code instead). man/msh.1 and man/mezctl.1 list
 // them under EXIT STATUS; kExitCodesHelp is the --help footer.
+// msh web, mezctl web: asks mezrecd for a single-use sign-in code and
+// prints "<public url>/login#<code>" on stdout (the one line a script
+// reads) and how to use it on stderr; `program` names the command there.
+Status WebSignIn(const std::string& identity, const char* program);
+
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;        // Anything not below.
 inline constexpr int kExitUsage = 2;        // Bad flags or values.

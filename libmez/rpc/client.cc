@@ -12,6 +12,7 @@
 #include "libmez/rpc/grpc_status.h"
 #include "mezite/v1/cluster.grpc.pb.h"
 #include "mezite/v1/recording.grpc.pb.h"
+#include "mezite/v1/web.grpc.pb.h"
 
 namespace mez::rpc {
 
@@ -20,6 +21,7 @@ namespace pb = mezite::v1;
 struct ClusterClient::Stubs {
   std::unique_ptr<pb::Cluster::Stub> cluster;
   std::unique_ptr<pb::Recording::Stub> recording;
+  std::unique_ptr<pb::Web::Stub> web;
 };
 
 namespace {
@@ -109,6 +111,7 @@ ClusterClient::ClusterClient(std::shared_ptr<grpc::Channel> channel,
       stubs_(std::make_unique<Stubs>()) {
   stubs_->cluster = pb::Cluster::NewStub(channel_);
   stubs_->recording = pb::Recording::NewStub(channel_);
+  stubs_->web = pb::Web::NewStub(channel_);
 }
 
 ClusterClient::~ClusterClient() = default;
@@ -156,6 +159,13 @@ MEZ_CLUSTER_UNARY(ExportCA, ExportCARequest, ExportCAResponse)
 MEZ_CLUSTER_UNARY(SignUserCert, SignUserCertRequest, SignUserCertResponse)
 MEZ_CLUSTER_UNARY(ResolveNode, ResolveNodeRequest, NodeInfo)
 MEZ_CLUSTER_UNARY(JoinNode, JoinNodeRequest, JoinNodeResponse)
+
+Status ClusterClient::CreateSignInCode(const pb::CreateSignInCodeRequest& req,
+                                       pb::CreateSignInCodeResponse* resp,
+                                       Timeout timeout) const {
+  return Unary(*this, stubs_->web.get(), &pb::Web::Stub::CreateSignInCode, req,
+               resp, timeout);
+}
 MEZ_CLUSTER_UNARY(NodeAudit, NodeAuditRequest, NodeAuditResponse)
 MEZ_CLUSTER_UNARY(ProxyHello, ProxyHelloRequest, ProxyHelloResponse)
 MEZ_CLUSTER_UNARY(AuthorizeProxyHop, ProxyHopRequest, NodeInfo)

@@ -25,6 +25,7 @@
 #include "libmez/util/status.h"
 #include "mezite/v1/cluster.pb.h"
 #include "mezite/v1/recording.pb.h"
+#include "mezite/v1/web.pb.h"
 
 namespace grpc {
 class ClientContext;
@@ -111,6 +112,10 @@ class ClusterClient {
   Status ResolveNode(const mezite::v1::ResolveNodeRequest& req,
                      mezite::v1::NodeInfo* resp,
                      Timeout timeout = kDefaultTimeout) const;
+  // Web service: a single-use sign-in code for the web UI (web.proto).
+  Status CreateSignInCode(const mezite::v1::CreateSignInCodeRequest& req,
+                          mezite::v1::CreateSignInCodeResponse* resp,
+                          Timeout timeout = kDefaultTimeout) const;
   Status JoinNode(const mezite::v1::JoinNodeRequest& req,
                   mezite::v1::JoinNodeResponse* resp,
                   Timeout timeout = kDefaultTimeout) const;

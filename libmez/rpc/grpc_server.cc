@@ -6,6 +6,7 @@
 
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/recording_service.h"
+#include "libmez/rpc/web_service.h"
 #include "libmez/util/log.h"
 
 namespace mez::rpc {
@@ -39,6 +40,7 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.SetResourceQuota(quota);
   builder.RegisterService(o.recording);
   builder.RegisterService(o.cluster);
+  if (o.web != nullptr) builder.RegisterService(o.web);
   std::unique_ptr<GrpcServer> s(new GrpcServer());
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || port == 0) {

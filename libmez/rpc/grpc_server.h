@@ -19,6 +19,7 @@ namespace mez::rpc {
 
 class RecordingService;
 class ClusterService;
+class WebService;
 
 struct GrpcServerOptions {
   std::string listen;  // "HOST:PORT"; port 0 picks a free one
@@ -29,6 +30,7 @@ struct GrpcServerOptions {
   std::string tls_cert_chain_pem;
   RecordingService* recording = nullptr;  // required; must outlive
   ClusterService* cluster = nullptr;      // required; must outlive
+  WebService* web = nullptr;              // optional; must outlive
 };
 
 class GrpcServer {

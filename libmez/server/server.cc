@@ -15,6 +15,7 @@
 #include "libmez/rpc/cluster_service.h"
 #include "libmez/rpc/grpc_server.h"
 #include "libmez/rpc/recording_service.h"
+#include "libmez/rpc/web_service.h"
 #include "libmez/server/proxy_role.h"
 #include "libmez/server/seek_indexer.h"
 #include "libmez/server/tls_names.h"
@@ -23,6 +24,7 @@
 #include "libmez/util/log.h"
 #include "libmez/util/thread_name.h"
 #include "libmez/util/thread_pool.h"
+#include "libmez/web/web_role.h"
 
 namespace mez::server {
 namespace {
@@ -249,6 +251,31 @@ Status RunMezrecd(const ServerConfig& config) {
                          auth::CertificateSha256(keys.tls_ca_cert_pem));
   }
   rpc::ClusterService cluster(std::move(copt));
+  // The web UI (docs/web.md), and the sign-in codes it takes.
+  std::unique_ptr<web::WebRole> web_role;
+  rpc::WebServiceOptions wopt;
+  wopt.authorizer = &authorizer;
+  wopt.pool = pool.get();
+  if (!config.web.listen.empty()) {
+    web::WebRoleOptions web_opt;
+    web_opt.config = config.web;
+    web_opt.catalog = catalog.get();
+    web_opt.signer = signer.get();
+    web_opt.keys = &keys;
+    web_opt.verifier = verifier.get();
+    web_opt.clock = clock;
+    MEZ_ASSIGN_OR_RETURN(web_role, web::WebRole::Start(std::move(web_opt)));
+    wopt.issue =
+        [w = web_role.get()](const auth::Claims& c) -> Result<rpc::SignInCode> {
+      MEZ_ASSIGN_OR_RETURN(web::WebRole::Code code, w->IssueCode(c));
+      return rpc::SignInCode{code.code, code.expires_at, w->public_url()};
+    };
+    std::fprintf(stderr, "mezrecd: web UI on %s (%s), open %s\n",
+                 web_role->address().c_str(),
+                 config.web.insecure_http ? "http" : "https",
+                 web_role->public_url().c_str());
+  }
+  rpc::WebService web_service(std::move(wopt));
 
   rpc::GrpcServerOptions gopt;
   gopt.listen = config.listen;
@@ -260,6 +287,7 @@ Status RunMezrecd(const ServerConfig& config) {
   }
   gopt.recording = &recording;
   gopt.cluster = &cluster;
+  gopt.web = &web_service;
   MEZ_ASSIGN_OR_RETURN(std::unique_ptr<rpc::GrpcServer> server,
                        rpc::GrpcServer::Start(gopt));
   const std::string& addr = server->address();
@@ -307,6 +335,7 @@ Status RunMezrecd(const ServerConfig& config) {
                  << config.shutdown_grace_us / 1'000'000 << " s)";
   server->Shutdown(config.shutdown_grace_us);
   pool.reset();          // Runs what the last reactions handed over.
+  web_role.reset();      // After the sign-in code calls that use it.
   ingest.reset();        // Closes the shared pcaps.
   seek_indexer.reset();  // Abandons the index being built, if any.
   lease.reset();         // What still records is now an orphan to the others.

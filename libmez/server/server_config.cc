@@ -310,6 +310,14 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
       } else if (name == "replicaLeaseTimeout") {
         MEZ_ASSIGN_OR_RETURN(std::string s, Scalar(v, name));
         MEZ_RETURN_IF_ERROR(SetLeaseTimeout(name, s, cfg));
+      } else if (name == "web") {
+        if (!v.IsMap()) return KeyError(name, "expected a mapping");
+        for (const auto& w : v) {
+          std::string key = "web." + w.first.as<std::string>();
+          MEZ_ASSIGN_OR_RETURN(std::string val, Scalar(w.second, key));
+          MEZ_RETURN_IF_ERROR(web::SetWebOption(
+              &cfg->web, w.first.as<std::string>(), val, key));
+        }
       } else if (name == "roles" || name == "proxyListen" ||
                  name == "identity") {
         MEZ_RETURN_IF_ERROR(ApplyProxyYaml(name, v, cfg));
@@ -319,7 +327,7 @@ Status ApplyYaml(const std::string& path, ServerConfig* cfg) {
             "unknown key (known: dataDir, listen, tlsNames, insecure, "
             "logLevel, shutdownGrace, dbUrl, "
             "replicaLeaseTimeout, recording, roles, "
-            "proxyListen, identity)");
+            "proxyListen, identity, web)");
       }
     }
   } catch (const YAML::Exception& e) {
@@ -424,6 +432,11 @@ Status ApplyEnv(const char* (*get)(const char*), ServerConfig* cfg) {
   }
   if (auto v = env("MEZITE_PROXY_LISTEN")) cfg->proxy_listen = *v;
   if (auto v = env("MEZITE_IDENTITY")) cfg->identity = *v;
+  for (const web::WebOptionName& n : web::WebOptionNames()) {
+    if (auto v = env(n.env)) {
+      MEZ_RETURN_IF_ERROR(web::SetWebOption(&cfg->web, n.yaml, *v, n.env));
+    }
+  }
   return Status::Ok();
 }
 
@@ -473,6 +486,14 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
     MEZ_RETURN_IF_ERROR(SetSeekIndexMinBytes(
         "--seek-index-min-bytes", *flags.seek_index_min_bytes, &cfg.recording));
   }
+  for (const auto& [key, value] : flags.web) {
+    std::string flag = key;
+    for (const web::WebOptionName& n : web::WebOptionNames()) {
+      if (key == n.yaml) flag = n.flag;
+    }
+    MEZ_RETURN_IF_ERROR(web::SetWebOption(&cfg.web, key, value, flag));
+  }
+  MEZ_RETURN_IF_ERROR(web::ValidateWebConfig(cfg.web));
   if (flags.replica_lease_timeout) {
     MEZ_RETURN_IF_ERROR(SetLeaseTimeout("--replica-lease-timeout",
                                         *flags.replica_lease_timeout, &cfg));
@@ -535,6 +556,11 @@ Result<ServerConfig> LoadServerConfig(const ConfigFlags& flags,
                            "' is not one of debug, info, warn, error");
   }
   MEZ_RETURN_IF_ERROR(ApplyProxyFlags(flags, &cfg));
+  if (!cfg.web.listen.empty() && !cfg.HasRole("auth")) {
+    return InvalidArgument(
+        "web: the web UI is served by an auth mezrecd (roles auth or "
+        "auth,proxy); drop --web-listen from this proxy-only one");
+  }
   return cfg;
 }
 

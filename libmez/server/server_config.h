@@ -12,6 +12,7 @@
 
 #include "libmez/ingest/recording_config.h"
 #include "libmez/util/status.h"
+#include "libmez/web/web_config.h"
 
 namespace mez::server {
 
@@ -48,6 +49,9 @@ struct ServerConfig {
   // token), from `mezctl users add NAME --role=proxy --identity-out`.
   // yaml `identity`, MEZITE_IDENTITY, --identity.
   std::string identity;
+  // The web UI (yaml `web:`, MEZITE_WEB_*, --web-*; docs/web.md); off
+  // unless web.listen is set.
+  web::WebConfig web;
   bool HasRole(const std::string& role) const;
 };
 
@@ -66,6 +70,8 @@ struct ConfigFlags {
   std::optional<std::string> identity;
   std::optional<std::string> replica_lease_timeout;  // A duration: "60s".
   std::optional<std::string> seek_index_min_bytes;   // "16MiB", "0"
+  // --web-* flags given, as (yaml key under web:, value), in order.
+  std::vector<std::pair<std::string, std::string>> web;
 };
 
 // Reads the YAML file (when config_path is set), then the environment
