@@ -161,6 +161,10 @@ TEST_F(EnhancedE2eTest, ShellCommandsAreStoredAuditedAndMarkedInPlayback) {
   ASSERT_TRUE(term.WaitForText("\nONE1")) << term.last();
   term.Type("ls / | wc -l >/dev/null; /bin/echo TW''O2");
   ASSERT_TRUE(term.WaitForText("\nTWO2")) << term.last();
+  // A connect to a loopback port (mezrecd's), made by bash's redirection
+  // in the child that then runs /bin/echo.
+  term.Type("/bin/echo CON''N3 </dev/tcp/127.0.0.1/" + std::to_string(port_));
+  ASSERT_TRUE(term.WaitForText("\nCONN3")) << term.last();
   term.Type("exit");
   ASSERT_TRUE(term.WaitForText("MSHEXIT=0")) << term.last();
 
@@ -175,6 +179,15 @@ TEST_F(EnhancedE2eTest, ShellCommandsAreStoredAuditedAndMarkedInPlayback) {
   EXPECT_GT(one[0]["offset_us"].get<int64_t>(), 0);
   EXPECT_EQ(Execs(events, {"ls", "/"}).size(), 1u);
   EXPECT_EQ(Execs(events, {"wc", "-l"}).size(), 1u);
+  bool connected = false;
+  for (const json& e : events) {
+    if (e.value("type", "") == "connect" &&
+        e.value("remote_addr", "") == "127.0.0.1" &&
+        e.value("remote_port", 0) == port_ && e.value("established", false)) {
+      connected = true;
+    }
+  }
+  EXPECT_TRUE(connected) << "no established connect to port " << port_;
   // Audited, and found by the filters an auditor uses.
   auto audit =
       Mezctl(*cluster_, "audit ls --type=session.command --session=" + id +
