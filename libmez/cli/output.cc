@@ -112,6 +112,59 @@ Status TimeWindow(const std::string& last, const std::string& since,
   return Status::Ok();
 }
 
+std::string TerminalSafe(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  char buf[16];
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7F) {
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // The length of a well-formed UTF-8 sequence starting here, or 0.
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (n > 0 && i + n <= s.size()) {
+      uint32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+      for (size_t k = 1; k < n; ++k) {
+        unsigned char cc = static_cast<unsigned char>(s[i + k]);
+        if ((cc & 0xC0) != 0x80) {
+          n = 0;
+          break;
+        }
+        cp = (cp << 6) | (cc & 0x3F);
+      }
+      bool minimal = n == 2 || (n == 3 && cp >= 0x800) ||
+                     (n == 4 && cp >= 0x10000 && cp <= 0x10FFFF);
+      bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
+      if (n > 0 && minimal && !surrogate) {
+        if (cp >= 0x80 && cp <= 0x9F) {
+          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(cp));
+          out += buf;
+        } else {
+          out.append(s.substr(i, n));
+        }
+        i += n;
+        continue;
+      }
+    }
+    std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+    out += buf;
+    ++i;
+  }
+  return out;
+}
+
 void Table::Print(FILE* out, bool tty, int tty_width, int color_column,
                   bool header) const {
   size_t ncol = headers_.size();
@@ -121,9 +174,11 @@ void Table::Print(FILE* out, bool tty, int tty_width, int color_column,
     std::vector<std::string> row(ncol, "-");
     for (size_t i = 0; i < ncol && i < r.size(); ++i) {
       if (!r[i].empty()) row[i] = r[i];
-      // One row per line, whatever the data holds.
+      // One row per line, whatever the data holds; nothing in a cell acts
+      // on the terminal (audit details quote what sessions did).
       std::replace(row[i].begin(), row[i].end(), '\n', ' ');
       std::replace(row[i].begin(), row[i].end(), '\t', ' ');
+      row[i] = TerminalSafe(row[i]);
     }
     cells.push_back(std::move(row));
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "libmez/util/status.h"
@@ -40,6 +41,12 @@ std::string ShortDuration(int64_t us);
 // kept whole are cut with "…") and the status column may be coloured.
 // Otherwise: every cell whole, no colour, empty cells as "-", one row per
 // line, columns separated by two spaces, so awk and cut work.
+// `s` as a terminal may show it without acting on it: control characters
+// (C0 and DEL as \xNN, the C1 controls U+0080..U+009F as \uNNNN) and bytes
+// that are not UTF-8 (\xNN) escaped, everything else as is. For text that
+// comes from a recorded session or a server: argv, paths, audit details.
+std::string TerminalSafe(std::string_view s);
+
 class Table {
  public:
   explicit Table(std::vector<std::string> headers)

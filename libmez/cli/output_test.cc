@@ -29,6 +29,41 @@ TEST(TableTest, PipedOutputKeepsEveryCellWholeOnOneLine) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3);
 }
 
+TEST(TerminalSafeTest, ControlsAndBrokenUtf8AreShownNotActedOn) {
+  // C0 (ESC, BEL), DEL, the C1 CSI and OSC as UTF-8, a lone 8-bit CSI.
+  EXPECT_EQ(TerminalSafe("a\x1b[2Jb\x07"
+                         "c\x7f"),
+            "a\\x1b[2Jb\\x07c\\x7f");
+  EXPECT_EQ(TerminalSafe("x\xc2\x9b"
+                         "1m\xc2\x9d"
+                         "0;t\xc2\x9c"),
+            "x\\u009b1m\\u009d0;t\\u009c");
+  EXPECT_EQ(TerminalSafe("\x9b"
+                         "31m"),
+            "\\x9b31m");
+  // Overlong, surrogate and cut sequences are not UTF-8.
+  EXPECT_EQ(TerminalSafe("\xc0\x9b"), "\\xc0\\x9b");
+  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  EXPECT_EQ(TerminalSafe("ab\xe6\x97"), "ab\\xe6\\x97");
+  // Text is left alone, UTF-8 included (U+00A0 and up).
+  std::string text =
+      "za\u017c\u00f3\u0142\u0107 \u65e5\u672c \U0001F600 \u00a0/x";
+  EXPECT_EQ(TerminalSafe(text), text);
+}
+
+TEST(TableTest, CellsFromSessionsCannotDriveTheTerminal) {
+  Table t({"TYPE", "DETAILS"});
+  t.AddRow({"session.command",
+            "argv=[\"printf\", \"\xc2\x9d"
+            "52;c;SGVsbG8=\x07\"]"});
+  for (bool tty : {false, true}) {
+    std::string out = Render(t, tty, 200);
+    EXPECT_EQ(out.find("\xc2\x9d"), std::string::npos) << out;
+    EXPECT_EQ(out.find('\x07'), std::string::npos) << out;
+    EXPECT_NE(out.find("\\u009d52;c;SGVsbG8=\\x07"), std::string::npos) << out;
+  }
+}
+
 TEST(TableTest, TerminalOutputFitsTheWidthAndColoursStatus) {
   Table t({"ID", "STATUS", "COMMAND"});
   t.AddRow({"s1", "incomplete", std::string(200, 'x')});

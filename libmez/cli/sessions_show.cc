@@ -17,28 +17,15 @@ using nlohmann::json;
 // The events text mode holds in memory to sort them.
 constexpr size_t kMaxShownEventBytes = 512u << 20;
 
-// Every byte a terminal could act on (control characters, DEL) as \xNN:
-// argv and paths come from the recorded session.
-std::string Printable(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+// What a terminal may show of text from the recorded session (argv,
+// paths): TerminalSafe.
+std::string Printable(const std::string& s) { return TerminalSafe(s); }
 
 std::string Str(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end()) return "";
   if (it->is_string()) return Printable(it->get<std::string>());
-  return it->dump();
+  return Printable(it->dump());
 }
 
 // An integer field, 0 when absent or of another type (the lines are the
@@ -74,7 +61,7 @@ std::string Describe(const json& j) {
     if (j.contains("argv") && j["argv"].is_array()) {
       for (const auto& a : j["argv"]) {
         if (!argv.empty()) argv += ' ';
-        argv += a.is_string() ? Printable(a.get<std::string>()) : a.dump();
+        argv += Printable(a.is_string() ? a.get<std::string>() : a.dump());
       }
     }
     std::string d = Str(j, "path") + "  " + argv;
@@ -96,7 +83,7 @@ std::string Describe(const json& j) {
       std::string f;
       for (const auto& x : j["flags"]) {
         if (!f.empty()) f += '|';
-        f += x.is_string() ? Printable(x.get<std::string>()) : x.dump();
+        f += Printable(x.is_string() ? x.get<std::string>() : x.dump());
       }
       d += "  " + f;
     }
