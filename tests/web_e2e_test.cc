@@ -575,5 +575,19 @@ TEST(WebConfigE2eTest, InsecureHttpRefusedOffLoopback) {
       << server.log();
 }
 
+// An empty certificate file (a renewal not done yet) must not turn the
+// web UI into plain HTTP on a public address: mezrecd refuses to start.
+TEST(WebConfigE2eTest, EmptyCertificateFileRefusesToStart) {
+  TempDir dir;
+  std::string empty = dir.File("empty.pem");
+  WriteFileOrDie(empty, "");
+  Mezrecd server(dir.File("data"), {"--web-listen", "127.0.0.1:0", "--web-cert",
+                                    empty, "--web-key", empty});
+  EXPECT_FALSE(server.Start());
+  EXPECT_FALSE(server.running());
+  EXPECT_NE(server.log().find("certificate or key is empty"), std::string::npos)
+      << server.log();
+}
+
 }  // namespace
 }  // namespace mez::testing

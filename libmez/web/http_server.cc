@@ -240,7 +240,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions o) {
   impl->shared = std::make_shared<Shared>();
   impl->shared->api = o.api;
   impl->shared->opt = o;
-  if (!o.tls_cert_chain_pem.empty()) {
+  if (!o.plain_http &&
+      (o.tls_cert_chain_pem.empty() || o.tls_key_pem.empty())) {
+    return InvalidArgument(
+        "web TLS: the certificate or key is empty (serving plain HTTP needs "
+        "--web-insecure-http, on a loopback address)");
+  }
+  if (!o.plain_http) {
     impl->tls.emplace(ssl::context::tls_server);
     impl->tls->set_options(ssl::context::default_workarounds |
                            ssl::context::no_sslv2 | ssl::context::no_sslv3 |

@@ -18,9 +18,12 @@ namespace mez::web {
 
 struct HttpServerOptions {
   std::string listen;  // "HOST:PORT", IP literal; port 0 picks one.
-  // Both empty: plain HTTP. Else the certificate chain and key (PEM).
+  // The certificate chain and key (PEM); both required unless plain_http.
   std::string tls_cert_chain_pem;
   std::string tls_key_pem;
+  // Plain HTTP (for a TLS-terminating proxy): only when asked for, never
+  // because a certificate file turned out empty.
+  bool plain_http = false;
   WebApi* api = nullptr;  // required; must outlive the server
   int threads = 2;
   uint32_t max_header_bytes = 8 << 10;

@@ -25,6 +25,7 @@ class HttpServerTest : public ::testing::Test {
     api_ = std::make_unique<WebApi>(o);
     HttpServerOptions h;
     h.listen = "127.0.0.1:0";
+    h.plain_http = true;
     h.api = api_.get();
     h.max_connections = max_connections;
     h.io_timeout_us = io_timeout_us;
@@ -147,6 +148,10 @@ TEST_F(HttpServerTest, BadAddressesAndKeysAreRefused) {
   h.listen = "localhost:0";
   EXPECT_FALSE(HttpServer::Start(h).ok());  // Not an IP literal.
   h.listen = "127.0.0.1:0";
+  // No certificate is not plain HTTP: that takes plain_http.
+  auto none = HttpServer::Start(h);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("empty"), std::string::npos);
   h.tls_cert_chain_pem = "not a certificate";
   h.tls_key_pem = "not a key";
   auto s = HttpServer::Start(h);

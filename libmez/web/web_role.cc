@@ -29,6 +29,7 @@ Result<std::unique_ptr<WebRole>> WebRole::Start(WebRoleOptions o) {
   const WebConfig& c = o.config;
   HttpServerOptions hopt;
   hopt.listen = c.listen;
+  hopt.plain_http = c.insecure_http;
   if (!c.insecure_http) {
     if (!c.cert_file.empty()) {
       auto cert = ReadFile(c.cert_file);
