@@ -39,11 +39,21 @@ std::vector<play::Marker> CommandMarkers(play::RecordingSource* source,
     }
     return {};
   }
-  auto markers = play::CommandMarkersFromLines(lines->get());
+  bool cut = false;
+  auto markers = play::CommandMarkersFromLines(
+      lines->get(), play::kMaxMarkerEventBytes, &cut);
   if (!markers.ok()) {
     std::fprintf(stderr, "msh play: %s: no command markers: %s\n",
                  target.c_str(), markers.status().ToString().c_str());
     return {};
+  }
+  if (cut) {
+    std::fprintf(
+        stderr,
+        "msh play: %s: command markers only for the first %llu MiB "
+        "of the session's events\n",
+        target.c_str(),
+        static_cast<unsigned long long>(play::kMaxMarkerEventBytes >> 20));
   }
   return std::move(markers).value();
 }

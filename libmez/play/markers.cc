@@ -102,13 +102,24 @@ std::vector<Marker> CommandMarkers(const std::vector<ExecEvent>& execs) {
   return b.Finish();
 }
 
-Result<std::vector<Marker>> CommandMarkersFromLines(record::ByteSource* lines) {
+Result<std::vector<Marker>> CommandMarkersFromLines(record::ByteSource* lines,
+                                                    uint64_t max_bytes,
+                                                    bool* cut) {
   CommandMarkerBuilder b;
   std::string pending;
   char buf[1 << 16];
+  uint64_t total = 0;
+  if (cut != nullptr) *cut = false;
   for (;;) {
-    MEZ_ASSIGN_OR_RETURN(size_t n, lines->Read(buf, sizeof(buf)));
+    if (total >= max_bytes) {
+      if (cut != nullptr) *cut = true;
+      return b.Finish();  // The last, partial line is dropped.
+    }
+    size_t want =
+        static_cast<size_t>(std::min<uint64_t>(sizeof(buf), max_bytes - total));
+    MEZ_ASSIGN_OR_RETURN(size_t n, lines->Read(buf, want));
     if (n == 0) break;
+    total += n;
     pending.append(buf, n);
     size_t start = 0;
     for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos;

@@ -67,8 +67,16 @@ class CommandMarkerBuilder {
 
 std::vector<Marker> CommandMarkers(const std::vector<ExecEvent>& execs);
 
-// Reads event lines from `lines` to its end (EventLines of a source).
-Result<std::vector<Marker>> CommandMarkersFromLines(record::ByteSource* lines);
+// Most event bytes read for markers: a session's file events can make its
+// events far larger than its commands, and playback waits for them.
+inline constexpr uint64_t kMaxMarkerEventBytes = 64u << 20;
+
+// Reads event lines from `lines` (EventLines of a source) to its end, or
+// to `max_bytes`, setting *cut when it stopped there (the markers are
+// then those of the session's first part).
+Result<std::vector<Marker>> CommandMarkersFromLines(
+    record::ByteSource* lines, uint64_t max_bytes = kMaxMarkerEventBytes,
+    bool* cut = nullptr);
 
 }  // namespace mez::play
 

@@ -244,6 +244,31 @@ TEST(CommandMarkersTest, StoredLinesThatAreNotExecEventsAreSkipped) {
   EXPECT_EQ((*m)[1].label, "w");  // 82 us later, but its own group.
 }
 
+TEST(CommandMarkersTest, ReadingStopsAtTheByteBound) {
+  std::string lines =
+      R"({"offset_us":0,"type":"exec","pid":1,"ppid":0,"argv":["sh"]})"
+      "\n";
+  std::string second =
+      R"({"offset_us":500000,"type":"exec","pid":2,"ppid":1,"argv":["a"]})"
+      "\n";
+  std::string third =
+      R"({"offset_us":900000,"type":"exec","pid":3,"ppid":1,"argv":["b"]})"
+      "\n";
+  record::StringSource src(lines + second + third);
+  bool cut = false;
+  auto m =
+      CommandMarkersFromLines(&src, lines.size() + second.size() + 10, &cut);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_TRUE(cut);
+  ASSERT_EQ(m->size(), 1u);  // "b" was past the bound.
+  EXPECT_EQ((*m)[0].label, "a");
+  record::StringSource all(lines + second + third);
+  m = CommandMarkersFromLines(&all, 1 << 20, &cut);
+  ASSERT_TRUE(m.ok());
+  EXPECT_FALSE(cut);
+  EXPECT_EQ(m->size(), 2u);
+}
+
 TEST(CommandMarkersTest, AnEndlessLineIsRefusedNotHeld) {
   // A hostile server's stream without a newline: refused at the bound.
   std::string lines =
