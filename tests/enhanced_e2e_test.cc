@@ -233,6 +233,46 @@ TEST_F(EnhancedE2eTest, ShellCommandsAreStoredAuditedAndMarkedInPlayback) {
   player.Keys("q");
 }
 
+// A process that outlives its session is no longer followed; the session's
+// events and the audit log say which it was.
+TEST_F(EnhancedE2eTest, ProcessesLeftRunningAreReported) {
+  StartNode("node-sync");
+  // A duration no other process on the machine uses, to find it by.
+  const std::string marker = "31.4159";
+  struct Reaper {
+    std::string pattern;
+    ~Reaper() {
+      ::mez::testing::Run("pkill -f " + ShellQuote(pattern) +
+                          " >/dev/null 2>&1");
+    }
+  } reaper{"sleep " + marker};
+  // The shell waits until the sleep runs (a pattern its own command line
+  // does not match), so that the sleep's exec is the session's too.
+  auto r = ::mez::testing::Run(
+      Msh("ssh node-1 " +
+          ShellQuote("setsid sleep " + marker +
+                     " </dev/null >/dev/null 2>&1 & until pgrep -f '^sleep "
+                     "31[.]4159' >/dev/null; do :; done; echo started")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::string id = CompleteSession();
+  ASSERT_NE(id, "");
+  std::vector<json> events = Events(id);
+  std::vector<json> left;
+  for (const json& e : events) {
+    if (e.value("type", "") == "untracked") left.push_back(e);
+  }
+  ASSERT_EQ(left.size(), 1u) << json(events).dump();
+  EXPECT_EQ(left[0]["path"], RealPath("/bin/sleep"));
+  EXPECT_EQ(left[0]["argv"], json({"sleep", marker}));
+  // Its start is an exec of the session.
+  EXPECT_EQ(Execs(events, {"sleep", marker}).size(), 1u);
+  auto audit =
+      Mezctl(*cluster_, "audit ls --type=session.untracked --session=" + id +
+                            " --format=json");
+  ASSERT_EQ(audit.exit_code, 0) << audit.out;
+  EXPECT_NE(audit.out.find(marker), std::string::npos) << audit.out;
+}
+
 TEST_F(EnhancedE2eTest, NodeSyncStillEndsTheSessionWhenMezrecdDies) {
   StartNode("node-sync");
   Tmux term;

@@ -29,6 +29,8 @@ const char* EventKindName(EventKind kind) {
       return "exit";
     case EventKind::kLoss:
       return "loss";
+    case EventKind::kUntracked:
+      return "untracked";
     case EventKind::kConnect:
       return "connect";
     case EventKind::kFile:
@@ -326,6 +328,15 @@ std::string ToJsonLine(const Event& e) {
         j["core_dumped"] = e.core_dumped;
       }
       j["duration_ns"] = e.duration_ns;
+      break;
+    case EventKind::kUntracked:
+      // What the process ran when the session ended (/proc), if it could
+      // be read: it is no longer followed from here on.
+      j["pid"] = e.pid;
+      j["ppid"] = e.ppid;
+      j["uid"] = e.uid;
+      if (!e.path.empty()) j["path"] = e.path;
+      if (!e.argv.empty()) j["argv"] = e.argv;
       break;
     case EventKind::kLoss:
       j["lost_exec"] = e.lost_exec;

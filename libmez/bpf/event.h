@@ -15,18 +15,19 @@
 namespace mez::bpf {
 
 enum class EventKind {
-  kExec,     // a tracked process replaced its program
-  kExit,     // a tracked process that had exec'd ended
-  kLoss,     // the kernel could not deliver some of the session's events
-  kConnect,  // a TCP connect of a tracked process got its outcome
-  kFile,     // a tracked process opened, created, unlinked or renamed a file
-  kListen,   // a tracked process made a TCP socket listen
-  kAccept,   // accept() returned a TCP connection to a tracked process
-  kUdpSend,  // a session's first UDP send to a destination
+  kExec,       // a tracked process replaced its program
+  kExit,       // a tracked process that had exec'd ended
+  kLoss,       // the kernel could not deliver some of the session's events
+  kConnect,    // a TCP connect of a tracked process got its outcome
+  kFile,       // a tracked process opened, created, unlinked or renamed a file
+  kListen,     // a tracked process made a TCP socket listen
+  kAccept,     // accept() returned a TCP connection to a tracked process
+  kUdpSend,    // a session's first UDP send to a destination
+  kUntracked,  // a process still running when the session was untracked
 };
 
 // "exec", "exit", "loss", "connect", "file", "listen", "accept",
-// "udp_send".
+// "udp_send", "untracked".
 const char* EventKindName(EventKind kind);
 
 // One event of one session. Which fields mean something depends on kind;

@@ -278,7 +278,7 @@ Status Monitor::Track(pid_t pid, uint64_t cookie) {
   return Status::Ok();
 }
 
-Status Monitor::Untrack(uint64_t cookie) {
+Status Monitor::Untrack(uint64_t cookie, std::vector<pid_t>* left) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto it = impl_->sessions.find(cookie);
   if (it == impl_->sessions.end() || it->second.closing) {
@@ -311,6 +311,7 @@ Status Monitor::Untrack(uint64_t cookie) {
     }
   }
   for (uint32_t pid : doomed) bpf_map_delete_elem(fd, &pid);
+  if (left != nullptr) left->assign(doomed.begin(), doomed.end());
   return Status::Ok();
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "libmez/bpf/event.h"
 #include "libmez/util/status.h"
@@ -84,7 +85,10 @@ class Monitor {
   // before are still delivered by the next Poll calls, with a last loss
   // event if any were dropped; then the cookie is forgotten (it may be
   // tracked again after two Polls).
-  Status Untrack(uint64_t cookie);
+  // `left`, when given, receives the processes of the session the kernel
+  // still followed (alive, or exiting right now): from here on nothing
+  // they do is reported.
+  Status Untrack(uint64_t cookie, std::vector<pid_t>* left = nullptr);
 
   // Waits up to timeout_ms (0: do not wait, -1: forever) for events, then
   // delivers every record waiting in the ring buffer and, for each session

@@ -21,7 +21,7 @@ Result<std::unique_ptr<Monitor>> Monitor::Open(const MonitorOptions&) {
 Status Monitor::Track(pid_t, uint64_t) {
   return FailedPrecondition("enhanced recording: built without BPF");
 }
-Status Monitor::Untrack(uint64_t) {
+Status Monitor::Untrack(uint64_t, std::vector<pid_t>*) {
   return FailedPrecondition("enhanced recording: built without BPF");
 }
 Result<int> Monitor::Poll(int, const EventCallback&) {

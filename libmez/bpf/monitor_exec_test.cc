@@ -72,6 +72,34 @@ TEST(BpfMonitorTest, EchoWithFiftyArgsAndAnEightKiBArgIsComplete) {
   ExpectSeqAccountedFor(c, m.get(), 11);
 }
 
+// Untrack names the session's processes still running: from then on
+// nothing they do is reported, so the recorder says they were left.
+TEST(BpfMonitorTest, UntrackNamesTheProcessesLeftRunning) {
+  MEZ_SKIP_WITHOUT_BPF();
+  auto m = OpenMonitor();
+  ASSERT_NE(m, nullptr);
+  PausedChild child([&] { Exec({"/bin/sleep", "30"}); });
+  ASSERT_TRUE(m->Track(child.pid(), 21).ok());
+  child.Release();
+  Collector c(m.get());
+  ASSERT_TRUE(
+      c.PollUntil([&] { return c.Find(21, EventKind::kExec, child.pid()); }));
+  std::vector<pid_t> left;
+  ASSERT_TRUE(m->Untrack(21, &left).ok());
+  EXPECT_EQ(left, std::vector<pid_t>{child.pid()});
+  kill(child.pid(), SIGKILL);
+  child.Wait();
+  // An exited session leaves nothing.
+  PausedChild done([&] { Exec({"/bin/true"}); });
+  ASSERT_TRUE(m->Track(done.pid(), 22).ok());
+  done.Release();
+  EXPECT_EQ(done.Wait(), 0);
+  ASSERT_TRUE(
+      c.PollUntil([&] { return c.Find(22, EventKind::kExit, done.pid()); }));
+  ASSERT_TRUE(m->Untrack(22, &left).ok());
+  EXPECT_TRUE(left.empty());
+}
+
 TEST(BpfMonitorTest, ArgvOverTheCapIsCutByAnExactCount) {
   MEZ_SKIP_WITHOUT_BPF();
   auto m = OpenMonitor();

@@ -115,6 +115,17 @@ std::string Describe(const json& j) {
            ", network " + Str(j, "lost_net") + ", forks " +
            Str(j, "lost_forks");
   }
+  if (type == "untracked") {
+    std::string argv;
+    if (j.contains("argv") && j["argv"].is_array()) {
+      for (const auto& a : j["argv"]) {
+        if (!argv.empty()) argv += ' ';
+        argv += Printable(a.is_string() ? a.get<std::string>() : a.dump());
+      }
+    }
+    return "LEFT RUNNING, no longer followed: " + Str(j, "path") + "  " + argv +
+           "  (" + pid + ")";
+  }
   return "";
 }
 

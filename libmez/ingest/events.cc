@@ -5,8 +5,9 @@
 namespace mez::ingest {
 namespace {
 
-constexpr const char* kKnownTypes[] = {
-    "exec", "exit", "file", "connect", "listen", "accept", "udp_send", "loss"};
+constexpr const char* kKnownTypes[] = {"exec",     "exit",   "file",
+                                       "connect",  "listen", "accept",
+                                       "udp_send", "loss",   "untracked"};
 
 bool KnownType(const std::string& t) {
   return std::find(std::begin(kKnownTypes), std::end(kKnownTypes), t) !=
@@ -172,6 +173,7 @@ std::string AuditTypeOf(const std::string& t) {
   if (t == "exec") return "session.command";
   if (t == "file") return "session.file";
   if (t == "loss") return "session.events_lost";
+  if (t == "untracked") return "session.untracked";
   if (t == "connect" || t == "listen" || t == "accept" || t == "udp_send") {
     return "session.network";
   }
@@ -184,7 +186,23 @@ nlohmann::json AuditDetailsOf(const CheckedEvent& e) {
   d["seq"] = j.at("seq");
   d["offset_us"] = e.offset_us;
   for (const char* k : {"pid", "ppid", "uid", "euid"}) Copy(j, k, &d);
-  if (e.type == "exec") {
+  if (e.type == "untracked") {
+    // A process the session left running: no longer followed.
+    Copy(j, "path", &d);
+    auto it = j.find("argv");
+    if (it != j.end() && it->is_array()) {
+      nlohmann::json argv = nlohmann::json::array();
+      size_t kept = 0;
+      for (const auto& a : *it) {
+        if (!a.is_string()) continue;
+        const std::string& s = a.get_ref<const std::string&>();
+        if (kept + s.size() + 1 > kMaxAuditArgvBytes) break;
+        kept += s.size() + 1;
+        argv.push_back(s);
+      }
+      d["argv"] = std::move(argv);
+    }
+  } else if (e.type == "exec") {
     for (const char* k : {"path", "path_cut", "cwd", "cwd_cut", "argv_bytes",
                           "argv_cut_bytes", "argv_unreadable"}) {
       Copy(j, k, &d);

@@ -35,7 +35,7 @@ inline constexpr size_t kMaxAuditStringBytes = 4096;
 inline constexpr uint64_t kMaxCommandAuditRows = 10'000;
 inline constexpr uint64_t kMaxNetworkAuditRows = 10'000;
 inline constexpr uint64_t kMaxFileAuditRows = 1'000;
-inline constexpr uint64_t kMaxLossAuditRows = 1'000;
+inline constexpr uint64_t kMaxLossAuditRows = 1'000;  // also session.untracked
 // The event code of a line in the events file.
 inline constexpr char kEventCode = 'e';
 
@@ -63,8 +63,8 @@ Result<std::vector<CheckedEvent>> CheckEventLines(
 std::string StoredLine(const CheckedEvent& e);
 
 // The audit event type for an event ("session.command", "session.network",
-// "session.file", "session.events_lost"), empty for those not audited
-// (exit).
+// "session.file", "session.events_lost", "session.untracked"), empty for
+// those not audited (exit).
 std::string AuditTypeOf(const std::string& event_type);
 // The audit row's details for an event (bounded: argv to
 // kMaxAuditArgvBytes, strings to kMaxAuditStringBytes).

@@ -117,6 +117,22 @@ TEST(EventLinesTest, TheOffsetComesFromTheEventsTime) {
                 std::to_string((kStartUs + 2'500'000) * 1000) + "}");
 }
 
+TEST(EventLinesTest, AProcessLeftRunningIsAuditedAsUntracked) {
+  std::string arg(5000, 'x');
+  std::string line = R"({"type":"untracked","seq":7,"pid":42,"ppid":1,)"
+                     R"("uid":1000,"path":"/usr/bin/sleep","argv":["sleep",)"
+                     R"("60",")" +
+                     arg + R"("]})";
+  auto r = CheckEventLines({line}, 0, kStartUs);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(AuditTypeOf("untracked"), "session.untracked");
+  json d = AuditDetailsOf((*r)[0]);
+  EXPECT_EQ(d["pid"], 42);
+  EXPECT_EQ(d["path"], "/usr/bin/sleep");
+  // argv to its audit bound: the long argument is left out.
+  EXPECT_EQ(d["argv"], json::array({"sleep", "60"}));
+}
+
 TEST(EventLinesTest, AuditArgvIsCutAtItsLimitAndTheCutCounted) {
   std::string arg(3000, 'a');
   std::string line = R"({"type":"exec","seq":1,"pid":9,"uid":1000,)"

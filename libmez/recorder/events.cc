@@ -1,10 +1,13 @@
 #include "libmez/recorder/events.h"
 
+#include <fcntl.h>
 #include <openssl/rand.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -104,6 +107,56 @@ struct EventFeed::Box {
     return out;
   }
 };
+
+namespace {
+
+// Most processes a session's end reports as left running (one line each);
+// past it a warning is logged.
+constexpr size_t kMaxUntrackedReported = 1024;
+
+// Process `pid` as /proc shows it now: executable, argv (up to 4 KiB),
+// parent and real uid. What cannot be read stays empty (it may have just
+// exited).
+bpf::Event UntrackedEvent(pid_t pid, uint64_t cookie, uint64_t seq) {
+  bpf::Event e;
+  e.kind = bpf::EventKind::kUntracked;
+  e.cookie = cookie;
+  e.seq = seq;
+  e.time_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  e.pid = pid;
+  std::string dir = "/proc/" + std::to_string(pid);
+  char buf[4096];
+  ssize_t n = readlink((dir + "/exe").c_str(), buf, sizeof(buf) - 1);
+  if (n > 0) e.path.assign(buf, static_cast<size_t>(n));
+  int fd = open((dir + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t got = read(fd, buf, sizeof(buf));
+    close(fd);
+    for (ssize_t i = 0, start = 0; i < got; ++i) {
+      if (buf[i] == '\0') {
+        e.argv.emplace_back(buf + start, static_cast<size_t>(i - start));
+        start = i + 1;
+      }
+    }
+  }
+  FILE* status = std::fopen((dir + "/status").c_str(), "re");
+  if (status != nullptr) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), status) != nullptr) {
+      unsigned long v = 0;
+      if (std::sscanf(line, "PPid: %lu", &v) == 1) e.ppid = static_cast<int>(v);
+      if (std::sscanf(line, "Uid: %lu", &v) == 1) {
+        e.uid = static_cast<uint32_t>(v);
+      }
+    }
+    std::fclose(status);
+  }
+  return e;
+}
+
+}  // namespace
 
 class EventRouter::Impl {
  public:
@@ -221,7 +274,8 @@ std::vector<std::string> EventFeed::Finish() {
     r->boxes_.erase(cookie_);
     return {};
   }
-  Status s = r->monitor_->Untrack(cookie_);
+  std::vector<pid_t> left;
+  Status s = r->monitor_->Untrack(cookie_, &left);
   if (!s.ok()) {
     MEZ_LOG(kWarning) << "recording: untracking enhanced recording cookie "
                       << cookie_ << ": " << s.message();
@@ -238,7 +292,20 @@ std::vector<std::string> EventFeed::Finish() {
                       << cookie_ << " were not read in time";
   }
   std::vector<std::string> lines = box_->TakeLines();
+  uint64_t seq = box_->max_seq;
   r->boxes_.erase(cookie_);
+  lock.unlock();
+  // What the session leaves running is said, since from here on nothing it
+  // does is followed (docs/enhanced-recording.md, "Outliving the session").
+  std::sort(left.begin(), left.end());
+  for (size_t i = 0; i < left.size() && i < kMaxUntrackedReported; ++i) {
+    lines.push_back(bpf::ToJsonLine(UntrackedEvent(left[i], cookie_, seq)));
+  }
+  if (left.size() > kMaxUntrackedReported) {
+    MEZ_LOG(kWarning) << "recording: cookie " << cookie_ << " left "
+                      << left.size() << " processes running; "
+                      << kMaxUntrackedReported << " reported";
+  }
   return lines;
 }
 

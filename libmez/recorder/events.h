@@ -11,8 +11,8 @@
 // Finish (when the channel ends) untracks the cookie and waits until the
 // router polled the monitor twice more, so every event the kernel produced
 // before (the exits of the session's last processes included) is in the
-// lines it returns. Processes still running after that are no longer
-// followed.
+// lines it returns, followed by one `untracked` line for each process of
+// the session still running: from then on it is no longer followed.
 #ifndef MEZ_RECORDER_EVENTS_H_
 #define MEZ_RECORDER_EVENTS_H_
 
