@@ -32,7 +32,9 @@ void AddPlayCommand(CLI::App* app, const std::string* identity, int* rc) {
       "Keys (pty): space pause/resume, +/- speed, left/right seek 5s, 0-9 "
       "jump to 0%-90%, Home/End start/end, g go to a time, s status line, "
       "h/j/k/l pan a "
-      "recording larger than the terminal, f follow its cursor, q quit. "
+      "recording larger than the terminal, f follow its cursor, ] and [ "
+      "next and previous command (sessions with enhanced recording), q "
+      "quit. "
       "Encrypted files need MEZITE_RECORDING_ENC_KEY.");
   cmd->callback([o, identity, rc] {
     o->identity = *identity;
