@@ -24,7 +24,26 @@ std::string Key(const std::string& secret) {
   return std::string(reinterpret_cast<const char*>(md), sizeof(md));
 }
 
+// Whose codes and sessions count together: the catalog id, else the name.
+std::string Owner(const auth::Claims& c) {
+  return c.uid.empty() ? "name:" + c.subject : c.uid;
+}
+
 }  // namespace
+
+template <typename Map>
+void SignInStore::MakeRoomLocked(Map* map, std::vector<std::string>* keys,
+                                 size_t max) {
+  keys->erase(std::remove_if(keys->begin(), keys->end(),
+                             [&](const std::string& k) {
+                               return map->find(k) == map->end();
+                             }),
+              keys->end());
+  while (!keys->empty() && keys->size() >= max) {
+    map->erase(keys->front());
+    keys->erase(keys->begin());
+  }
+}
 
 std::string RandomToken() {
   unsigned char bytes[32];
@@ -51,12 +70,16 @@ Result<IssuedCode> SignInStore::IssueCode(const auth::Claims& caller) {
   out.code = RandomToken();
   out.expires_us = now + code_ttl_us_;
   std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string>& mine = user_codes_[Owner(caller)];
+  MakeRoomLocked(&codes_, &mine, kMaxCodesPerUser);
   if (codes_.size() >= kMaxCodes) DropExpiredLocked(now);
   if (codes_.size() >= kMaxCodes) {
     return ResourceExhausted(
         "too many sign-in codes outstanding; try again in a minute");
   }
-  codes_[Key(out.code)] = Code{caller, out.expires_us, false};
+  std::string key = Key(out.code);
+  codes_[key] = Code{caller, out.expires_us, false};
+  mine.push_back(key);
   return out;
 }
 
@@ -88,12 +111,16 @@ Result<std::pair<std::string, WebSession>> SignInStore::Exchange(
   if (s.caller.expires_at != 0) {
     s.expires_us = std::min(s.expires_us, s.caller.expires_at * 1'000'000);
   }
+  std::vector<std::string>& mine = user_sessions_[Owner(s.caller)];
+  MakeRoomLocked(&sessions_, &mine, kMaxSessionsPerUser);
   if (sessions_.size() >= kMaxSessions) DropExpiredLocked(now);
   if (sessions_.size() >= kMaxSessions) {
     return ResourceExhausted("too many web sessions; try again later");
   }
   std::string id = RandomToken();
-  sessions_[Key(id)] = s;
+  std::string key = Key(id);
+  sessions_[key] = s;
+  mine.push_back(key);
   return std::make_pair(id, s);
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "libmez/auth/token.h"
 #include "libmez/util/clock.h"
@@ -40,6 +41,10 @@ class SignInStore {
   // dropped and then new ones refused (kUnavailable).
   static constexpr size_t kMaxCodes = 10'000;
   static constexpr size_t kMaxSessions = 100'000;
+  // Most codes and sessions of one identity (its uid): past them its own
+  // oldest goes, so that one user cannot fill the store for everyone.
+  static constexpr size_t kMaxCodesPerUser = 16;
+  static constexpr size_t kMaxSessionsPerUser = 32;
   static constexpr int64_t kMaxSessionUs = 12LL * 3600 * 1'000'000;
 
   SignInStore(Clock* clock, int64_t code_ttl_us)
@@ -58,6 +63,10 @@ class SignInStore {
 
  private:
   void DropExpiredLocked(int64_t now);
+  // Keeps at most `max` - 1 of `owner`'s keys in `map` (dropping the
+  // oldest, and keys the map no longer has), so that one more fits.
+  template <typename Map>
+  void MakeRoomLocked(Map* map, std::vector<std::string>* keys, size_t max);
 
   Clock* clock_;
   int64_t code_ttl_us_;
@@ -69,6 +78,10 @@ class SignInStore {
   };
   std::map<std::string, Code> codes_;           // By SHA-256 of the code.
   std::map<std::string, WebSession> sessions_;  // By SHA-256 of the id.
+  // Each identity's code and session keys, oldest first (some may be gone
+  // from codes_ and sessions_ already).
+  std::map<std::string, std::vector<std::string>> user_codes_;
+  std::map<std::string, std::vector<std::string>> user_sessions_;
 };
 
 // 32 random bytes (OpenSSL RAND_bytes), as 64 lowercase hex digits.

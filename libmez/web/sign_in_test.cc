@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace mez::web {
 namespace {
 
@@ -97,6 +100,51 @@ TEST(SignInStoreTest, ExpiredTokenGetsNoCode) {
   SignInStore store(&clock, 60 * kSecond);
   auto code = store.IssueCode(Alice(clock.WallMicros() / kSecond - 1));
   EXPECT_FALSE(code.ok());
+}
+
+// One user signing in over and over (a script, an attacker with a user's
+// identity) evicts only their own oldest codes and sessions: the store
+// never fills up for everyone else.
+TEST(SignInStoreTest, OneUserCannotFillTheStoreForOthers) {
+  FakeClock clock;
+  SignInStore store(&clock, 60 * kSecond);
+  int64_t hour = clock.WallMicros() / kSecond + 3600;
+  std::vector<std::string> codes, sessions;
+  for (size_t i = 0; i < 3 * SignInStore::kMaxSessionsPerUser; ++i) {
+    auto code = store.IssueCode(Alice(hour));
+    ASSERT_TRUE(code.ok()) << code.status().message();
+    codes.push_back(code->code);
+  }
+  // Only the newest kMaxCodesPerUser codes are good.
+  size_t first_good = codes.size() - SignInStore::kMaxCodesPerUser;
+  EXPECT_FALSE(store.Exchange(codes[first_good - 1]).ok());
+  for (size_t i = first_good; i < codes.size(); ++i) {
+    auto s = store.Exchange(codes[i]);
+    ASSERT_TRUE(s.ok()) << i << ": " << s.status().message();
+    sessions.push_back(s->first);
+  }
+  for (size_t i = 0; i < 3 * SignInStore::kMaxSessionsPerUser; ++i) {
+    auto code = store.IssueCode(Alice(hour));
+    ASSERT_TRUE(code.ok());
+    auto s = store.Exchange(code->code);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    sessions.push_back(s->first);
+  }
+  // Alice's newest kMaxSessionsPerUser sessions live, older ones are gone.
+  size_t live = 0;
+  for (const std::string& id : sessions) live += store.Find(id).ok() ? 1 : 0;
+  EXPECT_EQ(live, SignInStore::kMaxSessionsPerUser);
+  EXPECT_TRUE(store.Find(sessions.back()).ok());
+  EXPECT_FALSE(store.Find(sessions.front()).ok());
+  // Bob is not affected.
+  auth::Claims bob = Alice(hour);
+  bob.subject = "bob";
+  bob.uid = "fedcba9876543210fedcba9876543210";
+  auto code = store.IssueCode(bob);
+  ASSERT_TRUE(code.ok());
+  auto s = store.Exchange(code->code);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->second.caller.subject, "bob");
 }
 
 }  // namespace
