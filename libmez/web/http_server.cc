@@ -9,6 +9,8 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -32,6 +34,28 @@ struct Shared {
   WebApi* api;
   HttpServerOptions opt;
   std::atomic<int> open{0};
+  std::mutex mu;
+  std::map<std::string, int> per_peer;  // Open connections by address.
+
+  // Counts a connection from `peer` in, unless a cap is reached.
+  bool Admit(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (open.load() >= opt.max_connections) return false;
+    int& n = per_peer[peer];
+    if (n >= opt.max_connections_per_peer) {
+      if (n == 0) per_peer.erase(peer);
+      return false;
+    }
+    ++n;
+    ++open;
+    return true;
+  }
+  void Leave(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mu);
+    --open;
+    auto it = per_peer.find(peer);
+    if (it != per_peer.end() && --it->second <= 0) per_peer.erase(it);
+  }
 };
 
 // One connection: reads requests one after the other (keep-alive), hands
@@ -44,7 +68,7 @@ class Conn : public std::enable_shared_from_this<Conn<Stream>> {
       : shared_(std::move(shared)),
         peer_(std::move(peer)),
         stream_(std::forward<Args>(args)...) {}
-  ~Conn() { shared_->open--; }
+  ~Conn() { shared_->Leave(peer_); }
 
   void Run() {
     Deadline();
@@ -195,11 +219,10 @@ struct HttpServer::Impl {
       {
         beast::error_code pe;
         std::string peer = socket.remote_endpoint(pe).address().to_string();
-        if (shared->open.load() >= shared->opt.max_connections) {
+        if (!shared->Admit(peer)) {
           beast::error_code ignored;
           socket.close(ignored);
         } else {
-          shared->open++;
           if (tls) {
             std::make_shared<Conn<TlsStream>>(shared, peer, std::move(socket),
                                               *tls)

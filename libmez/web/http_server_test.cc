@@ -17,7 +17,8 @@ using tcp = asio::ip::tcp;
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void Start(int max_connections, int64_t io_timeout_us) {
+  void Start(int max_connections, int64_t io_timeout_us,
+             int max_per_peer = 32) {
     WebApiOptions o;
     o.sign_in = &store_;
     o.clock = &clock_;
@@ -28,6 +29,7 @@ class HttpServerTest : public ::testing::Test {
     h.plain_http = true;
     h.api = api_.get();
     h.max_connections = max_connections;
+    h.max_connections_per_peer = max_per_peer;
     h.io_timeout_us = io_timeout_us;
     auto s = HttpServer::Start(h);
     ASSERT_TRUE(s.ok()) << s.status().message();
@@ -36,8 +38,12 @@ class HttpServerTest : public ::testing::Test {
         server_->address().substr(server_->address().rfind(':') + 1)));
   }
 
-  std::unique_ptr<tcp::socket> Connect() {
+  std::unique_ptr<tcp::socket> Connect(const char* from = nullptr) {
     auto s = std::make_unique<tcp::socket>(ioc_);
+    if (from != nullptr) {
+      s->open(tcp::v4());
+      s->bind(tcp::endpoint(asio::ip::make_address(from), 0));
+    }
     s->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
     return s;
   }
@@ -99,6 +105,28 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheCapAreClosedAtAccept) {
     got = Ask(d.get(),
               "GET /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   }
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got.substr(0, 200);
+}
+
+TEST_F(HttpServerTest, OneClientCannotTakeEveryConnection) {
+  Start(100, 30'000'000, 2);
+  auto a = Connect();
+  auto b = Connect();
+  for (auto* s : {a.get(), b.get()}) {
+    asio::write(
+        *s,
+        asio::buffer(std::string("GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n")));
+    char head[12];
+    asio::read(*s, asio::buffer(head));
+    EXPECT_EQ(std::string(head, 12), "HTTP/1.1 200");
+  }
+  // A third from the same address is closed at once ...
+  auto c = Connect();
+  EXPECT_EQ(ReadAll(c.get()), "<closed>");
+  // ... while another address (127.0.0.2, also loopback) is served.
+  auto d = Connect("127.0.0.2");
+  std::string got = Ask(
+      d.get(), "GET /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got.substr(0, 200);
 }
 
