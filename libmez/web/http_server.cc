@@ -42,7 +42,7 @@ struct Shared {
     std::lock_guard<std::mutex> lock(mu);
     if (open.load() >= opt.max_connections) return false;
     int& n = per_peer[peer];
-    if (n >= opt.max_connections_per_peer) {
+    if (opt.max_connections_per_peer > 0 && n >= opt.max_connections_per_peer) {
       if (n == 0) per_peer.erase(peer);
       return false;
     }

@@ -30,7 +30,8 @@ struct HttpServerOptions {
   uint64_t max_body_bytes = 16 << 10;
   int max_connections = 256;
   // Per client address (the TCP peer, never a forwarded header): a few
-  // clients holding idle keep-alive connections cannot take them all.
+  // clients holding idle keep-alive connections cannot take them all. 0:
+  // no such cap (behind a proxy, every connection is the proxy's).
   int max_connections_per_peer = 32;
   int64_t io_timeout_us = 30'000'000;  // Handshake, each read and write.
 };

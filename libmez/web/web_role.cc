@@ -30,6 +30,9 @@ Result<std::unique_ptr<WebRole>> WebRole::Start(WebRoleOptions o) {
   HttpServerOptions hopt;
   hopt.listen = c.listen;
   hopt.plain_http = c.insecure_http;
+  // Behind a TLS-terminating proxy every connection comes from the proxy:
+  // a cap per address would be a cap on everyone.
+  if (c.insecure_http) hopt.max_connections_per_peer = 0;
   if (!c.insecure_http) {
     if (!c.cert_file.empty()) {
       auto cert = ReadFile(c.cert_file);
