@@ -200,8 +200,11 @@ TEST_F(EnhancedE2eTest, ShellCommandsAreStoredAuditedAndMarkedInPlayback) {
   // recording is 100x30): it names the command the position is at; ']'
   // and '[' move between commands.
   Tmux player;
-  ASSERT_TRUE(player.Start("env LANG=C.UTF-8 " + Msh("play " + ShellQuote(id)),
-                           100, 31));
+  // At 1/16 speed: the session lasted a second or two, and the keys must
+  // arrive before playback ends, however busy the machine is.
+  ASSERT_TRUE(player.Start(
+      "env LANG=C.UTF-8 " + Msh("play --speed=0.0625 " + ShellQuote(id)), 100,
+      31));
   ASSERT_TRUE(player.WaitFor([](const std::string& s) {
     return std::regex_search(s, std::regex("#[0-9]+/[0-9]+"));
   })) << player.last();
