@@ -232,7 +232,8 @@ class IngestManager {
   // only by the channels of one caller.
   using PcapKey =
       std::tuple<std::string, std::string, std::string, std::string, uint32_t>;
-  // What CheckHeader derives: who, where and when.
+  // What CheckHeader derives: who, where and when (the checks:
+  // ingest_check.cc).
   struct Checked {
     std::string user;
     std::string node;
