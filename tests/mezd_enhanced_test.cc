@@ -24,12 +24,9 @@
 #include <sstream>
 #include <thread>
 
-#include "libmez/auth/identity.h"
-#include "libmez/auth/ssh_cert.h"
 #include "libmez/bpf/monitor.h"
 #include "libmez/spool/spool.h"
 #include "libmez/util/file.h"
-#include "mezite/v1/cluster.grpc.pb.h"
 #include "tests/mezd_harness.h"
 #include "tests/mezrecd_harness.h"
 #include "tests/test_util.h"
@@ -133,30 +130,8 @@ class MezdEnhancedTest : public ::testing::Test {
     EXPECT_TRUE(
         AddUserAndLogin(*cluster_, dir_.path(), name, login, &user, &error))
         << error;
-    auto id = auth::ReadIdentityFile(user.identity);
-    auto pair = auth::GenerateSshUserKey();
-    EXPECT_TRUE(id.ok() && pair.ok());
-    if (!id.ok() || !pair.ok()) return "false ";
-    auto stub = mezite::v1::Cluster::NewStub(cluster_->Channel());
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + id->token);
-    mezite::v1::SignUserCertRequest req;
-    req.set_public_key_blob(pair->second);
-    req.set_login(login);
-    req.set_node("node-1");
-    mezite::v1::SignUserCertResponse cert;
-    grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    std::string key = dir_.File(name + ".key");
-    WriteFileOrDie(key, pair->first);
-    chmod(key.c_str(), 0600);
-    WriteFileOrDie(key + "-cert.pub", cert.certificate_line() + "\n");
-    return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
-           ShellQuote("CertificateFile=" + key + "-cert.pub") +
-           " -o IdentitiesOnly=yes -o BatchMode=yes"
-           " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-           " -o LogLevel=ERROR -p " +
-           std::to_string(port) + " " + ShellQuote(login) + "@127.0.0.1 ";
+    return StockSshWithClusterCert(*cluster_, user, dir_.File(name + ".key"),
+                                   port, login);
   }
 
   TempDir dir_;

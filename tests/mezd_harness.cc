@@ -1,6 +1,7 @@
 #include "tests/mezd_harness.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,7 +16,9 @@
 #include <thread>
 
 #include "libmez/auth/identity.h"
+#include "libmez/auth/ssh_cert.h"
 #include "libmez/util/file.h"
+#include "mezite/v1/cluster.grpc.pb.h"
 
 #ifndef MEZD_PATH
 #error "MEZD_PATH must name the mezd binary"
@@ -287,6 +290,47 @@ uint16_t FreeLoopbackPort() {
   }
   close(fd);
   return port;
+}
+
+// The stock ssh client with `key` and the certificate beside it
+// (KEY-cert.pub), as `login` to mezd on `port`: a command prefix.
+std::string StockSsh(const std::string& key, uint16_t port,
+                     const std::string& login) {
+  return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
+         ShellQuote("CertificateFile=" + key + "-cert.pub") +
+         " -o IdentitiesOnly=yes -o BatchMode=yes"
+         " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+         " -o LogLevel=ERROR -p " +
+         std::to_string(port) + " " + ShellQuote(login) + "@127.0.0.1 ";
+}
+
+// msh needs mezrecd for each certificate; while mezrecd is down a user
+// still holds a certificate obtained earlier as msh obtains it (valid for
+// minutes; msh itself removes its key when ssh exits) and connects with
+// the stock client. Writes the key to `key` (the certificate beside it)
+// and returns the ssh command prefix.
+std::string StockSshWithClusterCert(const Mezrecd& cluster,
+                                    const TestUser& user,
+                                    const std::string& key, uint16_t port,
+                                    const std::string& login) {
+  auto id = auth::ReadIdentityFile(user.identity);
+  auto pair = auth::GenerateSshUserKey();
+  EXPECT_TRUE(id.ok() && pair.ok());
+  if (!id.ok() || !pair.ok()) return "false ";
+  auto stub = mezite::v1::Cluster::NewStub(cluster.Channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + id->token);
+  mezite::v1::SignUserCertRequest req;
+  req.set_public_key_blob(pair->second);
+  req.set_login(login);
+  req.set_node("node-1");
+  mezite::v1::SignUserCertResponse cert;
+  grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  WriteFileOrDie(key, pair->first);
+  chmod(key.c_str(), 0600);
+  WriteFileOrDie(key + "-cert.pub", cert.certificate_line() + "\n");
+  return StockSsh(key, port, login);
 }
 
 }  // namespace mez::testing

@@ -120,6 +120,21 @@ bool AddUserAndLogin(const Mezrecd& cluster, const std::string& dir,
 // The login of the user running the test (getpwuid(geteuid())).
 std::string CurrentLogin();
 
+// The stock ssh client with `key` and the certificate beside it
+// (KEY-cert.pub), as `login` to mezd on `port` at 127.0.0.1: a command
+// prefix.
+std::string StockSsh(const std::string& key, uint16_t port,
+                     const std::string& login);
+
+// A certificate for `login` on node-1 as msh obtains it (SignUserCert with
+// `user`'s identity), written to `key` and KEY-cert.pub, for the stock
+// client: sessions then run while mezrecd is down. Returns StockSsh's
+// prefix ("false " when signing failed, which it reports as a failure).
+std::string StockSshWithClusterCert(const Mezrecd& cluster,
+                                    const TestUser& user,
+                                    const std::string& key, uint16_t port,
+                                    const std::string& login);
+
 // A loopback TCP port that was free a moment ago (0 on failure).
 uint16_t FreeLoopbackPort();
 

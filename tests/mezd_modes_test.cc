@@ -513,47 +513,6 @@ TEST_F(MezdModesTest, NodeSyncFullSpoolEndsTheSessionAndIsAudited) {
   EXPECT_TRUE(FilesEndingIn(SpoolDir(), ".sync").empty());
 }
 
-// The stock ssh client with `key` and the certificate beside it
-// (KEY-cert.pub), as `login` to mezd on `port`: a command prefix.
-std::string StockSsh(const std::string& key, uint16_t port,
-                     const std::string& login) {
-  return "ssh -F /dev/null -i " + ShellQuote(key) + " -o " +
-         ShellQuote("CertificateFile=" + key + "-cert.pub") +
-         " -o IdentitiesOnly=yes -o BatchMode=yes"
-         " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-         " -o LogLevel=ERROR -p " +
-         std::to_string(port) + " " + ShellQuote(login) + "@127.0.0.1 ";
-}
-
-// msh needs mezrecd for each certificate; while mezrecd is down a user
-// still holds a certificate obtained earlier as msh obtains it (valid for
-// minutes; msh itself removes its key when ssh exits) and connects with
-// the stock client. Writes the key to `key` (the certificate beside it)
-// and returns the ssh command prefix.
-std::string StockSshWithClusterCert(const Mezrecd& cluster,
-                                    const TestUser& user,
-                                    const std::string& key, uint16_t port,
-                                    const std::string& login) {
-  auto id = auth::ReadIdentityFile(user.identity);
-  auto pair = auth::GenerateSshUserKey();
-  EXPECT_TRUE(id.ok() && pair.ok());
-  if (!id.ok() || !pair.ok()) return "false ";
-  auto stub = mezite::v1::Cluster::NewStub(cluster.Channel());
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + id->token);
-  mezite::v1::SignUserCertRequest req;
-  req.set_public_key_blob(pair->second);
-  req.set_login(login);
-  req.set_node("node-1");
-  mezite::v1::SignUserCertResponse cert;
-  grpc::Status s = stub->SignUserCert(&ctx, req, &cert);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  WriteFileOrDie(key, pair->first);
-  chmod(key.c_str(), 0600);
-  WriteFileOrDie(key + "-cert.pub", cert.certificate_line() + "\n");
-  return StockSsh(key, port, login);
-}
-
 // node mode with mezrecd down for the whole session: the session runs, the
 // spool waits, and once mezrecd is back the recording arrives holding
 // exactly the bytes the user saw; the spool file is deleted only then.

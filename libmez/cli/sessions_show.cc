@@ -53,17 +53,23 @@ std::string Endpoint(const json& j, const char* addr, const char* port) {
   return a + ":" + Str(j, port);
 }
 
+// An event's argv, its arguments separated by blanks.
+std::string Argv(const json& j) {
+  std::string argv;
+  if (j.contains("argv") && j["argv"].is_array()) {
+    for (const auto& a : j["argv"]) {
+      if (!argv.empty()) argv += ' ';
+      argv += Printable(a.is_string() ? a.get<std::string>() : a.dump());
+    }
+  }
+  return argv;
+}
+
 std::string Describe(const json& j) {
   std::string type = Str(j, "type");
   std::string pid = "pid " + Str(j, "pid");
   if (type == "exec") {
-    std::string argv;
-    if (j.contains("argv") && j["argv"].is_array()) {
-      for (const auto& a : j["argv"]) {
-        if (!argv.empty()) argv += ' ';
-        argv += Printable(a.is_string() ? a.get<std::string>() : a.dump());
-      }
-    }
+    std::string argv = Argv(j);
     std::string d = Str(j, "path") + "  " + argv;
     if (Int(j, "argv_cut_bytes") != 0) {
       d += "  [argv cut: " + Str(j, "argv_cut_bytes") + " bytes missing]";
@@ -116,13 +122,7 @@ std::string Describe(const json& j) {
            Str(j, "lost_forks");
   }
   if (type == "untracked") {
-    std::string argv;
-    if (j.contains("argv") && j["argv"].is_array()) {
-      for (const auto& a : j["argv"]) {
-        if (!argv.empty()) argv += ' ';
-        argv += Printable(a.is_string() ? a.get<std::string>() : a.dump());
-      }
-    }
+    std::string argv = Argv(j);
     return "LEFT RUNNING, no longer followed: " + Str(j, "path") + "  " + argv +
            "  (" + pid + ")";
   }
